@@ -1,0 +1,3 @@
+//! sdk
+#[doc(hidden)]
+pub mod bindings;

@@ -1,0 +1,127 @@
+//! Command-line definitions (clap derive only; no logic).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sluice: a CI/CD pipeline runner whose stages are sandboxed WebAssembly
+/// components.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Cli {
+    /// Directory for run records, artifacts and the compile cache.
+    #[arg(long, global = true, env = "SLUICE_STATE_DIR", default_value = ".sluice")]
+    pub state_dir: PathBuf,
+
+    /// Compiled-component cache (default: `<state-dir>/cache`). Safe to
+    /// share between runs and working directories of one user.
+    #[arg(long, global = true, env = "SLUICE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Log verbosity for the runner itself (e.g. `debug`, `sluice=trace`);
+    /// also read from `SLUICE_LOG`.
+    #[arg(long, global = true, env = "SLUICE_LOG", default_value = "warn")]
+    pub log: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline (or resume a paused or interrupted run).
+    Run(RunArgs),
+    /// Check a pipeline file without running it.
+    Validate {
+        /// The pipeline file.
+        #[arg(default_value = "sluice.yaml")]
+        pipeline: PathBuf,
+    },
+    /// Work with plugin components.
+    Plugin {
+        /// Plugin subcommand.
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// List and show recorded runs.
+    Runs {
+        /// Runs subcommand.
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Approve a stage that waits for approval, so `run --resume` continues.
+    Approve {
+        /// The run id.
+        run_id: String,
+        /// The stage to approve.
+        stage: String,
+        /// Who approves (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+/// `sluice run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file (default `sluice.yaml`; with --resume, the run's own).
+    pub pipeline: Option<PathBuf>,
+    /// Stages to run at once (default: number of CPU cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Continue this run: finished stages are kept, the rest run.
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<String>,
+    /// Keep running independent stages after a failure (no fail-fast).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Emit one JSON event per line instead of human output.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not stream stage logs to the console (they are still recorded).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `sluice plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Show what a plugin says about itself and what it imports and exports.
+    Inspect {
+        /// The component file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `sluice runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Print the run record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Cli {
+    /// The compile cache directory in effect.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("cache"))
+    }
+}

@@ -1,0 +1,7 @@
+//! The non-`run` subcommands: each takes parsed arguments, prints, and
+//! returns an exit code (errors go back to `main` for printing).
+
+pub mod approve;
+pub mod inspect;
+pub mod runs;
+pub mod validate;

@@ -1,0 +1,107 @@
+//! `sluice runs list` and `sluice runs show`.
+
+use std::path::Path;
+
+use crate::record::{RecordError, RunRecord, RunStatus, RunStore};
+
+fn status_word(store: &RunStore, r: &RunRecord) -> &'static str {
+    match r.status {
+        RunStatus::Running if !store.is_locked(&r.run_id) => "interrupted",
+        RunStatus::Running => "running",
+        RunStatus::Passed => "passed",
+        RunStatus::Failed => "failed",
+        RunStatus::Paused => "paused",
+    }
+}
+
+/// The table of runs (or JSON).
+pub fn list(state_dir: &Path, json: bool) -> Result<String, RecordError> {
+    let store = RunStore::new(state_dir);
+    let runs = store.list()?;
+    if json {
+        let items: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| match r {
+                Ok(r) => serde_json::json!({
+                    "run_id": r.run_id, "pipeline": r.pipeline, "status": status_word(&store, r),
+                    "created_at": r.created_at, "updated_at": r.updated_at,
+                    "stages": r.stages.len(),
+                    "passed": r.stages.values().filter(|s| s.state.succeeded()).count(),
+                }),
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::Value::Array(items)));
+    }
+    if runs.is_empty() {
+        return Ok(format!("no runs in {}\n", state_dir.join("runs").display()));
+    }
+    let mut out = format!("{:<24} {:<20} {:<12} {:<8} CREATED\n", "RUN", "PIPELINE", "STATUS", "PASSED");
+    for r in runs {
+        match r {
+            Ok(r) => out.push_str(&format!(
+                "{:<24} {:<20} {:<12} {:<8} {}\n",
+                r.run_id,
+                r.pipeline,
+                status_word(&store, &r),
+                format!(
+                    "{}/{}",
+                    r.stages.values().filter(|s| s.state.succeeded()).count(),
+                    r.stages.len()
+                ),
+                r.created_at
+            )),
+            Err(e) => out.push_str(&format!("error: {e}\n")),
+        }
+    }
+    Ok(out)
+}
+
+/// One run in detail (or its record as JSON).
+pub fn show(state_dir: &Path, run_id: &str, json: bool) -> Result<String, RecordError> {
+    let store = RunStore::new(state_dir);
+    let r = store.load(run_id)?;
+    if json {
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        ));
+    }
+    let mut out = format!(
+        "run {} · pipeline {} · {}\n  file: {}\n  created {} · updated {}\n",
+        r.run_id,
+        r.pipeline,
+        status_word(&store, &r),
+        r.pipeline_path.display(),
+        r.created_at,
+        r.updated_at
+    );
+    for (name, s) in &r.stages {
+        let dur = s
+            .duration_ms
+            .map(|ms| format!(" {:.2}s", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        let attempts = if s.attempts > 1 { format!(" ({} attempts)", s.attempts) } else { String::new() };
+        out.push_str(&format!("  {name}: {}{dur}{attempts}\n", s.state.as_str()));
+        if let Some(p) = &s.plugin {
+            out.push_str(&format!("    plugin {} {}\n", p.reference, p.digest));
+        }
+        if let Some(reason) = &s.reason {
+            out.push_str(&format!("    reason: {reason}\n"));
+        }
+        for g in &s.gates {
+            out.push_str(&format!("    gate {}: {}\n", g.verdict.as_str(), g.message));
+        }
+        for a in &s.artifacts {
+            out.push_str(&format!("    artifact {} {} ({} bytes, {})\n", a.name, a.digest, a.size, a.media_type));
+        }
+        for (k, v) in &s.outputs {
+            out.push_str(&format!("    output {k} = {v}\n"));
+        }
+        if let Some(a) = &s.approval {
+            out.push_str(&format!("    approved by {} at {}\n", a.by, a.at));
+        }
+        out.push_str(&format!("    log: {}\n", store.run_dir(&r.run_id).join(&s.log).display()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,27 @@
+//! `sluice validate`.
+
+use std::path::Path;
+
+use crate::pipeline::{self, PipelineError};
+
+/// Check a pipeline and describe it in one paragraph.
+pub fn validate(path: &Path) -> Result<String, PipelineError> {
+    let p = pipeline::load(path)?;
+    let mut out = format!(
+        "{}: pipeline `{}` is valid: {} stages\n",
+        path.display(),
+        p.name,
+        p.stages.len()
+    );
+    for name in p.topo_order() {
+        if let Some(s) = p.stages.get(name) {
+            let needs = if s.needs.is_empty() {
+                String::new()
+            } else {
+                format!(" (needs {})", s.needs.join(", "))
+            };
+            out.push_str(&format!("  {name}: {}{needs}\n", s.uses));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,219 @@
+//! The wasmtime engine: configuration (pooling allocator, epochs), the epoch
+//! ticker thread, and the on-disk compile cache.
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::HostError;
+
+/// How often the ticker advances the engine epoch. A guest notices its
+/// deadline (and yields to other tasks) at most one tick late.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest linear memory a stage may be granted. Every pooled memory slot
+/// reserves this much address space (not physical memory).
+pub const MAX_STAGE_MEMORY: u64 = 4 << 30;
+
+/// Sizing of the pooling allocator. Slots are virtual reservations; only what
+/// a stage touches becomes resident.
+#[derive(Debug, Clone)]
+pub struct PoolSizing {
+    /// Component instances that may be alive at once (running stages plus
+    /// `describe` calls).
+    pub concurrent_instances: u32,
+}
+
+impl PoolSizing {
+    fn config(&self) -> PoolingAllocationConfig {
+        let instances = self.concurrent_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(instances)
+            // Guests built by wit-component carry a handful of core instances
+            // (main module, adapters, shims); Python and JavaScript guests more.
+            .max_core_instances_per_component(64)
+            .total_core_instances(instances * 64)
+            .max_memories_per_component(16)
+            .max_memories_per_module(1)
+            .total_memories(instances * 16)
+            .max_tables_per_component(64)
+            .max_tables_per_module(8)
+            .total_tables(instances * 64)
+            .table_elements(100_000)
+            .max_memory_size(MAX_STAGE_MEMORY as usize)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(16 << 20)
+            .total_stacks(instances)
+            // Keep a few warm slots so back-to-back stages skip page faults.
+            .max_unused_warm_slots(instances.min(16))
+            .linear_memory_keep_resident(64 << 10);
+        pool
+    }
+}
+
+/// Build the engine every stage of a run shares.
+pub fn build_engine(pool: &PoolSizing) -> Result<Engine, HostError> {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .parallel_compilation(true)
+        .cranelift_opt_level(wasmtime::OptLevel::Speed)
+        .max_wasm_stack(2 << 20)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config()));
+    Engine::new(&config).map_err(|e| HostError::Engine(format!("{e:#}")))
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated OS thread
+/// (epochs keep counting even when every tokio worker is busy running guest
+/// code). Stops when dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Start ticking `engine`.
+    pub fn start(engine: &Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        EpochTicker { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Compiled components on disk, keyed by the component's sha256 and the
+/// engine's compatibility hash (wasmtime version, target, settings), so a
+/// cache written by another engine configuration is never loaded.
+///
+/// Only the runner writes here; entries are loaded with
+/// `Component::deserialize_file`, which trusts its input, so the cache
+/// directory must be writable by the runner's user alone (it lives under
+/// `.sluice/cache`, created 0700).
+pub struct CompileCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+/// How a component was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded from the compile cache; nothing was compiled.
+    Hit,
+    /// Compiled now (and stored for next time).
+    Compiled,
+}
+
+impl CompileCache {
+    /// Open (creating) the cache under `dir` for `engine`.
+    pub fn open(dir: &Path, engine: &Engine) -> Result<CompileCache, HostError> {
+        std::fs::create_dir_all(dir).map_err(|e| HostError::Cache {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        restrict_permissions(dir);
+        let mut hasher = Sha256Hasher::default();
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+        let engine_key = hex::encode(&hasher.0.finalize()[..8]);
+        Ok(CompileCache {
+            dir: dir.to_path_buf(),
+            engine_key,
+        })
+    }
+
+    fn entry(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        self.dir.join(format!("{hex}-{}.cwasm", self.engine_key))
+    }
+
+    /// The compiled component for `bytes` (whose sha256 is `digest`, already
+    /// verified by the caller): from the cache when present, else compiled and
+    /// stored. A corrupt or stale entry is replaced, never trusted.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome, Duration), HostError> {
+        let started = Instant::now();
+        let path = self.entry(digest);
+        if path.is_file() {
+            match deserialize_cached(engine, &path) {
+                Ok(component) => return Ok((component, CacheOutcome::Hit, started.elapsed())),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable compile cache entry");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let component = Component::new(engine, bytes)
+            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        match component.serialize() {
+            Ok(serialized) => {
+                if let Err(e) = crate::fsutil::write_atomic(&path, &serialized) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not write compile cache entry");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not serialize compiled component"),
+        }
+        Ok((component, CacheOutcome::Compiled, started.elapsed()))
+    }
+}
+
+#[allow(unsafe_code)]
+fn deserialize_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: `path` is inside the runner's private cache directory and was
+    // written by `Component::serialize` of an engine with the same
+    // compatibility hash (it is part of the file name). wasmtime additionally
+    // checks the header and version. Precompiled code from anywhere else is
+    // never loaded.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_dir: &Path) {}
+
+/// Feeds `Hash` output into sha256 so the cache key is stable across
+/// processes (std's `DefaultHasher` is not guaranteed to be).
+#[derive(Default)]
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}

@@ -1,0 +1,304 @@
+//! One stage, one sandbox: a fresh `Store` from the plugin's `InstancePre`,
+//! a WASI context built only from the stage's grants, memory and time
+//! limits, and a precise reason when the guest does not finish well.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::cli::AsyncStdoutStream;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use super::bindings::wit;
+use super::logpipe::{LogStream, StageLog};
+use super::net::NetPolicy;
+use super::state::{Denials, ExecGrant, MemoryLimiter, StageState};
+use super::Plugin;
+
+/// Bytes the guest may have in flight to stdout/stderr before it waits for
+/// the log to catch up (the pipe is bounded; the log itself truncates).
+const STDIO_BUDGET: usize = 64 * 1024;
+
+/// Extra wall time granted past the stage timeout for a guest blocked in a
+/// host call to be cut off (the epoch deadline ends busy guests on time).
+const TIMEOUT_GRACE: Duration = Duration::from_millis(500);
+
+/// Everything the sandbox of one stage attempt is made from.
+pub struct StageRequest {
+    /// The context passed to `run`.
+    pub context: wit::Context,
+    /// Host directory for `/workspace` and whether it is writable; `None`
+    /// mounts nothing.
+    pub workspace: Option<(PathBuf, bool)>,
+    /// Host directory for `/artifacts/in` (read-only).
+    pub inputs_dir: PathBuf,
+    /// Host directory for `/artifacts/out` (fresh, writable).
+    pub outputs_dir: PathBuf,
+    /// Private scratch directory (cwd for `exec` without a workspace).
+    pub scratch_dir: PathBuf,
+    /// Environment variables visible to the guest (already filtered).
+    pub env: Vec<(String, String)>,
+    /// Programs `exec` may run.
+    pub exec_programs: Vec<String>,
+    /// Environment for programs run through `exec`.
+    pub exec_env: Vec<(String, String)>,
+    /// `grants.network` patterns.
+    pub network: Vec<String>,
+    /// Granted secret names.
+    pub secret_grants: Vec<String>,
+    /// Values of the granted secrets the runner has.
+    pub secrets: BTreeMap<String, String>,
+    /// Linear memory limit in bytes.
+    pub memory: u64,
+    /// Cap for captured `exec` output (per stream).
+    pub output_cap: u64,
+    /// Wall-clock limit for the attempt.
+    pub timeout: Duration,
+    /// The stage's log.
+    pub log: StageLog,
+}
+
+/// Why a stage attempt produced no report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageFailure {
+    /// The stage rejected its `with:` block.
+    InvalidConfig(String),
+    /// The stage lacked a capability (reported by the stage or the sandbox).
+    Denied(String),
+    /// The stage reported failure.
+    Failed(String),
+    /// The guest trapped (panic, unreachable, out-of-bounds access ...).
+    Trap(String),
+    /// The attempt ran past its timeout.
+    Timeout(Duration),
+    /// The guest tried to use more memory than granted.
+    MemoryLimit {
+        /// The grant.
+        limit: u64,
+        /// What it asked for.
+        asked: u64,
+    },
+    /// The runner could not set up the sandbox.
+    Setup(String),
+}
+
+impl StageFailure {
+    /// Whether `retries:` applies (config and permission problems never
+    /// change by trying again).
+    pub fn retryable(&self) -> bool {
+        !matches!(
+            self,
+            StageFailure::InvalidConfig(_) | StageFailure::Denied(_) | StageFailure::Setup(_)
+        )
+    }
+}
+
+impl std::fmt::Display for StageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StageFailure::InvalidConfig(m) => write!(f, "invalid config: {m}"),
+            StageFailure::Denied(m) => write!(f, "denied: {m}"),
+            StageFailure::Failed(m) => write!(f, "failed: {m}"),
+            StageFailure::Trap(m) => write!(f, "trapped: {m}"),
+            StageFailure::Timeout(d) => write!(
+                f,
+                "timed out after {}; raise the stage's `timeout:` if it needs longer",
+                humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
+            ),
+            StageFailure::MemoryLimit { limit, asked } => write!(
+                f,
+                "memory limit exceeded: the stage asked for {} but grants.memory is {}; raise grants.memory if it really needs more",
+                bytesize::ByteSize(*asked),
+                bytesize::ByteSize(*limit)
+            ),
+            StageFailure::Setup(m) => write!(f, "sandbox setup failed: {m}"),
+        }
+    }
+}
+
+fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, StageFailure> {
+    let setup = |e: wasmtime::Error| StageFailure::Setup(format!("{e:#}"));
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(AsyncStdoutStream::new(
+        STDIO_BUDGET,
+        req.log.writer(LogStream::Stdout),
+    ))
+    .stderr(AsyncStdoutStream::new(
+        STDIO_BUDGET,
+        req.log.writer(LogStream::Stderr),
+    ))
+    .envs(&req.env)
+    .allow_tcp(false)
+    .allow_udp(false)
+    .allow_ip_name_lookup(false);
+    if let Some((dir, writable)) = &req.workspace {
+        let perms = if *writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(dir, "/workspace", perms).map_err(setup)?;
+    }
+    wasi.preopened_dir(&req.inputs_dir, "/artifacts/in", FsPerms::ReadOnly)
+        .map_err(setup)?;
+    wasi.preopened_dir(&req.outputs_dir, "/artifacts/out", FsPerms::ReadWrite)
+        .map_err(setup)?;
+    let deadline = Instant::now() + req.timeout;
+    Ok(StageState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        net: NetPolicy::new(&req.network, req.log.clone(), denials.clone()),
+        limiter: MemoryLimiter {
+            limit: req.memory,
+            exceeded: None,
+        },
+        exec: ExecGrant {
+            programs: req.exec_programs.clone(),
+            workspace: req.workspace.as_ref().map(|(d, _)| d.clone()),
+            scratch: req.scratch_dir.clone(),
+            env: req.exec_env.clone(),
+            output_cap: req.output_cap,
+        },
+        secrets: req.secrets.clone(),
+        secret_grants: req.secret_grants.clone(),
+        log: req.log.clone(),
+        denials: denials.clone(),
+        deadline,
+    })
+}
+
+/// Make a store whose guest traps at `deadline` and yields to other tasks
+/// at every epoch tick before that.
+fn new_store(plugin: &Plugin, state: StageState, deadline: Instant) -> Store<StageState> {
+    let mut store = Store::new(plugin.pre.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+/// Run one attempt of a stage.
+pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report, StageFailure> {
+    let denials = Denials::default();
+    let state = build_state(&req, &denials)?;
+    let deadline = state.deadline;
+    let mut store = new_store(plugin, state, deadline);
+    let call = async {
+        let stage = plugin.pre.instantiate_async(&mut store).await?;
+        stage.call_run(&mut store, &req.context).await
+    };
+    let outcome = tokio::time::timeout(req.timeout + TIMEOUT_GRACE, call).await;
+    let limiter = &store.data().limiter;
+    let result = match outcome {
+        Err(_) => Err(StageFailure::Timeout(req.timeout)),
+        Ok(Err(e)) => Err(classify_error(&e, limiter, req.timeout)),
+        Ok(Ok(Err(stage_error))) => Err(match stage_error {
+            wit::StageError::InvalidConfig(m) => StageFailure::InvalidConfig(m),
+            wit::StageError::Denied(m) => StageFailure::Denied(m),
+            wit::StageError::Failed(m) => StageFailure::Failed(m),
+        }),
+        Ok(Ok(Ok(report))) => Ok(report),
+    };
+    // A stage that failed after the sandbox refused it something fails
+    // *because* of that refusal: say so, whatever the stage reported.
+    match (result, denials.list().into_iter().next()) {
+        (Err(StageFailure::Failed(m)), Some(denied)) | (Err(StageFailure::Trap(m)), Some(denied)) => {
+            Err(StageFailure::Denied(format!("{denied} (the stage then failed: {m})")))
+        }
+        (r, _) => r,
+    }
+}
+
+fn classify_error(e: &wasmtime::Error, limiter: &MemoryLimiter, timeout: Duration) -> StageFailure {
+    if let Some(asked) = limiter.exceeded {
+        return StageFailure::MemoryLimit {
+            limit: limiter.limit,
+            asked,
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => StageFailure::Timeout(timeout),
+        Some(Trap::UnreachableCodeReached) => StageFailure::Trap(
+            "wasm `unreachable` executed (this is how a panic ends; its message is in the log)"
+                .into(),
+        ),
+        Some(Trap::StackOverflow) => StageFailure::Trap("stack overflow".into()),
+        Some(trap) => StageFailure::Trap(trap.to_string()),
+        None => {
+            let text = format!("{e:#}");
+            if text.contains("pooling allocator") || text.contains("instance count") {
+                StageFailure::Setup(format!(
+                    "{text} (too many stages at once for the instance pool; lower --jobs)"
+                ))
+            } else {
+                StageFailure::Trap(text)
+            }
+        }
+    }
+}
+
+/// Call `describe` in a sandbox with no grants at all.
+pub async fn describe(plugin: &Plugin, scratch: &std::path::Path) -> Result<wit::PluginInfo, StageFailure> {
+    let log = StageLog::create(
+        &scratch.join("describe.log"),
+        std::sync::Arc::new(super::logpipe::Redactor::new(Vec::<String>::new())),
+        64 * 1024,
+        None,
+    )
+    .map_err(|e| StageFailure::Setup(e.to_string()))?;
+    let inputs = scratch.join("in");
+    let outputs = scratch.join("out");
+    for d in [&inputs, &outputs] {
+        std::fs::create_dir_all(d).map_err(|e| StageFailure::Setup(e.to_string()))?;
+    }
+    let req = StageRequest {
+        context: wit::Context {
+            run_id: String::new(),
+            pipeline: String::new(),
+            stage: String::new(),
+            environment: None,
+            config: "{}".into(),
+            inputs: Vec::new(),
+            outputs_dir: "/artifacts/out".into(),
+            upstream: Vec::new(),
+            attempt: 1,
+        },
+        workspace: None,
+        inputs_dir: inputs,
+        outputs_dir: outputs,
+        scratch_dir: scratch.to_path_buf(),
+        env: Vec::new(),
+        exec_programs: Vec::new(),
+        exec_env: Vec::new(),
+        network: Vec::new(),
+        secret_grants: Vec::new(),
+        secrets: BTreeMap::new(),
+        memory: 256 << 20,
+        output_cap: 0,
+        timeout: Duration::from_secs(10),
+        log,
+    };
+    let denials = Denials::default();
+    let state = build_state(&req, &denials)?;
+    let deadline = state.deadline;
+    let mut store = new_store(plugin, state, deadline);
+    let call = async {
+        let stage = plugin.pre.instantiate_async(&mut store).await?;
+        stage.call_describe(&mut store).await
+    };
+    match tokio::time::timeout(req.timeout + TIMEOUT_GRACE, call).await {
+        Err(_) => Err(StageFailure::Timeout(req.timeout)),
+        Ok(Err(e)) => Err(classify_error(&e, &store.data().limiter, req.timeout)),
+        Ok(Ok(info)) => Ok(info),
+    }
+}

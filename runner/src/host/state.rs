@@ -1,0 +1,129 @@
+//! Per-stage store data: the WASI context built from grants, the HTTP
+//! policy, the memory limiter, and what the `exec` and `secrets` host
+//! interfaces may hand out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::logpipe::StageLog;
+use super::net::NetPolicy;
+
+/// Calls the sandbox refused, in order; the runner reports the first as the
+/// reason when the stage then fails.
+#[derive(Debug, Clone, Default)]
+pub struct Denials(Arc<Mutex<Vec<String>>>);
+
+impl Denials {
+    /// Remember a refusal (and log it).
+    pub fn push(&self, log: &StageLog, message: String) {
+        log.note(&format!("denied: {message}"));
+        if let Ok(mut list) = self.0.lock() {
+            list.push(message);
+        }
+    }
+
+    /// Everything refused so far.
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// What `exec` may run and how.
+#[derive(Debug, Clone)]
+pub struct ExecGrant {
+    /// Granted program names.
+    pub programs: Vec<String>,
+    /// Host directory that guest `/workspace` maps to, when granted.
+    pub workspace: Option<PathBuf>,
+    /// Directory used as cwd when there is no workspace grant.
+    pub scratch: PathBuf,
+    /// Environment passed to programs (already filtered by the grants).
+    pub env: Vec<(String, String)>,
+    /// Cap on captured stdout and on stderr, each.
+    pub output_cap: u64,
+}
+
+/// Enforces the stage's memory grant. Unlike `StoreLimits` it remembers that
+/// the limit was hit, so the stage's failure reason can say so plainly.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    /// Bytes the stage may use in linear memories (summed).
+    pub limit: u64,
+    /// The size a refused growth asked for, if one was refused.
+    pub exceeded: Option<u64>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            self.exceeded = Some(desired as u64);
+            // An error (not `Ok(false)`) so that the guest traps at once
+            // instead of looping on a failed allocation.
+            wasmtime::bail!(
+                "memory limit exceeded: the stage asked to grow its memory from {} to {}, over its limit of {}",
+                bytesize::ByteSize(current as u64),
+                bytesize::ByteSize(desired as u64),
+                bytesize::ByteSize(self.limit)
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of one stage's `Store`.
+pub struct StageState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) net: NetPolicy,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) exec: ExecGrant,
+    /// Granted secret name -> value (only granted names are present).
+    pub(crate) secrets: BTreeMap<String, String>,
+    /// All secret names granted, including those with no value on the host.
+    pub(crate) secret_grants: Vec<String>,
+    pub(crate) log: StageLog,
+    pub(crate) denials: Denials,
+    /// When the stage must be finished; `exec` timeouts are capped by it.
+    pub(crate) deadline: Instant,
+}
+
+impl WasiView for StageState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StageState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.net,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}

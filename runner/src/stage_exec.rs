@@ -1,0 +1,349 @@
+//! One attempt of one stage, end to end: expand templates, stage the input
+//! artifacts (verifying their digests), build the sandbox from the grants,
+//! run the plugin, check its report, move its outputs into the CAS and
+//! evaluate the gates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indexmap::IndexMap;
+
+use crate::artifacts::{Cas, IngestLimits};
+use crate::gates::{self, PluginGate, Verdict};
+use crate::host::bindings::wit;
+use crate::host::logpipe::{Redactor, StageLog};
+use crate::host::sandbox::{self, StageFailure, StageRequest};
+use crate::host::Plugin;
+use crate::pipeline::{self, Pipeline, WorkspaceAccess};
+use crate::record::{MetricRecord, PluginRecord, RunRecord, StageRecord, StageState};
+use crate::report::{Event, Reporter};
+use crate::scheduler::{AttemptFuture, AttemptOutcome, Executor};
+
+/// Largest total size of a report's `outputs`.
+pub const MAX_OUTPUTS_BYTES: usize = 64 * 1024;
+
+/// Runs stages of one pipeline in their sandboxes.
+pub struct WasmExecutor {
+    /// The pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// Loaded plugins by stage name.
+    pub plugins: HashMap<String, (Plugin, PluginRecord)>,
+    /// The artifact store.
+    pub cas: Arc<Cas>,
+    /// `.sluice/runs/<id>`.
+    pub run_dir: PathBuf,
+    /// Redacts every secret value the run knows.
+    pub redactor: Arc<Redactor>,
+    /// Where events go.
+    pub reporter: Arc<dyn Reporter>,
+}
+
+impl Executor for WasmExecutor {
+    fn attempt(self: Arc<Self>, stage: String, attempt: u32, record: Arc<RunRecord>) -> AttemptFuture {
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut rec = StageRecord::pending(&stage);
+            if let Some((_, p)) = self.plugins.get(&stage) {
+                rec.plugin = Some(p.clone());
+            }
+            let (state, retryable) = match self.run_attempt(&stage, attempt, &record, &mut rec).await {
+                Ok(state) => (state, false),
+                Err(failure) => {
+                    rec.reason = Some(failure.to_string());
+                    (StageState::Failed, failure.retryable())
+                }
+            };
+            rec.duration_ms = Some(started.elapsed().as_millis() as u64);
+            AttemptOutcome {
+                state,
+                retryable,
+                record: rec,
+            }
+        })
+    }
+}
+
+impl WasmExecutor {
+    fn open_log(&self, stage: &str, attempt: u32, output_cap: u64) -> Result<StageLog, StageFailure> {
+        let reporter = self.reporter.clone();
+        let name = stage.to_string();
+        let live: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
+            reporter.event(&Event::StageLog { stage: &name, line })
+        });
+        let path = self.run_dir.join("logs").join(format!("{stage}.log"));
+        let log = StageLog::create(&path, self.redactor.clone(), output_cap, Some(live))
+            .map_err(|e| StageFailure::Setup(format!("cannot open log {}: {e}", path.display())))?;
+        log.note(&format!("attempt {attempt} of stage `{stage}`"));
+        Ok(log)
+    }
+
+    async fn run_attempt(
+        &self,
+        stage_name: &str,
+        attempt: u32,
+        record: &RunRecord,
+        rec: &mut StageRecord,
+    ) -> Result<StageState, StageFailure> {
+        let stage = self
+            .pipeline
+            .stages
+            .get(stage_name)
+            .ok_or_else(|| StageFailure::Setup(format!("unknown stage `{stage_name}`")))?;
+        let (plugin, _) = self
+            .plugins
+            .get(stage_name)
+            .ok_or_else(|| StageFailure::Setup(format!("no plugin loaded for `{stage_name}`")))?;
+        let log = self.open_log(stage_name, attempt, stage.grants.output)?;
+        let result = self
+            .sandboxed(stage_name, stage, plugin, attempt, record, rec, &log)
+            .await;
+        if let Err(failure) = &result {
+            log.note(&format!("stage failed: {failure}"));
+        }
+        let stats = log.finish();
+        if let Some(e) = stats.io_error {
+            tracing::warn!(stage = stage_name, error = %e, "writing the stage log failed");
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sandboxed(
+        &self,
+        stage_name: &str,
+        stage: &pipeline::Stage,
+        plugin: &Plugin,
+        attempt: u32,
+        record: &RunRecord,
+        rec: &mut StageRecord,
+        log: &StageLog,
+    ) -> Result<StageState, StageFailure> {
+        // Templates see the outputs of every finished stage; the loader has
+        // already checked that a stage only refers to its ancestors.
+        let config = {
+            let outputs: HashMap<String, IndexMap<String, String>> = record
+                .stages
+                .iter()
+                .map(|(n, r)| (n.clone(), r.outputs.clone()))
+                .collect();
+            let env_lookup = |name: &str| std::env::var(name).ok();
+            let ctx = pipeline::TemplateContext {
+                run_id: &record.run_id,
+                env: &env_lookup,
+                outputs: &outputs,
+            };
+            pipeline::expand(&stage.with, &ctx)
+                .map_err(|e| StageFailure::InvalidConfig(e.to_string()))?
+        };
+
+        let work = self.run_dir.join("work").join(stage_name);
+        let inputs_dir = work.join("in");
+        let outputs_dir = work.join("out");
+        let scratch_dir = work.join("scratch");
+        if work.exists() {
+            std::fs::remove_dir_all(&work).map_err(|e| {
+                StageFailure::Setup(format!("cannot clear {}: {e}", work.display()))
+            })?;
+        }
+        for d in [&inputs_dir, &outputs_dir, &scratch_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| StageFailure::Setup(format!("cannot create {}: {e}", d.display())))?;
+        }
+
+        let mut inputs = Vec::new();
+        let mut upstream = Vec::new();
+        for need in &stage.needs {
+            let Some(need_rec) = record.stages.get(need) else {
+                continue;
+            };
+            self.cas
+                .materialize(&need_rec.artifacts, &inputs_dir.join(need))
+                .map_err(|e| {
+                    StageFailure::Failed(format!("input artifacts of `{need}`: {e}"))
+                })?;
+            for a in &need_rec.artifacts {
+                inputs.push(wit::Artifact {
+                    stage: need.clone(),
+                    name: a.name.clone(),
+                    digest: a.digest.clone(),
+                    size: a.size,
+                    media_type: a.media_type.clone(),
+                });
+            }
+            for (k, v) in &need_rec.outputs {
+                upstream.push(wit::OutputValue {
+                    stage: need.clone(),
+                    name: k.clone(),
+                    value: v.clone(),
+                });
+            }
+        }
+
+        let granted_env: Vec<(String, String)> = stage
+            .grants
+            .env
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        let mut exec_env: Vec<(String, String)> = Vec::new();
+        for k in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(k) {
+                exec_env.push((k.to_string(), v));
+            }
+        }
+        exec_env.extend(granted_env.iter().cloned());
+        let secrets: BTreeMap<String, String> = stage
+            .grants
+            .secrets
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        let workspace = match stage.grants.workspace {
+            WorkspaceAccess::None => None,
+            WorkspaceAccess::Read => Some((self.pipeline.workspace.clone(), false)),
+            WorkspaceAccess::Write => Some((self.pipeline.workspace.clone(), true)),
+        };
+        let request = StageRequest {
+            context: wit::Context {
+                run_id: record.run_id.clone(),
+                pipeline: self.pipeline.name.clone(),
+                stage: stage_name.to_string(),
+                environment: stage.environment.clone(),
+                config: config.to_string(),
+                inputs,
+                outputs_dir: "/artifacts/out".into(),
+                upstream,
+                attempt,
+            },
+            workspace,
+            inputs_dir,
+            outputs_dir: outputs_dir.clone(),
+            scratch_dir,
+            env: granted_env,
+            exec_programs: stage.grants.exec.clone(),
+            exec_env,
+            network: stage.grants.network.clone(),
+            secret_grants: stage.grants.secrets.clone(),
+            secrets,
+            memory: stage.grants.memory,
+            output_cap: stage.grants.output,
+            timeout: stage.timeout,
+            log: log.clone(),
+        };
+        let report = match sandbox::run_stage(plugin, request).await {
+            Ok(report) => report,
+            Err(failure) => {
+                if let StageFailure::Trap(_) = failure {
+                    if let Some(panic) = panic_line(&self.run_dir.join(&rec.log)) {
+                        return Err(StageFailure::Trap(format!("panicked: {panic}")));
+                    }
+                }
+                return Err(failure);
+            }
+        };
+        let state = self.accept_report(stage, report, &outputs_dir, rec)?;
+        // Inputs and outputs now live in the CAS; the copies are not needed.
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(state)
+    }
+
+    /// Check the report, store artifacts and evaluate gates.
+    fn accept_report(
+        &self,
+        stage: &pipeline::Stage,
+        report: wit::Report,
+        outputs_dir: &Path,
+        rec: &mut StageRecord,
+    ) -> Result<StageState, StageFailure> {
+        let mut metrics: Vec<(String, f64)> = Vec::new();
+        for m in &report.metrics {
+            if !m.value.is_finite() {
+                return Err(StageFailure::Failed(format!(
+                    "the plugin reported metric `{}` = {}, which is not a finite number",
+                    m.name, m.value
+                )));
+            }
+            if metrics.iter().any(|(n, _)| *n == m.name) {
+                return Err(StageFailure::Failed(format!(
+                    "the plugin reported metric `{}` twice",
+                    m.name
+                )));
+            }
+            metrics.push((m.name.clone(), m.value));
+        }
+        let outputs_size: usize = report.outputs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if outputs_size > MAX_OUTPUTS_BYTES {
+            return Err(StageFailure::Failed(format!(
+                "the plugin reported {outputs_size} bytes of outputs; the limit is {MAX_OUTPUTS_BYTES} — write large values to /artifacts/out instead"
+            )));
+        }
+        let artifacts = self
+            .cas
+            .ingest_dir(outputs_dir, &report.artifacts, &IngestLimits::default())
+            .map_err(|e| StageFailure::Failed(format!("collecting artifacts: {e}")))?;
+        let plugin_gates: Vec<PluginGate> = report
+            .gates
+            .iter()
+            .map(|g| PluginGate {
+                name: g.name.clone(),
+                verdict: match g.verdict {
+                    wit::Verdict::Pass => Verdict::Pass,
+                    wit::Verdict::Warn => Verdict::Warn,
+                    wit::Verdict::Fail => Verdict::Fail,
+                    wit::Verdict::Inconclusive => Verdict::Inconclusive,
+                },
+                observed: g.observed,
+                threshold: g.threshold,
+                message: g.message.clone(),
+            })
+            .collect();
+        let (results, verdict) = gates::evaluate(&stage.gates, &metrics, &plugin_gates);
+        let state = match verdict {
+            Verdict::Pass => StageState::Passed,
+            Verdict::Warn => StageState::Warned,
+            Verdict::Fail | Verdict::Inconclusive => StageState::Blocked,
+        };
+        if state == StageState::Blocked {
+            let first = results
+                .iter()
+                .find(|g| matches!(g.verdict, Verdict::Fail | Verdict::Inconclusive))
+                .map(|g| g.message.clone())
+                .unwrap_or_default();
+            rec.reason = Some(format!("blocked by gate: {first}"));
+        }
+        rec.summary = Some(report.summary.clone());
+        rec.verdict = Some(verdict);
+        rec.metrics = report
+            .metrics
+            .iter()
+            .map(|m| MetricRecord {
+                name: m.name.clone(),
+                value: m.value,
+                unit: m.unit.clone(),
+            })
+            .collect();
+        rec.gates = results;
+        rec.outputs = report.outputs.into_iter().collect();
+        rec.artifacts = artifacts;
+        Ok(state)
+    }
+}
+
+/// The panic message a Rust guest printed before trapping, if any.
+fn panic_line(log: &Path) -> Option<String> {
+    let text = std::fs::read(log).ok()?;
+    let tail = &text[text.len().saturating_sub(16 * 1024)..];
+    let tail = String::from_utf8_lossy(tail);
+    let lines: Vec<&str> = tail.lines().collect();
+    let at = lines.iter().rposition(|l| l.contains("panicked at"))?;
+    let mut msg = lines[at].trim().to_string();
+    if let Some(next) = lines.get(at + 1) {
+        if !next.starts_with("[sluice]") && !next.starts_with("note:") {
+            msg.push(' ');
+            msg.push_str(next.trim());
+        }
+    }
+    Some(msg)
+}

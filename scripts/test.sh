@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite: unit tests and end-to-end tests that run the
+# real binary on real plugins.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "==> cargo test --workspace"
+cargo test --workspace "$@"

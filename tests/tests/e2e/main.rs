@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `sluice` binary on real plugins, asserting on
+//! what a user sees (exit code, stage state, reason text, logs, records).
+
+mod approval_resume;
+mod artifacts_gates;
+mod cli;
+mod pipeline_errors;
+mod sandbox;
+mod scheduling;
