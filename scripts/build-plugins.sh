@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# Build every Rust plugin for wasm32-wasip2 and copy the components to
-# dist/plugins/<name>.wasm, where the example pipelines and tests find them.
+# Build every Rust plugin (plugins/*, tests/plugins/*, examples/hello-stage)
+# for wasm32-wasip2 and copy the components to dist/plugins/<name>.wasm,
+# where the example pipelines and the tests find them. <name> is the
+# directory name (hello-stage -> hello).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(
-  "sluice-example-hello-stage:hello"
-  "sluice-test-fixture:fixture"
-)
 args=()
-for c in "${crates[@]}"; do args+=(-p "${c%%:*}"); done
-echo "==> building plugins for wasm32-wasip2"
+names=()
+for dir in plugins/*/ tests/plugins/*/ examples/hello-stage/; do
+  [ -f "$dir/Cargo.toml" ] || continue
+  crate=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)
+  name=$(basename "$dir")
+  [ "$name" = hello-stage ] && name=hello
+  args+=(-p "$crate")
+  names+=("$crate:$name")
+done
+echo "==> building ${#names[@]} plugins for wasm32-wasip2"
 cargo build --release --target wasm32-wasip2 "${args[@]}"
 
 mkdir -p dist/plugins
-for c in "${crates[@]}"; do
-  crate="${c%%:*}"; name="${c##*:}"
+for entry in "${names[@]}"; do
+  crate="${entry%%:*}"; name="${entry##*:}"
   cp "target/wasm32-wasip2/release/${crate//-/_}.wasm" "dist/plugins/$name.wasm"
 done
 ls -l dist/plugins

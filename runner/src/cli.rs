@@ -10,7 +10,12 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "sluice", version, about, long_about = None)]
 pub struct Cli {
     /// Directory for run records, artifacts and the compile cache.
-    #[arg(long, global = true, env = "SLUICE_STATE_DIR", default_value = ".sluice")]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_STATE_DIR",
+        default_value = ".sluice"
+    )]
     pub state_dir: PathBuf,
 
     /// Compiled-component cache (default: `<state-dir>/cache`). Safe to

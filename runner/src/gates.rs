@@ -211,7 +211,10 @@ mod tests {
 
     #[test]
     fn thresholds_and_on_fail() {
-        let metrics = vec![("tests.failed".to_string(), 2.0), ("coverage.line".to_string(), 75.5)];
+        let metrics = vec![
+            ("tests.failed".to_string(), 2.0),
+            ("coverage.line".to_string(), 75.5),
+        ];
         let (results, verdict) = evaluate(
             &[
                 spec("tests.failed", None, Some(0.0), OnFail::Block),
@@ -221,15 +224,17 @@ mod tests {
             &[],
         );
         assert_eq!(results[0].verdict, Verdict::Fail);
-        assert_eq!(results[0].message, "tests.failed = 2 is above the maximum 0");
+        assert_eq!(
+            results[0].message,
+            "tests.failed = 2 is above the maximum 0"
+        );
         assert_eq!(results[1].verdict, Verdict::Warn);
         assert_eq!(verdict, Verdict::Fail);
     }
 
     #[test]
     fn missing_metric_is_inconclusive() {
-        let (results, verdict) =
-            evaluate(&[spec("x", Some(1.0), None, OnFail::Block)], &[], &[]);
+        let (results, verdict) = evaluate(&[spec("x", Some(1.0), None, OnFail::Block)], &[], &[]);
         assert_eq!(results[0].verdict, Verdict::Inconclusive);
         assert_eq!(verdict, Verdict::Inconclusive);
         let (_, verdict) = evaluate(&[spec("x", Some(1.0), None, OnFail::Warn)], &[], &[]);

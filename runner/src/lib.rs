@@ -16,6 +16,7 @@
 //! - [`capabilities`]: declared capabilities vs grants.
 //! - [`artifacts`]: the content-addressed store.
 //! - [`gates`]: metric thresholds and plugin verdicts into one verdict.
+//! - [`provenance`]: in-toto/SLSA statements for build artifacts.
 //! - [`record`]: the crash-safe run record and its lock.
 //! - [`fsutil`]: atomic file writes.
 //! - [`report`]: console and JSON-lines output.
@@ -29,6 +30,7 @@ pub mod fsutil;
 pub mod gates;
 pub mod host;
 pub mod pipeline;
+pub mod provenance;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -58,7 +58,10 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         }),
         Err(e) => {
             // Pipeline errors carry their own rustc-style rendering.
-            eprintln!("{e}");
+            match e {
+                run::RunError::Pipeline(_) => eprintln!("{e}"),
+                _ => eprintln!("error: {e}"),
+            }
             code(e.exit_code())
         }
     }
@@ -118,7 +121,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return code(if e.use_stderr() { exit::INVALID } else { exit::PASSED });
+            return code(if e.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::PASSED
+            });
         }
     };
     init_tracing(&cli.log);

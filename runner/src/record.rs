@@ -138,6 +138,9 @@ pub struct PluginRecord {
     /// Plugin version from `describe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Stage kind from `describe` (`build`, `test`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// A recorded approval.
@@ -456,18 +459,31 @@ mod tests {
     fn save_load_list_roundtrip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = RunStore::new(dir.path());
-        store.create(&record("20260101-000000-aaaaaa")).expect("create");
-        store.create(&record("20260102-000000-bbbbbb")).expect("create");
+        store
+            .create(&record("20260101-000000-aaaaaa"))
+            .expect("create");
+        store
+            .create(&record("20260102-000000-bbbbbb"))
+            .expect("create");
         let loaded = store.load("20260101-000000-aaaaaa").expect("load");
-        assert_eq!(loaded, record("20260101-000000-aaaaaa").clone_with_times(&loaded));
+        assert_eq!(
+            loaded,
+            record("20260101-000000-aaaaaa").clone_with_times(&loaded)
+        );
         let list = store.list().expect("list");
         assert_eq!(list.len(), 2);
         assert_eq!(
             list[0].as_ref().expect("ok").run_id,
             "20260102-000000-bbbbbb"
         );
-        assert!(matches!(store.load("nope"), Err(RecordError::NotFound { .. })));
-        assert!(matches!(store.load("../x"), Err(RecordError::NotFound { .. })));
+        assert!(matches!(
+            store.load("nope"),
+            Err(RecordError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.load("../x"),
+            Err(RecordError::NotFound { .. })
+        ));
     }
 
     #[test]

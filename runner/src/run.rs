@@ -108,7 +108,8 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
 
 /// Read a plugin file once, with a size cap, and hash it.
 pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.len() > MAX_PLUGIN_BYTES {
         return Err(format!(
             "{} is {} bytes; plugins larger than {MAX_PLUGIN_BYTES} bytes are refused",
@@ -150,9 +151,8 @@ async fn load_plugins(
     for (path, users) in by_path {
         let host = host.clone();
         jobs.push(tokio::task::spawn_blocking(move || {
-            let loaded = read_plugin(&path).and_then(|(bytes, digest)| {
-                host.load(&bytes, &digest).map_err(|e| e.to_string())
-            });
+            let loaded = read_plugin(&path)
+                .and_then(|(bytes, digest)| host.load(&bytes, &digest).map_err(|e| e.to_string()));
             (path, users, loaded)
         }));
     }
@@ -184,10 +184,12 @@ async fn load_plugins(
             })?;
         for user in &users {
             if let Some(stage) = pipeline.stages.get(user) {
-                for missing in crate::capabilities::not_granted(&info.capabilities, &stage.grants) {
+                let missing = crate::capabilities::not_granted(&info.capabilities, &stage.grants);
+                if !missing.is_empty() {
                     let msg = format!(
-                        "stage `{user}`: plugin {} declares it may use {missing}, which the pipeline does not grant; calls needing it will be denied",
-                        info.name
+                        "stage `{user}`: plugin {} declares it may use {}, which the pipeline does not grant; calls needing it will be denied",
+                        info.name,
+                        missing.join(", ")
                     );
                     reporter.event(&Event::Warning { message: &msg });
                 }
@@ -198,6 +200,7 @@ async fn load_plugins(
             digest: plugin.digest.clone(),
             name: Some(info.name.clone()),
             version: Some(info.version.clone()),
+            kind: Some(info.kind.clone()),
         };
         for user in users {
             plugins.insert(user, (plugin.clone(), rec.clone()));
@@ -215,7 +218,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         Some(id) => {
             let record = store.load(id)?;
             let lock = store.lock(id)?;
-            let path = opts.pipeline.clone().unwrap_or_else(|| record.pipeline_path.clone());
+            let path = opts
+                .pipeline
+                .clone()
+                .unwrap_or_else(|| record.pipeline_path.clone());
             let pipeline = pipeline::load(&path)?;
             if pipeline.digest != record.pipeline_digest {
                 return Err(RunError::Resume {
@@ -235,7 +241,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
             (pipeline, record, Some(lock))
         }
         None => {
-            let path = opts.pipeline.clone().unwrap_or_else(|| PathBuf::from("sluice.yaml"));
+            let path = opts
+                .pipeline
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("sluice.yaml"));
             let pipeline = pipeline::load(&path)?;
             (pipeline.clone(), new_record(&pipeline), None)
         }
@@ -277,7 +286,8 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
                 source,
             })
         })?;
-    let plugins = load_plugins(&host, &pipeline, &to_run, scratch.path(), reporter.as_ref()).await?;
+    let plugins =
+        load_plugins(&host, &pipeline, &to_run, scratch.path(), reporter.as_ref()).await?;
     drop(scratch);
     let _lock = match lock {
         Some(lock) => lock,

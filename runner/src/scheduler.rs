@@ -35,7 +35,12 @@ pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptOutcome> + Send>>;
 /// (finished stages' outputs and artifacts).
 pub trait Executor: Send + Sync + 'static {
     /// Start attempt `attempt` (1-based) of `stage`.
-    fn attempt(self: Arc<Self>, stage: String, attempt: u32, record: Arc<RunRecord>) -> AttemptFuture;
+    fn attempt(
+        self: Arc<Self>,
+        stage: String,
+        attempt: u32,
+        record: Arc<RunRecord>,
+    ) -> AttemptFuture;
 }
 
 /// Scheduling options.
@@ -187,7 +192,10 @@ impl<'a> Scheduler<'a> {
                         r.state = StageState::Skipped;
                         r.reason = Some(reason.clone());
                         r.finished_at = Some(now());
-                        self.reporter.event(&Event::StageSkipped { stage: &name, reason: &reason });
+                        self.reporter.event(&Event::StageSkipped {
+                            stage: &name,
+                            reason: &reason,
+                        });
                         changed = true;
                     }
                     Decision::Run => {
@@ -212,7 +220,10 @@ impl<'a> Scheduler<'a> {
                                 r.started_at = Some(now());
                                 r.attempts
                             };
-                            self.reporter.event(&Event::StageStarted { stage: &name, attempt });
+                            self.reporter.event(&Event::StageStarted {
+                                stage: &name,
+                                attempt,
+                            });
                             let snapshot = Arc::new(self.record.clone());
                             let fut = executor.clone().attempt(name.clone(), attempt, snapshot);
                             let stage = name.clone();
@@ -268,7 +279,8 @@ impl<'a> Scheduler<'a> {
                 .map(|(_, n)| n.retries)
                 .unwrap_or(0);
             let attempts = self.stage_mut(&stage).attempts;
-            if outcome.state == StageState::Failed && outcome.retryable && attempts <= node_retries {
+            if outcome.state == StageState::Failed && outcome.retryable && attempts <= node_retries
+            {
                 let reason = outcome.record.reason.clone().unwrap_or_default();
                 let attempt = attempts + 1;
                 self.stage_mut(&stage).attempts = attempt;
@@ -299,7 +311,9 @@ impl<'a> Scheduler<'a> {
         }
         self.record.status = self.final_status();
         self.save()?;
-        self.reporter.event(&Event::RunFinished { record: &self.record });
+        self.reporter.event(&Event::RunFinished {
+            record: &self.record,
+        });
         Ok(self.record)
     }
 
@@ -317,7 +331,8 @@ impl<'a> Scheduler<'a> {
         r.log = log;
         r.finished_at = Some(now());
         let r = r.clone();
-        self.reporter.event(&Event::StageFinished { stage, record: &r });
+        self.reporter
+            .event(&Event::StageFinished { stage, record: &r });
     }
 
     async fn cancel_all(
@@ -339,7 +354,10 @@ impl<'a> Scheduler<'a> {
             r.state = StageState::Cancelled;
             r.reason = Some(reason.clone());
             r.finished_at = Some(now());
-            self.reporter.event(&Event::StageCancelled { stage: &name, reason: &reason });
+            self.reporter.event(&Event::StageCancelled {
+                stage: &name,
+                reason: &reason,
+            });
         }
     }
 

@@ -17,6 +17,7 @@ use crate::host::logpipe::{Redactor, StageLog};
 use crate::host::sandbox::{self, StageFailure, StageRequest};
 use crate::host::Plugin;
 use crate::pipeline::{self, Pipeline, WorkspaceAccess};
+use crate::provenance;
 use crate::record::{MetricRecord, PluginRecord, RunRecord, StageRecord, StageState};
 use crate::report::{Event, Reporter};
 use crate::scheduler::{AttemptFuture, AttemptOutcome, Executor};
@@ -41,20 +42,26 @@ pub struct WasmExecutor {
 }
 
 impl Executor for WasmExecutor {
-    fn attempt(self: Arc<Self>, stage: String, attempt: u32, record: Arc<RunRecord>) -> AttemptFuture {
+    fn attempt(
+        self: Arc<Self>,
+        stage: String,
+        attempt: u32,
+        record: Arc<RunRecord>,
+    ) -> AttemptFuture {
         Box::pin(async move {
             let started = Instant::now();
             let mut rec = StageRecord::pending(&stage);
             if let Some((_, p)) = self.plugins.get(&stage) {
                 rec.plugin = Some(p.clone());
             }
-            let (state, retryable) = match self.run_attempt(&stage, attempt, &record, &mut rec).await {
-                Ok(state) => (state, false),
-                Err(failure) => {
-                    rec.reason = Some(failure.to_string());
-                    (StageState::Failed, failure.retryable())
-                }
-            };
+            let (state, retryable) =
+                match self.run_attempt(&stage, attempt, &record, &mut rec).await {
+                    Ok(state) => (state, false),
+                    Err(failure) => {
+                        rec.reason = Some(failure.to_string());
+                        (StageState::Failed, failure.retryable())
+                    }
+                };
             rec.duration_ms = Some(started.elapsed().as_millis() as u64);
             AttemptOutcome {
                 state,
@@ -66,16 +73,22 @@ impl Executor for WasmExecutor {
 }
 
 impl WasmExecutor {
-    fn open_log(&self, stage: &str, attempt: u32, output_cap: u64) -> Result<StageLog, StageFailure> {
+    fn open_log(
+        &self,
+        stage: &str,
+        attempt: u32,
+        output_cap: u64,
+    ) -> Result<StageLog, StageFailure> {
         let reporter = self.reporter.clone();
         let name = stage.to_string();
-        let live: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
-            reporter.event(&Event::StageLog { stage: &name, line })
-        });
+        let live: Arc<dyn Fn(&str) + Send + Sync> =
+            Arc::new(move |line: &str| reporter.event(&Event::StageLog { stage: &name, line }));
         let path = self.run_dir.join("logs").join(format!("{stage}.log"));
         let log = StageLog::create(&path, self.redactor.clone(), output_cap, Some(live))
             .map_err(|e| StageFailure::Setup(format!("cannot open log {}: {e}", path.display())))?;
-        log.note(&format!("attempt {attempt} of stage `{stage}`"));
+        if attempt > 1 {
+            log.note(&format!("attempt {attempt} of stage `{stage}`"));
+        }
         Ok(log)
     }
 
@@ -122,6 +135,7 @@ impl WasmExecutor {
     ) -> Result<StageState, StageFailure> {
         // Templates see the outputs of every finished stage; the loader has
         // already checked that a stage only refers to its ancestors.
+        let started_on = crate::record::now();
         let config = {
             let outputs: HashMap<String, IndexMap<String, String>> = record
                 .stages
@@ -160,9 +174,7 @@ impl WasmExecutor {
             };
             self.cas
                 .materialize(&need_rec.artifacts, &inputs_dir.join(need))
-                .map_err(|e| {
-                    StageFailure::Failed(format!("input artifacts of `{need}`: {e}"))
-                })?;
+                .map_err(|e| StageFailure::Failed(format!("input artifacts of `{need}`: {e}")))?;
             for a in &need_rec.artifacts {
                 inputs.push(wit::Artifact {
                     stage: need.clone(),
@@ -244,9 +256,71 @@ impl WasmExecutor {
             }
         };
         let state = self.accept_report(stage, report, &outputs_dir, rec)?;
+        self.attest_build(stage_name, &config, &record.run_id, &started_on, &work, rec)?;
         // Inputs and outputs now live in the CAS; the copies are not needed.
         let _ = std::fs::remove_dir_all(&work);
         Ok(state)
+    }
+
+    /// For a `build` plugin, add a runner-written in-toto/SLSA provenance
+    /// statement over its artifacts.
+    fn attest_build(
+        &self,
+        stage: &str,
+        config: &serde_json::Value,
+        run_id: &str,
+        started_on: &str,
+        work: &Path,
+        rec: &mut StageRecord,
+    ) -> Result<(), StageFailure> {
+        let Some((_, plugin)) = self.plugins.get(stage) else {
+            return Ok(());
+        };
+        if plugin.kind.as_deref() != Some("build") || rec.artifacts.is_empty() {
+            return Ok(());
+        }
+        if rec
+            .artifacts
+            .iter()
+            .any(|a| a.name == provenance::PROVENANCE_NAME)
+        {
+            return Err(StageFailure::Failed(format!(
+                "the plugin wrote `{}`, a name reserved for the provenance the runner writes",
+                provenance::PROVENANCE_NAME
+            )));
+        }
+        let source = provenance::source_revision(&self.pipeline.workspace);
+        let facts = provenance::BuildFacts {
+            run_id,
+            pipeline: &self.pipeline.name,
+            pipeline_digest: &self.pipeline.digest,
+            stage,
+            config,
+            plugin,
+            source: source.as_ref(),
+            started_on,
+            finished_on: &crate::record::now(),
+        };
+        let statement = provenance::statement(&facts, &rec.artifacts);
+        let dir = work.join("provenance");
+        let setup = |e: std::io::Error| StageFailure::Setup(format!("writing provenance: {e}"));
+        std::fs::create_dir_all(&dir).map_err(setup)?;
+        let bytes = serde_json::to_vec_pretty(&statement)
+            .map_err(|e| StageFailure::Setup(format!("writing provenance: {e}")))?;
+        std::fs::write(dir.join(provenance::PROVENANCE_NAME), bytes).map_err(setup)?;
+        let mut stored = self
+            .cas
+            .ingest_dir(
+                &dir,
+                &[(
+                    provenance::PROVENANCE_NAME.to_string(),
+                    provenance::PROVENANCE_MEDIA_TYPE.to_string(),
+                )],
+                &IngestLimits::default(),
+            )
+            .map_err(|e| StageFailure::Setup(format!("storing provenance: {e}")))?;
+        rec.artifacts.append(&mut stored);
+        Ok(())
     }
 
     /// Check the report, store artifacts and evaluate gates.

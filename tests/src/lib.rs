@@ -17,6 +17,10 @@ pub fn repo_root() -> PathBuf {
 fn build_once() -> &'static Result<(), String> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     BUILT.get_or_init(|| {
+        // For quick local iterations on tests when everything is built.
+        if std::env::var_os("SLUICE_TESTS_SKIP_BUILD").is_some() {
+            return Ok(());
+        }
         let root = repo_root();
         let steps: [(&str, Vec<&str>); 2] = [
             ("cargo", vec!["build", "-p", "sluice", "--bin", "sluice"]),
@@ -56,7 +60,9 @@ pub fn sluice_bin() -> PathBuf {
 /// A built plugin from `dist/plugins/<name>.wasm`.
 pub fn plugin(name: &str) -> PathBuf {
     ensure_built();
-    repo_root().join("dist/plugins").join(format!("{name}.wasm"))
+    repo_root()
+        .join("dist/plugins")
+        .join(format!("{name}.wasm"))
 }
 
 /// Compile cache shared by all tests (entries are keyed by digest and

@@ -5,7 +5,12 @@ use std::path::Path;
 use crate::record::{now, Approval, RunStore, StageState};
 
 /// Record an approval. Errors are messages for the user.
-pub fn approve(state_dir: &Path, run_id: &str, stage: &str, by: Option<String>) -> anyhow::Result<String> {
+pub fn approve(
+    state_dir: &Path,
+    run_id: &str,
+    stage: &str,
+    by: Option<String>,
+) -> anyhow::Result<String> {
     let store = RunStore::new(state_dir);
     let mut record = store.load(run_id)?;
     let _lock = store.lock(run_id)?;
@@ -25,7 +30,10 @@ pub fn approve(state_dir: &Path, run_id: &str, stage: &str, by: Option<String>) 
     let by = by
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
-    rec.approval = Some(Approval { by: by.clone(), at: now() });
+    rec.approval = Some(Approval {
+        by: by.clone(),
+        at: now(),
+    });
     rec.state = StageState::Pending;
     record.updated_at = now();
     store.save(&record)?;

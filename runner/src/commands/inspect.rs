@@ -20,7 +20,12 @@ fn capability(c: &Capability) -> String {
 /// Describe a plugin: `describe` output, digest, imports and exports.
 pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> anyhow::Result<String> {
     let (bytes, digest) = read_plugin(file).map_err(anyhow::Error::msg)?;
-    let host = Host::new(cache_dir, &PoolSizing { concurrent_instances: 2 })?;
+    let host = Host::new(
+        cache_dir,
+        &PoolSizing {
+            concurrent_instances: 2,
+        },
+    )?;
     let shape = host.shape(&bytes)?;
     let plugin = host.load(&bytes, &digest)?;
     let scratch = tempfile::tempdir()?;
@@ -59,7 +64,11 @@ pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> anyhow::Resul
     }
     out.push_str(&format!(
         "  config schema: {}\n",
-        if info.config_schema.is_some() { "yes (--json shows it)" } else { "none" }
+        if info.config_schema.is_some() {
+            "yes (--json shows it)"
+        } else {
+            "none"
+        }
     ));
     out.push_str("  imports:\n");
     for i in &shape.imports {

@@ -36,7 +36,10 @@ pub fn list(state_dir: &Path, json: bool) -> Result<String, RecordError> {
     if runs.is_empty() {
         return Ok(format!("no runs in {}\n", state_dir.join("runs").display()));
     }
-    let mut out = format!("{:<24} {:<20} {:<12} {:<8} CREATED\n", "RUN", "PIPELINE", "STATUS", "PASSED");
+    let mut out = format!(
+        "{:<24} {:<20} {:<12} {:<8} CREATED\n",
+        "RUN", "PIPELINE", "STATUS", "PASSED"
+    );
     for r in runs {
         match r {
             Ok(r) => out.push_str(&format!(
@@ -81,7 +84,11 @@ pub fn show(state_dir: &Path, run_id: &str, json: bool) -> Result<String, Record
             .duration_ms
             .map(|ms| format!(" {:.2}s", ms as f64 / 1000.0))
             .unwrap_or_default();
-        let attempts = if s.attempts > 1 { format!(" ({} attempts)", s.attempts) } else { String::new() };
+        let attempts = if s.attempts > 1 {
+            format!(" ({} attempts)", s.attempts)
+        } else {
+            String::new()
+        };
         out.push_str(&format!("  {name}: {}{dur}{attempts}\n", s.state.as_str()));
         if let Some(p) = &s.plugin {
             out.push_str(&format!("    plugin {} {}\n", p.reference, p.digest));
@@ -93,7 +100,10 @@ pub fn show(state_dir: &Path, run_id: &str, json: bool) -> Result<String, Record
             out.push_str(&format!("    gate {}: {}\n", g.verdict.as_str(), g.message));
         }
         for a in &s.artifacts {
-            out.push_str(&format!("    artifact {} {} ({} bytes, {})\n", a.name, a.digest, a.size, a.media_type));
+            out.push_str(&format!(
+                "    artifact {} {} ({} bytes, {})\n",
+                a.name, a.digest, a.size, a.media_type
+            ));
         }
         for (k, v) in &s.outputs {
             out.push_str(&format!("    output {k} = {v}\n"));
@@ -101,7 +111,10 @@ pub fn show(state_dir: &Path, run_id: &str, json: bool) -> Result<String, Record
         if let Some(a) = &s.approval {
             out.push_str(&format!("    approved by {} at {}\n", a.by, a.at));
         }
-        out.push_str(&format!("    log: {}\n", store.run_dir(&r.run_id).join(&s.log).display()));
+        out.push_str(&format!(
+            "    log: {}\n",
+            store.run_dir(&r.run_id).join(&s.log).display()
+        ));
     }
     Ok(out)
 }

@@ -20,7 +20,7 @@ impl Host for StageState {
         cwd: Option<String>,
         timeout_ms: Option<u32>,
     ) -> Result<Output, ErrorCode> {
-        if !self.exec.programs.iter().any(|p| *p == program) {
+        if !self.exec.programs.contains(&program) {
             let msg = format!(
                 "exec of `{program}` is not allowed: grants.exec is [{}]; add `{program}` to the stage's grants.exec to allow it",
                 self.exec.programs.join(", ")
@@ -50,7 +50,11 @@ impl Host for StageState {
                     format!("exit {}", out.status)
                 },
                 started.elapsed().as_secs_f64(),
-                if out.truncated { ", output truncated" } else { "" }
+                if out.truncated {
+                    ", output truncated"
+                } else {
+                    ""
+                }
             )),
             Err(e) => self.log.note(&format!("exec {program} failed: {e:?}")),
         }
@@ -115,9 +119,7 @@ fn resolve_cwd(grant: &ExecGrant, cwd: Option<&str>) -> Result<PathBuf, String> 
     let real = joined
         .canonicalize()
         .map_err(|e| format!("cwd `{cwd}`: {e}"))?;
-    let real_root = root
-        .canonicalize()
-        .map_err(|e| format!("workspace: {e}"))?;
+    let real_root = root.canonicalize().map_err(|e| format!("workspace: {e}"))?;
     if !real.starts_with(&real_root) || !real.is_dir() {
         return Err(format!(
             "cwd `{cwd}` is not a directory inside the workspace"
@@ -175,7 +177,8 @@ async fn spawn_and_wait(
             Ok(Output {
                 status: -1,
                 stdout: Vec::new(),
-                stderr: format!("killed after {:.1}s timeout\n", timeout.as_secs_f64()).into_bytes(),
+                stderr: format!("killed after {:.1}s timeout\n", timeout.as_secs_f64())
+                    .into_bytes(),
                 truncated: false,
                 timed_out: true,
             })
@@ -260,7 +263,10 @@ mod tests {
         let ws = tempfile::tempdir().expect("tempdir");
         let g = grant(Some(ws.path().to_path_buf()), ws.path().to_path_buf());
         let sh = find_on_path("sh", &g.env).expect("sh on PATH");
-        let args = vec!["-c".to_string(), "echo 0123456789abcdefghij; echo err >&2".into()];
+        let args = vec![
+            "-c".to_string(),
+            "echo 0123456789abcdefghij; echo err >&2".into(),
+        ];
         let out = spawn_and_wait(&sh, &args, ws.path(), &g, Duration::from_secs(10))
             .await
             .expect("runs");

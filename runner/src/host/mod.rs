@@ -124,6 +124,7 @@ impl Host {
     /// already been read and hashed (`digest`). Blocking: call from a
     /// blocking thread when compiling several at once.
     pub fn load(&self, bytes: &[u8], digest: &str) -> Result<Plugin, HostError> {
+        check_component_header(bytes)?;
         let (component, cache, load_time) =
             self.cache.load_or_compile(&self.engine, digest, bytes)?;
         let pre = self
@@ -141,9 +142,31 @@ impl Host {
 
     /// Imports and exports of a component (compiled, not instantiated).
     pub fn shape(&self, bytes: &[u8]) -> Result<ComponentShape, HostError> {
+        check_component_header(bytes)?;
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         Ok(shape_of(&component, &self.engine))
+    }
+}
+
+/// Tell the common wrong inputs apart before wasmtime sees them (it would
+/// otherwise try to parse text and report a confusing WAT error).
+fn check_component_header(bytes: &[u8]) -> Result<(), HostError> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(HostError::InvalidComponent(
+            "the file is not a WebAssembly binary (it does not start with `\\0asm`)".into(),
+        ));
+    }
+    match bytes[4..8] {
+        // Component-model layer 1 (any encoding version).
+        [_, _, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(HostError::InvalidComponent(
+            "this is a core WebAssembly module, not a component; build for `wasm32-wasip2` (or wrap it with `wasm-tools component new`)".into(),
+        )),
+        _ => Err(HostError::InvalidComponent(
+            "unknown WebAssembly binary version".into(),
+        )),
     }
 }
 
@@ -162,7 +185,13 @@ fn shape_of(component: &Component, engine: &Engine) -> ComponentShape {
     let list = |items: Vec<(String, &'static str)>| {
         items
             .into_iter()
-            .map(|(n, k)| if k == "interface" { n } else { format!("{n} ({k})") })
+            .map(|(n, k)| {
+                if k == "interface" {
+                    n
+                } else {
+                    format!("{n} ({k})")
+                }
+            })
             .collect()
     };
     ComponentShape {

@@ -140,7 +140,8 @@ fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, Stag
         } else {
             FsPerms::ReadOnly
         };
-        wasi.preopened_dir(dir, "/workspace", perms).map_err(setup)?;
+        wasi.preopened_dir(dir, "/workspace", perms)
+            .map_err(setup)?;
     }
     wasi.preopened_dir(&req.inputs_dir, "/artifacts/in", FsPerms::ReadOnly)
         .map_err(setup)?;
@@ -212,9 +213,10 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
     // A stage that failed after the sandbox refused it something fails
     // *because* of that refusal: say so, whatever the stage reported.
     match (result, denials.list().into_iter().next()) {
-        (Err(StageFailure::Failed(m)), Some(denied)) | (Err(StageFailure::Trap(m)), Some(denied)) => {
-            Err(StageFailure::Denied(format!("{denied} (the stage then failed: {m})")))
-        }
+        (Err(StageFailure::Failed(m)), Some(denied))
+        | (Err(StageFailure::Trap(m)), Some(denied)) => Err(StageFailure::Denied(format!(
+            "{denied} (the stage then failed: {m})"
+        ))),
         (r, _) => r,
     }
 }
@@ -248,7 +250,10 @@ fn classify_error(e: &wasmtime::Error, limiter: &MemoryLimiter, timeout: Duratio
 }
 
 /// Call `describe` in a sandbox with no grants at all.
-pub async fn describe(plugin: &Plugin, scratch: &std::path::Path) -> Result<wit::PluginInfo, StageFailure> {
+pub async fn describe(
+    plugin: &Plugin,
+    scratch: &std::path::Path,
+) -> Result<wit::PluginInfo, StageFailure> {
     let log = StageLog::create(
         &scratch.join("describe.log"),
         std::sync::Arc::new(super::logpipe::Redactor::new(Vec::<String>::new())),

@@ -8,7 +8,7 @@ use super::state::StageState;
 
 impl Host for StageState {
     async fn get(&mut self, name: String) -> Result<String, ErrorCode> {
-        if !self.secret_grants.iter().any(|g| *g == name) {
+        if !self.secret_grants.contains(&name) {
             let msg = format!(
                 "secret `{name}` is not granted: grants.secrets is [{}]; add `{name}` to the stage's grants.secrets to allow it",
                 self.secret_grants.join(", ")

@@ -26,10 +26,21 @@ impl JsonLines {
 pub fn to_json(event: &Event<'_>) -> Value {
     let ts = crate::record::now();
     match event {
-        Event::RunStarted { run_id, pipeline, stages, jobs, resumed } => json!({
+        Event::RunStarted {
+            run_id,
+            pipeline,
+            stages,
+            jobs,
+            resumed,
+        } => json!({
             "event": "run_started", "ts": ts, "run_id": run_id, "pipeline": pipeline,
             "stages": stages, "jobs": jobs, "resumed": resumed }),
-        Event::PluginLoaded { reference, digest, cached, millis } => json!({
+        Event::PluginLoaded {
+            reference,
+            digest,
+            cached,
+            millis,
+        } => json!({
             "event": "plugin_loaded", "ts": ts, "plugin": reference, "digest": digest,
             "cached": cached, "millis": millis }),
         Event::Warning { message } => json!({ "event": "warning", "ts": ts, "message": message }),
@@ -37,7 +48,12 @@ pub fn to_json(event: &Event<'_>) -> Value {
             "event": "stage_started", "ts": ts, "stage": stage, "attempt": attempt }),
         Event::StageLog { stage, line } => json!({
             "event": "stage_log", "ts": ts, "stage": stage, "line": line }),
-        Event::StageRetrying { stage, attempt, of, reason } => json!({
+        Event::StageRetrying {
+            stage,
+            attempt,
+            of,
+            reason,
+        } => json!({
             "event": "stage_retrying", "ts": ts, "stage": stage, "attempt": attempt,
             "attempts": of, "reason": reason }),
         Event::StageFinished { stage, record } => json!({

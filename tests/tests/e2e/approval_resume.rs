@@ -42,7 +42,11 @@ stages:
 
     let wrong = p.sluice(&["approve", &id, "build"]);
     assert_eq!(wrong.code, 2, "{}", wrong.all());
-    assert!(wrong.stderr.contains("not awaiting approval"), "{}", wrong.all());
+    assert!(
+        wrong.stderr.contains("not awaiting approval"),
+        "{}",
+        wrong.all()
+    );
 
     let ok = p.sluice(&["approve", &id, "deploy", "--by", "alice"]);
     assert_eq!(ok.code, 0, "{}", ok.all());
@@ -51,7 +55,11 @@ stages:
     let record = p.record(&id);
     assert_eq!(record["status"], "passed");
     assert_eq!(record["stages"]["deploy"]["approval"]["by"], "alice");
-    assert_eq!(p.read("build-runs.txt").lines().count(), 1, "build ran again");
+    assert_eq!(
+        p.read("build-runs.txt").lines().count(),
+        1,
+        "build ran again"
+    );
 
     let show = p.sluice(&["runs", "show", &id]);
     assert!(show.stdout.contains("approved by alice"), "{}", show.all());
@@ -111,7 +119,9 @@ stages:
         .expect("spawn sluice");
     wait_for(&p, "stage `slow` to start", |p| {
         only_run_id(p)
-            .and_then(|id| std::fs::read_to_string(p.path().join(format!(".sluice/runs/{id}/run.json"))).ok())
+            .and_then(|id| {
+                std::fs::read_to_string(p.path().join(format!(".sluice/runs/{id}/run.json"))).ok()
+            })
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .is_some_and(|r| r["stages"]["slow"]["state"] == "running")
     });
@@ -130,8 +140,15 @@ stages:
     assert_eq!(resumed.code, 0, "{}", resumed.all());
     let record = p.record(&id);
     assert_eq!(record["status"], "passed");
-    assert_eq!(p.read("counted.txt").lines().count(), 1, "a finished stage ran again");
-    assert_eq!(record["stages"]["consume"]["outputs"]["first"], "survives a crash");
+    assert_eq!(
+        p.read("counted.txt").lines().count(),
+        1,
+        "a finished stage ran again"
+    );
+    assert_eq!(
+        record["stages"]["consume"]["outputs"]["first"],
+        "survives a crash"
+    );
     assert_eq!(record["stages"]["produce"]["attempts"], 1);
 }
 
@@ -151,9 +168,17 @@ fn resume_refuses_a_changed_pipeline_and_unknown_runs() {
     );
     let resumed = p.sluice(&["run", "--resume", &id]);
     assert_eq!(resumed.code, 2, "{}", resumed.all());
-    assert!(resumed.stderr.contains("changed since the run started"), "{}", resumed.all());
+    assert!(
+        resumed.stderr.contains("changed since the run started"),
+        "{}",
+        resumed.all()
+    );
 
     let unknown = p.sluice(&["run", "--resume", "no-such-run"]);
     assert_eq!(unknown.code, 2, "{}", unknown.all());
-    assert!(unknown.stderr.contains("no run `no-such-run`"), "{}", unknown.all());
+    assert!(
+        unknown.stderr.contains("no run `no-such-run`"),
+        "{}",
+        unknown.all()
+    );
 }

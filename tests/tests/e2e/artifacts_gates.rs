@@ -61,7 +61,9 @@ stages:
     assert!(artifacts.iter().any(|a| a["name"] == "reports/data.json"));
     // The blob is in the CAS under its digest and is read-only.
     let hex = sha256_hex(b"hello artifacts\n");
-    let blob = p.path().join(format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]));
+    let blob = p
+        .path()
+        .join(format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]));
     assert!(blob.is_file(), "blob {} missing", blob.display());
 
     let consume = &record["stages"]["consume"];
@@ -113,12 +115,14 @@ stages:
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stdout.contains("test blocked"), "{}", run.all());
     assert!(
-        run.stdout.contains("tests.failed = 2 is above the maximum 0"),
+        run.stdout
+            .contains("tests.failed = 2 is above the maximum 0"),
         "{}",
         run.all()
     );
     assert!(
-        run.stdout.contains("coverage.line = 71.5 is below the minimum 80"),
+        run.stdout
+            .contains("coverage.line = 71.5 is below the minimum 80"),
         "{}",
         run.all()
     );
@@ -187,7 +191,9 @@ stages:
     assert_eq!(run.code, 4, "{}", run.all());
     let id = run.run_id();
     let hex = sha256_hex(b"original\n");
-    let blob = p.path().join(format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]));
+    let blob = p
+        .path()
+        .join(format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]));
     let mut perms = std::fs::metadata(&blob).expect("blob").permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
@@ -198,7 +204,10 @@ stages:
     let resume = p.sluice(&["run", "--resume", &id]);
     assert_eq!(resume.code, 1, "{}", resume.all());
     let record = p.record(&id);
-    let reason = record["stages"]["consume"]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("digest mismatch") || reason.contains("does not match"), "{reason}");
+    let reason = record["stages"]["consume"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("tampered with"), "{reason}");
+    assert!(reason.contains("expected sha256:"), "{reason}");
     assert!(reason.contains("greeting.txt"), "{reason}");
 }

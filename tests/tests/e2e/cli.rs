@@ -11,10 +11,19 @@ fn plugin_inspect_shows_describe_and_imports() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.starts_with("fixture "), "{}", run.all());
     assert!(run.stdout.contains("digest: sha256:"), "{}", run.all());
-    assert!(run.stdout.contains("sluice:stage/exec@0.1.0"), "{}", run.all());
+    assert!(
+        run.stdout.contains("sluice:stage/exec@0.1.0"),
+        "{}",
+        run.all()
+    );
     assert!(run.stdout.contains("run (func)"), "{}", run.all());
 
-    let json = p.sluice(&["plugin", "inspect", "--json", fixture.to_str().expect("utf8")]);
+    let json = p.sluice(&[
+        "plugin",
+        "inspect",
+        "--json",
+        fixture.to_str().expect("utf8"),
+    ]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(v["name"], "fixture");
     assert!(v["config_schema"].is_object(), "{}", json.stdout);
@@ -22,7 +31,11 @@ fn plugin_inspect_shows_describe_and_imports() {
     p.write("not-a-plugin.wasm", "hello");
     let bad = p.sluice(&["plugin", "inspect", "not-a-plugin.wasm"]);
     assert_eq!(bad.code, 2, "{}", bad.all());
-    assert!(bad.stderr.contains("not a valid WebAssembly component"), "{}", bad.all());
+    assert!(
+        bad.stderr.contains("not a valid WebAssembly component"),
+        "{}",
+        bad.all()
+    );
 }
 
 #[test]
@@ -35,19 +48,34 @@ fn json_events_and_runs_commands() {
     let run = p.sluice(&["run", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
     for line in run.stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(v["event"].is_string(), "{line}");
     }
     let events = run.events();
-    assert_eq!(events.first().map(|e| e["event"].clone()), Some("run_started".into()));
-    assert_eq!(events.last().map(|e| e["status"].clone()), Some("passed".into()));
+    assert_eq!(
+        events.first().map(|e| e["event"].clone()),
+        Some("run_started".into())
+    );
+    assert_eq!(
+        events.last().map(|e| e["status"].clone()),
+        Some("passed".into())
+    );
     let id = run.run_id();
 
     let list = p.sluice(&["runs", "list"]);
-    assert!(list.stdout.contains(&id) && list.stdout.contains("passed"), "{}", list.all());
+    assert!(
+        list.stdout.contains(&id) && list.stdout.contains("passed"),
+        "{}",
+        list.all()
+    );
     let show = p.sluice(&["runs", "show", &id]);
     assert!(show.stdout.contains("a: passed"), "{}", show.all());
-    assert!(show.stdout.contains("artifact greeting.txt sha256:"), "{}", show.all());
+    assert!(
+        show.stdout.contains("artifact greeting.txt sha256:"),
+        "{}",
+        show.all()
+    );
     let show_json = p.sluice(&["runs", "show", &id, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&show_json.stdout).expect("json");
     assert_eq!(v["run_id"], id.as_str());
@@ -88,6 +116,14 @@ fn validate_describes_a_good_pipeline() {
     );
     let run = p.sluice(&["validate"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("pipeline `ok` is valid: 2 stages"), "{}", run.all());
-    assert!(run.stdout.contains("b: ") && run.stdout.contains("(needs a)"), "{}", run.all());
+    assert!(
+        run.stdout.contains("pipeline `ok` is valid: 2 stages"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains("b: ") && run.stdout.contains("(needs a)"),
+        "{}",
+        run.all()
+    );
 }

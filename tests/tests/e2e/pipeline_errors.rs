@@ -10,14 +10,21 @@ fn invalid(yaml: &str) -> String {
     assert_eq!(run.code, 2, "{}", run.all());
     let validate = p.sluice(&["validate"]);
     assert_eq!(validate.code, 2, "{}", validate.all());
-    assert!(!p.path().join(".sluice/runs").exists() || std::fs::read_dir(p.path().join(".sluice/runs")).map(|d| d.count()).unwrap_or(0) == 0,
-        "an invalid pipeline must not create a run");
+    assert!(
+        !p.path().join(".sluice/runs").exists()
+            || std::fs::read_dir(p.path().join(".sluice/runs"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0,
+        "an invalid pipeline must not create a run"
+    );
     run.stderr
 }
 
 #[test]
 fn unknown_keys_are_located() {
-    let err = invalid("version: 1\nname: x\nstages:\n  a:\n    uses: \"{fixture}\"\n    needz: [b]\n");
+    let err =
+        invalid("version: 1\nname: x\nstages:\n  a:\n    uses: \"{fixture}\"\n    needz: [b]\n");
     assert!(err.contains("sluice.yaml:6:5"), "{err}");
     assert!(err.contains("needz"), "{err}");
 }
@@ -38,7 +45,10 @@ fn cycles_are_named() {
         "version: 1\nname: x\nstages:\n  a: { uses: \"{fixture}\", needs: [c] }\n  b: { uses: \"{fixture}\", needs: [a] }\n  c: { uses: \"{fixture}\", needs: [b] }\n",
     );
     assert!(err.contains("cycle"), "{err}");
-    assert!(err.contains("a -> c -> b -> a") || err.contains("a -> b -> c -> a") || err.contains("->"), "{err}");
+    assert!(
+        err.contains("a -> c -> b -> a") || err.contains("a -> b -> c -> a") || err.contains("->"),
+        "{err}"
+    );
     assert!(err.contains("sluice.yaml:"), "{err}");
 }
 

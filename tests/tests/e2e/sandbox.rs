@@ -34,7 +34,10 @@ fn an_endless_loop_times_out() {
 #[test]
 fn a_guest_blocked_in_a_host_call_times_out() {
     let p = Project::new();
-    one_stage(&p, "    timeout: 1s\n    with: { mode: sleep, seconds: 60 }\n");
+    one_stage(
+        &p,
+        "    timeout: 1s\n    with: { mode: sleep, seconds: 60 }\n",
+    );
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(reason(&p, &run.run_id()).contains("timed out after 1s"));
@@ -43,7 +46,10 @@ fn a_guest_blocked_in_a_host_call_times_out() {
 #[test]
 fn unbounded_allocation_hits_the_memory_limit() {
     let p = Project::new();
-    one_stage(&p, "    grants: { memory: 64MiB }\n    with: { mode: alloc }\n");
+    one_stage(
+        &p,
+        "    grants: { memory: 64MiB }\n    with: { mode: alloc }\n",
+    );
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 1, "{}", run.all());
     let r = reason(&p, &run.run_id());
@@ -77,7 +83,11 @@ fn flooding_stdout_is_truncated_at_the_cap() {
     let run = p.sluice(&["run", "--quiet"]);
     assert_eq!(run.code, 0, "{}", run.all());
     let log = p.log(&run.run_id(), "s");
-    assert!(log.contains("[sluice] output truncated"), "{}", &log[log.len().saturating_sub(500)..]);
+    assert!(
+        log.contains("[sluice] output truncated"),
+        "{}",
+        &log[log.len().saturating_sub(500)..]
+    );
     assert!(log.len() < 80 * 1024, "log is {} bytes", log.len());
 }
 
@@ -85,11 +95,16 @@ fn flooding_stdout_is_truncated_at_the_cap() {
 fn the_sandbox_cannot_read_or_write_outside_its_preopens() {
     let p = Project::new();
     p.write("src/keep.txt", "workspace file\n");
-    one_stage(&p, "    grants: { workspace: read }\n    with: { mode: escape }\n");
+    one_stage(
+        &p,
+        "    grants: { workspace: read }\n    with: { mode: escape }\n",
+    );
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 0, "{}", run.all());
     let record = p.record(&run.run_id());
-    let metrics = record["stages"]["s"]["metrics"].as_array().expect("metrics");
+    let metrics = record["stages"]["s"]["metrics"]
+        .as_array()
+        .expect("metrics");
     let metric = |n: &str| {
         metrics
             .iter()
@@ -97,7 +112,12 @@ fn the_sandbox_cannot_read_or_write_outside_its_preopens() {
             .and_then(|m| m["value"].as_f64())
             .unwrap_or(-1.0)
     };
-    assert_eq!(metric("escape.read_ok"), 0.0, "{}", p.log(&run.run_id(), "s"));
+    assert_eq!(
+        metric("escape.read_ok"),
+        0.0,
+        "{}",
+        p.log(&run.run_id(), "s")
+    );
     assert_eq!(metric("escape.write_ok"), 0.0);
     assert!(!p.path().join("pwned.txt").exists());
 }
@@ -164,7 +184,10 @@ fn http_reaches_only_granted_hosts() {
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 1, "{}", run.all());
     let r = reason(&p, &run.run_id());
-    assert!(r.contains(&format!("HTTP request to 127.0.0.1:{port} is not allowed")), "{r}");
+    assert!(
+        r.contains(&format!("HTTP request to 127.0.0.1:{port} is not allowed")),
+        "{r}"
+    );
     assert!(r.contains("grants.network"), "{r}");
 }
 
@@ -199,7 +222,10 @@ fn env_is_an_allowlist() {
     );
     let run = p.sluice_env(
         &["run"],
-        &[("SLUICE_GRANTED", "visible"), ("SLUICE_HIDDEN", "hidden-value")],
+        &[
+            ("SLUICE_GRANTED", "visible"),
+            ("SLUICE_HIDDEN", "hidden-value"),
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
     let log = p.log(&run.run_id(), "s");
@@ -220,7 +246,10 @@ fn secrets_are_redacted_everywhere() {
     let log = p.log(&run.run_id(), "s");
     assert!(log.contains("the secret is: ***"), "{log}");
     assert!(!log.contains(secret), "{log}");
-    assert!(!log.contains("s3cr3t"), "split write leaked a prefix: {log}");
+    assert!(
+        !log.contains("s3cr3t"),
+        "split write leaked a prefix: {log}"
+    );
     assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
 
     // Multi-line values, and a secret the stage was not granted.
@@ -233,7 +262,10 @@ fn secrets_are_redacted_everywhere() {
     let run = p.sluice_env(&["run"], &[("PEM", pem)]);
     assert_eq!(run.code, 0, "{}", run.all());
     let log = p.log(&run.run_id(), "s");
-    assert!(!log.contains("line-one-secret") && !log.contains("line-two-secret"), "{log}");
+    assert!(
+        !log.contains("line-one-secret") && !log.contains("line-two-secret"),
+        "{log}"
+    );
 
     let p = Project::new();
     one_stage(&p, "    with: { mode: secret, name: DEPLOY_TOKEN }\n");

@@ -33,7 +33,11 @@ stages:
     );
     assert_eq!(record["stages"]["slow"]["state"], "cancelled");
     assert_eq!(record["stages"]["after"]["state"], "skipped");
-    assert!(run.stdout.contains("cancelled because `broken` failed"), "{}", run.all());
+    assert!(
+        run.stdout.contains("cancelled because `broken` failed"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
@@ -92,7 +96,9 @@ stages:
     assert!(run.stdout.contains("retrying (2/3)"), "{}", run.all());
     // Configuration errors never get better by retrying.
     assert_eq!(record["stages"]["badconfig"]["attempts"], 1);
-    let reason = record["stages"]["badconfig"]["reason"].as_str().unwrap_or_default();
+    let reason = record["stages"]["badconfig"]["reason"]
+        .as_str()
+        .unwrap_or_default();
     assert!(reason.starts_with("invalid config:"), "{reason}");
     let log = p.log(&run.run_id(), "flaky");
     assert!(log.contains("attempt 3 of stage `flaky`"), "{log}");
@@ -119,19 +125,36 @@ stages:
             .iter()
             .filter(|e| e["event"] == "stage_started" || e["event"] == "stage_finished")
             .map(|e| {
-                let kind = if e["event"] == "stage_started" { "start" } else { "end" };
+                let kind = if e["event"] == "stage_started" {
+                    "start"
+                } else {
+                    "end"
+                };
                 format!("{kind} {}", e["stage"].as_str().unwrap_or_default())
             })
             .collect()
     };
     // With three jobs, all three start before any of them ends.
     let parallel = order("3");
-    assert_eq!(&parallel[..3], ["start a", "start b", "start c"], "{parallel:?}");
+    assert_eq!(
+        &parallel[..3],
+        ["start a", "start b", "start c"],
+        "{parallel:?}"
+    );
     assert_eq!(parallel.last().map(String::as_str), Some("end join"));
     // With one job they run one at a time, in file order.
     let serial = order("1");
     assert_eq!(
         serial,
-        ["start a", "end a", "start b", "end b", "start c", "end c", "start join", "end join"]
+        [
+            "start a",
+            "end a",
+            "start b",
+            "end b",
+            "start c",
+            "end c",
+            "start join",
+            "end join"
+        ]
     );
 }
