@@ -14,6 +14,7 @@
 //! - [`host`]: the wasmtime embedding (engine, compile cache, sandbox,
 //!   exec/secrets/HTTP host sides, the stage log).
 //! - [`capabilities`]: declared capabilities vs grants.
+//! - [`config_schema`]: `with:` checked against the plugin's JSON Schema.
 //! - [`artifacts`]: the content-addressed store.
 //! - [`gates`]: metric thresholds and plugin verdicts into one verdict.
 //! - [`provenance`]: in-toto/SLSA statements for build artifacts.
@@ -26,6 +27,7 @@ pub mod artifacts;
 pub mod capabilities;
 pub mod cli;
 pub mod commands;
+pub mod config_schema;
 pub mod fsutil;
 pub mod gates;
 pub mod host;
@@ -36,6 +38,7 @@ pub mod report;
 pub mod run;
 pub mod scheduler;
 pub mod stage_exec;
+pub mod trust;
 
 /// Exit codes, as documented in the README.
 pub mod exit {

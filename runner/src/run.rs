@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use crate::artifacts::Cas;
+use crate::config_schema::ConfigSchema;
 use crate::host::logpipe::Redactor;
 use crate::host::{sandbox, Host, Plugin, PoolSizing};
 use crate::pipeline::{self, Pipeline, PipelineError, PluginRef};
@@ -124,13 +125,19 @@ pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
 
 /// Load the plugins of the stages that will run, each file once, compiling
 /// in parallel.
+/// Plugins by stage, and the config schema each publishes.
+type LoadedPlugins = (
+    HashMap<String, (Plugin, PluginRecord)>,
+    HashMap<String, ConfigSchema>,
+);
+
 async fn load_plugins(
     host: &Arc<Host>,
     pipeline: &Pipeline,
     stages: &[String],
     scratch: &Path,
     reporter: &dyn Reporter,
-) -> Result<HashMap<String, (Plugin, PluginRecord)>, RunError> {
+) -> Result<LoadedPlugins, RunError> {
     let mut by_path: IndexMap<PathBuf, Vec<String>> = IndexMap::new();
     for name in stages {
         let Some(stage) = pipeline.stages.get(name) else {
@@ -157,6 +164,7 @@ async fn load_plugins(
         }));
     }
     let mut plugins = HashMap::new();
+    let mut schemas = HashMap::new();
     for job in jobs {
         let (path, users, loaded) = job.await.map_err(|e| RunError::Plugin {
             stage: String::new(),
@@ -202,11 +210,25 @@ async fn load_plugins(
             version: Some(info.version.clone()),
             kind: Some(info.kind.clone()),
         };
+        let schema = match info.config_schema.as_deref().map(ConfigSchema::compile) {
+            Some(Ok(schema)) => Some(schema),
+            Some(Err(why)) => {
+                let msg = format!(
+                    "plugin {reference}: its config schema is not used ({why}); `with:` is passed unchecked"
+                );
+                reporter.event(&Event::Warning { message: &msg });
+                None
+            }
+            None => None,
+        };
         for user in users {
+            if let Some(schema) = &schema {
+                schemas.insert(user.clone(), schema.clone());
+            }
             plugins.insert(user, (plugin.clone(), rec.clone()));
         }
     }
-    Ok(plugins)
+    Ok((plugins, schemas))
 }
 
 /// Start (or resume) a run and drive it to its end or a pause.
@@ -286,7 +308,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
                 source,
             })
         })?;
-    let plugins =
+    let (plugins, schemas) =
         load_plugins(&host, &pipeline, &to_run, scratch.path(), reporter.as_ref()).await?;
     drop(scratch);
     let _lock = match lock {
@@ -306,6 +328,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     let executor = Arc::new(WasmExecutor {
         pipeline: Arc::new(pipeline.clone()),
         plugins,
+        schemas,
         cas,
         run_dir: store.run_dir(&record.run_id),
         redactor: Arc::new(Redactor::new(secret_values)),

@@ -11,6 +11,7 @@ use std::time::Instant;
 use indexmap::IndexMap;
 
 use crate::artifacts::{Cas, IngestLimits};
+use crate::config_schema::ConfigSchema;
 use crate::gates::{self, PluginGate, Verdict};
 use crate::host::bindings::wit;
 use crate::host::logpipe::{Redactor, StageLog};
@@ -31,6 +32,8 @@ pub struct WasmExecutor {
     pub pipeline: Arc<Pipeline>,
     /// Loaded plugins by stage name.
     pub plugins: HashMap<String, (Plugin, PluginRecord)>,
+    /// The config schema each stage's plugin publishes, by stage name.
+    pub schemas: HashMap<String, ConfigSchema>,
     /// The artifact store.
     pub cas: Arc<Cas>,
     /// `.sluice/runs/<id>`.
@@ -151,6 +154,15 @@ impl WasmExecutor {
             pipeline::expand(&stage.with, &ctx)
                 .map_err(|e| StageFailure::InvalidConfig(e.to_string()))?
         };
+        if let Some(schema) = self.schemas.get(stage_name) {
+            let violations = schema.violations(&config);
+            if !violations.is_empty() {
+                return Err(StageFailure::InvalidConfig(format!(
+                    "`with:` does not match the plugin's config schema ({}); see `sluice plugin inspect --json` for the schema",
+                    violations.join("; ")
+                )));
+            }
+        }
 
         let work = self.run_dir.join("work").join(stage_name);
         let inputs_dir = work.join("in");
