@@ -25,3 +25,19 @@ for entry in "${names[@]}"; do
   cp "target/wasm32-wasip2/release/${crate//-/_}.wasm" "dist/plugins/$name.wasm"
 done
 ls -l dist/plugins
+
+# Sign every plugin with the demo key (generated once per checkout under
+# dist/keys/, never committed). The example pipelines' trust policies trust
+# only this key, so what runs is exactly what was built and signed here.
+sluice=target/debug/sluice
+if [ -x "$sluice" ]; then
+  export SLUICE_KEY_PASSWORD="${SLUICE_DEMO_KEY_PASSWORD:-sluice-demo}"
+  if [ ! -f dist/keys/demo.key ]; then
+    echo "==> generating the demo signing key dist/keys/demo.{key,pub}"
+    "$sluice" key generate --out dist/keys/demo
+  fi
+  echo "==> signing dist/plugins/*.wasm with dist/keys/demo.key"
+  for wasm in dist/plugins/*.wasm; do
+    "$sluice" plugin sign "$wasm" --key dist/keys/demo.key > /dev/null
+  done
+fi

@@ -10,6 +10,13 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+# Python test tools for the quickstart example's test stage.
+if ! python3 -c "import pytest, pytest_cov" 2>/dev/null; then
+  echo "==> pip install -r examples/quickstart/requirements-dev.txt"
+  python3 -m pip install -q -r examples/quickstart/requirements-dev.txt \
+    || python3 -m pip install -q --break-system-packages -r examples/quickstart/requirements-dev.txt
+fi
+
 echo "==> building the runner (target/debug/sluice)"
 cargo build -p sluice --bin sluice
 

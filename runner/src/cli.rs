@@ -56,6 +56,29 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Manage signing keys.
+    Key {
+        /// Key subcommand.
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Work with trust policies.
+    Policy {
+        /// Policy subcommand.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Check an artifact against a signed provenance bundle.
+    VerifyArtifact {
+        /// The artifact file.
+        file: PathBuf,
+        /// The provenance bundle (DSSE envelope in a Sigstore bundle).
+        #[arg(long)]
+        provenance: PathBuf,
+        /// Public key of the runner that signed it.
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Approve a stage that waits for approval, so `run --resume` continues.
     Approve {
         /// The run id.
@@ -88,11 +111,65 @@ pub struct RunArgs {
     /// Do not stream stage logs to the console (they are still recorded).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Trust policy to enforce (overrides the pipeline's `policy:`).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Run plugins without verifying them when there is no trust policy.
+    /// For development only; the run record and the output say so loudly.
+    #[arg(long, env = "SLUICE_ALLOW_UNSIGNED", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_unsigned: bool,
+    /// Private key (cosign-style encrypted PEM) used to sign the provenance
+    /// of build artifacts; its password comes from `SLUICE_KEY_PASSWORD`.
+    #[arg(long, env = "SLUICE_PROVENANCE_KEY")]
+    pub provenance_key: Option<PathBuf>,
+}
+
+/// `sluice key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an ECDSA P-256 key pair: NAME.key (encrypted) and NAME.pub.
+    Generate {
+        /// Path prefix of the files to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `sluice policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file and explain it in plain words.
+    Check {
+        /// The policy file.
+        policy: PathBuf,
+    },
 }
 
 /// `sluice plugin ...`.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Sign a plugin: writes FILE.sigstore.json (Sigstore bundle v0.3).
+    Sign {
+        /// The component file.
+        file: PathBuf,
+        /// The private key (NAME.key); password from SLUICE_KEY_PASSWORD or a prompt.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Verify a plugin's signature against a policy or a public key.
+    Verify {
+        /// The component file.
+        file: PathBuf,
+        /// Evaluate it under this trust policy.
+        #[arg(long, conflicts_with = "key")]
+        policy: Option<PathBuf>,
+        /// Accept a signature by this public key.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Show what a plugin says about itself and what it imports and exports.
     Inspect {
         /// The component file.

@@ -15,6 +15,9 @@
 //!   exec/secrets/HTTP host sides, the stage log).
 //! - [`capabilities`]: declared capabilities vs grants.
 //! - [`config_schema`]: `with:` checked against the plugin's JSON Schema.
+//! - [`admission`]: read, hash, validate and admit plugins under the trust
+//!   policy before anything is compiled.
+//! - [`trust`]: keys, Sigstore bundles, the policy file, signed provenance.
 //! - [`artifacts`]: the content-addressed store.
 //! - [`gates`]: metric thresholds and plugin verdicts into one verdict.
 //! - [`provenance`]: in-toto/SLSA statements for build artifacts.
@@ -23,6 +26,7 @@
 //! - [`report`]: console and JSON-lines output.
 //! - [`commands`]: `validate`, `plugin inspect`, `runs`, `approve`.
 
+pub mod admission;
 pub mod artifacts;
 pub mod capabilities;
 pub mod cli;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use sluice::cli::{Cli, Command, PluginCommand, RunArgs, RunsCommand};
+use sluice::cli::{Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand};
+use sluice::commands::trust::Failure;
 use sluice::record::RunStatus;
 use sluice::report::{console::Console, json::JsonLines, Reporter};
 use sluice::{commands, exit, run};
@@ -49,6 +50,9 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         jobs,
         fail_fast: !args.keep_going,
         resume: args.resume.clone(),
+        policy: args.policy.clone(),
+        allow_unsigned: args.allow_unsigned,
+        provenance_key: args.provenance_key.clone(),
     };
     match run::run(&opts, reporter).await {
         Ok(record) => code(match record.status {
@@ -59,7 +63,7 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         Err(e) => {
             // Pipeline errors carry their own rustc-style rendering.
             match e {
-                run::RunError::Pipeline(_) => eprintln!("{e}"),
+                run::RunError::Pipeline(_) | run::RunError::Policy(_) => eprintln!("{e}"),
                 _ => eprintln!("error: {e}"),
             }
             code(e.exit_code())
@@ -76,6 +80,27 @@ fn emit(result: anyhow::Result<String>, err_code: i32) -> ExitCode {
         Err(e) => {
             print_error(&e);
             code(err_code)
+        }
+    }
+}
+
+fn finish(result: Result<String, Failure>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            code(exit::PASSED)
+        }
+        Err(f) => {
+            // Policy errors render themselves (with `error:` and a snippet).
+            if f.message.starts_with("error:") || f.message.starts_with("plugin ") {
+                eprint!("{}", f.message);
+                if !f.message.ends_with('\n') {
+                    eprintln!();
+                }
+            } else {
+                eprintln!("error: {}", f.message);
+            }
+            code(f.code)
         }
     }
 }
@@ -109,6 +134,27 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 exit::INVALID,
             ),
         },
+        Command::Plugin {
+            command: PluginCommand::Sign { file, key },
+        } => finish(commands::trust::plugin_sign(file, key)),
+        Command::Plugin {
+            command: PluginCommand::Verify { file, policy, key },
+        } => finish(commands::trust::plugin_verify(
+            file,
+            policy.as_deref(),
+            key.as_deref(),
+        )),
+        Command::Key {
+            command: KeyCommand::Generate { out, force },
+        } => finish(commands::trust::key_generate(out, *force)),
+        Command::Policy {
+            command: PolicyCommand::Check { policy },
+        } => finish(commands::trust::policy_check(policy)),
+        Command::VerifyArtifact {
+            file,
+            provenance,
+            key,
+        } => finish(commands::trust::verify_artifact(file, provenance, key)),
         Command::Approve { run_id, stage, by } => emit(
             commands::approve::approve(&cli.state_dir, run_id, stage, by.clone()),
             exit::INVALID,

@@ -13,6 +13,9 @@ use crate::record::PluginRecord;
 
 /// Name of the provenance artifact added to a build stage.
 pub const PROVENANCE_NAME: &str = "provenance.intoto.json";
+/// The same statement signed by the runner's key (DSSE in a Sigstore
+/// bundle), when a provenance key is configured.
+pub const SIGNED_PROVENANCE_NAME: &str = "provenance.sigstore.json";
 /// Its media type.
 pub const PROVENANCE_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
 /// `buildType` of statements sluice writes.

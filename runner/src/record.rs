@@ -141,6 +141,12 @@ pub struct PluginRecord {
     /// Stage kind from `describe` (`build`, `test`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Who signed it (verified), when a signature was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// The trust-policy rules that admitted it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_rules: Vec<String>,
 }
 
 /// A recorded approval.
@@ -264,9 +270,12 @@ pub struct RunRecord {
     pub created_at: String,
     /// Last write (RFC 3339).
     pub updated_at: String,
-    /// Set when the run was started with `--allow-unsigned`.
+    /// Set when the run was started with `--allow-unsigned` and no policy.
     #[serde(default)]
     pub unsigned_plugins_allowed: bool,
+    /// The trust policy the run was admitted under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
     /// Stages in pipeline order.
     pub stages: IndexMap<String, StageRecord>,
 }
@@ -451,6 +460,7 @@ mod tests {
             created_at: now(),
             updated_at: now(),
             unsigned_plugins_allowed: false,
+            policy: None,
             stages,
         }
     }

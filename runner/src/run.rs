@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use sha2::{Digest, Sha256};
 
+use crate::admission::{self, AdmissionError, Admitted};
 use crate::artifacts::Cas;
 use crate::config_schema::ConfigSchema;
 use crate::host::logpipe::Redactor;
@@ -19,9 +19,7 @@ use crate::record::{self, PluginRecord, RecordError, RunRecord, RunStatus, RunSt
 use crate::report::{Event, Reporter};
 use crate::scheduler::{self, Scheduler};
 use crate::stage_exec::WasmExecutor;
-
-/// Largest plugin file the runner reads.
-pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;
+use crate::trust::Policy;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -38,6 +36,12 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Continue this run instead of starting one.
     pub resume: Option<String>,
+    /// Trust policy overriding the pipeline's `policy:`.
+    pub policy: Option<PathBuf>,
+    /// Run plugins unverified when there is no policy (development only).
+    pub allow_unsigned: bool,
+    /// Key that signs build provenance (password from `SLUICE_KEY_PASSWORD`).
+    pub provenance_key: Option<PathBuf>,
 }
 
 /// Why a run could not be carried out (as opposed to a run that failed).
@@ -67,6 +71,12 @@ pub enum RunError {
     /// Reading or writing the run record failed.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// A plugin was refused or cannot be used.
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    /// The trust policy file is invalid.
+    #[error(transparent)]
+    Policy(#[from] crate::trust::PolicyError),
     /// The host could not start.
     #[error(transparent)]
     Host(#[from] crate::host::HostError),
@@ -79,7 +89,12 @@ impl RunError {
     /// Exit code: 2 for invalid input, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Pipeline(_) | RunError::Plugin { .. } | RunError::Resume { .. } => 2,
+            RunError::Admission(AdmissionError::Refused { .. }) => 3,
+            RunError::Pipeline(_)
+            | RunError::Plugin { .. }
+            | RunError::Resume { .. }
+            | RunError::Policy(_)
+            | RunError::Admission(_) => 2,
             RunError::Record(RecordError::NotFound { .. }) => 2,
             RunError::Record(RecordError::Busy(_)) => 2,
             _ => 1,
@@ -103,75 +118,71 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
         created_at: record::now(),
         updated_at: record::now(),
         unsigned_plugins_allowed: false,
+        policy: None,
         stages,
     }
 }
 
-/// Read a plugin file once, with a size cap, and hash it.
-pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if meta.len() > MAX_PLUGIN_BYTES {
-        return Err(format!(
-            "{} is {} bytes; plugins larger than {MAX_PLUGIN_BYTES} bytes are refused",
-            path.display(),
-            meta.len()
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-    Ok((bytes, digest))
-}
-
-/// Load the plugins of the stages that will run, each file once, compiling
-/// in parallel.
 /// Plugins by stage, and the config schema each publishes.
 type LoadedPlugins = (
     HashMap<String, (Plugin, PluginRecord)>,
     HashMap<String, ConfigSchema>,
 );
 
+/// Admit and load the plugins of the stages that will run: every stage's
+/// plugin passes admission (policy) before anything is compiled; then each
+/// file is compiled once, in parallel.
 async fn load_plugins(
     host: &Arc<Host>,
     pipeline: &Pipeline,
     stages: &[String],
     scratch: &Path,
     reporter: &dyn Reporter,
+    policy: Option<&Policy>,
+    allow_unsigned: bool,
 ) -> Result<LoadedPlugins, RunError> {
+    let files = admission::read_plugins(pipeline, stages)?;
+    let mut admitted: HashMap<String, Admitted> = HashMap::new();
     let mut by_path: IndexMap<PathBuf, Vec<String>> = IndexMap::new();
     for name in stages {
         let Some(stage) = pipeline.stages.get(name) else {
             continue;
         };
-        match &stage.uses {
-            PluginRef::Path(p) => by_path.entry(p.clone()).or_default().push(name.clone()),
-            PluginRef::Oci(r) => {
-                return Err(RunError::Plugin {
-                    stage: name.clone(),
-                    reference: r.clone(),
-                    message: "OCI plugin references are not supported by this runner yet; use a file path (pull the component first)".into(),
-                })
-            }
+        let PluginRef::Path(path) = &stage.uses else {
+            continue;
+        };
+        let Some(file) = files.get(path) else {
+            continue;
+        };
+        let decision = admission::admit(name, stage, file, policy, allow_unsigned)?;
+        for w in &decision.warnings {
+            reporter.event(&Event::Warning { message: w });
         }
+        admitted.insert(name.clone(), decision);
+        by_path.entry(path.clone()).or_default().push(name.clone());
     }
     let mut jobs = Vec::new();
     for (path, users) in by_path {
+        let Some(file) = files.get(&path).cloned() else {
+            continue;
+        };
         let host = host.clone();
         jobs.push(tokio::task::spawn_blocking(move || {
-            let loaded = read_plugin(&path)
-                .and_then(|(bytes, digest)| host.load(&bytes, &digest).map_err(|e| e.to_string()));
-            (path, users, loaded)
+            let loaded = host
+                .load(&file.bytes, &file.digest)
+                .map_err(|e| e.to_string());
+            (file, users, loaded)
         }));
     }
     let mut plugins = HashMap::new();
     let mut schemas = HashMap::new();
     for job in jobs {
-        let (path, users, loaded) = job.await.map_err(|e| RunError::Plugin {
+        let (file, users, loaded) = job.await.map_err(|e| RunError::Plugin {
             stage: String::new(),
             reference: String::new(),
             message: format!("loading task failed: {e}"),
         })?;
-        let reference = path.display().to_string();
+        let reference = file.reference.clone();
         let plugin = loaded.map_err(|message| RunError::Plugin {
             stage: users.join(", "),
             reference: reference.clone(),
@@ -209,6 +220,8 @@ async fn load_plugins(
             name: Some(info.name.clone()),
             version: Some(info.version.clone()),
             kind: Some(info.kind.clone()),
+            signer: None,
+            policy_rules: Vec::new(),
         };
         let schema = match info.config_schema.as_deref().map(ConfigSchema::compile) {
             Some(Ok(schema)) => Some(schema),
@@ -225,10 +238,30 @@ async fn load_plugins(
             if let Some(schema) = &schema {
                 schemas.insert(user.clone(), schema.clone());
             }
-            plugins.insert(user, (plugin.clone(), rec.clone()));
+            let mut rec = rec.clone();
+            if let Some(a) = admitted.get(&user) {
+                rec.signer = a.signer.clone();
+                rec.policy_rules = a.rules.clone();
+            }
+            plugins.insert(user, (plugin.clone(), rec));
         }
     }
     Ok((plugins, schemas))
+}
+
+/// The runner's provenance signing key; its password comes from
+/// `SLUICE_KEY_PASSWORD` (a run never prompts).
+fn load_provenance_key(path: &Path) -> Result<crate::trust::PrivateKey, RunError> {
+    let bad = |message: String| RunError::Plugin {
+        stage: "(provenance)".into(),
+        reference: path.display().to_string(),
+        message,
+    };
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| bad(format!("cannot read the provenance key: {e}")))?;
+    let password = std::env::var("SLUICE_KEY_PASSWORD").unwrap_or_default();
+    crate::trust::load_private(&pem, password.as_bytes())
+        .map_err(|e| bad(format!("{e} (the password comes from SLUICE_KEY_PASSWORD)")))
 }
 
 /// Start (or resume) a run and drive it to its end or a pause.
@@ -308,8 +341,26 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
                 source,
             })
         })?;
-    let (plugins, schemas) =
-        load_plugins(&host, &pipeline, &to_run, scratch.path(), reporter.as_ref()).await?;
+    let policy_path = opts.policy.clone().or_else(|| pipeline.policy.clone());
+    let policy = policy_path.as_deref().map(Policy::load).transpose()?;
+    let allow_unsigned = opts.allow_unsigned && policy.is_none();
+    if opts.allow_unsigned && policy.is_some() {
+        reporter.event(&Event::Warning {
+            message: "--allow-unsigned has no effect: the pipeline has a trust policy",
+        });
+    }
+    record.policy = policy_path.clone();
+    record.unsigned_plugins_allowed = allow_unsigned;
+    let (plugins, schemas) = load_plugins(
+        &host,
+        &pipeline,
+        &to_run,
+        scratch.path(),
+        reporter.as_ref(),
+        policy.as_ref(),
+        allow_unsigned,
+    )
+    .await?;
     drop(scratch);
     let _lock = match lock {
         Some(lock) => lock,
@@ -324,6 +375,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         .flat_map(|s| s.grants.secrets.iter())
         .filter_map(|name| std::env::var(name).ok())
         .collect();
+    let provenance_key = match &opts.provenance_key {
+        Some(path) => Some(Arc::new(load_provenance_key(path)?)),
+        None => None,
+    };
     let cas = Arc::new(Cas::open(&opts.state_dir.join("cas"))?);
     let executor = Arc::new(WasmExecutor {
         pipeline: Arc::new(pipeline.clone()),
@@ -332,6 +387,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         cas,
         run_dir: store.run_dir(&record.run_id),
         redactor: Arc::new(Redactor::new(secret_values)),
+        provenance_key,
         reporter: reporter.clone(),
     });
     let options = scheduler::Options {

@@ -42,6 +42,8 @@ pub struct WasmExecutor {
     pub redactor: Arc<Redactor>,
     /// Where events go.
     pub reporter: Arc<dyn Reporter>,
+    /// Signs build provenance when configured.
+    pub provenance_key: Option<Arc<crate::trust::PrivateKey>>,
 }
 
 impl Executor for WasmExecutor {
@@ -319,17 +321,23 @@ impl WasmExecutor {
         std::fs::create_dir_all(&dir).map_err(setup)?;
         let bytes = serde_json::to_vec_pretty(&statement)
             .map_err(|e| StageFailure::Setup(format!("writing provenance: {e}")))?;
+        let mut declared = vec![(
+            provenance::PROVENANCE_NAME.to_string(),
+            provenance::PROVENANCE_MEDIA_TYPE.to_string(),
+        )];
+        if let Some(key) = &self.provenance_key {
+            let bundle = crate::trust::sign_statement(&bytes, key)
+                .map_err(|e| StageFailure::Setup(format!("signing provenance: {e}")))?;
+            std::fs::write(dir.join(provenance::SIGNED_PROVENANCE_NAME), bundle).map_err(setup)?;
+            declared.push((
+                provenance::SIGNED_PROVENANCE_NAME.to_string(),
+                crate::trust::BUNDLE_MEDIA_TYPE.to_string(),
+            ));
+        }
         std::fs::write(dir.join(provenance::PROVENANCE_NAME), bytes).map_err(setup)?;
         let mut stored = self
             .cas
-            .ingest_dir(
-                &dir,
-                &[(
-                    provenance::PROVENANCE_NAME.to_string(),
-                    provenance::PROVENANCE_MEDIA_TYPE.to_string(),
-                )],
-                &IngestLimits::default(),
-            )
+            .ingest_dir(&dir, &declared, &IngestLimits::default())
             .map_err(|e| StageFailure::Setup(format!("storing provenance: {e}")))?;
         rec.artifacts.append(&mut stored);
         Ok(())

@@ -126,6 +126,7 @@ impl Run {
 /// A working directory with a pipeline, for one test.
 pub struct Project {
     dir: tempfile::TempDir,
+    allow_unsigned: bool,
 }
 
 impl Project {
@@ -137,7 +138,17 @@ impl Project {
                 .prefix("sluice-e2e-")
                 .tempdir()
                 .expect("create a temp dir"),
+            allow_unsigned: true,
         }
+    }
+
+    /// A project whose runs do not get `SLUICE_ALLOW_UNSIGNED=1` (the
+    /// default for tests that are not about trust), so plugins must pass a
+    /// trust policy.
+    pub fn trusted_only() -> Project {
+        let mut p = Project::new();
+        p.allow_unsigned = false;
+        p
     }
 
     /// Its directory.
@@ -173,7 +184,13 @@ impl Project {
             .env("SLUICE_CACHE_DIR", shared_cache())
             .env("NO_COLOR", "1")
             .env_remove("SLUICE_STATE_DIR")
-            .env_remove("SLUICE_LOG");
+            .env_remove("SLUICE_LOG")
+            .env_remove("SLUICE_ALLOW_UNSIGNED")
+            .env_remove("SLUICE_PROVENANCE_KEY")
+            .env_remove("SLUICE_KEY_PASSWORD");
+        if self.allow_unsigned {
+            cmd.env("SLUICE_ALLOW_UNSIGNED", "1");
+        }
         cmd
     }
 

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use crate::admission::read_plugin;
 use crate::host::bindings::wit::Capability;
 use crate::host::{sandbox, Host, PoolSizing};
-use crate::run::read_plugin;
 
 fn capability(c: &Capability) -> String {
     match c {

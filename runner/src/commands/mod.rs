@@ -4,4 +4,5 @@
 pub mod approve;
 pub mod inspect;
 pub mod runs;
+pub mod trust;
 pub mod validate;

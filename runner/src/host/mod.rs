@@ -151,7 +151,7 @@ impl Host {
 
 /// Tell the common wrong inputs apart before wasmtime sees them (it would
 /// otherwise try to parse text and report a confusing WAT error).
-fn check_component_header(bytes: &[u8]) -> Result<(), HostError> {
+pub fn check_component_header(bytes: &[u8]) -> Result<(), HostError> {
     const MAGIC: &[u8] = b"\0asm";
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
         return Err(HostError::InvalidComponent(

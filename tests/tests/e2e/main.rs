@@ -7,3 +7,5 @@ mod cli;
 mod pipeline_errors;
 mod sandbox;
 mod scheduling;
+mod stage_lint;
+mod stage_test_build;

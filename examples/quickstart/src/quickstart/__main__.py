@@ -1,0 +1,5 @@
+"""``python3 -m quickstart``."""
+
+from quickstart.cli import run
+
+run()

@@ -1,0 +1,218 @@
+//! Running the build commands in order through the host's `exec`, stopping
+//! at the first one that fails and quoting the end of its output.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sluice_sdk::exec::{Command, ExecError, ExecOutput};
+use sluice_sdk::StageError;
+
+/// How many lines of a failed command's output the error quotes.
+const TAIL_LINES: usize = 20;
+
+/// One validated build command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildCommand {
+    /// Bare program name, looked up in `grants.exec`.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+impl BuildCommand {
+    /// The command line as a person would type it.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .map(|a| {
+                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+                {
+                    format!("{a:?}")
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// What one command did, as recorded in `build.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandRecord {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Exit status.
+    pub status: i32,
+    /// Wall time in seconds.
+    pub duration_s: f64,
+}
+
+/// Where and how long the commands may run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Working directory relative to the workspace.
+    pub cwd: Option<String>,
+    /// Timeout per command.
+    pub timeout: Option<Duration>,
+}
+
+/// Runs `commands` in order; the first that does not succeed fails the
+/// stage with the end of its stderr (or stdout).
+pub fn run_all(
+    commands: &[BuildCommand],
+    opts: &RunOptions,
+) -> Result<Vec<CommandRecord>, StageError> {
+    let mut records = Vec::new();
+    for (i, cmd) in commands.iter().enumerate() {
+        let mut exec = Command::new(&cmd.program).args(cmd.args.iter().cloned());
+        if let Some(cwd) = &opts.cwd {
+            exec = exec.cwd(cwd);
+        }
+        if let Some(t) = opts.timeout {
+            exec = exec.timeout(t);
+        }
+        let started = Instant::now();
+        let out = exec.run().map_err(|e| exec_error(i, cmd, e))?;
+        echo(&out);
+        if !out.success() {
+            return Err(failure(i, commands.len(), cmd, &out));
+        }
+        records.push(CommandRecord {
+            argv: std::iter::once(cmd.program.clone())
+                .chain(cmd.args.iter().cloned())
+                .collect(),
+            status: out.status,
+            duration_s: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(records)
+}
+
+fn exec_error(i: usize, cmd: &BuildCommand, e: ExecError) -> StageError {
+    let p = &cmd.program;
+    match e {
+        ExecError::Denied(_) => StageError::denied(format!(
+            "build command {} runs `{p}`, which the stage may not run: add `{p}` to the stage's \
+             grants.exec (grants: {{ exec: [{p}] }})",
+            i + 1
+        )),
+        ExecError::NotFound(m) => StageError::failed(format!(
+            "build command {} runs `{p}`, which is not installed on this machine: {m}",
+            i + 1
+        )),
+        ExecError::InvalidArgument(m) => StageError::invalid_config(format!(
+            "with.cwd: {m}; give a directory relative to the workspace root"
+        )),
+        ExecError::SpawnFailed(m) => {
+            StageError::failed(format!("could not start `{}`: {m}", cmd.display()))
+        }
+    }
+}
+
+/// Copies a command's output into the stage log.
+fn echo(out: &ExecOutput) {
+    if !out.stdout.is_empty() {
+        println!("{}", out.stdout_str().trim_end());
+    }
+    if !out.stderr.is_empty() {
+        eprintln!("{}", out.stderr_str().trim_end());
+    }
+    if out.truncated {
+        sluice_sdk::warn("the command's output was cut at the stage's output cap (grants.output)");
+    }
+}
+
+fn failure(i: usize, total: usize, cmd: &BuildCommand, out: &ExecOutput) -> StageError {
+    let how = if out.timed_out {
+        "was killed after its timeout".to_string()
+    } else if out.status < 0 {
+        "was killed by a signal".to_string()
+    } else {
+        format!("exited {}", out.status)
+    };
+    let tail = tail(out, TAIL_LINES);
+    let quoted = if tail.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{tail}")
+    };
+    StageError::failed(format!(
+        "build command {} of {total} `{}` {how}{quoted}",
+        i + 1,
+        cmd.display()
+    ))
+}
+
+/// The last `max_lines` non-empty lines of stderr (of stdout when stderr is
+/// empty), at most ~2000 characters.
+pub fn tail(out: &ExecOutput, max_lines: usize) -> String {
+    let stderr = out.stderr_str();
+    let stdout = out.stdout_str();
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(max_lines);
+    let mut tail = lines[start..].join("\n");
+    const MAX: usize = 2000;
+    if tail.len() > MAX {
+        let mut cut = tail.len() - MAX;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail = format!("…{}", &tail[cut..]);
+    }
+    tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(status: i32, stderr: &str) -> ExecOutput {
+        ExecOutput {
+            status,
+            stdout: b"building...\n".to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            truncated: false,
+            timed_out: false,
+        }
+    }
+
+    #[test]
+    fn failure_names_the_command_and_quotes_stderr() {
+        let cmd = BuildCommand {
+            program: "python3".into(),
+            args: vec!["-m".into(), "zipapp".into(), "src dir".into()],
+        };
+        let e = failure(
+            1,
+            3,
+            &cmd,
+            &out(1, "Traceback...\nFileNotFoundError: dist\n"),
+        );
+        assert_eq!(
+            e,
+            StageError::failed(
+                "build command 2 of 3 `python3 -m zipapp \"src dir\"` exited 1:\nTraceback...\nFileNotFoundError: dist"
+            )
+        );
+        let mut o = out(-1, "");
+        o.timed_out = true;
+        let e = failure(0, 1, &cmd, &o);
+        assert!(
+            e.message()
+                .contains("was killed after its timeout:\nbuilding..."),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        assert_eq!(tail(&out(1, "a\nb\nc\n"), 2), "b\nc");
+        assert_eq!(tail(&out(1, ""), 2), "building...");
+    }
+}

@@ -1,0 +1,75 @@
+//! The SDK glue: `describe`, and `run` = read config → lint → log each
+//! finding → write `lint.sarif` → report.
+
+use sluice_sdk::prelude::*;
+
+use crate::config::{Config, Settings};
+use crate::external::SdkExec;
+use crate::finding::Level;
+use crate::report::SARIF_ARTIFACT;
+use crate::{lint, report, sarif, schema};
+
+/// The `lint` stage.
+pub struct Lint;
+
+impl Stage for Lint {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "lint",
+            env!("CARGO_PKG_VERSION"),
+            "lint",
+            "Checks YAML/JSON/TOML syntax, merge-conflict markers and whitespace in the workspace, \
+             runs external linters (cargo clippy JSON, SARIF), and reports SARIF 2.1.0",
+        )
+        .config_schema(schema::schema().to_string())
+        .capability(Capability::WorkspaceRead)
+    }
+
+    fn run(ctx: Context) -> Result<Report, StageError> {
+        let config: Config = ctx.config()?;
+        let settings = Settings::from_config(config)?;
+        let result = lint::lint(&ctx.workspace(), &settings, &SdkExec)?;
+        for note in &result.notes {
+            sluice_sdk::warn(note);
+        }
+        for f in result.findings() {
+            match f.level {
+                Level::Error => sluice_sdk::error(f),
+                Level::Warning => sluice_sdk::warn(f),
+                Level::Note => sluice_sdk::info(f),
+            }
+        }
+        let json = sarif::to_json(&result.runs)
+            .map_err(|e| StageError::failed(format!("writing {SARIF_ARTIFACT}: {e}")))?;
+        ctx.write_artifact(SARIF_ARTIFACT, json, "application/sarif+json")?;
+        let report = report::build(&result, settings.fail_on);
+        if let Some(first) = report.summary.lines().next() {
+            sluice_sdk::info!("{first}; {} binary file(s) skipped", result.binary);
+        }
+        Ok(report)
+    }
+}
+
+sluice_sdk::export_stage!(Lint);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_declares_kind_schema_and_workspace_read() {
+        let info = Lint::describe();
+        assert_eq!((info.name.as_str(), info.kind.as_str()), ("lint", "lint"));
+        assert_eq!(info.capabilities, [Capability::WorkspaceRead]);
+        let schema: serde_json::Value =
+            serde_json::from_str(info.config_schema.as_deref().unwrap_or("null")).expect("JSON");
+        assert_eq!(schema["type"], "object");
+    }
+
+    #[test]
+    fn bad_config_is_invalid_config() {
+        let e = Lint::run(Context::for_test("lint", r#"{"rules": {"nope": "off"}}"#))
+            .expect_err("unknown rule");
+        assert!(matches!(e, StageError::InvalidConfig(_)), "{e:?}");
+    }
+}

@@ -1,0 +1,261 @@
+//! The stage's `with:` block: wire types (serde, unknown keys rejected) and
+//! their validation into [`Settings`]. Every error names the key and the fix.
+
+use serde::Deserialize;
+use sluice_sdk::{Context, StageError};
+
+use crate::command::CommandSpec;
+use crate::coverage::Format;
+use crate::files::check_pattern;
+use crate::values::{OneOrMany, Timeout};
+
+/// `with:` as written in the pipeline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// `[program, args...]`; the program must be in `grants.exec`.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Directory to run the command in, relative to the workspace.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Kill the command after this long.
+    #[serde(default)]
+    pub timeout: Option<Timeout>,
+    /// JUnit XML report(s): path or glob, or a list, relative to the workspace.
+    #[serde(default)]
+    pub junit: Option<OneOrMany>,
+    /// Optional coverage report.
+    #[serde(default)]
+    pub coverage: Option<CoverageConfig>,
+}
+
+/// `with.coverage`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageConfig {
+    /// Report file, relative to the workspace.
+    pub path: String,
+    /// `lcov` or `cobertura`; guessed from the file name when left out.
+    #[serde(default)]
+    pub format: Option<Format>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The command to run, if any.
+    pub command: Option<CommandSpec>,
+    /// JUnit patterns (checked: relative, inside the workspace, valid globs).
+    pub junit: Vec<String>,
+    /// Coverage report path and format.
+    pub coverage: Option<(String, Format)>,
+}
+
+impl Settings {
+    /// Reads and validates the stage's `with:`.
+    pub fn from_context(ctx: &Context) -> Result<Self, StageError> {
+        Self::validate(ctx.config()?)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(c: Config) -> Result<Self, StageError> {
+        let junit =
+            match c.junit {
+                None => return Err(StageError::invalid_config(
+                    "with.junit: missing; set it to the JUnit XML file your tests write, relative \
+                     to the workspace (a path or glob), e.g. `junit: reports/junit.xml`",
+                )),
+                Some(OneOrMany(list)) if list.is_empty() => {
+                    return Err(StageError::invalid_config(
+                        "with.junit: empty list; name at least one JUnit XML file or glob",
+                    ))
+                }
+                Some(OneOrMany(list)) => list,
+            };
+        for (i, p) in junit.iter().enumerate() {
+            let key = if junit.len() == 1 {
+                "with.junit".to_string()
+            } else {
+                format!("with.junit[{i}]")
+            };
+            check_pattern(&key, p)?;
+        }
+        let coverage = c.coverage.map(coverage).transpose()?;
+        let command = match c.command {
+            Some(argv) => Some(command(argv, c.cwd, c.timeout)?),
+            None => {
+                if c.cwd.is_some() || c.timeout.is_some() {
+                    let key = if c.cwd.is_some() { "cwd" } else { "timeout" };
+                    return Err(StageError::invalid_config(format!(
+                        "with.{key}: only applies to `with.command`; add a command or remove `{key}`"
+                    )));
+                }
+                None
+            }
+        };
+        Ok(Self {
+            command,
+            junit,
+            coverage,
+        })
+    }
+}
+
+fn coverage(c: CoverageConfig) -> Result<(String, Format), StageError> {
+    check_pattern("with.coverage.path", &c.path)?;
+    if c.path.contains(['*', '?', '[']) {
+        return Err(StageError::invalid_config(format!(
+            "with.coverage.path: `{}` is a glob; give the one report file, e.g. `reports/coverage.lcov`",
+            c.path
+        )));
+    }
+    let format = c
+        .format
+        .or_else(|| Format::from_path(&c.path))
+        .ok_or_else(|| {
+            StageError::invalid_config(format!(
+                "with.coverage.format: cannot tell the format of `{}` from its name; add \
+             `format: lcov` or `format: cobertura`",
+                c.path
+            ))
+        })?;
+    Ok((c.path, format))
+}
+
+fn command(
+    argv: Vec<String>,
+    cwd: Option<String>,
+    timeout: Option<Timeout>,
+) -> Result<CommandSpec, StageError> {
+    let mut it = argv.into_iter();
+    let Some(program) = it.next().filter(|p| !p.trim().is_empty()) else {
+        return Err(StageError::invalid_config(
+            "with.command: empty; give the program and its arguments, e.g. \
+             `[python3, -m, pytest, --junitxml=reports/junit.xml]`, or leave `command` out \
+             to read reports that already exist",
+        ));
+    };
+    if program.contains('/') {
+        return Err(StageError::invalid_config(format!(
+            "with.command[0]: `{program}` is a path; the program must be a bare name granted in \
+             grants.exec (run a script through its interpreter, e.g. `[sh, {program}]`)"
+        )));
+    }
+    if let Some(dir) = &cwd {
+        let p = std::path::Path::new(dir);
+        if p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+            return Err(StageError::invalid_config(format!(
+                "with.cwd: `{dir}` must be a directory relative to the workspace, without `..`"
+            )));
+        }
+    }
+    if timeout.is_some_and(|t| t.0.is_zero()) {
+        return Err(StageError::invalid_config(
+            "with.timeout: must be longer than zero, e.g. \"10m\"",
+        ));
+    }
+    Ok(CommandSpec {
+        program,
+        args: it.collect(),
+        cwd,
+        timeout: timeout.map(|t| t.0),
+    })
+}
+
+/// JSON Schema (draft 2020-12) of `with:`, returned by `describe`.
+pub const SCHEMA: &str = include_str!("schema.json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn settings(json: &str) -> Result<Settings, StageError> {
+        Settings::from_context(&Context::for_test("test", json))
+    }
+
+    fn config_error(json: &str) -> String {
+        match settings(json) {
+            Err(StageError::InvalidConfig(m)) => m,
+            other => panic!("expected invalid config for {json}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_config() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"command": ["python3", "-m", "pytest", "--junitxml=reports/junit.xml"],
+                "cwd": "app", "timeout": "5m", "junit": "reports/junit.xml",
+                "coverage": {"path": "reports/coverage.lcov"}}"#,
+        )?;
+        let cmd = s.command.ok_or(StageError::failed("command"))?;
+        assert_eq!(cmd.program, "python3");
+        assert_eq!(cmd.args, ["-m", "pytest", "--junitxml=reports/junit.xml"]);
+        assert_eq!(cmd.cwd.as_deref(), Some("app"));
+        assert_eq!(cmd.timeout, Some(Duration::from_secs(300)));
+        assert_eq!(s.junit, ["reports/junit.xml"]);
+        assert_eq!(
+            s.coverage,
+            Some(("reports/coverage.lcov".into(), Format::Lcov))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reports_only() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"junit": ["a.xml", "b/*.xml"], "coverage": {"path": "c.txt", "format": "cobertura"}}"#,
+        )?;
+        assert!(s.command.is_none());
+        assert_eq!(s.junit.len(), 2);
+        assert_eq!(s.coverage, Some(("c.txt".into(), Format::Cobertura)));
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        assert!(config_error("{}").starts_with("with.junit: missing"));
+        assert!(config_error(r#"{"junit": []}"#).starts_with("with.junit: empty"));
+        assert!(config_error(r#"{"junit": "../x.xml"}"#).starts_with("with.junit: "));
+        assert!(config_error(r#"{"junit": ["a.xml", "/b.xml"]}"#).starts_with("with.junit[1]: "));
+        assert!(config_error(r#"{"junit": 3}"#).starts_with("with.junit: invalid type"));
+        let typo = config_error(r#"{"junit": "a", "comand": []}"#);
+        assert!(
+            typo.starts_with("with.comand: unknown field `comand`, expected one of"),
+            "{typo}"
+        );
+        assert!(config_error(r#"{"junit": "a", "command": []}"#).starts_with("with.command: empty"));
+        assert!(config_error(r#"{"junit": "a", "command": ["./run.sh"]}"#)
+            .starts_with("with.command[0]: `./run.sh` is a path"));
+        assert!(config_error(r#"{"junit": "a", "cwd": "x"}"#).starts_with("with.cwd: only applies"));
+        assert!(
+            config_error(r#"{"junit": "a", "command": ["sh"], "cwd": "../x"}"#)
+                .starts_with("with.cwd: ")
+        );
+        assert!(
+            config_error(r#"{"junit": "a", "command": ["sh"], "timeout": "soon"}"#)
+                .starts_with("with.timeout: ")
+        );
+        assert!(
+            config_error(r#"{"junit": "a", "coverage": {"path": "c.json"}}"#)
+                .starts_with("with.coverage.format: ")
+        );
+        assert!(
+            config_error(r#"{"junit": "a", "coverage": {"path": "c.xml", "format": "xml"}}"#)
+                .starts_with("with.coverage.format: unknown variant `xml`")
+        );
+        assert!(
+            config_error(r#"{"junit": "a", "coverage": {"path": "*.xml"}}"#)
+                .starts_with("with.coverage.path: ")
+        );
+    }
+
+    #[test]
+    fn schema_is_json() -> Result<(), serde_json::Error> {
+        let v: serde_json::Value = serde_json::from_str(SCHEMA)?;
+        assert_eq!(v["additionalProperties"], false);
+        assert_eq!(v["required"][0], "junit");
+        Ok(())
+    }
+}
