@@ -276,6 +276,10 @@ pub struct RunRecord {
     /// The trust policy the run was admitted under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
+    /// Warnings about the run as a whole (trust policy in warn mode,
+    /// unverified plugins).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Stages in pipeline order.
     pub stages: IndexMap<String, StageRecord>,
 }
@@ -461,6 +465,7 @@ mod tests {
             updated_at: now(),
             unsigned_plugins_allowed: false,
             policy: None,
+            warnings: Vec::new(),
             stages,
         }
     }

@@ -119,6 +119,7 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
         updated_at: record::now(),
         unsigned_plugins_allowed: false,
         policy: None,
+        warnings: Vec::new(),
         stages,
     }
 }
@@ -127,6 +128,7 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
 type LoadedPlugins = (
     HashMap<String, (Plugin, PluginRecord)>,
     HashMap<String, ConfigSchema>,
+    Vec<String>,
 );
 
 /// Admit and load the plugins of the stages that will run: every stage's
@@ -143,6 +145,7 @@ async fn load_plugins(
 ) -> Result<LoadedPlugins, RunError> {
     let files = admission::read_plugins(pipeline, stages)?;
     let mut admitted: HashMap<String, Admitted> = HashMap::new();
+    let mut warnings = Vec::new();
     let mut by_path: IndexMap<PathBuf, Vec<String>> = IndexMap::new();
     for name in stages {
         let Some(stage) = pipeline.stages.get(name) else {
@@ -157,6 +160,7 @@ async fn load_plugins(
         let decision = admission::admit(name, stage, file, policy, allow_unsigned)?;
         for w in &decision.warnings {
             reporter.event(&Event::Warning { message: w });
+            warnings.push(w.clone());
         }
         admitted.insert(name.clone(), decision);
         by_path.entry(path.clone()).or_default().push(name.clone());
@@ -246,7 +250,7 @@ async fn load_plugins(
             plugins.insert(user, (plugin.clone(), rec));
         }
     }
-    Ok((plugins, schemas))
+    Ok((plugins, schemas, warnings))
 }
 
 /// The runner's provenance signing key; its password comes from
@@ -351,7 +355,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     }
     record.policy = policy_path.clone();
     record.unsigned_plugins_allowed = allow_unsigned;
-    let (plugins, schemas) = load_plugins(
+    let (plugins, schemas, warnings) = load_plugins(
         &host,
         &pipeline,
         &to_run,
@@ -361,6 +365,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         allow_unsigned,
     )
     .await?;
+    record.warnings = warnings;
     drop(scratch);
     let _lock = match lock {
         Some(lock) => lock,

@@ -9,3 +9,4 @@ mod sandbox;
 mod scheduling;
 mod stage_lint;
 mod stage_test_build;
+mod trust;
