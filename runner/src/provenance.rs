@@ -163,6 +163,8 @@ mod tests {
             name: Some("build".into()),
             version: Some("0.1.0".into()),
             kind: Some("build".into()),
+            signer: None,
+            policy_rules: Vec::new(),
         };
         let src = SourceRevision {
             repo: "/src".into(),

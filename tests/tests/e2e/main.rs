@@ -4,9 +4,12 @@
 mod approval_resume;
 mod artifacts_gates;
 mod cli;
+mod examples;
 mod pipeline_errors;
 mod sandbox;
 mod scheduling;
+mod stage_languages;
 mod stage_lint;
+mod stage_scan;
 mod stage_test_build;
 mod trust;

@@ -342,7 +342,7 @@ stages:
 }
 
 /// Copies `examples/quickstart` without what earlier runs generated.
-fn copy_example(from: &Path, to: &Path) {
+pub(crate) fn copy_example(from: &Path, to: &Path) {
     const GENERATED: [&str; 6] = [
         ".sluice",
         ".pytest_cache",
