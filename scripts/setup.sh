@@ -17,9 +17,6 @@ if ! python3 -c "import pytest, pytest_cov" 2>/dev/null; then
     || python3 -m pip install -q --break-system-packages -r examples/quickstart/requirements-dev.txt
 fi
 
-# Toolchains for the Python, JavaScript and C example stages.
-scripts/setup-guest-toolchains.sh
-
 # npm sigstore clients for the signature interop tests.
 if [ ! -d tests/interop/sigstore-js/node_modules/@sigstore/verify ]; then
   echo "==> npm ci in tests/interop/sigstore-js"

@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Toolchains for the Python, JavaScript and C example stages (the tests
+# build them from source).
+scripts/setup-guest-toolchains.sh
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"
