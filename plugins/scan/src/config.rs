@@ -1,0 +1,428 @@
+//! The stage's `with:` block: wire type ([`Options`], serde with
+//! `deny_unknown_fields`) and the validated model ([`Settings`]).
+//!
+//! Every problem becomes a [`ConfigError`] naming the key (`with.include[2]`)
+//! and saying how to fix it; the stage turns it into
+//! `StageError::InvalidConfig`.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::allow::Allowlist;
+use crate::secrets::DEFAULT_ENTROPY_THRESHOLD;
+use crate::walk::PathFilter;
+
+/// Default `max-file-size`: 1 MiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+/// Lockfiles are read up to this size whatever `max-file-size` says
+/// (a large monorepo's `package-lock.json` is several MiB).
+pub const MAX_LOCKFILE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Default `exclude` globs; setting `exclude` replaces them.
+pub const DEFAULT_EXCLUDES: &[&str] = &[
+    "**/node_modules/**",
+    "**/target/**",
+    "**/.venv/**",
+    "**/venv/**",
+    "**/__pycache__/**",
+];
+
+/// The `with:` block as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Options {
+    /// Globs of files to scan (default `["**"]`).
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// Globs of files and directories to skip (default [`DEFAULT_EXCLUDES`]).
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+    /// Files larger than this are not scanned for secrets: bytes, or a
+    /// string with a unit (`512KiB`, `2MB`, `1MiB`).
+    #[serde(default)]
+    pub max_file_size: Option<ByteSize>,
+    /// Scan for secrets (default true).
+    #[serde(default)]
+    pub secrets: Option<bool>,
+    /// Read lockfiles and check them against the advisories (default true).
+    #[serde(default)]
+    pub dependencies: Option<bool>,
+    /// Directory of OSV JSON advisories: relative to the workspace, or an
+    /// absolute path under `/artifacts/in/`.
+    #[serde(default)]
+    pub advisories: Option<String>,
+    /// Accepted findings: fingerprints, advisory ids, or regexes on the
+    /// secret value (see [`crate::allow`]).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Minimum Shannon entropy (bits per character) for `generic-secret`
+    /// (default 3.5).
+    #[serde(default)]
+    pub entropy_threshold: Option<f64>,
+}
+
+/// A byte count written as a number or with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `1048576`, `512KiB`, `1 MiB`, `2MB`, `10kb`, `1GiB`.
+    ///
+    /// ```
+    /// use sluice_plugin_scan::config::ByteSize;
+    /// assert_eq!(ByteSize::parse("512KiB"), Some(ByteSize(512 * 1024)));
+    /// assert_eq!(ByteSize::parse("2MB"), Some(ByteSize(2_000_000)));
+    /// assert_eq!(ByteSize::parse("lots"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<ByteSize> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().ok()?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            _ => return None,
+        };
+        n.checked_mul(mult).map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size in bytes, or a string such as \"512KiB\" or \"2MB\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
+                if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64 {
+                    Ok(ByteSize(v as u64))
+                } else {
+                    Err(E::custom(format!("{v} is not a whole number of bytes")))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).ok_or_else(|| {
+                    E::custom(format!(
+                        "`{v}` is not a size; write bytes (1048576) or a number with a unit (512KiB, 1MiB, 2MB)"
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A configuration problem: the key and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// Key path, e.g. `with.exclude[1]`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where relative and absolute paths in the config are resolved.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    /// The scanned tree (`/workspace` in the sandbox).
+    pub workspace: PathBuf,
+    /// Where input artifacts are (`/artifacts/in` in the sandbox).
+    pub inputs: PathBuf,
+}
+
+impl Roots {
+    /// The sandbox's layout.
+    pub fn sandbox() -> Roots {
+        Roots {
+            workspace: PathBuf::from("/workspace"),
+            inputs: PathBuf::from("/artifacts/in"),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Settings {
+    /// Which files are read.
+    pub filter: PathFilter,
+    /// Secret-scan size limit in bytes.
+    pub max_file_size: u64,
+    /// Whether secrets are scanned.
+    pub secrets: bool,
+    /// Whether lockfiles are read.
+    pub dependencies: bool,
+    /// The advisory directory, resolved and checked to exist.
+    pub advisories: Option<PathBuf>,
+    /// The allowlist.
+    pub allow: Allowlist,
+    /// `generic-secret` entropy threshold.
+    pub entropy_threshold: f64,
+}
+
+impl Settings {
+    /// Validates `options`, resolving paths against `roots`.
+    pub fn from_options(options: Options, roots: &Roots) -> Result<Settings, ConfigError> {
+        let include = options.include.unwrap_or_else(|| vec!["**".to_string()]);
+        if include.is_empty() {
+            return Err(ConfigError::new(
+                "with.include",
+                "must not be empty; remove it to scan every file, or list globs such as [\"src/**\", \"**/*.env\"]",
+            ));
+        }
+        let exclude = options
+            .exclude
+            .unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect());
+        let filter = PathFilter::new(&include, &exclude).map_err(|(is_exclude, e)| {
+            let list = if is_exclude { "exclude" } else { "include" };
+            ConfigError::new(
+                format!("with.{list}[{}]", e.index),
+                format!(
+                    "`{}` is not a valid glob ({}); use globset syntax such as `src/**/*.rs` or `**/fixtures/**`",
+                    e.pattern, e.source
+                ),
+            )
+        })?;
+
+        let max_file_size = options.max_file_size.map_or(DEFAULT_MAX_FILE_SIZE, |b| b.0);
+        if max_file_size == 0 {
+            return Err(ConfigError::new(
+                "with.max-file-size",
+                "must be greater than 0, e.g. 1MiB (the default)",
+            ));
+        }
+
+        let secrets = options.secrets.unwrap_or(true);
+        let dependencies = options.dependencies.unwrap_or(true);
+        if !secrets && !dependencies {
+            return Err(ConfigError::new(
+                "with",
+                "`secrets` and `dependencies` are both false, so there is nothing to scan; enable at least one",
+            ));
+        }
+
+        let entropy_threshold = options
+            .entropy_threshold
+            .unwrap_or(DEFAULT_ENTROPY_THRESHOLD);
+        if !(entropy_threshold.is_finite() && entropy_threshold > 0.0 && entropy_threshold <= 8.0) {
+            return Err(ConfigError::new(
+                "with.entropy-threshold",
+                format!(
+                    "{entropy_threshold} is out of range; use bits per character between 0 and 8 (default {DEFAULT_ENTROPY_THRESHOLD})"
+                ),
+            ));
+        }
+
+        let allow = Allowlist::new(&options.allow).map_err(|e| {
+            ConfigError::new(
+                format!("with.allow[{}]", e.index),
+                format!(
+                    "`{}` is not a valid regular expression ({}); write a fingerprint `path:rule-id:line`, an advisory id, or a regex (escape `.`, `(`, `[` with `\\`)",
+                    e.entry,
+                    first_line(&e.source.to_string())
+                ),
+            )
+        })?;
+
+        let advisories = match options.advisories {
+            Some(raw) => Some(resolve_advisories(&raw, roots)?),
+            None => None,
+        };
+
+        Ok(Settings {
+            filter,
+            max_file_size,
+            secrets,
+            dependencies,
+            advisories,
+            allow,
+            entropy_threshold,
+        })
+    }
+}
+
+/// The last line of a multi-line regex error (the one that says what is
+/// wrong).
+fn first_line(s: &str) -> String {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// Resolves `with.advisories` and checks the directory exists.
+fn resolve_advisories(raw: &str, roots: &Roots) -> Result<PathBuf, ConfigError> {
+    const KEY: &str = "with.advisories";
+    let fix = "give a directory of OSV .json files relative to the workspace (e.g. `security/osv`), or under /artifacts/in/<stage>/ when an earlier stage produced it";
+    let p = Path::new(raw.trim());
+    if raw.trim().is_empty() {
+        return Err(ConfigError::new(KEY, format!("is empty; {fix}")));
+    }
+    let resolved = if p.is_absolute() {
+        let allowed = [&roots.workspace, &roots.inputs];
+        if !allowed.iter().any(|r| p.starts_with(r)) || has_parent(p) {
+            return Err(ConfigError::new(
+                KEY,
+                format!("`{raw}` is outside the workspace and /artifacts/in; {fix}"),
+            ));
+        }
+        p.to_path_buf()
+    } else {
+        if has_parent(p) {
+            return Err(ConfigError::new(
+                KEY,
+                format!("`{raw}` must not contain `..`; {fix}"),
+            ));
+        }
+        roots.workspace.join(p)
+    };
+    if !resolved.is_dir() {
+        return Err(ConfigError::new(
+            KEY,
+            format!(
+                "directory `{raw}` not found (looked at {}); {fix}",
+                resolved.display()
+            ),
+        ));
+    }
+    Ok(resolved)
+}
+
+fn has_parent(p: &Path) -> bool {
+    p.components().any(|c| matches!(c, Component::ParentDir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots() -> Roots {
+        Roots {
+            workspace: std::env::temp_dir(),
+            inputs: PathBuf::from("/artifacts/in"),
+        }
+    }
+
+    fn settings(json: &str) -> Result<Settings, String> {
+        let options: Options = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Settings::from_options(options, &roots()).map_err(|e| e.to_string())
+    }
+
+    fn err(json: &str) -> String {
+        match settings(json) {
+            Ok(_) => panic!("{json} should be rejected"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings("{}").unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.secrets && s.dependencies);
+        assert_eq!(s.max_file_size, DEFAULT_MAX_FILE_SIZE);
+        assert_eq!(s.entropy_threshold, DEFAULT_ENTROPY_THRESHOLD);
+        assert!(s.advisories.is_none());
+        assert!(!s.filter.includes_file("web/node_modules/a/index.js"));
+        assert!(s.filter.includes_file("src/main.rs"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(err(r#"{"exclued": []}"#).contains("unknown field `exclued`"));
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        let s = settings(r#"{"max-file-size": "64KiB"}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.max_file_size, 65536);
+        let s = settings(r#"{"max-file-size": 1000}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.max_file_size, 1000);
+        assert!(err(r#"{"max-file-size": "big"}"#).contains("`big` is not a size"));
+        assert!(err(r#"{"max-file-size": 0}"#)
+            .starts_with("with.max-file-size: must be greater than 0"));
+    }
+
+    #[test]
+    fn invalid_globs_and_regexes_name_the_entry() {
+        let e = err(r#"{"exclude": ["ok/**", "a[b"]}"#);
+        assert!(
+            e.starts_with("with.exclude[1]: `a[b` is not a valid glob"),
+            "{e}"
+        );
+        let e = err(r#"{"include": []}"#);
+        assert!(e.starts_with("with.include: must not be empty"), "{e}");
+        let e = err(r#"{"allow": ["fine", "(unclosed"]}"#);
+        assert!(
+            e.starts_with("with.allow[1]: `(unclosed` is not a valid regular expression"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn thresholds_are_range_checked() {
+        assert!(err(r#"{"entropy-threshold": 0}"#)
+            .starts_with("with.entropy-threshold: 0 is out of range"));
+        assert!(err(r#"{"entropy-threshold": 9.5}"#).contains("out of range"));
+        assert!(settings(r#"{"entropy-threshold": 4.2}"#).is_ok());
+    }
+
+    #[test]
+    fn nothing_to_do_is_an_error() {
+        let e = err(r#"{"secrets": false, "dependencies": false}"#);
+        assert!(e.contains("nothing to scan"), "{e}");
+    }
+
+    #[test]
+    fn advisory_directories_are_resolved_and_checked() {
+        let e = err(r#"{"advisories": "no-such-osv-dir-here"}"#);
+        assert!(
+            e.starts_with("with.advisories: directory `no-such-osv-dir-here` not found"),
+            "{e}"
+        );
+        let e = err(r#"{"advisories": "../etc"}"#);
+        assert!(e.contains("must not contain `..`"), "{e}");
+        let e = err(r#"{"advisories": "/etc"}"#);
+        assert!(e.contains("outside the workspace"), "{e}");
+        let dir = std::env::temp_dir().join(format!("sluice-scan-osv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let s = settings(&format!(r#"{{"advisories": "{name}"}}"#));
+        let _ = std::fs::remove_dir(&dir);
+        assert_eq!(s.map(|s| s.advisories).ok().flatten(), Some(dir));
+    }
+}

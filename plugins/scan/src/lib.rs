@@ -1,0 +1,93 @@
+//! `scan`: the sluice reference stage that finds **committed secrets** and
+//! **vulnerable dependencies**.
+//!
+//! It reads the workspace (grant `workspace: read`), writes `scan.sarif`
+//! (SARIF 2.1.0) and `scan.json`, logs every finding (redacted), and
+//! reports metrics that pipelines gate on:
+//!
+//! ```yaml
+//! scan:
+//!   uses: plugins/scan.wasm
+//!   grants: { workspace: read }
+//!   with:
+//!     advisories: security/osv          # a directory of OSV .json files
+//!     exclude: ["**/node_modules/**", "tests/fixtures/**"]
+//!     allow: ["docs/setup.md:aws-access-key-id:12", "GHSA-xxxx-xxxx-xxxx"]
+//!   gates:
+//!     - { metric: secrets.found, max: 0 }
+//!     - { metric: vulns.critical, max: 0 }
+//!     - { metric: vulns.high, max: 0 }
+//!     - { metric: vulns.medium, max: 5, on-fail: warn }
+//! ```
+//!
+//! # `with:` options
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `include` | `["**"]` | globs of files to scan, relative to the workspace (`*` stays within a directory, `**` crosses directories) |
+//! | `exclude` | `**/node_modules/**`, `**/target/**`, `**/.venv/**`, `**/venv/**`, `**/__pycache__/**` | globs of files and directories to skip; **replaces** the default. `.git`, `.hg`, `.svn`, `.sluice` and the advisory directory are always skipped |
+//! | `max-file-size` | `1MiB` | files larger than this are not scanned for secrets; bytes or `512KiB`, `2MB`, … (lockfiles are read up to 64 MiB regardless) |
+//! | `secrets` | `true` | scan for secrets |
+//! | `dependencies` | `true` | read lockfiles and match them against `advisories` |
+//! | `advisories` | none | directory of OSV JSON advisories, relative to the workspace or under `/artifacts/in/<stage>/`; required for any `vulns.*` metric |
+//! | `allow` | `[]` | accepted findings: secret fingerprints `path:rule-id:line`, advisory ids/aliases, or regexes tested against the secret value ([`allow`]) |
+//! | `entropy-threshold` | `3.5` | minimum Shannon entropy (bits/char) for the `generic-secret` rule |
+//!
+//! Unknown keys, invalid globs or regexes, a missing or empty advisory
+//! directory, and `secrets: false` with `dependencies: false` are
+//! configuration errors (`invalid-config`, naming the key and the fix).
+//! The same rules are published as a JSON Schema from `describe`, so the
+//! runner rejects most mistakes before the stage starts.
+//!
+//! # Metrics
+//!
+//! | metric | meaning |
+//! |---|---|
+//! | `secrets.found` | secret findings after suppression (only when `secrets` is on) |
+//! | `vulns.critical`, `vulns.high`, `vulns.medium`, `vulns.low` | vulnerable package versions by severity: CVSS ≥ 9.0, ≥ 7.0, ≥ 4.0, > 0 ([`severity`]) |
+//! | `vulns.unknown`, `vulns.total` | advisories without any severity, and all of them |
+//! | `deps.packages` | packages read from lockfiles |
+//! | `scan.files`, `scan.bytes` | files and bytes read |
+//!
+//! The `vulns.*` metrics are reported only when an advisory database was
+//! given: a gate on a metric that was not measured is inconclusive and
+//! blocks, so forgetting `advisories` cannot silently pass a gate.
+//! Outputs: `secrets` and `vulns` (counts), for later stages.
+//!
+//! # Secrets
+//!
+//! The rule set is documented in [`secrets::rules`]. A finding holds only
+//! a redacted preview (its first characters and `…`, see
+//! [`secrets::redact`]); the value itself never reaches a log, the summary
+//! or an artifact. Suppress a finding with `sluice:ignore-secret` on its
+//! line, or with its fingerprint in `allow`. Files with a NUL byte in their
+//! first 8000 bytes are binary and skipped.
+//!
+//! # Dependencies
+//!
+//! Lockfile formats: [`deps`]. Matching follows the OSV schema
+//! ([`osv::range`]): `SEMVER` and `ECOSYSTEM` ranges with `introduced`,
+//! `fixed`, `last_affected` and `limit` events, and exact `versions` lists;
+//! SemVer precedence for crates.io and npm, PEP 440 for PyPI ([`version`]).
+//! Advisories that alias each other (a `GHSA` and a `PYSEC` for the same
+//! CVE) are reported once.
+//!
+//! # Crate layout
+//!
+//! Everything but [`stage`] is plain Rust without the SDK, so the scanner
+//! runs natively too: `cargo run --release -p sluice-plugin-scan --bin
+//! scan-native -- DIR [ADVISORIES]` scans a directory and prints MB/s, to
+//! compare with the same code running as a component.
+
+pub mod allow;
+pub mod config;
+pub mod deps;
+pub mod osv;
+pub mod report;
+pub mod sarif;
+pub mod scan;
+pub mod secrets;
+pub mod severity;
+pub mod stage;
+pub mod version;
+pub mod walk;

@@ -1,0 +1,296 @@
+//! The scan itself: walk the tree once, scan each text file for secrets,
+//! read each lockfile, then match the pinned packages against the
+//! advisory database. No SDK in here, so it runs natively as well as in
+//! the sandbox.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::{Settings, MAX_LOCKFILE_SIZE};
+use crate::deps::{self, Dependency, LockfileKind};
+use crate::osv::AdvisoryDb;
+use crate::secrets::{SecretFinding, SecretScanner};
+use crate::severity::Severity;
+use crate::version::Ecosystem;
+
+/// How many leading bytes are checked for NUL to call a file binary (the
+/// heuristic git and ripgrep use).
+pub const BINARY_SNIFF_BYTES: usize = 8000;
+
+/// A package version affected by an advisory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VulnFinding {
+    /// Package name as the lockfile writes it.
+    pub package: String,
+    /// Installed version.
+    pub version: String,
+    /// Ecosystem (`crates.io`, `npm`, `PyPI`).
+    #[serde(serialize_with = "ser_ecosystem")]
+    pub ecosystem: Ecosystem,
+    /// The lockfile.
+    pub file: String,
+    /// Line of the package's entry in the lockfile.
+    pub line: Option<usize>,
+    /// Advisory id (`GHSA-…`).
+    pub id: String,
+    /// Other ids of the same vulnerability, including those of duplicate
+    /// advisories that were merged into this finding.
+    pub aliases: Vec<String>,
+    /// Advisory summary.
+    pub summary: String,
+    /// Severity bucket.
+    #[serde(serialize_with = "ser_severity")]
+    pub severity: Severity,
+    /// CVSS base score, when the severity came from a vector.
+    pub score: Option<f64>,
+    /// Lowest fixed version above the installed one.
+    pub fixed: Option<String>,
+    /// Last affected version, when the advisory names no fix.
+    pub last_affected: Option<String>,
+    /// The advisory's link.
+    pub url: Option<String>,
+}
+
+fn ser_ecosystem<S: serde::Serializer>(e: &Ecosystem, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(e.osv_name())
+}
+
+fn ser_severity<S: serde::Serializer>(v: &Severity, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
+}
+
+impl VulnFinding {
+    /// `fixed in 2.20.0`, `last affected 1.24.2`, or `no fix available`.
+    pub fn remedy(&self) -> String {
+        match (&self.fixed, &self.last_affected) {
+            (Some(f), _) => format!("fixed in {f}"),
+            (None, Some(l)) => format!("no fixed version (last affected {l})"),
+            (None, None) => "no fix available".to_string(),
+        }
+    }
+}
+
+/// Everything a scan found and counted.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Secret findings, by file and position.
+    pub secrets: Vec<SecretFinding>,
+    /// Vulnerable packages, most severe first.
+    pub vulns: Vec<VulnFinding>,
+    /// Packages read from lockfiles.
+    pub dependencies: Vec<Dependency>,
+    /// Lockfiles read.
+    pub lockfiles: Vec<String>,
+    /// Files read (for secrets, as lockfiles, or both).
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Files skipped as binary.
+    pub skipped_binary: u64,
+    /// Files skipped for exceeding `max-file-size`.
+    pub skipped_large: u64,
+    /// Secret matches suppressed by `sluice:ignore-secret`.
+    pub ignored_inline: usize,
+    /// Findings suppressed by `with.allow`.
+    pub allowlisted: usize,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+    /// Whether secrets were scanned.
+    pub secrets_scanned: bool,
+    /// Whether dependencies were checked against advisories.
+    pub vulns_checked: bool,
+}
+
+impl Outcome {
+    /// Number of vulnerabilities in `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.vulns.iter().filter(|v| v.severity == severity).count()
+    }
+}
+
+/// Why a scan could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The root could not be listed (in the sandbox: no workspace grant).
+    #[error("cannot read {}: {source}", root.display())]
+    Root {
+        /// The root.
+        root: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A built-in secret rule failed to compile (a bug).
+    #[error("internal error compiling the secret rules: {0}")]
+    Rules(#[from] crate::secrets::RuleError),
+}
+
+/// Scans `root` with `settings`, matching packages against `db` when given.
+/// `skip` lists directories not to scan (the advisory database).
+pub fn run(
+    root: &Path,
+    settings: &Settings,
+    db: Option<&AdvisoryDb>,
+    skip: &[std::path::PathBuf],
+) -> Result<Outcome, ScanError> {
+    let scanner = if settings.secrets {
+        Some(SecretScanner::new(
+            settings.allow.clone(),
+            settings.entropy_threshold,
+        )?)
+    } else {
+        None
+    };
+    let mut out = Outcome {
+        secrets_scanned: settings.secrets,
+        vulns_checked: settings.dependencies && db.is_some(),
+        ..Outcome::default()
+    };
+
+    let walk_warnings = crate::walk::walk(root, &settings.filter, skip, |entry| {
+        let name = entry.rel.rsplit('/').next().unwrap_or(&entry.rel);
+        let lockfile = if settings.dependencies {
+            LockfileKind::detect(name)
+        } else {
+            None
+        };
+        let for_secrets = scanner.is_some() && entry.size <= settings.max_file_size;
+        if scanner.is_some() && !for_secrets && lockfile.is_none() {
+            out.skipped_large += 1;
+            return;
+        }
+        if !for_secrets && lockfile.is_none() {
+            return;
+        }
+        if lockfile.is_some() && entry.size > MAX_LOCKFILE_SIZE {
+            out.warnings.push(format!(
+                "{}: lockfile larger than {MAX_LOCKFILE_SIZE} bytes; not read",
+                entry.rel
+            ));
+            return;
+        }
+        let bytes = match std::fs::read(&entry.path) {
+            Ok(b) => b,
+            Err(e) => {
+                out.warnings.push(format!("cannot read {}: {e}", entry.rel));
+                return;
+            }
+        };
+        let sniff = &bytes[..bytes.len().min(BINARY_SNIFF_BYTES)];
+        if sniff.contains(&0) {
+            out.skipped_binary += 1;
+            return;
+        }
+        out.files += 1;
+        out.bytes += bytes.len() as u64;
+        let text = String::from_utf8_lossy(&bytes);
+        if let (Some(s), true) = (&scanner, for_secrets) {
+            let r = s.scan(&entry.rel, &text);
+            out.ignored_inline += r.ignored_inline;
+            out.allowlisted += r.allowlisted;
+            out.secrets.extend(r.findings);
+        }
+        if let Some(kind) = lockfile {
+            let parsed = deps::parse(kind, &entry.rel, &text);
+            out.lockfiles.push(entry.rel.clone());
+            out.dependencies.extend(parsed.dependencies);
+            out.warnings.extend(parsed.warnings);
+        }
+    })
+    .map_err(|source| ScanError::Root {
+        root: root.to_path_buf(),
+        source,
+    })?;
+    out.warnings.extend(walk_warnings);
+
+    if let Some(db) = db.filter(|_| settings.dependencies) {
+        match_vulns(&mut out, db, settings);
+    }
+    out.secrets
+        .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    Ok(out)
+}
+
+/// Matches every dependency against `db`, merging advisories that are
+/// aliases of each other, and drops allowlisted ones.
+fn match_vulns(out: &mut Outcome, db: &AdvisoryDb, settings: &Settings) {
+    let mut vulns = Vec::new();
+    let mut unparsable = Vec::new();
+    for dep in &out.dependencies {
+        let mut bad_version = false;
+        let mut matches = db.matches(dep.ecosystem, &dep.name, &dep.version, &mut bad_version);
+        if bad_version {
+            unparsable.push(format!(
+                "{}: version `{}` of {} is not a valid {} version; only advisories that list it exactly were checked",
+                dep.file, dep.version, dep.name, dep.ecosystem
+            ));
+        }
+        // Most severe (then scored, then by id) first, so that it is the one kept.
+        matches.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(b.score.is_some().cmp(&a.score.is_some()))
+                .then(a.advisory.id.cmp(&b.advisory.id))
+        });
+        let mut kept: Vec<VulnFinding> = Vec::new();
+        for m in matches {
+            let ids: Vec<&str> = m.advisory.ids().collect();
+            if settings.allow.allows_advisory(ids.iter().copied()) {
+                out.allowlisted += 1;
+                continue;
+            }
+            if let Some(k) = kept.iter_mut().find(|k| {
+                ids.iter()
+                    .any(|id| *id == k.id || k.aliases.iter().any(|a| a == id))
+            }) {
+                for id in ids {
+                    if id != k.id && !k.aliases.iter().any(|a| a == id) {
+                        k.aliases.push(id.to_string());
+                    }
+                }
+                continue;
+            }
+            kept.push(VulnFinding {
+                package: dep.name.clone(),
+                version: dep.version.clone(),
+                ecosystem: dep.ecosystem,
+                file: dep.file.clone(),
+                line: dep.line,
+                id: m.advisory.id.clone(),
+                aliases: m.advisory.aliases.clone(),
+                summary: m
+                    .advisory
+                    .summary
+                    .clone()
+                    .or_else(|| m.advisory.details.as_ref().map(|d| first_sentence(d)))
+                    .unwrap_or_default(),
+                severity: m.severity,
+                score: m.score,
+                fixed: m.fixed,
+                last_affected: m.last_affected,
+                url: m.advisory.link().map(str::to_string),
+            });
+        }
+        vulns.extend(kept);
+    }
+    vulns.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.file.cmp(&b.file))
+            .then_with(|| a.package.cmp(&b.package))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    out.vulns = vulns;
+    out.warnings.extend(unparsable);
+}
+
+/// The first line of a description, at most 200 characters.
+fn first_sentence(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    line.chars().take(200).collect()
+}
