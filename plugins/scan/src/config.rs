@@ -425,4 +425,28 @@ mod tests {
         let _ = std::fs::remove_dir(&dir);
         assert_eq!(s.map(|s| s.advisories).ok().flatten(), Some(dir));
     }
+
+    #[test]
+    fn advisories_may_come_from_an_upstream_artifact() {
+        let inputs = std::env::temp_dir().join(format!("sluice-scan-in-{}", std::process::id()));
+        let db = inputs.join("fetch/osv");
+        std::fs::create_dir_all(&db).unwrap_or_else(|e| panic!("{e}"));
+        let roots = Roots {
+            workspace: PathBuf::from("/nonexistent-workspace"),
+            inputs: inputs.clone(),
+        };
+        let options = Options {
+            advisories: Some(db.display().to_string()),
+            ..Options::default()
+        };
+        let resolved = Settings::from_options(options, &roots).map(|s| s.advisories);
+        let escape = Options {
+            advisories: Some(format!("{}/../../etc", db.display())),
+            ..Options::default()
+        };
+        let escaped = Settings::from_options(escape, &roots).map(|s| s.advisories);
+        let _ = std::fs::remove_dir_all(&inputs);
+        assert_eq!(resolved.ok().flatten(), Some(db));
+        assert!(escaped.is_err());
+    }
 }

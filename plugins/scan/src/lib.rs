@@ -72,6 +72,17 @@
 //! Advisories that alias each other (a `GHSA` and a `PYSEC` for the same
 //! CVE) are reported once.
 //!
+//! # Performance
+//!
+//! One case-insensitive Aho-Corasick pass finds every rule keyword; the
+//! rule regexes then run only on the lines that hold one (see
+//! [`secrets::SecretScanner`]). Measured on a 2-core machine shared with
+//! other builds (so ±20%): natively about 200 MB/s both on a crates.io
+//! source mirror (48 000 files, 600 MB) and on 7 large files (220 MB); as a
+//! component under the runner about 60–70 MB/s on the large files and
+//! 25–30 MB/s on the many small ones, where each file costs a few host
+//! calls (open, stat, read) that dominate.
+//!
 //! # Crate layout
 //!
 //! Everything but [`stage`] is plain Rust without the SDK, so the scanner

@@ -3,6 +3,7 @@
 //! advisory database. No SDK in here, so it runs natively as well as in
 //! the sandbox.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
@@ -155,28 +156,40 @@ pub fn run(
         } else {
             None
         };
-        let for_secrets = scanner.is_some() && entry.size <= settings.max_file_size;
-        if scanner.is_some() && !for_secrets && lockfile.is_none() {
+        if scanner.is_none() && lockfile.is_none() {
+            return;
+        }
+        let mut file = match std::fs::File::open(&entry.path) {
+            Ok(f) => f,
+            Err(e) => {
+                out.warnings.push(format!("cannot read {}: {e}", entry.rel));
+                return;
+            }
+        };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let for_secrets = scanner.is_some() && size <= settings.max_file_size;
+        if !for_secrets && lockfile.is_none() {
             out.skipped_large += 1;
             return;
         }
-        if !for_secrets && lockfile.is_none() {
-            return;
-        }
-        if lockfile.is_some() && entry.size > MAX_LOCKFILE_SIZE {
+        if lockfile.is_some() && size > MAX_LOCKFILE_SIZE {
             out.warnings.push(format!(
                 "{}: lockfile larger than {MAX_LOCKFILE_SIZE} bytes; not read",
                 entry.rel
             ));
             return;
         }
-        let bytes = match std::fs::read(&entry.path) {
-            Ok(b) => b,
-            Err(e) => {
-                out.warnings.push(format!("cannot read {}: {e}", entry.rel));
-                return;
-            }
+        // Bounded even if the file grows after the size was taken.
+        let cap = if lockfile.is_some() {
+            MAX_LOCKFILE_SIZE.max(settings.max_file_size)
+        } else {
+            settings.max_file_size
         };
+        let mut bytes = Vec::with_capacity(usize::try_from(size.min(cap)).unwrap_or(0));
+        if let Err(e) = (&mut file).take(cap).read_to_end(&mut bytes) {
+            out.warnings.push(format!("cannot read {}: {e}", entry.rel));
+            return;
+        }
         let sniff = &bytes[..bytes.len().min(BINARY_SNIFF_BYTES)];
         if sniff.contains(&0) {
             out.skipped_binary += 1;
@@ -236,10 +249,6 @@ fn match_vulns(out: &mut Outcome, db: &AdvisoryDb, settings: &Settings) {
         let mut kept: Vec<VulnFinding> = Vec::new();
         for m in matches {
             let ids: Vec<&str> = m.advisory.ids().collect();
-            if settings.allow.allows_advisory(ids.iter().copied()) {
-                out.allowlisted += 1;
-                continue;
-            }
             if let Some(k) = kept.iter_mut().find(|k| {
                 ids.iter()
                     .any(|id| *id == k.id || k.aliases.iter().any(|a| a == id))
@@ -272,6 +281,15 @@ fn match_vulns(out: &mut Outcome, db: &AdvisoryDb, settings: &Settings) {
                 url: m.advisory.link().map(str::to_string),
             });
         }
+        // Allowlisting applies to the merged finding, so an id of any of
+        // the duplicate advisories suppresses it once.
+        let before = kept.len();
+        kept.retain(|k| {
+            !settings.allow.allows_advisory(
+                std::iter::once(k.id.as_str()).chain(k.aliases.iter().map(String::as_str)),
+            )
+        });
+        out.allowlisted += before - kept.len();
         vulns.extend(kept);
     }
     vulns.sort_by(|a, b| {

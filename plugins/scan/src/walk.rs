@@ -113,8 +113,6 @@ pub struct FileEntry {
     pub path: PathBuf,
     /// Path relative to the root, `/`-separated.
     pub rel: String,
-    /// Size in bytes.
-    pub size: u64,
 }
 
 /// Walks `root`, calling `visit` for every regular file the filter
@@ -167,8 +165,10 @@ pub fn walk(
                 }
                 subdirs.push((path, rel, None));
             } else if kind.is_file() && filter.includes_file(&rel) {
-                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                visit(FileEntry { path, rel, size });
+                // No stat here: the reader takes the size from the open
+                // handle, which saves a path lookup per file (costly in a
+                // sandbox, where every lookup is a host call).
+                visit(FileEntry { path, rel });
             }
         }
         // Depth-first in name order: push in reverse so the first pops first.
