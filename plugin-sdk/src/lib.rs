@@ -68,6 +68,7 @@ mod info;
 pub mod log;
 mod report;
 pub mod secrets;
+pub mod workspace;
 
 pub use context::{Artifact, Context, UpstreamOutput, INPUTS_DIR, OUTPUTS_DIR, WORKSPACE_DIR};
 pub use error::{ResultExt, StageError};
