@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build every Rust plugin (plugins/*, tests/plugins/*, examples/hello-stage)
+# Build every Rust plugin (the cdylib crates in plugins/*, tests/plugins/*,
+# examples/hello-stage)
 # for wasm32-wasip2 and copy the components to dist/plugins/<name>.wasm,
 # where the example pipelines and the tests find them. <name> is the
 # directory name (hello-stage -> hello).
@@ -10,6 +11,9 @@ args=()
 names=()
 for dir in plugins/*/ tests/plugins/*/ examples/hello-stage/; do
   [ -f "$dir/Cargo.toml" ] || continue
+  # Library crates shared by stages (e.g. plugins/delivery-targets) are not
+  # components of their own.
+  grep -q cdylib "$dir/Cargo.toml" || continue
   crate=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)
   name=$(basename "$dir")
   [ "$name" = hello-stage ] && name=hello

@@ -214,6 +214,10 @@ pub struct StageRecord {
     /// Approval, for stages with `approval: required`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The stage paused itself (inconclusive verdict with
+    /// `on-inconclusive: pause`) and may not run again until approved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approval_required: bool,
     /// Log file, relative to the run directory.
     pub log: String,
 }
@@ -236,6 +240,7 @@ impl StageRecord {
             outputs: IndexMap::new(),
             artifacts: Vec::new(),
             approval: None,
+            approval_required: false,
             log: format!("logs/{stage}.log"),
         }
     }
@@ -243,9 +248,11 @@ impl StageRecord {
     /// Forget the results of a previous attempt (keeps approval and log).
     pub fn reset(&mut self) {
         let approval = self.approval.take();
+        let approval_required = self.approval_required;
         let log = std::mem::take(&mut self.log);
         *self = StageRecord::pending("");
         self.approval = approval;
+        self.approval_required = approval_required;
         self.log = log;
     }
 }

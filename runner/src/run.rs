@@ -329,7 +329,8 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     let pool = PoolSizing {
         concurrent_instances: (jobs + 4) as u32,
     };
-    let host = Arc::new(Host::new(&opts.cache_dir, &pool)?);
+    let cache_dir = usable_cache_dir(&opts.cache_dir, &pipeline.workspace);
+    let host = Arc::new(Host::new(cache_dir, &pool)?);
     std::fs::create_dir_all(&opts.state_dir).map_err(|source| {
         RunError::Record(RecordError::Io {
             path: opts.state_dir.clone(),
@@ -402,4 +403,33 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     };
     let scheduler = Scheduler::new(&pipeline, record, &store, reporter.as_ref(), options);
     Ok(scheduler.run(executor).await?)
+}
+
+/// The compile cache holds native code that the runner loads without
+/// checking it again, so it must never lie where a stage can write: a
+/// stage granted `workspace: write` could plant code there for the next
+/// run. A cache inside the pipeline's workspace is therefore not used at
+/// all (plugins are compiled in memory) and the user is told how to move it.
+fn usable_cache_dir<'a>(cache_dir: &'a Path, workspace: &Path) -> Option<&'a Path> {
+    let absolute = |p: &Path| {
+        std::fs::create_dir_all(p).ok();
+        p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+    };
+    if absolute(cache_dir).starts_with(absolute(workspace)) {
+        tracing::warn!(
+            cache = %cache_dir.display(),
+            workspace = %workspace.display(),
+            "the compile cache is inside the workspace, where stages may write; \
+             compiling in memory instead (set --cache-dir or SLUICE_CACHE_DIR to a directory outside it)"
+        );
+        eprintln!(
+            "warning: compile cache {} is inside the pipeline's workspace {}, where stages may write; \
+             plugins are compiled in memory this run. Point --cache-dir (or SLUICE_CACHE_DIR) outside the workspace.",
+            cache_dir.display(),
+            workspace.display()
+        );
+        None
+    } else {
+        Some(cache_dir)
+    }
 }

@@ -199,12 +199,12 @@ impl<'a> Scheduler<'a> {
                         changed = true;
                     }
                     Decision::Run => {
-                        let approval_missing = node.approval
-                            && self
-                                .record
-                                .stages
-                                .get(&name)
-                                .is_none_or(|r| r.approval.is_none());
+                        let approval_missing = match self.record.stages.get(&name) {
+                            Some(r) => {
+                                (node.approval || r.approval_required) && r.approval.is_none()
+                            }
+                            None => node.approval,
+                        };
                         if approval_missing {
                             self.stage_mut(&name).state = StageState::AwaitingApproval;
                             self.reporter.event(&Event::StageAwaitingApproval {
@@ -330,9 +330,20 @@ impl<'a> Scheduler<'a> {
         r.approval = approval;
         r.log = log;
         r.finished_at = Some(now());
+        // A stage that paused itself needs a fresh approval each time.
+        r.approval_required = r.state == StageState::AwaitingApproval;
+        if r.approval_required {
+            r.approval = None;
+        }
         let r = r.clone();
         self.reporter
             .event(&Event::StageFinished { stage, record: &r });
+        if r.state == StageState::AwaitingApproval {
+            self.reporter.event(&Event::StageAwaitingApproval {
+                stage,
+                run_id: &self.record.run_id,
+            });
+        }
     }
 
     async fn cancel_all(

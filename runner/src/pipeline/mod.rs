@@ -49,7 +49,7 @@ use sha2::{Digest, Sha256};
 pub use crate::pipeline::error::PipelineError;
 pub use crate::pipeline::locate::Location;
 pub use crate::pipeline::model::{
-    GateSpec, Grants, OnFail, Pipeline, PluginRef, Stage, When, WorkspaceAccess,
+    GateSpec, Grants, OnFail, OnInconclusive, Pipeline, PluginRef, Stage, When, WorkspaceAccess,
 };
 pub use crate::pipeline::resolve::{
     DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,

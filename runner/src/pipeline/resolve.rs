@@ -212,6 +212,7 @@ fn resolve_stage(
         retries: retries(wire.retries, &path.key("retries"), defaults.retries, r)?,
         environment: wire.environment.clone(),
         approval: wire.approval.is_some_and(|a| a.0),
+        on_inconclusive: wire.on_inconclusive.unwrap_or_default(),
         location: r.map.key(&path),
     })
 }
