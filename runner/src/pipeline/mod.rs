@@ -54,7 +54,9 @@ pub use crate::pipeline::model::{
 pub use crate::pipeline::resolve::{
     DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,
 };
-pub use crate::pipeline::template::{expand, TemplateContext, TemplateError, TemplateProblem};
+pub use crate::pipeline::template::{
+    expand, referenced_stages, TemplateContext, TemplateError, TemplateProblem,
+};
 
 use crate::pipeline::error::Reporter;
 use crate::pipeline::locate::SourceMap;

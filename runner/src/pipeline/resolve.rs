@@ -527,6 +527,10 @@ fn dag_error(error: DagError, stages: &IndexMap<String, Stage>, r: &Reporter<'_>
 fn check_templates(stages: &IndexMap<String, Stage>, r: &Reporter<'_>) -> Result<()> {
     let names: Vec<&str> = stages.keys().map(String::as_str).collect();
     for (name, stage) in stages {
+        // Ancestors cost O(stages) each; only templated stages need them.
+        if !template::has_templates(&stage.with) {
+            continue;
+        }
         let with_path = YamlPath::root().key("stages").key(name).key("with");
         let ancestors = dag::ancestors(stages, name);
         template::check(name, &stage.with, &with_path, &ancestors, &names)

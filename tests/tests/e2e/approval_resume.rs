@@ -189,12 +189,14 @@ stages:
         .spawn()
         .expect("spawn sluice");
     wait_for(&p, "stage `slow` to start", |p| {
+        // `run.json` is only the snapshot; `record` adds the journal.
         only_run_id(p)
-            .and_then(|id| {
-                std::fs::read_to_string(p.path().join(format!(".sluice/runs/{id}/run.json"))).ok()
+            .filter(|id| {
+                p.path()
+                    .join(format!(".sluice/runs/{id}/run.json"))
+                    .is_file()
             })
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|r| r["stages"]["slow"]["state"] == "running")
+            .is_some_and(|id| p.record(&id)["stages"]["slow"]["state"] == "running")
     });
     // SIGKILL: no cleanup code runs.
     child.kill().expect("kill -9");
