@@ -68,6 +68,12 @@ pub fn build_engine(pool: &PoolSizing) -> Result<Engine, HostError> {
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .max_wasm_stack(2 << 20)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config()));
+    // `SLUICE_GUEST_PROFILE=perfmap`: write /tmp/perf-<pid>.map so that
+    // `perf record`/`perf report` name the guest's functions (for stage
+    // authors chasing a slow stage; use a fresh --cache-dir with it).
+    if std::env::var("SLUICE_GUEST_PROFILE").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(|e| HostError::Engine(format!("{e:#}")))
 }
 
