@@ -223,7 +223,7 @@ pub fn admit(
                 signer: None,
                 rules: Vec::new(),
                 warnings: vec![format!(
-                    "stage `{stage_name}`: plugin {} runs unverified (--allow-unsigned, no trust policy)",
+                    "plugin {} runs unverified (--allow-unsigned, no trust policy)",
                     file.reference
                 )],
             });
@@ -254,11 +254,7 @@ pub fn admit(
     Ok(Admitted {
         signer: decision.signer.as_ref().map(|s| s.to_string()),
         rules: decision.matched_rules.clone(),
-        warnings: decision
-            .warnings
-            .iter()
-            .map(|w| format!("stage `{stage_name}`: {w}"))
-            .collect(),
+        warnings: decision.warnings.clone(),
     })
 }
 

@@ -18,8 +18,10 @@ pub struct Cli {
     )]
     pub state_dir: PathBuf,
 
-    /// Compiled-component cache (default: `<state-dir>/cache`). Safe to
-    /// share between runs and working directories of one user.
+    /// Compiled-component cache (default: `$XDG_CACHE_HOME/sluice`, else
+    /// `~/.cache/sluice`). Safe to share between runs and working
+    /// directories of one user; never inside a workspace (it is not used
+    /// there, since stages may write the workspace).
     #[arg(long, global = true, env = "SLUICE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -202,8 +204,16 @@ pub enum RunsCommand {
 impl Cli {
     /// The compile cache directory in effect.
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir
-            .clone()
-            .unwrap_or_else(|| self.state_dir.join("cache"))
+        self.cache_dir.clone().unwrap_or_else(|| {
+            let user_cache = std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+            match user_cache {
+                Some(dir) => dir.join("sluice"),
+                // No home at all (a bare container): keep it with the state.
+                None => self.state_dir.join("cache"),
+            }
+        })
     }
 }

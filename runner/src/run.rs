@@ -120,6 +120,7 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
         unsigned_plugins_allowed: false,
         policy: None,
         warnings: Vec::new(),
+        journal_seq: 0,
         stages,
     }
 }
@@ -147,6 +148,9 @@ async fn load_plugins(
     let mut admitted: HashMap<String, Admitted> = HashMap::new();
     let mut warnings = Vec::new();
     let mut by_path: IndexMap<PathBuf, Vec<String>> = IndexMap::new();
+    // One line per warning, not per stage: 100 stages of one unsigned
+    // plugin are one fact.
+    let mut stages_by_warning: IndexMap<String, Vec<String>> = IndexMap::new();
     for name in stages {
         let Some(stage) = pipeline.stages.get(name) else {
             continue;
@@ -159,11 +163,18 @@ async fn load_plugins(
         };
         let decision = admission::admit(name, stage, file, policy, allow_unsigned)?;
         for w in &decision.warnings {
-            reporter.event(&Event::Warning { message: w });
-            warnings.push(w.clone());
+            stages_by_warning
+                .entry(w.clone())
+                .or_default()
+                .push(name.clone());
         }
         admitted.insert(name.clone(), decision);
         by_path.entry(path.clone()).or_default().push(name.clone());
+    }
+    for (warning, names) in stages_by_warning {
+        let w = format!("{}: {warning}", stage_list(&names));
+        reporter.event(&Event::Warning { message: &w });
+        warnings.push(w);
     }
     let mut jobs = Vec::new();
     for (path, users) in by_path {
@@ -329,7 +340,8 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     let pool = PoolSizing {
         concurrent_instances: (jobs + 4) as u32,
     };
-    let host = Arc::new(Host::new(&opts.cache_dir, &pool)?);
+    let cache_dir = usable_cache_dir(&opts.cache_dir, &pipeline.workspace);
+    let host = Arc::new(Host::new(cache_dir, &pool)?);
     std::fs::create_dir_all(&opts.state_dir).map_err(|source| {
         RunError::Record(RecordError::Io {
             path: opts.state_dir.clone(),
@@ -402,4 +414,66 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     };
     let scheduler = Scheduler::new(&pipeline, record, &store, reporter.as_ref(), options);
     Ok(scheduler.run(executor).await?)
+}
+
+/// The compile cache holds native code that the runner loads without
+/// checking it again, so it must never lie where a stage can write: a
+/// stage granted `workspace: write` could plant code there for the next
+/// run. A cache inside the pipeline's workspace is therefore not used at
+/// all (plugins are compiled in memory) and the user is told how to move it.
+fn usable_cache_dir<'a>(cache_dir: &'a Path, workspace: &Path) -> Option<&'a Path> {
+    let absolute = |p: &Path| {
+        std::fs::create_dir_all(p).ok();
+        p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+    };
+    if absolute(cache_dir).starts_with(absolute(workspace)) {
+        tracing::warn!(
+            cache = %cache_dir.display(),
+            workspace = %workspace.display(),
+            "the compile cache is inside the workspace, where stages may write; \
+             compiling in memory instead (set --cache-dir or SLUICE_CACHE_DIR to a directory outside it)"
+        );
+        eprintln!(
+            "warning: compile cache {} is inside the pipeline's workspace {}, where stages may write; \
+             plugins are compiled in memory this run. Point --cache-dir (or SLUICE_CACHE_DIR) outside the workspace.",
+            cache_dir.display(),
+            workspace.display()
+        );
+        None
+    } else {
+        Some(cache_dir)
+    }
+}
+
+/// "stage `a`", "stages `a`, `b` and `c`", "stages `a`, `b`, `c` and 7 more".
+fn stage_list(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let quoted: Vec<String> = names.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
+    match names.len() {
+        0 => "no stage".into(),
+        1 => format!("stage {}", quoted[0]),
+        n if n <= SHOWN => format!(
+            "stages {} and {}",
+            quoted[..n - 1].join(", "),
+            quoted[n - 1]
+        ),
+        n => format!("stages {} and {} more", quoted.join(", "), n - SHOWN),
+    }
+}
+
+#[cfg(test)]
+mod stage_list_tests {
+    use super::stage_list;
+
+    #[test]
+    fn lists_a_few_and_counts_the_rest() {
+        let names = |n: usize| (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>();
+        assert_eq!(stage_list(&names(1)), "stage `s0`");
+        assert_eq!(stage_list(&names(2)), "stages `s0` and `s1`");
+        assert_eq!(stage_list(&names(3)), "stages `s0`, `s1` and `s2`");
+        assert_eq!(
+            stage_list(&names(100)),
+            "stages `s0`, `s1`, `s2` and 97 more"
+        );
+    }
 }

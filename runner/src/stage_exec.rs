@@ -205,6 +205,13 @@ impl WasmExecutor {
                     value: v.clone(),
                 });
             }
+            for (name, value) in status_outputs(need_rec) {
+                upstream.push(wit::OutputValue {
+                    stage: need.clone(),
+                    name: name.into(),
+                    value,
+                });
+            }
         }
 
         let granted_env: Vec<(String, String)> = stage
@@ -367,6 +374,15 @@ impl WasmExecutor {
             }
             metrics.push((m.name.clone(), m.value));
         }
+        if let Some((k, _)) = report
+            .outputs
+            .iter()
+            .find(|(k, _)| k.starts_with(RESERVED_OUTPUT_PREFIX))
+        {
+            return Err(StageFailure::Failed(format!(
+                "the plugin reported output `{k}`; names starting with `{RESERVED_OUTPUT_PREFIX}` are reserved for the runner"
+            )));
+        }
         let outputs_size: usize = report.outputs.iter().map(|(k, v)| k.len() + v.len()).sum();
         if outputs_size > MAX_OUTPUTS_BYTES {
             return Err(StageFailure::Failed(format!(
@@ -397,15 +413,25 @@ impl WasmExecutor {
         let state = match verdict {
             Verdict::Pass => StageState::Passed,
             Verdict::Warn => StageState::Warned,
+            Verdict::Inconclusive if stage.on_inconclusive == pipeline::OnInconclusive::Pause => {
+                StageState::AwaitingApproval
+            }
             Verdict::Fail | Verdict::Inconclusive => StageState::Blocked,
         };
-        if state == StageState::Blocked {
-            let first = results
+        let first_blocking = || {
+            results
                 .iter()
                 .find(|g| matches!(g.verdict, Verdict::Fail | Verdict::Inconclusive))
                 .map(|g| g.message.clone())
-                .unwrap_or_default();
-            rec.reason = Some(format!("blocked by gate: {first}"));
+                .unwrap_or_default()
+        };
+        if state == StageState::Blocked {
+            rec.reason = Some(format!("blocked by gate: {}", first_blocking()));
+        } else if state == StageState::AwaitingApproval {
+            rec.reason = Some(format!(
+                "paused: inconclusive gate: {}; approve to run the stage again",
+                first_blocking()
+            ));
         }
         rec.summary = Some(report.summary.clone());
         rec.verdict = Some(verdict);
@@ -440,4 +466,33 @@ fn panic_line(log: &Path) -> Option<String> {
         }
     }
     Some(msg)
+}
+
+/// The runner's own facts about a finished upstream stage, passed as
+/// reserved `sluice.*` upstream outputs so that a `when: failure` stage
+/// (remediate, notify) can say which stage and gate failed, and when.
+/// Plugins cannot report outputs under `sluice.`.
+const RESERVED_OUTPUT_PREFIX: &str = "sluice.";
+
+fn status_outputs(rec: &crate::record::StageRecord) -> Vec<(&'static str, String)> {
+    let mut out = vec![("sluice.state", rec.state.as_str().to_string())];
+    if let Some(reason) = &rec.reason {
+        out.push(("sluice.reason", reason.clone()));
+    }
+    if let Some(verdict) = rec.verdict {
+        out.push(("sluice.verdict", verdict.as_str().to_string()));
+    }
+    if let Ok(gates) = serde_json::to_string(&rec.gates) {
+        out.push(("sluice.gates", gates));
+    }
+    if let Some(t) = &rec.started_at {
+        out.push(("sluice.started_at", t.clone()));
+    }
+    if let Some(t) = &rec.finished_at {
+        out.push(("sluice.finished_at", t.clone()));
+    }
+    if let Some(ms) = rec.duration_ms {
+        out.push(("sluice.duration_ms", ms.to_string()));
+    }
+    out
 }

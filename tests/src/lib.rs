@@ -209,9 +209,28 @@ impl Project {
     }
 
     /// The run record of `run_id` as JSON.
+    /// The run record as the runner would load it: the `run.json` snapshot
+    /// plus the newer entries of the run's journal (`journal.jsonl`, one
+    /// JSON line per stage change; a torn last line is ignored).
     pub fn record(&self, run_id: &str) -> serde_json::Value {
         let text = self.read(&format!(".sluice/runs/{run_id}/run.json"));
-        serde_json::from_str(&text).expect("run.json is JSON")
+        let mut record: serde_json::Value = serde_json::from_str(&text).expect("run.json is JSON");
+        let journal = self
+            .path()
+            .join(format!(".sluice/runs/{run_id}/journal.jsonl"));
+        let seen = record["journal_seq"].as_u64().unwrap_or(0);
+        for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+                break;
+            };
+            if entry["seq"].as_u64().unwrap_or(0) <= seen {
+                continue;
+            }
+            if let Some(stage) = entry["stage"].as_str() {
+                record["stages"][stage] = entry["record"].clone();
+            }
+        }
+        record
     }
 
     /// A stage's log of `run_id`.

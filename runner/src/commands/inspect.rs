@@ -21,7 +21,7 @@ fn capability(c: &Capability) -> String {
 pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> anyhow::Result<String> {
     let (bytes, digest) = read_plugin(file).map_err(anyhow::Error::msg)?;
     let host = Host::new(
-        cache_dir,
+        Some(cache_dir),
         &PoolSizing {
             concurrent_instances: 2,
         },

@@ -68,6 +68,12 @@ pub fn build_engine(pool: &PoolSizing) -> Result<Engine, HostError> {
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .max_wasm_stack(2 << 20)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config()));
+    // `SLUICE_GUEST_PROFILE=perfmap`: write /tmp/perf-<pid>.map so that
+    // `perf record`/`perf report` name the guest's functions (for stage
+    // authors chasing a slow stage; use a fresh --cache-dir with it).
+    if std::env::var("SLUICE_GUEST_PROFILE").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(|e| HostError::Engine(format!("{e:#}")))
 }
 
@@ -116,7 +122,8 @@ impl Drop for EpochTicker {
 /// directory must be writable by the runner's user alone (it lives under
 /// `.sluice/cache`, created 0700).
 pub struct CompileCache {
-    dir: PathBuf,
+    /// `None`: compile in memory every time (the directory was not safe).
+    dir: Option<PathBuf>,
     engine_key: String,
 }
 
@@ -141,14 +148,24 @@ impl CompileCache {
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);
         Ok(CompileCache {
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
             engine_key,
         })
     }
 
-    fn entry(&self, digest: &str) -> PathBuf {
+    /// No cache: every plugin is compiled in memory and nothing is read
+    /// from or written to disk.
+    pub fn disabled() -> CompileCache {
+        CompileCache {
+            dir: None,
+            engine_key: String::new(),
+        }
+    }
+
+    fn entry(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-        self.dir.join(format!("{hex}-{}.cwasm", self.engine_key))
+        let dir = self.dir.as_ref()?;
+        Some(dir.join(format!("{hex}-{}.cwasm", self.engine_key)))
     }
 
     /// The compiled component for `bytes` (whose sha256 is `digest`, already
@@ -161,7 +178,11 @@ impl CompileCache {
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome, Duration), HostError> {
         let started = Instant::now();
-        let path = self.entry(digest);
+        let Some(path) = self.entry(digest) else {
+            let component = Component::new(engine, bytes)
+                .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+            return Ok((component, CacheOutcome::Compiled, started.elapsed()));
+        };
         if path.is_file() {
             match deserialize_cached(engine, &path) {
                 Ok(component) => return Ok((component, CacheOutcome::Hit, started.elapsed())),

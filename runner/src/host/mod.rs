@@ -83,8 +83,8 @@ pub struct Host {
 
 impl Host {
     /// Start an engine sized for `pool` with its compile cache at
-    /// `cache_dir`.
-    pub fn new(cache_dir: &Path, pool: &PoolSizing) -> Result<Host, HostError> {
+    /// `cache_dir` (`None`: compile in memory, read no cache).
+    pub fn new(cache_dir: Option<&Path>, pool: &PoolSizing) -> Result<Host, HostError> {
         let engine = engine::build_engine(pool)?;
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| HostError::Engine(format!("linking host functions: {e:#}"));
@@ -105,7 +105,10 @@ impl Host {
             |s| s,
         )
         .map_err(link)?;
-        let cache = CompileCache::open(cache_dir, &engine)?;
+        let cache = match cache_dir {
+            Some(dir) => CompileCache::open(dir, &engine)?,
+            None => CompileCache::disabled(),
+        };
         let ticker = EpochTicker::start(&engine);
         Ok(Host {
             engine,

@@ -269,6 +269,7 @@ mod tests {
                     retries: 0,
                     environment: None,
                     approval: false,
+                    on_inconclusive: Default::default(),
                     location: Location::START,
                 };
                 ((*name).to_owned(), stage)

@@ -49,12 +49,14 @@ use sha2::{Digest, Sha256};
 pub use crate::pipeline::error::PipelineError;
 pub use crate::pipeline::locate::Location;
 pub use crate::pipeline::model::{
-    GateSpec, Grants, OnFail, Pipeline, PluginRef, Stage, When, WorkspaceAccess,
+    GateSpec, Grants, OnFail, OnInconclusive, Pipeline, PluginRef, Stage, When, WorkspaceAccess,
 };
 pub use crate::pipeline::resolve::{
     DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,
 };
-pub use crate::pipeline::template::{expand, TemplateContext, TemplateError, TemplateProblem};
+pub use crate::pipeline::template::{
+    expand, referenced_stages, TemplateContext, TemplateError, TemplateProblem,
+};
 
 use crate::pipeline::error::Reporter;
 use crate::pipeline::locate::SourceMap;

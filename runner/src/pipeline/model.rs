@@ -72,6 +72,8 @@ pub struct Stage {
     pub environment: Option<String>,
     /// Whether the run pauses for `sluice approve` before this stage.
     pub approval: bool,
+    /// What an inconclusive verdict does (`on-inconclusive:`).
+    pub on_inconclusive: OnInconclusive,
     /// Where the stage is defined (its name key) in the pipeline file.
     pub location: Location,
 }
@@ -150,6 +152,20 @@ pub enum OnFail {
     Block,
     /// Record a warning and go on.
     Warn,
+}
+
+/// What an inconclusive verdict of a stage does to the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnInconclusive {
+    /// The stage is blocked and the run fails (the safe default).
+    #[default]
+    Block,
+    /// The run pauses for `sluice approve <run> <stage>`; after approval
+    /// the stage runs again (Argo Rollouts: an inconclusive analysis pauses
+    /// the rollout for a human). The stage keeps its own progress, e.g. in
+    /// the target's state, so the next attempt continues where it stopped.
+    Pause,
 }
 
 /// When a stage runs, given how the stages it needs ended.

@@ -212,6 +212,7 @@ fn resolve_stage(
         retries: retries(wire.retries, &path.key("retries"), defaults.retries, r)?,
         environment: wire.environment.clone(),
         approval: wire.approval.is_some_and(|a| a.0),
+        on_inconclusive: wire.on_inconclusive.unwrap_or_default(),
         location: r.map.key(&path),
     })
 }
@@ -526,6 +527,10 @@ fn dag_error(error: DagError, stages: &IndexMap<String, Stage>, r: &Reporter<'_>
 fn check_templates(stages: &IndexMap<String, Stage>, r: &Reporter<'_>) -> Result<()> {
     let names: Vec<&str> = stages.keys().map(String::as_str).collect();
     for (name, stage) in stages {
+        // Ancestors cost O(stages) each; only templated stages need them.
+        if !template::has_templates(&stage.with) {
+            continue;
+        }
         let with_path = YamlPath::root().key("stages").key(name).key("with");
         let ancestors = dag::ancestors(stages, name);
         template::check(name, &stage.with, &with_path, &ancestors, &names)

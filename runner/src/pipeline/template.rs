@@ -200,6 +200,38 @@ pub fn check(
     result
 }
 
+/// Whether any string in `with:` holds a template (`${{ … }}`); most do
+/// not, and those need no ancestor checks.
+pub fn has_templates(with: &serde_json::Value) -> bool {
+    let mut found = false;
+    walk_strings(with, &YamlPath::root(), &mut |_, s| {
+        found |= s.contains("${{")
+    });
+    found
+}
+
+/// The stages whose outputs the templates in `with:` read
+/// (`stages.X.outputs.Y`); a stage's attempt needs only these and its
+/// `needs`, not the whole run.
+pub fn referenced_stages(with: &serde_json::Value) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    walk_strings(with, &YamlPath::root(), &mut |_, s| {
+        if !s.contains("${{") {
+            return;
+        }
+        for piece in parse(s).unwrap_or_default() {
+            if let Piece::Expr {
+                expr: Expr::Output { stage, .. },
+                ..
+            } = piece
+            {
+                found.insert(stage);
+            }
+        }
+    });
+    found
+}
+
 fn check_string(
     stage: &str,
     s: &str,

@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::pipeline::model::{OnFail, When, WorkspaceAccess};
+use crate::pipeline::model::{OnFail, OnInconclusive, When, WorkspaceAccess};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -55,6 +55,7 @@ pub struct WireStage {
     pub retries: Option<u32>,
     pub environment: Option<String>,
     pub approval: Option<Approval>,
+    pub on_inconclusive: Option<OnInconclusive>,
 }
 
 /// `grants:`; everything absent is denied.

@@ -65,6 +65,77 @@ stages:
     assert!(show.stdout.contains("approved by alice"), "{}", show.all());
 }
 
+#[test]
+fn an_inconclusive_stage_can_pause_the_run_and_run_again_once_approved() {
+    let p = Project::new();
+    // `mode: count` reports no `analysis.score`, so the gate is
+    // inconclusive: with `on-inconclusive: pause` that pauses the run.
+    p.write(
+        "sluice.yaml",
+        r#"version: 1
+name: paused-analysis
+stages:
+  canary:
+    uses: {fixture}
+    grants: { workspace: write }
+    with: { mode: count, file: canary-runs.txt }
+    on-inconclusive: pause
+    gates:
+      - { metric: analysis.score, min: 95 }
+  promote:
+    uses: {fixture}
+    needs: [canary]
+    with: { mode: pass }
+"#,
+    );
+    let run = p.sluice(&["run"]);
+    assert_eq!(run.code, 4, "{}", run.all());
+    let id = run.run_id();
+    assert!(
+        run.stdout.contains(&format!("sluice approve {id} canary")),
+        "{}",
+        run.all()
+    );
+    let record = p.record(&id);
+    assert_eq!(record["status"], "paused");
+    assert_eq!(record["stages"]["canary"]["state"], "awaiting-approval");
+    let reason = record["stages"]["canary"]["reason"].as_str().unwrap_or("");
+    assert!(reason.starts_with("paused: inconclusive gate"), "{reason}");
+    assert_eq!(record["stages"]["promote"]["state"], "pending");
+
+    // Without approval, resuming does not run the stage again.
+    let again = p.sluice(&["run", "--resume", &id]);
+    assert_eq!(again.code, 4, "{}", again.all());
+    assert_eq!(p.read("canary-runs.txt").lines().count(), 1);
+
+    // Approved, it runs again; still inconclusive, it pauses again and
+    // needs a fresh approval.
+    let ok = p.sluice(&["approve", &id, "canary", "--by", "bob"]);
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    let resumed = p.sluice(&["run", "--resume", &id]);
+    assert_eq!(resumed.code, 4, "{}", resumed.all());
+    assert_eq!(p.read("canary-runs.txt").lines().count(), 2);
+    let record = p.record(&id);
+    assert_eq!(record["stages"]["canary"]["state"], "awaiting-approval");
+    assert!(record["stages"]["canary"]["approval"].is_null());
+
+    // The default stays safe: inconclusive blocks.
+    p.write(
+        "block.yaml",
+        r#"version: 1
+name: blocked-analysis
+stages:
+  canary:
+    uses: {fixture}
+    with: { mode: pass }
+    gates:
+      - { metric: analysis.score, min: 95 }
+"#,
+    );
+    let blocked = p.sluice(&["run", "block.yaml"]);
+    assert_eq!(blocked.code, 1, "{}", blocked.all());
+}
+
 fn wait_for(p: &Project, what: &str, check: impl Fn(&Project) -> bool) {
     let start = Instant::now();
     while !check(p) {
@@ -118,12 +189,14 @@ stages:
         .spawn()
         .expect("spawn sluice");
     wait_for(&p, "stage `slow` to start", |p| {
+        // `run.json` is only the snapshot; `record` adds the journal.
         only_run_id(p)
-            .and_then(|id| {
-                std::fs::read_to_string(p.path().join(format!(".sluice/runs/{id}/run.json"))).ok()
+            .filter(|id| {
+                p.path()
+                    .join(format!(".sluice/runs/{id}/run.json"))
+                    .is_file()
             })
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|r| r["stages"]["slow"]["state"] == "running")
+            .is_some_and(|id| p.record(&id)["stages"]["slow"]["state"] == "running")
     });
     // SIGKILL: no cleanup code runs.
     child.kill().expect("kill -9");

@@ -90,7 +90,8 @@ fn the_second_run_compiles_nothing() {
         "sluice.yaml",
         "version: 1\nname: cache\nstages:\n  a: { uses: \"{fixture}\", with: { mode: pass } }\n  b: { uses: \"{hello}\", with: { greeting: hi } }\n",
     );
-    let cache = p.path().join("private-cache");
+    let cache_home = tempfile::tempdir().expect("tempdir");
+    let cache = cache_home.path().join("private-cache");
     let cache = cache.to_str().expect("utf8");
     let loaded = |run: &sluice_tests::Run| -> Vec<bool> {
         run.events()
@@ -105,6 +106,40 @@ fn the_second_run_compiles_nothing() {
     let second = p.sluice(&["run", "--json", "--cache-dir", cache]);
     assert_eq!(second.code, 0, "{}", second.all());
     assert_eq!(loaded(&second), [true, true]);
+}
+
+#[test]
+fn a_compile_cache_inside_the_workspace_is_never_loaded() {
+    // A stage granted `workspace: write` could plant native code in such a
+    // cache; the runner compiles in memory instead and says why.
+    let p = Project::new();
+    p.write(
+        "sluice.yaml",
+        "version: 1\nname: cache\nstages:\n  a: { uses: \"{fixture}\", with: { mode: pass } }\n",
+    );
+    let loaded = |run: &sluice_tests::Run| -> Vec<bool> {
+        run.events()
+            .iter()
+            .filter(|e| e["event"] == "plugin_loaded")
+            .map(|e| e["cached"].as_bool().unwrap_or(false))
+            .collect()
+    };
+    for _ in 0..2 {
+        let run = p.sluice(&["run", "--json", "--cache-dir", ".sluice/cache"]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert_eq!(loaded(&run), [false]);
+        assert!(
+            run.stderr.contains("is inside the pipeline's workspace"),
+            "{}",
+            run.all()
+        );
+    }
+    assert!(!p
+        .path()
+        .join(".sluice/cache")
+        .read_dir()
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false));
 }
 
 #[test]

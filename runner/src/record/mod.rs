@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub mod journal;
+
 use crate::artifacts::ArtifactRecord;
 use crate::gates::{GateResult, Verdict};
 
@@ -214,6 +216,10 @@ pub struct StageRecord {
     /// Approval, for stages with `approval: required`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The stage paused itself (inconclusive verdict with
+    /// `on-inconclusive: pause`) and may not run again until approved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approval_required: bool,
     /// Log file, relative to the run directory.
     pub log: String,
 }
@@ -236,6 +242,7 @@ impl StageRecord {
             outputs: IndexMap::new(),
             artifacts: Vec::new(),
             approval: None,
+            approval_required: false,
             log: format!("logs/{stage}.log"),
         }
     }
@@ -243,9 +250,11 @@ impl StageRecord {
     /// Forget the results of a previous attempt (keeps approval and log).
     pub fn reset(&mut self) {
         let approval = self.approval.take();
+        let approval_required = self.approval_required;
         let log = std::mem::take(&mut self.log);
         *self = StageRecord::pending("");
         self.approval = approval;
+        self.approval_required = approval_required;
         self.log = log;
     }
 }
@@ -280,8 +289,37 @@ pub struct RunRecord {
     /// unverified plugins).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The last journal entry this snapshot holds (see [`journal`]).
+    #[serde(default)]
+    pub journal_seq: u64,
     /// Stages in pipeline order.
     pub stages: IndexMap<String, StageRecord>,
+}
+
+impl RunRecord {
+    /// A copy with only the named stages (what one stage attempt reads:
+    /// the stages it needs and those its templates refer to), so starting a
+    /// stage costs the same in a pipeline of 10 stages or 10,000.
+    pub fn view<'a>(&self, stages: impl IntoIterator<Item = &'a String>) -> RunRecord {
+        RunRecord {
+            schema: self.schema,
+            run_id: self.run_id.clone(),
+            pipeline: self.pipeline.clone(),
+            pipeline_path: self.pipeline_path.clone(),
+            pipeline_digest: self.pipeline_digest.clone(),
+            status: self.status,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            unsigned_plugins_allowed: self.unsigned_plugins_allowed,
+            policy: self.policy.clone(),
+            warnings: Vec::new(),
+            journal_seq: self.journal_seq,
+            stages: stages
+                .into_iter()
+                .filter_map(|n| self.stages.get(n).map(|r| (n.clone(), r.clone())))
+                .collect(),
+        }
+    }
 }
 
 /// Current time as RFC 3339 (UTC, milliseconds).
@@ -359,6 +397,11 @@ impl RunStore {
         }
     }
 
+    /// Open the run's journal for appending after what `record` holds.
+    pub fn journal(&self, record: &RunRecord) -> Result<journal::Journal, RecordError> {
+        journal::Journal::open(&self.run_dir(&record.run_id), record.journal_seq)
+    }
+
     /// Write `run.json` atomically.
     pub fn save(&self, record: &RunRecord) -> Result<(), RecordError> {
         let path = self.record_path(&record.run_id);
@@ -394,12 +437,14 @@ impl RunStore {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
+        let mut record = record;
         if record.schema != SCHEMA {
             return Err(RecordError::Corrupt {
                 path,
                 message: format!("schema {} (this sluice reads {SCHEMA})", record.schema),
             });
         }
+        journal::replay(&self.run_dir(id), &mut record)?;
         Ok(record)
     }
 
@@ -466,6 +511,7 @@ mod tests {
             unsigned_plugins_allowed: false,
             policy: None,
             warnings: Vec::new(),
+            journal_seq: 0,
             stages,
         }
     }
