@@ -4,12 +4,16 @@
 mod approval_resume;
 mod artifacts_gates;
 mod cli;
+mod delivery_demo;
 mod examples;
 mod pipeline_errors;
 mod sandbox;
 mod scheduling;
+mod stage_canary;
 mod stage_languages;
+mod stage_deploy;
 mod stage_lint;
 mod stage_scan;
+mod stage_smoke_monitor;
 mod stage_test_build;
 mod trust;
