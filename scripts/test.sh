@@ -7,5 +7,7 @@ scripts/setup.sh
 # Toolchains for the Python, JavaScript and C example stages (the tests
 # build them from source).
 scripts/setup-guest-toolchains.sh
+# Prometheus and nginx, which the delivery tests run for real on loopback.
+scripts/setup-delivery-services.sh
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"

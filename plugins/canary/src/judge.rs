@@ -1,0 +1,403 @@
+//! The Kayenta-style judge: compares canary samples with baseline samples,
+//! metric by metric, and scores the canary.
+//!
+//! For each metric:
+//! 1. a two-sided Mann-Whitney U test ([`crate::stats`]) gives a p-value;
+//!    the difference is *significant* when `p < alpha`;
+//! 2. the *effect* is `center(canary) / center(baseline)` with `center` the
+//!    mean (default) or the median (1 when both are 0, infinite when only
+//!    the baseline is 0);
+//! 3. the metric **fails** when the difference is significant, goes in a bad
+//!    `direction` (`increase`: the canary is higher — latency, errors;
+//!    `decrease`: lower — throughput; `either`), and the effect is beyond
+//!    `max-effect` (canary/baseline above `max-effect` for increase, below
+//!    `1/max-effect` for decrease; without `max-effect`, any significant
+//!    change in the bad direction fails). Otherwise it passes.
+//!
+//! Score = 100 × passed / total, or 0 when a `critical` metric failed.
+//! Classification: score ≥ `pass` → pass (promote); `marginal` ≤ score <
+//! `pass` → marginal (inconclusive, pause); below `marginal` → fail (abort).
+
+use crate::analysis::fmt_num;
+use crate::stats::{mann_whitney_u, mean, median};
+
+/// Which change of a metric is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Higher is worse (latency, errors).
+    Increase,
+    /// Lower is worse (throughput, success rate).
+    Decrease,
+    /// Any change is bad.
+    Either,
+}
+
+/// How the effect size is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Center {
+    /// Ratio of means.
+    #[default]
+    Mean,
+    /// Ratio of medians.
+    Median,
+}
+
+/// How one metric is judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRule {
+    /// Name (used in metrics `canary.<name>.p_value` / `.effect`).
+    pub name: String,
+    /// Which change is bad.
+    pub direction: Direction,
+    /// Mean or median.
+    pub center: Center,
+    /// Largest tolerated canary/baseline ratio in the bad direction.
+    pub max_effect: Option<f64>,
+    /// A failing critical metric makes the score 0.
+    pub critical: bool,
+}
+
+/// Thresholds of the judge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Significance level of the U test.
+    pub alpha: f64,
+    /// Lowest score that passes.
+    pub pass: f64,
+    /// Lowest score that is marginal rather than failing.
+    pub marginal: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            alpha: 0.05,
+            pass: 95.0,
+            marginal: 75.0,
+        }
+    }
+}
+
+/// The judge's classification of the canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classification {
+    /// Promote.
+    Pass,
+    /// Inconclusive: a person decides.
+    Marginal,
+    /// Abort.
+    Fail,
+}
+
+/// What the judge found for one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricVerdict {
+    /// The rule applied.
+    pub rule: MetricRule,
+    /// Samples on each side.
+    pub n_baseline: usize,
+    /// Samples on the canary side.
+    pub n_canary: usize,
+    /// Center of the baseline samples.
+    pub baseline: f64,
+    /// Center of the canary samples.
+    pub canary: f64,
+    /// Two-sided p-value.
+    pub p_value: f64,
+    /// canary / baseline centers.
+    pub effect: f64,
+    /// Whether the metric passed.
+    pub passed: bool,
+    /// Why, in one line.
+    pub reason: String,
+}
+
+/// The judge's overall result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// 0..=100.
+    pub score: f64,
+    /// Pass, marginal or fail.
+    pub classification: Classification,
+    /// Per metric.
+    pub metrics: Vec<MetricVerdict>,
+    /// The thresholds used.
+    pub thresholds: Thresholds,
+}
+
+impl Judgement {
+    /// One line per failing metric, or the best summary when none failed.
+    pub fn explain(&self) -> String {
+        let failed: Vec<&str> = self
+            .metrics
+            .iter()
+            .filter(|m| !m.passed)
+            .map(|m| m.reason.as_str())
+            .collect();
+        let class = match self.classification {
+            Classification::Pass => "pass",
+            Classification::Marginal => "marginal",
+            Classification::Fail => "fail",
+        };
+        let head = format!(
+            "judge score {} ({class}; pass >= {}, marginal >= {})",
+            fmt_num(self.score),
+            fmt_num(self.thresholds.pass),
+            fmt_num(self.thresholds.marginal)
+        );
+        if failed.is_empty() {
+            format!("{head}: every metric passed")
+        } else {
+            format!("{head}: {}", failed.join("; "))
+        }
+    }
+}
+
+fn center(c: Center, v: &[f64]) -> f64 {
+    match c {
+        Center::Mean => mean(v),
+        Center::Median => median(v),
+    }
+}
+
+/// Judges one metric.
+pub fn judge_metric(
+    rule: &MetricRule,
+    baseline: &[f64],
+    canary: &[f64],
+    alpha: f64,
+) -> MetricVerdict {
+    let b: Vec<f64> = baseline.iter().copied().filter(|v| !v.is_nan()).collect();
+    let c: Vec<f64> = canary.iter().copied().filter(|v| !v.is_nan()).collect();
+    let (bc, cc) = (center(rule.center, &b), center(rule.center, &c));
+    let mut v = MetricVerdict {
+        rule: rule.clone(),
+        n_baseline: b.len(),
+        n_canary: c.len(),
+        baseline: bc,
+        canary: cc,
+        p_value: 1.0,
+        effect: 1.0,
+        passed: false,
+        reason: String::new(),
+    };
+    if b.is_empty() || c.is_empty() {
+        v.reason = format!(
+            "`{}`: no samples to compare ({} baseline, {} canary)",
+            rule.name,
+            b.len(),
+            c.len()
+        );
+        return v;
+    }
+    let test = mann_whitney_u(&b, &c);
+    v.p_value = test.p_value;
+    v.effect = if bc == cc {
+        1.0
+    } else if bc == 0.0 {
+        f64::INFINITY * cc.signum()
+    } else {
+        cc / bc
+    };
+    // The U statistics tell which side tends to be larger.
+    let canary_higher = test.u_y > test.u_x;
+    let significant = test.p_value < alpha;
+    let bad_direction = match rule.direction {
+        Direction::Increase => canary_higher,
+        Direction::Decrease => !canary_higher,
+        Direction::Either => true,
+    };
+    let beyond = match rule.max_effect {
+        None => true,
+        Some(m) => {
+            let up = v.effect > m;
+            let down = v.effect < 1.0 / m;
+            match rule.direction {
+                Direction::Increase => up,
+                Direction::Decrease => down,
+                Direction::Either => up || down,
+            }
+        }
+    };
+    v.passed = !(significant && bad_direction && beyond);
+    let effect = if v.effect.is_finite() {
+        format!("{}x", fmt_num(v.effect))
+    } else {
+        "from 0".to_string()
+    };
+    let crit = if rule.critical { " (critical)" } else { "" };
+    v.reason = format!(
+        "`{}`{crit} {}: canary {} vs baseline {} (effect {effect}{}), p = {} {} alpha {}",
+        rule.name,
+        if v.passed { "passed" } else { "failed" },
+        fmt_num(cc),
+        fmt_num(bc),
+        rule.max_effect
+            .map(|m| format!(", max {}x", fmt_num(m)))
+            .unwrap_or_default(),
+        fmt_num(test.p_value),
+        if significant { "<" } else { ">=" },
+        fmt_num(alpha),
+    );
+    v
+}
+
+/// Judges every metric and scores the canary. `samples` holds, per rule,
+/// the baseline and canary samples.
+pub fn judge(thresholds: Thresholds, samples: &[(MetricRule, Vec<f64>, Vec<f64>)]) -> Judgement {
+    let metrics: Vec<MetricVerdict> = samples
+        .iter()
+        .map(|(rule, b, c)| judge_metric(rule, b, c, thresholds.alpha))
+        .collect();
+    let total = metrics.len();
+    let passed = metrics.iter().filter(|m| m.passed).count();
+    let critical_failed = metrics.iter().any(|m| m.rule.critical && !m.passed);
+    let score = if total == 0 || critical_failed {
+        if total == 0 {
+            100.0
+        } else {
+            0.0
+        }
+    } else {
+        100.0 * passed as f64 / total as f64
+    };
+    let classification = if score >= thresholds.pass {
+        Classification::Pass
+    } else if score >= thresholds.marginal {
+        Classification::Marginal
+    } else {
+        Classification::Fail
+    };
+    Judgement {
+        score,
+        classification,
+        metrics,
+        thresholds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &str, direction: Direction) -> MetricRule {
+        MetricRule {
+            name: name.into(),
+            direction,
+            center: Center::Mean,
+            max_effect: None,
+            critical: false,
+        }
+    }
+
+    /// Deterministic noise in [0, 1) (a 64-bit LCG).
+    fn noise(seed: u64, n: usize) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (s >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clearly_worse_canary_fails() {
+        let base_lat: Vec<f64> = noise(1, 100).iter().map(|x| 20.0 + 5.0 * x).collect();
+        let can_lat: Vec<f64> = noise(2, 100).iter().map(|x| 220.0 + 5.0 * x).collect();
+        let base_err = vec![0.0; 100];
+        let can_err: Vec<f64> = (0..100).map(|i| f64::from(i % 10 < 3)).collect();
+        let j = judge(
+            Thresholds::default(),
+            &[
+                (rule("latency", Direction::Increase), base_lat, can_lat),
+                (rule("errors", Direction::Increase), base_err, can_err),
+            ],
+        );
+        assert_eq!(j.score, 0.0);
+        assert_eq!(j.classification, Classification::Fail);
+        assert!(j.metrics.iter().all(|m| m.p_value < 1e-6), "{j:#?}");
+        assert!(!j.metrics[1].effect.is_finite());
+        assert!(j.explain().contains("`latency` failed"), "{}", j.explain());
+    }
+
+    #[test]
+    fn identical_samples_pass() {
+        let s: Vec<f64> = noise(3, 50).iter().map(|x| 10.0 + x).collect();
+        let j = judge(
+            Thresholds::default(),
+            &[(rule("latency", Direction::Increase), s.clone(), s)],
+        );
+        assert_eq!(j.score, 100.0);
+        assert_eq!(j.classification, Classification::Pass);
+        assert_eq!(j.metrics[0].effect, 1.0);
+        assert!(j.metrics[0].p_value > 0.99);
+    }
+
+    #[test]
+    fn noisy_but_equal_samples_pass() {
+        let b: Vec<f64> = noise(11, 200).iter().map(|x| 50.0 + 30.0 * x).collect();
+        let c: Vec<f64> = noise(12, 200).iter().map(|x| 50.0 + 30.0 * x).collect();
+        let j = judge(
+            Thresholds::default(),
+            &[(rule("latency", Direction::Either), b, c)],
+        );
+        assert!(j.metrics[0].p_value > 0.05, "{j:#?}");
+        assert_eq!(j.classification, Classification::Pass);
+    }
+
+    #[test]
+    fn direction_and_effect_decide() {
+        let b: Vec<f64> = noise(5, 100).iter().map(|x| 100.0 + x).collect();
+        let faster: Vec<f64> = noise(6, 100).iter().map(|x| 50.0 + x).collect();
+        // Faster canary: significant, but not in the bad direction.
+        let v = judge_metric(&rule("lat", Direction::Increase), &b, &faster, 0.05);
+        assert!(v.passed && v.p_value < 0.001);
+        let v = judge_metric(&rule("lat", Direction::Decrease), &b, &faster, 0.05);
+        assert!(!v.passed);
+        // Slightly slower (1.005x): significant but within max-effect 1.2.
+        let slower: Vec<f64> = noise(7, 100).iter().map(|x| 100.5 + x).collect();
+        let mut r = rule("lat", Direction::Increase);
+        r.max_effect = Some(1.2);
+        let v = judge_metric(&r, &b, &slower, 0.05);
+        assert!(v.passed && v.p_value < 0.05, "{v:#?}");
+        r.center = Center::Median;
+        assert!(judge_metric(&r, &b, &slower, 0.05).passed);
+    }
+
+    #[test]
+    fn score_and_classification() {
+        let same = vec![1.0; 20];
+        let worse = vec![2.0; 20];
+        let mut samples: Vec<(MetricRule, Vec<f64>, Vec<f64>)> = (0..4)
+            .map(|i| {
+                (
+                    rule(&format!("m{i}"), Direction::Increase),
+                    same.clone(),
+                    same.clone(),
+                )
+            })
+            .collect();
+        samples.push((rule("bad", Direction::Increase), same.clone(), worse));
+        let j = judge(Thresholds::default(), &samples);
+        assert_eq!(j.score, 80.0);
+        assert_eq!(j.classification, Classification::Marginal);
+        samples[4].0.critical = true;
+        let j = judge(Thresholds::default(), &samples);
+        assert_eq!(j.score, 0.0);
+        assert_eq!(j.classification, Classification::Fail);
+        let j = judge(Thresholds::default(), &samples[..4]);
+        assert_eq!(j.classification, Classification::Pass);
+    }
+
+    #[test]
+    fn empty_side_fails_the_metric() {
+        let v = judge_metric(&rule("m", Direction::Increase), &[], &[1.0], 0.05);
+        assert!(!v.passed);
+        assert!(v.reason.contains("no samples"));
+    }
+}

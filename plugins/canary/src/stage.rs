@@ -1,0 +1,444 @@
+//! The stage itself: reads the state, runs the steps through the target,
+//! and promotes, aborts or pauses, then builds the report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sluice_delivery::{SlotVersion, State, Target, Weights};
+use sluice_sdk::prelude::*;
+
+use crate::analysis::{fmt_num, Clock, Phase, RealClock};
+use crate::assess::{assess, Sources};
+use crate::config::{Analysis, Settings};
+use crate::progress::{self, Progress};
+use crate::providers::Placeholders;
+use crate::steps::{self, Decision, Driver, Outcome, StepAnalysis};
+
+/// The [`Driver`] that acts on a real target with the wall clock.
+struct TargetDriver<'a> {
+    target: &'a Target,
+    stable: &'a SlotVersion,
+    candidate: &'a SlotVersion,
+    sources: &'a Sources,
+    clock: RealClock,
+}
+
+impl Driver for TargetDriver<'_> {
+    fn set_weight(&mut self, weight: u32) -> Result<(), StageError> {
+        self.target
+            .set_weights(&Weights::split(self.stable, self.candidate, weight))
+            .context("setting the canary weight")
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        self.clock.sleep(d);
+    }
+
+    fn analyse(&mut self, index: usize, analysis: &Analysis) -> Result<StepAnalysis, StageError> {
+        let r = assess(index, analysis, self.sources, &mut self.clock)?;
+        for line in &r.lines {
+            sluice_sdk::info!("step {index}: {line}");
+        }
+        Ok(r)
+    }
+}
+
+/// Opens the target under the environment's name: the stage's
+/// `environment:`, else the one in `state.json`, else `production`.
+fn open_target(ctx: &Context, settings: &Settings) -> Result<(Target, State), StageError> {
+    let probe = Target::open(
+        &settings.target,
+        &ctx.workspace(),
+        ctx.environment().unwrap_or(""),
+    )?;
+    let state = probe.read_state()?;
+    let env = ctx
+        .environment()
+        .map(str::to_string)
+        .or_else(|| Some(state.environment.clone()).filter(|e| !e.is_empty()))
+        .unwrap_or_else(|| "production".to_string());
+    let target = Target::open(&settings.target, &ctx.workspace(), &env)?.with_stage(ctx.stage());
+    Ok((target, state))
+}
+
+fn progress_path(ctx: &Context, target: &Target) -> PathBuf {
+    match target.root() {
+        Some(root) => root.join("canary.json"),
+        None => ctx
+            .workspace()
+            .join(format!(".canary-{}.json", ctx.stage())),
+    }
+}
+
+/// Runs the stage.
+pub fn run(ctx: &Context) -> Result<Report, StageError> {
+    let settings = Settings::from_context(ctx)?;
+    let (target, mut state) = open_target(ctx, &settings)?;
+    let candidate = state.candidate.clone().ok_or_else(|| {
+        StageError::failed(
+            "state.json has no candidate: deploy the new version first (deploy with \
+             `strategy: canary` sets it), then run canary",
+        )
+    })?;
+    let stable = state.stable.clone().ok_or_else(|| {
+        StageError::failed("state.json has no stable version to compare the candidate with")
+    })?;
+    let url = |slot: &str| target.slot_url(slot).unwrap_or_default().to_string();
+    let placeholders = Placeholders {
+        canary_version: candidate.version.clone(),
+        canary_slot: candidate.slot.clone(),
+        canary_url: url(&candidate.slot),
+        stable_version: stable.version.clone(),
+        stable_slot: stable.slot.clone(),
+        stable_url: url(&stable.slot),
+    };
+
+    let sources = Sources {
+        ph: placeholders,
+        access_log: target.access_log_path(),
+        slots: target.slots().clone(),
+    };
+
+    let progress_file = progress_path(ctx, &target);
+    let saved = progress::load(&progress_file);
+    let start = progress::start_step(
+        saved.as_ref(),
+        ctx.run_id(),
+        ctx.stage(),
+        &candidate.version,
+    );
+    let weight = match (&saved, start) {
+        (Some(p), s) if s > 0 => p.weight,
+        _ => target.read_weights()?.weight_of(&candidate.slot),
+    };
+    if start > 0 {
+        sluice_sdk::info!(
+            "continuing canary {} after approval at step {start} (weight {weight}%)",
+            candidate.version
+        );
+    }
+
+    let mut driver = TargetDriver {
+        target: &target,
+        stable: &stable,
+        candidate: &candidate,
+        sources: &sources,
+        clock: RealClock::new(),
+    };
+    let outcome = steps::run(&settings.steps, start, weight, &mut driver)?;
+
+    let decided = Decided::from(&outcome, settings.promote);
+    match decided {
+        Decided::Promoted => {
+            target
+                .set_weights(&Weights::all_to(&candidate))
+                .context("promoting the candidate")?;
+            state.previous = Some(stable.clone());
+            state.stable = Some(candidate.clone());
+            state.candidate = None;
+            target.write_state(&mut state)?;
+            target.record(
+                "promote",
+                Some(&candidate.version),
+                Some(&candidate.slot),
+                Some("canary analysis passed"),
+            )?;
+            progress::clear(&progress_file)?;
+        }
+        Decided::Passed => progress::clear(&progress_file)?,
+        Decided::Aborted => {
+            target
+                .set_weights(&Weights::split(&stable, &candidate, 0))
+                .context("aborting: setting the canary weight back to 0")?;
+            target.record(
+                "abort",
+                Some(&candidate.version),
+                Some(&candidate.slot),
+                Some("canary analysis failed; all traffic to stable"),
+            )?;
+            progress::clear(&progress_file)?;
+        }
+        Decided::Paused(next, ref reason) => {
+            progress::save(
+                &progress_file,
+                &Progress {
+                    run_id: ctx.run_id().to_string(),
+                    stage: ctx.stage().to_string(),
+                    candidate: candidate.version.clone(),
+                    next_step: next,
+                    weight: outcome.weight,
+                    reason: reason.clone(),
+                },
+            )?;
+        }
+    }
+    let mut report = build_report(&decided, &outcome, &stable, &candidate);
+    if let Decided::Paused(..) = decided {
+        let how = format!(
+            "`sluice approve {} {}`, then `sluice run --resume {}`",
+            ctx.run_id(),
+            ctx.stage(),
+            ctx.run_id()
+        );
+        for g in &mut report.gates {
+            g.message = g.message.replace(HOW_TO_CONTINUE, &how);
+        }
+    }
+    ctx.write_artifact(
+        "canary-analysis.json",
+        analysis_json(&decided, &outcome, &stable, &candidate),
+        "application/json",
+    )?;
+    Ok(report)
+}
+
+/// The decision, with what a pause needs.
+#[derive(Debug, Clone, PartialEq)]
+enum Decided {
+    Promoted,
+    /// Every step passed, `promote: false`.
+    Passed,
+    Aborted,
+    /// Continue at this step after approval.
+    Paused(usize, String),
+}
+
+impl Decided {
+    fn from(o: &Outcome, promote: bool) -> Self {
+        match o.decision {
+            Decision::Completed if promote => Decided::Promoted,
+            Decision::Completed => Decided::Passed,
+            Decision::Aborted(_) => Decided::Aborted,
+            Decision::Paused(i) => {
+                Decided::Paused(i + 1, format!("pause at step {i} until approved"))
+            }
+            Decision::Inconclusive(i) => {
+                Decided::Paused(i + 1, format!("analysis at step {i} was inconclusive"))
+            }
+        }
+    }
+
+    fn word(&self) -> &'static str {
+        match self {
+            Decided::Promoted => "promoted",
+            Decided::Passed => "passed",
+            Decided::Aborted => "aborted",
+            Decided::Paused(..) => "paused",
+        }
+    }
+}
+
+/// Replaced by the real commands once the run id is known.
+const HOW_TO_CONTINUE: &str = "`sluice approve <run> <stage>`, then `sluice run --resume <run>`";
+
+fn final_weight(d: &Decided, o: &Outcome) -> u32 {
+    match d {
+        Decided::Promoted => 100,
+        Decided::Aborted => 0,
+        _ => o.weight,
+    }
+}
+
+fn build_report(d: &Decided, o: &Outcome, stable: &SlotVersion, candidate: &SlotVersion) -> Report {
+    let last = o.analyses.last();
+    let weight = final_weight(d, o);
+    let mut summary = match d {
+        Decided::Promoted => format!(
+            "**promoted** {} (slot {}) after {} step(s); {} is now previous",
+            candidate.version, candidate.slot, o.steps_completed, stable.version
+        ),
+        Decided::Passed => format!(
+            "**passed** {} at {weight}% after {} step(s); not promoted (`promote: false`)",
+            candidate.version, o.steps_completed
+        ),
+        Decided::Aborted => format!(
+            "**aborted** {} at step {}: traffic back to stable {} (100%)",
+            candidate.version,
+            last.map(|a| a.step).unwrap_or(o.steps_completed),
+            stable.version
+        ),
+        Decided::Paused(_, reason) => format!(
+            "**paused** {} at {weight}%: {reason}; approve the stage and resume the run to continue",
+            candidate.version
+        ),
+    };
+    if let Some(a) = last {
+        summary.push_str(&format!("\n\n{}", a.why));
+    }
+    for a in &o.analyses {
+        summary.push_str(&format!(
+            "\n\nanalysis at step {} ({}):",
+            a.step,
+            a.phase.as_str()
+        ));
+        for l in &a.lines {
+            summary.push_str(&format!("\n- {l}"));
+        }
+    }
+    let mut r = Report::new(summary)
+        .metric_with_unit("canary.weight", f64::from(weight), "%")
+        .metric("canary.steps_completed", o.steps_completed as f64)
+        .output("decision", d.word())
+        .output("version", candidate.version.clone())
+        .output("stable_version", stable.version.clone());
+    // Later analyses overwrite earlier values of the same metric.
+    let mut metrics: Vec<(String, f64)> = Vec::new();
+    for (name, v) in o.analyses.iter().flat_map(|a| a.metrics.iter()) {
+        metrics.retain(|(n, _)| n != name);
+        metrics.push((name.clone(), *v));
+    }
+    for (name, v) in metrics {
+        r = r.metric(name, v);
+    }
+    if let Some(score) = o.analyses.iter().rev().find_map(|a| a.score) {
+        r = r.output("score", fmt_num(score));
+    }
+    if let Some(a) = last {
+        let verdict = match a.phase {
+            Phase::Successful => Verdict::Pass,
+            Phase::Inconclusive => Verdict::Inconclusive,
+            Phase::Failed | Phase::Error => Verdict::Fail,
+        };
+        let mut g = Gate::new("canary.analysis", verdict, a.why.clone());
+        if let Some(v) = a.observed {
+            g = g.observed(v);
+        }
+        if let Some(t) = a.threshold {
+            g = g.threshold(t);
+        }
+        r = r.gate(g);
+    }
+    if let (Decided::Paused(_, reason), Decision::Paused(_)) = (d, &o.decision) {
+        r = r.gate(Gate::new(
+            "canary.paused",
+            Verdict::Inconclusive,
+            format!("{reason}: {HOW_TO_CONTINUE}"),
+        ));
+    }
+    r
+}
+
+fn analysis_json(
+    d: &Decided,
+    o: &Outcome,
+    stable: &SlotVersion,
+    candidate: &SlotVersion,
+) -> String {
+    let analyses: Vec<serde_json::Value> = o
+        .analyses
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "step": a.step,
+                "phase": a.phase.as_str(),
+                "score": a.score,
+                "observed": a.observed,
+                "threshold": a.threshold,
+                "why": a.why,
+                "lines": a.lines,
+                "metrics": a.metrics.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "decision": d.word(),
+        "stable": {"slot": stable.slot, "version": stable.version},
+        "candidate": {"slot": candidate.slot, "version": candidate.version},
+        "weight": final_weight(d, o),
+        "steps_completed": o.steps_completed,
+        "analyses": analyses,
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysis(phase: Phase) -> StepAnalysis {
+        StepAnalysis {
+            step: 1,
+            phase,
+            score: Some(0.0),
+            observed: Some(0.0),
+            threshold: Some(75.0),
+            lines: vec!["`latency` failed".into()],
+            why: "judge score 0 (fail)".into(),
+            metrics: vec![
+                ("canary.score".into(), 0.0),
+                ("canary.latency.p_value".into(), 0.001),
+            ],
+        }
+    }
+
+    fn sv(slot: &str, version: &str) -> SlotVersion {
+        SlotVersion::new(slot, version)
+    }
+
+    #[test]
+    fn aborted_report() {
+        let o = Outcome {
+            decision: Decision::Aborted(1),
+            weight: 25,
+            steps_completed: 1,
+            analyses: vec![analysis(Phase::Failed)],
+        };
+        let d = Decided::from(&o, true);
+        assert_eq!(d, Decided::Aborted);
+        let r = build_report(&d, &o, &sv("blue", "1"), &sv("green", "2"));
+        let g = &r.gates[0];
+        assert_eq!(
+            (g.name.as_str(), g.verdict, g.observed, g.threshold),
+            ("canary.analysis", Verdict::Fail, Some(0.0), Some(75.0))
+        );
+        assert!(
+            r.summary.starts_with("**aborted** 2 at step 1"),
+            "{}",
+            r.summary
+        );
+        assert!(r.outputs.contains(&("decision".into(), "aborted".into())));
+        assert!(r.outputs.contains(&("score".into(), "0".into())));
+        let weight = r.metrics.iter().find(|m| m.name == "canary.weight");
+        assert_eq!(weight.map(|m| m.value), Some(0.0));
+        let json = analysis_json(&d, &o, &sv("blue", "1"), &sv("green", "2"));
+        assert!(json.contains("\"decision\": \"aborted\""), "{json}");
+    }
+
+    #[test]
+    fn paused_report() {
+        let o = Outcome {
+            decision: Decision::Paused(2),
+            weight: 10,
+            steps_completed: 2,
+            analyses: Vec::new(),
+        };
+        let d = Decided::from(&o, true);
+        assert_eq!(
+            d,
+            Decided::Paused(3, "pause at step 2 until approved".into())
+        );
+        let r = build_report(&d, &o, &sv("blue", "1"), &sv("green", "2"));
+        assert_eq!(r.gates.len(), 1);
+        assert_eq!(r.gates[0].name, "canary.paused");
+        assert_eq!(r.gates[0].verdict, Verdict::Inconclusive);
+        let o = Outcome {
+            decision: Decision::Inconclusive(1),
+            analyses: vec![analysis(Phase::Inconclusive)],
+            ..o
+        };
+        let d = Decided::from(&o, true);
+        let r = build_report(&d, &o, &sv("blue", "1"), &sv("green", "2"));
+        assert_eq!(r.gates.len(), 1);
+        assert_eq!(r.gates[0].verdict, Verdict::Inconclusive);
+        assert_eq!(
+            Decided::from(
+                &Outcome {
+                    decision: Decision::Completed,
+                    ..o
+                },
+                false
+            ),
+            Decided::Passed
+        );
+    }
+}

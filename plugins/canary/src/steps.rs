@@ -1,0 +1,222 @@
+//! The steps engine: walks `set-weight`, `pause` and `analysis` steps from
+//! a starting index and stops at the first abort or pause. What a step
+//! does to the world is the [`Driver`]'s business, so the engine is tested
+//! with a recording driver.
+
+use std::time::Duration;
+
+use sluice_sdk::StageError;
+
+use crate::analysis::Phase;
+use crate::config::{Analysis, Step};
+
+/// The outcome of one analysis step, ready for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepAnalysis {
+    /// Index of the step.
+    pub step: usize,
+    /// Successful, Inconclusive, or Failed/Error.
+    pub phase: Phase,
+    /// The judge's score, when a judge ran.
+    pub score: Option<f64>,
+    /// The observed value and threshold of what decided (for the gate).
+    pub observed: Option<f64>,
+    /// Threshold compared with.
+    pub threshold: Option<f64>,
+    /// One line per metric and the judge's explanation.
+    pub lines: Vec<String>,
+    /// The line that says why (the deciding metric or the judge).
+    pub why: String,
+    /// Metrics to report (`canary.<name>.p_value` …).
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// What steps do to the environment.
+pub trait Driver {
+    /// Gives the candidate `weight` percent of the traffic.
+    fn set_weight(&mut self, weight: u32) -> Result<(), StageError>;
+    /// Waits.
+    fn sleep(&mut self, d: Duration);
+    /// Runs the analysis of step `index`.
+    fn analyse(&mut self, index: usize, analysis: &Analysis) -> Result<StepAnalysis, StageError>;
+}
+
+/// Why the steps stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Every step ran and every analysis passed.
+    Completed,
+    /// An analysis failed at this step.
+    Aborted(usize),
+    /// An indefinite pause at this step: wait for approval.
+    Paused(usize),
+    /// An inconclusive analysis at this step: wait for a person.
+    Inconclusive(usize),
+}
+
+/// Where the steps got to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Why they stopped.
+    pub decision: Decision,
+    /// The candidate's weight after the last `set-weight`.
+    pub weight: u32,
+    /// Steps that ran to completion (including those before `start`).
+    pub steps_completed: usize,
+    /// Every analysis that ran.
+    pub analyses: Vec<StepAnalysis>,
+}
+
+/// Runs `steps[start..]`. `weight` is the candidate's weight before.
+pub fn run(
+    steps: &[Step],
+    start: usize,
+    mut weight: u32,
+    driver: &mut dyn Driver,
+) -> Result<Outcome, StageError> {
+    let mut analyses = Vec::new();
+    for (i, step) in steps.iter().enumerate().skip(start) {
+        let stop = |decision, weight, analyses| Outcome {
+            decision,
+            weight,
+            steps_completed: i,
+            analyses,
+        };
+        match step {
+            Step::SetWeight(w) => {
+                sluice_sdk::info!("step {i}: set-weight {w}");
+                driver.set_weight(*w)?;
+                weight = *w;
+            }
+            Step::Pause(Some(d)) => {
+                sluice_sdk::info!("step {i}: pause {}", humantime::format_duration(*d));
+                driver.sleep(*d);
+            }
+            Step::Pause(None) => {
+                sluice_sdk::info!("step {i}: pause until approved");
+                return Ok(stop(Decision::Paused(i), weight, analyses));
+            }
+            Step::Analysis(a) => {
+                sluice_sdk::info!("step {i}: analysis");
+                let result = driver.analyse(i, a)?;
+                let phase = result.phase;
+                analyses.push(result);
+                match phase {
+                    Phase::Successful => {}
+                    Phase::Inconclusive => {
+                        return Ok(stop(Decision::Inconclusive(i), weight, analyses))
+                    }
+                    Phase::Failed | Phase::Error => {
+                        return Ok(stop(Decision::Aborted(i), weight, analyses))
+                    }
+                }
+            }
+        }
+    }
+    Ok(Outcome {
+        decision: Decision::Completed,
+        weight,
+        steps_completed: steps.len(),
+        analyses,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        log: Vec<String>,
+        phases: Vec<Phase>,
+    }
+
+    impl Driver for Recorder {
+        fn set_weight(&mut self, weight: u32) -> Result<(), StageError> {
+            self.log.push(format!("weight {weight}"));
+            Ok(())
+        }
+        fn sleep(&mut self, d: Duration) {
+            self.log.push(format!("sleep {}", d.as_secs()));
+        }
+        fn analyse(&mut self, index: usize, _: &Analysis) -> Result<StepAnalysis, StageError> {
+            self.log.push(format!("analysis {index}"));
+            let phase = if self.phases.is_empty() {
+                Phase::Successful
+            } else {
+                self.phases.remove(0)
+            };
+            Ok(StepAnalysis {
+                step: index,
+                phase,
+                score: None,
+                observed: None,
+                threshold: None,
+                lines: Vec::new(),
+                why: String::new(),
+                metrics: Vec::new(),
+            })
+        }
+    }
+
+    fn analysis() -> Step {
+        Step::Analysis(Analysis {
+            metrics: Vec::new(),
+            judge: None,
+        })
+    }
+
+    fn steps() -> Vec<Step> {
+        vec![
+            Step::SetWeight(10),
+            Step::Pause(Some(Duration::from_secs(2))),
+            analysis(),
+            Step::Pause(None),
+            Step::SetWeight(50),
+            analysis(),
+        ]
+    }
+
+    #[test]
+    fn pauses_then_continues_after_the_pause() {
+        let mut d = Recorder::default();
+        let o = run(&steps(), 0, 0, &mut d).expect("run");
+        assert_eq!(o.decision, Decision::Paused(3));
+        assert_eq!(o.weight, 10);
+        assert_eq!(o.steps_completed, 3);
+        assert_eq!(d.log, ["weight 10", "sleep 2", "analysis 2"]);
+
+        let mut d = Recorder::default();
+        let o = run(&steps(), 4, 10, &mut d).expect("run");
+        assert_eq!(o.decision, Decision::Completed);
+        assert_eq!(o.weight, 50);
+        assert_eq!(o.steps_completed, 6);
+        assert_eq!(d.log, ["weight 50", "analysis 5"]);
+    }
+
+    #[test]
+    fn failed_analysis_aborts_and_inconclusive_pauses() {
+        let mut d = Recorder {
+            phases: vec![Phase::Failed],
+            ..Recorder::default()
+        };
+        let o = run(&steps(), 0, 0, &mut d).expect("run");
+        assert_eq!(o.decision, Decision::Aborted(2));
+        assert_eq!(o.analyses.len(), 1);
+
+        let mut d = Recorder {
+            phases: vec![Phase::Inconclusive],
+            ..Recorder::default()
+        };
+        let o = run(&steps(), 4, 10, &mut d).expect("run");
+        assert_eq!(o.decision, Decision::Inconclusive(5));
+        let mut d = Recorder {
+            phases: vec![Phase::Error],
+            ..Recorder::default()
+        };
+        assert_eq!(
+            run(&steps(), 5, 50, &mut d).expect("run").decision,
+            Decision::Aborted(5)
+        );
+    }
+}

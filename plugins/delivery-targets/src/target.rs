@@ -1,0 +1,706 @@
+//! [`Target`]: the operations the delivery stages perform on an
+//! environment, for every target kind (docs/delivery.md).
+//!
+//! | operation | `local` | `nginx` | `http` |
+//! |---|---|---|---|
+//! | [`Target::install`] | unpack into `releases/<v>` | same | — (part of `deploy`) |
+//! | [`Target::point_slot`] | atomic `slots/<slot>` link switch | same | `POST /rollback` |
+//! | [`Target::deploy`] | install + point | same | `POST /deploy` |
+//! | [`Target::read_state`] / [`Target::write_state`] | `state.json` | same | `GET /state` / `POST /state` |
+//! | [`Target::set_weights`] | `weights.json` | + `nginx/upstreams.conf` and reload | `POST /weights` |
+//! | [`Target::set_flag`] | `flags.json` | same | `POST /flags` |
+//! | [`Target::rollback`] | slots, weights, flags, state | same | `POST /rollback` |
+//! | [`Target::record`] | `history.jsonl` | same | `history.jsonl` when `root` is set |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::json;
+use sluice_sdk::{ResultExt, StageError};
+
+use crate::config::{TargetConfig, TargetKind};
+use crate::release::{self, ArtifactFile};
+use crate::state::{
+    now_rfc3339, FlagRule, Flags, HistoryEntry, ReleaseInfo, SlotVersion, State, Weights,
+};
+use crate::{fsutil, nginx, webhook};
+
+/// An environment reached through a target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    config: TargetConfig,
+    workspace: PathBuf,
+    root: Option<PathBuf>,
+    environment: String,
+    stage: Option<String>,
+}
+
+/// What [`Target::deploy`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// The slot that now serves `version`.
+    pub slot: String,
+    /// The version deployed.
+    pub version: String,
+    /// What the slot served before, if anything.
+    pub previous_version: Option<String>,
+    /// The installed release (`local`, `nginx`).
+    pub release: Option<ReleaseInfo>,
+}
+
+/// What [`Target::rollback`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    /// What serves all traffic now.
+    pub to: SlotVersion,
+    /// What was taken out of service.
+    pub from: Option<SlotVersion>,
+    /// The steps taken, in order, for reports.
+    pub actions: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct DeployAnswer {
+    #[serde(default)]
+    slot: Option<String>,
+    #[serde(default)]
+    previous_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RollbackAnswer {
+    #[serde(default)]
+    version: Option<String>,
+}
+
+impl Target {
+    /// Validates `config` (as `with.target`) and opens the target.
+    /// `workspace` is the workspace root (`ctx.workspace()`), `environment`
+    /// the environment's name (recorded in state and history).
+    pub fn open(
+        config: &TargetConfig,
+        workspace: &Path,
+        environment: &str,
+    ) -> Result<Self, StageError> {
+        config.validate("with.target")?;
+        Ok(Self {
+            root: config.root.as_ref().map(|r| workspace.join(r)),
+            workspace: workspace.to_path_buf(),
+            config: config.clone(),
+            environment: environment.to_string(),
+            stage: None,
+        })
+    }
+
+    /// [`open`](Self::open) for a stage: the workspace from `ctx`, the
+    /// environment from [`environment_name`], the stage named in history.
+    pub fn from_context(
+        ctx: &sluice_sdk::Context,
+        config: &TargetConfig,
+    ) -> Result<Self, StageError> {
+        let env = environment_name(ctx.environment(), config);
+        Ok(Self::open(config, &ctx.workspace(), &env)?.with_stage(ctx.stage()))
+    }
+
+    /// Names the stage in history entries.
+    pub fn with_stage(mut self, stage: impl Into<String>) -> Self {
+        self.stage = Some(stage.into());
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TargetConfig {
+        &self.config
+    }
+
+    /// `local`, `nginx` or `http`.
+    pub fn kind(&self) -> TargetKind {
+        self.config.kind
+    }
+
+    /// The environment's name.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// `<workspace>/<root>`, when configured.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    fn files_root(&self) -> Result<&Path, StageError> {
+        match (&self.root, self.kind()) {
+            (Some(r), TargetKind::Local | TargetKind::Nginx) => Ok(r),
+            _ => Err(StageError::failed(format!(
+                "this operation needs a local directory; the {} target has none",
+                self.kind().as_str()
+            ))),
+        }
+    }
+
+    fn http_url(&self) -> Option<&str> {
+        match self.kind() {
+            TargetKind::Http => self.config.url.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The base URL of `slot` from `target.slots`.
+    pub fn slot_url(&self, slot: &str) -> Option<&str> {
+        self.config.slots.get(slot).map(String::as_str)
+    }
+
+    /// Every slot and its URL.
+    pub fn slots(&self) -> &BTreeMap<String, String> {
+        &self.config.slots
+    }
+
+    /// `<root>/releases/<version>`.
+    pub fn release_dir(&self, version: &str) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("releases").join(version))
+    }
+
+    /// `<root>/slots/<slot>`.
+    pub fn slot_path(&self, slot: &str) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("slots").join(slot))
+    }
+
+    /// `<root>/state.json`.
+    pub fn state_path(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("state.json"))
+    }
+
+    /// `<root>/weights.json`.
+    pub fn weights_path(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("weights.json"))
+    }
+
+    /// `<root>/flags.json`.
+    pub fn flags_path(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("flags.json"))
+    }
+
+    /// `<root>/history.jsonl`.
+    pub fn history_path(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("history.jsonl"))
+    }
+
+    /// `<root>/nginx/upstreams.conf` (nginx).
+    pub fn upstreams_path(&self) -> Option<PathBuf> {
+        match self.kind() {
+            TargetKind::Nginx => self.root.as_ref().map(|r| r.join("nginx/upstreams.conf")),
+            _ => None,
+        }
+    }
+
+    /// The nginx access log in the workspace, when configured.
+    pub fn access_log_path(&self) -> Option<PathBuf> {
+        self.config
+            .access_log
+            .as_ref()
+            .map(|l| self.workspace.join(l))
+    }
+
+    /// Checks that `root` can be written (creating it): a missing
+    /// `workspace: write` grant becomes [`StageError::Denied`] naming it.
+    /// Nothing to check for `http` without `root`.
+    pub fn ensure_writable(&self) -> Result<(), StageError> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        let denied = |e: std::io::Error| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) {
+                StageError::denied(format!(
+                    "cannot write {}: the {} target writes under the workspace; add \
+                     `grants: {{ workspace: write }}` ({e})",
+                    root.display(),
+                    self.kind().as_str()
+                ))
+            } else {
+                StageError::from(e).with_context(format!("creating {}", root.display()))
+            }
+        };
+        std::fs::create_dir_all(root).map_err(denied)?;
+        let probe = root.join(format!(".write-check-{}", fsutil::unique()));
+        std::fs::write(&probe, b"").map_err(denied)?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(())
+    }
+
+    /// The environment's state (an empty [`State`] before the first deploy).
+    pub fn read_state(&self) -> Result<State, StageError> {
+        if let Some(url) = self.http_url() {
+            return webhook::get(url, "/state");
+        }
+        let path = self.files_root()?.join("state.json");
+        let mut state: State = fsutil::read_json(&path)?.unwrap_or_default();
+        if state.environment.is_empty() {
+            state.environment = self.environment.clone();
+        }
+        Ok(state)
+    }
+
+    /// Writes the state (environment and `updated_at` are filled in).
+    pub fn write_state(&self, state: &mut State) -> Result<(), StageError> {
+        state.environment = self.environment.clone();
+        state.updated_at = Some(now_rfc3339());
+        if let Some(url) = self.http_url() {
+            let _: serde_json::Value = webhook::post(url, "/state", state)?;
+            return Ok(());
+        }
+        fsutil::write_json(&self.files_root()?.join("state.json"), state)
+    }
+
+    /// Installs `artifact` as release `version` (`local`, `nginx`).
+    pub fn install(
+        &self,
+        artifact: &ArtifactFile,
+        version: &str,
+    ) -> Result<ReleaseInfo, StageError> {
+        let info = release::install(&self.files_root()?.join("releases"), version, artifact)?;
+        self.record("install", Some(version), None, Some(&artifact.name))?;
+        Ok(info)
+    }
+
+    /// Whether release `version` is installed (`local`, `nginx`; always
+    /// true for `http`, whose server keeps its releases).
+    pub fn has_release(&self, version: &str) -> bool {
+        match self.kind() {
+            TargetKind::Http => true,
+            _ => self
+                .release_dir(version)
+                .is_some_and(|d| d.join(".release.json").is_file()),
+        }
+    }
+
+    /// The version `slot` serves, if any.
+    pub fn slot_version(&self, slot: &str) -> Result<Option<String>, StageError> {
+        if self.http_url().is_some() {
+            let s = self.read_state()?;
+            let all = [s.stable, s.candidate]
+                .into_iter()
+                .flatten()
+                .chain(s.instances);
+            return Ok(all
+                .into_iter()
+                .find(|sv| sv.slot == slot)
+                .map(|sv| sv.version));
+        }
+        let link = self.files_root()?.join("slots").join(slot);
+        Ok(fsutil::read_link(&link)?.and_then(|t| {
+            Path::new(&t)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        }))
+    }
+
+    /// Points `slot` at release `version` (atomically), returning the
+    /// version it served before. The release must be installed. For
+    /// `http`: `POST /rollback` with `to_version` and `slot`.
+    pub fn point_slot(&self, slot: &str, version: &str) -> Result<Option<String>, StageError> {
+        crate::check_name(slot).map_err(|m| StageError::failed(format!("slot name {m}")))?;
+        if let Some(url) = self.http_url() {
+            let before = self.slot_version(slot)?;
+            let _: RollbackAnswer = webhook::post(
+                url,
+                "/rollback",
+                &json!({"environment": self.environment, "to_version": version, "slot": slot}),
+            )?;
+            self.record("point", Some(version), Some(slot), None)?;
+            return Ok(before);
+        }
+        if !self.has_release(version) {
+            return Err(StageError::failed(format!(
+                "release {version} is not installed under {}",
+                self.files_root()?.join("releases").display()
+            )));
+        }
+        let before = self.slot_version(slot)?;
+        let link = self.files_root()?.join("slots").join(slot);
+        fsutil::replace_symlink(&link, &format!("../releases/{version}"))?;
+        self.record(
+            "point",
+            Some(version),
+            Some(slot),
+            before.as_deref().map(|b| format!("was {b}")).as_deref(),
+        )?;
+        Ok(before)
+    }
+
+    /// Installs `artifact` as `version` and points `slot` at it
+    /// (`http`: `POST /deploy`).
+    pub fn deploy(
+        &self,
+        artifact: &ArtifactFile,
+        version: &str,
+        slot: &str,
+    ) -> Result<Deployed, StageError> {
+        if let Some(url) = self.http_url() {
+            let answer: DeployAnswer = webhook::post(
+                url,
+                "/deploy",
+                &json!({
+                    "environment": self.environment,
+                    "version": version,
+                    "slot": slot,
+                    "artifact": {"name": artifact.name, "digest": artifact.digest, "size": artifact.size},
+                }),
+            )?;
+            self.record("deploy", Some(version), Some(slot), Some(&artifact.name))?;
+            return Ok(Deployed {
+                slot: answer.slot.unwrap_or_else(|| slot.to_string()),
+                version: version.to_string(),
+                previous_version: answer.previous_version.filter(|v| !v.is_empty()),
+                release: None,
+            });
+        }
+        let release = self.install(artifact, version)?;
+        let previous_version = self.point_slot(slot, version)?;
+        Ok(Deployed {
+            slot: slot.to_string(),
+            version: version.to_string(),
+            previous_version,
+            release: Some(release),
+        })
+    }
+
+    /// The current traffic split (`http`: from the state: all to stable).
+    pub fn read_weights(&self) -> Result<Weights, StageError> {
+        if self.http_url().is_some() {
+            let s = self.read_state()?;
+            return Ok(s.stable.as_ref().map(Weights::all_to).unwrap_or_default());
+        }
+        Ok(fsutil::read_json(&self.files_root()?.join("weights.json"))?.unwrap_or_default())
+    }
+
+    /// Applies a traffic split. Every weight 0 is refused. `nginx` also
+    /// writes the upstream block and runs the reload command.
+    pub fn set_weights(&self, weights: &Weights) -> Result<(), StageError> {
+        if weights.total() == 0 {
+            return Err(StageError::failed(
+                "refusing a traffic split where every weight is 0: nothing would serve traffic",
+            ));
+        }
+        let detail = weights
+            .routes
+            .iter()
+            .map(|r| format!("{}={}", r.slot, r.weight))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(url) = self.http_url() {
+            let _: serde_json::Value = webhook::post(url, "/weights", weights)?;
+            return self.record("weights", None, None, Some(&detail));
+        }
+        let root = self.files_root()?;
+        if self.kind() == TargetKind::Nginx {
+            let conf =
+                nginx::render_upstreams(self.config.upstream_name(), weights, &self.config.slots)?;
+            fsutil::write_atomic(&root.join("nginx/upstreams.conf"), conf.as_bytes())?;
+        }
+        fsutil::write_json(&root.join("weights.json"), weights)?;
+        if self.kind() == TargetKind::Nginx {
+            nginx::reload(&self.config.reload_command()).context("reloading nginx")?;
+        }
+        self.record("weights", None, None, Some(&detail))
+    }
+
+    /// The feature flags (`http`: none are readable; empty).
+    pub fn read_flags(&self) -> Result<Flags, StageError> {
+        if self.http_url().is_some() {
+            return Ok(Flags::default());
+        }
+        Ok(fsutil::read_json(&self.files_root()?.join("flags.json"))?.unwrap_or_default())
+    }
+
+    /// Sets flag `flag` (percent 0–100).
+    pub fn set_flag(&self, flag: &str, rule: &FlagRule) -> Result<(), StageError> {
+        if !(0.0..=100.0).contains(&rule.percent) {
+            return Err(StageError::failed(format!(
+                "flag {flag}: percent {} is not between 0 and 100",
+                rule.percent
+            )));
+        }
+        let detail = format!("{flag} {}% on={} off={}", rule.percent, rule.on, rule.off);
+        if let Some(url) = self.http_url() {
+            let _: serde_json::Value = webhook::post(
+                url,
+                "/flags",
+                &json!({"flag": flag, "on": rule.on, "off": rule.off, "percent": rule.percent}),
+            )?;
+            return self.record("flag", None, None, Some(&detail));
+        }
+        let path = self.files_root()?.join("flags.json");
+        let mut flags: Flags = fsutil::read_json(&path)?.unwrap_or_default();
+        flags.flags.insert(flag.to_string(), rule.clone());
+        fsutil::write_json(&path, &flags)?;
+        self.record("flag", None, None, Some(&detail))
+    }
+
+    /// Rolls back (docs/delivery.md, `previous`):
+    /// - with a `candidate`: all traffic to `stable`, flags that turn the
+    ///   candidate's slot on set to 0%, the candidate dropped;
+    /// - else to `previous`: its slot (or every rolling instance) pointed
+    ///   back at its version, all traffic to it, flags on the rolled-back
+    ///   slot set to 0%; `previous` becomes the stable one.
+    ///
+    /// `http`: `POST /rollback` to the same version (the server updates its
+    /// state).
+    pub fn rollback(&self) -> Result<RolledBack, StageError> {
+        let mut state = self.read_state()?;
+        let mut actions = Vec::new();
+        let (to, from) = if let Some(candidate) = state.candidate.clone() {
+            let stable = state.stable.clone().ok_or_else(|| {
+                StageError::failed(format!(
+                    "cannot roll back candidate {} {}: there is no stable version",
+                    candidate.slot, candidate.version
+                ))
+            })?;
+            (stable, Some(candidate))
+        } else if let Some(previous) = state.previous.clone() {
+            (previous, state.stable.clone())
+        } else {
+            return Err(StageError::failed(format!(
+                "nothing to roll back to: the state of {} has no candidate and no previous version",
+                self.environment
+            )));
+        };
+
+        if let Some(url) = self.http_url() {
+            let answer: RollbackAnswer = webhook::post(
+                url,
+                "/rollback",
+                &json!({"environment": self.environment, "to_version": to.version, "slot": to.slot}),
+            )?;
+            actions.push(format!("POST /rollback to {} on {}", to.version, to.slot));
+            self.record(
+                "rollback",
+                Some(&to.version),
+                Some(&to.slot),
+                answer.version.as_deref(),
+            )?;
+            return Ok(RolledBack { to, from, actions });
+        }
+
+        let rolling = state.candidate.is_none() && !state.instances.is_empty();
+        if rolling {
+            for inst in &mut state.instances {
+                if inst.version != to.version {
+                    self.point_slot(&inst.slot, &to.version)?;
+                    actions.push(format!("pointed {} back at {}", inst.slot, to.version));
+                    inst.version = to.version.clone();
+                }
+            }
+            let weights = Weights {
+                routes: state
+                    .instances
+                    .iter()
+                    .map(|i| crate::state::Route {
+                        slot: i.slot.clone(),
+                        version: i.version.clone(),
+                        weight: 1,
+                    })
+                    .collect(),
+            };
+            self.set_weights(&weights)?;
+            actions.push("weights evenly over the instances".into());
+        } else {
+            if self.slot_version(&to.slot)?.as_deref() != Some(to.version.as_str()) {
+                self.point_slot(&to.slot, &to.version)?;
+                actions.push(format!("pointed {} back at {}", to.slot, to.version));
+            }
+            self.set_weights(&Weights::all_to(&to))?;
+            actions.push(format!("weights 100% to {} ({})", to.slot, to.version));
+        }
+        if let Some(from) = &from {
+            let mut flags = self.read_flags()?;
+            let mut changed = Vec::new();
+            for (name, rule) in &mut flags.flags {
+                if rule.on == from.slot && rule.on != to.slot && rule.percent > 0.0 {
+                    rule.percent = 0.0;
+                    changed.push(name.clone());
+                }
+            }
+            for name in changed {
+                if let Some(rule) = flags.flags.get(&name) {
+                    self.set_flag(&name, rule)?;
+                    actions.push(format!("flag {name} to 0%"));
+                }
+            }
+        }
+        if state.candidate.take().is_none() {
+            state.previous = from.clone().filter(|f| f != &to);
+            state.stable = Some(to.clone());
+        }
+        self.write_state(&mut state)?;
+        self.record(
+            "rollback",
+            Some(&to.version),
+            Some(&to.slot),
+            Some(&actions.join("; ")),
+        )?;
+        Ok(RolledBack { to, from, actions })
+    }
+
+    /// Appends a line to `history.jsonl` (nothing when there is no
+    /// `root`, e.g. an `http` target without one).
+    pub fn record(
+        &self,
+        action: &str,
+        version: Option<&str>,
+        slot: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StageError> {
+        let Some(path) = self.history_path() else {
+            return Ok(());
+        };
+        let entry = HistoryEntry {
+            at: now_rfc3339(),
+            environment: self.environment.clone(),
+            stage: self.stage.clone(),
+            action: action.to_string(),
+            version: version.map(str::to_string),
+            slot: slot.map(str::to_string),
+            detail: detail.map(str::to_string),
+        };
+        let line = serde_json::to_string(&entry)
+            .map_err(|e| StageError::failed(format!("encoding a history entry: {e}")))?;
+        fsutil::append_line(&path, &line)
+    }
+
+    /// Every entry of `history.jsonl` (lines that do not parse are skipped).
+    pub fn read_history(&self) -> Result<Vec<HistoryEntry>, StageError> {
+        let Some(path) = self.history_path() else {
+            return Ok(Vec::new());
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(StageError::from(e).with_context(format!("reading {}", path.display()))),
+        }
+    }
+}
+
+/// The environment's name: the stage's `environment:`, else the last part
+/// of `target.root`, else `default`.
+///
+/// ```
+/// let t: sluice_delivery::TargetConfig =
+///     serde_json::from_str(r#"{"root": "deploy/production"}"#).unwrap();
+/// assert_eq!(sluice_delivery::target::environment_name(None, &t), "production");
+/// assert_eq!(sluice_delivery::target::environment_name(Some("prod"), &t), "prod");
+/// ```
+pub fn environment_name(stage_env: Option<&str>, config: &TargetConfig) -> String {
+    stage_env
+        .map(str::to_string)
+        .or_else(|| {
+            config
+                .root
+                .as_deref()
+                .and_then(|r| r.trim_end_matches('/').rsplit('/').next())
+                .filter(|n| !n.is_empty() && *n != ".")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "default".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(ws: &Path) -> Target {
+        let cfg: TargetConfig = serde_json::from_str(
+            r#"{"root":"env","slots":{"blue":"http://127.0.0.1:1","green":"http://127.0.0.1:2"}}"#,
+        )
+        .expect("cfg");
+        Target::open(&cfg, ws, "production")
+            .expect("open")
+            .with_stage("deploy")
+    }
+
+    fn artifact(ws: &Path, name: &str, text: &str) -> ArtifactFile {
+        let p = ws.join(name);
+        std::fs::write(&p, text).expect("write");
+        ArtifactFile::from_path(p).expect("artifact")
+    }
+
+    #[test]
+    fn deploy_point_weights_flags_rollback() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let t = local(ws.path());
+        let a1 = artifact(ws.path(), "v1.txt", "one");
+        let d = t.deploy(&a1, "1.0.0", "blue").expect("deploy 1");
+        assert_eq!(d.previous_version, None);
+        assert_eq!(t.slot_version("blue").expect("v").as_deref(), Some("1.0.0"));
+        let blue = SlotVersion::new("blue", "1.0.0");
+        t.set_weights(&Weights::all_to(&blue)).expect("weights");
+        let mut s = t.read_state().expect("state");
+        s.stable = Some(blue.clone());
+        t.write_state(&mut s).expect("write state");
+
+        let a2 = artifact(ws.path(), "v2.txt", "two");
+        t.deploy(&a2, "2.0.0", "green").expect("deploy 2");
+        let green = SlotVersion::new("green", "2.0.0");
+        t.set_weights(&Weights::split(&blue, &green, 10))
+            .expect("split");
+        t.set_flag(
+            "release-2.0.0",
+            &FlagRule {
+                on: "green".into(),
+                off: "blue".into(),
+                percent: 10.0,
+            },
+        )
+        .expect("flag");
+        let mut s = t.read_state().expect("state");
+        s.candidate = Some(green.clone());
+        t.write_state(&mut s).expect("write");
+
+        let rb = t.rollback().expect("rollback");
+        assert_eq!(rb.to, blue);
+        assert_eq!(t.read_weights().expect("w").weight_of("green"), 0);
+        assert_eq!(t.read_weights().expect("w").weight_of("blue"), 100);
+        assert_eq!(
+            t.read_flags().expect("f").flags["release-2.0.0"].percent,
+            0.0
+        );
+        let s = t.read_state().expect("state");
+        assert_eq!(s.candidate, None);
+        assert_eq!(s.stable, Some(blue));
+        assert!(t
+            .read_history()
+            .expect("h")
+            .iter()
+            .any(|h| h.action == "rollback"));
+    }
+
+    #[test]
+    fn rollback_recreate_repoints_the_slot() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let t = local(ws.path());
+        t.deploy(&artifact(ws.path(), "a", "1"), "1", "main")
+            .expect("1");
+        t.deploy(&artifact(ws.path(), "b", "2"), "2", "main")
+            .expect("2");
+        let mut s = State {
+            stable: Some(SlotVersion::new("main", "2")),
+            previous: Some(SlotVersion::new("main", "1")),
+            ..State::default()
+        };
+        t.write_state(&mut s).expect("state");
+        let rb = t.rollback().expect("rollback");
+        assert_eq!(rb.to.version, "1");
+        assert_eq!(t.slot_version("main").expect("v").as_deref(), Some("1"));
+        assert!(t.point_slot("main", "9").is_err());
+        let e = local(ws.path());
+        let mut empty = State::default();
+        e.write_state(&mut empty).expect("w");
+        assert!(e.rollback().is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! The stage's `with:` block: wire types (serde, unknown keys rejected) and
+//! their validation into [`Settings`]. Every error names the key and the fix.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sluice_delivery::{HealthCheck, TargetConfig};
+use sluice_sdk::StageError;
+
+/// The JSON schema published by `describe` (with the `target` block of
+/// `sluice-delivery` inserted).
+pub const SCHEMA: &str = include_str!("schema.json");
+
+/// The schema with `properties.target` filled in.
+pub fn schema() -> String {
+    sluice_delivery::schema_with_target(SCHEMA)
+}
+
+/// `with:` as written in the pipeline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Where to deploy.
+    pub target: TargetConfig,
+    /// Which input artifact: `stage/name` or a glob over them.
+    #[serde(default)]
+    pub artifact: Option<String>,
+    /// The version being deployed.
+    pub version: String,
+    /// How.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// blue-green: switch traffic after the checks (default true).
+    #[serde(default)]
+    pub auto_promote: Option<bool>,
+    /// rolling: number of instances.
+    #[serde(default)]
+    pub instances: Option<u32>,
+    /// rolling: instances per batch.
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// rolling: alias of batch-size (instances out of service at once).
+    #[serde(default)]
+    pub max_unavailable: Option<u32>,
+    /// canary: initial candidate weight, 0–100.
+    #[serde(default)]
+    pub initial_weight: Option<u32>,
+    /// feature-flag: flag name.
+    #[serde(default)]
+    pub flag: Option<String>,
+    /// feature-flag: initial percent, 0–100.
+    #[serde(default)]
+    pub initial_percent: Option<f64>,
+    /// Health probe of the new slot(s).
+    #[serde(default)]
+    pub health_check: Option<HealthWire>,
+}
+
+/// `with.strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Replace the single slot `main`.
+    #[default]
+    Recreate,
+    /// Deploy to the idle slot of blue/green, check, switch.
+    BlueGreen,
+    /// Instances `instance-0..n` in batches, health-checked.
+    Rolling,
+    /// Idle slot as candidate at an initial weight.
+    Canary,
+    /// Idle slot as candidate behind a feature flag.
+    FeatureFlag,
+}
+
+impl Strategy {
+    /// The name as written in `with.strategy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recreate => "recreate",
+            Self::BlueGreen => "blue-green",
+            Self::Rolling => "rolling",
+            Self::Canary => "canary",
+            Self::FeatureFlag => "feature-flag",
+        }
+    }
+}
+
+/// `with.health-check`: `true`/`false` or an object.
+#[derive(Debug)]
+pub enum HealthWire {
+    /// `true` = defaults, `false` = off.
+    On(bool),
+    /// Options.
+    Options(HealthOptions),
+}
+
+impl<'de> Deserialize<'de> for HealthWire {
+    /// A bool or an object; an object's own errors (unknown keys, wrong
+    /// types) are kept instead of serde's "did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(b) => Ok(Self::On(b)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(Self::Options)
+                .map_err(|e| D::Error::custom(e.to_string())),
+            other => Err(D::Error::custom(format!(
+                "must be true, false or an object with path, check-version, \
+                 timeout, retries, interval; got {other}"
+            ))),
+        }
+    }
+}
+
+/// `with.health-check` as an object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HealthOptions {
+    /// Health path (default `/health`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Also check `GET /version` names the version (default true).
+    #[serde(default)]
+    pub check_version: Option<bool>,
+    /// Per-request timeout.
+    #[serde(default)]
+    pub timeout: Option<DurationWire>,
+    /// Retries after the first failed attempt.
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Wait between attempts.
+    #[serde(default)]
+    pub interval: Option<DurationWire>,
+}
+
+/// `"5s"`, `"1m"` or a number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationWire {
+    /// Seconds.
+    Seconds(f64),
+    /// humantime text.
+    Text(String),
+}
+
+impl DurationWire {
+    fn parse(&self, key: &str) -> Result<Duration, StageError> {
+        match self {
+            Self::Seconds(s) if s.is_finite() && *s >= 0.0 => Ok(Duration::from_secs_f64(*s)),
+            Self::Seconds(s) => Err(StageError::invalid_config(format!(
+                "{key}: {s} is not a duration; write e.g. \"5s\" or 5"
+            ))),
+            Self::Text(t) => humantime::parse_duration(t).map_err(|e| {
+                StageError::invalid_config(format!(
+                    "{key}: `{t}` is not a duration ({e}); write e.g. \"5s\" or \"1m\""
+                ))
+            }),
+        }
+    }
+}
+
+/// The health probe settings, when on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// How to probe.
+    pub check: HealthCheck,
+    /// Whether `/version` must name the deployed version.
+    pub check_version: bool,
+}
+
+/// Rolling-specific settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rolling {
+    /// Instances.
+    pub instances: u32,
+    /// Instances per batch.
+    pub batch_size: u32,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Target.
+    pub target: TargetConfig,
+    /// Artifact selector.
+    pub artifact: Option<String>,
+    /// Version.
+    pub version: String,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// blue-green: promote after the checks.
+    pub auto_promote: bool,
+    /// rolling.
+    pub rolling: Option<Rolling>,
+    /// canary: initial weight.
+    pub initial_weight: u32,
+    /// feature-flag: flag name.
+    pub flag: String,
+    /// feature-flag: initial percent.
+    pub initial_percent: f64,
+    /// Health probe (`None` = off).
+    pub health: Option<Health>,
+}
+
+fn bad(key: &str, msg: impl std::fmt::Display) -> StageError {
+    StageError::invalid_config(format!("with.{key}: {msg}"))
+}
+
+impl Settings {
+    /// Validates `with:`.
+    pub fn validate(c: Config) -> Result<Self, StageError> {
+        c.target.validate("with.target")?;
+        let version = c.version.trim().to_string();
+        sluice_delivery::check_name(&version).map_err(|m| {
+            bad(
+                "version",
+                format!("{m} (usually `${{{{ stages.build.outputs.version }}}}`)"),
+            )
+        })?;
+        let s = c.strategy;
+        let only = |key: &str, set: bool, allowed: &[Strategy]| -> Result<(), StageError> {
+            if set && !allowed.contains(&s) {
+                let names: Vec<_> = allowed.iter().map(|a| a.as_str()).collect();
+                return Err(bad(
+                    key,
+                    format!(
+                        "only for strategy {}, not {}; remove it",
+                        names.join(" or "),
+                        s.as_str()
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        only(
+            "auto-promote",
+            c.auto_promote.is_some(),
+            &[Strategy::BlueGreen],
+        )?;
+        only("instances", c.instances.is_some(), &[Strategy::Rolling])?;
+        only("batch-size", c.batch_size.is_some(), &[Strategy::Rolling])?;
+        only(
+            "max-unavailable",
+            c.max_unavailable.is_some(),
+            &[Strategy::Rolling],
+        )?;
+        only(
+            "initial-weight",
+            c.initial_weight.is_some(),
+            &[Strategy::Canary],
+        )?;
+        only("flag", c.flag.is_some(), &[Strategy::FeatureFlag])?;
+        only(
+            "initial-percent",
+            c.initial_percent.is_some(),
+            &[Strategy::FeatureFlag],
+        )?;
+
+        let rolling = if s == Strategy::Rolling {
+            let instances = c.instances.ok_or_else(|| {
+                bad(
+                    "instances",
+                    "required for strategy rolling: the number of instances, e.g. `instances: 4`",
+                )
+            })?;
+            if instances == 0 {
+                return Err(bad("instances", "must be at least 1"));
+            }
+            let batch_size = match (c.batch_size, c.max_unavailable) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(bad(
+                        "batch-size",
+                        format!("and max-unavailable disagree ({a} vs {b}); give only one"),
+                    ))
+                }
+                (Some(a), _) | (None, Some(a)) => a,
+                (None, None) => 1,
+            };
+            if batch_size == 0 {
+                return Err(bad("batch-size", "must be at least 1"));
+            }
+            Some(Rolling {
+                instances,
+                batch_size: batch_size.min(instances),
+            })
+        } else {
+            None
+        };
+        let initial_weight = c.initial_weight.unwrap_or(0);
+        if initial_weight > 100 {
+            return Err(bad(
+                "initial-weight",
+                format!("{initial_weight} is above 100"),
+            ));
+        }
+        let initial_percent = c.initial_percent.unwrap_or(0.0);
+        if !(0.0..=100.0).contains(&initial_percent) {
+            return Err(bad(
+                "initial-percent",
+                format!("{initial_percent} is not between 0 and 100"),
+            ));
+        }
+        let flag = c.flag.unwrap_or_else(|| format!("release-{version}"));
+        if flag.is_empty() {
+            return Err(bad("flag", "must not be empty"));
+        }
+        let health = match c.health_check {
+            Some(HealthWire::On(false)) => None,
+            Some(HealthWire::On(true)) => Some(HealthOptions::default()),
+            Some(HealthWire::Options(o)) => Some(o),
+            // Rolling checks each batch unless told not to.
+            None if s == Strategy::Rolling => Some(HealthOptions::default()),
+            None => None,
+        };
+        let health = health.map(health_settings).transpose()?;
+        if let Some(sel) = &c.artifact {
+            if sel.is_empty() {
+                return Err(bad(
+                    "artifact",
+                    "must not be empty; write `stage/name` or a glob",
+                ));
+            }
+            glob::Pattern::new(sel)
+                .map_err(|e| bad("artifact", format!("`{sel}` is not a valid glob: {e}")))?;
+        }
+        Ok(Self {
+            target: c.target,
+            artifact: c.artifact,
+            version,
+            strategy: s,
+            auto_promote: c.auto_promote.unwrap_or(true),
+            rolling,
+            initial_weight,
+            flag,
+            initial_percent,
+            health,
+        })
+    }
+}
+
+fn health_settings(o: HealthOptions) -> Result<Health, StageError> {
+    let mut check = HealthCheck::default();
+    if let Some(p) = o.path {
+        if !p.starts_with('/') {
+            return Err(bad(
+                "health-check.path",
+                format!("`{p}` must start with `/`"),
+            ));
+        }
+        check.path = p;
+    }
+    if let Some(t) = o.timeout {
+        check.timeout = t.parse("with.health-check.timeout")?;
+    }
+    if let Some(i) = o.interval {
+        check.interval = i.parse("with.health-check.interval")?;
+    }
+    if let Some(r) = o.retries {
+        check.retries = r;
+    }
+    Ok(Health {
+        check,
+        check_version: o.check_version.unwrap_or(true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(json: &str) -> Result<Settings, String> {
+        let c: Config = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Settings::validate(c).map_err(|e| e.to_string())
+    }
+
+    const T: &str = r#""target":{"root":"env"}"#;
+
+    #[test]
+    fn defaults() {
+        let s = settings(&format!(r#"{{{T},"version":"1.0.0"}}"#)).expect("ok");
+        assert_eq!(s.strategy, Strategy::Recreate);
+        assert!(s.health.is_none());
+        assert_eq!(s.flag, "release-1.0.0");
+    }
+
+    #[test]
+    fn strategy_specific_keys() {
+        let e = settings(&format!(r#"{{{T},"version":"1","instances":3}}"#)).expect_err("x");
+        assert!(
+            e.contains("with.instances: only for strategy rolling"),
+            "{e}"
+        );
+        let e = settings(&format!(r#"{{{T},"version":"1","strategy":"rolling"}}"#)).expect_err("x");
+        assert!(e.contains("with.instances: required"), "{e}");
+        let s = settings(&format!(
+            r#"{{{T},"version":"1","strategy":"rolling","instances":4,"max-unavailable":2}}"#
+        ))
+        .expect("ok");
+        assert_eq!(
+            s.rolling,
+            Some(Rolling {
+                instances: 4,
+                batch_size: 2
+            })
+        );
+        assert!(s.health.is_some());
+        let e = settings(&format!(
+            r#"{{{T},"version":"1","strategy":"canary","initial-weight":101}}"#
+        ))
+        .expect_err("x");
+        assert!(e.contains("initial-weight"), "{e}");
+    }
+
+    #[test]
+    fn bad_values() {
+        assert!(settings(&format!(r#"{{{T},"version":"../x"}}"#)).is_err());
+        assert!(settings(&format!(r#"{{{T},"version":"1","strategy":"big-bang"}}"#)).is_err());
+        assert!(settings(&format!(r#"{{{T},"version":"1","typo":1}}"#)).is_err());
+        let e = settings(&format!(
+            r#"{{{T},"version":"1","health-check":{{"retry":1}}}}"#
+        ))
+        .expect_err("typo");
+        assert!(e.contains("unknown field `retry`"), "{e}");
+        let e = settings(&format!(
+            r#"{{{T},"version":"1","health-check":{{"timeout":"soon"}}}}"#
+        ))
+        .expect_err("x");
+        assert!(e.contains("with.health-check"), "{e}");
+        let s = settings(&format!(
+            r#"{{{T},"version":"1","health-check":{{"timeout":"2s","retries":0,"path":"/healthz"}}}}"#
+        ))
+        .expect("ok");
+        let h = s.health.expect("health");
+        assert_eq!(h.check.timeout, Duration::from_secs(2));
+        assert_eq!(h.check.path, "/healthz");
+    }
+}

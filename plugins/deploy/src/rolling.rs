@@ -1,0 +1,217 @@
+//! `rolling`: instances `instance-0` … `instance-<n-1>` move to the new
+//! version batch by batch; each batch is health-checked. When a batch
+//! fails, every instance moved so far (the completed batches and the
+//! failed one) goes back to its old version and the stage fails, naming
+//! the batch.
+
+use sluice_delivery::{ArtifactFile, Route, SlotVersion, Target, TargetKind, Weights};
+use sluice_sdk::{Gate, StageError};
+
+use crate::config::{Rolling, Settings, Strategy};
+use crate::outcome::Outcome;
+use crate::probe::probe;
+
+/// Slot name of instance `i`.
+pub fn instance(i: u32) -> String {
+    format!("instance-{i}")
+}
+
+/// The batches: `instances` split in chunks of `batch_size`.
+pub fn batches(r: Rolling) -> Vec<Vec<String>> {
+    let all: Vec<String> = (0..r.instances).map(instance).collect();
+    all.chunks(r.batch_size.max(1) as usize)
+        .map(<[String]>::to_vec)
+        .collect()
+}
+
+/// Weights spread evenly over `instances`.
+fn even(instances: &[SlotVersion]) -> Weights {
+    Weights {
+        routes: instances
+            .iter()
+            .map(|i| Route {
+                slot: i.slot.clone(),
+                version: i.version.clone(),
+                weight: 1,
+            })
+            .collect(),
+    }
+}
+
+/// Points `slot` at `version` (http: the webhook deploys it).
+fn update(t: &Target, a: &ArtifactFile, slot: &str, version: &str) -> Result<(), StageError> {
+    if t.kind() == TargetKind::Http {
+        t.deploy(a, version, slot)?;
+    } else {
+        t.point_slot(slot, version)?;
+    }
+    Ok(())
+}
+
+/// Runs the rolling deploy.
+pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, StageError> {
+    let r = s.rolling.ok_or_else(|| {
+        StageError::invalid_config("with.instances: required for strategy rolling")
+    })?;
+    let mut state = t.read_state()?;
+    let slots: Vec<String> = (0..r.instances).map(instance).collect();
+    let mut old: Vec<Option<String>> = Vec::new();
+    for slot in &slots {
+        let known = state
+            .instances
+            .iter()
+            .find(|i| &i.slot == slot)
+            .map(|i| i.version.clone());
+        old.push(match known {
+            Some(v) => Some(v),
+            None => t.slot_version(slot)?,
+        });
+    }
+    if t.kind() != TargetKind::Http {
+        t.install(a, &s.version)?;
+    }
+    let plan = batches(r);
+    let total = plan.len();
+    let mut moved: Vec<(usize, String)> = Vec::new();
+    let mut failure: Option<(usize, String, String)> = None;
+    let mut health_attempts = 0u32;
+    'batches: for (k, batch) in plan.iter().enumerate() {
+        sluice_sdk::info!("batch {} of {total}: {}", k + 1, batch.join(", "));
+        for slot in batch {
+            update(t, a, slot, &s.version)?;
+            moved.push((k, slot.clone()));
+        }
+        if let Some(health) = &s.health {
+            for slot in batch {
+                let o = probe(t, health, slot, &s.version)?;
+                health_attempts += o.attempts;
+                if !o.healthy {
+                    failure = Some((k, slot.clone(), o.message));
+                    break 'batches;
+                }
+            }
+        }
+    }
+    let previous_version = most_common(&old);
+    let first = slots.first().cloned().unwrap_or_else(|| instance(0));
+    let mut out = Outcome {
+        slot: first.clone(),
+        url: t.slot_url(&first).map(str::to_string),
+        previous_version: previous_version.clone(),
+        stable_slot: first.clone(),
+        ..Outcome::default()
+    }
+    .metric("deploy.instances", f64::from(r.instances))
+    .metric("deploy.batches", total as f64)
+    .metric("deploy.health_attempts", f64::from(health_attempts));
+
+    state.strategy = Some(Strategy::Rolling.as_str().into());
+    state.candidate = None;
+    if let Some((k, slot, message)) = failure {
+        let mut restored = Vec::new();
+        for (_, moved_slot) in moved.iter().rev() {
+            let idx = slots.iter().position(|x| x == moved_slot).unwrap_or(0);
+            match old.get(idx).cloned().flatten() {
+                Some(v) => {
+                    update(t, a, moved_slot, &v)?;
+                    restored.push(format!("{moved_slot}→{v}"));
+                }
+                None => {
+                    if let Some(path) = t.slot_path(moved_slot) {
+                        sluice_delivery::fsutil::remove_tree(&path)?;
+                    }
+                    restored.push(format!("{moved_slot} removed (it had no version before)"));
+                }
+            }
+        }
+        restored.reverse();
+        state.instances = slots
+            .iter()
+            .zip(&old)
+            .filter_map(|(slot, v)| v.as_ref().map(|v| SlotVersion::new(slot, v)))
+            .collect();
+        if !state.instances.is_empty() {
+            t.set_weights(&even(&state.instances))?;
+        }
+        t.write_state(&mut state)?;
+        let batches_done: Vec<String> = (1..=k + 1).map(|b| b.to_string()).collect();
+        t.record(
+            "rollback",
+            previous_version.as_deref(),
+            None,
+            Some(&format!(
+                "rolling deploy of {} failed in batch {}: {message}",
+                s.version,
+                k + 1
+            )),
+        )?;
+        let msg = format!(
+            "rolling deploy of {} failed in batch {} of {total} ({slot}: {message}); rolled back \
+             batch{} {}: {}",
+            s.version,
+            k + 1,
+            if k == 0 { "" } else { "es" },
+            batches_done.join(", "),
+            restored.join(", ")
+        );
+        out.summary = msg.clone();
+        return Ok(out
+            .output("failed-batch", (k + 1).to_string())
+            .metric("deploy.batches_completed", k as f64)
+            .metric("deploy.rolled_back", 1.0)
+            .gate(Gate::fail("deploy.rolling", msg)));
+    }
+    state.instances = slots
+        .iter()
+        .map(|slot| SlotVersion::new(slot, &s.version))
+        .collect();
+    t.set_weights(&even(&state.instances))?;
+    if let Some(p) = previous_version.as_ref().filter(|p| *p != &s.version) {
+        state.previous = Some(SlotVersion::new(&first, p));
+    }
+    state.stable = Some(SlotVersion::new(&first, &s.version));
+    t.write_state(&mut state)?;
+    out.summary = format!(
+        "rolling: {} instance(s) now serve {} after {total} healthy batch(es){}",
+        r.instances,
+        s.version,
+        previous_version
+            .map(|p| format!(" (was {p})"))
+            .unwrap_or_default()
+    );
+    Ok(out
+        .metric("deploy.batches_completed", total as f64)
+        .metric("deploy.rolled_back", 0.0))
+}
+
+/// The most common known version (ties: the first).
+fn most_common(versions: &[Option<String>]) -> Option<String> {
+    let mut best: Option<(&String, usize)> = None;
+    for v in versions.iter().flatten() {
+        let n = versions.iter().flatten().filter(|x| *x == v).count();
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((v, n));
+        }
+    }
+    best.map(|(v, _)| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batching() {
+        let b = batches(Rolling {
+            instances: 5,
+            batch_size: 2,
+        });
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[2], vec!["instance-4".to_string()]);
+        assert_eq!(
+            most_common(&[Some("1".into()), None, Some("2".into()), Some("2".into())]),
+            Some("2".into())
+        );
+        assert_eq!(most_common(&[None]), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! Recreate, blue-green, canary and feature-flag: one new version into
+//! one slot (`main`, or the idle one of `blue`/`green`), then traffic.
+
+use sluice_delivery::{ArtifactFile, FlagRule, SlotVersion, State, Target, Weights};
+use sluice_sdk::{Gate, StageError};
+
+use crate::config::{Settings, Strategy};
+use crate::outcome::Outcome;
+use crate::probe::probe;
+
+/// The slot a recreate deploy replaces.
+pub const MAIN: &str = "main";
+/// The first of the two blue-green slots.
+pub const BLUE: &str = "blue";
+/// The second.
+pub const GREEN: &str = "green";
+
+/// The idle slot next to `stable`.
+pub fn idle_slot(stable: &str) -> &'static str {
+    if stable == BLUE {
+        GREEN
+    } else {
+        BLUE
+    }
+}
+
+/// Health-checks `slot` when configured; `Some(gate)` failing when it is
+/// unhealthy.
+fn check(
+    target: &Target,
+    s: &Settings,
+    slot: &str,
+    gate: &str,
+    out: &mut Vec<(String, f64)>,
+) -> Result<Option<Gate>, StageError> {
+    let Some(health) = &s.health else {
+        return Ok(None);
+    };
+    let o = probe(target, health, slot, &s.version)?;
+    out.push(("deploy.health_attempts".into(), f64::from(o.attempts)));
+    out.push(("deploy.health_ms".into(), o.latency_ms));
+    Ok((!o.healthy).then(|| {
+        Gate::fail(
+            gate,
+            format!(
+                "{slot} is unhealthy after {} attempt(s): {}",
+                o.attempts, o.message
+            ),
+        )
+    }))
+}
+
+/// `recreate`: `main` points at the new version and takes all traffic.
+pub fn recreate(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, StageError> {
+    let mut state = t.read_state()?;
+    let old = match state.stable.clone() {
+        Some(sv) => Some(sv),
+        None => t.slot_version(MAIN)?.map(|v| SlotVersion::new(MAIN, v)),
+    };
+    let d = t.deploy(a, &s.version, MAIN)?;
+    let new = SlotVersion::new(MAIN, &s.version);
+    t.set_weights(&Weights::all_to(&new))?;
+    let mut metrics = Vec::new();
+    let gate = check(t, s, MAIN, "deploy.health", &mut metrics)?;
+    let previous_version = old
+        .as_ref()
+        .map(|o| o.version.clone())
+        .or(d.previous_version);
+    if let Some(o) = old.filter(|o| o.version != s.version) {
+        state.previous = Some(o);
+    }
+    state.strategy = Some(Strategy::Recreate.as_str().into());
+    state.stable = Some(new);
+    state.candidate = None;
+    state.instances.clear();
+    t.write_state(&mut state)?;
+    let summary = format!(
+        "recreate: {MAIN} now serves {}{}{}",
+        s.version,
+        previous_version
+            .as_deref()
+            .map(|p| format!(" (was {p})"))
+            .unwrap_or_default(),
+        if gate.is_some() {
+            "; health check FAILED"
+        } else {
+            ""
+        }
+    );
+    let mut out = Outcome {
+        slot: MAIN.into(),
+        stable_slot: MAIN.into(),
+        previous_version,
+        url: t.slot_url(MAIN).map(str::to_string),
+        summary,
+        metrics,
+        ..Outcome::default()
+    };
+    out.gates.extend(gate);
+    Ok(out)
+}
+
+/// The first deploy of blue-green, canary or feature-flag: nothing is
+/// stable yet, so the version goes to `blue` and takes all traffic.
+fn first(
+    t: &Target,
+    s: &Settings,
+    a: &ArtifactFile,
+    mut state: State,
+) -> Result<Outcome, StageError> {
+    t.deploy(a, &s.version, BLUE)?;
+    let new = SlotVersion::new(BLUE, &s.version);
+    let mut metrics = Vec::new();
+    let gate = check(t, s, BLUE, "deploy.health", &mut metrics)?;
+    t.set_weights(&Weights::all_to(&new))?;
+    state.strategy = Some(s.strategy.as_str().into());
+    state.stable = Some(new);
+    state.candidate = None;
+    state.instances.clear();
+    t.write_state(&mut state)?;
+    let mut out = Outcome {
+        slot: BLUE.into(),
+        stable_slot: BLUE.into(),
+        url: t.slot_url(BLUE).map(str::to_string),
+        summary: format!(
+            "{}: no stable version yet, so {} went to {BLUE} and takes all traffic{}",
+            s.strategy.as_str(),
+            s.version,
+            if gate.is_some() {
+                "; health check FAILED"
+            } else {
+                ""
+            }
+        ),
+        metrics,
+        ..Outcome::default()
+    };
+    out.gates.extend(gate);
+    Ok(out)
+}
+
+/// `blue-green`, `canary` and `feature-flag`: the new version goes to the
+/// idle slot; then it is promoted (blue-green with auto-promote), given
+/// its initial weight (canary) or put behind its flag (feature-flag).
+pub fn idle(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, StageError> {
+    let mut state = t.read_state()?;
+    let Some(stable) = state.stable.clone() else {
+        return first(t, s, a, state);
+    };
+    let slot = idle_slot(&stable.slot);
+    let d = t.deploy(a, &s.version, slot)?;
+    let cand = SlotVersion::new(slot, &s.version);
+    let mut metrics = Vec::new();
+    let gate_name = if s.strategy == Strategy::BlueGreen {
+        "deploy.pre-promotion"
+    } else {
+        "deploy.health"
+    };
+    let gate = check(t, s, slot, gate_name, &mut metrics)?;
+    state.strategy = Some(s.strategy.as_str().into());
+    state.instances.clear();
+    let mut out = Outcome {
+        slot: slot.into(),
+        previous_version: Some(stable.version.clone()),
+        url: t.slot_url(slot).map(str::to_string),
+        metrics,
+        ..Outcome::default()
+    };
+    if let Some(old) = d.previous_version {
+        sluice_sdk::debug!("{slot} served {old} before");
+    }
+    let unhealthy = gate.is_some();
+    out.gates.extend(gate);
+    let promote = s.strategy == Strategy::BlueGreen && s.auto_promote && !unhealthy;
+    if promote {
+        t.set_weights(&Weights::all_to(&cand))?;
+        t.record(
+            "promote",
+            Some(&s.version),
+            Some(slot),
+            Some(&format!("from {} {}", stable.slot, stable.version)),
+        )?;
+        state.previous = Some(stable.clone());
+        state.stable = Some(cand);
+        state.candidate = None;
+        out.stable_slot = slot.into();
+        out.summary = format!(
+            "blue-green: {} on {slot} now takes all traffic; {} stays on {} for instant rollback",
+            s.version, stable.version, stable.slot
+        );
+    } else {
+        let weight = if s.strategy == Strategy::Canary && !unhealthy {
+            s.initial_weight
+        } else {
+            0
+        };
+        t.set_weights(&Weights::split(&stable, &cand, weight))?;
+        out.metrics
+            .push(("deploy.weight".into(), f64::from(weight)));
+        state.candidate = Some(cand);
+        out.stable_slot = stable.slot.clone();
+        out.summary = match s.strategy {
+            Strategy::FeatureFlag => {
+                let percent = if unhealthy { 0.0 } else { s.initial_percent };
+                t.set_flag(
+                    &s.flag,
+                    &FlagRule { on: slot.into(), off: stable.slot.clone(), percent },
+                )?;
+                out.metrics.push(("deploy.flag_percent".into(), percent));
+                out.outputs.push(("flag".into(), s.flag.clone()));
+                format!(
+                    "feature-flag: {} on {slot} behind flag {} at {percent}%; {} on {} serves the rest",
+                    s.version, s.flag, stable.version, stable.slot
+                )
+            }
+            Strategy::Canary => format!(
+                "canary: {} on {slot} at weight {weight}; {} on {} at {}",
+                s.version,
+                stable.version,
+                stable.slot,
+                100 - weight
+            ),
+            _ => format!(
+                "blue-green: {} on {slot} is the candidate (not promoted{}); {} on {} keeps all traffic",
+                s.version,
+                if unhealthy { ": pre-promotion check failed" } else { ": auto-promote is false" },
+                stable.version,
+                stable.slot
+            ),
+        };
+        if unhealthy {
+            out.summary.push_str("; health check FAILED");
+        }
+    }
+    t.write_state(&mut state)?;
+    Ok(out)
+}

@@ -1,0 +1,175 @@
+//! The `monitor` delivery stage of [sluice]: watches a release for a window
+//! after promotion and checks its SLOs — error rate, p95 latency,
+//! availability — and the error-budget burn rate over a long and a short
+//! window (the multiwindow alert of the Google SRE workbook). The numbers
+//! come from a Prometheus server's HTTP API or from scraping a `/metrics`
+//! endpoint in Prometheus text format directly.
+//!
+//! ```yaml
+//! monitor:
+//!   uses: ../../dist/plugins/monitor.wasm
+//!   needs: [canary]
+//!   with:
+//!     window: 60s
+//!     interval: 5s
+//!     source:
+//!       prometheus:
+//!         address: http://127.0.0.1:9090
+//!         queries:
+//!           error-rate: sum(rate(http_requests_total{status=~"5.."}[{{window}}])) / sum(rate(http_requests_total[{{window}}]))
+//!           p95-latency: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[{{window}}])))
+//!           availability: avg_over_time(up{job="quote"}[{{window}}])
+//!     slo: { error-rate: 1%, p95-latency: 300ms, availability: 99%, target: 99.9% }
+//!     burn-rate: { long-window: 1h, short-window: 5m, threshold: 14.4 }
+//!   grants: { network: ["127.0.0.1:*"] }
+//! ```
+//!
+//! or, with no Prometheus server:
+//!
+//! ```yaml
+//!     source:
+//!       scrape:
+//!         url: http://127.0.0.1:18100/metrics
+//!         exclude: { path: [/metrics] }
+//! ```
+//!
+//! # `with:`
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `source` | map (**required**) | Exactly one of `prometheus` or `scrape` (below). |
+//! | `window` | duration | How long to watch (default `60s`). `0s` takes one look (Prometheus) or one interval (scrape: rates need two scrapes). |
+//! | `interval` | duration | Time between samples (default `5s`). |
+//! | `samples` | integer | Watch this many intervals instead of a `window` (not both). |
+//! | `timeout` | duration | Per HTTP request (default `10s`). |
+//! | `slo.error-rate` | percent | Highest acceptable share of failed requests (`1`, `"1%"`). |
+//! | `slo.p95-latency` | latency | Highest acceptable 95th percentile (`300`, `"300ms"`, `"0.3s"`). |
+//! | `slo.availability` | percent | Lowest acceptable share of successful requests (`99`, `"99.5%"`). |
+//! | `slo.target` | percent | The SLO target for the error budget (`"99.9%"`); needed by `burn-rate`. |
+//! | `burn-rate.long-window` | duration | Default `1h`. |
+//! | `burn-rate.short-window` | duration | Default `5m`; not longer than the long window. |
+//! | `burn-rate.threshold` | number | Burn rate that alerts (default `14.4`: 2% of a 30-day budget in an hour). |
+//!
+//! `source.prometheus`:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `address` | Base URL of the server (`http://127.0.0.1:9090`). |
+//! | `queries.error-rate` | PromQL giving the ratio (0–1) of failed requests. |
+//! | `queries.p95-latency` | PromQL giving the 95th percentile latency in **seconds** (as `histogram_quantile` over `_seconds` buckets does). |
+//! | `queries.availability` | PromQL giving the ratio (0–1) of successful requests or up targets. |
+//!
+//! At least one query. `{{window}}` in a query is replaced by a PromQL
+//! duration: the watch window (at least one interval) for the SLO values,
+//! and each burn-rate window for the burn rates. Every interval the queries
+//! run as instant queries (`/api/v1/query`, logged as they come); at the end
+//! each runs as a range query (`/api/v1/query_range` from the start to the
+//! end of the watch, step = interval) and the window's value is the mean of
+//! its points. With `0s`, the single instant value is the window's value.
+//! A query must give one number (a scalar or a one-series vector; aggregate
+//! with `sum()`); no data or `NaN` (0/0 without traffic) means "not
+//! measured". A query Prometheus rejects fails the stage as invalid config
+//! with Prometheus' `errorType` and message; an answer that is not the API's
+//! JSON fails it naming the address.
+//!
+//! Burn rates with Prometheus: with `{{window}}` in the error-rate query,
+//! one instant query per burn window; without it, a range query over the
+//! long window (step = interval, or longer to stay under 10 000 points)
+//! whose mean is the long window's ratio and whose points in the last
+//! short window give the short one.
+//!
+//! `source.scrape`:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `url` | The `/metrics` URL. |
+//! | `requests` | Counter of requests (default `http_requests_total`). |
+//! | `status-label` | Label with the response status (default: `code`, `status` or `status_code`, whichever the series have). |
+//! | `error-status` | Statuses counted as errors: codes or classes (default `[5xx]`). |
+//! | `latency` | Latency histogram (default `http_request_duration_seconds`; a name ending `_milliseconds` or `_ms` is read as ms, anything else as seconds). |
+//! | `labels` | Only series with these label values (`{path: /quote}`). |
+//! | `exclude` | Leave out series whose label has one of these values (`{path: [/metrics, /health]}`). |
+//!
+//! The endpoint is scraped at the start and every interval. Rates come
+//! from counter increases between consecutive scrapes, with Prometheus'
+//! reset rule (a counter that drops restarted from zero; a new series
+//! counts from zero). The error rate is Σerrors / Σrequests over the
+//! window; p95 is `histogram_quantile(0.95, …)` over the window's bucket
+//! increases summed across series, computed exactly as PromQL does;
+//! availability is the share of successful requests times the share of
+//! successful scrapes (a scrape that fails or answers non-2xx counts as
+//! down). The burn windows are the last intervals that fit in each window
+//! (the whole watch when a window is longer). A malformed exposition fails
+//! the stage naming the line.
+//!
+//! Unknown keys are rejected; the same schema is published by `describe`.
+//!
+//! # Grants
+//!
+//! `network` for the Prometheus server or the scraped endpoint.
+//!
+//! # What it reports
+//!
+//! Metrics (each only when measured): `monitor.error_rate` (%),
+//! `monitor.p95_ms` (ms), `monitor.availability` (%),
+//! `monitor.burn_rate_long`, `monitor.burn_rate_short` (burn = error ratio
+//! / (1 − target)), `monitor.requests` (scrape), `monitor.samples`.
+//!
+//! Gates, one per configured SLO: `error-rate` (max), `p95-latency` (max),
+//! `availability` (min), each with observed vs threshold, and
+//! `burn-rate`, failing when both windows burn faster than the threshold
+//! (observed = the smaller of the two). A value that could not be measured
+//! makes its gate *inconclusive*, which blocks like a failure unless the
+//! pipeline says `on-fail: warn`.
+//!
+//! Artifact: `monitor.json` (`application/json`): source, window, every
+//! sample, the window's values (or why each is missing), the gates and any
+//! notes (Prometheus warnings, failed scrapes).
+//!
+//! # Modules
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`config`] | `with:` wire types, validation into `Settings`, the JSON Schema |
+//! | [`values`] | durations, percentages, latencies, PromQL durations |
+//! | [`promtext`] | the Prometheus text exposition parser |
+//! | [`scrape`] | snapshots, counter increases with resets, `histogram_quantile` |
+//! | [`promapi`] | Prometheus HTTP API URLs and answers (success, errors, shapes) |
+//! | [`watch`] | the sampling loops for both sources (behind an `Env` trait) |
+//! | [`slo`] | SLO gates and the multiwindow burn-rate alert |
+//! | `stage` | the SDK glue: HTTP client, clocks, `monitor.json`, report |
+//!
+//! [sluice]: https://example.invalid/sluice
+
+pub mod config;
+pub mod promapi;
+pub mod promtext;
+pub mod scrape;
+pub mod slo;
+mod stage;
+pub mod values;
+pub mod watch;
+
+use sluice_sdk::prelude::*;
+
+/// The `monitor` stage.
+pub struct MonitorStage;
+
+impl Stage for MonitorStage {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "monitor",
+            env!("CARGO_PKG_VERSION"),
+            "monitor",
+            "Watches error rate, p95 latency, availability and error-budget burn rates after a promotion",
+        )
+        .config_schema(config::SCHEMA)
+        .capability(Capability::network("127.0.0.1:*"))
+    }
+
+    fn run(ctx: Context) -> Result<Report, StageError> {
+        stage::run(&ctx)
+    }
+}
+
+sluice_sdk::export_stage!(MonitorStage);

@@ -1,0 +1,190 @@
+//! Config value types with readable errors: durations (`60s`, `5s`, or a
+//! number of seconds), percentages (`1%`, `"99.9%"` or a number of
+//! percent) and latencies (`300ms`, `"0.3s"` or a number of milliseconds).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// A duration: `"200ms"`, `"5s"`, `"1h"` (humantime syntax) or a number
+/// of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"60s\" or \"5m\", or a number of seconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                Ok(Dur(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                u64::try_from(v)
+                    .map(|s| Dur(Duration::from_secs(s)))
+                    .map_err(|_| {
+                        E::custom(format!("{v} is negative; give a duration such as \"60s\""))
+                    })
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(Dur)
+                    .map_err(|_| E::custom(format!("{v} is not a valid number of seconds")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                humantime::parse_duration(v.trim()).map(Dur).map_err(|e| {
+                    E::custom(format!(
+                        "`{v}` is not a duration ({e}); write e.g. \"5s\", \"60s\" or \"1h\""
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A percentage between 0 and 100: `1`, `99.9`, `"1%"`, `"99.9%"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+impl Percent {
+    /// As a ratio between 0 and 1.
+    pub fn ratio(self) -> f64 {
+        self.0 / 100.0
+    }
+}
+
+fn percent<E: de::Error>(v: f64) -> Result<Percent, E> {
+    if v.is_finite() && (0.0..=100.0).contains(&v) {
+        Ok(Percent(v))
+    } else {
+        Err(E::custom(format!(
+            "{v} is not a percentage between 0 and 100 (write 1% as `1` or \"1%\")"
+        )))
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a percentage such as 1, 99.9 or \"99.9%\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+                percent(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+                percent(v as f64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
+                percent(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
+                let t = v.trim();
+                let t = t.strip_suffix('%').unwrap_or(t).trim();
+                match t.parse::<f64>() {
+                    Ok(x) => percent(x),
+                    Err(_) => Err(E::custom(format!(
+                        "`{v}` is not a percentage; write e.g. \"1%\" or \"99.9%\""
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A latency in milliseconds: `300` (ms), `"300ms"`, `"0.3s"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Millis(pub f64);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Millis;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a latency such as \"300ms\" or a number of milliseconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
+                Ok(Millis(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
+                Err(E::custom(format!(
+                    "{v} is negative; give a latency such as \"300ms\""
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Millis, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Millis(v))
+                } else {
+                    Err(E::custom(format!("{v} is not a latency in milliseconds")))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Millis, E> {
+                if let Ok(n) = v.trim().parse::<f64>() {
+                    return self.visit_f64(n);
+                }
+                humantime::parse_duration(v.trim())
+                    .map(|d| Millis(d.as_secs_f64() * 1000.0))
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "`{v}` is not a latency ({e}); write e.g. \"300ms\" or \"1.5s\""
+                        ))
+                    })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration the way PromQL writes it in a range selector (`90s`, `1500ms`).
+pub fn promql_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percents() -> Result<(), serde_json::Error> {
+        assert_eq!(serde_json::from_str::<Percent>("1")?.0, 1.0);
+        assert_eq!(serde_json::from_str::<Percent>("\"99.9%\"")?.0, 99.9);
+        assert!((serde_json::from_str::<Percent>("\"99.9 %\"")?.ratio() - 0.999).abs() < 1e-12);
+        assert!(serde_json::from_str::<Percent>("101").is_err());
+        assert!(serde_json::from_str::<Percent>("\"lots\"").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn latencies() -> Result<(), serde_json::Error> {
+        assert_eq!(serde_json::from_str::<Millis>("300")?.0, 300.0);
+        assert_eq!(serde_json::from_str::<Millis>("\"300ms\"")?.0, 300.0);
+        assert_eq!(serde_json::from_str::<Millis>("\"1s 500ms\"")?.0, 1500.0);
+        assert_eq!(serde_json::from_str::<Millis>("\"250\"")?.0, 250.0);
+        assert!(serde_json::from_str::<Millis>("\"fast\"").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn durations() -> Result<(), serde_json::Error> {
+        assert_eq!(serde_json::from_str::<Dur>("\"0s\"")?.0, Duration::ZERO);
+        assert_eq!(serde_json::from_str::<Dur>("5")?.0, Duration::from_secs(5));
+        assert_eq!(promql_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(promql_duration(Duration::from_millis(1500)), "1500ms");
+        Ok(())
+    }
+}

@@ -1,0 +1,801 @@
+//! The watch itself: sample the source every interval for the window, then
+//! compute the window's values. HTTP and the clock are behind [`Env`], so
+//! the loops run in unit tests with scripted answers.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sluice_sdk::StageError;
+
+use crate::config::{Burn, Scrape, Settings, Source, WINDOW_PLACEHOLDER};
+use crate::promapi::{self, QueryResult};
+use crate::scrape::{self, Delta, Snapshot};
+use crate::slo::{burn_rate, Measure, Measured};
+use crate::values::promql_duration;
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// Not in `grants.network`.
+    Denied(String),
+    /// Connection refused, timeout…
+    Failed(String),
+}
+
+/// HTTP and time, as the watch needs them.
+pub trait Env {
+    /// `GET url`: status and body.
+    fn get(&mut self, url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), FetchError>;
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> f64;
+    /// Waits.
+    fn sleep(&mut self, d: Duration);
+}
+
+/// One look at the source during the watch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Seconds since the watch started.
+    pub t: f64,
+    /// Error rate, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate_pct: Option<f64>,
+    /// p95 latency, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    /// Availability, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_pct: Option<f64>,
+    /// Requests in the interval (scrape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
+    /// Why the sample failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a watch found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// The window's values.
+    pub measured: Measured,
+    /// Every look, in order.
+    pub samples: Vec<Sample>,
+    /// Seconds actually watched.
+    pub watched_s: f64,
+    /// Requests seen (scrape source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
+    /// Notes worth a warning (Prometheus warnings, failed scrapes…).
+    pub notes: Vec<String>,
+}
+
+/// Watches `s.source` for `s.samples` intervals.
+pub fn run(env: &mut dyn Env, s: &Settings) -> Result<Outcome, StageError> {
+    match &s.source {
+        Source::Prometheus {
+            address,
+            error_rate,
+            p95_latency,
+            availability,
+        } => prometheus(
+            env,
+            s,
+            address,
+            [
+                error_rate.as_deref(),
+                p95_latency.as_deref(),
+                availability.as_deref(),
+            ],
+        ),
+        Source::Scrape(sc) => scrape_watch(env, s, sc),
+    }
+}
+
+/// Sleeps until `start + i * interval`.
+fn wait_for(env: &mut dyn Env, start: f64, i: u32, interval: Duration) {
+    let due = start + interval.as_secs_f64() * f64::from(i);
+    let left = due - env.now();
+    if left > 0.0 {
+        env.sleep(Duration::from_secs_f64(left));
+    }
+}
+
+const KEYS: [&str; 3] = ["error-rate", "p95-latency", "availability"];
+/// Query unit → report unit: ratio → percent, seconds → ms, ratio → percent.
+const SCALE: [f64; 3] = [100.0, 1000.0, 100.0];
+
+fn get(env: &mut dyn Env, url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), StageError> {
+    env.get(url, timeout).map_err(|e| match e {
+        FetchError::Denied(m) => StageError::denied(m),
+        FetchError::Failed(m) => StageError::failed(m),
+    })
+}
+
+/// Runs one Prometheus API request; a rejected query is a config error
+/// naming the query's key.
+fn api(
+    env: &mut dyn Env,
+    url: &str,
+    key: &str,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<QueryResult, StageError> {
+    sluice_sdk::debug!("{key}: GET {url}");
+    let (status, body) =
+        get(env, url, timeout).map_err(|e| e.with_context(format!("Prometheus query {key}")))?;
+    match promapi::parse(status, &body) {
+        Ok((r, warnings)) => {
+            for w in warnings {
+                let note = format!("Prometheus warning for {key}: {w}");
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+            Ok(r)
+        }
+        Err(e @ promapi::ApiError::Rejected { .. }) => Err(StageError::invalid_config(format!(
+            "with.source.prometheus.queries.{key}: {e}"
+        ))),
+        Err(e) => Err(StageError::failed(format!(
+            "Prometheus query {key} at {url}: {e}; check with.source.prometheus.address"
+        ))),
+    }
+}
+
+fn prometheus(
+    env: &mut dyn Env,
+    s: &Settings,
+    address: &str,
+    queries: [Option<&str>; 3],
+) -> Result<Outcome, StageError> {
+    let window = promql_duration(s.window().max(s.interval));
+    let queries: Vec<Option<String>> = queries
+        .iter()
+        .map(|q| q.map(|q| q.replace(WINDOW_PLACEHOLDER, &window)))
+        .collect();
+    let mut notes = Vec::new();
+    let mut samples = Vec::new();
+    let start = env.now();
+    let mut last = [None, None, None];
+    for i in 0..=s.samples {
+        if i > 0 {
+            wait_for(env, start, i, s.interval);
+        }
+        let t = env.now();
+        for (k, q) in queries.iter().enumerate() {
+            let Some(q) = q else { continue };
+            let r = api(
+                env,
+                &promapi::query_url(address, q, t),
+                KEYS[k],
+                s.timeout,
+                &mut notes,
+            )?;
+            last[k] = promapi::single(&r)
+                .map_err(|e| {
+                    StageError::invalid_config(format!(
+                        "with.source.prometheus.queries.{}: {e}",
+                        KEYS[k]
+                    ))
+                })?
+                .map(|v| v * SCALE[k]);
+        }
+        let sample = Sample {
+            t: t - start,
+            error_rate_pct: last[0],
+            p95_ms: last[1],
+            availability_pct: last[2],
+            requests: None,
+            error: None,
+        };
+        sluice_sdk::info!("{}", sample_line(&sample));
+        samples.push(sample);
+    }
+    let end = env.now();
+    let mut values: Vec<Measure> = Vec::with_capacity(3);
+    for (k, q) in queries.iter().enumerate() {
+        let Some(q) = q else {
+            values.push(Measure::missing(format!(
+                "no {} query is configured",
+                KEYS[k]
+            )));
+            continue;
+        };
+        if s.samples == 0 {
+            values.push(Measure::from_option(last[k], "the query returned no data"));
+            continue;
+        }
+        let step = s.interval.as_secs_f64().max(0.001);
+        let r = api(
+            env,
+            &promapi::query_range_url(address, q, start, end, step),
+            KEYS[k],
+            s.timeout,
+            &mut notes,
+        )?;
+        let pts = promapi::single_series(&r).map_err(|e| {
+            StageError::invalid_config(format!("with.source.prometheus.queries.{}: {e}", KEYS[k]))
+        })?;
+        values.push(Measure::from_option(
+            mean(pts.iter().map(|p| p.1)).map(|v| v * SCALE[k]),
+            "the query returned no data over the window",
+        ));
+    }
+    let [error_rate_pct, p95_ms, availability_pct]: [Measure; 3] = values
+        .try_into()
+        .map_err(|_| StageError::failed("internal: three measures expected"))?;
+    let (burn_long, burn_short) = match (s.burn, s.slo.target) {
+        (Some(b), Some(target)) => {
+            let (l, sh) = prometheus_burn(env, s, address, &b, target, end, &mut notes)?;
+            (Some(l), Some(sh))
+        }
+        _ => (None, None),
+    };
+    Ok(Outcome {
+        measured: Measured {
+            error_rate_pct,
+            p95_ms,
+            availability_pct,
+            burn_long,
+            burn_short,
+        },
+        samples,
+        watched_s: end - start,
+        requests: None,
+        notes,
+    })
+}
+
+/// Burn rates from the error-rate query: with `{{window}}` in it, one
+/// instant query per window; without, the mean of a range query over the
+/// long window and over its last short window.
+fn prometheus_burn(
+    env: &mut dyn Env,
+    s: &Settings,
+    address: &str,
+    b: &Burn,
+    target: f64,
+    end: f64,
+    notes: &mut Vec<String>,
+) -> Result<(Measure, Measure), StageError> {
+    let raw = match &s.source {
+        Source::Prometheus {
+            error_rate: Some(q),
+            ..
+        } => q.clone(),
+        _ => {
+            return Err(StageError::failed(
+                "internal: burn rate without an error-rate query",
+            ))
+        }
+    };
+    let key = "error-rate";
+    if raw.contains(WINDOW_PLACEHOLDER) {
+        let mut out = Vec::with_capacity(2);
+        for w in [b.long, b.short] {
+            let q = raw.replace(WINDOW_PLACEHOLDER, &promql_duration(w));
+            let r = api(
+                env,
+                &promapi::query_url(address, &q, end),
+                key,
+                s.timeout,
+                notes,
+            )?;
+            let v = promapi::single(&r).map_err(|e| {
+                StageError::invalid_config(format!("with.source.prometheus.queries.{key}: {e}"))
+            })?;
+            out.push(Measure::from_option(
+                v.map(|ratio| burn_rate(ratio, target)),
+                format!(
+                    "the error-rate query returned no data over {}",
+                    humantime::format_duration(w)
+                ),
+            ));
+        }
+        let short = out.pop().unwrap_or_else(|| Measure::missing("no value"));
+        let long = out.pop().unwrap_or_else(|| Measure::missing("no value"));
+        return Ok((long, short));
+    }
+    let long_s = b.long.as_secs_f64();
+    let step = s.interval.as_secs_f64().max(long_s / 10_000.0).max(0.001);
+    let q = raw.replace(
+        WINDOW_PLACEHOLDER,
+        &promql_duration(s.window().max(s.interval)),
+    );
+    let r = api(
+        env,
+        &promapi::query_range_url(address, &q, end - long_s, end, step),
+        key,
+        s.timeout,
+        notes,
+    )?;
+    let pts = promapi::single_series(&r).map_err(|e| {
+        StageError::invalid_config(format!("with.source.prometheus.queries.{key}: {e}"))
+    })?;
+    let short_from = end - b.short.as_secs_f64();
+    let long = mean(pts.iter().map(|p| p.1));
+    let mut short = mean(pts.iter().filter(|p| p.0 >= short_from).map(|p| p.1));
+    if short.is_none() {
+        short = pts.last().map(|p| p.1);
+    }
+    Ok((
+        Measure::from_option(
+            long.map(|r| burn_rate(r, target)),
+            "the error-rate query returned no data over the long window",
+        ),
+        Measure::from_option(
+            short.map(|r| burn_rate(r, target)),
+            "the error-rate query returned no data over the short window",
+        ),
+    ))
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (mut n, mut sum) = (0u32, 0.0);
+    for v in values.filter(|v| v.is_finite()) {
+        n += 1;
+        sum += v;
+    }
+    (n > 0).then(|| sum / f64::from(n))
+}
+
+fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome, StageError> {
+    // Rates need two scrapes: a zero window still waits one interval.
+    let intervals = s.samples.max(1);
+    let mut notes = Vec::new();
+    let mut samples = Vec::new();
+    let mut deltas: Vec<Delta> = Vec::new();
+    let mut prev: Option<Snapshot> = None;
+    let (mut ok, mut failed) = (0u32, 0u32);
+    let (mut seen_requests, mut seen_latency) = (false, false);
+    let start = env.now();
+    for i in 0..=intervals {
+        if i > 0 {
+            wait_for(env, start, i, s.interval);
+        }
+        let t = env.now();
+        let snap = match scrape_once(env, sc, s.timeout, t) {
+            Ok(snap) => snap,
+            Err(ScrapeError::Stage(e)) => return Err(e),
+            Err(ScrapeError::Down(why)) => {
+                failed += 1;
+                sluice_sdk::warn!("t+{:.1}s: scrape failed: {why}", t - start);
+                samples.push(Sample {
+                    t: t - start,
+                    error_rate_pct: None,
+                    p95_ms: None,
+                    availability_pct: Some(0.0),
+                    requests: None,
+                    error: Some(why),
+                });
+                continue;
+            }
+        };
+        ok += 1;
+        seen_requests |= snap.has_requests;
+        seen_latency |= snap.has_latency;
+        if let Some(p) = &prev {
+            let d = scrape::delta(p, &snap);
+            let sample = Sample {
+                t: t - start,
+                error_rate_pct: (d.requests > 0.0).then(|| 100.0 * d.errors / d.requests),
+                p95_ms: scrape::histogram_quantile(0.95, &d.buckets)
+                    .map(|v| v * scrape::ms_per_unit(&sc.latency)),
+                availability_pct: Some(if d.requests > 0.0 {
+                    100.0 * (1.0 - d.errors / d.requests)
+                } else {
+                    100.0
+                }),
+                requests: Some(d.requests),
+                error: None,
+            };
+            sluice_sdk::info!("{}", sample_line(&sample));
+            samples.push(sample);
+            deltas.push(d);
+        }
+        prev = Some(snap);
+    }
+    let end = env.now();
+    if ok == 0 {
+        return Err(StageError::failed(format!(
+            "every scrape of {} failed; is the service running and with.source.scrape.url right?",
+            sc.url
+        )));
+    }
+    if failed > 0 {
+        notes.push(format!(
+            "{failed} of {} scrapes of {} failed",
+            ok + failed,
+            sc.url
+        ));
+    }
+    let total = scrape::sum(&deltas, f64::NEG_INFINITY);
+    let no_requests = if seen_requests {
+        "no requests were counted in the window".to_string()
+    } else {
+        format!("{} has no series named `{}`", sc.url, sc.requests)
+    };
+    let error_ratio = (total.requests > 0.0).then(|| total.errors / total.requests);
+    let up = f64::from(ok) / f64::from(ok + failed);
+    let error_rate_pct = Measure::from_option(error_ratio.map(|r| 100.0 * r), &no_requests);
+    let p95_ms = Measure::from_option(
+        scrape::histogram_quantile(0.95, &total.buckets)
+            .map(|v| v * scrape::ms_per_unit(&sc.latency)),
+        if seen_latency {
+            "no latency observations in the window".to_string()
+        } else {
+            format!("{} has no histogram `{}_bucket`", sc.url, sc.latency)
+        },
+    );
+    // Successful requests, and a failed scrape counts as down.
+    let availability_pct = if deltas.is_empty() {
+        Measure::missing("fewer than two successful scrapes")
+    } else {
+        Measure::of(100.0 * up * (1.0 - error_ratio.unwrap_or(0.0)))
+    };
+    let (burn_long, burn_short) = match (s.burn, s.slo.target) {
+        (Some(b), Some(target)) => {
+            let watched = end - start;
+            let mut one = |w: Duration, name: &str| {
+                let secs = w.as_secs_f64();
+                if secs > watched {
+                    let note = format!(
+                        "the {name} burn-rate window {} is longer than the {:.0}s watched; it covers the whole watch",
+                        humantime::format_duration(w),
+                        watched
+                    );
+                    notes.push(note);
+                }
+                // The last intervals that fit in the window (at least one).
+                let k = ((secs / s.interval.as_secs_f64()).round() as usize).max(1);
+                let d = scrape::sum(&deltas[deltas.len().saturating_sub(k)..], f64::NEG_INFINITY);
+                Measure::from_option(
+                    (d.requests > 0.0).then(|| burn_rate(d.errors / d.requests, target)),
+                    format!("no requests in the {name} window"),
+                )
+            };
+            let l = one(b.long, "long");
+            let sh = one(b.short, "short");
+            (Some(l), Some(sh))
+        }
+        _ => (None, None),
+    };
+    Ok(Outcome {
+        measured: Measured {
+            error_rate_pct,
+            p95_ms,
+            availability_pct,
+            burn_long,
+            burn_short,
+        },
+        samples,
+        watched_s: end - start,
+        requests: Some(total.requests),
+        notes,
+    })
+}
+
+enum ScrapeError {
+    /// The target is down or answered badly: counts against availability.
+    Down(String),
+    /// Stop the stage (denied, malformed exposition, bad labels).
+    Stage(StageError),
+}
+
+fn scrape_once(
+    env: &mut dyn Env,
+    sc: &Scrape,
+    timeout: Duration,
+    t: f64,
+) -> Result<Snapshot, ScrapeError> {
+    let (status, body) = match env.get(&sc.url, timeout) {
+        Ok(x) => x,
+        Err(FetchError::Denied(m)) => return Err(ScrapeError::Stage(StageError::denied(m))),
+        Err(FetchError::Failed(m)) => return Err(ScrapeError::Down(m)),
+    };
+    if !(200..300).contains(&status) {
+        return Err(ScrapeError::Down(format!("HTTP {status} from {}", sc.url)));
+    }
+    let text = String::from_utf8_lossy(&body);
+    let exp = crate::promtext::parse(&text).map_err(|e| {
+        ScrapeError::Stage(StageError::failed(format!(
+            "{} is not in Prometheus text format: {e}",
+            sc.url
+        )))
+    })?;
+    scrape::snapshot(&exp, sc, t).map_err(|e| ScrapeError::Stage(StageError::invalid_config(e)))
+}
+
+/// `t+5.0s: error rate 1.20%, p95 45.0 ms, availability 98.80% (120 requests)`.
+pub fn sample_line(s: &Sample) -> String {
+    let f = |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.2}{unit}"));
+    let mut line = format!(
+        "t+{:.1}s: error rate {}, p95 {}, availability {}",
+        s.t,
+        f(s.error_rate_pct, "%"),
+        f(s.p95_ms, " ms"),
+        f(s.availability_pct, "%")
+    );
+    if let Some(n) = s.requests {
+        line.push_str(&format!(" ({n:.0} requests)"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use sluice_sdk::Context;
+    use std::collections::VecDeque;
+
+    struct Scripted {
+        now: f64,
+        answers: VecDeque<Result<(u16, Vec<u8>), FetchError>>,
+        urls: Vec<String>,
+    }
+
+    impl Env for Scripted {
+        fn get(&mut self, url: &str, _: Duration) -> Result<(u16, Vec<u8>), FetchError> {
+            self.urls.push(url.to_string());
+            self.answers
+                .pop_front()
+                .unwrap_or(Err(FetchError::Failed("no more answers".into())))
+        }
+        fn now(&self) -> f64 {
+            self.now
+        }
+        fn sleep(&mut self, d: Duration) {
+            self.now += d.as_secs_f64();
+        }
+    }
+
+    fn env(answers: Vec<Result<(u16, &str), FetchError>>) -> Scripted {
+        Scripted {
+            now: 1_700_000_000.0,
+            answers: answers
+                .into_iter()
+                .map(|a| a.map(|(s, b)| (s, b.as_bytes().to_vec())))
+                .collect(),
+            urls: vec![],
+        }
+    }
+
+    fn settings(json: &str) -> Settings {
+        match Settings::from_context(&Context::for_test("monitor", json)) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn metrics(ok: u32, err: u32, fast: u32) -> String {
+        format!(
+            "http_requests_total{{status=\"200\"}} {ok}\nhttp_requests_total{{status=\"500\"}} {err}\n\
+             http_request_duration_seconds_bucket{{le=\"0.1\"}} {fast}\n\
+             http_request_duration_seconds_bucket{{le=\"1\"}} {}\n\
+             http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n",
+            ok + err,
+            ok + err
+        )
+    }
+
+    #[test]
+    fn scrape_rates_come_from_counter_deltas() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"samples": 2, "interval": "5s", "source": {"scrape": {"url": "http://h/metrics"}},
+                "slo": {"target": 99}, "burn-rate": {"long-window": "10s", "short-window": "5s", "threshold": 2}}"#,
+        );
+        let (m0, m1, m2) = (
+            metrics(100, 0, 100),
+            metrics(190, 10, 150),
+            metrics(280, 10, 230),
+        );
+        let mut e = env(vec![Ok((200, &m0)), Ok((200, &m1)), Ok((200, &m2))]);
+        let o = run(&mut e, &s)?;
+        assert_eq!(o.requests, Some(190.0));
+        let err = o.measured.error_rate_pct.value.unwrap_or_default();
+        assert!((err - 100.0 * 10.0 / 190.0).abs() < 1e-9, "{err}");
+        assert!(
+            (o.measured.availability_pct.value.unwrap_or_default() - (100.0 - err)).abs() < 1e-9
+        );
+        // buckets: 130 of 190 in le=0.1, the rest in le=1; rank 180.5
+        let p95 = o.measured.p95_ms.value.unwrap_or_default();
+        assert!(
+            (p95 - 1000.0 * (0.1 + 0.9 * 50.5 / 60.0)).abs() < 1e-6,
+            "{p95}"
+        );
+        // long window: 10/190 errors; short (last 5s): 0/90
+        let long = o
+            .measured
+            .burn_long
+            .as_ref()
+            .and_then(|m| m.value)
+            .unwrap_or_default();
+        assert!((long - (10.0 / 190.0) / 0.01).abs() < 1e-9, "{long}");
+        assert_eq!(
+            o.measured.burn_short.as_ref().and_then(|m| m.value),
+            Some(0.0)
+        );
+        assert_eq!(o.samples.len(), 2);
+        assert!((o.watched_s - 10.0).abs() < 1e-9);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_scrapes_count_against_availability() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"samples": 2, "interval": 1, "source": {"scrape": {"url": "http://h/metrics"}}}"#,
+        );
+        let (m0, m2) = (metrics(10, 0, 10), metrics(20, 0, 20));
+        let mut e = env(vec![
+            Ok((200, &m0)),
+            Err(FetchError::Failed("connection refused".into())),
+            Ok((200, &m2)),
+        ]);
+        let o = run(&mut e, &s)?;
+        let a = o.measured.availability_pct.value.unwrap_or_default();
+        assert!((a - 100.0 * 2.0 / 3.0).abs() < 1e-9, "{a}");
+        assert_eq!(o.notes, ["1 of 3 scrapes of http://h/metrics failed"]);
+        Ok(())
+    }
+
+    #[test]
+    fn scrape_errors_are_clear() {
+        let s = settings(
+            r#"{"window": "0s", "interval": 1, "source": {"scrape": {"url": "http://h/metrics"}}}"#,
+        );
+        let mut e = env(vec![Ok((200, "bad{x=1} 2"))]);
+        let err = run(&mut e, &s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("is not in Prometheus text format: line 1"),
+            "{err}"
+        );
+        let mut e = env(vec![]);
+        let err = run(&mut e, &s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("every scrape of http://h/metrics failed"),
+            "{err}"
+        );
+        let mut e = env(vec![Err(FetchError::Denied("grants.network".into()))]);
+        assert!(matches!(run(&mut e, &s), Err(StageError::Denied(_))));
+    }
+
+    fn vector(v: &str) -> String {
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1,"{v}"]}}]}}}}"#
+        )
+    }
+
+    fn matrix(vs: &[(f64, &str)]) -> String {
+        let pts: Vec<String> = vs.iter().map(|(t, v)| format!("[{t},\"{v}\"]")).collect();
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{}},"values":[{}]}}]}}}}"#,
+            pts.join(",")
+        )
+    }
+
+    #[test]
+    fn prometheus_uses_instant_samples_and_a_range_for_the_window() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"samples": 1, "interval": "5s", "source": {"prometheus": {"address": "http://p:9090",
+                "queries": {"error-rate": "sum(rate(e[{{window}}]))/sum(rate(r[{{window}}]))", "p95-latency": "q"}}},
+                "slo": {"error-rate": 1, "target": 99}, "burn-rate": {"long-window": "1h", "short-window": "5m", "threshold": 10}}"#,
+        );
+        let answers = vec![
+            Ok((200, vector("0.01"))),
+            Ok((200, vector("0.2"))),
+            Ok((200, vector("0.03"))),
+            Ok((200, vector("0.4"))),
+            Ok((200, matrix(&[(1.0, "0.01"), (2.0, "0.03")]))),
+            Ok((200, matrix(&[(1.0, "0.2"), (2.0, "0.4")]))),
+            Ok((200, vector("0.05"))),
+            Ok((200, vector("0.5"))),
+        ];
+        let mut e = Scripted {
+            now: 1_700_000_000.0,
+            answers: answers
+                .into_iter()
+                .map(|a| a.map(|(s, b)| (s, b.into_bytes())))
+                .collect(),
+            urls: vec![],
+        };
+        let o = run(&mut e, &s)?;
+        assert!((o.measured.error_rate_pct.value.unwrap_or_default() - 2.0).abs() < 1e-9);
+        assert!((o.measured.p95_ms.value.unwrap_or_default() - 300.0).abs() < 1e-9);
+        assert!(o.measured.availability_pct.value.is_none());
+        assert!(
+            (o.measured
+                .burn_long
+                .as_ref()
+                .and_then(|m| m.value)
+                .unwrap_or_default()
+                - 5.0)
+                .abs()
+                < 1e-9
+        );
+        assert!(
+            (o.measured
+                .burn_short
+                .as_ref()
+                .and_then(|m| m.value)
+                .unwrap_or_default()
+                - 50.0)
+                .abs()
+                < 1e-9
+        );
+        assert!(
+            e.urls[0].starts_with("http://p:9090/api/v1/query?query=sum%28rate%28e%5B5s%5D"),
+            "{}",
+            e.urls[0]
+        );
+        assert!(e.urls[4].contains("/api/v1/query_range?"), "{}", e.urls[4]);
+        assert!(e.urls[6].contains("%5B3600s%5D"), "{}", e.urls[6]);
+        assert!(e.urls[7].contains("%5B300s%5D"), "{}", e.urls[7]);
+        Ok(())
+    }
+
+    #[test]
+    fn burn_rates_without_a_placeholder_come_from_one_range() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"window": "0s", "interval": "10s", "source": {"prometheus": {"address": "http://p",
+                "queries": {"error-rate": "job:errors:ratio"}}},
+                "slo": {"target": "99%"}, "burn-rate": {"long-window": "60s", "short-window": "20s"}}"#,
+        );
+        let end = 1_700_000_000.0;
+        let range = matrix(&[
+            (end - 60.0, "0"),
+            (end - 40.0, "0"),
+            (end - 20.0, "0.03"),
+            (end - 10.0, "0.05"),
+            (end, "0.04"),
+        ]);
+        let mut e = env(vec![Ok((200, &vector("0.04"))), Ok((200, &range))]);
+        e.now = end;
+        let o = run(&mut e, &s)?;
+        assert_eq!(o.measured.error_rate_pct.value, Some(4.0));
+        // long: mean 0.024 -> 2.4x; short (last 20s): mean 0.04 -> 4x
+        let long = o
+            .measured
+            .burn_long
+            .and_then(|m| m.value)
+            .unwrap_or_default();
+        let short = o
+            .measured
+            .burn_short
+            .and_then(|m| m.value)
+            .unwrap_or_default();
+        assert!((long - 2.4).abs() < 1e-9, "{long}");
+        assert!((short - 4.0).abs() < 1e-9, "{short}");
+        assert!(
+            e.urls[1].contains("query_range?query=job%3Aerrors%3Aratio&start=1699999940.000"),
+            "{}",
+            e.urls[1]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_rejected_query_names_its_key() {
+        let s = settings(
+            r#"{"window": "0s", "source": {"prometheus": {"address": "http://p", "queries": {"availability": "up{"}}}}"#,
+        );
+        let mut e = env(vec![Ok((
+            400,
+            r#"{"status":"error","errorType":"bad_data","error":"1:4: parse error: unexpected end of input"}"#,
+        ))]);
+        let err = run(&mut e, &s).err();
+        assert_eq!(
+            err,
+            Some(StageError::invalid_config(
+                "with.source.prometheus.queries.availability: Prometheus rejected the query (bad_data): 1:4: parse error: unexpected end of input"
+            ))
+        );
+    }
+}

@@ -1,0 +1,560 @@
+//! The `canary` delivery stage through the real binary, on a `local`
+//! target whose two slots are small python3 HTTP servers on loopback:
+//! a "good" candidate identical to the baseline, and a "bad" one that
+//! answers 30% of requests with 500 and adds 200 ms to every request.
+//! The judge's decision (score, p-values, gate) and what the stage did to
+//! the environment (weights, state, history) are checked.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use sluice_tests::{plugin, Project};
+
+/// A python3 stdlib HTTP server. `bad`: requests 0, 1, 2 of every 10 get
+/// a 500, and every request waits 200 ms first. It binds port 0 and prints
+/// the port it got. It also serves `/metrics` (gauge `app_error_ratio`:
+/// 0.3 when bad, else 0) and a fake Prometheus `/api/v1/query` that
+/// returns the same ratio for a query naming `version="2.0.0"` (and an
+/// empty vector otherwise, so a wrong placeholder shows as an Error).
+const SERVER: &str = r##"
+import sys, time, threading, json, urllib.parse
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+bad = sys.argv[1] == "bad"
+ratio = 0.3 if bad else 0.0
+lock = threading.Lock()
+count = [0]
+class H(BaseHTTPRequestHandler):
+    def reply(self, status, body, ctype="text/plain"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        if url.path == "/metrics":
+            page = "# TYPE app_error_ratio gauge\napp_error_ratio{app=\"web\"} %s\n" % ratio
+            return self.reply(200, page.encode())
+        if url.path == "/api/v1/query":
+            q = urllib.parse.parse_qs(url.query).get("query", [""])[0]
+            result = []
+            if 'version="2.0.0"' in q:
+                result = [{"metric": {"version": "2.0.0"}, "value": [time.time(), str(ratio)]}]
+            doc = {"status": "success", "data": {"resultType": "vector", "result": result}}
+            return self.reply(200, json.dumps(doc).encode(), "application/json")
+        with lock:
+            n = count[0]
+            count[0] += 1
+        if bad:
+            time.sleep(0.2)
+        status = 500 if bad and n % 10 < 3 else 200
+        self.reply(status, b"fail\n" if status == 500 else b"ok\n")
+    def log_message(self, *a):
+        pass
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"##;
+
+/// A fixture server, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(mode: &str) -> Server {
+        let mut child = Command::new("python3")
+            .args(["-c", SERVER, mode])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "stage_canary needs python3 for its fixture HTTP servers and could not \
+                     start it ({e}); install python3 (apt-get install python3)"
+                )
+            });
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            BufReader::new(out).read_line(&mut line).expect("read port");
+        }
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the fixture server did not print its port: {line:?}")
+        });
+        Server { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A project with a `local` target under `env/` whose state has stable
+/// 1.0.0 on slot blue and candidate 2.0.0 on slot green, and a pipeline
+/// whose `canary` stage has the given steps (YAML, indented 6 spaces).
+fn project(blue: &Server, green: &Server, steps: &str) -> Project {
+    let p = Project::new();
+    p.write(
+        "env/state.json",
+        r#"{"environment": "production", "strategy": "canary",
+            "stable": {"slot": "blue", "version": "1.0.0"},
+            "candidate": {"slot": "green", "version": "2.0.0"},
+            "previous": {"slot": "green", "version": "0.9.0"}}"#,
+    );
+    p.write(
+        "env/weights.json",
+        r#"{"routes": [{"slot": "blue", "version": "1.0.0", "weight": 100},
+                       {"slot": "green", "version": "2.0.0", "weight": 0}]}"#,
+    );
+    let pipeline = format!(
+        r#"version: 1
+name: canary-e2e
+stages:
+  canary:
+    uses: {canary}
+    environment: production
+    on-inconclusive: pause
+    grants:
+      workspace: write
+      network: ["127.0.0.1:{bp}", "127.0.0.1:{gp}"]
+    with:
+      target:
+        kind: local
+        root: env
+        slots: {{ blue: "{bu}", green: "{gu}" }}
+      steps:
+{steps}
+"#,
+        canary = plugin("canary").display(),
+        bp = blue.port,
+        gp = green.port,
+        bu = blue.url(),
+        gu = green.url(),
+    );
+    p.write("sluice.yaml", &pipeline);
+    p
+}
+
+/// The judge used by both paths: latency by median with a generous
+/// max-effect (loopback jitter between two identical servers must never
+/// fail it; +200 ms always does), errors critical.
+const JUDGE: &str = r#"            judge:
+              alpha: 0.01
+              load: { requests: 20, path: /, timeout: 5s }
+              metrics:
+                - { name: latency, sample: latency, direction: increase, effect: median, max-effect: 3 }
+                - { name: errors, sample: errors, direction: increase, critical: true }"#;
+
+fn stage(p: &Project, run_id: &str) -> Value {
+    p.record(run_id)["stages"]["canary"].clone()
+}
+
+fn metric(stage: &Value, name: &str) -> f64 {
+    stage["metrics"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
+}
+
+fn output(stage: &Value, name: &str) -> String {
+    let outputs = &stage["outputs"];
+    let v = match outputs {
+        Value::Object(m) => m.get(name).cloned(),
+        Value::Array(a) => a
+            .iter()
+            .find(|o| o["name"] == name)
+            .map(|o| o["value"].clone()),
+        _ => None,
+    };
+    v.and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("output {name} missing in {stage:#}"))
+}
+
+fn gate<'a>(stage: &'a Value, name: &str) -> &'a Value {
+    stage["gates"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["name"] == name))
+        .unwrap_or_else(|| panic!("gate {name} missing in {stage:#}"))
+}
+
+fn json(p: &Project, rel: &str) -> Value {
+    serde_json::from_str(&p.read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn good_canary_is_promoted() {
+    let blue = Server::start("good");
+    let green = Server::start("good");
+    let steps = format!(
+        r#"        - set-weight: 20
+        - pause: {{ duration: 200ms }}
+        - analysis:
+            metrics:
+              - name: error-rate
+                provider: {{ synthetic: {{ measure: error-rate, requests: 10 }} }}
+                success-condition: result < 0.05
+                interval: 100ms
+                count: 2
+{JUDGE}
+        - set-weight: 50"#
+    );
+    let p = project(&blue, &green, &steps);
+    let run = p.sluice(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let id = run.run_id();
+    let s = stage(&p, &id);
+    assert_eq!(output(&s, "decision"), "promoted", "{s:#}");
+    assert_eq!(metric(&s, "canary.score"), 100.0);
+    assert_eq!(metric(&s, "canary.weight"), 100.0);
+    assert_eq!(metric(&s, "canary.steps_completed"), 4.0);
+    assert_eq!(metric(&s, "canary.error-rate.value"), 0.0);
+    assert_eq!(metric(&s, "canary.errors.p_value"), 1.0);
+    assert!(metric(&s, "canary.latency.p_value") <= 1.0);
+    assert_eq!(gate(&s, "canary.analysis")["verdict"], "pass", "{s:#}");
+
+    let state = json(&p, "env/state.json");
+    assert_eq!(state["stable"]["version"], "2.0.0", "{state:#}");
+    assert_eq!(state["stable"]["slot"], "green");
+    assert_eq!(state["previous"]["version"], "1.0.0");
+    assert!(
+        state.get("candidate").is_none_or(Value::is_null),
+        "{state:#}"
+    );
+    let weights = json(&p, "env/weights.json");
+    assert_eq!(weights["routes"][0]["slot"], "green", "{weights:#}");
+    assert_eq!(weights["routes"][0]["weight"], 100);
+    let history = p.read("env/history.jsonl");
+    let actions: Vec<String> = history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["action"].as_str().map(str::to_string))
+        .collect();
+    assert!(actions.iter().any(|a| a == "promote"), "{history}");
+    assert!(
+        history.contains("green=20") && history.contains("green=50"),
+        "{history}"
+    );
+    assert!(!p.path().join("env/canary.json").exists());
+}
+
+#[test]
+fn bad_canary_is_aborted_by_the_judge() {
+    let blue = Server::start("good");
+    let green = Server::start("bad");
+    let steps = format!(
+        "        - set-weight: 25\n        - analysis:\n{JUDGE}\n        - set-weight: 100"
+    );
+    let p = project(&blue, &green, &steps);
+    let run = p.sluice(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let id = run.run_id();
+    let s = stage(&p, &id);
+    assert_eq!(output(&s, "decision"), "aborted", "{s:#}");
+    // Latency (+200 ms) and errors (30% vs 0%) both fail; errors is critical.
+    assert_eq!(metric(&s, "canary.score"), 0.0);
+    assert_eq!(metric(&s, "canary.weight"), 0.0);
+    assert!(metric(&s, "canary.latency.p_value") < 1e-6, "{s:#}");
+    assert!(metric(&s, "canary.errors.p_value") < 0.01, "{s:#}");
+    assert!(metric(&s, "canary.latency.effect") > 10.0, "{s:#}");
+    let g = gate(&s, "canary.analysis");
+    assert_eq!(g["verdict"], "fail", "{g:#}");
+    assert_eq!(g["observed"], 0.0);
+    assert_eq!(g["condition"], "threshold 75");
+    let msg = g["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("judge score 0")
+            && msg.contains("`latency`")
+            && msg.contains("`errors` (critical) failed"),
+        "{msg}"
+    );
+
+    // Traffic is back on stable; the candidate stays for remediate.
+    let weights = json(&p, "env/weights.json");
+    let weight_of = |slot: &str| {
+        weights["routes"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["slot"] == slot))
+            .and_then(|r| r["weight"].as_u64())
+    };
+    assert_eq!(weight_of("blue"), Some(100), "{weights:#}");
+    assert_eq!(weight_of("green"), Some(0), "{weights:#}");
+    let state = json(&p, "env/state.json");
+    assert_eq!(state["stable"]["version"], "1.0.0", "{state:#}");
+    assert_eq!(state["candidate"]["version"], "2.0.0", "{state:#}");
+    let history = p.read("env/history.jsonl");
+    assert!(history.contains("\"abort\""), "{history}");
+    assert!(
+        !history.contains("green=100"),
+        "the last step must not run: {history}"
+    );
+}
+
+/// `pause: {}` stops the stage with the inconclusive gate `canary.paused`
+/// and saves its place; re-run in the same run (approve, then resume), it
+/// continues after the pause instead of starting over.
+#[test]
+fn indefinite_pause_continues_after_approval() {
+    let blue = Server::start("good");
+    let green = Server::start("good");
+    let p = project(
+        &blue,
+        &green,
+        "        - set-weight: 10\n        - pause: {}\n        - analysis: { judge: { load: { requests: 10 } } }\n        - set-weight: 60",
+    );
+    let run = p.sluice(&["run"]);
+    assert_eq!(run.code, 4, "{}", run.all());
+    let id = run.run_id();
+    let s = stage(&p, &id);
+    assert_eq!(s["state"], "awaiting-approval", "{s:#}");
+    assert_eq!(output(&s, "decision"), "paused", "{s:#}");
+    assert_eq!(metric(&s, "canary.weight"), 10.0);
+    assert_eq!(
+        gate(&s, "canary.paused")["verdict"],
+        "inconclusive",
+        "{s:#}"
+    );
+    let how = format!("`sluice approve {id} canary`, then `sluice run --resume {id}`");
+    let msg = gate(&s, "canary.paused")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains(&how), "{msg}");
+    let progress = json(&p, "env/canary.json");
+    assert_eq!(progress["next_step"], 2, "{progress:#}");
+    assert_eq!(progress["run_id"], id.as_str());
+    assert_eq!(progress["candidate"], "2.0.0");
+
+    // Without approval, resuming waits again and changes nothing.
+    let again = p.sluice(&["run", "--resume", &id]);
+    assert_eq!(again.code, 4, "{}", again.all());
+    assert!(!p.read("env/history.jsonl").contains("green=60"));
+
+    let ok = p.sluice(&["approve", &id, "canary"]);
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    let resumed = p.sluice(&["run", "--resume", &id]);
+    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    let s = stage(&p, &id);
+    assert_eq!(output(&s, "decision"), "promoted", "{s:#}");
+    assert_eq!(metric(&s, "canary.steps_completed"), 4.0);
+    // The default judge (latency by median with max-effect 1.5, errors).
+    assert_eq!(metric(&s, "canary.score"), 100.0);
+    assert_eq!(gate(&s, "canary.analysis")["verdict"], "pass", "{s:#}");
+    let history = p.read("env/history.jsonl");
+    assert_eq!(
+        history.matches("blue=90 green=10\"").count(),
+        1,
+        "step 0 ran twice: {history}"
+    );
+    assert!(history.contains("green=60"), "{history}");
+    assert!(!p.path().join("env/canary.json").exists());
+    let state = json(&p, "env/state.json");
+    assert_eq!(state["stable"]["version"], "2.0.0", "{state:#}");
+}
+
+/// Argo-style metrics decide without the judge: a scraped `/metrics` gauge
+/// and a Prometheus query (placeholders filled in) on the bad candidate
+/// fail their conditions and abort with the measurement and threshold in
+/// the gate.
+#[test]
+fn failing_analysis_metrics_abort() {
+    let blue = Server::start("good");
+    let green = Server::start("bad");
+    let steps = format!(
+        r#"        - set-weight: 30
+        - analysis:
+            metrics:
+              - name: scraped
+                provider: {{ metrics: {{ url: "{{{{canary_url}}}}/metrics", metric: app_error_ratio, labels: {{ app: web }} }} }}
+                success-condition: result < 0.05
+                failure-condition: result > 0.1
+                interval: 100ms
+                count: 3
+                failure-limit: 1
+              - name: prom
+                provider: {{ prometheus: {{ address: "{gu}", query: 'sum(rate(errors{{version="{{{{version}}}}",slot="{{{{slot}}}}"}}[1m]))' }} }}
+                success-condition: result[0] < 0.05
+                interval: 100ms
+                count: 3
+                failure-limit: 2
+        - set-weight: 100"#,
+        gu = green.url()
+    );
+    let p = project(&blue, &green, &steps);
+    let run = p.sluice(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "aborted", "{s:#}");
+    assert_eq!(metric(&s, "canary.scraped.value"), 0.3);
+    assert_eq!(metric(&s, "canary.prom.value"), 0.3);
+    let g = gate(&s, "canary.analysis");
+    assert_eq!(g["verdict"], "fail", "{g:#}");
+    assert_eq!(g["observed"], 0.3);
+    let msg = g["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("metric `scraped` failed") && msg.contains("2 failed (limit 1)"),
+        "{msg}"
+    );
+    let weights = json(&p, "env/weights.json");
+    assert_eq!(weights["routes"][1]["weight"], 0, "{weights:#}");
+    assert!(!p.read("env/history.jsonl").contains("green=100"));
+}
+
+/// With an `nginx` target the judge can use real traffic from the JSON
+/// access log instead of synthetic load. The reload command is `true`
+/// (nginx itself is tested with the target); the log holds 40 requests per
+/// upstream, the candidate's slow and 30% failing. The weights end in the
+/// upstream block with the candidate `down`.
+#[test]
+fn access_log_judge_aborts_on_nginx_target() {
+    let p = Project::new();
+    p.write(
+        "env/state.json",
+        r#"{"environment": "production", "strategy": "canary",
+            "stable": {"slot": "blue", "version": "1.0.0"},
+            "candidate": {"slot": "green", "version": "2.0.0"}}"#,
+    );
+    let mut log = String::new();
+    for i in 0..40 {
+        log.push_str(&format!(
+            "{{\"upstream\":\"127.0.0.1:18101\",\"status\":200,\"request_time\":0.003,\"upstream_response_time\":\"0.00{}\"}}\n",
+            i % 4 + 1
+        ));
+        let status = if i % 10 < 3 { 502 } else { 200 };
+        log.push_str(&format!(
+            "{{\"upstream\":\"127.0.0.1:18102\",\"status\":{status},\"request_time\":0.25,\"upstream_response_time\":\"0.2{}\"}}\n",
+            i % 4
+        ));
+    }
+    p.write("logs/access.log", &log);
+    let pipeline = format!(
+        r#"version: 1
+name: canary-nginx
+stages:
+  canary:
+    uses: {canary}
+    grants: {{ workspace: write, exec: ["true"] }}
+    with:
+      target:
+        kind: nginx
+        root: env
+        access-log: logs/access.log
+        reload: ["true"]
+        slots: {{ blue: "http://127.0.0.1:18101", green: "http://127.0.0.1:18102" }}
+      steps:
+        - set-weight: 10
+        - analysis:
+            judge:
+              source: access-log
+              metrics:
+                - {{ name: latency, sample: latency, effect: median, max-effect: 2 }}
+                - {{ name: errors, sample: errors }}
+"#,
+        canary = plugin("canary").display()
+    );
+    p.write("sluice.yaml", &pipeline);
+    let run = p.sluice(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "aborted", "{s:#}");
+    assert_eq!(metric(&s, "canary.score"), 0.0);
+    assert!(metric(&s, "canary.latency.p_value") < 1e-6, "{s:#}");
+    assert!(metric(&s, "canary.errors.p_value") < 0.01, "{s:#}");
+    let conf = p.read("env/nginx/upstreams.conf");
+    assert!(
+        conf.contains("server 127.0.0.1:18101 weight=100;"),
+        "{conf}"
+    );
+    assert!(conf.contains("server 127.0.0.1:18102 down;"), "{conf}");
+}
+
+/// A condition outside the documented grammar is refused before anything
+/// changes, naming the key.
+#[test]
+fn bad_condition_is_invalid_config() {
+    let p = Project::new();
+    p.write(
+        "env/state.json",
+        r#"{"stable": {"slot": "blue", "version": "1.0.0"},
+            "candidate": {"slot": "green", "version": "2.0.0"}}"#,
+    );
+    let pipeline = format!(
+        r#"version: 1
+name: canary-bad-config
+stages:
+  canary:
+    uses: {canary}
+    grants: {{ workspace: write }}
+    with:
+      target: {{ root: env, slots: {{ blue: "http://127.0.0.1:18101", green: "http://127.0.0.1:18102" }} }}
+      steps:
+        - set-weight: 10
+        - analysis:
+            metrics:
+              - name: err
+                provider: {{ synthetic: {{ measure: error-rate }} }}
+                success-condition: len(result) > 0
+"#,
+        canary = plugin("canary").display()
+    );
+    p.write("sluice.yaml", &pipeline);
+    let run = p.sluice(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    let reason = s["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("with.steps[1].analysis.metrics[0].success-condition")
+            && reason.contains("unknown name `len`"),
+        "{reason}"
+    );
+    assert!(!p.path().join("env/weights.json").exists());
+}
+
+/// An analysis that can decide neither way (0.3 is between the success
+/// condition `< 0.05` and the failure condition `> 0.5`) is Inconclusive:
+/// the run waits for approval, and after it the canary continues with the
+/// next step and is promoted.
+#[test]
+fn inconclusive_analysis_pauses_then_continues() {
+    let blue = Server::start("good");
+    let green = Server::start("bad");
+    let steps = r#"        - set-weight: 20
+        - analysis:
+            metrics:
+              - name: ratio
+                provider: { metrics: { url: "{{canary_url}}/metrics", metric: app_error_ratio } }
+                success-condition: result < 0.05
+                failure-condition: result > 0.5
+        - set-weight: 40"#;
+    let p = project(&blue, &green, steps);
+    let run = p.sluice(&["run"]);
+    assert_eq!(run.code, 4, "{}", run.all());
+    let id = run.run_id();
+    let s = stage(&p, &id);
+    assert_eq!(s["state"], "awaiting-approval", "{s:#}");
+    assert_eq!(output(&s, "decision"), "paused", "{s:#}");
+    let g = gate(&s, "canary.analysis");
+    assert_eq!(g["verdict"], "inconclusive", "{g:#}");
+    assert_eq!(g["observed"], 0.3);
+    assert_eq!(json(&p, "env/canary.json")["next_step"], 2);
+
+    let ok = p.sluice(&["approve", &id, "canary"]);
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    let resumed = p.sluice(&["run", "--resume", &id]);
+    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    let s = stage(&p, &id);
+    assert_eq!(output(&s, "decision"), "promoted", "{s:#}");
+    let history = p.read("env/history.jsonl");
+    assert_eq!(history.matches("green=20").count(), 1, "{history}");
+    assert!(history.contains("green=40"), "{history}");
+}
