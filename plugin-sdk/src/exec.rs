@@ -80,6 +80,83 @@ impl ExecOutput {
     pub fn stderr_str(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.stderr)
     }
+
+    /// How the program ended, for messages: `exited 2`, `was killed after
+    /// its timeout` or `was killed by a signal`.
+    ///
+    /// ```
+    /// # use sluice_sdk::exec::ExecOutput;
+    /// let mut out = ExecOutput { status: 2, stdout: vec![], stderr: vec![], truncated: false, timed_out: false };
+    /// assert_eq!(out.outcome(), "exited 2");
+    /// out.status = -1;
+    /// out.timed_out = true;
+    /// assert_eq!(out.outcome(), "was killed after its timeout");
+    /// ```
+    pub fn outcome(&self) -> String {
+        if self.timed_out {
+            "was killed after its timeout".to_string()
+        } else if self.status < 0 {
+            "was killed by a signal".to_string()
+        } else {
+            format!("exited {}", self.status)
+        }
+    }
+
+    /// Copies the output into the stage log: stdout to the log's stdout,
+    /// stderr to its stderr (each trimmed at the end), and a warning when
+    /// the output was cut at the stage's output cap.
+    ///
+    /// ```no_run
+    /// let out = sluice_sdk::exec::Command::new("make").arg("test").run()?;
+    /// out.echo();
+    /// # Ok::<(), sluice_sdk::exec::ExecError>(())
+    /// ```
+    pub fn echo(&self) {
+        if !self.stdout.is_empty() {
+            println!("{}", self.stdout_str().trim_end());
+        }
+        if !self.stderr.is_empty() {
+            eprintln!("{}", self.stderr_str().trim_end());
+        }
+        if self.truncated {
+            crate::log::warn(
+                "the command's output was cut at the stage's output cap (grants.output)",
+            );
+        }
+    }
+
+    /// The end of the output, for quoting in an error message: the last
+    /// `max_lines` non-empty lines of stderr (of stdout when stderr is blank:
+    /// many tools report errors there), joined by `\n` and cut to its last
+    /// ~2000 bytes (marked with a leading `…`). Empty when both are blank.
+    ///
+    /// ```
+    /// # use sluice_sdk::exec::ExecOutput;
+    /// let out = ExecOutput { status: 1, stdout: b"ignored".to_vec(), stderr: b"a\n\nb\nc\n".to_vec(), truncated: false, timed_out: false };
+    /// assert_eq!(out.tail(2), "b\nc");
+    /// let out = ExecOutput { status: 1, stdout: b"only stdout\n".to_vec(), stderr: b"  \n".to_vec(), truncated: false, timed_out: false };
+    /// assert_eq!(out.tail(5), "only stdout");
+    /// ```
+    pub fn tail(&self, max_lines: usize) -> String {
+        const MAX: usize = 2000;
+        let stderr = self.stderr_str();
+        let text = if stderr.trim().is_empty() {
+            self.stdout_str()
+        } else {
+            stderr
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let start = lines.len().saturating_sub(max_lines);
+        let mut tail = lines[start..].join("\n");
+        if tail.len() > MAX {
+            let mut cut = tail.len() - MAX;
+            while !tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            tail = format!("…{}", &tail[cut..]);
+        }
+        tail
+    }
 }
 
 /// Why a program could not be run at all. The message comes from the host.
@@ -118,6 +195,28 @@ impl From<ExecError> for StageError {
             _ => StageError::failed(e.to_string()),
         }
     }
+}
+
+/// A command line as a person would type it, for logs and messages:
+/// arguments that are empty or hold white space or quotes are quoted
+/// (Rust string syntax), the rest are written as they are.
+///
+/// ```
+/// let line = sluice_sdk::exec::command_line("sh", &["-c", "cp a b", ""]);
+/// assert_eq!(line, r#"sh -c "cp a b" """#);
+/// ```
+pub fn command_line<S: AsRef<str>>(program: &str, args: &[S]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(AsRef::as_ref))
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+                format!("{a:?}")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs `program` with `args` in the workspace root with the default timeout.
@@ -242,5 +341,52 @@ impl Command {
             Err(wit::ErrorCode::InvalidArgument(m)) => Err(ExecError::InvalidArgument(m)),
             Err(wit::ErrorCode::SpawnFailed(m)) => Err(ExecError::SpawnFailed(m)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(stdout: &str, stderr: &str) -> ExecOutput {
+        ExecOutput {
+            status: 1,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            truncated: false,
+            timed_out: false,
+        }
+    }
+
+    #[test]
+    fn outcome_words() {
+        let mut o = out("", "");
+        assert_eq!(o.outcome(), "exited 1");
+        o.status = -1;
+        assert_eq!(o.outcome(), "was killed by a signal");
+        o.timed_out = true;
+        assert_eq!(o.outcome(), "was killed after its timeout");
+    }
+
+    #[test]
+    fn command_lines_quote_what_needs_it() {
+        assert_eq!(command_line::<&str>("make", &[]), "make");
+        assert_eq!(
+            command_line("python3", &["-m", "zipapp", "src dir", "it's", "a\"b"]),
+            r#"python3 -m zipapp "src dir" "it's" "a\"b""#
+        );
+    }
+
+    #[test]
+    fn tail_prefers_stderr_and_keeps_the_end() {
+        assert_eq!(out("ignored", "a\n\nb\nc\nd\n").tail(2), "c\nd");
+        assert_eq!(out("", "a\nb\nc\n").tail(2), "b\nc");
+        assert_eq!(out("only stdout\n", "  \n").tail(5), "only stdout");
+        assert_eq!(out("building...", "").tail(2), "building...");
+        assert_eq!(out("", " \n").tail(3), "");
+        let long = "é".repeat(3000);
+        let t = out("", &long).tail(5);
+        assert!(t.starts_with('…') && t.len() <= 2010, "{}", t.len());
+        assert!(t.trim_start_matches('…').chars().all(|c| c == 'é'));
     }
 }

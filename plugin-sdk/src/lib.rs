@@ -41,6 +41,7 @@
 //! | host programs | [`exec`] |
 //! | secrets | [`secrets`] |
 //! | HTTP | [`http`] |
+//! | config values (durations, one-or-many) | [`values`] |
 //! | logging | [`info`](fn@info), [`warn`](fn@warn), [`error`](fn@error), [`debug`](fn@debug) and the macros of the same names |
 //!
 //! Errors: return [`StageError`] from `run`; `?` converts I/O, exec, secret
@@ -68,6 +69,7 @@ mod info;
 pub mod log;
 mod report;
 pub mod secrets;
+pub mod values;
 pub mod workspace;
 
 pub use context::{Artifact, Context, UpstreamOutput, INPUTS_DIR, OUTPUTS_DIR, WORKSPACE_DIR};

@@ -23,6 +23,7 @@
 //! - [`provenance`]: in-toto/SLSA statements for build artifacts.
 //! - [`record`]: the crash-safe run record and its lock.
 //! - [`fsutil`]: atomic file writes.
+//! - [`diagnostic`]: rustc-style rendering of errors in the pipeline and policy files.
 //! - [`report`]: console and JSON-lines output.
 //! - [`commands`]: `validate`, `plugin inspect`, `runs`, `approve`.
 
@@ -32,6 +33,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod commands;
 pub mod config_schema;
+pub mod diagnostic;
 pub mod fsutil;
 pub mod gates;
 pub mod host;

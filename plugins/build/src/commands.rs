@@ -22,18 +22,7 @@ pub struct BuildCommand {
 impl BuildCommand {
     /// The command line as a person would type it.
     pub fn display(&self) -> String {
-        std::iter::once(self.program.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .map(|a| {
-                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'')
-                {
-                    format!("{a:?}")
-                } else {
-                    a.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        sluice_sdk::exec::command_line(&self.program, &self.args)
     }
 }
 
@@ -74,7 +63,7 @@ pub fn run_all(
         }
         let started = Instant::now();
         let out = exec.run().map_err(|e| exec_error(i, cmd, e))?;
-        echo(&out);
+        out.echo();
         if !out.success() {
             return Err(failure(i, commands.len(), cmd, &out));
         }
@@ -110,28 +99,9 @@ fn exec_error(i: usize, cmd: &BuildCommand, e: ExecError) -> StageError {
     }
 }
 
-/// Copies a command's output into the stage log.
-fn echo(out: &ExecOutput) {
-    if !out.stdout.is_empty() {
-        println!("{}", out.stdout_str().trim_end());
-    }
-    if !out.stderr.is_empty() {
-        eprintln!("{}", out.stderr_str().trim_end());
-    }
-    if out.truncated {
-        sluice_sdk::warn("the command's output was cut at the stage's output cap (grants.output)");
-    }
-}
-
 fn failure(i: usize, total: usize, cmd: &BuildCommand, out: &ExecOutput) -> StageError {
-    let how = if out.timed_out {
-        "was killed after its timeout".to_string()
-    } else if out.status < 0 {
-        "was killed by a signal".to_string()
-    } else {
-        format!("exited {}", out.status)
-    };
-    let tail = tail(out, TAIL_LINES);
+    let how = out.outcome();
+    let tail = out.tail(TAIL_LINES);
     let quoted = if tail.is_empty() {
         String::new()
     } else {
@@ -142,30 +112,6 @@ fn failure(i: usize, total: usize, cmd: &BuildCommand, out: &ExecOutput) -> Stag
         i + 1,
         cmd.display()
     ))
-}
-
-/// The last `max_lines` non-empty lines of stderr (of stdout when stderr is
-/// empty), at most ~2000 characters.
-pub fn tail(out: &ExecOutput, max_lines: usize) -> String {
-    let stderr = out.stderr_str();
-    let stdout = out.stdout_str();
-    let text = if stderr.trim().is_empty() {
-        stdout
-    } else {
-        stderr
-    };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(max_lines);
-    let mut tail = lines[start..].join("\n");
-    const MAX: usize = 2000;
-    if tail.len() > MAX {
-        let mut cut = tail.len() - MAX;
-        while !tail.is_char_boundary(cut) {
-            cut += 1;
-        }
-        tail = format!("…{}", &tail[cut..]);
-    }
-    tail
 }
 
 #[cfg(test)]
@@ -208,11 +154,5 @@ mod tests {
                 .contains("was killed after its timeout:\nbuilding..."),
             "{e}"
         );
-    }
-
-    #[test]
-    fn tail_keeps_the_end() {
-        assert_eq!(tail(&out(1, "a\nb\nc\n"), 2), "b\nc");
-        assert_eq!(tail(&out(1, ""), 2), "building...");
     }
 }

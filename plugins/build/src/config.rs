@@ -9,8 +9,9 @@ use sluice_sdk::{Context, StageError};
 use crate::commands::{BuildCommand, RunOptions};
 use crate::files::check_pattern;
 use crate::media::MediaTypes;
-use crate::values::{Timeout, VersionFile};
+use crate::values::VersionFile;
 use crate::version::VersionSource;
+use sluice_sdk::values::ConfigDuration;
 
 /// `with:` as written in the pipeline.
 #[derive(Debug, Deserialize)]
@@ -24,7 +25,7 @@ pub struct Config {
     pub cwd: Option<String>,
     /// Timeout per command.
     #[serde(default)]
-    pub timeout: Option<Timeout>,
+    pub timeout: Option<ConfigDuration>,
     /// Globs of the files to publish, relative to the workspace.
     #[serde(default)]
     pub outputs: Option<Vec<String>>,

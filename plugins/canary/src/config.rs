@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice_delivery::TargetConfig;
+use sluice_sdk::values::ConfigDuration;
 use sluice_sdk::{Context, StageError};
 
 use crate::analysis::MetricSpec;
@@ -16,34 +17,6 @@ use crate::load::Measure;
 /// The JSON schema of `with:` (without `target`, which
 /// [`sluice_delivery::schema_with_target`] inserts).
 pub const SCHEMA: &str = include_str!("schema.json");
-
-/// A duration: `"30s"`, `"2m"`, `"500ms"` or a number of seconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum DurationValue {
-    /// Seconds.
-    Seconds(f64),
-    /// humantime text.
-    Text(String),
-}
-
-impl DurationValue {
-    fn to_duration(&self, key: &str) -> Result<Duration, StageError> {
-        match self {
-            DurationValue::Seconds(s) if s.is_finite() && *s >= 0.0 => {
-                Ok(Duration::from_secs_f64(*s))
-            }
-            DurationValue::Seconds(s) => Err(StageError::invalid_config(format!(
-                "{key}: {s} is not a duration; write e.g. `30s` or `2m`"
-            ))),
-            DurationValue::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-                StageError::invalid_config(format!(
-                    "{key}: `{t}` is not a duration ({e}); write e.g. `30s`, `2m` or `500ms`"
-                ))
-            }),
-        }
-    }
-}
 
 /// `with:` as written in the pipeline.
 #[derive(Debug, Deserialize)]
@@ -77,7 +50,7 @@ pub enum StepWire {
 pub struct PauseWire {
     /// How long; absent = until approved.
     #[serde(default)]
-    pub duration: Option<DurationValue>,
+    pub duration: Option<ConfigDuration>,
 }
 
 /// `analysis:`.
@@ -108,7 +81,7 @@ pub struct MetricWire {
     pub failure_condition: Option<String>,
     /// Time between measurements.
     #[serde(default)]
-    pub interval: Option<DurationValue>,
+    pub interval: Option<ConfigDuration>,
     /// Number of measurements (default 1).
     #[serde(default)]
     pub count: Option<u32>,
@@ -146,7 +119,7 @@ pub struct PrometheusWire {
     pub query: String,
     /// Request timeout (default 10s).
     #[serde(default)]
-    pub timeout: Option<DurationValue>,
+    pub timeout: Option<ConfigDuration>,
 }
 
 /// `provider.metrics` (alias `web`).
@@ -162,7 +135,7 @@ pub struct ScrapeWire {
     pub labels: BTreeMap<String, String>,
     /// Request timeout (default 10s).
     #[serde(default)]
-    pub timeout: Option<DurationValue>,
+    pub timeout: Option<ConfigDuration>,
 }
 
 /// Which slot synthetic requests go to.
@@ -193,7 +166,7 @@ pub struct SyntheticWire {
     pub side: Side,
     /// Request timeout (default 5s).
     #[serde(default)]
-    pub timeout: Option<DurationValue>,
+    pub timeout: Option<ConfigDuration>,
 }
 
 /// `judge:`.
@@ -221,7 +194,7 @@ pub struct JudgeWire {
     pub source: Option<JudgeSource>,
     /// `access-log`: how long to collect real traffic.
     #[serde(default)]
-    pub window: Option<DurationValue>,
+    pub window: Option<ConfigDuration>,
 }
 
 /// Where the judge's samples come from.
@@ -279,7 +252,7 @@ pub struct LoadWire {
     pub path: Option<String>,
     /// Request timeout (default 5s).
     #[serde(default)]
-    pub timeout: Option<DurationValue>,
+    pub timeout: Option<ConfigDuration>,
 }
 
 /// A validated step.
@@ -420,14 +393,6 @@ fn check_path(key: &str, path: Option<String>) -> Result<String, StageError> {
     Ok(p)
 }
 
-fn duration_or(
-    key: &str,
-    v: &Option<DurationValue>,
-    default: Duration,
-) -> Result<Duration, StageError> {
-    v.as_ref().map_or(Ok(default), |d| d.to_duration(key))
-}
-
 impl Settings {
     /// Reads and validates the stage's `with:`.
     pub fn from_context(ctx: &Context) -> Result<Self, StageError> {
@@ -478,11 +443,7 @@ fn step(key: &str, s: StepWire) -> Result<Step, StageError> {
                 format!("{w} is not a percentage; use 0 to 100"),
             )),
         },
-        StepWire::Pause(p) => Ok(Step::Pause(
-            p.duration
-                .map(|d| d.to_duration(&format!("{key}.pause.duration")))
-                .transpose()?,
-        )),
+        StepWire::Pause(p) => Ok(Step::Pause(p.duration.map(ConfigDuration::get))),
         StepWire::Analysis(a) => analysis(&format!("{key}.analysis"), a).map(Step::Analysis),
     }
 }
@@ -538,7 +499,7 @@ fn metric(k: &str, m: MetricWire) -> Result<(MetricSpec, Provider), StageError> 
     if count == 0 {
         return Err(bad(&format!("{k}.count"), "must be at least 1"));
     }
-    let interval = duration_or(&format!("{k}.interval"), &m.interval, Duration::ZERO)?;
+    let interval = m.interval.map_or(Duration::ZERO, ConfigDuration::get);
     if count > 1 && m.interval.is_none() {
         return Err(bad(
             &format!("{k}.interval"),
@@ -554,11 +515,9 @@ fn metric(k: &str, m: MetricWire) -> Result<(MetricSpec, Provider), StageError> 
             Provider::Prometheus {
                 address: p.address,
                 query: p.query,
-                timeout: duration_or(
-                    &format!("{k}.provider.prometheus.timeout"),
-                    &p.timeout,
-                    Duration::from_secs(10),
-                )?,
+                timeout: p
+                    .timeout
+                    .map_or(Duration::from_secs(10), ConfigDuration::get),
             }
         }
         ProviderWire::Metrics(s) => {
@@ -569,11 +528,9 @@ fn metric(k: &str, m: MetricWire) -> Result<(MetricSpec, Provider), StageError> 
                 url: s.url,
                 metric: s.metric,
                 labels: s.labels,
-                timeout: duration_or(
-                    &format!("{k}.provider.metrics.timeout"),
-                    &s.timeout,
-                    Duration::from_secs(10),
-                )?,
+                timeout: s
+                    .timeout
+                    .map_or(Duration::from_secs(10), ConfigDuration::get),
             }
         }
         ProviderWire::Synthetic(s) => Provider::Synthetic {
@@ -589,11 +546,9 @@ fn metric(k: &str, m: MetricWire) -> Result<(MetricSpec, Provider), StageError> 
             },
             path: check_path(&format!("{k}.provider.synthetic.path"), s.path)?,
             side: s.side,
-            timeout: duration_or(
-                &format!("{k}.provider.synthetic.timeout"),
-                &s.timeout,
-                Duration::from_secs(5),
-            )?,
+            timeout: s
+                .timeout
+                .map_or(Duration::from_secs(5), ConfigDuration::get),
         },
     };
     let spec = MetricSpec {
@@ -719,18 +674,12 @@ fn judge(k: &str, j: JudgeWire, taken: &[String]) -> Result<JudgeSpec, StageErro
             n => n,
         },
         path: check_path(&format!("{k}.load.path"), lw.path)?,
-        timeout: duration_or(
-            &format!("{k}.load.timeout"),
-            &lw.timeout,
-            Duration::from_secs(5),
-        )?,
+        timeout: lw
+            .timeout
+            .map_or(Duration::from_secs(5), ConfigDuration::get),
     };
     let source = j.source.unwrap_or_default();
-    let window = j
-        .window
-        .as_ref()
-        .map(|w| w.to_duration(&format!("{k}.window")))
-        .transpose()?;
+    let window = j.window.map(ConfigDuration::get);
     if window.is_some() && source != JudgeSource::AccessLog {
         return Err(bad(
             &format!("{k}.window"),

@@ -151,7 +151,7 @@
 //! | [`stats`] | Mann-Whitney U, normal tail, mean / median / quantile |
 //! | [`judge`] | Kayenta-style per-metric verdicts and score |
 //! | [`load`] | synthetic load and its samples |
-//! | [`promtext`] | Prometheus text format reader |
+//! | [`promtext`] | Prometheus text format reader (shared with `monitor`, from `sluice-delivery`) |
 //! | [`providers`] | Prometheus API, scraping, synthetic measurements, placeholders |
 //! | [`assess`] | one analysis step: metrics + judge → result |
 //! | [`steps`] | the steps engine |
@@ -167,7 +167,7 @@ pub mod expr;
 pub mod judge;
 pub mod load;
 pub mod progress;
-pub mod promtext;
+pub use sluice_delivery::promtext;
 pub mod providers;
 mod stage;
 pub mod stats;

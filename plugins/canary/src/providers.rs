@@ -213,8 +213,8 @@ fn synthetic_value(m: Measure, samples: &[crate::load::Sample]) -> f64 {
 }
 
 fn scrape(body: &str, metric: &str, labels: &BTreeMap<String, String>) -> Result<Vec<f64>, String> {
-    let samples = promtext::parse(body)?;
-    let values = promtext::select(&samples, metric, labels);
+    let page = promtext::parse(body).map_err(|e| e.to_string())?;
+    let values = page.select(metric, labels);
     if values.is_empty() {
         return Err(format!(
             "no sample `{metric}` with labels {labels:?} on the page"

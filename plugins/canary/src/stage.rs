@@ -74,12 +74,26 @@ fn progress_path(ctx: &Context, target: &Target) -> PathBuf {
 pub fn run(ctx: &Context) -> Result<Report, StageError> {
     let settings = Settings::from_context(ctx)?;
     let (target, mut state) = open_target(ctx, &settings)?;
-    let candidate = state.candidate.clone().ok_or_else(|| {
-        StageError::failed(
-            "state.json has no candidate: deploy the new version first (deploy with \
-             `strategy: canary` sets it), then run canary",
-        )
-    })?;
+    let Some(candidate) = state.candidate.clone() else {
+        // The environment's first release (deploy gave it all traffic at
+        // once) or one already promoted: like Argo Rollouts, there is
+        // nothing to compare, so the stage passes without steps.
+        if let Some(stable) = &state.stable {
+            return Ok(Report::new(format!(
+                "no candidate to analyse: {} serves all traffic on slot `{}` (a first release, \
+                 or one already promoted); nothing to do",
+                stable.version, stable.slot
+            ))
+            .metric("canary.steps_completed", 0.0)
+            .output("decision", "nothing-to-analyse")
+            .output("version", stable.version.clone())
+            .output("stable_version", stable.version.clone()));
+        }
+        return Err(StageError::failed(
+            "state.json has no candidate and no stable release: deploy the new version first \
+             (deploy with `strategy: canary` sets it), then run canary",
+        ));
+    };
     let stable = state.stable.clone().ok_or_else(|| {
         StageError::failed("state.json has no stable version to compare the candidate with")
     })?;

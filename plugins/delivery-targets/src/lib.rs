@@ -12,6 +12,7 @@
 //! | [`nginx`] | upstream block, reload, JSON access-log parsing |
 //! | [`webhook`] | the `http` target's JSON API |
 //! | [`health`] | health / version probes of a slot URL ([`HealthCheck`]) |
+//! | [`promtext`] | Prometheus text exposition parser (`/metrics` pages), for `monitor` and `canary` |
 //! | [`flags`] | consistent percentage bucketing ([`flags::in_rollout`]) |
 //!
 //! ```no_run
@@ -38,6 +39,7 @@ pub mod flags;
 pub mod fsutil;
 pub mod health;
 pub mod nginx;
+pub mod promtext;
 pub mod release;
 pub mod state;
 pub mod target;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use sluice_sdk::{Context, StageError};
 
-use crate::values::{Dur, Millis, Percent};
+use crate::values::{Millis, Percent};
+use sluice_sdk::values::ConfigDuration;
 
 /// Default watch window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -26,10 +27,10 @@ pub const WINDOW_PLACEHOLDER: &str = "{{window}}";
 pub struct Config {
     /// How long to watch.
     #[serde(default)]
-    pub window: Option<Dur>,
+    pub window: Option<ConfigDuration>,
     /// Time between samples.
     #[serde(default)]
-    pub interval: Option<Dur>,
+    pub interval: Option<ConfigDuration>,
     /// Number of intervals to watch (instead of `window`).
     #[serde(default)]
     pub samples: Option<u32>,
@@ -44,7 +45,7 @@ pub struct Config {
     pub burn_rate: Option<BurnConfig>,
     /// Per-request timeout.
     #[serde(default)]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<ConfigDuration>,
 }
 
 /// `with.source`: exactly one of `prometheus` or `scrape`.
@@ -132,10 +133,10 @@ pub struct SloConfig {
 pub struct BurnConfig {
     /// Long window (default 1h).
     #[serde(default)]
-    pub long_window: Option<Dur>,
+    pub long_window: Option<ConfigDuration>,
     /// Short window (default 5m).
     #[serde(default)]
-    pub short_window: Option<Dur>,
+    pub short_window: Option<ConfigDuration>,
     /// Burn rate that alerts (default 14.4).
     #[serde(default)]
     pub threshold: Option<f64>,

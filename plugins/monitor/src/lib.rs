@@ -132,7 +132,7 @@
 //! |---|---|
 //! | [`config`] | `with:` wire types, validation into `Settings`, the JSON Schema |
 //! | [`values`] | durations, percentages, latencies, PromQL durations |
-//! | [`promtext`] | the Prometheus text exposition parser |
+//! | [`promtext`] | the Prometheus text exposition parser (shared with `canary`, from `sluice-delivery`) |
 //! | [`scrape`] | snapshots, counter increases with resets, `histogram_quantile` |
 //! | [`promapi`] | Prometheus HTTP API URLs and answers (success, errors, shapes) |
 //! | [`watch`] | the sampling loops for both sources (behind an `Env` trait) |
@@ -143,7 +143,7 @@
 
 pub mod config;
 pub mod promapi;
-pub mod promtext;
+pub use sluice_delivery::promtext;
 pub mod scrape;
 pub mod slo;
 mod stage;

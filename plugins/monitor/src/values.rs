@@ -1,5 +1,5 @@
-//! Config value types with readable errors: durations (`60s`, `5s`, or a
-//! number of seconds), percentages (`1%`, `"99.9%"` or a number of
+//! Config value types with readable errors (durations are
+//! [`sluice_sdk::values::ConfigDuration`]): percentages (`1%`, `"99.9%"` or a number of
 //! percent) and latencies (`300ms`, `"0.3s"` or a number of milliseconds).
 
 use std::fmt;
@@ -7,46 +7,6 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-
-/// A duration: `"200ms"`, `"5s"`, `"1h"` (humantime syntax) or a number
-/// of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"60s\" or \"5m\", or a number of seconds")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur(Duration::from_secs(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                u64::try_from(v)
-                    .map(|s| Dur(Duration::from_secs(s)))
-                    .map_err(|_| {
-                        E::custom(format!("{v} is negative; give a duration such as \"60s\""))
-                    })
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Dur)
-                    .map_err(|_| E::custom(format!("{v} is not a valid number of seconds")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                humantime::parse_duration(v.trim()).map(Dur).map_err(|e| {
-                    E::custom(format!(
-                        "`{v}` is not a duration ({e}); write e.g. \"5s\", \"60s\" or \"1h\""
-                    ))
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// A percentage between 0 and 100: `1`, `99.9`, `"1%"`, `"99.9%"`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,8 +141,6 @@ mod tests {
 
     #[test]
     fn durations() -> Result<(), serde_json::Error> {
-        assert_eq!(serde_json::from_str::<Dur>("\"0s\"")?.0, Duration::ZERO);
-        assert_eq!(serde_json::from_str::<Dur>("5")?.0, Duration::from_secs(5));
         assert_eq!(promql_duration(Duration::from_secs(90)), "90s");
         assert_eq!(promql_duration(Duration::from_millis(1500)), "1500ms");
         Ok(())

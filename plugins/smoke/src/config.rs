@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use sluice_sdk::{Context, StageError};
 
-use crate::values::{Dur, OneOrMany, Retries, StatusSpec};
+use crate::values::{Retries, StatusSpec};
+use sluice_sdk::values::{ConfigDuration, OneOrMany};
 
 /// Per-request timeout when `with.timeout` is not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,13 +35,13 @@ pub struct Config {
     pub retries: Option<Retries>,
     /// First back-off between attempts (doubled each time).
     #[serde(default)]
-    pub backoff: Option<Dur>,
+    pub backoff: Option<ConfigDuration>,
     /// Longest back-off.
     #[serde(default)]
-    pub max_backoff: Option<Dur>,
+    pub max_backoff: Option<ConfigDuration>,
     /// Per-request timeout.
     #[serde(default)]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<ConfigDuration>,
     /// Headers sent with every probe.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
@@ -79,7 +80,7 @@ pub struct ProbeConfig {
     pub json: Option<BTreeMap<String, Value>>,
     /// Slowest acceptable response.
     #[serde(default)]
-    pub max_latency: Option<Dur>,
+    pub max_latency: Option<ConfigDuration>,
     /// Retries for this probe (overrides `with.retries`' count).
     #[serde(default)]
     pub retries: Option<u32>,

@@ -1,80 +1,14 @@
-//! Config value types with readable errors: durations (`200ms`, `5s`, or a
-//! number of seconds), "one string or a list", expected statuses (`200`,
+//! Config value types with readable errors: expected statuses (`200`,
 //! `"2xx"`, or a list of them) and `retries` (a count, or a count with its
-//! back-off).
+//! back-off). Durations and "one string or a list" are
+//! [`sluice_sdk::values`].
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-
-/// A duration: `"200ms"`, `"5s"`, `"1m 30s"` (humantime syntax) or a number
-/// of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"200ms\" or \"5s\", or a number of seconds")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur(Duration::from_secs(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                u64::try_from(v)
-                    .map(|s| Dur(Duration::from_secs(s)))
-                    .map_err(|_| {
-                        E::custom(format!("{v} is negative; give a duration such as \"5s\""))
-                    })
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Dur)
-                    .map_err(|_| E::custom(format!("{v} is not a valid number of seconds")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                humantime::parse_duration(v.trim()).map(Dur).map_err(|e| {
-                    E::custom(format!(
-                        "`{v}` is not a duration ({e}); write e.g. \"200ms\", \"5s\" or \"1m\""
-                    ))
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// One string or a list of strings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OneOrMany(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OneOrMany;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![v.to_string()]))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
-                let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<String>()? {
-                    out.push(s);
-                }
-                Ok(OneOrMany(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+use sluice_sdk::values::ConfigDuration;
 
 /// One accepted status: an exact code or a class such as `2xx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,9 +147,9 @@ pub struct Retries {
 struct RetriesObject {
     attempts: u32,
     #[serde(default)]
-    backoff: Option<Dur>,
+    backoff: Option<ConfigDuration>,
     #[serde(default)]
-    max: Option<Dur>,
+    max: Option<ConfigDuration>,
 }
 
 impl<'de> Deserialize<'de> for Retries {
@@ -255,22 +189,6 @@ impl<'de> Deserialize<'de> for Retries {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() -> Result<(), serde_json::Error> {
-        assert_eq!(
-            serde_json::from_str::<Dur>("\"200ms\"")?.0,
-            Duration::from_millis(200)
-        );
-        assert_eq!(serde_json::from_str::<Dur>("2")?.0, Duration::from_secs(2));
-        assert_eq!(
-            serde_json::from_str::<Dur>("0.5")?.0,
-            Duration::from_millis(500)
-        );
-        let e = serde_json::from_str::<Dur>("\"soon\"").map_err(|e| e.to_string());
-        assert!(e.is_err_and(|e| e.contains("not a duration")));
-        Ok(())
-    }
 
     #[test]
     fn statuses() -> Result<(), serde_json::Error> {

@@ -7,7 +7,7 @@ use sluice_sdk::{Context, StageError};
 use crate::command::CommandSpec;
 use crate::coverage::Format;
 use crate::files::check_pattern;
-use crate::values::{OneOrMany, Timeout};
+use sluice_sdk::values::{ConfigDuration, OneOrMany};
 
 /// `with:` as written in the pipeline.
 #[derive(Debug, Deserialize)]
@@ -21,7 +21,7 @@ pub struct Config {
     pub cwd: Option<String>,
     /// Kill the command after this long.
     #[serde(default)]
-    pub timeout: Option<Timeout>,
+    pub timeout: Option<ConfigDuration>,
     /// JUnit XML report(s): path or glob, or a list, relative to the workspace.
     #[serde(default)]
     pub junit: Option<OneOrMany>,
@@ -126,7 +126,7 @@ fn coverage(c: CoverageConfig) -> Result<(String, Format), StageError> {
 fn command(
     argv: Vec<String>,
     cwd: Option<String>,
-    timeout: Option<Timeout>,
+    timeout: Option<ConfigDuration>,
 ) -> Result<CommandSpec, StageError> {
     let mut it = argv.into_iter();
     let Some(program) = it.next().filter(|p| !p.trim().is_empty()) else {

@@ -80,7 +80,6 @@ pub mod junit;
 pub mod reports;
 mod stage;
 pub mod summary;
-pub mod values;
 
 use sluice_sdk::prelude::*;
 

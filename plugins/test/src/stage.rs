@@ -6,7 +6,7 @@ use std::path::Path;
 use sluice_sdk::exec::ExecOutput;
 use sluice_sdk::{Context, Gate, Report, StageError};
 
-use crate::command::{self, CommandSpec};
+use crate::command::CommandSpec;
 use crate::config::Settings;
 use crate::files::Snapshot;
 use crate::reports::{self, CoverageReport, JunitFile, JunitFiles};
@@ -98,18 +98,18 @@ fn command_gate(cmd: &CommandSpec, out: &ExecOutput, failed: usize) -> Option<Ga
     if failed > 0 {
         sluice_sdk::info!(
             "the test command {} with {failed} failed tests; the pipeline's gates decide",
-            command::status(out)
+            out.outcome()
         );
         return None;
     }
-    let tail = command::tail(out, 3).replace('\n', " | ");
+    let tail = out.tail(3).replace('\n', " | ");
     Some(
         Gate::fail(
             "test-command",
             format!(
                 "`{}` {} although no test failed: {tail}",
                 cmd.display(),
-                command::status(out)
+                out.outcome()
             ),
         )
         .observed(f64::from(out.status))
@@ -142,7 +142,7 @@ fn no_reports(
         Some((cmd, out)) if !out.success() => StageError::failed(format!(
             "the test command `{}` {} and wrote no JUnit report matching `{wanted}`{stale}{}",
             cmd.display(),
-            command::status(out),
+            out.outcome(),
             quoted_tail(out)
         )),
         Some((cmd, _)) => StageError::failed(format!(
@@ -158,7 +158,7 @@ fn no_reports(
 }
 
 fn quoted_tail(out: &ExecOutput) -> String {
-    let tail = command::tail(out, TAIL_LINES);
+    let tail = out.tail(TAIL_LINES);
     if tail.is_empty() {
         String::new()
     } else {

@@ -1,8 +1,9 @@
 //! Errors in a pipeline file, rendered like rustc diagnostics.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::diagnostic;
 use crate::pipeline::locate::{Location, SourceMap, YamlPath};
 
 /// Why a pipeline file could not be loaded.
@@ -12,7 +13,7 @@ use crate::pipeline::locate::{Location, SourceMap, YamlPath};
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// The file was read but is not a valid pipeline.
-    #[error("{}", render_invalid(file, *line, *column, message, hint.as_deref(), source_line.as_deref()))]
+    #[error("{}", diagnostic::render_located(file, *line, *column, message, hint.as_deref(), source_line.as_deref()))]
     Invalid {
         /// The pipeline file, as given.
         file: PathBuf,
@@ -30,7 +31,7 @@ pub enum PipelineError {
     /// The file could not be read.
     // The OS error is part of the message rather than a `#[source]`, so that
     // printing the error chain does not repeat it.
-    #[error("{}", render_io(file, error, hint.as_deref()))]
+    #[error("{}", diagnostic::render_io("pipeline file", file, error, hint.as_deref()))]
     Io {
         /// The file that could not be read.
         file: PathBuf,
@@ -100,46 +101,6 @@ impl PipelineError {
             hint,
         }
     }
-}
-
-fn render_invalid(
-    file: &Path,
-    line: usize,
-    column: usize,
-    message: &str,
-    hint: Option<&str>,
-    source_line: Option<&str>,
-) -> String {
-    let width = line.to_string().len();
-    let pad = " ".repeat(width);
-    let mut out = format!(
-        "error: {message}\n{pad}--> {}:{line}:{column}",
-        file.display()
-    );
-    if let Some(text) = source_line {
-        // Keep tabs in the caret's indentation so it lines up under the text.
-        let indent: String = text
-            .chars()
-            .take(column.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        let _ = write!(out, "\n{pad} |\n{line} | {text}\n{pad} | {indent}^");
-    }
-    if let Some(hint) = hint {
-        let _ = write!(out, "\n{pad} = help: {hint}");
-    }
-    out
-}
-
-fn render_io(file: &Path, error: &std::io::Error, hint: Option<&str>) -> String {
-    let mut out = format!(
-        "error: cannot read pipeline file `{}`: {error}",
-        file.display()
-    );
-    if let Some(hint) = hint {
-        let _ = write!(out, "\n  = help: {hint}");
-    }
-    out
 }
 
 /// Builds located errors for one pipeline file.
@@ -236,7 +197,7 @@ impl Reporter<'_> {
         // The location is shown in the `-->` line; drop serde's own copy.
         let suffix = format!(" at line {} column {}", location.line, location.column);
         let message = readable(&error.to_string().replacen(&suffix, "", 1));
-        if is_blank(self.src) {
+        if diagnostic::is_blank_yaml(self.src) {
             return self.at(
                 Location::START,
                 "the pipeline file is empty",
@@ -316,14 +277,6 @@ fn readable(message: &str) -> String {
         }
     }
     message
-}
-
-/// True for a file with nothing but blank lines, comments and document markers.
-fn is_blank(src: &str) -> bool {
-    src.lines().all(|line| {
-        let line = line.trim();
-        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
-    })
 }
 
 /// Chooses a hint for a serde error from its message, which is the only

@@ -9,7 +9,7 @@
 //! positions built from `yaml-rust2`'s marked parser events.
 
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
@@ -18,6 +18,7 @@ use serde::Deserialize;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
+use crate::diagnostic;
 use crate::trust::keys::load_public;
 use crate::trust::policy::{
     Authority, MaxGrants, Mode, NoMatch, Patterns, Policy, Rule, SubjectMatch, TrustedRootRef,
@@ -35,7 +36,7 @@ pub const API_VERSION: &str = "sluice.dev/v1";
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The file was read but is not a valid policy.
-    #[error("{}", render_invalid(file, *line, *column, message, hint.as_deref(), source_line.as_deref()))]
+    #[error("{}", diagnostic::render_located(file, *line, *column, message, hint.as_deref(), source_line.as_deref()))]
     Invalid {
         /// The policy file, as given.
         file: PathBuf,
@@ -51,7 +52,7 @@ pub enum PolicyError {
         source_line: Option<String>,
     },
     /// The file could not be read.
-    #[error("{}", render_io(file, error, hint.as_deref()))]
+    #[error("{}", diagnostic::render_io("policy file", file, error, hint.as_deref()))]
     Io {
         /// The policy file.
         file: PathBuf,
@@ -114,45 +115,6 @@ impl PolicyError {
             hint,
         }
     }
-}
-
-fn render_invalid(
-    file: &Path,
-    line: usize,
-    column: usize,
-    message: &str,
-    hint: Option<&str>,
-    source_line: Option<&str>,
-) -> String {
-    let width = line.to_string().len();
-    let pad = " ".repeat(width);
-    let mut out = format!(
-        "error: {message}\n{pad}--> {}:{line}:{column}",
-        file.display()
-    );
-    if let Some(text) = source_line {
-        let indent: String = text
-            .chars()
-            .take(column.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        let _ = write!(out, "\n{pad} |\n{line} | {text}\n{pad} | {indent}^");
-    }
-    if let Some(hint) = hint {
-        let _ = write!(out, "\n{pad} = help: {hint}");
-    }
-    out
-}
-
-fn render_io(file: &Path, error: &std::io::Error, hint: Option<&str>) -> String {
-    let mut out = format!(
-        "error: cannot read policy file `{}`: {error}",
-        file.display()
-    );
-    if let Some(hint) = hint {
-        let _ = write!(out, "\n  = help: {hint}");
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -470,7 +432,7 @@ impl Reporter<'_> {
     }
 
     fn serde(&self, error: &serde_yaml_ng::Error) -> PolicyError {
-        if is_blank(self.src) {
+        if diagnostic::is_blank_yaml(self.src) {
             return self.empty();
         }
         let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
@@ -499,7 +461,7 @@ pub(crate) fn parse(src: &str, file: &Path) -> Result<Policy, PolicyError> {
         src,
         positions: Positions::build(src),
     };
-    if is_blank(src) {
+    if diagnostic::is_blank_yaml(src) {
         // serde would read an empty document as a policy with no rules.
         return Err(reporter.empty());
     }
@@ -807,14 +769,6 @@ fn build_authority(
              as separate list items",
         )),
     }
-}
-
-/// Whether `src` holds no YAML content (only blank lines and comments).
-fn is_blank(src: &str) -> bool {
-    src.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
-    })
 }
 
 /// Compiles globs; on failure returns the index of the bad one.

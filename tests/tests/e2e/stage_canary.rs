@@ -558,3 +558,27 @@ fn inconclusive_analysis_pauses_then_continues() {
     assert_eq!(history.matches("green=20").count(), 1, "{history}");
     assert!(history.contains("green=40"), "{history}");
 }
+
+#[test]
+fn a_first_release_without_candidate_passes_with_nothing_to_analyse() {
+    // The first deploy of an environment gives the release all traffic, so
+    // there is no candidate; the canary passes instead of failing the run.
+    let blue = Server::start("good");
+    let green = Server::start("good");
+    let steps = format!("        - set-weight: 20\n        - analysis:\n{JUDGE}\n");
+    let p = project(&blue, &green, &steps);
+    p.write(
+        "env/state.json",
+        r#"{"environment": "production", "strategy": "canary",
+            "stable": {"slot": "blue", "version": "1.0.0"}}"#,
+    );
+    let run = p.sluice(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "nothing-to-analyse");
+    assert!(
+        run.stdout.contains("no candidate to analyse"),
+        "{}",
+        run.all()
+    );
+}

@@ -2,7 +2,19 @@
 //! lines and samples `name{label="value",...} value [timestamp]`, with the
 //! format's escapes (`\\`, `\"`, `\n`) in label values and `NaN`, `+Inf`,
 //! `-Inf` values. A malformed line fails the whole scrape, naming the line,
-//! as Prometheus does.
+//! as Prometheus does. Used by `monitor` (scrape sources) and `canary`
+//! (`/metrics` providers).
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use sluice_delivery::promtext;
+//!
+//! let page = promtext::parse("# TYPE up gauge\nup{job=\"web\"} 1\nup{job=\"db\"} 0\n").unwrap();
+//! assert_eq!(page.types["up"], "gauge");
+//! let web = BTreeMap::from([("job".to_string(), "web".to_string())]);
+//! assert_eq!(page.select("up", &web), vec![1.0]);
+//! assert_eq!(page.named("up").count(), 2);
+//! ```
 //!
 //! Why not the `prometheus-parse` crate: it splits label lists on `,` and
 //! `=` without honouring quotes or escapes (a label value containing `,`,
@@ -35,6 +47,15 @@ impl Exposition {
     /// Samples named `name`.
     pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| s.name == name)
+    }
+
+    /// Values of the samples named `name` whose labels include every pair
+    /// of `labels` (other labels may be present), in page order.
+    pub fn select(&self, name: &str, labels: &BTreeMap<String, String>) -> Vec<f64> {
+        self.named(name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| s.value)
+            .collect()
     }
 }
 
@@ -256,6 +277,33 @@ lat_seconds_sum 53423
                 Ok(x) => panic!("{text:?} parsed: {x:?}"),
             }
         }
+    }
+
+    #[test]
+    fn selects_by_name_and_label_subset() -> Result<(), ParseError> {
+        let page = parse(
+            r#"http_requests_total{code="200",version="1.0.0"} 1027 1395066363000
+http_requests_total{code="500",version="1.0.0"} 3
+http_requests_total{code="500", path="a \"b\"\\c"} 1.5e1
+process_up 1
+latency_seconds{quantile="0.95"} NaN
+"#,
+        )?;
+        let by = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            page.select("http_requests_total", &by(&[("code", "500")])),
+            vec![3.0, 15.0]
+        );
+        assert_eq!(page.select("process_up", &BTreeMap::new()), vec![1.0]);
+        assert!(page.select("process_up", &by(&[("job", "x")])).is_empty());
+        assert_eq!(page.samples[2].labels["path"], "a \"b\"\\c");
+        assert!(page.samples[4].value.is_nan());
+        Ok(())
     }
 
     #[test]

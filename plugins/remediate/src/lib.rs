@@ -1,0 +1,120 @@
+//! The `remediate` delivery stage of [sluice]: runs `when: failure` after a
+//! delivery went wrong, puts the environment back on a known-good release
+//! through the shared target library (`sluice-delivery`), verifies that with
+//! health probes, and writes an incident report.
+//!
+//! ```yaml
+//! remediate:
+//!   uses: ../../dist/plugins/remediate.wasm
+//!   needs: [canary, monitor]
+//!   when: failure
+//!   with:
+//!     target: { kind: local, root: deploy/production,
+//!               slots: { blue: http://127.0.0.1:18101, green: http://127.0.0.1:18102 } }
+//!     action: auto
+//!     verify: { url: http://127.0.0.1:18100, samples: 20 }
+//!   grants: { workspace: write, network: ["127.0.0.1:*"] }
+//! ```
+//!
+//! # `with:`
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `target` | object (**required**) | The environment, the same block as `deploy`'s (docs/delivery.md). |
+//! | `action` | `auto` \| `rollback` \| `weights` \| `flag` | `rollback`: [`Target::rollback`](sluice_delivery::Target::rollback) (a candidate gives way to stable, else the previous release serves again); `weights`: all traffic to the stable slot and the candidate dropped; `flag`: the release flag to 0%; `auto` (default): flag when a flag above 0% points at the candidate, weights when there is a candidate, else rollback ([`plan`]). |
+//! | `flag` | string | The flag for `action: flag` (default: the only flag above 0%). |
+//! | `environment` | string | Name in the report (default: the stage's `environment:`, else `state.json`'s, else `production`). |
+//! | `verify.health-path` | string | Probed on the restored slot's URL (`target.slots`), must answer 200 (default `/health`). |
+//! | `verify.version-path` | string | Must answer the restored version, JSON `{"version": …}` or plain text (default `/version`; `""` skips the version check). |
+//! | `verify.url` | URL | A router that must answer the restored version too, for `verify.samples` requests in a row (with no slot URL in `target.slots`, as for an `http` target, the only check). |
+//! | `verify.samples` | 1–1000 | Requests through `verify.url` (default 10). |
+//! | `verify.retries` | 1–1000 | Attempts before the verification fails (default 20). |
+//! | `verify.interval` | duration | Between attempts (default `500ms`). |
+//! | `verify.timeout` | duration | Per request (default `2s`). |
+//! | `verify.enabled` | bool | `false` skips verification (status `mitigated`). |
+//! | `report` | file name | Base name of the artifacts (default `incident`). |
+//!
+//! Unknown keys are rejected; `describe` publishes the same schema.
+//!
+//! # Grants
+//!
+//! `workspace: write` (`local`, `nginx`: the environment's files), `network`
+//! for the slot URLs, `verify.url` and an `http` target, and `exec: [nginx]`
+//! for an `nginx` target's reload.
+//!
+//! # Upstream results
+//!
+//! For each stage in `needs`, the runner provides the reserved outputs
+//! `sluice.state`, `sluice.reason`, `sluice.gates` (JSON array of `{name,
+//! verdict, observed, threshold, message}`), `sluice.started_at` and
+//! `sluice.finished_at` ([`upstream`]). The `canary` stage's
+//! `canary-analysis.json` among the inputs ([`evidence`]) adds its analyses
+//! to the report and fills in the gates (and the state of an aborted
+//! canary) when the runner did not provide them, saying so in the notes.
+//! What is still missing is reported as "unknown".
+//!
+//! # What it reports
+//!
+//! - Artifacts `incident.md` (`text/markdown`) and `incident.json`
+//!   (`application/json`, schema `sluice.incident/v1`, [`incident::Incident`]):
+//!   status (`resolved`, `mitigated`, `unresolved`), what failed (stage,
+//!   reason, every gate with observed vs threshold), what was deployed
+//!   (`state.json` before and after), what was done and how long it took,
+//!   the verification, and a timeline merged from `history.jsonl`, the
+//!   upstream stages and this stage.
+//! - Gates `remediation` (the action succeeded) and `rollback-verified`
+//!   (fail when the probes did not see the restored version; warn when
+//!   verification is disabled).
+//! - Outputs `status`, `action`, `version`, `slot`; metrics
+//!   `remediate.duration_ms`, `remediate.verify_attempts`,
+//!   `remediate.time_to_recover_s` (first failure to verified recovery).
+//!
+//! The report is written even when the action fails, so the incident is
+//! always documented; the failing gate then blocks the stage.
+//!
+//! # Modules
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`config`] | `with:` and its validation |
+//! | [`upstream`] | the upstream stages' reserved outputs |
+//! | [`evidence`] | upstream artifacts: the canary's `canary-analysis.json` |
+//! | [`plan`] | choosing the action from the environment's state |
+//! | [`act`] | applying it through `sluice_delivery::Target` |
+//! | [`verify`] | health, version and router probes |
+//! | [`incident`] | the report model, timeline and markdown |
+//!
+//! [sluice]: https://example.invalid/sluice
+
+pub mod act;
+pub mod config;
+pub mod evidence;
+pub mod incident;
+pub mod plan;
+mod stage;
+pub mod upstream;
+pub mod verify;
+
+use sluice_sdk::prelude::*;
+
+/// The `remediate` stage.
+pub struct RemediateStage;
+
+impl Stage for RemediateStage {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "remediate",
+            env!("CARGO_PKG_VERSION"),
+            "remediate",
+            "Rolls a failed release back, verifies it with health probes, and writes an incident report",
+        )
+        .config_schema(sluice_delivery::schema_with_target(config::SCHEMA))
+        .capability(Capability::WorkspaceWrite)
+    }
+
+    fn run(ctx: Context) -> Result<Report, StageError> {
+        stage::run(&ctx)
+    }
+}
+
+sluice_sdk::export_stage!(RemediateStage);

@@ -1,0 +1,298 @@
+//! One run of the stage: read what failed and what is deployed, decide,
+//! act, verify, and write the incident report.
+
+use std::time::SystemTime;
+
+use sluice_delivery::{HistoryEntry, State, Target};
+use sluice_sdk::{Context, Gate, Report, StageError};
+
+use crate::act;
+use crate::config::Settings;
+use crate::evidence;
+use crate::incident::{self, format_time, Incident, Remediation};
+use crate::plan::{self, Snapshot};
+use crate::upstream::{self, StageResult};
+use crate::verify::{self, Verification};
+
+/// Environment name when neither `with.environment`, the stage's
+/// `environment:` nor `state.json` names one.
+const DEFAULT_ENVIRONMENT: &str = "production";
+
+/// Runs the stage.
+pub fn run(ctx: &Context) -> Result<Report, StageError> {
+    let settings = Settings::from_context(ctx)?;
+    let (mut stages, mut warnings) = upstream::collect(ctx.upstream_outputs());
+    let runner_said_nothing = stages.iter().all(|s| s.state.is_none());
+    let (canaries, unreadable) = evidence::read(ctx);
+    warnings.extend(unreadable);
+    warnings.extend(evidence::complete(&mut stages, &canaries));
+    if runner_said_nothing {
+        warnings.push(
+            "the runner reported no upstream stage results (`sluice.state`); what failed is unknown"
+                .into(),
+        );
+    }
+
+    let probe = Target::open(&settings.target, &ctx.workspace(), DEFAULT_ENVIRONMENT)?;
+    let state_before = probe.read_state()?;
+    let environment = settings
+        .environment
+        .clone()
+        .or_else(|| ctx.environment().map(str::to_string))
+        .or_else(|| Some(state_before.environment.clone()).filter(|e| !e.is_empty()))
+        .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string());
+    let target =
+        Target::open(&settings.target, &ctx.workspace(), &environment)?.with_stage(ctx.stage());
+    let snapshot = Snapshot {
+        state: state_before.clone(),
+        weights: target.read_weights()?,
+        flags: target.read_flags()?,
+    };
+
+    let failed: Vec<StageResult> = stages.iter().filter(|s| s.failed()).cloned().collect();
+    let opened_at = failed
+        .iter()
+        .filter_map(|s| s.finished_at.as_deref())
+        .filter_map(|t| incident::parse_time(t).map(|p| (p, t)))
+        .min_by_key(|(p, _)| *p)
+        .map(|(_, t)| t.to_string());
+
+    let mut incident = Incident {
+        schema: incident::SCHEMA.into(),
+        status: "unresolved".into(),
+        title: String::new(),
+        run_id: ctx.run_id().into(),
+        pipeline: ctx.pipeline().into(),
+        environment: environment.clone(),
+        opened_at,
+        resolved_at: None,
+        time_to_recover_s: None,
+        failed_stages: failed,
+        stages,
+        canaries,
+        state_before,
+        state_after: None,
+        remediation: None,
+        verification: None,
+        timeline: Vec::new(),
+        warnings,
+    };
+
+    let gates = remediate_and_verify(&settings, &target, &snapshot, &mut incident);
+    complete_timeline(ctx, &target, &mut incident);
+
+    write_report(ctx, &settings, &incident, gates)
+}
+
+/// Decides, acts and verifies, filling in the incident; returns the
+/// stage's gates.
+fn remediate_and_verify(
+    settings: &Settings,
+    target: &Target,
+    snapshot: &Snapshot,
+    incident: &mut Incident,
+) -> Vec<Gate> {
+    let started_at = format_time(SystemTime::now());
+    let mut gates = Vec::new();
+    let outcome = plan::decide(settings.action, settings.flag.as_deref(), snapshot)
+        .and_then(|p| act::apply(target, &p).map(|d| (p, d)));
+    let finished_at = format_time(SystemTime::now());
+    match outcome {
+        Err(e) => {
+            sluice_sdk::error!("remediation failed: {}", e.message());
+            gates.push(Gate::fail(
+                "remediation",
+                format!("remediation failed: {}", e.message()),
+            ));
+            incident.remediation = Some(Remediation {
+                action: settings.action.as_str().into(),
+                why: "see outcome".into(),
+                from: None,
+                to: sluice_delivery::SlotVersion::new("unknown", "unknown"),
+                started_at: started_at.clone(),
+                finished_at,
+                duration_ms: 0,
+                outcome: format!("error: {}", e.message()),
+            });
+        }
+        Ok((plan, done)) => {
+            sluice_sdk::info!("{}: {}", plan.action.as_str(), plan.why);
+            for s in &done.steps {
+                sluice_sdk::info!("  {s}");
+            }
+            gates.push(Gate::pass(
+                "remediation",
+                format!(
+                    "{} done in {} ms: {}",
+                    plan.action.as_str(),
+                    done.duration_ms,
+                    done.steps.join("; ")
+                ),
+            ));
+            incident.remediation = Some(Remediation {
+                action: plan.action.as_str().into(),
+                why: plan.why.clone(),
+                from: done.from.clone(),
+                to: done.serving.clone(),
+                started_at: started_at.clone(),
+                finished_at: finished_at.clone(),
+                duration_ms: done.duration_ms,
+                outcome: format!("done ({})", done.steps.join("; ")),
+            });
+            let v = match verify::run(&settings.verify, &settings.target, &done.serving) {
+                Ok(v) => v,
+                Err(e) => Verification {
+                    outcome: "failed".into(),
+                    slot_url: settings.target.slots.get(&done.serving.slot).cloned(),
+                    attempts: 0,
+                    expected_version: done.serving.version.clone(),
+                    message: e.to_string(),
+                    router_url: settings.verify.url.clone(),
+                    router_versions: Vec::new(),
+                    duration_ms: 0,
+                },
+            };
+            sluice_sdk::info!("verification {}: {}", v.outcome, v.message);
+            gates.push(match v.outcome.as_str() {
+                "passed" => Gate::pass("rollback-verified", v.message.clone()),
+                "skipped" => Gate::warn("rollback-verified", v.message.clone()),
+                _ => Gate::fail("rollback-verified", v.message.clone()),
+            });
+            incident.status = match v.outcome.as_str() {
+                "passed" => "resolved",
+                "skipped" => "mitigated",
+                _ => "unresolved",
+            }
+            .into();
+            if v.passed() {
+                let resolved = format_time(SystemTime::now());
+                incident.time_to_recover_s = incident
+                    .opened_at
+                    .as_deref()
+                    .and_then(|o| incident::seconds_between(o, &resolved));
+                incident.resolved_at = Some(resolved);
+            }
+            incident.verification = Some(v);
+        }
+    }
+
+    gates
+}
+
+/// The state after, the relevant history and the timeline.
+fn complete_timeline(ctx: &Context, target: &Target, incident: &mut Incident) {
+    incident.state_after = target.read_state().ok();
+    // This stage's own history lines repeat the remediation events.
+    let history: Vec<HistoryEntry> = match target.read_history() {
+        Ok(h) => h
+            .into_iter()
+            .filter(|e| e.stage.as_deref() != Some(ctx.stage()))
+            .collect(),
+        Err(e) => {
+            incident
+                .warnings
+                .push(format!("history unreadable: {}", e.message()));
+            Vec::new()
+        }
+    };
+    incident.title = title(incident);
+    let bad = incident
+        .remediation
+        .as_ref()
+        .and_then(|r| r.from.as_ref())
+        .or(incident.state_before.candidate.as_ref())
+        .or(incident.state_before.stable.as_ref())
+        .map(|s| s.version.clone());
+    let (history, skipped) = incident::relevant_history(&history, bad.as_deref());
+    if skipped > 0 {
+        incident.warnings.push(format!(
+            "the timeline starts at the install of the failed release; {skipped} earlier entries are in history.jsonl"
+        ));
+    }
+    incident.timeline = incident::timeline(
+        history,
+        &incident.stages,
+        incident.remediation.as_ref(),
+        incident.verification.as_ref(),
+    );
+}
+
+/// Writes `incident.json` and `incident.md`, logs the markdown, and builds
+/// the stage's report.
+fn write_report(
+    ctx: &Context,
+    settings: &Settings,
+    incident: &Incident,
+    gates: Vec<Gate>,
+) -> Result<Report, StageError> {
+    let json = serde_json::to_string_pretty(incident)
+        .map_err(|e| StageError::failed(format!("encoding incident.json: {e}")))?;
+    let md = incident::markdown(incident);
+    ctx.write_artifact(
+        &format!("{}.json", settings.report),
+        json,
+        "application/json",
+    )?;
+    ctx.write_artifact(&format!("{}.md", settings.report), &md, "text/markdown")?;
+    for line in md.lines() {
+        sluice_sdk::info!("{line}");
+    }
+
+    let mut report = Report::new(format!("{}: {}", incident.status, incident.title))
+        .output("status", incident.status.clone());
+    if let Some(r) = incident
+        .remediation
+        .as_ref()
+        .filter(|r| !r.outcome.starts_with("error"))
+    {
+        report = report
+            .output("action", r.action.clone())
+            .output("version", r.to.version.clone())
+            .output("slot", r.to.slot.clone())
+            .metric_with_unit("remediate.duration_ms", r.duration_ms as f64, "ms");
+    }
+    if let Some(v) = &incident.verification {
+        report = report.metric("remediate.verify_attempts", f64::from(v.attempts));
+    }
+    if let Some(t) = incident.time_to_recover_s {
+        report = report.metric_with_unit("remediate.time_to_recover_s", t, "s");
+    }
+    for g in gates {
+        report = report.gate(g);
+    }
+    Ok(report)
+}
+
+/// One line for the report's title.
+fn title(i: &Incident) -> String {
+    let what_failed = match i.failed_stages.first() {
+        Some(s) => {
+            let gates: Vec<String> = s.failed_gates().iter().map(|g| g.name.clone()).collect();
+            if gates.is_empty() {
+                format!("{} {}", s.stage, s.state.as_deref().unwrap_or("failed"))
+            } else {
+                format!("{} failed gate {}", s.stage, gates.join(", "))
+            }
+        }
+        None => "unknown failure".to_string(),
+    };
+    let bad = bad_version(&i.state_before, i.remediation.as_ref());
+    match &i.remediation {
+        Some(r) if !r.outcome.starts_with("error") => format!(
+            "{bad} in {}: {what_failed}; {} to {} (slot {})",
+            i.environment, r.action, r.to.version, r.to.slot
+        ),
+        _ => format!(
+            "{bad} in {}: {what_failed}; remediation failed",
+            i.environment
+        ),
+    }
+}
+
+fn bad_version(state: &State, r: Option<&Remediation>) -> String {
+    r.and_then(|r| r.from.as_ref())
+        .or(state.candidate.as_ref())
+        .or(state.stable.as_ref())
+        .map(|s| format!("release {}", s.version))
+        .unwrap_or_else(|| "a release".into())
+}

@@ -1,0 +1,851 @@
+//! The delivery example (`examples/delivery`) end to end: the real quote
+//! service, the example environment (`env/localenv.py`: one process per
+//! slot and a weighted router) on free loopback ports, and the real
+//! `sluice` binary running the delivery stages.
+//!
+//! Needs `python3` and `tar` (both in the base image; `scripts/setup.sh`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sluice_tests::{plugin, repo_root, Project};
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn require(program: &str) {
+    require_with(program, "scripts/setup.sh", "--version");
+}
+
+fn require_with(program: &str, setup: &str, version_flag: &str) {
+    let ok = Command::new(program)
+        .arg(version_flag)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "`{program}` is needed by the delivery demo tests and is not installed: run {setup}"
+    );
+}
+
+/// The example environment, started detached; stopped on drop.
+struct LocalEnv {
+    config: PathBuf,
+    router: u16,
+    slots: Vec<(String, u16)>,
+}
+
+impl LocalEnv {
+    /// Writes `env.json` for `root` (relative to `dir`) with free ports for
+    /// `slots`, and starts the environment.
+    fn start(dir: &Path, root: &str, slots: &[&str]) -> LocalEnv {
+        LocalEnv::start_with_load(dir, root, slots, 0.0)
+    }
+
+    /// Like [`start`](Self::start), with the environment's load generator
+    /// sending `rps` quote requests a second through the router.
+    fn start_with_load(dir: &Path, root: &str, slots: &[&str], rps: f64) -> LocalEnv {
+        LocalEnv::start_full(dir, root, slots, rps, None)
+    }
+
+    /// Like [`start_with_load`](Self::start_with_load), with the load sent
+    /// to `load_port` (e.g. nginx) instead of the router.
+    fn start_full(
+        dir: &Path,
+        root: &str,
+        slots: &[&str],
+        rps: f64,
+        load_port: Option<u16>,
+    ) -> LocalEnv {
+        require("python3");
+        let router = free_port();
+        let slots: Vec<(String, u16)> =
+            slots.iter().map(|s| (s.to_string(), free_port())).collect();
+        let slot_json: serde_json::Map<String, serde_json::Value> = slots
+            .iter()
+            .map(|(s, p)| (s.clone(), serde_json::json!(p)))
+            .collect();
+        let config = dir.join("env.json");
+        let text = serde_json::json!({
+            "root": root,
+            "router": router,
+            "slots": slot_json,
+            "command": ["python3", "{release}/app.py", "--port", "{port}"],
+            "load": {
+                "rps": rps,
+                "paths": ["/quote?sku=widget&qty=3", "/products"],
+                "users": 100,
+                "target": format!("127.0.0.1:{}", load_port.unwrap_or(router)),
+            },
+        });
+        std::fs::write(&config, text.to_string()).expect("write env.json");
+        let env = LocalEnv {
+            config,
+            router,
+            slots,
+        };
+        let out = env.localenv(&["up", "--detach"]);
+        assert!(
+            out.status.success(),
+            "localenv up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    fn localenv(&self, args: &[&str]) -> std::process::Output {
+        Command::new("python3")
+            .arg(repo_root().join("examples/delivery/env/localenv.py"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run python3 localenv.py")
+    }
+
+    fn port(&self, slot: &str) -> u16 {
+        self.slots
+            .iter()
+            .find(|(s, _)| s == slot)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("no slot {slot}"))
+    }
+
+    fn url(&self, slot: &str) -> String {
+        format!("http://127.0.0.1:{}", self.port(slot))
+    }
+
+    fn router_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.router)
+    }
+}
+
+impl Drop for LocalEnv {
+    fn drop(&mut self) {
+        let _ = self.localenv(&["down"]);
+    }
+}
+
+/// `GET path` on a loopback port: (status, body), or None when nothing
+/// answers.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn version_at(port: u16) -> Option<String> {
+    let (status, body) = get(port, "/version")?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["version"].as_str().map(str::to_string)
+}
+
+/// Waits until `port` answers `/version` with `version`.
+fn wait_for_version(port: u16, version: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = version_at(port);
+        if last.as_deref() == Some(version) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("port {port} did not serve {version} within 20 s (last answer {last:?})");
+}
+
+/// Copies the quote service's release `version` into
+/// `<root>/releases/<version>` as the deploy stage would unpack it.
+fn install_release(root: &Path, version: &str) {
+    let service = repo_root().join("examples/delivery/service");
+    let dir = root.join("releases").join(version);
+    std::fs::create_dir_all(&dir).expect("mkdir release");
+    for f in ["app.py", "metrics.py"] {
+        std::fs::copy(service.join(f), dir.join(f)).expect("copy service file");
+    }
+    for f in ["quotes.py", "VERSION"] {
+        std::fs::copy(service.join("releases").join(version).join(f), dir.join(f))
+            .expect("copy release file");
+    }
+    let meta = serde_json::json!({
+        "version": version, "artifact": format!("quote-service-{version}.tar.gz"),
+        "digest": "sha256:0", "deployed_at": "2026-11-22T05:00:00Z",
+    });
+    std::fs::write(dir.join(".release.json"), meta.to_string()).expect("write .release.json");
+}
+
+fn point(root: &Path, slot: &str, version: &str) {
+    let slots = root.join("slots");
+    std::fs::create_dir_all(&slots).expect("mkdir slots");
+    let link = slots.join(slot);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(format!("../releases/{version}"), &link).expect("symlink");
+}
+
+/// The bytes of artifact `name` of `stage` in run `run_id`, from the CAS.
+fn artifact(p: &Project, run_id: &str, stage: &str, name: &str) -> String {
+    let record = p.record(run_id);
+    let list = record["stages"][stage]["artifacts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let a = list
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no artifact {name} of {stage}: {record}"));
+    let digest = a["digest"].as_str().unwrap_or_default();
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    p.read(&format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+}
+
+fn weights(p: &Project, root: &str) -> serde_json::Value {
+    serde_json::from_str(&p.read(&format!("{root}/weights.json"))).expect("weights.json is JSON")
+}
+
+/// A canary of 2.0.0 (with its real bug) taking 20% of the traffic, whose
+/// analysis failed (the `fixture` plugin reports the failing gate): the
+/// `remediate` stage sends every request back to 1.0.0, verifies it on the
+/// slot and through the router, and writes the incident report.
+#[test]
+fn remediate_returns_traffic_to_stable_and_reports_the_failed_gate() {
+    let p = Project::new();
+    let root_rel = "deploy/production";
+    let root = p.path().join(root_rel);
+    install_release(&root, "1.0.0");
+    install_release(&root, "2.0.0");
+    point(&root, "blue", "1.0.0");
+    point(&root, "green", "2.0.0");
+    p.write(
+        &format!("{root_rel}/state.json"),
+        r#"{"environment":"production","strategy":"canary",
+            "stable":{"slot":"blue","version":"1.0.0"},
+            "candidate":{"slot":"green","version":"2.0.0"}}"#,
+    );
+    p.write(
+        &format!("{root_rel}/weights.json"),
+        r#"{"routes":[{"slot":"blue","version":"1.0.0","weight":80},
+                      {"slot":"green","version":"2.0.0","weight":20}]}"#,
+    );
+    let env = LocalEnv::start(p.path(), root_rel, &["blue", "green"]);
+    wait_for_version(env.port("blue"), "1.0.0");
+    wait_for_version(env.port("green"), "2.0.0");
+
+    p.write(
+        "sluice.yaml",
+        &format!(
+            r#"version: 1
+name: delivery
+stages:
+  canary:
+    uses: {fixture}
+    with:
+      mode: metric
+      metrics: {{ canary.weight: 20 }}
+      gates:
+        - {{ name: canary.analysis, verdict: fail, observed: 0.35, threshold: 0.05,
+            message: "error-rate 0.35 >= 0.05 on the candidate" }}
+  remediate:
+    uses: {remediate}
+    needs: [canary]
+    when: failure
+    environment: production
+    with:
+      target:
+        kind: local
+        root: {root_rel}
+        slots: {{ blue: "{blue}", green: "{green}" }}
+      verify: {{ url: "{router}", samples: 20, interval: 200ms }}
+    grants: {{ workspace: write, network: ["127.0.0.1:*"] }}
+"#,
+            fixture = plugin("fixture").display(),
+            remediate = plugin("remediate").display(),
+            blue = env.url("blue"),
+            green = env.url("green"),
+            router = env.router_url(),
+        ),
+    );
+    let run = p.sluice(&["run"]);
+    assert_eq!(
+        run.code,
+        1,
+        "the canary failed, so the run fails\n{}",
+        run.all()
+    );
+    let record = p.record(&run.run_id());
+    assert_eq!(record["stages"]["canary"]["state"], "blocked", "{record}");
+    assert_eq!(
+        record["stages"]["remediate"]["state"],
+        "passed",
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        record["stages"]["remediate"]["outputs"]["action"],
+        "weights"
+    );
+    assert_eq!(record["stages"]["remediate"]["outputs"]["version"], "1.0.0");
+    assert_eq!(
+        record["stages"]["remediate"]["outputs"]["status"],
+        "resolved"
+    );
+
+    // Every request goes to 1.0.0 again.
+    let w = weights(&p, root_rel);
+    assert_eq!(w["routes"].as_array().map(Vec::len), Some(1), "{w}");
+    assert_eq!(w["routes"][0]["slot"], "blue");
+    assert_eq!(w["routes"][0]["weight"], 100);
+    for _ in 0..20 {
+        assert_eq!(version_at(env.router).as_deref(), Some("1.0.0"));
+    }
+    let state: serde_json::Value =
+        serde_json::from_str(&p.read(&format!("{root_rel}/state.json"))).expect("state");
+    assert!(state.get("candidate").is_none(), "{state}");
+
+    // The incident report names the failed gate with observed vs threshold.
+    let md = artifact(&p, &run.run_id(), "remediate", "incident.md");
+    assert!(md.contains("**Status:** resolved"), "{md}");
+    assert!(
+        md.contains("| canary.analysis | **fail** | 0.35 | 0.05 | error-rate 0.35 >= 0.05 on the candidate |"),
+        "{md}"
+    );
+    assert!(md.contains("**weights**"), "{md}");
+    assert!(md.contains("Now serving: **1.0.0** on slot blue"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&artifact(&p, &run.run_id(), "remediate", "incident.json"))
+            .expect("incident.json");
+    assert_eq!(json["schema"], "sluice.incident/v1");
+    assert_eq!(json["verification"]["outcome"], "passed");
+    assert_eq!(json["failed_stages"][0]["stage"], "canary");
+}
+
+/// Copies `examples/delivery` (without what its runs generate) into `to`.
+fn copy_delivery_example(from: &Path, to: &Path) {
+    const GENERATED: [&str; 4] = [".sluice", "deploy", "dist", "__pycache__"];
+    for entry in std::fs::read_dir(from).expect("read example dir").flatten() {
+        let name = entry.file_name();
+        if GENERATED.iter().any(|g| name == *g) {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_delivery_example(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `examples/delivery/<file>` as a user runs it, with this checkout's
+/// plugins, the environment's free ports instead of 18100-18102, a shorter
+/// monitor window, and no trust policy (the e2e plugins are not all
+/// signed). Returns the name of the rewritten file.
+fn delivery_pipeline(p: &Project, env: &LocalEnv, file: &str) -> String {
+    let dist = repo_root().join("dist");
+    let text = p
+        .read(file)
+        .replace("../../dist", &dist.display().to_string())
+        .replace("policy: sluice-policy.yaml", "")
+        .replace("window: 10s", "window: 3s")
+        .replace("127.0.0.1:18100", &format!("127.0.0.1:{}", env.router))
+        .replace(
+            "127.0.0.1:18101",
+            &format!("127.0.0.1:{}", env.port("blue")),
+        )
+        .replace(
+            "127.0.0.1:18102",
+            &format!("127.0.0.1:{}", env.port("green")),
+        );
+    let name = format!("e2e-{file}");
+    p.write(&name, &text);
+    name
+}
+
+/// The demo of the issue (what `scripts/demo-delivery.sh` does): after the
+/// first release, `examples/delivery/sluice.yaml` with version 1.0.0
+/// promotes it; with 2.0.0 (whose quote tokens overflow for a third of
+/// the requests) the canary analysis fails, traffic returns to 1.0.0 on its
+/// own, and the incident report names the failed gate.
+#[test]
+fn delivery_demo_promotes_1_0_0_and_rolls_back_2_0_0() {
+    require("tar");
+    let p = Project::new();
+    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
+    let root = "deploy/production";
+    std::fs::create_dir_all(p.path().join(root)).expect("mkdir root");
+    let env = LocalEnv::start_with_load(p.path(), root, &["blue", "green"], 10.0);
+    let bootstrap = delivery_pipeline(&p, &env, "sluice-bootstrap.yaml");
+    let pipeline = delivery_pipeline(&p, &env, "sluice.yaml");
+
+    // The first release of the empty environment.
+    let run0 = p.sluice_env(&["run", &bootstrap], &[("SERVICE_VERSION", "1.0.0")]);
+    assert_eq!(run0.code, 0, "bootstrap\n{}", run0.all());
+
+    // 1.0.0 through the whole pipeline: the canary promotes it, monitor
+    // watches the router, remediate is skipped.
+    let run1 = p.sluice_env(&["run", &pipeline], &[("SERVICE_VERSION", "1.0.0")]);
+    assert_eq!(run1.code, 0, "1.0.0 must promote\n{}", run1.all());
+    let rec1 = p.record(&run1.run_id());
+    assert_eq!(rec1["stages"]["build"]["outputs"]["version"], "1.0.0");
+    assert_eq!(
+        rec1["stages"]["canary"]["outputs"]["decision"], "promoted",
+        "{rec1}"
+    );
+    assert_eq!(
+        rec1["stages"]["monitor"]["state"],
+        "passed",
+        "{}",
+        run1.all()
+    );
+    assert_eq!(rec1["stages"]["remediate"]["state"], "skipped", "{rec1}");
+    wait_for_version(env.router, "1.0.0");
+
+    // 2.0.0: the canary aborts, remediate returns all traffic to 1.0.0.
+    let run2 = p.sluice_env(&["run", &pipeline], &[("SERVICE_VERSION", "2.0.0")]);
+    assert_eq!(run2.code, 1, "2.0.0 must fail\n{}", run2.all());
+    let id2 = run2.run_id();
+    let rec2 = p.record(&id2);
+    assert_eq!(
+        rec2["stages"]["deploy"]["state"],
+        "passed",
+        "{}",
+        run2.all()
+    );
+    assert_eq!(rec2["stages"]["smoke"]["state"], "passed", "{}", run2.all());
+    let canary = &rec2["stages"]["canary"];
+    assert!(
+        canary["state"] == "blocked" || canary["state"] == "failed",
+        "{canary}"
+    );
+    assert_eq!(canary["outputs"]["decision"], "aborted", "{canary}");
+    assert_eq!(rec2["stages"]["monitor"]["state"], "skipped");
+    assert_eq!(
+        rec2["stages"]["remediate"]["state"],
+        "passed",
+        "{}",
+        run2.all()
+    );
+    assert_eq!(rec2["stages"]["remediate"]["outputs"]["version"], "1.0.0");
+    assert!(run2.stdout.contains("remediate passed"), "{}", run2.all());
+
+    let w = weights(&p, root);
+    let to_v1: u64 = w["routes"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| r["version"] == "1.0.0")
+                .filter_map(|r| r["weight"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0);
+    let total: u64 = w["routes"]
+        .as_array()
+        .map(|rs| rs.iter().filter_map(|r| r["weight"].as_u64()).sum())
+        .unwrap_or(0);
+    assert!(total > 0 && to_v1 == total, "all traffic to 1.0.0: {w}");
+    for _ in 0..30 {
+        assert_eq!(version_at(env.router).as_deref(), Some("1.0.0"));
+    }
+
+    let md = artifact(&p, &id2, "remediate", "incident.md");
+    assert!(md.contains("**Status:** resolved"), "{md}");
+    assert!(md.contains("**canary** "), "{md}");
+    assert!(
+        md.contains("canary.analysis"),
+        "the failed gate is named\n{md}"
+    );
+    assert!(md.contains("Now serving: **1.0.0**"), "{md}");
+}
+
+/// nginx (`env/nginx.conf`) and Prometheus (`env/prometheus.yml`) of the
+/// example on free ports, started by the test and stopped on drop.
+struct Services {
+    dir: PathBuf,
+    prometheus: u16,
+    prom: Option<std::process::Child>,
+}
+
+impl Services {
+    /// nginx on `nginx`, Prometheus on a free port, scraping `env`'s slots.
+    fn start(dir: &Path, env: &LocalEnv, nginx: u16) -> Services {
+        let setup = "scripts/setup-delivery-services.sh";
+        require_with("nginx", setup, "-v");
+        require_with("prometheus", setup, "--version");
+        let prometheus = free_port();
+        let conf = std::fs::read_to_string(dir.join("env/nginx.conf"))
+            .expect("env/nginx.conf")
+            .replace("127.0.0.1:18180", &format!("127.0.0.1:{nginx}"));
+        std::fs::write(dir.join("env/nginx.conf"), conf).expect("write nginx.conf");
+        let prom = std::fs::read_to_string(dir.join("env/prometheus.yml"))
+            .expect("env/prometheus.yml")
+            .replace(
+                "127.0.0.1:18101",
+                &format!("127.0.0.1:{}", env.port("blue")),
+            )
+            .replace(
+                "127.0.0.1:18102",
+                &format!("127.0.0.1:{}", env.port("green")),
+            );
+        std::fs::write(dir.join("env/prometheus.yml"), prom).expect("write prometheus.yml");
+        for d in [
+            "deploy/nginx/tmp",
+            "deploy/production/nginx",
+            "deploy/prometheus",
+        ] {
+            std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+        }
+        std::fs::write(
+            dir.join("deploy/production/nginx/upstreams.conf"),
+            format!(
+                "upstream sluice {{\n    server 127.0.0.1:{};\n}}\n",
+                env.port("blue")
+            ),
+        )
+        .expect("write upstreams.conf");
+        let out = Command::new("nginx")
+            .args(["-p", "./", "-c", "env/nginx.conf"])
+            .current_dir(dir)
+            .output()
+            .expect("run nginx");
+        assert!(
+            out.status.success(),
+            "nginx did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut services = Services {
+            dir: dir.to_path_buf(),
+            prometheus,
+            prom: None,
+        };
+        let log = std::fs::File::create(dir.join("deploy/prometheus/prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg("--config.file=env/prometheus.yml")
+            .arg("--storage.tsdb.path=deploy/prometheus/data")
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus}"))
+            .current_dir(dir)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        services.prom = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(prometheus, "/-/ready").map(|(s, _)| s) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        services
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        let _ = Command::new("nginx")
+            .args(["-p", "./", "-c", "env/nginx.conf", "-s", "quit"])
+            .current_dir(&self.dir)
+            .output();
+        if let Some(mut c) = self.prom.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `sluice-nginx.yaml`: the same delivery with the `nginx` target (weighted
+/// upstreams, a granted `nginx -s reload`) and monitor asking Prometheus,
+/// which scrapes the slots. Needs nginx and prometheus
+/// (scripts/setup-delivery-services.sh).
+#[test]
+fn delivery_demo_against_nginx_and_prometheus() {
+    require("tar");
+    let p = Project::new();
+    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
+    let root = "deploy/production";
+    std::fs::create_dir_all(p.path().join(root)).expect("mkdir root");
+    let nginx_port = free_port();
+    let env = LocalEnv::start_full(p.path(), root, &["blue", "green"], 10.0, Some(nginx_port));
+    let services = Services::start(p.path(), &env, nginx_port);
+    let bootstrap = delivery_pipeline(&p, &env, "sluice-bootstrap.yaml");
+    let text = p
+        .read("sluice-nginx.yaml")
+        .replace(
+            "../../dist",
+            &repo_root().join("dist").display().to_string(),
+        )
+        .replace("policy: sluice-policy.yaml", "")
+        .replace("window: 10s", "window: 8s")
+        .replace("interval: 2s", "interval: 1s")
+        .replace(
+            "127.0.0.1:18101",
+            &format!("127.0.0.1:{}", env.port("blue")),
+        )
+        .replace(
+            "127.0.0.1:18102",
+            &format!("127.0.0.1:{}", env.port("green")),
+        )
+        .replace("127.0.0.1:18180", &format!("127.0.0.1:{nginx_port}"))
+        .replace(
+            "127.0.0.1:19090",
+            &format!("127.0.0.1:{}", services.prometheus),
+        );
+    p.write("e2e-nginx.yaml", &text);
+
+    let run0 = p.sluice_env(&["run", &bootstrap], &[("SERVICE_VERSION", "1.0.0")]);
+    assert_eq!(run0.code, 0, "bootstrap\n{}", run0.all());
+    let run1 = p.sluice_env(&["run", "e2e-nginx.yaml"], &[("SERVICE_VERSION", "1.0.0")]);
+    assert_eq!(run1.code, 0, "1.0.0 must promote\n{}", run1.all());
+    let rec1 = p.record(&run1.run_id());
+    assert_eq!(
+        rec1["stages"]["monitor"]["state"],
+        "passed",
+        "{}",
+        run1.all()
+    );
+
+    let run2 = p.sluice_env(&["run", "e2e-nginx.yaml"], &[("SERVICE_VERSION", "2.0.0")]);
+    assert_eq!(run2.code, 1, "2.0.0 must fail\n{}", run2.all());
+    let rec2 = p.record(&run2.run_id());
+    assert_eq!(
+        rec2["stages"]["canary"]["outputs"]["decision"],
+        "aborted",
+        "{}",
+        run2.all()
+    );
+    assert_eq!(
+        rec2["stages"]["remediate"]["state"],
+        "passed",
+        "{}",
+        run2.all()
+    );
+
+    // nginx sends everything to the slot serving 1.0.0.
+    let stable = rec2["stages"]["remediate"]["outputs"]["slot"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let upstreams = p.read("deploy/production/nginx/upstreams.conf");
+    assert!(
+        upstreams.contains(&format!("server 127.0.0.1:{} weight=", env.port(&stable))),
+        "{upstreams}"
+    );
+    for _ in 0..20 {
+        assert_eq!(version_at(nginx_port).as_deref(), Some("1.0.0"));
+    }
+    let md = artifact(&p, &run2.run_id(), "remediate", "incident.md");
+    assert!(md.contains("canary.analysis"), "{md}");
+}
+
+/// A prepared environment with releases 1.0.0 and 2.0.0 on blue and green,
+/// the given `state.json`, `weights.json` and `flags.json`, its processes
+/// running, and a pipeline where `failing` (the fixture) fails gate `gate`
+/// and `remediate` runs `when: failure`. Returns the project, the
+/// environment and the run.
+fn remediate_scenario(
+    failing: &str,
+    gate: &str,
+    state: &str,
+    weights: &str,
+    flags: Option<&str>,
+    blue: &str,
+    green: &str,
+) -> (Project, LocalEnv, sluice_tests::Run) {
+    let p = Project::new();
+    let root_rel = "deploy/production";
+    let root = p.path().join(root_rel);
+    install_release(&root, "1.0.0");
+    install_release(&root, "2.0.0");
+    point(&root, "blue", blue);
+    point(&root, "green", green);
+    p.write(&format!("{root_rel}/state.json"), state);
+    p.write(&format!("{root_rel}/weights.json"), weights);
+    if let Some(f) = flags {
+        p.write(&format!("{root_rel}/flags.json"), f);
+    }
+    let env = LocalEnv::start(p.path(), root_rel, &["blue", "green"]);
+    wait_for_version(env.port("blue"), blue);
+    wait_for_version(env.port("green"), green);
+    p.write(
+        "sluice.yaml",
+        &format!(
+            r#"version: 1
+name: delivery
+stages:
+  {failing}:
+    uses: {fixture}
+    with:
+      mode: metric
+      gates:
+        - {{ name: {gate}, verdict: fail, observed: 2.5, threshold: 1, message: "{gate} 2.5 > 1" }}
+  remediate:
+    uses: {remediate}
+    needs: [{failing}]
+    when: failure
+    with:
+      target: {{ kind: local, root: {root_rel}, slots: {{ blue: "{blue_url}", green: "{green_url}" }} }}
+      verify: {{ url: "{router}", samples: 20, interval: 200ms }}
+    grants: {{ workspace: write, network: ["127.0.0.1:*"] }}
+"#,
+            fixture = plugin("fixture").display(),
+            remediate = plugin("remediate").display(),
+            blue_url = env.url("blue"),
+            green_url = env.url("green"),
+            router = env.router_url(),
+        ),
+    );
+    let run = p.sluice(&["run"]);
+    (p, env, run)
+}
+
+/// 2.0.0 was promoted (green, 100%) and then failed its monitoring window:
+/// `remediate` rolls back to the previous release, 1.0.0 on blue.
+#[test]
+fn remediate_rolls_back_a_promoted_release_when_monitor_fails() {
+    let (p, env, run) = remediate_scenario(
+        "monitor",
+        "error-rate",
+        r#"{"environment":"production","strategy":"canary",
+            "stable":{"slot":"green","version":"2.0.0"},
+            "previous":{"slot":"blue","version":"1.0.0"}}"#,
+        r#"{"routes":[{"slot":"green","version":"2.0.0","weight":100}]}"#,
+        None,
+        "1.0.0",
+        "2.0.0",
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let record = p.record(&run.run_id());
+    assert_eq!(
+        record["stages"]["remediate"]["state"],
+        "passed",
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        record["stages"]["remediate"]["outputs"]["action"],
+        "rollback"
+    );
+    assert_eq!(record["stages"]["remediate"]["outputs"]["slot"], "blue");
+    let state: serde_json::Value =
+        serde_json::from_str(&p.read("deploy/production/state.json")).expect("state");
+    assert_eq!(state["stable"]["version"], "1.0.0", "{state}");
+    for _ in 0..20 {
+        assert_eq!(version_at(env.router).as_deref(), Some("1.0.0"));
+    }
+    let md = artifact(&p, &run.run_id(), "remediate", "incident.md");
+    assert!(
+        md.contains("| error-rate | **fail** | 2.5 | 1 | error-rate 2.5 > 1 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("monitor failed gate error-rate; rollback to 1.0.0 (slot blue)"),
+        "{md}"
+    );
+}
+
+/// 2.0.0 behind a feature flag for 30% of the users: `remediate` turns the
+/// flag off, so every user (routed by `X-User`) gets 1.0.0 again.
+#[test]
+fn remediate_turns_a_feature_flag_off() {
+    let (p, env, run) = remediate_scenario(
+        "canary",
+        "canary.analysis",
+        r#"{"environment":"production","strategy":"feature-flag",
+            "stable":{"slot":"blue","version":"1.0.0"},
+            "candidate":{"slot":"green","version":"2.0.0"}}"#,
+        r#"{"routes":[{"slot":"blue","version":"1.0.0","weight":100},
+                      {"slot":"green","version":"2.0.0","weight":0}]}"#,
+        Some(r#"{"flags":{"release-2.0.0":{"on":"green","off":"blue","percent":30.0}}}"#),
+        "1.0.0",
+        "2.0.0",
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let record = p.record(&run.run_id());
+    assert_eq!(
+        record["stages"]["remediate"]["state"],
+        "passed",
+        "{}",
+        run.all()
+    );
+    assert_eq!(record["stages"]["remediate"]["outputs"]["action"], "flag");
+    let flags: serde_json::Value =
+        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags");
+    assert_eq!(flags["flags"]["release-2.0.0"]["percent"], 0.0, "{flags}");
+    // user-1 (bucket 4452) and user-2 (8056) and everyone else: 1.0.0.
+    for user in ["user-1", "user-2", "alice", "bob"] {
+        let mut s = TcpStream::connect(("127.0.0.1", env.router)).expect("router");
+        write!(
+            s,
+            "GET /version HTTP/1.1\r\nHost: x\r\nX-User: {user}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        assert!(raw.contains(r#""version": "1.0.0""#), "{user}: {raw}");
+    }
+}
+
+/// The example's pipelines and trust policy are valid as shipped.
+#[test]
+fn delivery_example_files_are_valid() {
+    let p = Project::new();
+    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
+    let dist = repo_root().join("dist");
+    for file in [
+        "sluice.yaml",
+        "sluice-bootstrap.yaml",
+        "sluice-nginx.yaml",
+        "sluice-policy.yaml",
+    ] {
+        let text = p
+            .read(file)
+            .replace("../../dist", &dist.display().to_string());
+        p.write(file, &text);
+    }
+    for file in ["sluice.yaml", "sluice-bootstrap.yaml", "sluice-nginx.yaml"] {
+        let run = p.sluice(&["validate", file]);
+        assert_eq!(run.code, 0, "{file}\n{}", run.all());
+    }
+    let run = p.sluice(&["policy", "check", "sluice-policy.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+/// The example's own unit tests: the quote service (both releases) and the
+/// environment (bucketing vectors, routing, a link switch).
+#[test]
+fn delivery_example_unit_tests_pass() {
+    require("python3");
+    for dir in ["service", "env"] {
+        let out = Command::new("python3")
+            .args(["-B", "-m", "unittest", "-v"])
+            .current_dir(repo_root().join("examples/delivery").join(dir))
+            .output()
+            .expect("run python3 -m unittest");
+        assert!(
+            out.status.success(),
+            "examples/delivery/{dir}: python3 -m unittest failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
