@@ -244,3 +244,21 @@ impl Default for Project {
         Project::new()
     }
 }
+
+/// The value of metric `name` in a stage's record (`p.record(id)["stages"][stage]`);
+/// panics with the record when the stage did not report it.
+pub fn metric(stage: &serde_json::Value, name: &str) -> f64 {
+    stage["metrics"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
+}
+
+/// Gate `name` in a stage's record; panics with the record when absent.
+pub fn gate<'a>(stage: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    stage["gates"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["name"] == name))
+        .unwrap_or_else(|| panic!("gate {name} missing in {stage:#}"))
+}

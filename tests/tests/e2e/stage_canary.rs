@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
-use sluice_tests::{plugin, Project};
+use sluice_tests::{gate, metric, plugin, Project};
 
 /// A python3 stdlib HTTP server. `bad`: requests 0, 1, 2 of every 10 get
 /// a 500, and every request waits 200 ms first. It binds port 0 and prints
@@ -159,14 +159,6 @@ fn stage(p: &Project, run_id: &str) -> Value {
     p.record(run_id)["stages"]["canary"].clone()
 }
 
-fn metric(stage: &Value, name: &str) -> f64 {
-    stage["metrics"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
-}
-
 fn output(stage: &Value, name: &str) -> String {
     let outputs = &stage["outputs"];
     let v = match outputs {
@@ -179,13 +171,6 @@ fn output(stage: &Value, name: &str) -> String {
     };
     v.and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(|| panic!("output {name} missing in {stage:#}"))
-}
-
-fn gate<'a>(stage: &'a Value, name: &str) -> &'a Value {
-    stage["gates"]
-        .as_array()
-        .and_then(|gs| gs.iter().find(|g| g["name"] == name))
-        .unwrap_or_else(|| panic!("gate {name} missing in {stage:#}"))
 }
 
 fn json(p: &Project, rel: &str) -> Value {

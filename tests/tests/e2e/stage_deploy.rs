@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{metric, plugin, repo_root, Project};
 
 // ---------------------------------------------------------------- helpers
 
@@ -195,14 +195,6 @@ fn history(p: &Project, root: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("history line is JSON"))
         .collect()
-}
-
-fn metric(stage: &Value, name: &str) -> f64 {
-    stage["metrics"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
 }
 
 fn sv(slot: &str, version: &str) -> Value {

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
-use sluice_tests::{repo_root, Project, Run};
+use sluice_tests::{gate, metric, repo_root, Project, Run};
 
 /// A guest language: its directory under `examples/stages/`, the component
 /// its `build.sh` writes, and the tools that must run (`TOOL --version`) or
@@ -163,21 +163,6 @@ fn run(p: &Project) -> (Run, Value) {
     let id = run.run_id();
     let stage = p.record(&id)["stages"]["check"].clone();
     (run, stage)
-}
-
-fn metric(stage: &Value, name: &str) -> f64 {
-    stage["metrics"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
-}
-
-fn gate<'a>(stage: &'a Value, name: &str) -> &'a Value {
-    stage["gates"]
-        .as_array()
-        .and_then(|gs| gs.iter().find(|g| g["name"] == name))
-        .unwrap_or_else(|| panic!("gate {name} missing in {stage:#}"))
 }
 
 /// The JSON artifact `name` of a stage, read from the CAS by its digest.

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{metric, plugin, repo_root, Project};
 
 /// Errors the stage's own checks find in the fixture tree.
 const OWN_ERRORS: f64 = 8.0;
@@ -42,15 +42,6 @@ fn project(stage_body: &str) -> Project {
 
 fn stage(p: &Project, run_id: &str) -> Value {
     p.record(run_id)["stages"]["lint"].clone()
-}
-
-/// The value of metric `name` in a stage record.
-fn metric(stage: &Value, name: &str) -> f64 {
-    stage["metrics"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
 }
 
 /// `lint.sarif` of a stage, read from the CAS by its recorded digest.

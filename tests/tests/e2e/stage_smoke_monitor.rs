@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{gate, metric, plugin, repo_root, Project};
 
 /// A child process killed (and reaped) when dropped. Its stderr goes to
 /// a file (a pipe nobody reads would block it once full).
@@ -201,21 +201,6 @@ fn write(p: &Project, rel: &str, text: &str) {
         .replace("{smoke}", &plugin("smoke").display().to_string())
         .replace("{monitor}", &plugin("monitor").display().to_string());
     p.write(rel, &text);
-}
-
-fn metric(stage: &Value, name: &str) -> f64 {
-    stage["metrics"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
-}
-
-fn gate<'a>(stage: &'a Value, name: &str) -> &'a Value {
-    stage["gates"]
-        .as_array()
-        .and_then(|gs| gs.iter().find(|g| g["name"] == name))
-        .unwrap_or_else(|| panic!("gate {name} missing in {stage:#}"))
 }
 
 /// The text of artifact `name` of a stage, read from the CAS.

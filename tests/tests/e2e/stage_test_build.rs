@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{metric, plugin, repo_root, Project};
 
 /// A file of `tests/fixtures/test-stage/`.
 fn fixture(name: &str) -> String {
@@ -32,15 +32,6 @@ fn sha256sum(path: &Path) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
-}
-
-/// The value of metric `name` in a stage record.
-fn metric(stage: &Value, name: &str) -> f64 {
-    stage["metrics"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or_else(|| panic!("metric {name} missing in {stage:#}"))
 }
 
 /// The artifact record `name` of a stage.
