@@ -3,8 +3,7 @@
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -79,34 +78,37 @@ pub fn build_engine(pool: &PoolSizing) -> Result<Engine, HostError> {
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated OS thread
 /// (epochs keep counting even when every tokio worker is busy running guest
-/// code). Stops when dropped.
+/// code). Stops when dropped, at once: the thread waits on a channel rather
+/// than sleeping, so the end of a run never waits out a tick.
 pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
     /// Start ticking `engine`.
     pub fn start(engine: &Engine) -> EpochTicker {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let engine = engine.clone();
-        let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("sluice-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
                     engine.increment_epoch();
                 }
             })
             .ok();
-        EpochTicker { stop, thread }
+        EpochTicker {
+            stop: Some(stop),
+            thread,
+        }
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Dropping the sender wakes the thread with `Disconnected`.
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
