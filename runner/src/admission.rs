@@ -85,24 +85,51 @@ pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
     Ok((bytes, digest))
 }
 
-/// Validate a component and list its imports, without compiling it.
-pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
+/// Fully validate a component (every function body), without compiling it:
+/// for `plugin sign` and `plugin verify`, which should refuse a broken file
+/// before they vouch for it.
+pub fn validate_component(bytes: &[u8]) -> Result<(), String> {
     crate::host::check_component_header(bytes).map_err(|e| e.to_string())?;
-    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
-    validator
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
         .validate_all(bytes)
-        .map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
+        .map(|_| ())
+        .map_err(|e| format!("not a valid WebAssembly component: {e}"))
+}
+
+/// List a component's imports (those of the outermost component: what the
+/// host must provide), reading only its top-level sections.
+///
+/// This does not validate the component: a run admits plugins before it
+/// compiles them, and the compiler validates on a cache miss, while a cache
+/// hit means these exact bytes (same sha256) were compiled before. Skipping
+/// a second validation keeps a warm run from re-reading every function body
+/// of every plugin.
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use wasmparser::{Chunk, Payload};
+    crate::host::check_component_header(bytes).map_err(|e| e.to_string())?;
+    let bad = |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    let truncated = || "not a valid WebAssembly component: it ends inside a section".to_string();
+    let mut parser = wasmparser::Parser::new(0);
+    let mut data = bytes;
     let mut imports = Vec::new();
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
+    loop {
+        let (consumed, payload) = match parser.parse(data, true).map_err(bad)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => return Err(truncated()),
+        };
+        data = data.get(consumed..).ok_or_else(truncated)?;
         match payload {
-            wasmparser::Payload::ModuleSection { .. }
-            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
-            // Only the outermost component's imports are what the host
-            // must provide.
-            wasmparser::Payload::ComponentImportSection(section) if depth == 0 => {
+            // Nested modules and components follow their header in the
+            // stream; their imports are satisfied inside the component.
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                data = data.get(unchecked_range.len()..).ok_or_else(truncated)?;
+            }
+            Payload::ComponentImportSection(section) => {
                 for import in section {
                     let import = import.map_err(|e| format!("bad import section: {e}"))?;
                     // Type imports (`use` in a world) grant nothing.
@@ -111,10 +138,10 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
                     }
                 }
             }
+            Payload::End(_) => return Ok(imports),
             _ => {}
         }
     }
-    Ok(imports)
 }
 
 /// `path` relative to `base`, lexically (with `..` where needed).
@@ -275,6 +302,33 @@ mod tests {
             relative_reference(Path::new("/p"), Path::new("/p/plugins/lint.wasm")),
             "plugins/lint.wasm"
         );
+    }
+
+    #[test]
+    fn imports_are_those_of_the_outer_component_only() {
+        let bytes = wat::parse_str(
+            r#"(component
+                (type $t (record (field "a" u32)))
+                (import "t" (type (eq $t)))
+                (import "wasi:cli/environment@0.2.0" (instance))
+                (core module $m
+                    (import "inner" "f" (func))
+                )
+                (component $c
+                    (import "nested:pkg/iface" (instance))
+                )
+                (import "log" (func))
+            )"#,
+        )
+        .expect("wat");
+        assert_eq!(
+            component_imports(&bytes).expect("imports"),
+            ["wasi:cli/environment@0.2.0", "log"]
+        );
+        // Cut inside the nested component: refused, not misread.
+        let cut = &bytes[..bytes.len() - 12];
+        assert!(component_imports(cut).is_err());
+        assert!(validate_component(&bytes).is_ok());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::admission::{component_imports, read_plugin};
+use crate::admission::{component_imports, read_plugin, validate_component};
 use crate::exit;
 use crate::trust::{self, PluginInput, Policy, RequestedGrants, VerifyOptions};
 
@@ -104,7 +104,7 @@ pub fn key_generate(out: &Path, force: bool) -> Result<String, Failure> {
 /// `sluice plugin sign FILE --key NAME.key`.
 pub fn plugin_sign(file: &Path, key: &Path) -> Result<String, Failure> {
     let (bytes, digest) = read_plugin(file).map_err(invalid)?;
-    component_imports(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    validate_component(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
     let pem = read_text(key, "private key")?;
     let password = password(false)?;
     let private =
@@ -128,8 +128,9 @@ pub fn plugin_verify(
     key: Option<&Path>,
 ) -> Result<String, Failure> {
     let (bytes, digest) = read_plugin(file).map_err(invalid)?;
-    let imports =
-        component_imports(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    let imports = validate_component(&bytes)
+        .and_then(|()| component_imports(&bytes))
+        .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
     let bundle_file = trust::bundle_path(file);
     let bundle = std::fs::read_to_string(&bundle_file).ok();
     let mut out = format!("plugin {}\n  digest: {digest}\n", file.display());
