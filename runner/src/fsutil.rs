@@ -36,6 +36,43 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fsync_dir(dir)
 }
 
+/// Replaces `path` with `bytes` atomically (temporary file, rename) without
+/// syncing the directory; with `sync_data`, the content is synced before the
+/// rename, so after a power cut the path holds the complete old file or the
+/// complete new one (the rename reaches the disk with the file system's next
+/// metadata commit). For files whose older version is still correct once
+/// combined with something durable elsewhere, such as a run snapshot and its
+/// journal; it saves the directory sync of [`write_atomic`]. Without
+/// `sync_data`, the caller makes it durable later (see [`sync_path`]).
+pub fn replace_file(path: &Path, bytes: &[u8], sync_data: bool) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| with_path(e, "could not create a temporary file in", dir))?;
+    tmp.write_all(bytes)
+        .and_then(|()| {
+            if sync_data {
+                tmp.as_file().sync_data()
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(|e| with_path(e, "could not write", tmp.path()))?;
+    tmp.persist(path)
+        .map_err(|e| with_path(e.error, "could not rename a temporary file to", path))?;
+    Ok(())
+}
+
+/// Flushes a file's content, or a directory's entries, to disk.
+pub fn sync_path(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        fsync_dir(path)
+    } else {
+        File::open(path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| with_path(e, "could not sync", path))
+    }
+}
+
 /// Flushes a directory's entries (creations, renames, removals) to disk.
 ///
 /// A rename is only durable once the directory that holds it has been

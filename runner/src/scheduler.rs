@@ -196,21 +196,23 @@ impl<'a> Scheduler<'a> {
             .or_insert_with(|| StageRecord::pending(stage))
     }
 
-    /// Write the whole record (`run.json`) and empty the journal.
+    /// Write the whole record (`run.json`). The first snapshot of a process
+    /// opens the journal ([`RunStore::begin`]); later ones (pause, end) first
+    /// wait for the journal to be synced, then replace `run.json` without
+    /// syncing the directory: after a power cut, the old snapshot plus the
+    /// journal still gives every stage's state.
     fn snapshot(&mut self) -> Result<(), RecordError> {
         self.record.updated_at = now();
-        if let Some(journal) = &self.journal {
-            self.record.journal_seq = journal.seq();
-        }
-        self.store.save(&self.record)?;
-        self.dirty.clear();
         match &mut self.journal {
-            Some(journal) => journal.clear(),
-            None => {
-                self.journal = Some(self.store.journal(&self.record)?);
-                self.journal.as_mut().map_or(Ok(()), Journal::clear)
+            Some(journal) => {
+                journal.sync()?;
+                self.record.journal_seq = journal.seq();
+                self.store.save_snapshot(&self.record)?;
             }
+            None => self.journal = Some(self.store.begin(&self.record)?),
         }
+        self.dirty.clear();
+        Ok(())
     }
 
     /// Append the stages changed since the last write to the journal.
@@ -443,8 +445,11 @@ impl<'a> Scheduler<'a> {
             if self.state(&stage).is_terminal() {
                 self.finished(&stage);
             }
-            self.flush()?;
+            // The finish is written with the starts it unblocks (one append)
+            // at the top of the loop; only a cancellation, which waits for
+            // other stages, writes it first.
             if self.options.fail_fast && self.state(&stage).is_failure() {
+                self.flush()?;
                 self.cancel_all(&mut tasks, &mut running, &stage).await;
                 self.flush()?;
             }

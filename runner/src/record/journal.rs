@@ -6,13 +6,29 @@
 //! `run.json` is a snapshot that says which journal entries it already holds
 //! (`journal_seq`); loading a run reads the snapshot and applies the newer
 //! entries in order. A torn last line (the runner was killed mid-write) ends
-//! the replay: every entry before it was complete and is kept. The runner
-//! folds the journal into a fresh snapshot at the end of every run (and on
-//! pause), then empties it.
+//! the replay: every entry before it was complete and is kept. The journal
+//! is never emptied: it is the run's history of changes, and a snapshot
+//! only records how far it has folded it in.
+//!
+//! Durability: every entry is written with `write(2)` before the scheduler
+//! goes on, so a killed runner loses nothing. Entries that finish a stage
+//! are also `fdatasync`ed, by a background thread (group commit: one sync
+//! covers every entry written before it), so no stage waits for the disk.
+//! A power cut in the window between a stage's end and that sync makes the
+//! stage `pending` again, and it runs again on resume; it never corrupts
+//! the record. Snapshots wait for the syncer first.
+//!
+//! A new run's first snapshot is not synced by the scheduler either: the
+//! journal is opened with the paths it must sync before anything else
+//! (`run.json`, the run's directory and the runs directory), so the run
+//! becomes durable with its first sync, and no entry is ever reported
+//! synced before the snapshot it extends.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,22 +52,40 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     seq: u64,
+    syncer: Syncer,
 }
 
 impl Journal {
     /// Open (creating) the journal in `run_dir`, continuing after `seq`
     /// (the last entry the snapshot holds).
     pub fn open(run_dir: &Path, seq: u64) -> Result<Journal, RecordError> {
+        Journal::open_syncing_first(run_dir, seq, Vec::new())
+    }
+
+    /// [`Journal::open`], with files and directories that the sync thread
+    /// makes durable before its first journal sync (see the module doc).
+    pub fn open_syncing_first(
+        run_dir: &Path,
+        seq: u64,
+        first: Vec<PathBuf>,
+    ) -> Result<Journal, RecordError> {
         let path = run_dir.join(JOURNAL_FILE);
+        let io = |source| RecordError::Io {
+            path: path.clone(),
+            source,
+        };
         let file = File::options()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| RecordError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Journal { path, file, seq })
+            .map_err(io)?;
+        let syncer = Syncer::start(file.try_clone().map_err(io)?, &path, first).map_err(io)?;
+        Ok(Journal {
+            path,
+            file,
+            seq,
+            syncer,
+        })
     }
 
     /// Sequence number of the last entry written.
@@ -60,10 +94,10 @@ impl Journal {
     }
 
     /// Append the current records of `stages` as one write; with `durable`,
-    /// also `fdatasync` (group commit: several changes, one sync). Entries
-    /// that only say a stage started need no sync: lost to a power cut, the
-    /// stage is pending again and simply runs on resume, as it would from
-    /// `running`.
+    /// also have the entries synced to disk (in the background, see the
+    /// module doc). Entries that only say a stage started need no sync: lost
+    /// to a power cut, the stage is pending again and simply runs on resume,
+    /// as it would from `running`.
     pub fn append<'a>(
         &mut self,
         stages: impl IntoIterator<Item = (&'a str, &'a StageRecord)>,
@@ -88,23 +122,162 @@ impl Journal {
         if buf.is_empty() {
             return Ok(());
         }
-        let io = |source| RecordError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(&buf).map_err(io)?;
+        self.file
+            .write_all(&buf)
+            .map_err(|source| RecordError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         if durable {
-            self.file.sync_data().map_err(io)?;
+            self.syncer
+                .request(self.seq)
+                .map_err(|source| RecordError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }
 
-    /// Drop every entry (they are in the snapshot just written).
-    pub fn clear(&mut self) -> Result<(), RecordError> {
-        self.file.set_len(0).map_err(|source| RecordError::Io {
-            path: self.path.clone(),
-            source,
+    /// Wait until every entry written so far is on disk.
+    pub fn sync(&mut self) -> Result<(), RecordError> {
+        let seq = self.seq;
+        self.syncer
+            .request(seq)
+            .and_then(|()| self.syncer.wait(seq))
+            .map_err(|source| RecordError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// What the scheduler asked of the sync thread and what it has done.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Highest entry that must reach the disk.
+    requested: u64,
+    /// Highest entry known to be on disk.
+    synced: u64,
+    /// Whether the paths to sync first are on disk.
+    ready: bool,
+    /// The first failed sync (every later request reports it).
+    error: Option<(std::io::ErrorKind, String)>,
+    stop: bool,
+}
+
+type Shared = Arc<(Mutex<SyncState>, Condvar)>;
+
+/// The thread that `fdatasync`s the journal (group commit).
+#[derive(Debug)]
+struct Syncer {
+    shared: Shared,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, SyncState> {
+    // The state is plain numbers: still meaningful after a panic elsewhere.
+    shared.0.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Syncer {
+    fn start(file: File, path: &Path, first: Vec<PathBuf>) -> std::io::Result<Syncer> {
+        let shared: Shared = Arc::default();
+        let state = shared.clone();
+        let name = path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("sluice-journal".into())
+            .spawn(move || {
+                if sync_first(&first, &state) {
+                    sync_loop(&file, &state, &name);
+                }
+            })?;
+        Ok(Syncer {
+            shared,
+            thread: Some(thread),
         })
+    }
+
+    fn failed(state: &SyncState) -> std::io::Result<()> {
+        match &state.error {
+            Some((kind, message)) => Err(std::io::Error::new(*kind, message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Ask for entries up to `seq` to be synced; fails if a sync already
+    /// failed.
+    fn request(&self, seq: u64) -> std::io::Result<()> {
+        let mut state = lock(&self.shared);
+        Self::failed(&state)?;
+        if seq > state.requested {
+            state.requested = seq;
+            self.shared.1.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Block until entries up to `seq` are on disk (or a sync failed).
+    fn wait(&self, seq: u64) -> std::io::Result<()> {
+        let mut state = lock(&self.shared);
+        while (state.synced < seq || !state.ready) && state.error.is_none() {
+            state = self.shared.1.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        Self::failed(&state)
+    }
+}
+
+/// Sync the paths the journal must not get ahead of; false if that failed.
+fn sync_first(first: &[PathBuf], shared: &Shared) -> bool {
+    let result = first
+        .iter()
+        .try_for_each(|path| crate::fsutil::sync_path(path));
+    let mut state = lock(shared);
+    match result {
+        Ok(()) => state.ready = true,
+        Err(e) => {
+            tracing::error!(error = %e, "syncing the new run's record failed");
+            state.error = Some((e.kind(), e.to_string()));
+        }
+    }
+    shared.1.notify_all();
+    state.error.is_none()
+}
+
+fn sync_loop(file: &File, shared: &Shared, name: &str) {
+    let mut state = lock(shared);
+    loop {
+        while state.requested <= state.synced && !state.stop {
+            state = shared.1.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        if state.requested <= state.synced {
+            return;
+        }
+        let target = state.requested;
+        drop(state);
+        let result = file.sync_data();
+        state = lock(shared);
+        match result {
+            Ok(()) => state.synced = target,
+            Err(e) => {
+                tracing::error!(journal = name, error = %e, "syncing the run journal failed");
+                state.error = Some((e.kind(), e.to_string()));
+                shared.1.notify_all();
+                return;
+            }
+        }
+        shared.1.notify_all();
+    }
+}
+
+impl Drop for Syncer {
+    /// Finish the syncs already asked for, then stop.
+    fn drop(&mut self) {
+        lock(&self.shared).stop = true;
+        self.shared.1.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -191,6 +364,50 @@ mod tests {
         assert_eq!(rec.stages["b"].state, StageState::Running);
         assert_eq!(rec.journal_seq, 3);
         assert_eq!(rec.updated_at, "t2");
+    }
+
+    #[test]
+    fn finished_stages_are_synced_in_the_background_and_sync_waits_for_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut journal = Journal::open(dir.path(), 0).expect("open");
+        let mut a = StageRecord::pending("a");
+        a.state = StageState::Passed;
+        journal.append([("a", &a)], "t1", true).expect("append");
+        let mut b = StageRecord::pending("b");
+        b.state = StageState::Running;
+        journal.append([("b", &b)], "t2", false).expect("append");
+        // Written at once (a killed runner loses nothing) ...
+        let mut rec = record();
+        replay(dir.path(), &mut rec).expect("replay");
+        assert_eq!(rec.journal_seq, 2);
+        // ... and `sync` covers the entry that did not ask for it too.
+        journal.sync().expect("sync");
+        let state = lock(&journal.syncer.shared);
+        assert_eq!((state.requested, state.synced), (2, 2));
+        assert!(state.error.is_none());
+    }
+
+    #[test]
+    fn paths_to_sync_first_are_synced_before_any_entry_is_reported_synced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshot = dir.path().join("run.json");
+        std::fs::write(&snapshot, b"{}").expect("write");
+        let mut journal =
+            Journal::open_syncing_first(dir.path(), 0, vec![snapshot, dir.path().to_path_buf()])
+                .expect("open");
+        // Nothing appended yet: `sync` still waits for the first paths.
+        journal.sync().expect("sync");
+        assert!(lock(&journal.syncer.shared).ready);
+
+        // A path that cannot be synced fails every later durable step.
+        let other = tempfile::tempdir().expect("tempdir");
+        let mut journal =
+            Journal::open_syncing_first(other.path(), 0, vec![other.path().join("missing.json")])
+                .expect("open");
+        let err = journal.sync().expect_err("the first sync failed");
+        assert!(err.to_string().contains("missing.json"), "{err}");
+        let a = StageRecord::pending("a");
+        assert!(journal.append([("a", &a)], "t1", true).is_err());
     }
 
     #[test]

@@ -364,11 +364,11 @@ impl RunStore {
         }
     }
 
-    /// Create the directories of a new run.
+    /// Create the directories of a new run (its first snapshot is written
+    /// when the scheduler starts, see [`RunStore::save`]).
     pub fn create(&self, record: &RunRecord) -> Result<(), RecordError> {
         let logs = self.run_dir(&record.run_id).join("logs");
-        std::fs::create_dir_all(&logs).map_err(Self::io(&logs))?;
-        self.save(record)
+        std::fs::create_dir_all(&logs).map_err(Self::io(&logs))
     }
 
     /// Take the run's lock; fails with [`RecordError::Busy`] when another
@@ -397,20 +397,54 @@ impl RunStore {
         }
     }
 
-    /// Open the run's journal for appending after what `record` holds.
-    pub fn journal(&self, record: &RunRecord) -> Result<journal::Journal, RecordError> {
-        journal::Journal::open(&self.run_dir(&record.run_id), record.journal_seq)
+    /// Write this process's first snapshot of `record` and open the run's
+    /// journal after what it holds. A resumed run's snapshot replaces the
+    /// old one durably before anything else; a new run's is written without
+    /// waiting for the disk, and the journal's sync thread makes it, and the
+    /// directories that name it, durable before its first sync (see
+    /// [`journal`]).
+    pub fn begin(&self, record: &RunRecord) -> Result<journal::Journal, RecordError> {
+        let (path, bytes) = self.snapshot_bytes(record)?;
+        let run_dir = self.run_dir(&record.run_id);
+        if path.exists() {
+            // Opened before the durable save, so that the directory sync
+            // covers the journal's entry too.
+            let journal = journal::Journal::open(&run_dir, record.journal_seq)?;
+            crate::fsutil::write_atomic(&path, &bytes).map_err(Self::io(&path))?;
+            Ok(journal)
+        } else {
+            crate::fsutil::replace_file(&path, &bytes, false).map_err(Self::io(&path))?;
+            journal::Journal::open_syncing_first(
+                &run_dir,
+                record.journal_seq,
+                vec![path, run_dir.clone(), self.dir.clone()],
+            )
+        }
     }
 
-    /// Write `run.json` atomically.
+    /// Write `run.json` atomically and durably (file and directory synced).
     pub fn save(&self, record: &RunRecord) -> Result<(), RecordError> {
+        let (path, bytes) = self.snapshot_bytes(record)?;
+        crate::fsutil::write_atomic(&path, &bytes).map_err(Self::io(&path))
+    }
+
+    /// Write `run.json` atomically, syncing its content but not the rename:
+    /// for a snapshot over an earlier durable one whose journal is synced
+    /// (after a power cut, either snapshot plus the journal gives the same
+    /// stages).
+    pub fn save_snapshot(&self, record: &RunRecord) -> Result<(), RecordError> {
+        let (path, bytes) = self.snapshot_bytes(record)?;
+        crate::fsutil::replace_file(&path, &bytes, true).map_err(Self::io(&path))
+    }
+
+    fn snapshot_bytes(&self, record: &RunRecord) -> Result<(PathBuf, Vec<u8>), RecordError> {
         let path = self.record_path(&record.run_id);
         let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| RecordError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
         })?;
         bytes.push(b'\n');
-        crate::fsutil::write_atomic(&path, &bytes).map_err(Self::io(&path))
+        Ok((path, bytes))
     }
 
     /// Read one run.
@@ -520,11 +554,13 @@ mod tests {
     fn save_load_list_roundtrip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = RunStore::new(dir.path());
+        for id in ["20260101-000000-aaaaaa", "20260102-000000-bbbbbb"] {
+            store.create(&record(id)).expect("create");
+            store.save(&record(id)).expect("save");
+        }
+        // A run whose first snapshot was never written is not listed.
         store
-            .create(&record("20260101-000000-aaaaaa"))
-            .expect("create");
-        store
-            .create(&record("20260102-000000-bbbbbb"))
+            .create(&record("20260103-000000-cccccc"))
             .expect("create");
         let loaded = store.load("20260101-000000-aaaaaa").expect("load");
         assert_eq!(
