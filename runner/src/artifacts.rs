@@ -355,13 +355,12 @@ pub struct Cas {
 }
 
 impl Cas {
-    /// Opens (creating if needed) the store at `root`, with its `sha256/`
-    /// and `tmp/` subdirectories.
+    /// Opens the store at `root`; its `sha256/` and `tmp/` subdirectories
+    /// are created when the first blob is stored.
     pub fn open(root: &Path) -> Result<Cas, ArtifactError> {
+        // The directories are made by the first store: most runs of no-op
+        // or gate-only stages never write a blob.
         let tmp = root.join("tmp");
-        for dir in [root.join("sha256"), tmp.clone()] {
-            std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-        }
         Ok(Cas {
             root: root.to_path_buf(),
             tmp,
@@ -483,6 +482,7 @@ impl Cas {
         budget: u64,
         too_large: impl FnOnce() -> ArtifactError,
     ) -> Result<(String, u64), ArtifactError> {
+        std::fs::create_dir_all(&self.tmp).map_err(io_err("create directory", &self.tmp))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.tmp)
             .map_err(io_err("create a temporary file in", &self.tmp))?;
         let (hex, size) = match copy_hashing(src, tmp.as_file_mut(), budget) {

@@ -19,6 +19,7 @@
 //!   policy before anything is compiled.
 //! - [`trust`]: keys, Sigstore bundles, the policy file, signed provenance.
 //! - [`artifacts`]: the content-addressed store.
+//! - [`workdir`]: the host directories behind a stage's `/artifacts`.
 //! - [`gates`]: metric thresholds and plugin verdicts into one verdict.
 //! - [`provenance`]: in-toto/SLSA statements for build artifacts.
 //! - [`record`]: the crash-safe run record and its lock.
@@ -45,6 +46,7 @@ pub mod run;
 pub mod scheduler;
 pub mod stage_exec;
 pub mod trust;
+pub mod workdir;
 
 /// Exit codes, as documented in the README.
 pub mod exit {

@@ -139,7 +139,6 @@ async fn load_plugins(
     host: &Arc<Host>,
     pipeline: &Pipeline,
     stages: &[String],
-    scratch: &Path,
     reporter: &dyn Reporter,
     policy: Option<&Policy>,
     allow_unsigned: bool,
@@ -209,7 +208,7 @@ async fn load_plugins(
             cached: plugin.cache == crate::host::CacheOutcome::Hit,
             millis: plugin.load_time.as_millis() as u64,
         });
-        let info = sandbox::describe(&plugin, &scratch.join(plugin.digest.replace(':', "-")))
+        let info = sandbox::describe(&plugin)
             .await
             .map_err(|e| RunError::Plugin {
                 stage: users.join(", "),
@@ -281,6 +280,7 @@ fn load_provenance_key(path: &Path) -> Result<crate::trust::PrivateKey, RunError
 
 /// Start (or resume) a run and drive it to its end or a pause.
 pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRecord, RunError> {
+    let clock = PhaseClock::start();
     let store = RunStore::new(&opts.state_dir);
     // A resumed run is locked before anything else; a new run gets a record
     // only once its plugins loaded, so invalid input leaves no run behind.
@@ -330,6 +330,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         .filter(|(_, r)| !r.state.succeeded())
         .map(|(n, _)| n.clone())
         .collect();
+    clock.mark("pipeline and record ready");
     reporter.event(&Event::RunStarted {
         run_id: &record.run_id,
         pipeline: &pipeline.name,
@@ -342,21 +343,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     };
     let cache_dir = usable_cache_dir(&opts.cache_dir, &pipeline.workspace);
     let host = Arc::new(Host::new(cache_dir, &pool)?);
-    std::fs::create_dir_all(&opts.state_dir).map_err(|source| {
-        RunError::Record(RecordError::Io {
-            path: opts.state_dir.clone(),
-            source,
-        })
-    })?;
-    let scratch = tempfile::Builder::new()
-        .prefix("describe-")
-        .tempdir_in(&opts.state_dir)
-        .map_err(|source| {
-            RunError::Record(RecordError::Io {
-                path: opts.state_dir.clone(),
-                source,
-            })
-        })?;
+    clock.mark("engine ready");
     let policy_path = opts.policy.clone().or_else(|| pipeline.policy.clone());
     let policy = policy_path.as_deref().map(Policy::load).transpose()?;
     let allow_unsigned = opts.allow_unsigned && policy.is_none();
@@ -371,21 +358,13 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         &host,
         &pipeline,
         &to_run,
-        scratch.path(),
         reporter.as_ref(),
         policy.as_ref(),
         allow_unsigned,
     )
     .await?;
+    clock.mark("plugins admitted, loaded and described");
     record.warnings = warnings;
-    drop(scratch);
-    let _lock = match lock {
-        Some(lock) => lock,
-        None => {
-            store.create(&record)?;
-            store.lock(&record.run_id)?
-        }
-    };
     let secret_values: Vec<String> = pipeline
         .stages
         .values()
@@ -397,12 +376,23 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         None => None,
     };
     let cas = Arc::new(Cas::open(&opts.state_dir.join("cas"))?);
+    // Everything that can refuse the run has run: only now does a new run
+    // get its directory (and, when the scheduler starts, its record).
+    let _lock = match lock {
+        Some(lock) => lock,
+        None => {
+            store.create(&record)?;
+            store.lock(&record.run_id)?
+        }
+    };
+    let run_dir = store.run_dir(&record.run_id);
     let executor = Arc::new(WasmExecutor {
         pipeline: Arc::new(pipeline.clone()),
         plugins,
         schemas,
         cas,
-        run_dir: store.run_dir(&record.run_id),
+        work: crate::workdir::WorkDirs::new(&run_dir),
+        run_dir,
         redactor: Arc::new(Redactor::new(secret_values)),
         provenance_key,
         reporter: reporter.clone(),
@@ -413,7 +403,28 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         retry_backoff: Duration::from_millis(250),
     };
     let scheduler = Scheduler::new(&pipeline, record, &store, reporter.as_ref(), options);
-    Ok(scheduler.run(executor).await?)
+    clock.mark("run created");
+    let record = scheduler.run(executor).await?;
+    clock.mark("stages finished");
+    Ok(record)
+}
+
+/// Where a run's fixed cost goes: `--log sluice::timing=debug` prints the
+/// time since the run began at each step of the setup.
+struct PhaseClock(std::time::Instant);
+
+impl PhaseClock {
+    fn start() -> PhaseClock {
+        PhaseClock(std::time::Instant::now())
+    }
+
+    fn mark(&self, phase: &str) {
+        tracing::debug!(
+            target: "sluice::timing",
+            elapsed_us = self.0.elapsed().as_micros() as u64,
+            "{phase}"
+        );
+    }
 }
 
 /// The compile cache holds native code that the runner loads without

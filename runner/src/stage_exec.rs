@@ -22,6 +22,7 @@ use crate::provenance;
 use crate::record::{MetricRecord, PluginRecord, RunRecord, StageRecord, StageState};
 use crate::report::{Event, Reporter};
 use crate::scheduler::{AttemptFuture, AttemptOutcome, Executor};
+use crate::workdir::WorkDirs;
 
 /// Largest total size of a report's `outputs`.
 pub const MAX_OUTPUTS_BYTES: usize = 64 * 1024;
@@ -44,6 +45,8 @@ pub struct WasmExecutor {
     pub reporter: Arc<dyn Reporter>,
     /// Signs build provenance when configured.
     pub provenance_key: Option<Arc<crate::trust::PrivateKey>>,
+    /// The host directories behind `/artifacts` (`<run>/work`).
+    pub work: WorkDirs,
 }
 
 impl Executor for WasmExecutor {
@@ -166,19 +169,40 @@ impl WasmExecutor {
             }
         }
 
-        let work = self.run_dir.join("work").join(stage_name);
-        let inputs_dir = work.join("in");
-        let outputs_dir = work.join("out");
+        // Only what the stage uses is made (see `workdir`): `in/<need>/`
+        // for each need that produced artifacts (else `/artifacts/in` is
+        // one shared empty directory), `scratch/` when a program first runs
+        // there; `/artifacts/out` is a pooled empty directory. A no-op stage
+        // then creates no directory at all.
+        let work = self.work.stage_dir(stage_name);
         let scratch_dir = work.join("scratch");
-        if work.exists() {
-            std::fs::remove_dir_all(&work).map_err(|e| {
-                StageFailure::Setup(format!("cannot clear {}: {e}", work.display()))
-            })?;
+        let has_inputs = stage.needs.iter().any(|n| {
+            record
+                .stages
+                .get(n)
+                .is_some_and(|r| !r.artifacts.is_empty())
+        });
+        let inputs_dir = if has_inputs {
+            work.join("in")
+        } else {
+            self.work
+                .empty_inputs()
+                .map_err(|e| StageFailure::Setup(e.to_string()))?
+        };
+        match std::fs::remove_dir_all(&work) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StageFailure::Setup(format!(
+                    "cannot clear {}: {e}",
+                    work.display()
+                )))
+            }
+            _ => {}
         }
-        for d in [&inputs_dir, &outputs_dir, &scratch_dir] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| StageFailure::Setup(format!("cannot create {}: {e}", d.display())))?;
-        }
+        let outputs = self
+            .work
+            .outputs()
+            .map_err(|e| StageFailure::Setup(e.to_string()))?;
+        let outputs_dir = outputs.path();
 
         let mut inputs = Vec::new();
         let mut upstream = Vec::new();
@@ -186,9 +210,13 @@ impl WasmExecutor {
             let Some(need_rec) = record.stages.get(need) else {
                 continue;
             };
-            self.cas
-                .materialize(&need_rec.artifacts, &inputs_dir.join(need))
-                .map_err(|e| StageFailure::Failed(format!("input artifacts of `{need}`: {e}")))?;
+            if !need_rec.artifacts.is_empty() {
+                self.cas
+                    .materialize(&need_rec.artifacts, &inputs_dir.join(need))
+                    .map_err(|e| {
+                        StageFailure::Failed(format!("input artifacts of `{need}`: {e}"))
+                    })?;
+            }
             for a in &need_rec.artifacts {
                 inputs.push(wit::Artifact {
                     stage: need.clone(),
@@ -251,8 +279,8 @@ impl WasmExecutor {
                 attempt,
             },
             workspace,
-            inputs_dir,
-            outputs_dir: outputs_dir.clone(),
+            inputs_dir: Some(inputs_dir),
+            outputs_dir: Some(outputs_dir.to_path_buf()),
             scratch_dir,
             env: granted_env,
             exec_programs: stage.grants.exec.clone(),
@@ -276,7 +304,7 @@ impl WasmExecutor {
                 return Err(failure);
             }
         };
-        let state = self.accept_report(stage, report, &outputs_dir, rec)?;
+        let state = self.accept_report(stage, report, outputs_dir, rec)?;
         self.attest_build(stage_name, &config, &record.run_id, &started_on, &work, rec)?;
         // Inputs and outputs now live in the CAS; the copies are not needed.
         let _ = std::fs::remove_dir_all(&work);

@@ -28,8 +28,7 @@ pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> anyhow::Resul
     )?;
     let shape = host.shape(&bytes)?;
     let plugin = host.load(&bytes, &digest)?;
-    let scratch = tempfile::tempdir()?;
-    let info = sandbox::describe(&plugin, scratch.path())
+    let info = sandbox::describe(&plugin)
         .await
         .map_err(|e| anyhow::anyhow!("{}: `describe` failed: {e}", file.display()))?;
     let caps: Vec<String> = info.capabilities.iter().map(capability).collect();

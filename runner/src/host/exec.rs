@@ -91,7 +91,10 @@ fn is_executable(p: &Path) -> bool {
 fn resolve_cwd(grant: &ExecGrant, cwd: Option<&str>) -> Result<PathBuf, String> {
     let Some(root) = &grant.workspace else {
         return match cwd {
-            None => Ok(grant.scratch.clone()),
+            // Made on first use: most stages never run a program.
+            None => std::fs::create_dir_all(&grant.scratch)
+                .map(|()| grant.scratch.clone())
+                .map_err(|e| format!("cannot create {}: {e}", grant.scratch.display())),
             Some(c) => Err(format!(
                 "cwd `{c}` needs a workspace, but the stage has no workspace grant"
             )),

@@ -33,11 +33,14 @@ pub struct StageRequest {
     /// Host directory for `/workspace` and whether it is writable; `None`
     /// mounts nothing.
     pub workspace: Option<(PathBuf, bool)>,
-    /// Host directory for `/artifacts/in` (read-only).
-    pub inputs_dir: PathBuf,
-    /// Host directory for `/artifacts/out` (fresh, writable).
-    pub outputs_dir: PathBuf,
-    /// Private scratch directory (cwd for `exec` without a workspace).
+    /// Host directory for `/artifacts/in` (read-only); `None` mounts
+    /// nothing (`describe`).
+    pub inputs_dir: Option<PathBuf>,
+    /// Host directory for `/artifacts/out` (fresh, writable); `None` mounts
+    /// nothing (`describe`).
+    pub outputs_dir: Option<PathBuf>,
+    /// Private scratch directory (cwd for `exec` without a workspace),
+    /// created when a program first runs there.
     pub scratch_dir: PathBuf,
     /// Environment variables visible to the guest (already filtered).
     pub env: Vec<(String, String)>,
@@ -150,10 +153,14 @@ fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, Stag
         wasi.preopened_dir(dir, "/workspace", perms)
             .map_err(setup)?;
     }
-    wasi.preopened_dir(&req.inputs_dir, "/artifacts/in", FsPerms::ReadOnly)
-        .map_err(setup)?;
-    wasi.preopened_dir(&req.outputs_dir, "/artifacts/out", FsPerms::ReadWrite)
-        .map_err(setup)?;
+    if let Some(dir) = &req.inputs_dir {
+        wasi.preopened_dir(dir, "/artifacts/in", FsPerms::ReadOnly)
+            .map_err(setup)?;
+    }
+    if let Some(dir) = &req.outputs_dir {
+        wasi.preopened_dir(dir, "/artifacts/out", FsPerms::ReadWrite)
+            .map_err(setup)?;
+    }
     let deadline = Instant::now() + req.timeout;
     Ok(StageState {
         wasi: wasi.build(),
@@ -256,23 +263,12 @@ fn classify_error(e: &wasmtime::Error, limiter: &MemoryLimiter, timeout: Duratio
     }
 }
 
-/// Call `describe` in a sandbox with no grants at all.
-pub async fn describe(
-    plugin: &Plugin,
-    scratch: &std::path::Path,
-) -> Result<wit::PluginInfo, StageFailure> {
-    let log = StageLog::create(
-        &scratch.join("describe.log"),
-        std::sync::Arc::new(super::logpipe::Redactor::new(Vec::<String>::new())),
-        64 * 1024,
-        None,
-    )
-    .map_err(|e| StageFailure::Setup(e.to_string()))?;
-    let inputs = scratch.join("in");
-    let outputs = scratch.join("out");
-    for d in [&inputs, &outputs] {
-        std::fs::create_dir_all(d).map_err(|e| StageFailure::Setup(e.to_string()))?;
-    }
+/// Call `describe` in a sandbox with no grants at all: no directories, no
+/// environment, and whatever it prints is discarded (it touches no file, so
+/// loading plugins costs no file-system work).
+pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> {
+    let log = StageLog::discarding()
+        .map_err(|e| StageFailure::Setup(format!("cannot open the null device: {e}")))?;
     let req = StageRequest {
         context: wit::Context {
             run_id: String::new(),
@@ -286,9 +282,10 @@ pub async fn describe(
             attempt: 1,
         },
         workspace: None,
-        inputs_dir: inputs,
-        outputs_dir: outputs,
-        scratch_dir: scratch.to_path_buf(),
+        inputs_dir: None,
+        outputs_dir: None,
+        // Never created: `describe` has no `exec` grant.
+        scratch_dir: PathBuf::new(),
         env: Vec::new(),
         exec_programs: Vec::new(),
         exec_env: Vec::new(),
