@@ -132,17 +132,25 @@ type LoadedPlugins = (
     Vec<String>,
 );
 
-/// Admit and load the plugins of the stages that will run: every stage's
-/// plugin passes admission (policy) before anything is compiled; then each
-/// file is compiled once, in parallel.
-async fn load_plugins(
-    host: &Arc<Host>,
+/// The plugins of the stages that will run, read, hashed and admitted under
+/// the policy; nothing compiled yet.
+struct AdmittedPlugins {
+    files: HashMap<PathBuf, admission::PluginFile>,
+    admitted: HashMap<String, Admitted>,
+    /// Stages by plugin file, in pipeline order: each file loads once.
+    by_path: IndexMap<PathBuf, Vec<String>>,
+    warnings: Vec<String>,
+}
+
+/// Every stage's plugin passes admission (policy) before anything is
+/// compiled.
+fn admit_plugins(
     pipeline: &Pipeline,
     stages: &[String],
     reporter: &dyn Reporter,
     policy: Option<&Policy>,
     allow_unsigned: bool,
-) -> Result<LoadedPlugins, RunError> {
+) -> Result<AdmittedPlugins, RunError> {
     let files = admission::read_plugins(pipeline, stages)?;
     let mut admitted: HashMap<String, Admitted> = HashMap::new();
     let mut warnings = Vec::new();
@@ -175,6 +183,28 @@ async fn load_plugins(
         reporter.event(&Event::Warning { message: &w });
         warnings.push(w);
     }
+    Ok(AdmittedPlugins {
+        files,
+        admitted,
+        by_path,
+        warnings,
+    })
+}
+
+/// Load the admitted plugins: each file is compiled (or loaded from the
+/// cache) once, in parallel, then described.
+async fn load_plugins(
+    host: &Arc<Host>,
+    pipeline: &Pipeline,
+    admitted: AdmittedPlugins,
+    reporter: &dyn Reporter,
+) -> Result<LoadedPlugins, RunError> {
+    let AdmittedPlugins {
+        files,
+        admitted,
+        by_path,
+        warnings,
+    } = admitted;
     let mut jobs = Vec::new();
     for (path, users) in by_path {
         let Some(file) = files.get(&path).cloned() else {
@@ -341,9 +371,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     let pool = PoolSizing {
         concurrent_instances: (jobs + 4) as u32,
     };
-    let cache_dir = usable_cache_dir(&opts.cache_dir, &pipeline.workspace);
-    let host = Arc::new(Host::new(cache_dir, &pool)?);
-    clock.mark("engine ready");
+    // The engine is built on another thread while this one reads, hashes
+    // and admits the plugins: neither needs the other.
+    let cache_dir = usable_cache_dir(&opts.cache_dir, &pipeline.workspace).map(Path::to_path_buf);
+    let engine = tokio::task::spawn_blocking(move || Host::new(cache_dir.as_deref(), &pool));
     let policy_path = opts.policy.clone().or_else(|| pipeline.policy.clone());
     let policy = policy_path.as_deref().map(Policy::load).transpose()?;
     let allow_unsigned = opts.allow_unsigned && policy.is_none();
@@ -354,16 +385,23 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     }
     record.policy = policy_path.clone();
     record.unsigned_plugins_allowed = allow_unsigned;
-    let (plugins, schemas, warnings) = load_plugins(
-        &host,
+    let admitted = admit_plugins(
         &pipeline,
         &to_run,
         reporter.as_ref(),
         policy.as_ref(),
         allow_unsigned,
-    )
-    .await?;
-    clock.mark("plugins admitted, loaded and described");
+    )?;
+    clock.mark("plugins read and admitted");
+    let host = Arc::new(engine.await.map_err(|e| {
+        RunError::Host(crate::host::HostError::Engine(format!(
+            "the engine thread failed: {e}"
+        )))
+    })??);
+    clock.mark("engine ready");
+    let (plugins, schemas, warnings) =
+        load_plugins(&host, &pipeline, admitted, reporter.as_ref()).await?;
+    clock.mark("plugins loaded and described");
     record.warnings = warnings;
     let secret_values: Vec<String> = pipeline
         .stages
