@@ -156,6 +156,15 @@ class Environment(unittest.TestCase):
             time.sleep(0.1)
         self.fail("{} did not answer {!r} (last {!r})".format(url, expect, last))
 
+    def access_log_until(self, ready, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(os.path.join(self.root, "access.log")) as f:
+                entries = [json.loads(line) for line in f if line.endswith("\n")]
+            if ready(entries) or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.05)
+
     def test_switch_route_and_log(self):
         blue = "http://127.0.0.1:{}/version".format(self.ports["blue"])
         self.assertEqual(self.get(blue), "1.0.0")
@@ -171,8 +180,9 @@ class Environment(unittest.TestCase):
             "release-2.0.0": {"on": "blue", "off": "green", "percent": 50.0}}})
         self.assertEqual(self.get(router, {"X-User": "user-1"}), "2.0.0")
         self.assertEqual(self.get(router, {"X-User": "user-2"}), "1.0.0")
-        with open(os.path.join(self.root, "access.log")) as f:
-            entries = [json.loads(line) for line in f]
+        # The router writes the access entry after it has answered (as nginx
+        # does), so wait for it rather than read the file at once.
+        entries = self.access_log_until(lambda e: e and e[-1]["user"] == "user-2")
         self.assertEqual(entries[-1]["slot"], "green")
         self.assertEqual(entries[-1]["user"], "user-2")
         self.assertEqual(entries[-1]["status"], 200)
