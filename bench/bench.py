@@ -193,7 +193,10 @@ def sluice_run(pipe, cache=CACHE, json_events=True, timed=False, extra=()):
         rss = int(m.group(1)) if m else None
     if p.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stderr[-2000:]}")
-    shutil.rmtree(state, ignore_errors=True)
+    # State directories are kept until the next `bench/run.sh`: deleting
+    # thousands of files here would slow every later run's file creation
+    # (ext4 skips recently freed inodes for about 30 s), billing the
+    # harness's cleanup to the runner.
     return wall, events, rss
 
 
@@ -234,7 +237,7 @@ def s1_per_stage():
     n = len(start_finish)
     row("1 per-stage", f"stage_started→stage_finished, {n} no-op stages ({runs}×100 chain), median / p99",
         f"{fms(med(start_finish))} / {fms(pct(start_finish, 99))}",
-        "ts resolution 1 ms; target median <1 ms, p99 <5 ms: "
+        "target median <1 ms, p99 <5 ms: "
         + ("met" if med(start_finish) < 0.001 and pct(start_finish, 99) < 0.005 else "NOT met"))
     row("1 per-stage", "  record duration_ms (runner's own), median / p99",
         f"{fms(med(durs))} / {fms(pct(durs, 99))}")
@@ -316,11 +319,13 @@ def s3_cold_start():
     print("[3] cold start", file=sys.stderr)
     plugins = sorted(PLUGINS.glob("*.wasm"))
     # The Python, JavaScript and C stages, when their toolchains have built
-    # them (scripts/setup-guest-toolchains.sh, then examples/stages/*/build.sh).
+    # them (scripts/setup-guest-toolchains.sh, then examples/stages/*/build.sh;
+    # the test suite builds them into target/stage-languages).
     guests = {"python": "license-check.wasm", "javascript": "package-policy.wasm", "c": "size-budget.wasm"}
     for lang, name in guests.items():
-        built = ROOT / "examples" / "stages" / lang / name
-        if built.exists():
+        built = next((p for p in (ROOT / "examples" / "stages" / lang / name,
+                                  ROOT / "target" / "stage-languages" / name) if p.exists()), None)
+        if built:
             plugins.append(built)
         else:
             row("3 cold start", f"{lang} stage ({name})", "not built",
@@ -523,13 +528,25 @@ def table(m):
 def main():
     if not SLUICE.exists() or not NOOP.exists():
         sys.exit("build first: bench/run.sh builds the runner and the plugins")
-    shutil.rmtree(WORK, ignore_errors=True)
+    # The previous run's scratch is moved aside and deleted after the
+    # measurements, for the same reason state directories are kept (see
+    # `sluice_run`).
+    old = WORK.with_name(WORK.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if WORK.exists():
+        WORK.rename(old)
     (WORK / "pipelines").mkdir(parents=True)
     m = machine()
     warm_cache()
     for sec, f in (("1", s1_per_stage), ("2", s2_whole_process), ("3", s3_cold_start),
                    ("4", s4_scale), ("5", s5_scan), ("6", s6_verify)):
         if want(sec):
+            # Start each section with the disk quiet: the 1000-stage runs of
+            # one section leave seconds of writeback and a busy ext4 journal
+            # that would bill the next section's syncs (the native chain
+            # never touches the disk, so only sluice would pay).
+            subprocess.run(["sync"], check=False)
+            time.sleep(2)
             try:
                 f()
             except Exception as e:  # report, keep going: partial numbers beat none
@@ -537,6 +554,7 @@ def main():
     t = table(m)
     print(t)
     (WORK / "results.md").write_text(t + "\n")
+    shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":
