@@ -25,15 +25,8 @@ use std::path::Path;
 ///
 /// The parent directory must already exist. Errors name the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| with_path(e, "could not create a temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| with_path(e, "could not write", tmp.path()))?;
-    tmp.persist(path)
-        .map_err(|e| with_path(e.error, "could not rename a temporary file to", path))?;
-    fsync_dir(dir)
+    replace_file(path, bytes, true)?;
+    fsync_dir(parent_dir(path))
 }
 
 /// Replaces `path` with `bytes` atomically (temporary file, rename) without

@@ -122,19 +122,9 @@ impl Journal {
         if buf.is_empty() {
             return Ok(());
         }
-        self.file
-            .write_all(&buf)
-            .map_err(|source| RecordError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        self.file.write_all(&buf).map_err(self.io())?;
         if durable {
-            self.syncer
-                .request(self.seq)
-                .map_err(|source| RecordError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
+            self.syncer.request(self.seq).map_err(self.io())?;
         }
         Ok(())
     }
@@ -145,10 +135,14 @@ impl Journal {
         self.syncer
             .request(seq)
             .and_then(|()| self.syncer.wait(seq))
-            .map_err(|source| RecordError::Io {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(self.io())
+    }
+
+    fn io(&self) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
+        |source| RecordError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 

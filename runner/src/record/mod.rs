@@ -365,7 +365,7 @@ impl RunStore {
     }
 
     /// Create the directories of a new run (its first snapshot is written
-    /// when the scheduler starts, see [`RunStore::save`]).
+    /// when the scheduler starts, see [`RunStore::begin`]).
     pub fn create(&self, record: &RunRecord) -> Result<(), RecordError> {
         let logs = self.run_dir(&record.run_id).join("logs");
         std::fs::create_dir_all(&logs).map_err(Self::io(&logs))
