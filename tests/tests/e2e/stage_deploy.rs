@@ -767,6 +767,7 @@ http {{
         what: format!("nginx on port {pn}"),
     };
     wait_for_port(pn, &mut server);
+    let master = server.child.id();
     let _nginx = server;
 
     let with = format!(
@@ -800,8 +801,28 @@ http {{
         (blue, green)
     }
 
-    /// Waits until nginx's new workers serve green (reload is asynchronous).
-    fn settle(port: u16, want_green: bool) {
+    /// Worker processes of the nginx master `master` (during a reload the
+    /// old worker, still on the old config, runs beside the new one).
+    fn workers(master: u32) -> usize {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 1;
+        };
+        dir.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| {
+                // `pid (comm) state ppid …`; comm may hold spaces.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .and_then(|ppid| ppid.parse::<u32>().ok())
+                    == Some(master)
+            })
+            .count()
+    }
+
+    /// Waits until nginx's new workers serve green (reload is asynchronous)
+    /// and the old worker has gone, so that no sample is split between two
+    /// configurations.
+    fn settle(port: u16, master: u32, want_green: bool) {
         // Waiting for green to get nothing needs a sample the old config
         // (blue 75, green 25) would almost never give: 8 requests all
         // landed on blue one time in ten, and the check after it failed.
@@ -809,7 +830,7 @@ http {{
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             let (_, g) = through_nginx(port, sample);
-            if (g > 0) == want_green {
+            if (g > 0) == want_green && workers(master) <= 1 {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -823,7 +844,7 @@ http {{
         conf1.contains(&format!("server 127.0.0.1:{pb} weight=100;")),
         "{conf1}"
     );
-    settle(pn, false);
+    settle(pn, master, false);
     assert_eq!(through_nginx(pn, 20), (20, 0));
 
     // 2.0.0: canary at 25 on green.
@@ -839,7 +860,7 @@ http {{
         conf2.contains(&format!("server 127.0.0.1:{pg} weight=25;")),
         "{conf2}"
     );
-    settle(pn, true);
+    settle(pn, master, true);
     std::fs::write(&access_log, "").expect("truncate the access log");
     let (blue, green) = through_nginx(pn, 200);
     assert_eq!(blue + green, 200);
@@ -879,7 +900,7 @@ http {{
         conf3.contains(&format!("server 127.0.0.1:{pg} down;")),
         "{conf3}"
     );
-    settle(pn, false);
+    settle(pn, master, false);
     assert_eq!(through_nginx(pn, 20), (20, 0));
 }
 
