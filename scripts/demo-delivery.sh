@@ -39,6 +39,10 @@ for p in build deploy smoke canary monitor remediate; do
     [ -f "$ROOT/dist/plugins/$p.wasm.sigstore.json" ] || die "dist/plugins/$p.wasm is not signed: run scripts/build-plugins.sh"
 done
 
+# Run records and artifacts stay outside the example (a stage granted the
+# workspace must never reach them); the demo keeps its own under target/.
+export SLUICE_STATE_DIR="${SLUICE_STATE_DIR:-$ROOT/target/demo-state/delivery}"
+
 cd "$EX"
 python3 "$ENVPY" down >/dev/null 2>&1 || true
 rm -rf deploy dist
@@ -76,15 +80,16 @@ say "state.json"
 cat deploy/production/state.json; echo
 
 say "incident report"
-python3 - "$LAST_RUN" <<'PY'
+"$SLUICE" runs show "$LAST_RUN" --json > deploy/last-run.json
+python3 - "$LAST_RUN" "$SLUICE_STATE_DIR" <<'PY'
 import json, os, sys
-run = sys.argv[1]
-record = json.load(open(os.path.join(".sluice/runs", run, "run.json")))
+run, state = sys.argv[1], sys.argv[2]
+record = json.load(open("deploy/last-run.json"))
 stage = record["stages"].get("remediate", {})
 for a in stage.get("artifacts", []):
     if a["name"] == "incident.md":
         hexd = a["digest"].split(":", 1)[1]
-        print(open(os.path.join(".sluice/cas/sha256", hexd[:2], hexd[2:])).read())
+        print(open(os.path.join(state, "cas/sha256", hexd[:2], hexd[2:])).read())
         break
 else:
     print("no incident.md in run", run, "- remediate:", stage.get("state"), stage.get("reason"))

@@ -162,7 +162,7 @@ pub enum ArtifactError {
     /// The files in the output directory are larger than [`IngestLimits::max_total_bytes`].
     #[error(
         "the stage's outputs in {} are larger than the limit of {} in total; write less or \
-         raise the limit",
+         raise the stage's `grants.artifacts`",
         out_dir.display(),
         bytesize::ByteSize(*limit)
     )]

@@ -9,14 +9,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about, long_about = None)]
 pub struct Cli {
-    /// Directory for run records, artifacts and the compile cache.
-    #[arg(
-        long,
-        global = true,
-        env = "SLUICE_STATE_DIR",
-        default_value = ".sluice"
-    )]
-    pub state_dir: PathBuf,
+    /// Directory for run records and artifacts (default: one directory per
+    /// working directory under `$XDG_STATE_HOME/sluice`, else
+    /// `~/.local/state/sluice`). Never inside a workspace that stages may
+    /// read or write: runs refuse to start there.
+    #[arg(long, global = true, env = "SLUICE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Compiled-component cache (default: `$XDG_CACHE_HOME/sluice`, else
     /// `~/.cache/sluice`). Safe to share between runs and working
@@ -212,8 +210,107 @@ impl Cli {
             match user_cache {
                 Some(dir) => dir.join("sluice"),
                 // No home at all (a bare container): keep it with the state.
-                None => self.state_dir.join("cache"),
+                None => self.state_dir().join("cache"),
             }
         })
+    }
+
+    /// The state directory in effect: `--state-dir` / `SLUICE_STATE_DIR`,
+    /// else [`default_state_dir`] for the current directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| {
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                default_state_dir(&cwd, |k| std::env::var_os(k))
+            })
+    }
+}
+
+/// Where the runs of the working directory `cwd` are kept by default: under
+/// the user's state directory (`$XDG_STATE_HOME/sluice`, else
+/// `~/.local/state/sluice`), in `dirs/<name>-<hash>` where `<name>` is the
+/// last component of `cwd` and `<hash>` the first 12 hex digits of the
+/// sha256 of its absolute path. It is never inside the project, so a stage
+/// that may read or write the workspace cannot reach other stages' records,
+/// logs or artifacts. Without a home directory at all: `.sluice` in `cwd`
+/// (runs that grant workspace access then refuse to start and say why).
+pub fn default_state_dir(
+    cwd: &std::path::Path,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let base = var("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            var("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    let Some(base) = base else {
+        return cwd.join(".sluice");
+    };
+    let absolute = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    let digest = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+    let name: String = absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    base.join("sluice")
+        .join("dirs")
+        .join(format!("{name}-{}", &hex::encode(digest)[..12]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_state_dir_is_per_directory_under_the_user_state_dir() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let a = default_state_dir(
+            std::path::Path::new("/nonexistent/proj"),
+            env(&[("HOME", "/home/u")]),
+        );
+        assert!(
+            a.starts_with("/home/u/.local/state/sluice/dirs"),
+            "{}",
+            a.display()
+        );
+        assert!(a
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("proj-")));
+        let b = default_state_dir(
+            std::path::Path::new("/nonexistent/other/proj"),
+            env(&[("HOME", "/home/u")]),
+        );
+        assert_ne!(a, b, "same name, other directory");
+        let x = default_state_dir(
+            std::path::Path::new("/nonexistent/proj"),
+            env(&[("HOME", "/home/u"), ("XDG_STATE_HOME", "/state")]),
+        );
+        assert!(x.starts_with("/state/sluice/dirs"));
+        let none = default_state_dir(std::path::Path::new("/w"), env(&[]));
+        assert_eq!(none, PathBuf::from("/w/.sluice"));
     }
 }

@@ -1,14 +1,16 @@
 //! The `sluice` binary: parse arguments, dispatch, print errors with their
 //! causes, and pick the exit code.
 
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use sluice::cli::{Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand};
 use sluice::commands::trust::Failure;
+use sluice::host::procs;
 use sluice::record::RunStatus;
-use sluice::report::{console::Console, json::JsonLines, Reporter};
+use sluice::report::{console::Console, json::JsonLines, Event, Reporter};
 use sluice::{commands, exit, run};
 
 fn init_tracing(filter: &str) {
@@ -43,9 +45,18 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    let run_id = Arc::new(Mutex::new(None));
+    let reporter: Arc<dyn Reporter> = Arc::new(RunIdTap {
+        inner: reporter,
+        run_id: run_id.clone(),
+    });
+    // Before any stage: the fallback's subreaper must be in place before
+    // the first program can leave an orphan.
+    procs::init();
+    let mut signals = Signals::watch();
     let opts = run::RunOptions {
         pipeline: args.pipeline.clone(),
-        state_dir: cli.state_dir.clone(),
+        state_dir: cli.state_dir(),
         cache_dir: cli.cache_dir(),
         jobs,
         fail_fast: !args.keep_going,
@@ -54,7 +65,18 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         allow_unsigned: args.allow_unsigned,
         provenance_key: args.provenance_key.clone(),
     };
-    match run::run(&opts, reporter).await {
+    let outcome = tokio::select! {
+        outcome = run::run(&opts, reporter) => outcome,
+        first = Signals::next(&mut signals) => {
+            // The run's future is dropped here: its record stays `running`,
+            // which `runs` shows as interrupted and `--resume` continues.
+            let id = run_id.lock().ok().and_then(|id| id.clone());
+            return interrupted(first, signals, id, &opts.state_dir).await;
+        }
+    };
+    // Stages cancelled by fail-fast may still be in their kill grace.
+    end_stage_processes(&mut signals).await;
+    match outcome {
         Ok(record) => code(match record.status {
             RunStatus::Passed => exit::PASSED,
             RunStatus::Paused => exit::PAUSED,
@@ -69,6 +91,117 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
             code(e.exit_code())
         }
     }
+}
+
+/// Passes events on, remembering the run id for the interruption message.
+struct RunIdTap {
+    inner: Arc<dyn Reporter>,
+    run_id: Arc<Mutex<Option<String>>>,
+}
+
+impl Reporter for RunIdTap {
+    fn event(&self, event: &Event<'_>) {
+        if let Event::RunStarted { run_id, .. } = event {
+            if let Ok(mut id) = self.run_id.lock() {
+                *id = Some(run_id.to_string());
+            }
+        }
+        self.inner.event(event);
+    }
+}
+
+/// SIGINT and SIGTERM, once `sluice run` handles them itself.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+#[derive(Clone, Copy)]
+enum Interrupt {
+    Int,
+    Term,
+}
+
+impl Signals {
+    /// `None` (default handling: the runner dies) when they cannot be
+    /// watched.
+    fn watch() -> Option<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some(Signals { int, term }),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot handle SIGINT/SIGTERM; stage processes may outlive an interrupted run");
+                    None
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
+    async fn next(signals: &mut Option<Signals>) -> Interrupt {
+        match signals {
+            #[cfg(unix)]
+            Some(s) => tokio::select! {
+                _ = s.int.recv() => Interrupt::Int,
+                _ = s.term.recv() => Interrupt::Term,
+            },
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+/// SIGTERM to every stage process left, the kill grace, SIGKILL; a signal
+/// meanwhile cuts the grace short.
+async fn end_stage_processes(signals: &mut Option<Signals>) {
+    let stop = tokio::task::spawn_blocking(|| procs::stop_all(procs::kill_grace()));
+    tokio::select! {
+        _ = stop => {}
+        _ = Signals::next(signals) => {
+            let _ = tokio::task::spawn_blocking(procs::kill_all_now).await;
+        }
+    }
+}
+
+/// First signal: every stage process gets SIGTERM, the kill grace, then
+/// SIGKILL; a second signal kills them at once. Then one line and exit
+/// 130 (SIGINT) or 143 (SIGTERM), like a shell reports a signal.
+async fn interrupted(
+    first: Interrupt,
+    mut signals: Option<Signals>,
+    run_id: Option<String>,
+    state_dir: &Path,
+) -> ExitCode {
+    end_stage_processes(&mut signals).await;
+    let (name, status) = match first {
+        Interrupt::Int => ("SIGINT", 130),
+        Interrupt::Term => ("SIGTERM", 143),
+    };
+    let recorded = |id: &str| {
+        sluice::record::RunStore::new(state_dir)
+            .run_dir(id)
+            .join("run.json")
+            .exists()
+    };
+    match run_id {
+        Some(id) if recorded(&id) => eprintln!(
+            "sluice: run {id} interrupted by {name}; its stage processes were stopped. Resume it with `sluice run --resume {id}`"
+        ),
+        Some(id) => eprintln!(
+            "sluice: run {id} interrupted by {name} before it was recorded; there is nothing to resume"
+        ),
+        None => eprintln!("sluice: interrupted by {name} before the run started"),
+    }
+    // Not a return: stage tasks may still be unwinding on the runtime,
+    // and nothing of theirs is left to wait for.
+    std::process::exit(status)
 }
 
 fn emit(result: anyhow::Result<String>, err_code: i32) -> ExitCode {
@@ -126,11 +259,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
         ),
         Command::Runs { command } => match command {
             RunsCommand::List { json } => emit(
-                commands::runs::list(&cli.state_dir, *json).map_err(Into::into),
+                commands::runs::list(&cli.state_dir(), *json).map_err(Into::into),
                 exit::INVALID,
             ),
             RunsCommand::Show { run_id, json } => emit(
-                commands::runs::show(&cli.state_dir, run_id, *json).map_err(Into::into),
+                commands::runs::show(&cli.state_dir(), run_id, *json).map_err(Into::into),
                 exit::INVALID,
             ),
         },
@@ -156,7 +289,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             key,
         } => finish(commands::trust::verify_artifact(file, provenance, key)),
         Command::Approve { run_id, stage, by } => emit(
-            commands::approve::approve(&cli.state_dir, run_id, stage, by.clone()),
+            commands::approve::approve(&cli.state_dir(), run_id, stage, by.clone()),
             exit::INVALID,
         ),
     }

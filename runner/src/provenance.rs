@@ -26,50 +26,168 @@ pub const BUILD_TYPE: &str = "https://sluice.example/buildtypes/pipeline-stage/v
 pub struct SourceRevision {
     /// Repository directory.
     pub repo: String,
-    /// Commit id (hex).
+    /// Commit id (40 or 64 lowercase hex digits).
     pub commit: String,
     /// Branch, when HEAD is on one.
     pub branch: Option<String>,
 }
 
+/// Largest `HEAD` or loose ref file read (a real one is under 100 bytes).
+const MAX_REF_FILE: u64 = 4 * 1024;
+/// Largest `packed-refs` read (large monorepos have a few MiB).
+const MAX_PACKED_REFS: u64 = 64 * 1024 * 1024;
+/// Symbolic refs followed before giving up (git itself allows 5).
+const MAX_SYMREF_DEPTH: usize = 5;
+
 /// Find the repository containing `workspace` and its HEAD commit.
+///
+/// `.git` may sit inside the workspace, where stages with `workspace: write`
+/// (and every program they exec) can rewrite it, so everything read from it
+/// is hostile input (issue: a forged `ref: /proc/self/environ` put the
+/// runner's environment into provenance):
+///
+/// - files are opened through a capability handle on the `.git` directory
+///   (`cap-std`), so no path, `..` or symlink in a ref reaches outside it;
+/// - only regular files are read, opened non-blocking (a FIFO or device
+///   cannot stall the runner) and only up to a few KiB (MiB for
+///   `packed-refs`);
+/// - ref names must pass git's own ref-name rules, and the only thing ever
+///   copied out is an object id of 40 or 64 hex digits. Anything else means
+///   "no source revision" (with a warning in the runner's log), never an
+///   error and never file content.
+///
+/// A `.git` *file* (linked worktree, submodule) points elsewhere with a
+/// path the workspace controls; it is not followed.
 pub fn source_revision(workspace: &Path) -> Option<SourceRevision> {
     let mut dir = Some(workspace);
     while let Some(d) = dir {
         let git = d.join(".git");
-        if git.is_dir() {
-            let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
-            let head = head.trim();
-            let (commit, branch) = match head.strip_prefix("ref: ") {
-                Some(reference) => (
-                    resolve_ref(&git, reference)?,
-                    Some(reference.trim_start_matches("refs/heads/").to_string()),
-                ),
-                None => (head.to_string(), None),
-            };
-            return Some(SourceRevision {
-                repo: d.display().to_string(),
-                commit,
-                branch,
-            });
+        match std::fs::symlink_metadata(&git) {
+            Ok(m) if m.is_dir() => {
+                let found = read_head(&git);
+                if let Err(why) = &found {
+                    tracing::warn!(git = %git.display(), %why, "no source revision in provenance");
+                }
+                let (commit, branch) = found.ok()?;
+                return Some(SourceRevision {
+                    repo: d.display().to_string(),
+                    commit,
+                    branch,
+                });
+            }
+            Ok(_) => {
+                tracing::warn!(git = %git.display(), "`.git` is not a directory (worktree or submodule); no source revision in provenance");
+                return None;
+            }
+            Err(_) => {}
         }
         dir = d.parent();
     }
     None
 }
 
-fn resolve_ref(git: &Path, reference: &str) -> Option<String> {
-    if let Ok(id) = std::fs::read_to_string(git.join(reference)) {
-        return Some(id.trim().to_string());
+/// HEAD's commit id and branch, read as described on [`source_revision`].
+fn read_head(git: &Path) -> Result<(String, Option<String>), String> {
+    let dir = cap_std::fs::Dir::open_ambient_dir(git, cap_std::ambient_authority())
+        .map_err(|e| format!("cannot open: {e}"))?;
+    let mut name = "HEAD".to_string();
+    let mut branch = None;
+    for _ in 0..=MAX_SYMREF_DEPTH {
+        let text = match read_small(&dir, &name, MAX_REF_FILE) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != "HEAD" => None,
+            Err(e) => return Err(format!("{name}: {e}")),
+        };
+        let value = match text {
+            Some(text) => text.trim().to_string(),
+            None => packed_ref(&dir, &name)?.ok_or_else(|| format!("ref {name} not found"))?,
+        };
+        match value.strip_prefix("ref:") {
+            Some(target) => {
+                let target = target.trim();
+                if !valid_ref_name(target) {
+                    return Err(format!("{name} points at an invalid ref name"));
+                }
+                if branch.is_none() {
+                    branch = Some(target.trim_start_matches("refs/heads/").to_string());
+                }
+                name = target.to_string();
+            }
+            None if is_object_id(&value) => return Ok((value, branch)),
+            None => return Err(format!("{name} does not hold an object id")),
+        }
     }
-    // Packed refs: "<id> <ref>" lines.
-    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
-    packed
+    Err("too many levels of symbolic refs".into())
+}
+
+/// Read a regular file under `dir`, refusing FIFOs, devices, sockets and
+/// anything larger than `limit`.
+fn read_small(dir: &cap_std::fs::Dir, name: &str, limit: u64) -> std::io::Result<String> {
+    use cap_std::fs::OpenOptionsExt;
+    use std::io::Read;
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true);
+    // Non-blocking so that opening a FIFO returns at once; the type check
+    // below then refuses it.
+    #[cfg(unix)]
+    opts.custom_flags(libc::O_NONBLOCK);
+    let file = dir.open_with(name, &opts)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
+/// `<id> <ref>` lines of `packed-refs`.
+fn packed_ref(dir: &cap_std::fs::Dir, name: &str) -> Result<Option<String>, String> {
+    let text = match read_small(dir, "packed-refs", MAX_PACKED_REFS) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("packed-refs: {e}")),
+    };
+    Ok(text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with('^'))
         .find_map(|l| {
-            let (id, name) = l.split_once(' ')?;
-            (name == reference).then(|| id.to_string())
+            let (id, n) = l.split_once(' ')?;
+            (n == name && is_object_id(id)).then(|| id.to_string())
+        }))
+}
+
+/// A SHA-1 or SHA-256 object id in git's lowercase hex.
+fn is_object_id(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// git's ref-name rules (`git check-ref-format`), restricted to `refs/…`:
+/// no `..`, no component starting with `.` or ending in `.lock`, no control
+/// characters, spaces or `~^:?*[\\`, no `@{`, no empty component.
+fn valid_ref_name(name: &str) -> bool {
+    name.starts_with("refs/")
+        && name.len() <= 1024
+        && !name.contains("..")
+        && !name.contains("@{")
+        && !name.ends_with('/')
+        && !name.ends_with('.')
+        && name.split('/').all(|c| {
+            !c.is_empty()
+                && !c.starts_with('.')
+                && !c.ends_with(".lock")
+                && c.bytes()
+                    .all(|b| b > 0x20 && b != 0x7f && !b"~^:?*[\\".contains(&b))
         })
 }
 
@@ -198,20 +316,96 @@ mod tests {
         assert_eq!(deps[1]["digest"]["gitCommit"], "0123abcd");
     }
 
-    #[test]
-    fn reads_head_from_git() {
+    const ID: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn repo() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let git = dir.path().join(".git");
         std::fs::create_dir_all(git.join("refs/heads")).expect("mkdir");
+        (dir, git)
+    }
+
+    #[test]
+    fn reads_head_from_git() {
+        let (dir, git) = repo();
         std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").expect("write");
-        std::fs::write(git.join("refs/heads/main"), "abc123\n").expect("write");
+        std::fs::write(git.join("refs/heads/main"), format!("{ID}\n")).expect("write");
         let sub = dir.path().join("sub");
         std::fs::create_dir_all(&sub).expect("mkdir");
         let rev = source_revision(&sub).expect("found");
-        assert_eq!(rev.commit, "abc123");
+        assert_eq!(rev.commit, ID);
         assert_eq!(rev.branch.as_deref(), Some("main"));
         std::fs::remove_file(git.join("refs/heads/main")).expect("rm");
-        std::fs::write(git.join("packed-refs"), "# pack\nfff000 refs/heads/main\n").expect("write");
-        assert_eq!(source_revision(&sub).expect("found").commit, "fff000");
+        let packed = ID.replace('0', "f");
+        std::fs::write(
+            git.join("packed-refs"),
+            format!("# pack\n{packed} refs/heads/main\n"),
+        )
+        .expect("write");
+        assert_eq!(source_revision(&sub).expect("found").commit, packed);
+        // Detached HEAD.
+        std::fs::write(git.join("HEAD"), format!("{ID}\n")).expect("write");
+        let rev = source_revision(&sub).expect("found");
+        assert_eq!((rev.commit.as_str(), rev.branch), (ID, None));
+    }
+
+    #[test]
+    fn hostile_heads_yield_no_revision_and_no_content() {
+        let (dir, git) = repo();
+        let outside = tempfile::tempdir().expect("tempdir");
+        let canary = outside.path().join("canary");
+        std::fs::write(&canary, ID).expect("write");
+        for head in [
+            "ref: /proc/self/environ".to_string(),
+            format!("ref: {}", canary.display()),
+            "ref: refs/../../../../../../proc/self/environ".into(),
+            "ref: refs/heads/../../../canary".into(),
+            "not an id".into(),
+            "x".repeat(5 << 20),
+        ] {
+            std::fs::write(git.join("HEAD"), &head).expect("write");
+            assert_eq!(
+                source_revision(dir.path()),
+                None,
+                "{}",
+                &head[..head.len().min(80)]
+            );
+        }
+        #[cfg(unix)]
+        {
+            // A symlinked ref pointing out of `.git`, a FIFO and a device:
+            // refused without blocking.
+            std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").expect("write");
+            std::os::unix::fs::symlink(&canary, git.join("refs/heads/main")).expect("symlink");
+            assert_eq!(source_revision(dir.path()), None);
+            std::fs::remove_file(git.join("refs/heads/main")).expect("rm");
+            let fifo = git.join("refs/heads/main");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.is_ok_and(|s| s.success()) {
+                assert_eq!(source_revision(dir.path()), None);
+            }
+            std::fs::remove_file(git.join("HEAD")).expect("rm");
+            std::os::unix::fs::symlink("/dev/zero", git.join("HEAD")).expect("symlink");
+            assert_eq!(source_revision(dir.path()), None);
+        }
+    }
+
+    #[test]
+    fn ref_names_follow_git_rules() {
+        assert!(valid_ref_name("refs/heads/main"));
+        assert!(valid_ref_name("refs/heads/feature/x-1"));
+        for bad in [
+            "HEAD",
+            "/proc/self/environ",
+            "refs/../x",
+            "refs/heads/.hidden",
+            "refs/heads/x.lock",
+            "refs//x",
+            "refs/heads/a b",
+            "refs/heads/a\u{1b}b",
+            "refs/heads/",
+        ] {
+            assert!(!valid_ref_name(bad), "{bad:?}");
+        }
     }
 }

@@ -83,6 +83,26 @@ pub enum RunError {
     /// The artifact store is unusable.
     #[error(transparent)]
     Artifacts(#[from] crate::artifacts::ArtifactError),
+    /// The state directory lies where a stage could read or write it.
+    #[error(
+        "the state directory {} is inside the workspace {} that stage `{stage}` may {access}; \
+         a stage could then read other stages' records, logs and artifacts, or forge them. \
+         Drop --state-dir / SLUICE_STATE_DIR to use the default (outside the project), \
+         or point it at a directory outside {}",
+        state_dir.display(),
+        workspace.display(),
+        workspace.display()
+    )]
+    StateInWorkspace {
+        /// The state directory.
+        state_dir: PathBuf,
+        /// The pipeline's workspace.
+        workspace: PathBuf,
+        /// A stage granted access to it.
+        stage: String,
+        /// `read` or `write`.
+        access: &'static str,
+    },
 }
 
 impl RunError {
@@ -97,6 +117,8 @@ impl RunError {
             | RunError::Admission(_) => 2,
             RunError::Record(RecordError::NotFound { .. }) => 2,
             RunError::Record(RecordError::Busy(_)) => 2,
+            RunError::Record(RecordError::Corrupt { .. }) => 2,
+            RunError::StateInWorkspace { .. } => 2,
             _ => 1,
         }
     }
@@ -349,6 +371,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
             (pipeline.clone(), new_record(&pipeline), None)
         }
     };
+    check_state_outside_workspace(&opts.state_dir, &pipeline)?;
     let resumed = lock.is_some();
     if resumed {
         scheduler::reset_for_resume(&mut record);
@@ -434,6 +457,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         redactor: Arc::new(Redactor::new(secret_values)),
         provenance_key,
         reporter: reporter.clone(),
+        max_handles: crate::host::engine::handles_per_stage(
+            crate::host::engine::raise_open_files_limit(),
+            jobs,
+        ),
     });
     let options = scheduler::Options {
         jobs,
@@ -445,6 +472,63 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     let record = scheduler.run(executor).await?;
     clock.mark("stages finished");
     Ok(record)
+}
+
+/// The state directory holds every run's records, logs and artifacts; a
+/// stage that can read it sees other stages' outputs, and one that can write
+/// it could forge them. wasmtime-wasi cannot hide a subdirectory of a
+/// preopen, so a state directory inside a workspace that any stage may
+/// reach is refused outright.
+fn check_state_outside_workspace(state_dir: &Path, pipeline: &Pipeline) -> Result<(), RunError> {
+    let Some((stage, access)) =
+        pipeline
+            .stages
+            .iter()
+            .find_map(|(name, s)| match s.grants.workspace {
+                pipeline::WorkspaceAccess::None => None,
+                pipeline::WorkspaceAccess::Read => Some((name, "read")),
+                pipeline::WorkspaceAccess::Write => Some((name, "write")),
+            })
+    else {
+        return Ok(());
+    };
+    let absolute = |p: &Path| {
+        p.canonicalize().unwrap_or_else(|_| {
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        })
+    };
+    // The state directory may not exist yet: resolve its nearest existing
+    // ancestor so that a symlink on the way is followed.
+    let mut existing = absolute(state_dir);
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut state = absolute(&existing);
+    for name in rest.into_iter().rev() {
+        state.push(name);
+    }
+    let workspace = absolute(&pipeline.workspace);
+    if state.starts_with(&workspace) {
+        return Err(RunError::StateInWorkspace {
+            state_dir: state_dir.to_path_buf(),
+            workspace: pipeline.workspace.clone(),
+            stage: stage.clone(),
+            access,
+        });
+    }
+    Ok(())
 }
 
 /// Where a run's fixed cost goes: `--log sluice::timing=debug` prints the

@@ -24,9 +24,6 @@ use crate::report::{Event, Reporter};
 use crate::scheduler::{AttemptFuture, AttemptOutcome, Executor};
 use crate::workdir::WorkDirs;
 
-/// Largest total size of a report's `outputs`.
-pub const MAX_OUTPUTS_BYTES: usize = 64 * 1024;
-
 /// Runs stages of one pipeline in their sandboxes.
 pub struct WasmExecutor {
     /// The pipeline.
@@ -47,6 +44,8 @@ pub struct WasmExecutor {
     pub provenance_key: Option<Arc<crate::trust::PrivateKey>>,
     /// The host directories behind `/artifacts` (`<run>/work`).
     pub work: WorkDirs,
+    /// Most handles one stage may hold at once.
+    pub max_handles: usize,
 }
 
 impl Executor for WasmExecutor {
@@ -66,7 +65,9 @@ impl Executor for WasmExecutor {
                 match self.run_attempt(&stage, attempt, &record, &mut rec).await {
                     Ok(state) => (state, false),
                     Err(failure) => {
-                        rec.reason = Some(failure.to_string());
+                        // Failure messages carry plugin text: redact the
+                        // run's secrets and bound it before it is stored.
+                        rec.reason = Some(plugin_reason(&failure.to_string(), &self.redactor));
                         (StageState::Failed, failure.retryable())
                     }
                 };
@@ -121,7 +122,7 @@ impl WasmExecutor {
             .sandboxed(stage_name, stage, plugin, attempt, record, rec, &log)
             .await;
         if let Err(failure) = &result {
-            log.note(&format!("stage failed: {failure}"));
+            log.final_note(&format!("stage failed: {failure}"));
         }
         let stats = log.finish();
         if let Some(e) = stats.io_error {
@@ -291,6 +292,7 @@ impl WasmExecutor {
             memory: stage.grants.memory,
             output_cap: stage.grants.output,
             timeout: stage.timeout,
+            max_handles: self.max_handles,
             log: log.clone(),
         };
         let report = match sandbox::run_stage(plugin, request).await {
@@ -386,41 +388,37 @@ impl WasmExecutor {
         outputs_dir: &Path,
         rec: &mut StageRecord,
     ) -> Result<StageState, StageFailure> {
-        let mut metrics: Vec<(String, f64)> = Vec::new();
-        for m in &report.metrics {
-            if !m.value.is_finite() {
-                return Err(StageFailure::Failed(format!(
-                    "the plugin reported metric `{}` = {}, which is not a finite number",
-                    m.name, m.value
-                )));
-            }
-            if metrics.iter().any(|(n, _)| *n == m.name) {
-                return Err(StageFailure::Failed(format!(
-                    "the plugin reported metric `{}` twice",
-                    m.name
-                )));
-            }
-            metrics.push((m.name.clone(), m.value));
-        }
-        if let Some((k, _)) = report
-            .outputs
+        let report = checked_report(report, &self.redactor)?;
+        let metrics: Vec<(String, f64)> = report
+            .metrics
             .iter()
-            .find(|(k, _)| k.starts_with(RESERVED_OUTPUT_PREFIX))
-        {
-            return Err(StageFailure::Failed(format!(
-                "the plugin reported output `{k}`; names starting with `{RESERVED_OUTPUT_PREFIX}` are reserved for the runner"
-            )));
-        }
-        let outputs_size: usize = report.outputs.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if outputs_size > MAX_OUTPUTS_BYTES {
-            return Err(StageFailure::Failed(format!(
-                "the plugin reported {outputs_size} bytes of outputs; the limit is {MAX_OUTPUTS_BYTES} — write large values to /artifacts/out instead"
-            )));
-        }
+            .map(|m| (m.name.clone(), m.value))
+            .collect();
         let artifacts = self
             .cas
-            .ingest_dir(outputs_dir, &report.artifacts, &IngestLimits::default())
+            .ingest_dir(
+                outputs_dir,
+                &report.artifacts,
+                &IngestLimits {
+                    max_total_bytes: stage.grants.artifacts,
+                    ..IngestLimits::default()
+                },
+            )
             .map_err(|e| StageFailure::Failed(format!("collecting artifacts: {e}")))?;
+        for a in &artifacts {
+            if a.name.chars().any(char::is_control) {
+                return Err(StageFailure::Failed(format!(
+                    "the plugin wrote an artifact whose name has a control character ({}); artifact names are shown on terminals and must be printable",
+                    crate::report::escape_controls(&a.name)
+                )));
+            }
+            if self.redactor.redact_str(&a.name) != a.name {
+                return Err(StageFailure::Failed(format!(
+                    "the plugin wrote an artifact named `{}`, which contains the value of a granted secret; artifact names are recorded and shown in clear",
+                    self.redactor.redact_str(&a.name)
+                )));
+            }
+        }
         let plugin_gates: Vec<PluginGate> = report
             .gates
             .iter()
@@ -477,6 +475,179 @@ impl WasmExecutor {
         rec.artifacts = artifacts;
         Ok(state)
     }
+}
+
+/// Bounds on what a plugin may report, checked (in linear time) before
+/// anything is stored: every string in a report reaches run.json, the
+/// journal, the console and `--json`, and the checks run after the stage's
+/// timeout no longer applies.
+pub mod limits {
+    /// Largest `summary`, in bytes.
+    pub const SUMMARY_BYTES: usize = 8 * 1024;
+    /// Most metrics in one report.
+    pub const METRICS: usize = 10_000;
+    /// Most gates in one report.
+    pub const GATES: usize = 1_000;
+    /// Most outputs in one report.
+    pub const OUTPUTS: usize = 1_000;
+    /// Largest total size of a report's outputs (names and values).
+    pub const OUTPUTS_BYTES: usize = 64 * 1024;
+    /// Longest metric, gate or output name, in bytes.
+    pub const NAME_BYTES: usize = 256;
+    /// Longest metric unit, in bytes.
+    pub const UNIT_BYTES: usize = 32;
+    /// Longest gate message, in bytes.
+    pub const MESSAGE_BYTES: usize = 4 * 1024;
+    /// Most artifacts a report may declare.
+    pub const DECLARED_ARTIFACTS: usize = 10_000;
+    /// Longest failure reason kept from a plugin (longer ones are cut).
+    pub const REASON_BYTES: usize = 4 * 1024;
+}
+
+/// Check a report against [`limits`] and the WIT's rules (finite metric
+/// values, unique metric and gate names, no reserved output names), and
+/// redact every granted secret value in every string it carries.
+fn checked_report(
+    mut report: wit::Report,
+    redactor: &Redactor,
+) -> Result<wit::Report, StageFailure> {
+    use std::collections::HashSet;
+    let fail = |m: String| Err(StageFailure::Failed(redactor.redact_str(&m)));
+    let too_long = |what: &str, value: &str, limit: usize| {
+        fail(format!(
+            "the plugin reported {what} `{}…` of {} bytes; the limit is {limit}",
+            clip(value, 40),
+            value.len()
+        ))
+    };
+    if report.summary.len() > limits::SUMMARY_BYTES {
+        return fail(format!(
+            "the plugin reported a summary of {} bytes; the limit is {} — put long text in an artifact",
+            report.summary.len(),
+            limits::SUMMARY_BYTES
+        ));
+    }
+    if report.metrics.len() > limits::METRICS {
+        return fail(format!(
+            "the plugin reported {} metrics; the limit is {}",
+            report.metrics.len(),
+            limits::METRICS
+        ));
+    }
+    if report.gates.len() > limits::GATES {
+        return fail(format!(
+            "the plugin reported {} gates; the limit is {}",
+            report.gates.len(),
+            limits::GATES
+        ));
+    }
+    if report.outputs.len() > limits::OUTPUTS {
+        return fail(format!(
+            "the plugin reported {} outputs; the limit is {}",
+            report.outputs.len(),
+            limits::OUTPUTS
+        ));
+    }
+    if report.artifacts.len() > limits::DECLARED_ARTIFACTS {
+        return fail(format!(
+            "the plugin declared {} artifacts; the limit is {}",
+            report.artifacts.len(),
+            limits::DECLARED_ARTIFACTS
+        ));
+    }
+    let mut seen: HashSet<&str> = HashSet::with_capacity(report.metrics.len());
+    for m in &report.metrics {
+        if m.name.len() > limits::NAME_BYTES {
+            return too_long("metric name", &m.name, limits::NAME_BYTES);
+        }
+        if let Some(unit) = m.unit.as_deref().filter(|u| u.len() > limits::UNIT_BYTES) {
+            return too_long("metric unit", unit, limits::UNIT_BYTES);
+        }
+        if !m.value.is_finite() {
+            return fail(format!(
+                "the plugin reported metric `{}` = {}, which is not a finite number",
+                m.name, m.value
+            ));
+        }
+        if !seen.insert(&m.name) {
+            return fail(format!("the plugin reported metric `{}` twice", m.name));
+        }
+    }
+    let mut seen: HashSet<&str> = HashSet::with_capacity(report.gates.len());
+    for g in &report.gates {
+        if g.name.len() > limits::NAME_BYTES {
+            return too_long("gate name", &g.name, limits::NAME_BYTES);
+        }
+        if g.message.len() > limits::MESSAGE_BYTES {
+            return too_long("gate message", &g.message, limits::MESSAGE_BYTES);
+        }
+        if !seen.insert(&g.name) {
+            return fail(format!(
+                "the plugin reported gate `{}` twice; gate names must be unique within a report",
+                g.name
+            ));
+        }
+    }
+    let mut seen: HashSet<&str> = HashSet::with_capacity(report.outputs.len());
+    for (k, _) in &report.outputs {
+        if k.len() > limits::NAME_BYTES {
+            return too_long("output name", k, limits::NAME_BYTES);
+        }
+        if k.starts_with(RESERVED_OUTPUT_PREFIX) {
+            return fail(format!(
+                "the plugin reported output `{k}`; names starting with `{RESERVED_OUTPUT_PREFIX}` are reserved for the runner"
+            ));
+        }
+        if !seen.insert(k) {
+            return fail(format!("the plugin reported output `{k}` twice"));
+        }
+    }
+    let outputs_size: usize = report.outputs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if outputs_size > limits::OUTPUTS_BYTES {
+        return fail(format!(
+            "the plugin reported {outputs_size} bytes of outputs; the limit is {} — write large values to /artifacts/out instead",
+            limits::OUTPUTS_BYTES
+        ));
+    }
+    if !redactor.is_empty() {
+        report.summary = redactor.redact_str(&report.summary);
+        for m in &mut report.metrics {
+            m.name = redactor.redact_str(&m.name);
+            m.unit = m.unit.as_deref().map(|u| redactor.redact_str(u));
+        }
+        for g in &mut report.gates {
+            g.name = redactor.redact_str(&g.name);
+            g.message = redactor.redact_str(&g.message);
+        }
+        for (k, v) in &mut report.outputs {
+            *k = redactor.redact_str(k);
+            *v = redactor.redact_str(v);
+        }
+    }
+    Ok(report)
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A plugin's own failure message: redacted and cut to
+/// [`limits::REASON_BYTES`].
+pub fn plugin_reason(message: &str, redactor: &Redactor) -> String {
+    let redacted = redactor.redact_str(message);
+    if redacted.len() <= limits::REASON_BYTES {
+        return redacted;
+    }
+    format!(
+        "{}… ({} bytes, cut)",
+        clip(&redacted, limits::REASON_BYTES),
+        redacted.len()
+    )
 }
 
 /// The panic message a Rust guest printed before trapping, if any.

@@ -2,9 +2,11 @@
 //! per test process, give each test its own working directory, run the real
 //! `sluice` binary there, and read what a user would see.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -51,10 +53,15 @@ pub fn ensure_built() {
     }
 }
 
-/// The `sluice` binary.
+/// The `sluice` binary: `target/debug/sluice`, or `$SLUICE_TESTS_BIN` when
+/// set (to run the suite against another build of the runner, e.g. an
+/// older one, to see which tests it fails).
 pub fn sluice_bin() -> PathBuf {
     ensure_built();
-    repo_root().join("target/debug/sluice")
+    match std::env::var_os("SLUICE_TESTS_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => repo_root().join("target/debug/sluice"),
+    }
 }
 
 /// A built plugin from `dist/plugins/<name>.wasm`.
@@ -80,15 +87,41 @@ pub struct Run {
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
+    /// The signal that killed the runner, if one did.
+    pub signal: Option<i32>,
+    /// The runner's peak resident memory (KiB) as last seen, for runs
+    /// started with [`Project::sluice_timeout`].
+    pub peak_rss_kib: Option<u64>,
+    raw_stdout: Vec<u8>,
+    raw_stderr: Vec<u8>,
 }
 
 impl Run {
     fn from(out: Output) -> Run {
+        Run::from_parts(out.status, out.stdout, out.stderr)
+    }
+
+    fn from_parts(status: std::process::ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+        use std::os::unix::process::ExitStatusExt;
         Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: status.code().unwrap_or(-1),
+            signal: status.signal(),
+            peak_rss_kib: None,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            raw_stdout: stdout,
+            raw_stderr: stderr,
         }
+    }
+
+    /// Standard output, byte for byte.
+    pub fn raw_stdout(&self) -> &[u8] {
+        &self.raw_stdout
+    }
+
+    /// Standard error, byte for byte.
+    pub fn raw_stderr(&self) -> &[u8] {
+        &self.raw_stderr
     }
 
     /// Both streams, for assertion messages.
@@ -124,8 +157,17 @@ impl Run {
 }
 
 /// A working directory with a pipeline, for one test.
+///
+/// Its temporary directory holds `project/` (the working directory of every
+/// command, the default workspace, where [`write`](Self::write) and
+/// [`read`](Self::read) work) and `state/` (the runner's state directory,
+/// `SLUICE_STATE_DIR`: run records, the CAS, logs), so the state is never
+/// inside the workspace. Files a test wants *outside* both go beside them
+/// ([`write_outside`](Self::write_outside)).
 pub struct Project {
     dir: tempfile::TempDir,
+    project: PathBuf,
+    state: PathBuf,
     allow_unsigned: bool,
 }
 
@@ -133,11 +175,18 @@ impl Project {
     /// An empty project.
     pub fn new() -> Project {
         ensure_built();
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-e2e-")
+            .tempdir()
+            .expect("create a temp dir");
+        let project = dir.path().join("project");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&project).expect("mkdir project");
+        std::fs::create_dir(&state).expect("mkdir state");
         Project {
-            dir: tempfile::Builder::new()
-                .prefix("sluice-e2e-")
-                .tempdir()
-                .expect("create a temp dir"),
+            dir,
+            project,
+            state,
             allow_unsigned: true,
         }
     }
@@ -151,39 +200,80 @@ impl Project {
         p
     }
 
-    /// Its directory.
+    /// The project directory (`<tmp>/project`): the working directory of
+    /// every command.
     pub fn path(&self) -> &Path {
+        &self.project
+    }
+
+    /// The runner's state directory (`<tmp>/state`, outside the project).
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The temporary directory holding `project/` and `state/`.
+    pub fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    /// Write a file (creating directories). `{fixture}` and `{hello}` in
-    /// the text become the plugin paths.
-    pub fn write(&self, rel: &str, text: &str) -> &Project {
+    /// Write `bytes` to `<tmp>/<rel>`, beside `project/` and `state/`:
+    /// outside the workspace and the state directory (a canary a stage must
+    /// never reach). Returns its absolute path.
+    pub fn write_outside(&self, rel: &str, bytes: &[u8]) -> PathBuf {
         let path = self.dir.path().join(rel);
+        assert!(
+            !path.starts_with(&self.project) && !path.starts_with(&self.state),
+            "{rel} is not outside the project and the state"
+        );
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, bytes).expect("write file");
+        path
+    }
+
+    /// Write a file (creating directories). `{fixture}`, `{hello}` and
+    /// `{hostile}` in the text become the plugin paths.
+    pub fn write(&self, rel: &str, text: &str) -> &Project {
+        let path = self.project.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("mkdir");
         }
         let text = text
             .replace("{fixture}", &plugin("fixture").display().to_string())
-            .replace("{hello}", &plugin("hello").display().to_string());
+            .replace("{hello}", &plugin("hello").display().to_string())
+            .replace("{hostile}", &plugin("hostile").display().to_string());
         std::fs::write(&path, text).expect("write file");
         self
     }
 
     /// Read a file of the project.
     pub fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(rel))
+        std::fs::read_to_string(self.project.join(rel))
             .unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// Read a file under the state directory (`runs/<id>/run.json`,
+    /// `cas/sha256/<2 hex>/<62 hex>`, ...).
+    pub fn state(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.state.join(rel))
+            .unwrap_or_else(|e| panic!("read state {rel}: {e}"))
     }
 
     /// A command for `sluice args...` in this project.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(sluice_bin());
-        cmd.args(args)
-            .current_dir(self.dir.path())
+        cmd.args(args);
+        self.configure(&mut cmd);
+        cmd
+    }
+
+    /// The working directory and environment of every `sluice` command.
+    fn configure(&self, cmd: &mut Command) {
+        cmd.current_dir(&self.project)
             .env("SLUICE_CACHE_DIR", shared_cache())
             .env("NO_COLOR", "1")
-            .env_remove("SLUICE_STATE_DIR")
+            .env("SLUICE_STATE_DIR", &self.state)
             .env_remove("SLUICE_LOG")
             .env_remove("SLUICE_ALLOW_UNSIGNED")
             .env_remove("SLUICE_PROVENANCE_KEY")
@@ -191,7 +281,6 @@ impl Project {
         if self.allow_unsigned {
             cmd.env("SLUICE_ALLOW_UNSIGNED", "1");
         }
-        cmd
     }
 
     /// Run `sluice args...` and wait.
@@ -208,16 +297,122 @@ impl Project {
         Run::from(cmd.output().expect("run sluice"))
     }
 
+    /// Run `sluice args...` with extra environment variables, but kill it
+    /// and panic with what it printed if it has not exited after `limit`:
+    /// a test of a hang must fail, never hang the suite. The runner also
+    /// gets a data-segment limit of [`DATA_LIMIT_KIB`] (`ulimit -d`), so an
+    /// unbounded allocation on the host (reading `/dev/zero`, say) ends the
+    /// runner instead of exhausting the test machine.
+    pub fn sluice_timeout(&self, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
+        self.sluice_limited(args, env, limit, &[])
+    }
+
+    /// [`sluice_timeout`](Self::sluice_timeout) with more resource limits,
+    /// as `ulimit` options (`"-n 4096"`: at most 4096 open files), set by a
+    /// shell that then `exec`s the runner.
+    pub fn sluice_limited(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+        ulimits: &[&str],
+    ) -> Run {
+        let mut script = format!("ulimit -d {DATA_LIMIT_KIB} && ");
+        for u in ulimits {
+            script.push_str(&format!("ulimit {u} && "));
+        }
+        script.push_str("exec \"$0\" \"$@\"");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script).arg(sluice_bin()).args(args);
+        self.configure(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluice");
+        let stdout = Collector::start(child.stdout.take());
+        let stderr = Collector::start(child.stderr.take());
+        let start = Instant::now();
+        let mut peak_rss_kib = None;
+        let status = loop {
+            if let Some(kib) = peak_rss(child.id()) {
+                peak_rss_kib = peak_rss_kib.max(Some(kib));
+            }
+            if let Some(status) = child.try_wait().expect("wait for sluice") {
+                break Some(status);
+            }
+            if start.elapsed() >= limit {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = String::from_utf8_lossy(&stdout.finish(Duration::from_secs(5))).into_owned();
+            let err = String::from_utf8_lossy(&stderr.finish(Duration::from_secs(5))).into_owned();
+            panic!(
+                "sluice {} did not exit within {limit:?}; killed it.\n--- stdout (last 20000 bytes)\n{}\n--- stderr (last 20000 bytes)\n{}",
+                args.join(" "),
+                tail(&out, 20_000),
+                tail(&err, 20_000)
+            );
+        };
+        // A program the runner started may still hold the pipes: wait for
+        // the end of the output a little, then take what came.
+        let out = stdout.finish(Duration::from_secs(10));
+        let err = stderr.finish(Duration::from_secs(10));
+        let mut run = Run::from_parts(status, out, err);
+        run.peak_rss_kib = peak_rss_kib;
+        run
+    }
+
+    /// Fails the test, naming the channel, if `needle` appears in `run`'s
+    /// stdout or stderr, or in any regular file under the state directory
+    /// (`run.json`, `journal.jsonl`, `logs/*`, every CAS blob, ...).
+    /// Symbolic links and special files are not followed or read.
+    pub fn assert_nothing_contains(&self, run: &Run, needle: &[u8]) {
+        assert!(!needle.is_empty(), "assert_nothing_contains: empty needle");
+        for (channel, bytes) in [("stdout", run.raw_stdout()), ("stderr", run.raw_stderr())] {
+            if let Some(at) = find(bytes, needle) {
+                panic!(
+                    "{:?} leaked into the runner's {channel} at byte {at}: {}\n{}",
+                    String::from_utf8_lossy(needle),
+                    around(bytes, at, needle.len()),
+                    tail(&run.all(), 20_000)
+                );
+            }
+        }
+        let mut files = Vec::new();
+        regular_files(&self.state, &mut files);
+        for file in files {
+            let Ok(bytes) = std::fs::read(&file) else {
+                continue;
+            };
+            if let Some(at) = find(&bytes, needle) {
+                let rel = file.strip_prefix(&self.state).unwrap_or(&file);
+                panic!(
+                    "{:?} leaked into the state file {} at byte {at}: {}",
+                    String::from_utf8_lossy(needle),
+                    rel.display(),
+                    around(&bytes, at, needle.len())
+                );
+            }
+        }
+    }
+
     /// The run record of `run_id` as JSON.
     /// The run record as the runner would load it: the `run.json` snapshot
     /// plus the newer entries of the run's journal (`journal.jsonl`, one
     /// JSON line per stage change; a torn last line is ignored).
     pub fn record(&self, run_id: &str) -> serde_json::Value {
-        let text = self.read(&format!(".sluice/runs/{run_id}/run.json"));
+        let text = self.state(&format!("runs/{run_id}/run.json"));
         let mut record: serde_json::Value = serde_json::from_str(&text).expect("run.json is JSON");
-        let journal = self
-            .path()
-            .join(format!(".sluice/runs/{run_id}/journal.jsonl"));
+        let journal = self.state.join(format!("runs/{run_id}/journal.jsonl"));
         let seen = record["journal_seq"].as_u64().unwrap_or(0);
         for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
             let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -235,7 +430,98 @@ impl Project {
 
     /// A stage's log of `run_id`.
     pub fn log(&self, run_id: &str, stage: &str) -> String {
-        self.read(&format!(".sluice/runs/{run_id}/logs/{stage}.log"))
+        self.state(&format!("runs/{run_id}/logs/{stage}.log"))
+    }
+}
+
+/// The data-segment limit (`ulimit -d`, KiB) of runners started with
+/// [`Project::sluice_timeout`]: 4 GiB, above anything a stage may be
+/// granted, far below what would exhaust the test machine.
+pub const DATA_LIMIT_KIB: u64 = 4 << 20;
+
+/// Reads a pipe to its end on a thread, keeping what came so far.
+struct Collector {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Collector {
+    fn start(pipe: Option<impl Read + Send + 'static>) -> Collector {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&bytes);
+        std::thread::spawn(move || {
+            if let Some(mut pipe) = pipe {
+                let mut buf = [0u8; 64 * 1024];
+                loop {
+                    match pipe.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => sink
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend_from_slice(&buf[..n]),
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+        Collector { bytes, done }
+    }
+
+    /// What was read, after waiting up to `grace` for the end of the pipe.
+    fn finish(self, grace: Duration) -> Vec<u8> {
+        let _ = self.done.recv_timeout(grace);
+        std::mem::take(&mut *self.bytes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// `VmHWM` (peak resident set, KiB) of a running process.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() > hay.len() {
+        return None;
+    }
+    let first = needle[0];
+    (0..=hay.len() - needle.len()).find(|&i| hay[i] == first && &hay[i..i + needle.len()] == needle)
+}
+
+/// Up to 80 bytes either side of a hit, quoted.
+fn around(bytes: &[u8], at: usize, len: usize) -> String {
+    let from = at.saturating_sub(80);
+    let to = (at + len + 80).min(bytes.len());
+    format!("{:?}", String::from_utf8_lossy(&bytes[from..to]))
+}
+
+/// The last `max` bytes of `text` (at a character boundary).
+fn tail(text: &str, max: usize) -> &str {
+    let mut from = text.len().saturating_sub(max);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    &text[from..]
+}
+
+/// Every regular file under `dir`, recursively, without following links.
+fn regular_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            regular_files(&path, out);
+        } else if meta.is_file() {
+            out.push(path);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::record::{RecordError, RunRecord, RunStatus, RunStore};
+use crate::report::escape_controls as esc;
 
 fn status_word(store: &RunStore, r: &RunRecord) -> &'static str {
     match r.status {
@@ -91,25 +92,32 @@ pub fn show(state_dir: &Path, run_id: &str, json: bool) -> Result<String, Record
         };
         out.push_str(&format!("  {name}: {}{dur}{attempts}\n", s.state.as_str()));
         if let Some(p) = &s.plugin {
-            out.push_str(&format!("    plugin {} {}\n", p.reference, p.digest));
+            out.push_str(&format!("    plugin {} {}\n", esc(&p.reference), p.digest));
         }
         if let Some(reason) = &s.reason {
-            out.push_str(&format!("    reason: {reason}\n"));
+            out.push_str(&format!("    reason: {}\n", esc(reason)));
         }
         for g in &s.gates {
-            out.push_str(&format!("    gate {}: {}\n", g.verdict.as_str(), g.message));
+            out.push_str(&format!(
+                "    gate {}: {}\n",
+                g.verdict.as_str(),
+                esc(&g.message)
+            ));
         }
         for a in &s.artifacts {
             out.push_str(&format!(
                 "    artifact {} {} ({} bytes, {})\n",
-                a.name, a.digest, a.size, a.media_type
+                esc(&a.name),
+                a.digest,
+                a.size,
+                esc(&a.media_type)
             ));
         }
         for (k, v) in &s.outputs {
-            out.push_str(&format!("    output {k} = {v}\n"));
+            out.push_str(&format!("    output {} = {}\n", esc(k), esc(v)));
         }
         if let Some(a) = &s.approval {
-            out.push_str(&format!("    approved by {} at {}\n", a.by, a.at));
+            out.push_str(&format!("    approved by {} at {}\n", esc(&a.by), a.at));
         }
         out.push_str(&format!(
             "    log: {}\n",

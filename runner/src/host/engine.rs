@@ -17,6 +17,18 @@ use super::HostError;
 /// deadline (and yields to other tasks) at most one tick late.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Deepest wasm stack a guest may use before it traps with a stack
+/// overflow (interpreted Python and JavaScript guests recurse deeply).
+pub const MAX_WASM_STACK: usize = 2 << 20;
+
+/// Size of each stage's async (fiber) stack. wasmtime guarantees host
+/// functions only `async_stack_size - max_wasm_stack` bytes: host calls made
+/// from deep inside a guest (file I/O runs on this stack, see
+/// `allow_blocking_current_thread`) need that room, and running out of it
+/// aborts the whole process instead of trapping one stage. Virtual address
+/// space only; untouched pages cost nothing.
+pub const ASYNC_STACK: usize = MAX_WASM_STACK + (2 << 20);
+
 /// The largest linear memory a stage may be granted. Every pooled memory slot
 /// reserves this much address space (not physical memory).
 pub const MAX_STAGE_MEMORY: u64 = 4 << 30;
@@ -57,6 +69,61 @@ impl PoolSizing {
     }
 }
 
+/// File descriptors kept back for the runner itself (record, journal, logs,
+/// CAS copies, compile cache, HTTP connections).
+const RUNNER_DESCRIPTORS: u64 = 256;
+/// Most handles one stage may hold, whatever the descriptor limit.
+const MAX_HANDLES_PER_STAGE: u64 = 4096;
+/// Fewest handles a stage is given even under a tiny descriptor limit.
+const MIN_HANDLES_PER_STAGE: u64 = 64;
+
+/// Raise the runner's soft limit on open files to its hard limit (as most
+/// servers do at start) and return the soft limit now in force; `None` where
+/// it cannot be read.
+#[allow(unsafe_code)]
+pub fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return None;
+            }
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
+        }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+        Some(lim.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// How many handles each of `concurrent` stages may hold so that together
+/// they cannot exhaust `open_files` descriptors (and starve a neighbour's
+/// artifact writes): an equal share of what the runner does not keep for
+/// itself, between 64 and 4096.
+pub fn handles_per_stage(open_files: Option<u64>, concurrent: usize) -> usize {
+    let share = open_files
+        .unwrap_or(1024)
+        .saturating_sub(RUNNER_DESCRIPTORS)
+        / (concurrent.max(1) as u64);
+    share.clamp(MIN_HANDLES_PER_STAGE, MAX_HANDLES_PER_STAGE) as usize
+}
+
 /// Build the engine every stage of a run shares.
 pub fn build_engine(pool: &PoolSizing) -> Result<Engine, HostError> {
     let mut config = Config::new();
@@ -65,7 +132,8 @@ pub fn build_engine(pool: &PoolSizing) -> Result<Engine, HostError> {
         .epoch_interruption(true)
         .parallel_compilation(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
-        .max_wasm_stack(2 << 20)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config()));
     // `SLUICE_GUEST_PROFILE=perfmap`: write /tmp/perf-<pid>.map so that
     // `perf record`/`perf report` name the guest's functions (for stage
@@ -216,6 +284,22 @@ fn deserialize_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Componen
     // checks the header and version. Precompiled code from anywhere else is
     // never loaded.
     unsafe { Component::deserialize_file(engine, path) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_budget_is_a_bounded_share_of_the_descriptor_limit() {
+        assert_eq!(handles_per_stage(Some(1 << 20), 4), 4096);
+        assert_eq!(handles_per_stage(Some(20_000), 6), (20_000 - 256) / 6);
+        assert_eq!(handles_per_stage(Some(1024), 12), 64);
+        assert_eq!(handles_per_stage(None, 1), 768);
+    }
+
+    // Host frames need room on the fiber stack beyond the wasm stack.
+    const _: () = assert!(ASYNC_STACK >= MAX_WASM_STACK + (1 << 20));
 }
 
 #[cfg(unix)]

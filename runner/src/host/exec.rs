@@ -1,7 +1,15 @@
 //! `sluice:stage/exec`: run a granted host program with a cleared
 //! environment, a working directory inside the workspace, a timeout and
-//! capped output.
+//! capped output. Every program runs in the stage's process set
+//! ([`super::procs`]): what it leaves behind is stopped when it exits, and
+//! everything ends with the stage.
+//!
+//! Programs are looked up only in absolute `PATH` entries (like sudo and
+//! systemd): an empty or relative entry would make the lookup depend on
+//! the working directory, which is the workspace a stage may write to.
+//! The `PATH` programs get is filtered the same way.
 
+use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -10,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::bindings::wit_exec::{ErrorCode, Host, Output};
+use super::procs::{ProcHandle, ProcsError};
 use super::state::{ExecGrant, StageState};
 
 impl Host for StageState {
@@ -28,18 +37,33 @@ impl Host for StageState {
             self.denials.push(&self.log, msg.clone());
             return Err(ErrorCode::Denied(msg));
         }
-        let binary = find_on_path(&program, &self.exec.env).ok_or_else(|| {
-            ErrorCode::NotFound(format!(
-                "`{program}` is granted but was not found on the host PATH"
-            ))
-        })?;
+        let binary = match self.exec.resolved.get(&program) {
+            Some(binary) => binary.clone(),
+            None => {
+                // Once per attempt: later calls run the same file even if
+                // PATH directories change meanwhile.
+                let binary = find_on_path(&program, &self.exec.env).ok_or_else(|| {
+                    ErrorCode::NotFound(format!(
+                        "`{program}` is granted but was not found in the absolute directories of the host PATH"
+                    ))
+                })?;
+                self.log
+                    .note(&format!("exec: `{program}` is {}", binary.display()));
+                self.exec.resolved.insert(program.clone(), binary.clone());
+                binary
+            }
+        };
         let dir = resolve_cwd(&self.exec, cwd.as_deref()).map_err(ErrorCode::InvalidArgument)?;
+        let procs = self.procs.handle().map_err(|e| match e {
+            ProcsError::Stopping => ErrorCode::SpawnFailed(e.to_string()),
+            ProcsError::Spawn(e) => ErrorCode::SpawnFailed(e.to_string()),
+        })?;
         let left = self.deadline.saturating_duration_since(Instant::now());
         let timeout = timeout_ms
             .map(|ms| Duration::from_millis(ms.into()).min(left))
             .unwrap_or(left);
         let started = Instant::now();
-        let result = spawn_and_wait(&binary, &args, &dir, &self.exec, timeout).await;
+        let result = spawn_and_wait(&binary, &args, &dir, &self.exec, &procs, timeout).await;
         match &result {
             Ok(out) => self.log.note(&format!(
                 "exec {program} {} -> {} in {:.2}s{}",
@@ -62,16 +86,44 @@ impl Host for StageState {
     }
 }
 
-/// Find `program` in the `PATH` the program will run with.
+/// Find `program` in the absolute directories of the `PATH` the program
+/// will run with.
 fn find_on_path(program: &str, env: &[(String, String)]) -> Option<PathBuf> {
     let path = env
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .or_else(|| std::env::var("PATH").ok())?;
-    std::env::split_paths(&path)
+    let found = absolute_dirs(OsStr::new(&path))
         .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
+        .find(|candidate| candidate.is_absolute() && is_executable(candidate));
+    found
+}
+
+/// The absolute entries of a `PATH` value; empty and relative entries
+/// (`.`, `bin`, `::`) name the current directory or one below it.
+fn absolute_dirs(path: &OsStr) -> impl Iterator<Item = PathBuf> + '_ {
+    std::env::split_paths(path).filter(|dir| dir.is_absolute())
+}
+
+/// `PATH` without its empty and relative entries, for the program itself
+/// (a shell script it runs looks commands up in it).
+fn absolute_path_only(path: &str) -> String {
+    std::env::join_paths(absolute_dirs(OsStr::new(path)))
+        .ok()
+        .and_then(|p| p.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// The program's environment: the granted one, with `PATH` filtered.
+fn program_env(env: &[(String, String)]) -> impl Iterator<Item = (String, String)> + '_ {
+    env.iter().map(|(k, v)| {
+        if k == "PATH" {
+            (k.clone(), absolute_path_only(v))
+        } else {
+            (k.clone(), v.clone())
+        }
+    })
 }
 
 #[cfg(unix)]
@@ -136,33 +188,42 @@ async fn spawn_and_wait(
     args: &[String],
     dir: &Path,
     grant: &ExecGrant,
+    procs: &ProcHandle,
     timeout: Duration,
 ) -> Result<Output, ErrorCode> {
     let mut cmd = Command::new(binary);
     cmd.args(args)
         .current_dir(dir)
         .env_clear()
-        .envs(grant.env.iter().map(|(k, v)| (k, v)))
+        .envs(program_env(&grant.env))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Its own process group: a Ctrl-C on the terminal reaches the runner
+    // only, which then stops the stage's processes itself.
     #[cfg(unix)]
     cmd.process_group(0);
-    let mut child = cmd
-        .spawn()
+    let mut child = procs
+        .spawn(&mut cmd)
         .map_err(|e| ErrorCode::SpawnFailed(format!("{}: {e}", binary.display())))?;
     let pid = child.id();
     let cap = grant.output_cap;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let collect = async {
-        let (out, err) = tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap));
+    let exited = async {
         let status = child.wait().await;
-        (out, err, status)
+        procs.reaped(pid);
+        // What it left running goes now; that also closes the pipes those
+        // processes inherited, which the reads below wait for.
+        procs.stop_leftovers().await;
+        status
     };
-    match tokio::time::timeout(timeout, collect).await {
-        Ok(((stdout, t1), (stderr, t2), status)) => {
+    let collect =
+        async { tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap), exited) };
+    tokio::pin!(collect);
+    tokio::select! {
+        ((stdout, t1), (stderr, t2), status) = &mut collect => {
             let status = status
                 .map_err(|e| ErrorCode::SpawnFailed(e.to_string()))?
                 .code()
@@ -175,8 +236,8 @@ async fn spawn_and_wait(
                 timed_out: false,
             })
         }
-        Err(_) => {
-            kill_group(pid);
+        () = tokio::time::sleep(timeout) => {
+            procs.stop_gracefully().await;
             Ok(Output {
                 status: -1,
                 stdout: Vec::new(),
@@ -213,25 +274,10 @@ async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, cap: u64) -> (Vec<u8
     (kept, truncated)
 }
 
-/// Kill the program and everything it started (it leads its own process
-/// group).
-#[cfg(unix)]
-#[allow(unsafe_code)]
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: killpg only sends a signal; a stale pgid at worst hits no
-        // process (ESRCH).
-        unsafe {
-            libc::killpg(pid, libc::SIGKILL);
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn kill_group(_pid: Option<u32>) {}
-
 #[cfg(test)]
 mod tests {
+    use super::super::logpipe::StageLog;
+    use super::super::procs::{tests::serial, StageProcs};
     use super::*;
 
     fn grant(ws: Option<PathBuf>, scratch: PathBuf) -> ExecGrant {
@@ -241,7 +287,12 @@ mod tests {
             scratch,
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             output_cap: 16,
+            resolved: Default::default(),
         }
+    }
+
+    fn procs() -> StageProcs {
+        StageProcs::new(StageLog::discarding().expect("null log"))
     }
 
     #[test]
@@ -263,14 +314,17 @@ mod tests {
 
     #[tokio::test]
     async fn output_is_capped_and_timeouts_kill() {
+        let _serial = serial().await;
         let ws = tempfile::tempdir().expect("tempdir");
         let g = grant(Some(ws.path().to_path_buf()), ws.path().to_path_buf());
+        let mut procs = procs();
+        let handle = procs.handle().expect("process set");
         let sh = find_on_path("sh", &g.env).expect("sh on PATH");
         let args = vec![
             "-c".to_string(),
             "echo 0123456789abcdefghij; echo err >&2".into(),
         ];
-        let out = spawn_and_wait(&sh, &args, ws.path(), &g, Duration::from_secs(10))
+        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10))
             .await
             .expect("runs");
         assert_eq!(out.status, 0);
@@ -279,25 +333,123 @@ mod tests {
         assert_eq!(out.stderr, b"err\n");
         let args = vec!["-c".to_string(), "sleep 30".into()];
         let started = Instant::now();
-        let out = spawn_and_wait(&sh, &args, ws.path(), &g, Duration::from_millis(200))
-            .await
-            .expect("runs");
+        let out = spawn_and_wait(
+            &sh,
+            &args,
+            ws.path(),
+            &g,
+            &handle,
+            Duration::from_millis(200),
+        )
+        .await
+        .expect("runs");
         assert!(out.timed_out);
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[tokio::test]
-    async fn environment_is_cleared() {
+    async fn environment_is_cleared_and_path_is_absolute_only() {
+        let _serial = serial().await;
         let ws = tempfile::tempdir().expect("tempdir");
         let mut g = grant(Some(ws.path().to_path_buf()), ws.path().to_path_buf());
         g.output_cap = 4096;
+        g.env = vec![("PATH".into(), ".::bin:/usr/bin:/bin:".into())];
+        let mut procs = procs();
+        let handle = procs.handle().expect("process set");
         let sh = find_on_path("sh", &g.env).expect("sh on PATH");
         let args = vec!["-c".to_string(), "env".into()];
-        let out = spawn_and_wait(&sh, &args, ws.path(), &g, Duration::from_secs(10))
+        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10))
             .await
             .expect("runs");
         let env = String::from_utf8_lossy(&out.stdout);
-        assert!(env.contains("PATH=/usr/bin:/bin"));
+        assert!(env.lines().any(|l| l == "PATH=/usr/bin:/bin"), "{env}");
         assert!(!env.contains("HOME="), "{env}");
+    }
+
+    #[test]
+    fn lookup_ignores_empty_and_relative_path_entries() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let bin = ws.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        for dir in [ws.path(), bin.as_path()] {
+            let fake = dir.join("sluice-fake-tool");
+            std::fs::write(&fake, "#!/bin/sh\nexit 0\n").expect("write");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
+            }
+        }
+        // Relative entries are looked up against the runner's cwd; these
+        // name the temp dir only through it, so point them there.
+        let rel = pathdiff(ws.path());
+        let env = |path: String| vec![("PATH".to_string(), path)];
+        for path in [
+            rel.clone(),
+            format!("{rel}/bin"),
+            format!(":{rel}::"),
+            String::new(),
+            ".".to_string(),
+        ] {
+            assert_eq!(
+                find_on_path("sluice-fake-tool", &env(path.clone())),
+                None,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            find_on_path(
+                "sluice-fake-tool",
+                &env(format!(".:{rel}:{}", bin.display()))
+            ),
+            Some(bin.join("sluice-fake-tool"))
+        );
+        assert_eq!(absolute_path_only(".:/usr/bin::bin:/bin:"), "/usr/bin:/bin");
+        assert_eq!(absolute_path_only("."), "");
+    }
+
+    /// `dir` relative to the current directory (the tests' cwd is the
+    /// crate directory, never inside the temp dir).
+    fn pathdiff(dir: &Path) -> String {
+        let cwd = std::env::current_dir().expect("cwd");
+        let up = cwd.components().count().saturating_sub(1);
+        let rel: PathBuf = std::iter::repeat_n(Component::ParentDir.as_os_str(), up)
+            .map(PathBuf::from)
+            .chain(dir.strip_prefix("/").map(Path::to_path_buf))
+            .collect();
+        rel.display().to_string()
+    }
+
+    #[tokio::test]
+    async fn background_children_end_with_the_program() {
+        let _serial = serial().await;
+        let ws = tempfile::tempdir().expect("tempdir");
+        let mut g = grant(Some(ws.path().to_path_buf()), ws.path().to_path_buf());
+        g.output_cap = 4096;
+        let mut procs = procs();
+        let handle = procs.handle().expect("process set");
+        let sh = find_on_path("sh", &g.env).expect("sh on PATH");
+        let marker = ws.path().join("marker");
+        // The background child keeps stdout open: the call still returns
+        // once the program exits, because the child is stopped.
+        let args = vec![
+            "-c".to_string(),
+            format!("(sleep 2; touch {}) & echo started", marker.display()),
+        ];
+        let started = Instant::now();
+        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(20))
+            .await
+            .expect("runs");
+        assert_eq!(out.status, 0);
+        assert!(!out.timed_out);
+        assert_eq!(out.stdout, b"started\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(!marker.exists(), "the background child survived");
     }
 }

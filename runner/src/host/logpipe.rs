@@ -45,6 +45,15 @@ const LIVE_LINE_MAX: usize = 64 * 1024;
 /// Prefix of every line the runner itself writes into a stage's log.
 const RUNNER_PREFIX: &str = "[sluice] ";
 
+/// Runner notes may add this much to the log beyond the output cap. Notes
+/// often repeat what a stage asked for (an `exec` command line, a refused
+/// program name), so without a bound a stage could grow its log without
+/// limit through them.
+pub const NOTES_RESERVE: u64 = 16 * 1024;
+
+/// Longest single runner note; longer ones are cut with `…`.
+const MAX_NOTE_BYTES: usize = 2 * 1024;
+
 /// Replaces secret values with `***`.
 ///
 /// Built from the values of the secrets granted to a stage. Every
@@ -328,6 +337,10 @@ struct Inner {
     finished: bool,
     /// The file ends with a newline (or is empty).
     at_line_start: bool,
+    /// Bytes of runner notes written (see [`NOTES_RESERVE`]).
+    notes_bytes: u64,
+    /// Notes were dropped for lack of room (the marker is out).
+    notes_dropped: bool,
     io_error: Option<String>,
 }
 
@@ -366,7 +379,9 @@ impl StageLog {
     ///   written, notes included.
     /// - `cap_bytes`: how many bytes of stage output (stdout and stderr
     ///   together, counted before redaction) are kept. Past it, one marker
-    ///   line is written and the rest is dropped. Runner notes do not count.
+    ///   line is written and the rest is dropped. Runner notes count too,
+    ///   with [`NOTES_RESERVE`] bytes of room beyond the cap so that the
+    ///   runner can still say why a chatty stage failed.
     /// - `live`: optional console callback, see [`LiveFn`].
     pub fn create(
         path: &Path,
@@ -402,6 +417,8 @@ impl StageLog {
                 truncated: false,
                 finished: false,
                 at_line_start: true,
+                notes_bytes: 0,
+                notes_dropped: false,
                 io_error: None,
             })),
         })
@@ -460,16 +477,60 @@ impl StageLog {
     /// Writes a runner line, `[sluice] <msg>`, redacted, to the file and to
     /// `live`. Each line of a multi-line message gets the prefix. If a
     /// stream had written a partial line, the note starts on a new line.
-    /// Notes do not count against the cap; notes after `finish` are dropped.
+    /// A note is cut at 2 KiB; notes stop (with one marker line) once the
+    /// stage's output and notes fill the cap plus [`NOTES_RESERVE`]; notes
+    /// after `finish` are dropped.
     pub fn note(&self, msg: &str) {
+        self.note_inner(msg, false);
+    }
+
+    /// [`note`](Self::note) for the runner's last word on an attempt (why it
+    /// failed): written even when other notes no longer fit.
+    pub fn final_note(&self, msg: &str) {
+        self.note_inner(msg, true);
+    }
+
+    fn note_inner(&self, msg: &str, always: bool) {
         let mut g = self.lock();
         if g.finished {
             return;
         }
         let redacted = g.redactor.redact_str(msg);
-        let body = redacted.strip_suffix('\n').unwrap_or(&redacted);
-        for line in body.split('\n') {
-            g.runner_line(line);
+        let mut body = redacted.strip_suffix('\n').unwrap_or(&redacted);
+        let mut cut = false;
+        if body.len() > MAX_NOTE_BYTES {
+            let mut end = MAX_NOTE_BYTES;
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            body = &body[..end];
+            cut = true;
+        }
+        let size = (body.len() + RUNNER_PREFIX.len() + 1) as u64;
+        let budget = g.cap.saturating_add(NOTES_RESERVE);
+        if !always
+            && g.accepted
+                .saturating_add(g.notes_bytes)
+                .saturating_add(size)
+                > budget
+        {
+            if !g.notes_dropped {
+                g.notes_dropped = true;
+                g.runner_line(
+                    "further runner notes about this stage are not logged (the log is full)",
+                );
+            }
+            return;
+        }
+        g.notes_bytes = g.notes_bytes.saturating_add(size);
+        let lines: Vec<String> = body.split('\n').map(str::to_string).collect();
+        let last = lines.len().saturating_sub(1);
+        for (i, line) in lines.iter().enumerate() {
+            if cut && i == last {
+                g.runner_line(&format!("{line}…"));
+            } else {
+                g.runner_line(line);
+            }
         }
     }
 
@@ -891,6 +952,34 @@ mod tests {
             "{}",
             f.text()
         );
+        Ok(())
+    }
+
+    #[test]
+    fn notes_are_bounded_but_the_final_note_is_kept() -> TestResult {
+        let f = fixture(&[], 1024)?;
+        for i in 0..10_000 {
+            f.log
+                .note(&format!("denied: exec of `{}` #{i}", "x".repeat(1000)));
+        }
+        f.log.final_note("stage failed: because");
+        f.log.finish();
+        let text = f.text();
+        assert!(
+            (text.len() as u64) < 1024 + NOTES_RESERVE + 4096,
+            "{} bytes",
+            text.len()
+        );
+        assert_eq!(text.matches("further runner notes").count(), 1);
+        assert!(
+            text.ends_with("[sluice] stage failed: because\n"),
+            "{}",
+            &text[text.len() - 200..]
+        );
+        let f = fixture(&[], 1024)?;
+        f.log.note(&"y".repeat(10_000));
+        f.log.finish();
+        assert!(f.text().len() < 2200 && f.text().ends_with("…\n"));
         Ok(())
     }
 

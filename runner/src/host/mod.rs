@@ -8,12 +8,16 @@
 //! - [`exec`], [`secrets`], [`net`]: the host side of `exec`, `secrets` and
 //!   outbound HTTP, each deny-by-default.
 //! - [`logpipe`]: the stage log (redacting, truncating, streaming).
+//! - [`fsguard`]: checks wasmtime-wasi leaves to the embedder (no opening
+//!   FIFOs or devices).
 
 pub mod bindings;
 pub mod engine;
 mod exec;
+pub mod fsguard;
 pub mod logpipe;
 pub mod net;
+pub mod procs;
 pub mod sandbox;
 mod secrets;
 pub mod state;
@@ -89,6 +93,7 @@ impl Host {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| HostError::Engine(format!("linking host functions: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        fsguard::add_to_linker(&mut linker).map_err(link)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
         bindings::wit_exec::add_to_linker::<_, wasmtime::component::HasSelf<StageState>>(
             &mut linker,

@@ -179,7 +179,12 @@ impl NetPolicy {
 fn is_link_local(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        // `::ffff:169.254.169.254` reaches the IPv4 link-local address
+        // (cloud metadata) on a dual-stack socket: unmap it first.
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local(),
+            None => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        },
     }
 }
 
@@ -301,6 +306,8 @@ mod tests {
         let loopback: SocketAddr = "127.0.0.1:443".parse().expect("addr");
         assert!(p.address_allowed(Match::Wildcard, &loopback).is_err());
         assert!(p.address_allowed(Match::Exact, &loopback).is_ok());
+        let mapped_ll: SocketAddr = "[::ffff:169.254.1.1]:80".parse().expect("addr");
+        assert!(p.address_allowed(Match::Exact, &mapped_ll).is_err());
         let public: SocketAddr = "93.184.216.34:443".parse().expect("addr");
         assert!(p.address_allowed(Match::Wildcard, &public).is_ok());
     }

@@ -22,6 +22,9 @@ use super::Plugin;
 /// the log to catch up (the pipe is bounded; the log itself truncates).
 const STDIO_BUDGET: usize = 64 * 1024;
 
+/// How long `describe` may take (fixed: it must only return metadata).
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Extra wall time granted past the stage timeout for a guest blocked in a
 /// host call to be cut off (the epoch deadline ends busy guests on time).
 const TIMEOUT_GRACE: Duration = Duration::from_millis(500);
@@ -60,6 +63,9 @@ pub struct StageRequest {
     pub output_cap: u64,
     /// Wall-clock limit for the attempt.
     pub timeout: Duration,
+    /// Most handles (open files and directories, streams, HTTP requests …)
+    /// the guest may hold at once; see [`super::engine::handles_per_stage`].
+    pub max_handles: usize,
     /// The stage's log.
     pub log: StageLog,
 }
@@ -77,12 +83,19 @@ pub enum StageFailure {
     Trap(String),
     /// The attempt ran past its timeout.
     Timeout(Duration),
+    /// `describe` ran past its fixed limit.
+    DescribeTimeout(Duration),
     /// The guest tried to use more memory than granted.
     MemoryLimit {
         /// The grant.
         limit: u64,
         /// What it asked for.
         asked: u64,
+    },
+    /// The guest held as many handles as it may (open files, streams …).
+    TooManyHandles {
+        /// The limit.
+        limit: usize,
     },
     /// The runner could not set up the sandbox.
     Setup(String),
@@ -111,11 +124,20 @@ impl std::fmt::Display for StageFailure {
                 "timed out after {}; raise the stage's `timeout:` if it needs longer",
                 humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
             ),
+            StageFailure::DescribeTimeout(d) => write!(
+                f,
+                "`describe` did not answer within {}s (a fixed limit: `describe` must only return the plugin's metadata, without doing work)",
+                d.as_secs()
+            ),
             StageFailure::MemoryLimit { limit, asked } => write!(
                 f,
                 "memory limit exceeded: the stage asked for {} but grants.memory is {}; raise grants.memory if it really needs more",
                 bytesize::ByteSize(*asked),
                 bytesize::ByteSize(*limit)
+            ),
+            StageFailure::TooManyHandles { limit } => write!(
+                f,
+                "the stage held {limit} handles (open files, directories, streams) at once, the most a stage may; close what it no longer needs"
             ),
             StageFailure::Setup(m) => write!(f, "sandbox setup failed: {m}"),
         }
@@ -161,10 +183,19 @@ fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, Stag
         wasi.preopened_dir(dir, "/artifacts/out", FsPerms::ReadWrite)
             .map_err(setup)?;
     }
-    let deadline = Instant::now() + req.timeout;
+    // `checked_add`: a timeout too large to add to the clock (validation
+    // caps it, this is the last line of defence) means "no deadline soon".
+    let deadline = Instant::now()
+        .checked_add(req.timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
+    // Every handle the guest holds is a table entry, and every open file
+    // or directory among them is a file descriptor of the runner: bounding
+    // the table keeps one stage from exhausting the runner's descriptors.
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(req.max_handles);
     Ok(StageState {
         wasi: wasi.build(),
-        table: ResourceTable::new(),
+        table,
         http: WasiHttpCtx::new(),
         net: NetPolicy::new(&req.network, req.log.clone(), denials.clone()),
         limiter: MemoryLimiter {
@@ -177,12 +208,14 @@ fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, Stag
             scratch: req.scratch_dir.clone(),
             env: req.exec_env.clone(),
             output_cap: req.output_cap,
+            resolved: BTreeMap::new(),
         },
         secrets: req.secrets.clone(),
         secret_grants: req.secret_grants.clone(),
         log: req.log.clone(),
         denials: denials.clone(),
         deadline,
+        procs: super::procs::StageProcs::new(req.log.clone()),
     })
 }
 
@@ -212,11 +245,11 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
         let stage = plugin.pre.instantiate_async(&mut store).await?;
         stage.call_run(&mut store, &req.context).await
     };
-    let outcome = tokio::time::timeout(req.timeout + TIMEOUT_GRACE, call).await;
+    let outcome = tokio::time::timeout(req.timeout.saturating_add(TIMEOUT_GRACE), call).await;
     let limiter = &store.data().limiter;
     let result = match outcome {
         Err(_) => Err(StageFailure::Timeout(req.timeout)),
-        Ok(Err(e)) => Err(classify_error(&e, limiter, req.timeout)),
+        Ok(Err(e)) => Err(classify_error(&e, limiter, req.timeout, req.max_handles)),
         Ok(Ok(Err(stage_error))) => Err(match stage_error {
             wit::StageError::InvalidConfig(m) => StageFailure::InvalidConfig(m),
             wit::StageError::Denied(m) => StageFailure::Denied(m),
@@ -235,12 +268,28 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
     }
 }
 
-fn classify_error(e: &wasmtime::Error, limiter: &MemoryLimiter, timeout: Duration) -> StageFailure {
+fn classify_error(
+    e: &wasmtime::Error,
+    limiter: &MemoryLimiter,
+    timeout: Duration,
+    max_handles: usize,
+) -> StageFailure {
     if let Some(asked) = limiter.exceeded {
         return StageFailure::MemoryLimit {
             limit: limiter.limit,
             asked,
         };
+    }
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        e.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return StageFailure::TooManyHandles { limit: max_handles };
+    }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return StageFailure::Failed(format!(
+            "the plugin called exit({}) instead of returning from `run`; a stage must return a report or an error",
+            exit.0
+        ));
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => StageFailure::Timeout(timeout),
@@ -248,7 +297,10 @@ fn classify_error(e: &wasmtime::Error, limiter: &MemoryLimiter, timeout: Duratio
             "wasm `unreachable` executed (this is how a panic ends; its message is in the log)"
                 .into(),
         ),
-        Some(Trap::StackOverflow) => StageFailure::Trap("stack overflow".into()),
+        Some(Trap::StackOverflow) => StageFailure::Trap(format!(
+            "stack overflow: the guest used more than its {} of wasm stack (unbounded recursion?)",
+            bytesize::ByteSize(super::engine::MAX_WASM_STACK as u64)
+        )),
         Some(trap) => StageFailure::Trap(trap.to_string()),
         None => {
             let text = format!("{e:#}");
@@ -294,7 +346,8 @@ pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> 
         secrets: BTreeMap::new(),
         memory: 256 << 20,
         output_cap: 0,
-        timeout: Duration::from_secs(10),
+        timeout: DESCRIBE_TIMEOUT,
+        max_handles: 1024,
         log,
     };
     let denials = Denials::default();
@@ -306,8 +359,13 @@ pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> 
         stage.call_describe(&mut store).await
     };
     match tokio::time::timeout(req.timeout + TIMEOUT_GRACE, call).await {
-        Err(_) => Err(StageFailure::Timeout(req.timeout)),
-        Ok(Err(e)) => Err(classify_error(&e, &store.data().limiter, req.timeout)),
+        Err(_) => Err(StageFailure::DescribeTimeout(req.timeout)),
+        Ok(Err(e)) => Err(
+            match classify_error(&e, &store.data().limiter, req.timeout, req.max_handles) {
+                StageFailure::Timeout(d) => StageFailure::DescribeTimeout(d),
+                other => other,
+            },
+        ),
         Ok(Ok(info)) => Ok(info),
     }
 }

@@ -14,24 +14,52 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::logpipe::StageLog;
 use super::net::NetPolicy;
+use super::procs::StageProcs;
+
+/// Denials logged one by one; later ones are only counted (a stage retrying
+/// a refused call in a loop must not flood the log).
+const DENIALS_LOGGED: usize = 20;
+/// Denials kept for the record; later ones are only counted.
+const DENIALS_KEPT: usize = 100;
 
 /// Calls the sandbox refused, in order; the runner reports the first as the
-/// reason when the stage then fails.
+/// reason when the stage then fails. Bounded: the first
+/// [`DENIALS_KEPT`] are kept and all are counted.
 #[derive(Debug, Clone, Default)]
-pub struct Denials(Arc<Mutex<Vec<String>>>);
+pub struct Denials(Arc<Mutex<DenialList>>);
+
+#[derive(Debug, Default)]
+struct DenialList {
+    kept: Vec<String>,
+    total: u64,
+}
 
 impl Denials {
-    /// Remember a refusal (and log it).
+    /// Remember a refusal (and log it, while few have been logged).
     pub fn push(&self, log: &StageLog, message: String) {
-        log.note(&format!("denied: {message}"));
-        if let Ok(mut list) = self.0.lock() {
-            list.push(message);
+        let Ok(mut list) = self.0.lock() else {
+            return;
+        };
+        list.total += 1;
+        let n = list.total;
+        if n <= DENIALS_LOGGED as u64 {
+            log.note(&format!("denied: {message}"));
+        } else if n == DENIALS_LOGGED as u64 + 1 {
+            log.note("denied: further refused calls are counted, not logged");
+        }
+        if list.kept.len() < DENIALS_KEPT {
+            list.kept.push(message);
         }
     }
 
-    /// Everything refused so far.
+    /// The first refusals (at most [`DENIALS_KEPT`]).
     pub fn list(&self) -> Vec<String> {
-        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+        self.0.lock().map(|l| l.kept.clone()).unwrap_or_default()
+    }
+
+    /// How many calls were refused in all.
+    pub fn total(&self) -> u64 {
+        self.0.lock().map(|l| l.total).unwrap_or_default()
     }
 }
 
@@ -48,6 +76,9 @@ pub struct ExecGrant {
     pub env: Vec<(String, String)>,
     /// Cap on captured stdout and on stderr, each.
     pub output_cap: u64,
+    /// Granted name -> the file it resolved to, on first use in the
+    /// attempt; later calls run that file.
+    pub resolved: BTreeMap<String, PathBuf>,
 }
 
 /// Enforces the stage's memory grant. Unlike `StoreLimits` it remembers that
@@ -107,6 +138,9 @@ pub struct StageState {
     pub(crate) denials: Denials,
     /// When the stage must be finished; `exec` timeouts are capped by it.
     pub(crate) deadline: Instant,
+    /// The host processes `exec` started; dropping it (the stage ended,
+    /// timed out or was cancelled) ends them all.
+    pub(crate) procs: StageProcs,
 }
 
 impl WasiView for StageState {

@@ -262,6 +262,7 @@ mod tests {
                         secrets: vec![],
                         memory: 0,
                         output: 0,
+                        artifacts: 0,
                     },
                     gates: vec![],
                     when: When::Success,

@@ -52,7 +52,7 @@ pub use crate::pipeline::model::{
     GateSpec, Grants, OnFail, OnInconclusive, Pipeline, PluginRef, Stage, When, WorkspaceAccess,
 };
 pub use crate::pipeline::resolve::{
-    DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,
+    DEFAULT_ARTIFACTS, DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,
 };
 pub use crate::pipeline::template::{
     expand, referenced_stages, TemplateContext, TemplateError, TemplateProblem,

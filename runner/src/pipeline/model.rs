@@ -113,6 +113,10 @@ pub struct Grants {
     pub memory: u64,
     /// Cap on log/output bytes (from `grants.output`, else `defaults.output`, else 1 MiB).
     pub output: u64,
+    /// Cap on the total size of the artifacts one attempt leaves in
+    /// `/artifacts/out` (from `grants.artifacts`, else `defaults.artifacts`,
+    /// else 10 GiB).
+    pub artifacts: u64,
 }
 
 /// Access to the workspace directory.

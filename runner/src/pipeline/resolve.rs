@@ -28,6 +28,8 @@ pub const MAX_MEMORY: u64 = 4 << 30;
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 /// Output cap when neither the stage nor `defaults` sets one.
 pub const DEFAULT_OUTPUT: u64 = 1 << 20;
+/// Artifact size cap when neither the stage nor `defaults` sets one.
+pub const DEFAULT_ARTIFACTS: u64 = 10 << 30;
 /// Timeout when neither the stage nor `defaults` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The most retries a stage may ask for.
@@ -40,6 +42,7 @@ struct Defaults {
     timeout: Duration,
     memory: u64,
     output: u64,
+    artifacts: u64,
     retries: u32,
 }
 
@@ -139,6 +142,12 @@ fn resolve_defaults(wire: &WireDefaults, r: &Reporter<'_>) -> Result<Defaults> {
         )?,
         memory: memory(wire.memory.as_ref(), &path.key("memory"), DEFAULT_MEMORY, r)?,
         output: output(wire.output.as_ref(), &path.key("output"), DEFAULT_OUTPUT, r)?,
+        artifacts: size(
+            wire.artifacts.as_ref(),
+            &path.key("artifacts"),
+            DEFAULT_ARTIFACTS,
+            r,
+        )?,
         retries: retries(wire.retries, &path.key("retries"), 0, r)?,
     })
 }
@@ -322,6 +331,12 @@ fn resolve_grants(
             wire.output.as_ref(),
             &path.key("output"),
             defaults.output,
+            r,
+        )?,
+        artifacts: size(
+            wire.artifacts.as_ref(),
+            &path.key("artifacts"),
+            defaults.artifacts,
             r,
         )?,
     })

@@ -191,6 +191,16 @@ fn loads_a_full_pipeline() {
 }
 
 #[test]
+fn the_artifact_cap_is_a_grant_with_a_default() {
+    let fixture = Fixture::new();
+    let src = "version: 1\nname: demo\ndefaults: { artifacts: 1GiB }\nstages:\n  a: { uses: plugins/lint.wasm }\n  b: { uses: plugins/lint.wasm, grants: { artifacts: 5MiB } }\n";
+    let pipeline =
+        parse_str(src, &fixture.root().join("sluice.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pipeline.stages["a"].grants.artifacts, 1 << 30);
+    assert_eq!(pipeline.stages["b"].grants.artifacts, 5 << 20);
+}
+
+#[test]
 fn built_in_defaults_and_relative_file_path() {
     let fixture = Fixture::new();
     let src = with_head("  lint:\n    uses: plugins/lint.wasm\n");
@@ -200,6 +210,7 @@ fn built_in_defaults_and_relative_file_path() {
     assert_eq!(lint.timeout, Duration::from_secs(600));
     assert_eq!(lint.grants.memory, 256 << 20);
     assert_eq!(lint.grants.output, 1 << 20);
+    assert_eq!(lint.grants.artifacts, 10 << 30);
     assert_eq!(lint.retries, 0);
     assert_eq!(pipeline.workspace, fixture.root());
     assert_eq!(pipeline.policy, None);

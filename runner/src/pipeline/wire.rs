@@ -33,6 +33,7 @@ pub struct WireDefaults {
     pub timeout: Option<Quantity>,
     pub memory: Option<Quantity>,
     pub output: Option<Quantity>,
+    pub artifacts: Option<Quantity>,
     pub retries: Option<u32>,
 }
 
@@ -73,6 +74,7 @@ pub struct WireGrants {
     pub secrets: Vec<String>,
     pub memory: Option<Quantity>,
     pub output: Option<Quantity>,
+    pub artifacts: Option<Quantity>,
 }
 
 /// One entry under `gates:`.

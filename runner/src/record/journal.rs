@@ -77,8 +77,10 @@ impl Journal {
         let file = File::options()
             .create(true)
             .append(true)
+            .read(true)
             .open(&path)
             .map_err(io)?;
+        cut_torn_tail(&file, &path).map_err(io)?;
         let syncer = Syncer::start(file.try_clone().map_err(io)?, &path, first).map_err(io)?;
         Ok(Journal {
             path,
@@ -284,14 +286,42 @@ pub fn replay(run_dir: &Path, record: &mut RunRecord) -> Result<(), RecordError>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(RecordError::Io { path, source }),
     };
-    for line in text.split(|b| *b == b'\n') {
-        if line.is_empty() {
-            continue;
+    let corrupt = |line: usize, what: String| RecordError::Corrupt {
+        path: path.clone(),
+        message: format!(
+            "line {line}: {what}. The journal was changed by something other than sluice, or the \
+             disk lost data; nothing after that line is trusted. To resume from the last snapshot \
+             (run.json) instead, move {JOURNAL_FILE} aside: stages it recorded after the snapshot \
+             run again"
+        ),
+    };
+    // Only complete lines count: a last line without its newline is a torn
+    // write from a killed runner (everything before it was whole).
+    let complete = match text.iter().rposition(|b| *b == b'\n') {
+        Some(end) => &text[..end],
+        None => return Ok(()),
+    };
+    for (expected, (number, line)) in (1u64..).zip((1usize..).zip(complete.split(|b| *b == b'\n')))
+    {
+        let entry = serde_json::from_slice::<Entry<'_>>(line)
+            .map_err(|e| corrupt(number, format!("not a journal entry ({e})")))?;
+        // Entries are numbered 1, 2, 3 … by the one writer; a gap or a jump
+        // is an entry sluice did not write.
+        if entry.seq != expected {
+            return Err(corrupt(
+                number,
+                format!("entry number {} where {expected} was expected", entry.seq),
+            ));
         }
-        let Ok(entry) = serde_json::from_slice::<Entry<'_>>(line) else {
-            // A torn write at the end: what came before is complete.
-            break;
-        };
+        if !record.stages.contains_key(entry.stage.as_ref()) {
+            return Err(corrupt(
+                number,
+                format!(
+                    "entry for stage `{}`, which the run does not have",
+                    entry.stage
+                ),
+            ));
+        }
         if entry.seq <= record.journal_seq {
             continue;
         }
@@ -300,6 +330,45 @@ pub fn replay(run_dir: &Path, record: &mut RunRecord) -> Result<(), RecordError>
         if let Some(slot) = record.stages.get_mut(entry.stage.as_ref()) {
             *slot = entry.record.into_owned();
         }
+    }
+    Ok(())
+}
+
+/// Cut a torn last line (a write cut short by a kill, a full disk or a power
+/// cut) off the journal at `path`, so that the next entry starts on a line
+/// of its own instead of being glued to the fragment (which would make it,
+/// and everything after it, unreadable).
+fn cut_torn_tail(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut reader = file;
+    // Scan back from the end for the last newline, a block at a time.
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    let keep = loop {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = (end - start) as usize;
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|b| *b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        if start == 0 {
+            break 0;
+        }
+        end = start;
+    };
+    if keep < len {
+        tracing::warn!(
+            path = %path.display(),
+            dropped = len - keep,
+            "cutting a torn last line off the journal"
+        );
+        file.set_len(keep)?;
+        file.sync_data()?;
     }
     Ok(())
 }
@@ -358,6 +427,69 @@ mod tests {
         assert_eq!(rec.stages["b"].state, StageState::Running);
         assert_eq!(rec.journal_seq, 3);
         assert_eq!(rec.updated_at, "t2");
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_before_appending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut journal = Journal::open(dir.path(), 0).expect("open");
+        let mut a = StageRecord::pending("a");
+        a.state = StageState::Passed;
+        journal.append([("a", &a)], "t1", true).expect("append");
+        drop(journal);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL_FILE))
+            .and_then(|mut f| f.write_all(br#"{"seq":2,"at":"t2","stage":"b","started_a"#))
+            .expect("torn write");
+        // The resumed runner continues after entry 1.
+        let mut journal = Journal::open(dir.path(), 1).expect("open");
+        let mut b = StageRecord::pending("b");
+        b.state = StageState::Passed;
+        journal.append([("b", &b)], "t3", true).expect("append");
+        let mut rec = record();
+        replay(dir.path(), &mut rec).expect("replay");
+        assert_eq!(rec.stages["b"].state, StageState::Passed);
+        assert_eq!(rec.journal_seq, 2);
+    }
+
+    #[test]
+    fn entries_sluice_did_not_write_stop_the_replay_with_the_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut journal = Journal::open(dir.path(), 0).expect("open");
+        let a = StageRecord::pending("a");
+        journal
+            .append([("a", &a), ("b", &a)], "t1", true)
+            .expect("append");
+        let good = std::fs::read_to_string(dir.path().join(JOURNAL_FILE)).expect("read");
+        let first = good.lines().next().expect("a line").to_string();
+        for (forged, what) in [
+            (
+                first.replace(r#""seq":1"#, r#""seq":999999"#),
+                "entry number 999999",
+            ),
+            (
+                first
+                    .replace(r#""seq":1"#, r#""seq":3"#)
+                    .replace(r#""stage":"a""#, r#""stage":"zz""#),
+                "stage `zz`",
+            ),
+            ("garbage".to_string(), "not a journal entry"),
+        ] {
+            std::fs::write(dir.path().join(JOURNAL_FILE), format!("{good}{forged}\n"))
+                .expect("write");
+            let err = replay(dir.path(), &mut record()).expect_err("refused");
+            let msg = err.to_string();
+            assert!(msg.contains("line 3") && msg.contains(what), "{msg}");
+        }
+        // A bad line in the middle is not a torn tail.
+        let mut lines: Vec<&str> = good.lines().collect();
+        lines.insert(1, "{\"seq\":2,\"at\":");
+        std::fs::write(dir.path().join(JOURNAL_FILE), lines.join("\n") + "\n").expect("write");
+        let msg = replay(dir.path(), &mut record())
+            .expect_err("refused")
+            .to_string();
+        assert!(msg.contains("line 2"), "{msg}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use super::{Event, Reporter};
+use super::{escape_controls as esc, Event, Reporter};
 use crate::gates::Verdict;
 use crate::record::{RunStatus, StageState};
 
@@ -60,7 +60,8 @@ impl Reporter for Console {
                 self.paint("1", if *resumed { "sluice resume" } else { "sluice run" })
             )),
             Event::PluginLoaded { reference, digest, cached, millis } => self.line(format!(
-                "  plugin {reference} sha256:{} {}",
+                "  plugin {} sha256:{} {}",
+                esc(reference),
                 short_digest(digest),
                 if *cached {
                     format!("cached ({millis} ms)")
@@ -69,7 +70,7 @@ impl Reporter for Console {
                 }
             )),
             Event::Warning { message } => {
-                self.line(format!("{} {message}", self.paint("33;1", "warning:")))
+                self.line(format!("{} {}", self.paint("33;1", "warning:"), esc(message)))
             }
             Event::StageStarted { stage, attempt } => {
                 let extra = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
@@ -77,12 +78,13 @@ impl Reporter for Console {
             }
             Event::StageLog { stage, line } => {
                 if self.show_logs {
-                    self.line(format!("  {} {line}", self.paint("2", &format!("│ {stage}:"))))
+                    self.line(format!("  {} {}", self.paint("2", &format!("│ {stage}:")), esc(line)))
                 }
             }
             Event::StageRetrying { stage, attempt, of, reason } => self.line(format!(
-                "{} {stage} failed, retrying ({attempt}/{of}): {reason}",
-                self.paint("33", "↻")
+                "{} {stage} failed, retrying ({attempt}/{of}): {}",
+                self.paint("33", "↻"),
+                esc(reason)
             )),
             Event::StageFinished { stage, record } => {
                 let (mark, color) = match record.state {
@@ -97,11 +99,11 @@ impl Reporter for Console {
                     seconds(record.duration_ms)
                 );
                 if let Some(summary) = record.summary.as_deref().filter(|s| !s.is_empty()) {
-                    text.push_str(&format!(" — {}", summary.lines().next().unwrap_or("")));
+                    text.push_str(&format!(" — {}", esc(summary.lines().next().unwrap_or(""))));
                 }
                 self.line(text);
                 if let Some(reason) = &record.reason {
-                    self.line(format!("    {} {reason}", self.paint("31", "reason:")));
+                    self.line(format!("    {} {}", self.paint("31", "reason:"), esc(reason)));
                 }
                 for g in &record.gates {
                     let color = match g.verdict {
@@ -112,13 +114,13 @@ impl Reporter for Console {
                     self.line(format!(
                         "    gate {} {}",
                         self.paint(color, g.verdict.as_str()),
-                        g.message
+                        esc(&g.message)
                     ));
                 }
                 for a in &record.artifacts {
                     self.line(format!(
                         "    artifact {} sha256:{} ({} bytes)",
-                        a.name,
+                        esc(&a.name),
                         short_digest(&a.digest),
                         a.size
                     ));
@@ -128,10 +130,10 @@ impl Reporter for Console {
                 }
             }
             Event::StageSkipped { stage, reason } => {
-                self.line(format!("{} {stage} skipped: {reason}", self.paint("2", "-")))
+                self.line(format!("{} {stage} skipped: {}", self.paint("2", "-"), esc(reason)))
             }
             Event::StageCancelled { stage, reason } => {
-                self.line(format!("{} {stage} {reason}", self.paint("31", "✗")))
+                self.line(format!("{} {stage} {}", self.paint("31", "✗"), esc(reason)))
             }
             Event::StageAwaitingApproval { stage, run_id } => self.line(format!(
                 "{} {stage} awaits approval: run `sluice approve {run_id} {stage}`, then `sluice run --resume {run_id}`",

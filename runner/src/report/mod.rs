@@ -98,8 +98,48 @@ pub enum Event<'a> {
     },
 }
 
+/// `text` with every character that could steer a terminal made visible:
+/// C0 and C1 controls (ESC, CR, BEL, backspace, newline …) and DEL become
+/// `\u{1b}`-style escapes, as do the bidirectional overrides that reorder
+/// what a reader sees ("Trojan source"). Tabs are kept. Every string that
+/// comes from a plugin or a stage's output goes through this before it is
+/// printed for a person, so a stage cannot clear the screen, rewrite
+/// earlier lines or forge a `✓ deploy passed` line.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Receives events; implementations must be cheap and never fail the run.
 pub trait Reporter: Send + Sync {
     /// Handle one event.
     fn event(&self, event: &Event<'_>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn controls_are_made_visible() {
+        assert_eq!(escape_controls("plain\ttext ✓"), "plain\ttext ✓");
+        assert_eq!(
+            escape_controls("a\u{1b}[2Jb\rc\nd\u{7}e\u{9b}f\u{202e}g"),
+            "a\\u{1b}[2Jb\\u{d}c\\u{a}d\\u{7}e\\u{9b}f\\u{202e}g"
+        );
+    }
 }

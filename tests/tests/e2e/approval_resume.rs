@@ -148,7 +148,7 @@ fn wait_for(p: &Project, what: &str, check: impl Fn(&Project) -> bool) {
 }
 
 fn only_run_id(p: &Project) -> Option<String> {
-    let dir = std::fs::read_dir(p.path().join(".sluice/runs")).ok()?;
+    let dir = std::fs::read_dir(p.state_dir().join("runs")).ok()?;
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .next()
@@ -191,11 +191,7 @@ stages:
     wait_for(&p, "stage `slow` to start", |p| {
         // `run.json` is only the snapshot; `record` adds the journal.
         only_run_id(p)
-            .filter(|id| {
-                p.path()
-                    .join(format!(".sluice/runs/{id}/run.json"))
-                    .is_file()
-            })
+            .filter(|id| p.state_dir().join(format!("runs/{id}/run.json")).is_file())
             .is_some_and(|id| p.record(&id)["stages"]["slow"]["state"] == "running")
     });
     // SIGKILL: no cleanup code runs.

@@ -62,8 +62,8 @@ stages:
     // The blob is in the CAS under its digest and is read-only.
     let hex = sha256_hex(b"hello artifacts\n");
     let blob = p
-        .path()
-        .join(format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]));
+        .state_dir()
+        .join(format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]));
     assert!(blob.is_file(), "blob {} missing", blob.display());
 
     let consume = &record["stages"]["consume"];
@@ -192,8 +192,8 @@ stages:
     let id = run.run_id();
     let hex = sha256_hex(b"original\n");
     let blob = p
-        .path()
-        .join(format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]));
+        .state_dir()
+        .join(format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]));
     let mut perms = std::fs::metadata(&blob).expect("blob").permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);

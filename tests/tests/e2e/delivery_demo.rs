@@ -216,7 +216,7 @@ fn artifact(p: &Project, run_id: &str, stage: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no artifact {name} of {stage}: {record}"));
     let digest = a["digest"].as_str().unwrap_or_default();
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    p.read(&format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+    p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
 }
 
 fn weights(p: &Project, root: &str) -> serde_json::Value {

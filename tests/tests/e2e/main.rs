@@ -4,8 +4,10 @@
 mod approval_resume;
 mod artifacts_gates;
 mod cli;
+mod containment;
 mod delivery_demo;
 mod examples;
+mod hostile;
 mod pipeline_errors;
 mod sandbox;
 mod scheduling;

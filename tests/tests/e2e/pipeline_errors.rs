@@ -11,8 +11,8 @@ fn invalid(yaml: &str) -> String {
     let validate = p.sluice(&["validate"]);
     assert_eq!(validate.code, 2, "{}", validate.all());
     assert!(
-        !p.path().join(".sluice/runs").exists()
-            || std::fs::read_dir(p.path().join(".sluice/runs"))
+        !p.state_dir().join("runs").exists()
+            || std::fs::read_dir(p.state_dir().join("runs"))
                 .map(|d| d.count())
                 .unwrap_or(0)
                 == 0,

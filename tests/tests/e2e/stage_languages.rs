@@ -175,7 +175,7 @@ fn artifact(p: &Project, stage: &Value, name: &str) -> Value {
     let digest = a["digest"].as_str().unwrap_or_default();
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     assert_eq!(hex.len(), 64, "digest {digest}");
-    serde_json::from_str(&p.read(&format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..])))
+    serde_json::from_str(&p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..])))
         .unwrap_or_else(|e| panic!("artifact {name} is not JSON: {e}"))
 }
 

@@ -54,7 +54,7 @@ fn sarif(p: &Project, stage: &Value) -> Value {
     let digest = artifact["digest"].as_str().unwrap_or_default();
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     assert_eq!(hex.len(), 64, "digest {digest}");
-    let text = p.read(&format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]));
+    let text = p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]));
     serde_json::from_str(&text).expect("lint.sarif is JSON")
 }
 

@@ -205,7 +205,7 @@ fn artifact(p: &Project, stage: &Value, name: &str, media_type: &str) -> String 
     let digest = a["digest"].as_str().unwrap_or_default();
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     assert_eq!(hex.len(), 64, "digest {digest}");
-    p.read(&format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+    p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
 }
 
 /// The secret value that starts at `line`:`column` of `file`: the run of

@@ -211,7 +211,7 @@ fn artifact_text(p: &Project, stage: &Value, name: &str) -> String {
         .unwrap_or_else(|| panic!("artifact {name} missing in {stage:#}"));
     let digest = a["digest"].as_str().unwrap_or_default();
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    p.read(&format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+    p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
 }
 
 fn run_stage(p: &Project, args: &[&str], stage: &str) -> (sluice_tests::Run, Value) {

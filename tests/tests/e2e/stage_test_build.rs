@@ -47,7 +47,7 @@ fn cas_text(p: &Project, artifact: &Value) -> String {
     let digest = artifact["digest"].as_str().unwrap_or_default();
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     assert_eq!(hex.len(), 64, "digest {digest}");
-    p.read(&format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+    p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
 }
 
 fn reason(stage: &Value) -> String {

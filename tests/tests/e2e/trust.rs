@@ -129,7 +129,7 @@ fn refusals_exit_3_and_say_why() {
         run.all()
     );
     assert!(
-        !p.path().join(".sluice/runs").exists(),
+        !p.state_dir().join("runs").exists(),
         "a refused run must not start"
     );
 
@@ -282,8 +282,8 @@ fn build_provenance_is_signed_and_verifiable() {
             .unwrap_or_default()
             .trim_start_matches("sha256:")
             .to_string();
-        p.path()
-            .join(format!(".sluice/cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+        p.state_dir()
+            .join(format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
     };
     let bundle = blob("provenance.sigstore.json");
     let ok = p.sluice(&[
