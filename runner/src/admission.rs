@@ -69,20 +69,32 @@ pub enum AdmissionError {
     },
 }
 
-/// Read a plugin file once, with a size cap, and hash it.
+/// Read a plugin file once, with a size cap, and hash it. Only a regular
+/// file is read: a FIFO or device is refused without blocking.
 pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if meta.len() > MAX_PLUGIN_BYTES {
-        return Err(format!(
-            "{} is {} bytes; plugins larger than {MAX_PLUGIN_BYTES} bytes are refused",
-            path.display(),
-            meta.len()
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = crate::fsutil::read_input_file(path, MAX_PLUGIN_BYTES, "plugin")
+        .map_err(|e| e.to_string())?;
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
     Ok((bytes, digest))
+}
+
+/// Read the Sigstore bundle of a plugin (`FILE.sigstore.json`): `None` when
+/// there is none, an error when it is not a regular file of at most
+/// [`crate::fsutil::MAX_BUNDLE_BYTES`] or not UTF-8.
+pub fn read_bundle(bundle_file: &Path) -> Result<Option<String>, String> {
+    use crate::fsutil::{read_input_file, InputError, MAX_BUNDLE_BYTES};
+    match read_input_file(bundle_file, MAX_BUNDLE_BYTES, "Sigstore bundle") {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+            format!(
+                "Sigstore bundle `{}` is not UTF-8 text; a bundle is JSON",
+                bundle_file.display()
+            )
+        }),
+        Err(InputError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Fully validate a component (every function body), without compiling it:
@@ -210,16 +222,7 @@ pub fn read_plugins(
         let (bytes, digest) = read_plugin(&path).map_err(unusable)?;
         let imports = component_imports(&bytes).map_err(unusable)?;
         let bundle_file = trust::bundle_path(&path);
-        let bundle = match std::fs::read_to_string(&bundle_file) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(unusable(format!(
-                    "cannot read its bundle {}: {e}",
-                    bundle_file.display()
-                )))
-            }
-        };
+        let bundle = read_bundle(&bundle_file).map_err(unusable)?;
         files.insert(
             path.clone(),
             PluginFile {

@@ -1,4 +1,5 @@
-//! Content-addressed artifact store (the CAS under `.sluice/cas`).
+//! Content-addressed artifact store (the CAS, `cas/` in the state
+//! directory).
 //!
 //! Stages exchange files: a stage writes into `/artifacts/out`, and after it
 //! ends the runner [ingests](Cas::ingest_dir) every regular file there into
@@ -12,7 +13,13 @@
 //! `0444`) and are written crash-safely: copy into a temporary file under
 //! `<root>/tmp/`, `fsync`, rename into place, `fsync` the directory. A runner
 //! killed mid-ingest leaves at worst a stray temporary file, never a torn
-//! blob under its final name.
+//! blob under its final name; [`Cas::sweep_temp`] removes old ones.
+//!
+//! The store heals instead of trusting what is on disk: storing a file whose
+//! blob already exists re-hashes that blob and replaces it (atomically, with
+//! a warning) when it no longer matches its name, and [`Cas::verify`] lets a
+//! resumed run find producers whose blobs are gone or damaged and run them
+//! again.
 //!
 //! The stage's output directory is untrusted: it is walked with `cap-std`
 //! (only relative opens beneath the directory), symbolic links and special
@@ -85,8 +92,10 @@ impl Default for IngestLimits {
 /// file or artifact concerned and, where there is one, what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    /// A file system operation failed.
-    #[error("could not {action} {}", path.display())]
+    /// A file system operation failed. The reason is part of the message
+    /// (a stage's failure reason shows only the message), in plain words
+    /// for a full disk and the like.
+    #[error("could not {action} {}: {}", path.display(), crate::fsutil::io_reason(source))]
     Io {
         /// What was being done, e.g. "read".
         action: &'static str,
@@ -182,22 +191,24 @@ pub enum ArtifactError {
     },
     /// The blob for an artifact is not in the store.
     #[error(
-        "artifact `{name}` ({digest}) is missing from the artifact store (.sluice/cas/{}); \
-         re-run the stage that produced it",
-        blob_rel_path(digest)
+        "artifact `{name}` ({digest}) is missing from the artifact store ({}); re-run the \
+         stage that produced it (`sluice run --resume` does so)",
+        path.display()
     )]
     Missing {
         /// Artifact name.
         name: String,
         /// Its digest.
         digest: String,
+        /// Where its blob should be.
+        path: PathBuf,
     },
     /// A blob's content no longer matches its digest: the store was altered.
     #[error(
-        "artifact `{name}` is corrupt or was tampered with in the artifact store \
-         (.sluice/cas/{}): expected {expected}, found {actual}; delete that blob and re-run the \
-         stage that produced it",
-        blob_rel_path(expected)
+        "artifact `{name}` is corrupt or was tampered with in the artifact store ({}): \
+         expected {expected}, found {actual}; re-run the stage that produced it \
+         (`sluice run --resume` does so, and storing it again replaces the blob)",
+        path.display()
     )]
     DigestMismatch {
         /// Artifact name.
@@ -206,6 +217,8 @@ pub enum ArtifactError {
         expected: String,
         /// Digest of what the store actually holds.
         actual: String,
+        /// The blob.
+        path: PathBuf,
     },
     /// A blob has the right digest but the record states another size.
     #[error(
@@ -232,14 +245,6 @@ fn io_err(
         action,
         path,
         source,
-    }
-}
-
-/// `sha256/ab/cdef…` for a digest, for messages; the digest as given if malformed.
-fn blob_rel_path(digest: &str) -> String {
-    match digest_hex(digest) {
-        Some(hex) => format!("sha256/{}/{}", &hex[..2], &hex[2..]),
-        None => digest.to_owned(),
     }
 }
 
@@ -347,7 +352,7 @@ pub fn hash_file(path: &Path) -> io::Result<(String, u64)> {
     }
 }
 
-/// Handle on the content-addressed store rooted at `.sluice/cas`.
+/// Handle on the content-addressed store rooted at `<state dir>/cas`.
 #[derive(Debug, Clone)]
 pub struct Cas {
     root: PathBuf,
@@ -406,7 +411,8 @@ impl Cas {
     ///
     /// Each file is hashed while it is copied (streaming, 64 KiB buffer)
     /// into `<root>/tmp/`, synced, and renamed to its digest path; if a blob
-    /// with that digest is already there it is kept and the copy dropped.
+    /// with that digest is already there and still hashes to it, it is kept
+    /// and the copy dropped (a damaged one is replaced).
     /// The walk assumes the stage has finished (nothing changes the
     /// directory meanwhile); even if something did, `cap-std` keeps every
     /// open inside `out_dir`.
@@ -475,6 +481,16 @@ impl Cas {
     }
 
     /// Copies `src` into the store; returns its digest and size.
+    ///
+    /// A blob is immutable once written, so an existing blob with the new
+    /// copy's digest should be that copy byte for byte; but it may have been
+    /// damaged since (a disk error, a stray edit), and keeping it would fail
+    /// every later consumer until someone deleted it by hand. So whenever
+    /// the blob exists it is re-hashed: if it matches, the new copy is
+    /// dropped (without ever being synced); if not (other size, other
+    /// content, unreadable), the new copy replaces it atomically, with a
+    /// warning naming the blob. Re-hashing costs a read of a file that is
+    /// usually still in the page cache, about what the sync it saves costs.
     fn store(
         &self,
         src: &mut impl Read,
@@ -491,9 +507,6 @@ impl Cas {
             Err(CopyError::Write(e)) => return Err(io_err("write", tmp.path())(e)),
             Err(CopyError::OverBudget) => return Err(too_large()),
         };
-        tmp.as_file()
-            .sync_all()
-            .map_err(io_err("sync", tmp.path()))?;
         let digest = format!("{SHA256_PREFIX}{hex}");
         let blob = self.blob_path(&digest)?;
         let shard = blob.parent().unwrap_or(&self.root).to_path_buf();
@@ -502,20 +515,121 @@ impl Cas {
             let sha_dir = shard.parent().unwrap_or(&self.root);
             crate::fsutil::fsync_dir(sha_dir).map_err(io_err("sync", sha_dir))?;
         }
-        // Blobs are immutable and named by content: an existing regular file
-        // of the right size is the same blob (a crash never leaves a torn
-        // one under its final name). Keep it; the temporary file is removed
-        // on drop. A blob of the wrong size was damaged: replace it.
-        if let Ok(meta) = std::fs::symlink_metadata(&blob) {
-            if meta.is_file() && meta.len() == size {
+        match existing_blob(&blob, &digest, size) {
+            Existing::Intact => {
+                // Its modification time now says when it was last stored:
+                // `sluice gc` spares young blobs, so one that a running stage
+                // re-uses is not collected before the record names it. Best
+                // effort; the temporary file is removed on drop.
+                let _ = File::open(&blob)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                 return Ok((digest, size));
             }
+            Existing::Absent => {}
+            Existing::Damaged(why) => tracing::warn!(
+                "artifact blob {} is damaged ({why}); replacing it with the new copy of the same content",
+                blob.display()
+            ),
         }
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err("sync", tmp.path()))?;
         make_read_only(tmp.as_file()).map_err(io_err("make read-only", tmp.path()))?;
         tmp.persist(&blob)
             .map_err(|e| io_err("move a new blob to", &blob)(e.error))?;
         crate::fsutil::fsync_dir(&shard).map_err(io_err("sync", &shard))?;
         Ok((digest, size))
+    }
+
+    /// Checks that the blob of `artifact` exists and hashes to its digest
+    /// and size (reads the whole blob). Errors:
+    /// [`ArtifactError::Missing`], [`ArtifactError::DigestMismatch`],
+    /// [`ArtifactError::SizeMismatch`], [`ArtifactError::InvalidDigest`],
+    /// or [`ArtifactError::Io`] when it cannot be read.
+    pub fn verify(&self, artifact: &ArtifactRecord) -> Result<(), ArtifactError> {
+        let blob = self.blob_path(&artifact.digest)?;
+        let (actual, size) = match hash_blob(&blob) {
+            Ok(v) => v,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ArtifactError::Missing {
+                    name: artifact.name.clone(),
+                    digest: artifact.digest.clone(),
+                    path: blob,
+                })
+            }
+            Err(e) => return Err(io_err("read blob", &blob)(e)),
+        };
+        if actual != artifact.digest {
+            return Err(ArtifactError::DigestMismatch {
+                name: artifact.name.clone(),
+                expected: artifact.digest.clone(),
+                actual,
+                path: blob,
+            });
+        }
+        if size != artifact.size {
+            return Err(ArtifactError::SizeMismatch {
+                name: artifact.name.clone(),
+                expected: artifact.size,
+                actual: size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes temporary files under `<root>/tmp/` last modified at least
+    /// `sweep.older_than` ago: leftovers of runners killed mid-ingest.
+    /// Younger ones may be written by a runner right now and are left alone.
+    pub fn sweep_temp(&self, sweep: &crate::workdir::Sweep) -> crate::workdir::Swept {
+        crate::workdir::remove_stale_temp_files(&self.tmp, sweep)
+    }
+
+    /// Every blob in the store, as its digest, path and metadata, in no
+    /// particular order. Entries whose names are not a digest are skipped.
+    pub fn blobs(&self) -> Result<Vec<StoredBlob>, ArtifactError> {
+        let sha_dir = self.root.join("sha256");
+        let shards = match std::fs::read_dir(&sha_dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list directory", &sha_dir)(e)),
+        };
+        let mut blobs = Vec::new();
+        for shard in shards {
+            let shard = shard.map_err(io_err("list directory", &sha_dir))?;
+            let shard_path = shard.path();
+            let Some(prefix) = shard.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !shard.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let entries =
+                std::fs::read_dir(&shard_path).map_err(io_err("list directory", &shard_path))?;
+            for entry in entries {
+                let entry = entry.map_err(io_err("list directory", &shard_path))?;
+                let Some(rest) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let digest = format!("{SHA256_PREFIX}{prefix}{rest}");
+                if digest_hex(&digest).is_none() {
+                    continue;
+                }
+                let path = entry.path();
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                blobs.push(StoredBlob {
+                    digest,
+                    path,
+                    size: meta.len(),
+                    modified: meta.modified().ok(),
+                });
+            }
+        }
+        Ok(blobs)
     }
 
     /// Writes each artifact to `dest/<name>` (creating `dest` and parent
@@ -526,7 +640,7 @@ impl Cas {
     ///   so even a name that got past that check cannot leave it.
     /// - A blob whose content does not hash to the recorded digest fails
     ///   with [`ArtifactError::DigestMismatch`] and the partial file is
-    ///   removed: this is how tampering with `.sluice/cas` is caught.
+    ///   removed: this is how tampering with the store is caught.
     /// - A blob that is gone fails with [`ArtifactError::Missing`].
     ///
     /// Existing files at the destination are overwritten. On error, files
@@ -548,6 +662,7 @@ impl Cas {
                     return Err(ArtifactError::Missing {
                         name: a.name.clone(),
                         digest: a.digest.clone(),
+                        path: blob,
                     })
                 }
                 Err(e) => return Err(io_err("open blob", &blob)(e)),
@@ -573,6 +688,7 @@ impl Cas {
                             name: a.name.clone(),
                             expected: a.digest.clone(),
                             actual,
+                            path: blob.clone(),
                         })
                     } else if size != a.size {
                         Some(ArtifactError::SizeMismatch {
@@ -598,6 +714,59 @@ impl Cas {
             }
         }
         Ok(())
+    }
+}
+
+/// A blob found in the store by [`Cas::blobs`].
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    /// `sha256:<hex>`, from its path.
+    pub digest: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its last modification (when it was stored), if known.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// What [`Cas::store`] found at a blob's path.
+enum Existing {
+    /// No blob yet.
+    Absent,
+    /// A regular file that hashes to its name.
+    Intact,
+    /// Something else: why it cannot be kept.
+    Damaged(String),
+}
+
+fn existing_blob(blob: &Path, digest: &str, size: u64) -> Existing {
+    let meta = match std::fs::symlink_metadata(blob) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Absent,
+        Err(e) => return Existing::Damaged(format!("cannot read its metadata: {e}")),
+    };
+    if !meta.is_file() {
+        return Existing::Damaged("it is not a regular file".into());
+    }
+    if meta.len() != size {
+        return Existing::Damaged(format!("it has {} bytes instead of {size}", meta.len()));
+    }
+    match hash_blob(blob) {
+        Ok((actual, _)) if actual == digest => Existing::Intact,
+        Ok((actual, _)) => Existing::Damaged(format!("its content hashes to {actual}")),
+        Err(e) => Existing::Damaged(format!("it cannot be read: {e}")),
+    }
+}
+
+/// The digest and size of a blob, with the raw IO error (its kind tells a
+/// missing blob from an unreadable one).
+fn hash_blob(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    match copy_hashing(&mut file, &mut io::sink(), u64::MAX) {
+        Ok((hex, size)) => Ok((format!("{SHA256_PREFIX}{hex}"), size)),
+        Err(CopyError::Read(e) | CopyError::Write(e)) => Err(e),
+        Err(CopyError::OverBudget) => Err(io::Error::other("too large to hash")),
     }
 }
 
@@ -707,7 +876,7 @@ mod tests {
 
     fn fixture() -> Result<Fixture, Box<dyn Error>> {
         let tmp = tempfile::tempdir()?;
-        let cas = Cas::open(&tmp.path().join(".sluice/cas"))?;
+        let cas = Cas::open(&tmp.path().join("state/cas"))?;
         let out = tmp.path().join("out");
         std::fs::create_dir_all(&out)?;
         let dest = tmp.path().join("in");
@@ -1005,7 +1174,9 @@ mod tests {
                 name,
                 expected,
                 actual,
+                path,
             } => {
+                assert_eq!(path, &blob);
                 assert_eq!(name, "app");
                 assert_eq!(expected, &records[0].digest);
                 assert_ne!(actual, expected);
@@ -1073,6 +1244,147 @@ mod tests {
             .err()
             .ok_or("expected error")?;
         assert!(matches!(err, ArtifactError::InvalidDigest { .. }), "{err}");
+        Ok(())
+    }
+
+    /// Overwrites a (read-only) blob in place, as a disk error or a stray
+    /// edit would.
+    fn overwrite_blob(blob: &Path, content: &[u8]) -> TestResult {
+        let mut perms = std::fs::metadata(blob)?.permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(blob, perms)?;
+        std::fs::write(blob, content)?;
+        Ok(())
+    }
+
+    #[test]
+    fn storing_again_replaces_a_corrupt_blob_of_the_same_size() -> TestResult {
+        let f = fixture()?;
+        std::fs::write(f.out.join("app"), vec![1u8; 100_000])?;
+        let records = f.cas.ingest_dir(&f.out, &[], &IngestLimits::default())?;
+        let blob = f.cas.blob_path(&records[0].digest)?;
+        let mut bytes = std::fs::read(&blob)?;
+        bytes[50_000] = 2;
+        overwrite_blob(&blob, &bytes)?;
+        assert!(matches!(
+            f.cas.verify(&records[0]),
+            Err(ArtifactError::DigestMismatch { .. })
+        ));
+
+        let again = f.cas.ingest_dir(&f.out, &[], &IngestLimits::default())?;
+        assert_eq!(again, records);
+        assert_eq!(hash_file(&blob)?, (records[0].digest.clone(), 100_000));
+        f.cas.verify(&records[0])?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&blob)?.permissions().mode() & 0o777,
+                0o444
+            );
+        }
+        assert_eq!(std::fs::read_dir(f.cas.root().join("tmp"))?.count(), 0);
+        f.cas.materialize(&records, &f.dest)?;
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn storing_again_keeps_an_intact_blob() -> TestResult {
+        use std::os::unix::fs::MetadataExt;
+        let f = fixture()?;
+        std::fs::write(f.out.join("abc"), b"abc")?;
+        f.cas.ingest_dir(&f.out, &[], &IngestLimits::default())?;
+        let blob = f.cas.blob_path(ABC_SHA256)?;
+        let inode = std::fs::metadata(&blob)?.ino();
+        f.cas.ingest_dir(&f.out, &[], &IngestLimits::default())?;
+        assert_eq!(
+            std::fs::metadata(&blob)?.ino(),
+            inode,
+            "the blob was rewritten"
+        );
+        assert_eq!(std::fs::read_dir(f.cas.root().join("tmp"))?.count(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn verify_names_the_blob_that_is_missing_or_wrong() -> TestResult {
+        let f = fixture()?;
+        std::fs::write(f.out.join("abc"), b"abc")?;
+        let records = f.cas.ingest_dir(&f.out, &[], &IngestLimits::default())?;
+        f.cas.verify(&records[0])?;
+        let blob = f.cas.blob_path(ABC_SHA256)?;
+
+        let mut wrong_size = records[0].clone();
+        wrong_size.size = 4;
+        assert!(matches!(
+            f.cas.verify(&wrong_size),
+            Err(ArtifactError::SizeMismatch { .. })
+        ));
+
+        overwrite_blob(&blob, b"abd")?;
+        let err = f.cas.verify(&records[0]).err().ok_or("expected error")?;
+        assert!(
+            matches!(&err, ArtifactError::DigestMismatch { path, .. } if *path == blob),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&blob.display().to_string()), "{text}");
+
+        std::fs::remove_file(&blob)?;
+        let err = f.cas.verify(&records[0]).err().ok_or("expected error")?;
+        assert!(matches!(&err, ArtifactError::Missing { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&blob.display().to_string()), "{text}");
+        assert!(!text.contains(".sluice"), "{text}");
+        let err = f
+            .cas
+            .materialize(&records, &f.dest)
+            .err()
+            .ok_or("expected error")?;
+        assert!(
+            err.to_string().contains(&blob.display().to_string()),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn sweep_temp_removes_only_old_temporary_files() -> TestResult {
+        let f = fixture()?;
+        std::fs::write(f.out.join("abc"), b"abc")?;
+        f.cas.ingest_dir(&f.out, &[], &IngestLimits::default())?;
+        let tmp = f.cas.root().join("tmp");
+        let old = tmp.join(".tmpKILLED");
+        let young = tmp.join(".tmpWRITING");
+        std::fs::write(&old, b"partial blob")?;
+        std::fs::write(&young, b"partial blob")?;
+        std::fs::File::options()
+            .write(true)
+            .open(&old)?
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))?;
+        let swept = f.cas.sweep_temp(&crate::workdir::Sweep::default());
+        assert_eq!(swept.files, 1);
+        assert!(!old.exists());
+        assert!(young.exists());
+        assert!(f.cas.blob_path(ABC_SHA256)?.exists(), "blobs are not swept");
+        Ok(())
+    }
+
+    #[test]
+    fn blobs_lists_what_the_store_holds() -> TestResult {
+        let f = fixture()?;
+        assert!(f.cas.blobs()?.is_empty());
+        std::fs::write(f.out.join("abc"), b"abc")?;
+        std::fs::write(f.out.join("zero"), b"")?;
+        let records = f.cas.ingest_dir(&f.out, &[], &IngestLimits::default())?;
+        std::fs::write(f.cas.root().join("sha256/ba/not-a-digest"), b"x")?;
+        let mut listed: Vec<_> = f.cas.blobs()?.into_iter().map(|b| b.digest).collect();
+        listed.sort();
+        let mut expected: Vec<_> = records.iter().map(|r| r.digest.clone()).collect();
+        expected.sort();
+        assert_eq!(listed, expected);
         Ok(())
     }
 

@@ -79,6 +79,13 @@ pub enum Command {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Remove what no run needs: temporary files and work directories left
+    /// by killed runners, and artifact blobs no run record references.
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Approve a stage that waits for approval, so `run --resume` continues.
     Approve {
         /// The run id.
@@ -196,6 +203,13 @@ pub enum RunsCommand {
         /// Print the run record as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Keep the intact part of a run's damaged journal: fold the entries
+    /// before its first bad line into the snapshot and move the journal
+    /// aside, so that `run --resume` can continue.
+    Repair {
+        /// The run id.
+        run_id: String,
     },
 }
 

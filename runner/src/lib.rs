@@ -23,7 +23,8 @@
 //! - [`gates`]: metric thresholds and plugin verdicts into one verdict.
 //! - [`provenance`]: in-toto/SLSA statements for build artifacts.
 //! - [`record`]: the crash-safe run record and its lock.
-//! - [`fsutil`]: atomic file writes.
+//! - [`fsutil`]: atomic file writes, bounded reads of input files (regular
+//!   files only, size caps) and plain-word I/O errors.
 //! - [`diagnostic`]: rustc-style rendering of errors in the pipeline and policy files.
 //! - [`report`]: console and JSON-lines output.
 //! - [`commands`]: `validate`, `plugin inspect`, `runs`, `approve`.

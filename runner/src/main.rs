@@ -54,6 +54,7 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
     // the first program can leave an orphan.
     procs::init();
     let mut signals = Signals::watch();
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(None);
     let opts = run::RunOptions {
         pipeline: args.pipeline.clone(),
         state_dir: cli.state_dir(),
@@ -64,14 +65,29 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         policy: args.policy.clone(),
         allow_unsigned: args.allow_unsigned,
         provenance_key: args.provenance_key.clone(),
+        interrupt: Some(interrupt_rx),
     };
+    let run = run::run(&opts, reporter);
+    tokio::pin!(run);
     let outcome = tokio::select! {
-        outcome = run::run(&opts, reporter) => outcome,
+        outcome = &mut run => outcome,
         first = Signals::next(&mut signals) => {
-            // The run's future is dropped here: its record stays `running`,
-            // which `runs` shows as interrupted and `--resume` continues.
+            // Ask the scheduler to stop: it cancels the running stages,
+            // records them `cancelled` with the signal as the reason and
+            // ends the run `interrupted`. A run still in its setup
+            // (compiling plugins) is dropped instead after a short wait:
+            // it has no record yet.
+            let _ = interrupt_tx.send(Some(format!("interrupted by {}", first.name())));
+            let stopped = tokio::select! {
+                outcome = tokio::time::timeout(SETUP_STOP_WAIT, &mut run) => outcome.ok(),
+                _ = Signals::next(&mut signals) => {
+                    let _ = tokio::task::spawn_blocking(procs::kill_all_now).await;
+                    None
+                }
+            };
             let id = run_id.lock().ok().and_then(|id| id.clone());
-            return interrupted(first, signals, id, &opts.state_dir).await;
+            let recorded = matches!(&stopped, Some(Ok(r)) if r.status == RunStatus::Interrupted);
+            return interrupted(first, signals, id, recorded, &opts.state_dir).await;
         }
     };
     // Stages cancelled by fail-fast may still be in their kill grace.
@@ -80,7 +96,7 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         Ok(record) => code(match record.status {
             RunStatus::Passed => exit::PASSED,
             RunStatus::Paused => exit::PAUSED,
-            RunStatus::Failed | RunStatus::Running => exit::FAILED,
+            RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => exit::FAILED,
         }),
         Err(e) => {
             // Pipeline errors carry their own rustc-style rendering.
@@ -123,6 +139,19 @@ enum Interrupt {
     Int,
     Term,
 }
+
+impl Interrupt {
+    fn name(self) -> &'static str {
+        match self {
+            Interrupt::Int => "SIGINT (Ctrl-C)",
+            Interrupt::Term => "SIGTERM",
+        }
+    }
+}
+
+/// How long an interrupted run may take to stop by itself (cancel its
+/// stages, write its record) before it is dropped.
+const SETUP_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Signals {
     /// `None` (default handling: the runner dies) when they cannot be
@@ -177,6 +206,7 @@ async fn interrupted(
     first: Interrupt,
     mut signals: Option<Signals>,
     run_id: Option<String>,
+    stopped_cleanly: bool,
     state_dir: &Path,
 ) -> ExitCode {
     end_stage_processes(&mut signals).await;
@@ -191,6 +221,9 @@ async fn interrupted(
             .exists()
     };
     match run_id {
+        Some(id) if stopped_cleanly => eprintln!(
+            "sluice: run {id} interrupted by {name}; the stages that were running are recorded as cancelled and their processes were stopped. Resume it with `sluice run --resume {id}`"
+        ),
         Some(id) if recorded(&id) => eprintln!(
             "sluice: run {id} interrupted by {name}; its stage processes were stopped. Resume it with `sluice run --resume {id}`"
         ),
@@ -266,6 +299,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 commands::runs::show(&cli.state_dir(), run_id, *json).map_err(Into::into),
                 exit::INVALID,
             ),
+            RunsCommand::Repair { run_id } => emit(
+                commands::runs::repair(&cli.state_dir(), run_id).map_err(Into::into),
+                exit::INVALID,
+            ),
         },
         Command::Plugin {
             command: PluginCommand::Sign { file, key },
@@ -288,6 +325,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
             provenance,
             key,
         } => finish(commands::trust::verify_artifact(file, provenance, key)),
+        Command::Gc { dry_run } => emit(
+            commands::gc::gc(&cli.state_dir(), &cli.cache_dir(), *dry_run).map_err(Into::into),
+            exit::INVALID,
+        ),
         Command::Approve { run_id, stage, by } => emit(
             commands::approve::approve(&cli.state_dir(), run_id, stage, by.clone()),
             exit::INVALID,

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub allow_unsigned: bool,
     /// Key that signs build provenance (password from `SLUICE_KEY_PASSWORD`).
     pub provenance_key: Option<PathBuf>,
+    /// Stops the run when a reason is sent (a signal to the runner).
+    pub interrupt: Option<scheduler::Interrupt>,
 }
 
 /// Why a run could not be carried out (as opposed to a run that failed).
@@ -134,7 +136,15 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
         schema: record::SCHEMA,
         run_id: record::new_run_id(),
         pipeline: pipeline.name.clone(),
-        pipeline_path: pipeline.path.clone(),
+        // Absolute, so that `--resume` finds the file from any directory.
+        // Not canonical: the pipeline's directory anchors its relative
+        // paths, and resolving a symbolic link to the file would move that
+        // anchor to wherever the link points.
+        pipeline_path: std::path::absolute(&pipeline.path).unwrap_or_else(|_| {
+            pipeline
+                .dir
+                .join(pipeline.path.file_name().unwrap_or_default())
+        }),
         pipeline_digest: pipeline.digest.clone(),
         status: RunStatus::Running,
         created_at: record::now(),
@@ -323,8 +333,11 @@ fn load_provenance_key(path: &Path) -> Result<crate::trust::PrivateKey, RunError
         reference: path.display().to_string(),
         message,
     };
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| bad(format!("cannot read the provenance key: {e}")))?;
+    let bytes =
+        crate::fsutil::read_input_file(path, crate::fsutil::MAX_KEY_BYTES, "provenance key")
+            .map_err(|e| bad(e.to_string()))?;
+    // A PEM file is ASCII; anything else fails below as a malformed key.
+    let pem = String::from_utf8_lossy(&bytes);
     let password = std::env::var("SLUICE_KEY_PASSWORD").unwrap_or_default();
     crate::trust::load_private(&pem, password.as_bytes())
         .map_err(|e| bad(format!("{e} (the password comes from SLUICE_KEY_PASSWORD)")))
@@ -373,8 +386,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     };
     check_state_outside_workspace(&opts.state_dir, &pipeline)?;
     let resumed = lock.is_some();
+    let mut lost_artifacts = Vec::new();
     if resumed {
         scheduler::reset_for_resume(&mut record);
+        (record, lost_artifacts) = reset_lost_producers(&pipeline, record, &opts.state_dir).await?;
     }
     let jobs = opts.jobs.max(1);
     let to_run: Vec<String> = record
@@ -391,12 +406,16 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         jobs,
         resumed,
     });
+    for warning in &lost_artifacts {
+        reporter.event(&Event::Warning { message: warning });
+    }
     let pool = PoolSizing {
         concurrent_instances: (jobs + 4) as u32,
     };
     // The engine is built on another thread while this one reads, hashes
     // and admits the plugins: neither needs the other.
     let cache_dir = usable_cache_dir(&opts.cache_dir, &pipeline.workspace).map(Path::to_path_buf);
+    let sweep = start_sweep(&opts.state_dir, cache_dir.clone());
     let engine = tokio::task::spawn_blocking(move || Host::new(cache_dir.as_deref(), &pool));
     let policy_path = opts.policy.clone().or_else(|| pipeline.policy.clone());
     let policy = policy_path.as_deref().map(Policy::load).transpose()?;
@@ -426,6 +445,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         load_plugins(&host, &pipeline, admitted, reporter.as_ref()).await?;
     clock.mark("plugins loaded and described");
     record.warnings = warnings;
+    record.warnings.extend(lost_artifacts);
     let secret_values: Vec<String> = pipeline
         .stages
         .values()
@@ -466,12 +486,115 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         jobs,
         fail_fast: opts.fail_fast,
         retry_backoff: Duration::from_millis(250),
+        interrupt: opts.interrupt.clone(),
     };
     let scheduler = Scheduler::new(&pipeline, record, &store, reporter.as_ref(), options);
     clock.mark("run created");
     let record = scheduler.run(executor).await?;
     clock.mark("stages finished");
+    // Normally long done; a panic in it is no reason to fail the run.
+    let _ = sweep.await;
     Ok(record)
+}
+
+/// Removes what killed runners left behind, on a blocking thread beside the
+/// run (it never delays a stage): temporary files older than
+/// [`workdir::STALE_TEMP_AGE`](crate::workdir::STALE_TEMP_AGE) in the CAS,
+/// the run directories and the compile cache (younger ones may be written by
+/// a concurrent runner right now), and the `work/` directories of runs no
+/// runner holds. This run's own directory is either locked already (resume)
+/// or has no `work/` yet, so the sweep never touches it.
+fn start_sweep(
+    state_dir: &Path,
+    cache_dir: Option<PathBuf>,
+) -> tokio::task::JoinHandle<crate::workdir::Swept> {
+    let state_dir = state_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let sweep = crate::workdir::Sweep::default();
+        let mut swept = crate::workdir::sweep_runs(&state_dir, &sweep);
+        if let Ok(cas) = Cas::open(&state_dir.join("cas")) {
+            swept += cas.sweep_temp(&sweep);
+        }
+        if let Some(cache) = cache_dir {
+            swept += crate::workdir::remove_stale_temp_files(&cache, &sweep);
+        }
+        tracing::debug!(
+            target: "sluice::timing",
+            elapsed_us = started.elapsed().as_micros() as u64,
+            files = swept.files,
+            bytes = swept.bytes,
+            work_dirs = swept.work_dirs,
+            "swept what earlier runners left"
+        );
+        swept
+    })
+}
+
+/// On resume, after [`scheduler::reset_for_resume`]: every passed stage whose
+/// artifacts a stage that runs now needs has them checked in the CAS (each
+/// blob exists and hashes to its digest); one whose blobs are gone or
+/// damaged runs again, with the passed stages downstream of it
+/// ([`scheduler::reset_lost_producers`]). Hashing happens on a blocking
+/// thread. Returns the record and one warning per producer that runs again.
+async fn reset_lost_producers(
+    pipeline: &Pipeline,
+    mut record: RunRecord,
+    state_dir: &Path,
+) -> Result<(RunRecord, Vec<String>), RunError> {
+    let cas = Cas::open(&state_dir.join("cas"))?;
+    let pipeline = pipeline.clone();
+    let id = record.run_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let lost = scheduler::reset_lost_producers(&pipeline, &mut record, |_, artifacts| {
+            artifacts
+                .iter()
+                .try_for_each(|a| cas.verify(a).map_err(|e| lost_reason(&e)))
+        });
+        let warnings = lost
+            .iter()
+            .map(|l| {
+                let mut w = format!("stage `{}` runs again: {}", l.stage, l.reason);
+                if !l.downstream.is_empty() {
+                    let verb = if l.downstream.len() == 1 {
+                        "does"
+                    } else {
+                        "do"
+                    };
+                    w.push_str(&format!(
+                        "; so {verb} {}, which had used its results",
+                        stage_list(&l.downstream)
+                    ));
+                }
+                w
+            })
+            .collect();
+        (record, warnings)
+    })
+    .await
+    .map_err(|e| RunError::Resume {
+        id,
+        message: format!("checking the artifacts of finished stages failed: {e}"),
+    })
+}
+
+/// What is wrong with a producer's artifacts, for the warning that it runs
+/// again.
+fn lost_reason(e: &crate::artifacts::ArtifactError) -> String {
+    use crate::artifacts::ArtifactError;
+    match e {
+        ArtifactError::Missing { name, path, .. } => format!(
+            "its artifact `{name}` is missing from the artifact store ({})",
+            path.display()
+        ),
+        ArtifactError::DigestMismatch {
+            name, path, actual, ..
+        } => format!(
+            "its artifact `{name}` is corrupt in the artifact store ({}: the content hashes to {actual})",
+            path.display()
+        ),
+        other => format!("its artifacts cannot be used: {other}"),
+    }
 }
 
 /// The state directory holds every run's records, logs and artifacts; a

@@ -56,6 +56,31 @@ pub struct Options {
     /// Pause between a failed attempt and the next one (multiplied by the
     /// attempt number).
     pub retry_backoff: Duration,
+    /// Set to a reason (`interrupted by SIGINT …`) to stop the run: running
+    /// stages are cancelled with that reason, nothing new starts, and the
+    /// run ends `interrupted` (resumable).
+    pub interrupt: Option<Interrupt>,
+}
+
+/// Receives the reason a run must stop; see [`Options::interrupt`].
+pub type Interrupt = tokio::sync::watch::Receiver<Option<String>>;
+
+/// The interrupt's reason, once it was sent.
+fn interrupted(interrupt: &Option<Interrupt>) -> Option<String> {
+    interrupt.as_ref().and_then(|rx| rx.borrow().clone())
+}
+
+/// Resolves when the interrupt is sent (never, without one).
+async fn interrupt_sent(interrupt: &mut Option<Interrupt>) {
+    match interrupt {
+        Some(rx) => {
+            if rx.wait_for(Option::is_some).await.is_err() {
+                // The sender is gone without interrupting: never.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 struct Node {
@@ -385,13 +410,21 @@ impl<'a> Scheduler<'a> {
         let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
         self.record.status = RunStatus::Running;
         self.snapshot()?;
+        let mut interrupt = self.options.interrupt.clone();
         loop {
+            if let Some(reason) = interrupted(&interrupt) {
+                return self.interrupt(&mut tasks, &mut running, &reason).await;
+            }
             self.start_ready(&executor, &mut tasks, &mut running);
             self.flush()?;
             if running.is_empty() {
                 break;
             }
-            let Some(joined) = tasks.join_next_with_id().await else {
+            let joined = tokio::select! {
+                joined = tasks.join_next_with_id() => joined,
+                () = interrupt_sent(&mut interrupt) => continue,
+            };
+            let Some(joined) = joined else {
                 break;
             };
             let (stage, outcome) = match joined {
@@ -450,7 +483,8 @@ impl<'a> Scheduler<'a> {
             // other stages, writes it first.
             if self.options.fail_fast && self.state(&stage).is_failure() {
                 self.flush()?;
-                self.cancel_all(&mut tasks, &mut running, &stage).await;
+                let reason = format!("cancelled because `{stage}` failed (fail-fast)");
+                self.cancel_all(&mut tasks, &mut running, &reason).await;
                 self.flush()?;
             }
         }
@@ -491,11 +525,34 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Stop the run for `reason`: cancel what runs, record it, end the run
+    /// `interrupted` with a snapshot (durable: the runner exits next).
+    async fn interrupt(
+        mut self,
+        tasks: &mut JoinSet<(String, AttemptOutcome)>,
+        running: &mut HashMap<tokio::task::Id, String>,
+        reason: &str,
+    ) -> Result<RunRecord, RecordError> {
+        self.flush()?;
+        let reason = format!(
+            "{reason}; `sluice run --resume {}` runs it again",
+            self.record.run_id
+        );
+        self.cancel_all(tasks, running, &reason).await;
+        self.flush()?;
+        self.record.status = RunStatus::Interrupted;
+        self.snapshot()?;
+        self.reporter.event(&Event::RunFinished {
+            record: &self.record,
+        });
+        Ok(self.record)
+    }
+
     async fn cancel_all(
         &mut self,
         tasks: &mut JoinSet<(String, AttemptOutcome)>,
         running: &mut HashMap<tokio::task::Id, String>,
-        because: &str,
+        reason: &str,
     ) {
         if running.is_empty() {
             return;
@@ -505,7 +562,7 @@ impl<'a> Scheduler<'a> {
         while tasks.join_next().await.is_some() {}
         let names: Vec<String> = running.drain().map(|(_, n)| n).collect();
         for name in names {
-            let reason = format!("cancelled because `{because}` failed (fail-fast)");
+            let reason = reason.to_string();
             let r = self.stage_mut(&name);
             r.state = StageState::Cancelled;
             r.reason = Some(reason.clone());
@@ -550,4 +607,309 @@ pub fn reset_for_resume(record: &mut RunRecord) {
         }
     }
     record.status = RunStatus::Running;
+}
+
+/// A stage that had passed but runs again on resume, because artifacts it
+/// produced, which a stage that runs now needs, are gone or damaged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostArtifacts {
+    /// The producer.
+    pub stage: String,
+    /// What the check found wrong (the first bad artifact).
+    pub reason: String,
+    /// Stages downstream of it that had passed and run again with it (their
+    /// results came from the artifacts that are gone), in pipeline order.
+    pub downstream: Vec<String>,
+}
+
+/// After [`reset_for_resume`]: a stage that already succeeded is only kept
+/// if what it left in the CAS is still there. For every stage that will run
+/// now (pending, approved if it needs approval, and not waiting behind a
+/// stage that is not), each of its `needs` that succeeded and produced
+/// artifacts is checked once with `check` (given the producer and its
+/// artifacts). A producer that fails the check is reset to pending, and so
+/// is every stage downstream of it that had succeeded. Stages reset this way
+/// will run too, so their own producers are checked in turn, until nothing
+/// changes. Without this, a lost blob failed every resume ("re-run the
+/// stage that produced it") while resume never re-ran a passed stage.
+///
+/// Returns one entry per producer reset, in the order found.
+pub fn reset_lost_producers(
+    pipeline: &Pipeline,
+    record: &mut RunRecord,
+    mut check: impl FnMut(&str, &[crate::artifacts::ArtifactRecord]) -> Result<(), String>,
+) -> Vec<LostArtifacts> {
+    let order: Vec<String> = pipeline
+        .topo_order()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, stage) in &pipeline.stages {
+        for need in &stage.needs {
+            dependents
+                .entry(need.as_str())
+                .or_default()
+                .push(name.as_str());
+        }
+    }
+    let succeeded = |record: &RunRecord, stage: &str| {
+        record
+            .stages
+            .get(stage)
+            .is_some_and(|r| r.state.succeeded())
+    };
+    let mut checked: BTreeSet<String> = BTreeSet::new();
+    let mut lost = Vec::new();
+    loop {
+        // Pending stages that cannot start now: they wait for an approval,
+        // or behind a stage that does. Their inputs are checked when they
+        // can run (a resume without the approval must not rebuild).
+        let mut waiting: BTreeSet<&str> = BTreeSet::new();
+        for name in &order {
+            let (Some(stage), Some(r)) = (pipeline.stages.get(name), record.stages.get(name))
+            else {
+                continue;
+            };
+            if r.state.succeeded() {
+                continue;
+            }
+            let approval_missing = (stage.approval || r.approval_required) && r.approval.is_none();
+            if approval_missing || stage.needs.iter().any(|n| waiting.contains(n.as_str())) {
+                waiting.insert(name);
+            }
+        }
+        let mut found: Vec<(String, String)> = Vec::new();
+        for name in &order {
+            if succeeded(record, name) || waiting.contains(name.as_str()) {
+                continue;
+            }
+            let Some(stage) = pipeline.stages.get(name) else {
+                continue;
+            };
+            for need in &stage.needs {
+                if !succeeded(record, need) || !checked.insert(need.clone()) {
+                    continue;
+                }
+                let Some(produced) = record.stages.get(need) else {
+                    continue;
+                };
+                if produced.artifacts.is_empty() {
+                    continue;
+                }
+                if let Err(reason) = check(need, &produced.artifacts) {
+                    found.push((need.clone(), reason));
+                }
+            }
+        }
+        if found.is_empty() {
+            return lost;
+        }
+        for (producer, reason) in found {
+            let mut downstream_set: BTreeSet<&str> = BTreeSet::new();
+            let mut queue: Vec<&str> = dependents
+                .get(producer.as_str())
+                .cloned()
+                .unwrap_or_default();
+            while let Some(d) = queue.pop() {
+                if downstream_set.insert(d) {
+                    queue.extend(dependents.get(d).into_iter().flatten());
+                }
+            }
+            let downstream: Vec<String> = order
+                .iter()
+                .filter(|n| downstream_set.contains(n.as_str()) && succeeded(record, n))
+                .cloned()
+                .collect();
+            for stage in downstream.iter().chain(std::iter::once(&producer)) {
+                if let Some(r) = record.stages.get_mut(stage) {
+                    if r.state.succeeded() {
+                        r.reset();
+                    }
+                }
+            }
+            lost.push(LostArtifacts {
+                stage: producer,
+                reason,
+                downstream,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod lost_producer_tests {
+    use super::*;
+    use crate::artifacts::ArtifactRecord;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn pipeline(
+        dir: &std::path::Path,
+        stages: &str,
+    ) -> Result<Pipeline, Box<dyn std::error::Error>> {
+        std::fs::write(dir.join("p.wasm"), b"\0asm")?;
+        let src = format!("version: 1\nname: heal\nstages:\n{stages}");
+        Ok(crate::pipeline::parse_str(&src, &dir.join("sluice.yaml"))?)
+    }
+
+    fn artifact(name: &str) -> ArtifactRecord {
+        ArtifactRecord {
+            name: name.into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            size: 1,
+            media_type: crate::artifacts::DEFAULT_MEDIA_TYPE.into(),
+        }
+    }
+
+    /// A record in which `passed` succeeded (each with one artifact named
+    /// after it) and every other stage is as `reset_for_resume` leaves it.
+    fn record(pipeline: &Pipeline, passed: &[&str]) -> RunRecord {
+        let stages = pipeline
+            .stages
+            .keys()
+            .map(|name| {
+                let mut r = StageRecord::pending(name);
+                if passed.contains(&name.as_str()) {
+                    r.state = StageState::Passed;
+                    r.attempts = 1;
+                    r.artifacts = vec![artifact(name)];
+                }
+                (name.clone(), r)
+            })
+            .collect();
+        RunRecord {
+            schema: crate::record::SCHEMA,
+            run_id: "r".into(),
+            pipeline: pipeline.name.clone(),
+            pipeline_path: pipeline.path.clone(),
+            pipeline_digest: pipeline.digest.clone(),
+            status: RunStatus::Running,
+            created_at: now(),
+            updated_at: now(),
+            unsigned_plugins_allowed: false,
+            policy: None,
+            warnings: Vec::new(),
+            journal_seq: 0,
+            stages,
+        }
+    }
+
+    fn state(record: &RunRecord, stage: &str) -> StageState {
+        record
+            .stages
+            .get(stage)
+            .map_or(StageState::Pending, |r| r.state)
+    }
+
+    const CHAIN: &str = "  build: { uses: ./p.wasm }
+  test: { uses: ./p.wasm, needs: [build] }
+  package: { uses: ./p.wasm, needs: [test] }
+  report: { uses: ./p.wasm, needs: [build] }
+  deploy: { uses: ./p.wasm, needs: [package, report] }
+";
+
+    #[test]
+    fn a_producer_with_lost_artifacts_runs_again_with_what_consumed_them() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let p = pipeline(dir.path(), CHAIN)?;
+        let mut r = record(&p, &["build", "test", "package", "report"]);
+        let mut asked = Vec::new();
+        let lost = reset_lost_producers(&p, &mut r, |stage, artifacts| {
+            asked.push(stage.to_owned());
+            assert_eq!(artifacts[0].name, stage);
+            if stage == "build" {
+                Err("artifact `build` is missing".into())
+            } else {
+                Ok(())
+            }
+        });
+        // `deploy` runs: its needs are checked; both pass. Nothing else is
+        // asked, since nothing else runs.
+        assert_eq!(asked, ["package", "report"]);
+        assert!(lost.is_empty());
+        for s in ["build", "test", "package", "report"] {
+            assert_eq!(state(&r, s), StageState::Passed, "{s}");
+        }
+
+        let mut r = record(&p, &["build", "test", "package", "report"]);
+        let lost = reset_lost_producers(&p, &mut r, |stage, _| {
+            if stage == "package" {
+                Err("artifact `package` is corrupt".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].stage, "package");
+        assert_eq!(lost[0].reason, "artifact `package` is corrupt");
+        assert!(lost[0].downstream.is_empty(), "deploy had not passed");
+        assert_eq!(state(&r, "package"), StageState::Pending);
+        assert_eq!(state(&r, "test"), StageState::Passed);
+        Ok(())
+    }
+
+    #[test]
+    fn stages_that_run_again_get_their_own_producers_checked() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let p = pipeline(dir.path(), CHAIN)?;
+        let mut r = record(&p, &["build", "test", "package", "report"]);
+        let mut asked = Vec::new();
+        let lost = reset_lost_producers(&p, &mut r, |stage, _| {
+            asked.push(stage.to_owned());
+            match stage {
+                "report" => Err("artifact `report` is missing".into()),
+                "build" => Err("artifact `build` is corrupt".into()),
+                _ => Ok(()),
+            }
+        });
+        // `report` is lost, so it runs, so `build` (its need) is checked and
+        // lost too, which takes `test` and `package` downstream with it.
+        let names: Vec<_> = lost.iter().map(|l| l.stage.as_str()).collect();
+        assert_eq!(names, ["report", "build"]);
+        assert_eq!(lost[1].downstream, ["test", "package"]);
+        for s in ["build", "test", "package", "report", "deploy"] {
+            assert_eq!(state(&r, s), StageState::Pending, "{s}");
+        }
+        let mut sorted = asked.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            asked.len(),
+            "each producer is checked once: {asked:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_stage_still_waiting_for_approval_rebuilds_nothing() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let p = pipeline(
+            dir.path(),
+            "  build: { uses: ./p.wasm }
+  deploy: { uses: ./p.wasm, needs: [build], approval: required }
+  notify: { uses: ./p.wasm, needs: [deploy] }
+",
+        )?;
+        let mut r = record(&p, &["build"]);
+        let lost = reset_lost_producers(&p, &mut r, |_, _| Err("missing".into()));
+        assert!(lost.is_empty());
+        assert_eq!(state(&r, "build"), StageState::Passed);
+
+        if let Some(deploy) = r.stages.get_mut("deploy") {
+            deploy.approval = Some(crate::record::Approval {
+                by: "alice".into(),
+                at: now(),
+            });
+        }
+        let lost = reset_lost_producers(&p, &mut r, |_, _| Err("missing".into()));
+        assert_eq!(lost.len(), 1);
+        assert_eq!(state(&r, "build"), StageState::Pending);
+        assert!(
+            r.stages.get("deploy").is_some_and(|d| d.approval.is_some()),
+            "the approval is kept"
+        );
+        Ok(())
+    }
 }

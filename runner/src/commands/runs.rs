@@ -12,6 +12,7 @@ fn status_word(store: &RunStore, r: &RunRecord) -> &'static str {
         RunStatus::Passed => "passed",
         RunStatus::Failed => "failed",
         RunStatus::Paused => "paused",
+        RunStatus::Interrupted => "interrupted",
     }
 }
 
@@ -125,4 +126,41 @@ pub fn show(state_dir: &Path, run_id: &str, json: bool) -> Result<String, Record
         ));
     }
     Ok(out)
+}
+
+/// `sluice runs repair RUN`: keep the journal entries before its first bad
+/// line, fold them into the snapshot, and move the journal aside, so that
+/// `--resume` continues from what was recorded intact.
+pub fn repair(state_dir: &Path, run_id: &str) -> Result<String, RecordError> {
+    let store = RunStore::new(state_dir);
+    let _lock = store.lock(run_id)?;
+    let mut record = store.load_snapshot(run_id)?;
+    let run_dir = store.run_dir(run_id);
+    let journal = run_dir.join(crate::record::journal::JOURNAL_FILE);
+    let Some((line, what)) = crate::record::journal::replay_until_bad(&run_dir, &mut record)?
+    else {
+        return Ok(format!(
+            "run {run_id}: its journal reads back whole; nothing to repair\n"
+        ));
+    };
+    let aside = run_dir.join(format!(
+        "{}.damaged-{}",
+        crate::record::journal::JOURNAL_FILE,
+        crate::record::now().replace(':', "")
+    ));
+    std::fs::rename(&journal, &aside).map_err(|source| RecordError::Io {
+        path: journal.clone(),
+        source,
+    })?;
+    // Durable before anyone resumes: the snapshot now holds every entry
+    // that was intact, and a new journal continues after it.
+    store.save(&record)?;
+    Ok(format!(
+        "run {run_id}: kept the journal up to line {kept} (entry {seq}); line {line} was bad: {what}\n\
+         the damaged journal is now {aside}\n\
+         continue with `sluice run --resume {run_id}` (stages recorded after line {kept} run again)\n",
+        kept = line - 1,
+        seq = record.journal_seq,
+        aside = aside.display(),
+    ))
 }

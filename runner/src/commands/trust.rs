@@ -4,8 +4,9 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::admission::{component_imports, read_plugin, validate_component};
+use crate::admission::{component_imports, read_bundle, read_plugin, validate_component};
 use crate::exit;
+use crate::fsutil::{read_input_file, MAX_KEY_BYTES, MAX_PROVENANCE_BUNDLE_BYTES};
 use crate::trust::{self, PluginInput, Policy, RequestedGrants, VerifyOptions};
 
 /// A failed command: what to print and the exit code.
@@ -53,9 +54,11 @@ fn password(confirm: bool) -> Result<String, Failure> {
     Ok(first)
 }
 
-fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| invalid(format!("cannot read {what} {}: {e}", path.display())))
+/// A text input file: a regular file of at most `limit` bytes, UTF-8.
+fn read_text(path: &Path, what: &'static str, limit: u64) -> Result<String, Failure> {
+    let bytes = read_input_file(path, limit, what).map_err(|e| invalid(e.to_string()))?;
+    String::from_utf8(bytes)
+        .map_err(|_| invalid(format!("{what} `{}` is not UTF-8 text", path.display())))
 }
 
 fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
@@ -105,7 +108,7 @@ pub fn key_generate(out: &Path, force: bool) -> Result<String, Failure> {
 pub fn plugin_sign(file: &Path, key: &Path) -> Result<String, Failure> {
     let (bytes, digest) = read_plugin(file).map_err(invalid)?;
     validate_component(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
-    let pem = read_text(key, "private key")?;
+    let pem = read_text(key, "private key", MAX_KEY_BYTES)?;
     let password = password(false)?;
     let private =
         trust::load_private(&pem, password.as_bytes()).map_err(|e| invalid(e.to_string()))?;
@@ -132,7 +135,7 @@ pub fn plugin_verify(
         .and_then(|()| component_imports(&bytes))
         .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
     let bundle_file = trust::bundle_path(file);
-    let bundle = std::fs::read_to_string(&bundle_file).ok();
+    let bundle = read_bundle(&bundle_file).map_err(invalid)?;
     let mut out = format!("plugin {}\n  digest: {digest}\n", file.display());
     match (policy, key) {
         (Some(policy), _) => {
@@ -176,7 +179,7 @@ pub fn plugin_verify(
             }
         }
         (None, Some(key)) => {
-            let public = trust::load_public(&read_text(key, "public key")?)
+            let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)
                 .map_err(|e| invalid(e.to_string()))?;
             let Some(bundle) = bundle else {
                 return Err(refused(format!(
@@ -212,11 +215,13 @@ pub fn policy_check(path: &Path) -> Result<String, Failure> {
 
 /// `sluice verify-artifact FILE --provenance BUNDLE --key PUB`.
 pub fn verify_artifact(file: &Path, provenance: &Path, key: &Path) -> Result<String, Failure> {
-    let bytes =
-        std::fs::read(file).map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
-    let bundle = read_text(provenance, "provenance bundle")?;
-    let public =
-        trust::load_public(&read_text(key, "public key")?).map_err(|e| invalid(e.to_string()))?;
+    // An artifact may be as large as a stage's artifact grant allows, so it
+    // has no cap of its own here; it must still be a regular file, so that
+    // a FIFO cannot block the command.
+    let bytes = read_input_file(file, u64::MAX, "artifact").map_err(|e| invalid(e.to_string()))?;
+    let bundle = read_text(provenance, "provenance bundle", MAX_PROVENANCE_BUNDLE_BYTES)?;
+    let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)
+        .map_err(|e| invalid(e.to_string()))?;
     match trust::verify_artifact(&bytes, &bundle, &public) {
         Ok(m) => Ok(format!(
             "{}: VERIFIED\n  digest: {}\n  subject: {}\n  predicate: {}\n  signed by: {}\n",

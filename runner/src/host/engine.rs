@@ -187,15 +187,37 @@ impl Drop for EpochTicker {
 /// engine's compatibility hash (wasmtime version, target, settings), so a
 /// cache written by another engine configuration is never loaded.
 ///
-/// Only the runner writes here; entries are loaded with
-/// `Component::deserialize_file`, which trusts its input, so the cache
-/// directory must be writable by the runner's user alone (it lives under
-/// `.sluice/cache`, created 0700).
+/// An entry is native code that wasmtime maps and runs without checking it
+/// (a flipped byte in its `.text` crashed the runner with SIGSEGV), so every
+/// entry carries a checksum that is verified before wasmtime sees it: the
+/// serialized component, then a tag (`ENTRY_TAG`), the component's length (u64,
+/// little-endian) and its sha256. An entry that is too short, has no
+/// trailer, has another length or does not match its checksum is discarded
+/// with a warning that names the file, and the plugin is compiled again
+/// (reported as [`CacheOutcome::Compiled`]).
+///
+/// Entries are written whole under a temporary name in the same directory
+/// and renamed into place ([`crate::fsutil::write_atomic`]): two runners
+/// compiling the same plugin each write a complete entry and the last
+/// rename wins; a reader never sees half of one. Only the runner writes
+/// here, and the directory must be writable by the runner's user alone
+/// (it is created 0700).
 pub struct CompileCache {
     /// `None`: compile in memory every time (the directory was not safe).
     dir: Option<PathBuf>,
     engine_key: String,
 }
+
+/// Marks the checksum trailer at the end of a cache entry.
+const ENTRY_TAG: [u8; 8] = *b"sluice\x00\x02";
+/// Tag, length of the serialized component (u64 LE), its sha256.
+const TRAILER_LEN: u64 = 8 + 8 + 32;
+/// Part of the key in every entry's name, so that entries of an earlier
+/// layout (without a checksum) are simply not found after an upgrade,
+/// instead of each being discarded with a warning.
+const ENTRY_FORMAT: &[u8] = b"sluice compile cache entry, sha256 trailer (2)";
+/// Read size while verifying an entry.
+const VERIFY_BUF: usize = 256 * 1024;
 
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +226,26 @@ pub enum CacheOutcome {
     Hit,
     /// Compiled now (and stored for next time).
     Compiled,
+}
+
+/// Why a compile cache entry was not used (it is then compiled again).
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    #[error("could not read it: {0}")]
+    Read(std::io::Error),
+    #[error("it is {size} bytes, too short to hold its checksum (a truncated copy?)")]
+    TooShort { size: u64 },
+    #[error("it has no checksum trailer (truncated, or not written by this version of sluice)")]
+    NoTrailer,
+    #[error("it is {size} bytes but its trailer says {expected} (truncated or extended)")]
+    WrongLength { size: u64, expected: u64 },
+    #[error(
+        "its content does not match its checksum (sha256 {actual}, expected {expected}): \
+         the file was damaged or altered"
+    )]
+    Mismatch { expected: String, actual: String },
+    #[error("wasmtime refused it: {0}")]
+    Deserialize(String),
 }
 
 impl CompileCache {
@@ -216,6 +258,7 @@ impl CompileCache {
         restrict_permissions(dir);
         let mut hasher = Sha256Hasher::default();
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+        hasher.0.update(ENTRY_FORMAT);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);
         Ok(CompileCache {
             dir: Some(dir.to_path_buf()),
@@ -239,8 +282,9 @@ impl CompileCache {
     }
 
     /// The compiled component for `bytes` (whose sha256 is `digest`, already
-    /// verified by the caller): from the cache when present, else compiled and
-    /// stored. A corrupt or stale entry is replaced, never trusted.
+    /// verified by the caller): from the cache when present and intact, else
+    /// compiled and stored. A damaged or stale entry is replaced, never
+    /// trusted.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
@@ -253,19 +297,34 @@ impl CompileCache {
                 .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
             return Ok((component, CacheOutcome::Compiled, started.elapsed()));
         };
-        if path.is_file() {
-            match deserialize_cached(engine, &path) {
+        match std::fs::File::open(&path) {
+            Ok(file) => match load_entry(engine, &file, &path) {
                 Ok(component) => return Ok((component, CacheOutcome::Hit, started.elapsed())),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable compile cache entry");
-                    let _ = std::fs::remove_file(&path);
+                Err(why) => {
+                    tracing::warn!(
+                        "compile cache entry {} is unusable: {why}; discarding it and compiling the plugin again",
+                        path.display()
+                    );
+                    drop(file);
+                    // A concurrent runner may have renamed a good entry
+                    // over it meanwhile; removing that costs one compile.
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            tracing::warn!(path = %path.display(), error = %e, "could not remove the unusable compile cache entry");
+                        }
+                    }
                 }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not open compile cache entry {}; compiling the plugin again", path.display());
             }
         }
         let component = Component::new(engine, bytes)
             .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         match component.serialize() {
-            Ok(serialized) => {
+            Ok(mut serialized) => {
+                append_trailer(&mut serialized);
                 if let Err(e) = crate::fsutil::write_atomic(&path, &serialized) {
                     tracing::warn!(path = %path.display(), error = %e, "could not write compile cache entry");
                 }
@@ -276,13 +335,106 @@ impl CompileCache {
     }
 }
 
+/// Appends the checksum trailer to a serialized component.
+fn append_trailer(serialized: &mut Vec<u8>) {
+    let sum = Sha256::digest(serialized.as_slice());
+    let len = serialized.len() as u64;
+    serialized.extend_from_slice(&ENTRY_TAG);
+    serialized.extend_from_slice(&len.to_le_bytes());
+    serialized.extend_from_slice(&sum);
+}
+
+/// Checks the entry open as `file` against its trailer. Streams it (the
+/// largest entries are ~40 MB): hashing costs about as much as reading, and
+/// wasmtime then maps the file lazily instead of copying it into memory.
+fn verify_entry(mut file: &std::fs::File) -> Result<(), EntryError> {
+    use std::io::Read;
+    let size = file.metadata().map_err(EntryError::Read)?.len();
+    if size < TRAILER_LEN {
+        return Err(EntryError::TooShort { size });
+    }
+    let payload_len = size - TRAILER_LEN;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; VERIFY_BUF];
+    let mut payload = file.take(payload_len);
+    let mut seen: u64 = 0;
+    loop {
+        match payload.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                seen += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(EntryError::Read(e)),
+        }
+    }
+    if seen != payload_len {
+        // Shrunk while being read (entries are replaced by rename, never
+        // rewritten in place, so this is damage, not a concurrent writer).
+        return Err(EntryError::TooShort { size: seen });
+    }
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    file.read_exact(&mut trailer).map_err(EntryError::Read)?;
+    let (tag, rest) = trailer.split_at(ENTRY_TAG.len());
+    let (len, sum) = rest.split_at(8);
+    if tag != ENTRY_TAG {
+        return Err(EntryError::NoTrailer);
+    }
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(len);
+    let expected_len = u64::from_le_bytes(len_bytes);
+    if expected_len != payload_len {
+        return Err(EntryError::WrongLength {
+            size,
+            expected: expected_len.saturating_add(TRAILER_LEN),
+        });
+    }
+    let actual = hasher.finalize();
+    if actual.as_slice() != sum {
+        return Err(EntryError::Mismatch {
+            expected: hex::encode(sum),
+            actual: hex::encode(actual),
+        });
+    }
+    Ok(())
+}
+
+/// Verifies the entry open as `file` and hands exactly that file to
+/// wasmtime.
+fn load_entry(engine: &Engine, file: &std::fs::File, path: &Path) -> Result<Component, EntryError> {
+    verify_entry(file)?;
+    let same_file = same_file_path(file).unwrap_or_else(|| path.to_path_buf());
+    deserialize_verified(engine, &same_file).map_err(|e| EntryError::Deserialize(format!("{e:#}")))
+}
+
+/// A path that opens the very file `file` has open (on Linux its
+/// `/proc/self/fd` entry), so that wasmtime maps the bytes just verified
+/// even if another runner renames a new entry over the name meanwhile.
+/// `None` where there is no such path; the entry's own path is used then.
+fn same_file_path(file: &std::fs::File) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        path.exists().then_some(path)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
 #[allow(unsafe_code)]
-fn deserialize_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: `path` is inside the runner's private cache directory and was
+fn deserialize_verified(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: `path` is a file in the runner's private cache directory,
     // written by `Component::serialize` of an engine with the same
-    // compatibility hash (it is part of the file name). wasmtime additionally
-    // checks the header and version. Precompiled code from anywhere else is
-    // never loaded.
+    // compatibility hash (it is part of the file name), and its content
+    // was just checked against the sha256 in its trailer (`verify_entry`),
+    // so these are the bytes that were written. wasmtime additionally checks
+    // the header and version, and ignores the trailer after the ELF image.
+    // Precompiled code from anywhere else is never loaded.
     unsafe { Component::deserialize_file(engine, path) }
 }
 
@@ -300,6 +452,153 @@ mod tests {
 
     // Host frames need room on the fiber stack beyond the wasm stack.
     const _: () = assert!(ASYNC_STACK >= MAX_WASM_STACK + (1 << 20));
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A component with real code in it (a core function behind a lift).
+    const COMPONENT_WAT: &str = r#"(component
+        (core module $m
+            (func (export "f") (param i32) (result i32)
+                local.get 0 i32.const 42 i32.mul i32.const 7 i32.add))
+        (core instance $i (instantiate $m))
+        (func (export "f") (param "x" u32) (result u32) (canon lift (core func $i "f"))))"#;
+
+    struct CacheFixture {
+        dir: tempfile::TempDir,
+        engine: Engine,
+        bytes: Vec<u8>,
+        digest: String,
+    }
+
+    impl CacheFixture {
+        fn new() -> Result<CacheFixture, Box<dyn std::error::Error>> {
+            let bytes = wat::parse_str(COMPONENT_WAT)?;
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+            Ok(CacheFixture {
+                dir: tempfile::tempdir()?,
+                engine: Engine::default(),
+                bytes,
+                digest,
+            })
+        }
+
+        fn cache(&self) -> Result<CompileCache, HostError> {
+            CompileCache::open(self.dir.path(), &self.engine)
+        }
+
+        fn load(&self) -> Result<CacheOutcome, HostError> {
+            let (_, outcome, _) =
+                self.cache()?
+                    .load_or_compile(&self.engine, &self.digest, &self.bytes)?;
+            Ok(outcome)
+        }
+
+        fn entry(&self) -> Result<PathBuf, Box<dyn std::error::Error>> {
+            Ok(self.cache()?.entry(&self.digest).ok_or("no entry path")?)
+        }
+
+        /// Whether the entry on disk is whole and matches its checksum.
+        fn entry_is_intact(&self) -> Result<bool, Box<dyn std::error::Error>> {
+            let file = std::fs::File::open(self.entry()?)?;
+            Ok(verify_entry(&file).is_ok())
+        }
+    }
+
+    #[test]
+    fn a_second_load_is_a_hit_and_the_entry_carries_its_checksum() -> TestResult {
+        let f = CacheFixture::new()?;
+        assert_eq!(f.load()?, CacheOutcome::Compiled);
+        assert!(f.entry_is_intact()?);
+        assert_eq!(f.load()?, CacheOutcome::Hit);
+        Ok(())
+    }
+
+    #[test]
+    fn an_entry_with_a_flipped_byte_is_compiled_again_and_rewritten() -> TestResult {
+        let f = CacheFixture::new()?;
+        assert_eq!(f.load()?, CacheOutcome::Compiled);
+        let path = f.entry()?;
+        let mut bytes = std::fs::read(&path)?;
+        let middle = (bytes.len() - TRAILER_LEN as usize) / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&path, &bytes)?;
+        assert!(!f.entry_is_intact()?);
+        assert_eq!(
+            f.load()?,
+            CacheOutcome::Compiled,
+            "a damaged entry is no hit"
+        );
+        assert!(f.entry_is_intact()?, "the entry was rewritten");
+        assert_eq!(f.load()?, CacheOutcome::Hit);
+        Ok(())
+    }
+
+    #[test]
+    fn truncated_extended_and_unsummed_entries_are_compiled_again() -> TestResult {
+        let f = CacheFixture::new()?;
+        assert_eq!(f.load()?, CacheOutcome::Compiled);
+        let path = f.entry()?;
+        let good = std::fs::read(&path)?;
+        let payload = &good[..good.len() - TRAILER_LEN as usize];
+        let mut extended = good.clone();
+        extended.extend_from_slice(b"more");
+        let cases: [(&str, &[u8]); 5] = [
+            ("truncated in the middle", &good[..good.len() / 2]),
+            ("cut inside the trailer", &good[..good.len() - 3]),
+            ("empty", &[]),
+            ("without a trailer (earlier layout)", payload),
+            ("extended", &extended),
+        ];
+        for (what, content) in cases {
+            std::fs::write(&path, content)?;
+            let file = std::fs::File::open(&path)?;
+            let why = match verify_entry(&file) {
+                Ok(()) => return Err(format!("{what}: accepted").into()),
+                Err(e) => e.to_string(),
+            };
+            drop(file);
+            assert_eq!(f.load()?, CacheOutcome::Compiled, "{what}: {why}");
+            assert!(f.entry_is_intact()?, "{what}: rewritten");
+        }
+        assert_eq!(f.load()?, CacheOutcome::Hit);
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_writers_and_readers_always_see_a_whole_entry() -> TestResult {
+        let f = CacheFixture::new()?;
+        let path = f.entry()?;
+        let errors = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for worker in 0..4 {
+                let (f, path, errors) = (&f, &path, &errors);
+                scope.spawn(move || {
+                    for round in 0..6 {
+                        // Half the workers keep forcing misses, so writes
+                        // and reads of the same entry overlap.
+                        if worker % 2 == 0 && round % 2 == 0 {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        if let Err(e) = f.load() {
+                            if let Ok(mut errors) = errors.lock() {
+                                errors.push(format!("worker {worker} round {round}: {e}"));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let errors = errors.into_inner().map_err(|_| "poisoned")?;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(f.entry_is_intact()?);
+        assert_eq!(f.load()?, CacheOutcome::Hit);
+        // Only the entry is left: every temporary file was renamed or removed.
+        let names: Vec<_> = std::fs::read_dir(f.dir.path())?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(names.len(), 1, "{names:?}");
+        Ok(())
+    }
 }
 
 #[cfg(unix)]

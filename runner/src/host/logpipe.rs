@@ -552,7 +552,11 @@ impl StageLog {
             // stage's log cost more than the rest of a no-op stage together.
             if g.io_error.is_none() {
                 if let Err(e) = g.file.flush() {
-                    g.io_error = Some(format!("could not write {}: {e}", g.path.display()));
+                    g.io_error = Some(format!(
+                        "could not write {}: {}",
+                        g.path.display(),
+                        crate::fsutil::io_reason(&e)
+                    ));
                 }
             }
         }
@@ -672,7 +676,11 @@ impl Inner {
         match self.file.write_all(bytes) {
             Ok(()) => self.bytes_written = self.bytes_written.saturating_add(bytes.len() as u64),
             Err(e) => {
-                self.io_error = Some(format!("could not write {}: {e}", self.path.display()));
+                self.io_error = Some(format!(
+                    "could not write {}: {}",
+                    self.path.display(),
+                    crate::fsutil::io_reason(&e)
+                ));
             }
         }
     }

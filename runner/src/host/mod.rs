@@ -5,7 +5,7 @@
 //! - [`bindings`]: the single `bindgen!` over `wit/stage.wit`.
 //! - [`state`]: per-stage store data (WASI context, limits, grants).
 //! - [`sandbox`]: building a stage's sandbox from grants and running it.
-//! - [`exec`], [`secrets`], [`net`]: the host side of `exec`, `secrets` and
+//! - `exec`, `secrets`, [`net`]: the host side of `exec`, `secrets` and
 //!   outbound HTTP, each deny-by-default.
 //! - [`logpipe`]: the stage log (redacting, truncating, streaming).
 //! - [`fsguard`]: checks wasmtime-wasi leaves to the embedder (no opening

@@ -18,9 +18,9 @@ use super::procs::StageProcs;
 
 /// Denials logged one by one; later ones are only counted (a stage retrying
 /// a refused call in a loop must not flood the log).
-const DENIALS_LOGGED: usize = 20;
+pub const DENIALS_LOGGED: usize = 20;
 /// Denials kept for the record; later ones are only counted.
-const DENIALS_KEPT: usize = 100;
+pub const DENIALS_KEPT: usize = 100;
 
 /// Calls the sandbox refused, in order; the runner reports the first as the
 /// reason when the stage then fails. Bounded: the first

@@ -4,7 +4,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic;
+use crate::fsutil::{FileKind, InputError};
 use crate::pipeline::locate::{Location, SourceMap, YamlPath};
+use crate::pipeline::yaml_limits::excerpt;
 
 /// Why a pipeline file could not be loaded.
 ///
@@ -40,6 +42,14 @@ pub enum PipelineError {
         /// How to fix it, when we can tell.
         hint: Option<String>,
     },
+    /// The path is not a regular file, or the file is over the size cap.
+    #[error("error: {problem}\n  = help: {hint}")]
+    Input {
+        /// What is wrong with the file, naming it.
+        problem: InputError,
+        /// How to fix it.
+        hint: String,
+    },
 }
 
 impl PipelineError {
@@ -47,6 +57,7 @@ impl PipelineError {
     pub fn file(&self) -> &Path {
         match self {
             PipelineError::Invalid { file, .. } | PipelineError::Io { file, .. } => file,
+            PipelineError::Input { problem, .. } => problem.path(),
         }
     }
 
@@ -57,7 +68,7 @@ impl PipelineError {
                 line: *line,
                 column: *column,
             }),
-            PipelineError::Io { .. } => None,
+            PipelineError::Io { .. } | PipelineError::Input { .. } => None,
         }
     }
 
@@ -68,6 +79,7 @@ impl PipelineError {
             PipelineError::Io { file, error, .. } => {
                 format!("cannot read pipeline file `{}`: {error}", file.display())
             }
+            PipelineError::Input { problem, .. } => problem.to_string(),
         }
     }
 
@@ -75,6 +87,30 @@ impl PipelineError {
     pub fn hint(&self) -> Option<&str> {
         match self {
             PipelineError::Invalid { hint, .. } | PipelineError::Io { hint, .. } => hint.as_deref(),
+            PipelineError::Input { hint, .. } => Some(hint),
+        }
+    }
+
+    /// The pipeline file could not be read: an OS error (with the hints of
+    /// [`PipelineError::io`]), or not a regular file, or too large.
+    pub(crate) fn input(problem: InputError) -> Self {
+        match problem {
+            InputError::Io { path, error, .. } => Self::io(&path, error),
+            InputError::NotRegular {
+                kind: FileKind::Directory,
+                ref path,
+                ..
+            } => PipelineError::Input {
+                hint: format!(
+                    "give the path of the pipeline file itself, e.g. `{}`",
+                    path.join("sluice.yaml").display()
+                ),
+                problem,
+            },
+            other => PipelineError::Input {
+                hint: other.hint(),
+                problem: other,
+            },
         }
     }
 
@@ -128,7 +164,7 @@ impl Reporter<'_> {
                 .src
                 .lines()
                 .nth(location.line.saturating_sub(1))
-                .map(str::to_owned),
+                .and_then(|line| excerpt(line, location.column)),
         }
     }
 

@@ -13,7 +13,9 @@
 //! - `resolve`: wire types to model types, one check at a time, with
 //!   `shapes` for names, network patterns and OCI references;
 //! - `dag`: `needs` references, cycles, order;
-//! - [`template`]: `${{ … }}` checks at load time and expansion at run time.
+//! - `template`: `${{ … }}` checks at load time and expansion at run time;
+//! - `yaml_limits`: nesting depth and alias expansion, checked before serde
+//!   parses the file (shared with the policy file).
 //!
 //! Decisions beyond the file format itself:
 //! - The file is parsed with `serde_yaml_ng`, a maintained fork of the
@@ -28,6 +30,13 @@
 //!   months/years are refused because `10M` is a likely typo for `10m`.
 //! - Timeouts, memory limits and output caps must be greater than zero.
 //! - Only the first problem is reported, the one nearest the top of the file.
+//! - The file is read only if it is a regular file of at most 1 MiB
+//!   ([`crate::fsutil::MAX_PIPELINE_BYTES`]), and its YAML may nest at most
+//!   64 levels deep, with aliases adding at most 100 000 nodes: a pipe, a
+//!   device or a crafted file must not hang or exhaust the runner.
+//! - A UTF-8 byte order mark at the start is ignored (the digest still
+//!   covers the file byte for byte).
+//! - Timeouts are at most 7 days ([`MAX_TIMEOUT`]).
 
 mod dag;
 mod error;
@@ -38,6 +47,7 @@ mod shapes;
 mod template;
 mod units;
 mod wire;
+pub(crate) mod yaml_limits;
 
 #[cfg(test)]
 mod tests;
@@ -53,6 +63,7 @@ pub use crate::pipeline::model::{
 };
 pub use crate::pipeline::resolve::{
     DEFAULT_ARTIFACTS, DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,
+    MAX_TIMEOUT,
 };
 pub use crate::pipeline::template::{
     expand, referenced_stages, TemplateContext, TemplateError, TemplateProblem,
@@ -66,7 +77,9 @@ use crate::pipeline::resolve::Origin;
 ///
 /// Relative paths inside the file are resolved against the file's directory.
 pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
-    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+    let bytes =
+        crate::fsutil::read_input_file(path, crate::fsutil::MAX_PIPELINE_BYTES, "pipeline file")
+            .map_err(PipelineError::input)?;
     match String::from_utf8(bytes) {
         Ok(src) => parse_str(&src, path),
         Err(e) => {
@@ -93,7 +106,19 @@ pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
 /// Validates pipeline source `src` as if it had been read from `path`
 /// (which names the file in errors and anchors relative paths; it need not
 /// exist, but the plugins, workspace and policy it refers to must).
-pub fn parse_str(src: &str, path: &Path) -> Result<Pipeline, PipelineError> {
+pub fn parse_str(raw: &str, path: &Path) -> Result<Pipeline, PipelineError> {
+    let src = crate::fsutil::strip_bom(raw);
+    // Before either YAML parser builds anything: see `yaml_limits`.
+    if let Err(e) = yaml_limits::check(src) {
+        let (line, column) = e.location();
+        let map = SourceMap::default();
+        let reporter = Reporter {
+            file: path,
+            src,
+            map: &map,
+        };
+        return Err(reporter.at(Location { line, column }, &e, e.hint()));
+    }
     let map = SourceMap::build(src);
     let reporter = Reporter {
         file: path,
@@ -123,7 +148,9 @@ pub fn parse_str(src: &str, path: &Path) -> Result<Pipeline, PipelineError> {
     let origin = Origin {
         path: path.to_path_buf(),
         dir,
-        digest: format!("sha256:{}", hex::encode(Sha256::digest(src.as_bytes()))),
+        // Of the file as read, byte order mark included: `--resume` wants
+        // the very same bytes.
+        digest: format!("sha256:{}", hex::encode(Sha256::digest(raw.as_bytes()))),
     };
     resolve::resolve(wire, origin, &reporter)
 }

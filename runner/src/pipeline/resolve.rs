@@ -34,6 +34,12 @@ pub const DEFAULT_ARTIFACTS: u64 = 10 << 30;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The most retries a stage may ask for.
 pub const MAX_RETRIES: u32 = 10;
+/// The longest timeout a stage (or `defaults`) may set: 7 days. Long enough
+/// for any stage that watches something (a monitor window, a soak test, a
+/// slow canary), short enough that a forgotten stage does not hold a runner
+/// for months, and far from the durations that overflow the clock
+/// arithmetic (`200000000000000d` used to pass validation and then panic).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 type Result<T> = std::result::Result<T, PipelineError>;
 
@@ -94,9 +100,15 @@ pub(crate) fn resolve(wire: WirePipeline, origin: Origin, r: &Reporter<'_>) -> R
         Some(p) => {
             let path = join(&origin.dir, p);
             if !path.is_file() {
+                // `is_file` follows links: a link to a regular file is fine.
+                let problem = if path.exists() {
+                    "is not a regular file"
+                } else {
+                    "not found"
+                };
                 return Err(r.value(
                     &root.key("policy"),
-                    format!("policy file `{p}` not found (looked for `{}`)", path.display()),
+                    format!("policy file `{p}` {problem} (looked for `{}`)", path.display()),
                     "fix the path (it is relative to the pipeline file's directory), or remove `policy:`"
                         .to_owned(),
                 ));
@@ -423,6 +435,17 @@ fn duration(
             path,
             "a timeout of zero would stop the stage before it starts",
             "give a positive duration such as `5m`".to_owned(),
+        ));
+    }
+    if parsed > MAX_TIMEOUT {
+        return Err(r.value(
+            path,
+            format!(
+                "timeout `{}` is longer than the 7 days a stage may run",
+                text.trim()
+            ),
+            "use at most `7d`; a stage that must watch longer can run again in a later pipeline"
+                .to_owned(),
         ));
     }
     Ok(parsed)

@@ -677,3 +677,113 @@ fn unreadable_files() {
     );
     assert!(err.is_some_and(|e| e.to_string().contains("not valid UTF-8")));
 }
+
+#[test]
+fn timeouts_are_at_most_seven_days() {
+    let fixture = Fixture::new();
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    timeout: 7d\n");
+    let pipeline = fixture.load(&src).expect("7d is allowed");
+    assert_eq!(
+        pipeline.stages["lint"].timeout,
+        crate::pipeline::MAX_TIMEOUT
+    );
+    // Used to pass validation and then panic adding it to the clock.
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    timeout: 200000000000000d\n");
+    assert_error(
+        &src,
+        6,
+        14,
+        "timeout `200000000000000d` is longer than the 7 days",
+        "use at most `7d`",
+    );
+    let src = "version: 1\nname: demo\ndefaults: { timeout: 169h }\nstages:\n  a: { uses: plugins/lint.wasm }\n";
+    assert_error(src, 3, 22, "timeout `169h` is longer", "at most `7d`");
+}
+
+#[test]
+fn a_byte_order_mark_is_ignored_but_kept_in_the_digest() {
+    use sha2::{Digest, Sha256};
+    let fixture = Fixture::new();
+    let src = with_head("  lint: { uses: plugins/lint.wasm }\n");
+    let file = fixture.root().join("sluice.yaml");
+    let bytes = [b"\xef\xbb\xbf".as_slice(), src.as_bytes()].concat();
+    std::fs::write(&file, &bytes).expect("write");
+    let pipeline = load(&file).expect("a BOM is accepted");
+    assert_eq!(pipeline.name, "demo");
+    assert_eq!(
+        pipeline.digest,
+        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+    );
+    // Errors still point at the right line and column.
+    let bad = format!("\u{feff}{HEAD}  lint: {{ uses: plugins/lint.wasm, needs: [x] }}\n");
+    assert_error(&bad, 4, 44, "needs `x`", "stages are: lint");
+}
+
+#[test]
+fn special_and_oversized_files_are_refused_by_name() {
+    let fixture = Fixture::new();
+    let fifo = fixture.root().join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let zero = fixture.root().join("zero.yaml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let big = fixture.root().join("big.yaml");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).expect("write");
+    for (path, says) in [
+        (&fifo, "is a FIFO (named pipe), not a regular file"),
+        (&zero, "is a character device, not a regular file"),
+        (&big, "more than the 1 MiB sluice reads for a pipeline file"),
+    ] {
+        let err = load(path).err();
+        assert!(matches!(err, Some(PipelineError::Input { .. })), "{err:?}");
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("error: pipeline file `"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains(says), "{text}");
+        assert!(text.contains("= help: "), "{text}");
+    }
+    let err = load(fixture.root()).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("is a directory") && e.contains("sluice.yaml")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn deep_nesting_and_alias_bombs_are_refused_before_parsing() {
+    let deep = format!(
+        "{HEAD}  lint:\n    uses: plugins/lint.wasm\n    with: {{ x: {}{} }}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let started = std::time::Instant::now();
+    // Levels: the file, `stages`, `lint`, `with`, then bracket 61 (column
+    // 76) is the 65th.
+    assert_error(
+        &deep,
+        6,
+        76,
+        "more than 64 levels deep",
+        "flatten the structure",
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The error shows the start of the line, not all 200 000 brackets.
+    let err = Fixture::new().load(&deep).err().map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.len() < 1000));
+
+    let items = vec!["1"; 1000].join(", ");
+    let aliases = vec!["*a"; 1000].join(", ");
+    let bomb = format!(
+        "{HEAD}  lint:\n    uses: plugins/lint.wasm\n    with:\n      a: &a [{items}]\n      b: [{aliases}]\n"
+    );
+    // 1 001 nodes per alias (the list and its items): the 100th crosses
+    // the limit.
+    assert_error(
+        &bomb,
+        8,
+        11 + 4 * 99,
+        "aliases would expand the YAML by more than 100000 nodes",
+        "write the values out",
+    );
+}

@@ -278,49 +278,86 @@ impl Drop for Syncer {
 }
 
 /// Apply the journal in `run_dir` to `record` (entries newer than its
-/// `journal_seq`, in order, stopping at the first incomplete line).
+/// `journal_seq`, in order). A torn last line is ignored; any other bad line
+/// is an error naming the file, the line and the way out.
 pub fn replay(run_dir: &Path, record: &mut RunRecord) -> Result<(), RecordError> {
+    let path = run_dir.join(JOURNAL_FILE);
+    match replay_until_bad(run_dir, record)? {
+        None => Ok(()),
+        Some((line, what)) => {
+            let run = run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Err(RecordError::Corrupt {
+                path,
+                message: format!(
+                    "line {line}: {what}. The journal was changed by something other than sluice, \
+                     or the disk lost data; nothing from that line on is trusted. \
+                     `sluice runs repair {run}` keeps the entries before it and moves the \
+                     journal aside (stages recorded after them run again on --resume)"
+                ),
+            })
+        }
+    }
+}
+
+/// [`replay`] up to the first bad line, which is returned (line number,
+/// what is wrong) instead of failing; `record` then holds everything
+/// before it.
+pub fn replay_until_bad(
+    run_dir: &Path,
+    record: &mut RunRecord,
+) -> Result<Option<(usize, String)>, RecordError> {
     let path = run_dir.join(JOURNAL_FILE);
     let text = match std::fs::read(&path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RecordError::Io { path, source }),
-    };
-    let corrupt = |line: usize, what: String| RecordError::Corrupt {
-        path: path.clone(),
-        message: format!(
-            "line {line}: {what}. The journal was changed by something other than sluice, or the \
-             disk lost data; nothing after that line is trusted. To resume from the last snapshot \
-             (run.json) instead, move {JOURNAL_FILE} aside: stages it recorded after the snapshot \
-             run again"
-        ),
     };
     // Only complete lines count: a last line without its newline is a torn
     // write from a killed runner (everything before it was whole).
     let complete = match text.iter().rposition(|b| *b == b'\n') {
         Some(end) => &text[..end],
-        None => return Ok(()),
+        None => return Ok(None),
     };
-    for (expected, (number, line)) in (1u64..).zip((1usize..).zip(complete.split(|b| *b == b'\n')))
-    {
-        let entry = serde_json::from_slice::<Entry<'_>>(line)
-            .map_err(|e| corrupt(number, format!("not a journal entry ({e})")))?;
-        // Entries are numbered 1, 2, 3 … by the one writer; a gap or a jump
-        // is an entry sluice did not write.
-        if entry.seq != expected {
-            return Err(corrupt(
-                number,
-                format!("entry number {} where {expected} was expected", entry.seq),
-            ));
+    // Entries are numbered 1, 2, 3 … by the one writer. A journal that was
+    // moved aside (see the error below) starts again right after the
+    // snapshot's last entry, so the first line may start there; after it,
+    // a gap or a jump is an entry sluice did not write.
+    let mut expected: Option<u64> = None;
+    for (number, line) in (1usize..).zip(complete.split(|b| *b == b'\n')) {
+        let entry = match serde_json::from_slice::<Entry<'_>>(line) {
+            Ok(entry) => entry,
+            Err(e) => return Ok(Some((number, format!("not a journal entry ({e})")))),
+        };
+        match expected {
+            None if entry.seq == 0 || entry.seq > record.journal_seq + 1 => {
+                return Ok(Some((
+                    number,
+                    format!(
+                    "the journal starts at entry number {} but the snapshot holds entries up to {}",
+                    entry.seq, record.journal_seq
+                ),
+                )))
+            }
+            Some(want) if entry.seq != want => {
+                return Ok(Some((
+                    number,
+                    format!("entry number {} where {want} was expected", entry.seq),
+                )))
+            }
+            _ => {}
         }
+        expected = Some(entry.seq + 1);
         if !record.stages.contains_key(entry.stage.as_ref()) {
-            return Err(corrupt(
+            return Ok(Some((
                 number,
                 format!(
                     "entry for stage `{}`, which the run does not have",
                     entry.stage
                 ),
-            ));
+            )));
         }
         if entry.seq <= record.journal_seq {
             continue;
@@ -331,7 +368,7 @@ pub fn replay(run_dir: &Path, record: &mut RunRecord) -> Result<(), RecordError>
             *slot = entry.record.into_owned();
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Cut a torn last line (a write cut short by a kill, a full disk or a power

@@ -24,8 +24,9 @@ pub const SCHEMA: u32 = 1;
 /// Errors reading or writing run records.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    /// Reading or writing a file failed. A full disk, a quota, a read-only
+    /// file system or too many open files are said in plain words.
+    #[error("{}: {}", path.display(), crate::fsutil::io_reason(source))]
     Io {
         /// The file.
         path: PathBuf,
@@ -65,6 +66,9 @@ pub enum RunStatus {
     Failed,
     /// Waiting for `sluice approve`.
     Paused,
+    /// Stopped by a signal to the runner (Ctrl-C, SIGTERM): the stages that
+    /// were running are `cancelled` with the reason; `--resume` continues.
+    Interrupted,
 }
 
 /// State of one stage.
@@ -447,8 +451,15 @@ impl RunStore {
         Ok((path, bytes))
     }
 
-    /// Read one run.
+    /// Read one run: its snapshot plus its journal.
     pub fn load(&self, id: &str) -> Result<RunRecord, RecordError> {
+        let mut record = self.load_snapshot(id)?;
+        journal::replay(&self.run_dir(id), &mut record)?;
+        Ok(record)
+    }
+
+    /// Read one run's snapshot (`run.json`) alone, without its journal.
+    pub fn load_snapshot(&self, id: &str) -> Result<RunRecord, RecordError> {
         if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
             return Err(RecordError::NotFound {
                 id: id.to_string(),
@@ -471,14 +482,13 @@ impl RunStore {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        let mut record = record;
+        let record = record;
         if record.schema != SCHEMA {
             return Err(RecordError::Corrupt {
                 path,
                 message: format!("schema {} (this sluice reads {SCHEMA})", record.schema),
             });
         }
-        journal::replay(&self.run_dir(id), &mut record)?;
         Ok(record)
     }
 

@@ -156,7 +156,7 @@ impl Reporter for Console {
                     RunStatus::Passed => ("passed", "32;1"),
                     RunStatus::Failed => ("failed", "31;1"),
                     RunStatus::Paused => ("paused", "35;1"),
-                    RunStatus::Running => ("interrupted", "31;1"),
+                    RunStatus::Running | RunStatus::Interrupted => ("interrupted", "31;1"),
                 };
                 self.line(format!(
                     "run {} {}: {tally}",

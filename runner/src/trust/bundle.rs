@@ -101,11 +101,16 @@ impl TrustedRoot {
         Ok(Self { inner })
     }
 
-    /// Reads and parses a `trusted_root.json` file.
+    /// Reads and parses a `trusted_root.json` file: a regular file of at
+    /// most 4 MiB ([`crate::fsutil::MAX_TRUSTED_ROOT_BYTES`]).
     pub fn load(path: &Path) -> Result<Self, TrustError> {
-        let json = std::fs::read_to_string(path).map_err(|error| TrustError::Io {
-            path: path.display().to_string(),
-            error,
+        let bytes = crate::fsutil::read_input_file(
+            path,
+            crate::fsutil::MAX_TRUSTED_ROOT_BYTES,
+            "trusted root",
+        )?;
+        let json = String::from_utf8(bytes).map_err(|_| TrustError::InvalidTrustedRoot {
+            detail: "the file is not UTF-8 text".to_owned(),
         })?;
         Self::from_json(&json)
     }

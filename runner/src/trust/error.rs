@@ -189,6 +189,11 @@ pub enum TrustError {
         /// What the operating system said.
         error: std::io::Error,
     },
+
+    /// An input file (trusted root, key, bundle) is not a regular file, is
+    /// too large, or could not be read.
+    #[error(transparent)]
+    Input(#[from] crate::fsutil::InputError),
 }
 
 fn describe_trusted(trusted: &[String]) -> String {

@@ -259,9 +259,17 @@ pub struct Decision {
 
 impl Policy {
     /// Reads and checks a policy file. Relative paths inside it (keys,
-    /// trusted root) start from the file's directory.
+    /// trusted root) start from the file's directory. The file must be a
+    /// regular file of at most 1 MiB ([`crate::fsutil::MAX_POLICY_BYTES`]);
+    /// a leading UTF-8 byte order mark is ignored.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let src = std::fs::read_to_string(path).map_err(|e| PolicyError::io(path, e))?;
+        let bytes =
+            crate::fsutil::read_input_file(path, crate::fsutil::MAX_POLICY_BYTES, "policy file")
+                .map_err(PolicyError::input)?;
+        let src = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            PolicyError::not_utf8(path, &String::from_utf8_lossy(valid))
+        })?;
         Self::parse(&src, path)
     }
 

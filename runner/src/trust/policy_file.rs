@@ -19,6 +19,8 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
 use crate::diagnostic;
+use crate::fsutil::{read_input_file, InputError, MAX_KEY_BYTES};
+use crate::pipeline::yaml_limits;
 use crate::trust::keys::load_public;
 use crate::trust::policy::{
     Authority, MaxGrants, Mode, NoMatch, Patterns, Policy, Rule, SubjectMatch, TrustedRootRef,
@@ -61,6 +63,14 @@ pub enum PolicyError {
         /// How to fix it, when we can tell.
         hint: Option<String>,
     },
+    /// The path is not a regular file, or the file is over the size cap.
+    #[error("error: {problem}\n  = help: {hint}")]
+    Input {
+        /// What is wrong with the file, naming it.
+        problem: InputError,
+        /// How to fix it.
+        hint: String,
+    },
 }
 
 impl PolicyError {
@@ -68,6 +78,7 @@ impl PolicyError {
     pub fn file(&self) -> &Path {
         match self {
             PolicyError::Invalid { file, .. } | PolicyError::Io { file, .. } => file,
+            PolicyError::Input { problem, .. } => problem.path(),
         }
     }
 
@@ -76,7 +87,7 @@ impl PolicyError {
     pub fn location(&self) -> Option<(usize, usize)> {
         match self {
             PolicyError::Invalid { line, column, .. } => Some((*line, *column)),
-            PolicyError::Io { .. } => None,
+            PolicyError::Io { .. } | PolicyError::Input { .. } => None,
         }
     }
 
@@ -87,6 +98,7 @@ impl PolicyError {
             PolicyError::Io { file, error, .. } => {
                 format!("cannot read policy file `{}`: {error}", file.display())
             }
+            PolicyError::Input { problem, .. } => problem.to_string(),
         }
     }
 
@@ -94,6 +106,32 @@ impl PolicyError {
     pub fn hint(&self) -> Option<&str> {
         match self {
             PolicyError::Invalid { hint, .. } | PolicyError::Io { hint, .. } => hint.as_deref(),
+            PolicyError::Input { hint, .. } => Some(hint),
+        }
+    }
+
+    /// The policy file could not be read: an OS error (with the hints of
+    /// [`PolicyError::io`]), or not a regular file, or too large.
+    pub(crate) fn input(problem: InputError) -> Self {
+        match problem {
+            InputError::Io { path, error, .. } => Self::io(&path, error),
+            other => PolicyError::Input {
+                hint: other.hint(),
+                problem: other,
+            },
+        }
+    }
+
+    /// The policy file is not UTF-8; `valid` is the text before the first
+    /// byte that is not.
+    pub(crate) fn not_utf8(file: &Path, valid: &str) -> Self {
+        PolicyError::Invalid {
+            file: file.to_path_buf(),
+            line: valid.matches('\n').count() + 1,
+            column: valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+            message: "the policy file is not valid UTF-8".to_owned(),
+            hint: Some("save the file as UTF-8".to_owned()),
+            source_line: None,
         }
     }
 
@@ -456,6 +494,22 @@ impl Reporter<'_> {
 /// Parses the policy in `src`; relative paths in it start from the
 /// directory of `file`.
 pub(crate) fn parse(src: &str, file: &Path) -> Result<Policy, PolicyError> {
+    let src = crate::fsutil::strip_bom(src);
+    // Before either YAML parser builds anything (see `yaml_limits`).
+    if let Err(e) = yaml_limits::check(src) {
+        let (line, column) = e.location();
+        return Err(PolicyError::Invalid {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: e.to_string(),
+            hint: Some(e.hint()),
+            source_line: src
+                .lines()
+                .nth(line.saturating_sub(1))
+                .and_then(|text| yaml_limits::excerpt(text, column)),
+        });
+    }
     let reporter = Reporter {
         file,
         src,
@@ -679,17 +733,24 @@ fn build_authority(
     match (&authority.key, &authority.keyless) {
         (Some(KeyDoc::Path(written)), None) => {
             let path = base.join(written);
-            let pem = std::fs::read_to_string(&path).map_err(|e| {
+            let bytes = read_input_file(&path, MAX_KEY_BYTES, "key file").map_err(|e| {
+                let problem = match &e {
+                    InputError::Io { error, .. } => format!(
+                        "cannot read key file `{written}` ({}): {}",
+                        path.display(),
+                        crate::fsutil::io_reason(error)
+                    ),
+                    other => other.to_string(),
+                };
                 reporter.value(
                     &format!("{at}.key"),
-                    format!(
-                        "rule `{rule}`: cannot read key file `{written}` ({}): {e}",
-                        path.display()
-                    ),
+                    format!("rule `{rule}`: {problem}"),
                     "key paths are relative to the policy file; give the `.pub` file written \
                      by `sluice key generate`",
                 )
             })?;
+            // A PEM file is ASCII; anything else fails as a malformed key.
+            let pem = String::from_utf8_lossy(&bytes);
             let key = load_public(&pem).map_err(|e| {
                 reporter.value(
                     &format!("{at}.key"),

@@ -505,3 +505,58 @@ fn missing_policy_file() {
     let err = Policy::load(Path::new("/nonexistent/policy.yaml")).err();
     assert!(matches!(err, Some(PolicyError::Io { .. })), "{err:?}");
 }
+
+#[test]
+fn policy_files_with_a_byte_order_mark_load() -> TestResult {
+    let setup = Setup::new()?;
+    let policy = setup.policy("\u{feff}mode: warn\nno-match: allow\n")?;
+    assert_eq!(policy.mode(), Mode::Warn);
+    Ok(())
+}
+
+#[test]
+fn special_oversized_and_deep_policy_files_are_refused() -> TestResult {
+    let setup = Setup::new()?;
+    let fifo = setup.dir.path().join("fifo.yaml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()?
+        .success());
+    let err = Policy::load(&fifo).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("is a FIFO (named pipe)")),
+        "{err:?}"
+    );
+    let big = setup.dir.path().join("big.yaml");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1])?;
+    let err = Policy::load(&big).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("more than the 1 MiB")),
+        "{err:?}"
+    );
+    let deep = format!("rules: {}\n", "[".repeat(100_000));
+    let err = setup.policy(&deep).err();
+    assert_eq!(err.as_ref().and_then(PolicyError::location), Some((1, 71)));
+    assert!(
+        err.is_some_and(|e| e.to_string().contains("more than 64 levels deep")),
+        "deep"
+    );
+    // A key file that is a FIFO is refused, not waited for.
+    let key_fifo = setup.dir.path().join("keys/fifo.pub");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&key_fifo)
+        .status()?
+        .success());
+    let err = setup
+        .policy("rules:\n  - name: a\n    match: x\n    authorities:\n      - key: keys/fifo.pub\n")
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("rule `a`: key file") && e.contains("FIFO")),
+        "{err:?}"
+    );
+    Ok(())
+}

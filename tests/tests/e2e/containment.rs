@@ -499,11 +499,17 @@ fn a_runner_signal_ends_every_stage_process(signal: &str, code: i32, mode: Mode,
         "{}",
         done.all()
     );
-    // The run stays `running` in its record, which nobody holds: it is
-    // interrupted, and `--resume` would run `s` again.
+    // The record says what happened: the run was interrupted and the
+    // stage that was running was cancelled, with the signal as the reason;
+    // `--resume` runs `s` again.
     let record = p.record(&id);
-    assert_eq!(record["status"], "running", "{record:#}");
-    assert_eq!(state_of(&record, "s"), "running", "{record:#}");
+    assert_eq!(record["status"], "interrupted", "{record:#}");
+    assert_eq!(state_of(&record, "s"), "cancelled", "{record:#}");
+    let reason = stage(&record, "s")["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("interrupted by SIG{signal}")),
+        "{reason}"
+    );
     let list = p.sluice(&["runs", "list", "--json"]);
     assert!(list.stdout.contains("\"interrupted\""), "{}", list.all());
     let until =
