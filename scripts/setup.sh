@@ -18,7 +18,7 @@ if ! python3 -c "import pytest, pytest_cov" 2>/dev/null; then
 fi
 
 # npm sigstore clients for the signature interop tests.
-if [ ! -d tests/interop/sigstore-js/node_modules/@sigstore/verify ]; then
+if [ ! -d tests/interop/sigstore-js/node_modules/@sigstore/mock ]; then
   echo "==> npm ci in tests/interop/sigstore-js"
   (cd tests/interop/sigstore-js && npm ci --no-audit --no-fund)
 fi

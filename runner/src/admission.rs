@@ -3,6 +3,15 @@
 //! digest pin → bundle verification → identity rules → component
 //! validation and import check → grant caps. Only admitted plugins reach
 //! the compiler (and the compile cache, keyed by the verified digest).
+//!
+//! Nothing parses a plugin's bytes before its digest and signature passed
+//! the policies ([`evaluate`]): a file with a damaged code section is a
+//! refused signature (exit 3) in `run` and in `plugin verify` alike.
+//!
+//! Plugins are matched by their canonical reference: `uses:` resolved
+//! (`..` and symbolic links) to the real file, relative to the pipeline's
+//! (canonical) directory, so `plugins/../evil/x.wasm` and a link
+//! `plugins/x.wasm -> ../evil/x.wasm` are both matched as `evil/x.wasm`.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -10,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::{Pipeline, PluginRef, Stage, WorkspaceAccess};
-use crate::trust::{self, Decision, PluginInput, Policy, RequestedGrants};
+use crate::trust::{self, Decision, PluginInput, Policies, RequestedGrants};
 
 /// Largest plugin file the runner reads.
 pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;
@@ -18,19 +27,22 @@ pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;
 /// A plugin file read and hashed once.
 #[derive(Debug, Clone)]
 pub struct PluginFile {
-    /// Absolute path.
+    /// Absolute, canonical path (symbolic links resolved).
     pub path: PathBuf,
-    /// The reference as policies see it: the path relative to the pipeline
-    /// directory, `/`-separated.
+    /// The reference as policies see it: the canonical path relative to
+    /// the pipeline's canonical directory, `/`-separated.
     pub reference: String,
     /// The bytes.
     pub bytes: std::sync::Arc<Vec<u8>>,
     /// `sha256:<hex>`.
     pub digest: String,
-    /// Imported interface names (with versions).
-    pub imports: Vec<String>,
+    /// Imported interface names (with versions), parsed on first use: only
+    /// after the policies checked the digest and signature.
+    pub imports: std::sync::OnceLock<Result<Vec<String>, String>>,
     /// `FILE.sigstore.json`, when present.
     pub bundle: Option<String>,
+    /// `FILE.intoto.sigstore.json` (signed attestations), when present.
+    pub attestations: Option<String>,
 }
 
 /// What admission decided for one stage.
@@ -175,7 +187,8 @@ pub fn relative_reference(base: &Path, path: &Path) -> String {
     parts.join("/")
 }
 
-fn requested(stage: &Stage) -> RequestedGrants {
+/// What the pipeline grants `stage`, as policies see it.
+pub fn requested(stage: &Stage) -> RequestedGrants {
     RequestedGrants {
         workspace: match stage.grants.workspace {
             WorkspaceAccess::None => "none",
@@ -213,42 +226,107 @@ pub fn read_plugins(
         if files.contains_key(&path) {
             continue;
         }
-        let reference = relative_reference(&pipeline.dir, &path);
-        let unusable = |message: String| AdmissionError::Unusable {
-            stage: name.clone(),
-            reference: reference.clone(),
-            message,
-        };
-        let (bytes, digest) = read_plugin(&path).map_err(unusable)?;
-        let imports = component_imports(&bytes).map_err(unusable)?;
-        let bundle_file = trust::bundle_path(&path);
-        let bundle = read_bundle(&bundle_file).map_err(unusable)?;
-        files.insert(
-            path.clone(),
-            PluginFile {
-                path,
+        let unusable = |reference: String| {
+            let stage = name.clone();
+            move |message: String| AdmissionError::Unusable {
+                stage,
                 reference,
-                bytes: std::sync::Arc::new(bytes),
-                digest,
-                imports,
-                bundle,
-            },
-        );
+                message,
+            }
+        };
+        let written = relative_reference(&pipeline.dir, &path);
+        let (real, reference) =
+            canonical_reference(&pipeline.dir, &path).map_err(unusable(written))?;
+        let file = read_plugin_file(&real, reference.clone()).map_err(unusable(reference))?;
+        files.insert(path.clone(), file);
     }
     Ok(files)
 }
 
-/// Decide whether `stage` may run `file` under `policy` (or, without a
+/// `file` resolved to its real path (`..` and symbolic links), and that
+/// path relative to `base` (itself resolved): the one form policies match.
+pub fn canonical_reference(base: &Path, file: &Path) -> Result<(PathBuf, String), String> {
+    let real = std::fs::canonicalize(file)
+        .map_err(|e| format!("cannot resolve `{}`: {e}", file.display()))?;
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    let reference = relative_reference(&base, &real);
+    Ok((real, reference))
+}
+
+/// Read a plugin (at its canonical path), its Sigstore bundle and its
+/// attestations; nothing of it is parsed.
+pub fn read_plugin_file(path: &Path, reference: String) -> Result<PluginFile, String> {
+    let (bytes, digest) = read_plugin(path)?;
+    let bundle = read_bundle(&trust::bundle_path(path))?;
+    let attestations = read_bundle(&trust::policy_rules::attestation_path(path))?;
+    Ok(PluginFile {
+        path: path.to_path_buf(),
+        reference,
+        bytes: std::sync::Arc::new(bytes),
+        digest,
+        imports: std::sync::OnceLock::new(),
+        bundle,
+        attestations,
+    })
+}
+
+impl PluginFile {
+    /// The component's imports ([`component_imports`]), parsed once.
+    pub fn imports(&self) -> Result<Vec<String>, String> {
+        self.imports
+            .get_or_init(|| component_imports(&self.bytes))
+            .clone()
+    }
+}
+
+/// Evaluate `file` under `policies` for `grants`: first with no imports, so
+/// that the digest pin and the signature are checked before the component
+/// is parsed at all (a refusal there is final); then, once admitted, its
+/// imports are parsed (an error is returned: the file is not a component)
+/// and, if some rule checks imports, it is evaluated again with them.
+/// `run` and `plugin verify` both decide through this.
+pub fn evaluate(
+    policies: &Policies,
+    file: &PluginFile,
+    grants: RequestedGrants,
+) -> Result<Decision, String> {
+    let input = |imports: Vec<String>| PluginInput {
+        reference: file.reference.clone(),
+        digest: file.digest.clone(),
+        bytes: &file.bytes,
+        bundle: file.bundle.clone(),
+        attestations: file.attestations.clone(),
+        imports,
+        grants: grants.clone(),
+    };
+    let first = policies.evaluate(&input(Vec::new()));
+    if !first.admitted {
+        return Ok(first);
+    }
+    let imports = file.imports()?;
+    if !policies.needs_imports() {
+        return Ok(first);
+    }
+    Ok(policies.evaluate(&input(imports)))
+}
+
+/// Decide whether `stage` may run `file` under `policies` (or, without any
 /// policy, only when unsigned plugins are explicitly allowed).
 pub fn admit(
     stage_name: &str,
     stage: &Stage,
     file: &PluginFile,
-    policy: Option<&Policy>,
+    policies: &Policies,
     allow_unsigned: bool,
 ) -> Result<Admitted, AdmissionError> {
-    let Some(policy) = policy else {
+    let unusable = |message: String| AdmissionError::Unusable {
+        stage: stage_name.to_string(),
+        reference: file.reference.clone(),
+        message,
+    };
+    if policies.is_empty() {
         if allow_unsigned {
+            file.imports().map_err(unusable)?;
             return Ok(Admitted {
                 signer: None,
                 rules: Vec::new(),
@@ -262,18 +340,11 @@ pub fn admit(
             stage: stage_name.to_string(),
             reference: file.reference.clone(),
             reasons: vec![
-                "the pipeline has no trust policy: add `policy: <file>` to the pipeline or pass --policy; to run unverified plugins anyway (development only) pass --allow-unsigned".into(),
+                format!("there is no trust policy: no operator policy (looked for {}) and the pipeline has none: add `policy: <file>` to the pipeline or pass --policy; to run unverified plugins anyway (development only) pass --allow-unsigned", trust::operator::lookup_order()),
             ],
         });
-    };
-    let decision: Decision = policy.evaluate(&PluginInput {
-        reference: file.reference.clone(),
-        digest: file.digest.clone(),
-        bytes: &file.bytes,
-        bundle: file.bundle.clone(),
-        imports: file.imports.clone(),
-        grants: requested(stage),
-    });
+    }
+    let decision: Decision = evaluate(policies, file, requested(stage)).map_err(unusable)?;
     if !decision.admitted {
         return Err(AdmissionError::Refused {
             stage: stage_name.to_string(),
@@ -332,6 +403,60 @@ mod tests {
         let cut = &bytes[..bytes.len() - 12];
         assert!(component_imports(cut).is_err());
         assert!(validate_component(&bytes).is_ok());
+    }
+
+    #[test]
+    fn canonical_references_resolve_dot_dot_and_symlinks() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("plugins/sub")).expect("mkdir");
+        std::fs::create_dir_all(root.join("evil")).expect("mkdir");
+        std::fs::write(root.join("evil/x.wasm"), b"x").expect("write");
+        std::fs::write(root.join("plugins/ok.wasm"), b"x").expect("write");
+        std::os::unix::fs::symlink("../evil/x.wasm", root.join("plugins/l.wasm")).expect("symlink");
+        let reference = |rel: &str| {
+            canonical_reference(root, &root.join(rel))
+                .expect("resolves")
+                .1
+        };
+        assert_eq!(reference("plugins/../evil/x.wasm"), "evil/x.wasm");
+        assert_eq!(reference("plugins/l.wasm"), "evil/x.wasm");
+        assert_eq!(reference("plugins/./sub/../ok.wasm"), "plugins/ok.wasm");
+        // The base directory is resolved too.
+        std::os::unix::fs::symlink(root, root.join("plugins/sub/up")).expect("symlink");
+        assert_eq!(
+            canonical_reference(&root.join("plugins/sub/up"), &root.join("plugins/ok.wasm"))
+                .expect("resolves")
+                .1,
+            "plugins/ok.wasm"
+        );
+        assert!(canonical_reference(root, &root.join("missing.wasm")).is_err());
+    }
+
+    #[test]
+    fn a_refused_signature_is_decided_before_the_component_is_parsed() {
+        let pair = trust::generate(b"pw").expect("key");
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = dir.path().join("k.pub");
+        std::fs::write(&key, &pair.public_pem).expect("write");
+        let src = format!(
+            "rules:\n  - name: signed\n    match: [\"**\"]\n    authorities:\n      - key: {}\n",
+            key.display()
+        );
+        let policy = trust::Policy::parse(&src, Path::new("p.yaml")).expect("policy");
+        let policies = Policies::new(None, Some(policy));
+        let file = PluginFile {
+            path: PathBuf::from("/x.wasm"),
+            reference: "x.wasm".into(),
+            bytes: std::sync::Arc::new(b"not a component".to_vec()),
+            digest: String::new(),
+            imports: std::sync::OnceLock::new(),
+            bundle: None,
+            attestations: None,
+        };
+        let decision = evaluate(&policies, &file, RequestedGrants::default()).expect("decided");
+        assert!(!decision.admitted);
+        assert!(file.imports.get().is_none(), "nothing was parsed");
     }
 
     #[test]

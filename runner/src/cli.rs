@@ -28,6 +28,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "SLUICE_LOG", default_value = "warn")]
     pub log: String,
 
+    /// The operator's trust policy: the floor every pipeline runs on. A
+    /// pipeline's `policy:` (or `--policy`) can only add requirements to
+    /// it, and `--allow-unsigned` has no effect. Else `SLUICE_POLICY`, else
+    /// `/etc/sluice/policy.yaml` if it exists (its directory can be moved
+    /// with `SLUICE_OPERATOR_POLICY_DIR`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub operator_policy: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -129,6 +137,14 @@ pub struct RunArgs {
     /// of build artifacts; its password comes from `SLUICE_KEY_PASSWORD`.
     #[arg(long, env = "SLUICE_PROVENANCE_KEY")]
     pub provenance_key: Option<PathBuf>,
+    /// Refuse to run (exit 2, before any stage) unless the workspace is a
+    /// git checkout whose tracked files match its index.
+    #[arg(long, env = "SLUICE_REQUIRE_CLEAN", value_parser = clap::builder::FalseyValueParser::new())]
+    pub require_clean: bool,
+    /// `builder.id` written into provenance: an absolute URI naming this
+    /// runner (default `https://sluice.dev/runner/<hostname>@<version>`).
+    #[arg(long, env = "SLUICE_BUILDER_ID")]
+    pub builder_id: Option<String>,
 }
 
 /// `sluice key ...`.
@@ -148,7 +164,8 @@ pub enum KeyCommand {
 /// `sluice policy ...`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate a policy file and explain it in plain words.
+    /// Validate a policy file and explain the policy in effect (the
+    /// operator policy, if any, plus this one) in plain words.
     Check {
         /// The policy file.
         policy: PathBuf,
@@ -166,21 +183,55 @@ pub enum PluginCommand {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Attest to a plugin: signs an in-toto statement (subject: the plugin's
+    /// digest) as a DSSE bundle and adds it to FILE.intoto.sigstore.json.
+    Attest {
+        /// The component file.
+        file: PathBuf,
+        /// The private key (NAME.key); password from SLUICE_KEY_PASSWORD or a prompt.
+        #[arg(long)]
+        key: PathBuf,
+        /// The statement's predicate type, e.g. `https://slsa.dev/provenance/v1`.
+        #[arg(long)]
+        predicate_type: String,
+        /// A JSON file holding the predicate.
+        #[arg(long)]
+        predicate: PathBuf,
+    },
     /// Verify a plugin's signature against a policy or a public key.
     Verify {
         /// The component file.
         file: PathBuf,
-        /// Evaluate it under this trust policy.
+        /// Evaluate it under this trust policy (with the operator policy,
+        /// if any, as in `run`).
         #[arg(long, conflicts_with = "key")]
         policy: Option<PathBuf>,
         /// Accept a signature by this public key.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Evaluate it as `run` would for this pipeline: the reference is
+        /// relative to the pipeline's directory, the policy defaults to its
+        /// `policy:`, and the stage's grants are checked against max-grants.
+        /// Without it, the reference is relative to the policy file's
+        /// directory and no grants are checked.
+        #[arg(long, conflicts_with = "key", value_name = "PIPELINE")]
+        pipeline: Option<PathBuf>,
+        /// The stage whose grants to check (default: every stage of
+        /// --pipeline that uses FILE).
+        #[arg(long, requires = "pipeline")]
+        stage: Option<String>,
     },
     /// Show what a plugin says about itself and what it imports and exports.
     Inspect {
         /// The component file.
         file: PathBuf,
+        /// Verify it under this trust policy first (as `plugin verify`);
+        /// nothing of it is parsed unless it is admitted.
+        #[arg(long, conflicts_with = "key")]
+        policy: Option<PathBuf>,
+        /// Verify its signature by this public key first.
+        #[arg(long)]
+        key: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

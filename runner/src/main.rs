@@ -63,8 +63,11 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         fail_fast: !args.keep_going,
         resume: args.resume.clone(),
         policy: args.policy.clone(),
+        operator_policy: cli.operator_policy.clone(),
         allow_unsigned: args.allow_unsigned,
         provenance_key: args.provenance_key.clone(),
+        require_clean: args.require_clean,
+        builder_id: args.builder_id.clone(),
         interrupt: Some(interrupt_rx),
     };
     let run = run::run(&opts, reporter);
@@ -237,12 +240,26 @@ async fn interrupted(
     std::process::exit(status)
 }
 
+/// Writes a command's output to stdout. A closed pipe (`sluice … | head
+/// -1`) is not an error: the reader has what it wanted, so the rest is
+/// dropped quietly and the command keeps its exit code, as ripgrep does
+/// (`print!` would panic, exit 101). Any other write error is reported.
+fn print_output(text: &str, status: i32) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code(status),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code(status),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            code(exit::FAILED)
+        }
+    }
+}
+
 fn emit(result: anyhow::Result<String>, err_code: i32) -> ExitCode {
     match result {
-        Ok(text) => {
-            print!("{text}");
-            code(exit::PASSED)
-        }
+        Ok(text) => print_output(&text, exit::PASSED),
         Err(e) => {
             print_error(&e);
             code(err_code)
@@ -252,10 +269,7 @@ fn emit(result: anyhow::Result<String>, err_code: i32) -> ExitCode {
 
 fn finish(result: Result<String, Failure>) -> ExitCode {
     match result {
-        Ok(text) => {
-            print!("{text}");
-            code(exit::PASSED)
-        }
+        Ok(text) => print_output(&text, exit::PASSED),
         Err(f) => {
             // Policy errors render themselves (with `error:` and a snippet).
             if f.message.starts_with("error:") || f.message.starts_with("plugin ") {
@@ -275,21 +289,42 @@ async fn dispatch(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Run(args) => run_command(&cli, args).await,
         Command::Validate { pipeline } => match commands::validate::validate(pipeline) {
-            Ok(text) => {
-                print!("{text}");
-                code(exit::PASSED)
-            }
+            Ok(text) => print_output(&text, exit::PASSED),
             Err(e) => {
                 eprintln!("{e}");
                 code(exit::INVALID)
             }
         },
         Command::Plugin {
-            command: PluginCommand::Inspect { file, json },
-        } => emit(
-            commands::inspect::inspect(&cli.cache_dir(), file, *json).await,
-            exit::INVALID,
-        ),
+            command:
+                PluginCommand::Inspect {
+                    file,
+                    json,
+                    policy,
+                    key,
+                },
+        } => {
+            // Verify first: nothing of an untrusted file is parsed.
+            if policy.is_some() || key.is_some() {
+                let verified = commands::trust::plugin_verify(
+                    file,
+                    commands::trust::VerifyWith {
+                        policy: policy.as_deref(),
+                        key: key.as_deref(),
+                        operator_policy: cli.operator_policy.as_deref(),
+                        pipeline: None,
+                        stage: None,
+                    },
+                );
+                if let Err(f) = verified {
+                    return finish(Err(f));
+                }
+            }
+            emit(
+                commands::inspect::inspect(&cli.cache_dir(), file, *json).await,
+                exit::INVALID,
+            )
+        }
         Command::Runs { command } => match command {
             RunsCommand::List { json } => emit(
                 commands::runs::list(&cli.state_dir(), *json).map_err(Into::into),
@@ -308,18 +343,47 @@ async fn dispatch(cli: Cli) -> ExitCode {
             command: PluginCommand::Sign { file, key },
         } => finish(commands::trust::plugin_sign(file, key)),
         Command::Plugin {
-            command: PluginCommand::Verify { file, policy, key },
+            command:
+                PluginCommand::Attest {
+                    file,
+                    key,
+                    predicate_type,
+                    predicate,
+                },
+        } => finish(commands::trust::plugin_attest(
+            file,
+            key,
+            predicate_type,
+            predicate,
+        )),
+        Command::Plugin {
+            command:
+                PluginCommand::Verify {
+                    file,
+                    policy,
+                    key,
+                    pipeline,
+                    stage,
+                },
         } => finish(commands::trust::plugin_verify(
             file,
-            policy.as_deref(),
-            key.as_deref(),
+            commands::trust::VerifyWith {
+                policy: policy.as_deref(),
+                key: key.as_deref(),
+                operator_policy: cli.operator_policy.as_deref(),
+                pipeline: pipeline.as_deref(),
+                stage: stage.as_deref(),
+            },
         )),
         Command::Key {
             command: KeyCommand::Generate { out, force },
         } => finish(commands::trust::key_generate(out, *force)),
         Command::Policy {
             command: PolicyCommand::Check { policy },
-        } => finish(commands::trust::policy_check(policy)),
+        } => finish(commands::trust::policy_check(
+            policy,
+            cli.operator_policy.as_deref(),
+        )),
         Command::VerifyArtifact {
             file,
             provenance,

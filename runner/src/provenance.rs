@@ -1,25 +1,44 @@
-//! Build provenance written by the runner (never by the plugin): an in-toto
-//! v1 statement with an SLSA v1 provenance predicate for the artifacts of a
-//! `build` stage. Subjects are the artifact digests; resolved dependencies
-//! are the plugin component's digest and the workspace's source revision.
-//! Plugins are untrusted; the control plane attests.
+//! Provenance written by the runner (never by the plugin): an in-toto v1
+//! statement with an SLSA v1 provenance predicate for the artifacts of every
+//! stage that publishes any. Subjects are the artifact digests; resolved
+//! dependencies are the plugin component's digest, the workspace's source
+//! revision (with its dirty-tree state) and the stage's input artifacts.
+//! `externalParameters.with` is the stage's `with:` as written in the
+//! pipeline (templates unexpanded), so no expanded secret reaches it.
+//! Plugins are untrusted; the control plane attests. The format is
+//! documented in docs/provenance.md.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
 use crate::artifacts::ArtifactRecord;
+use crate::host::logpipe::Redactor;
 use crate::record::PluginRecord;
 
-/// Name of the provenance artifact added to a build stage.
+mod worktree;
+pub use worktree::{Changes, TreeState};
+
+/// Name of the provenance artifact added to a stage.
 pub const PROVENANCE_NAME: &str = "provenance.intoto.json";
+/// Names under `/artifacts/out` reserved for the runner: a top-level file
+/// whose name starts with this prefix fails the stage, for every stage.
+pub const RESERVED_PREFIX: &str = "provenance.";
 /// The same statement signed by the runner's key (DSSE in a Sigstore
 /// bundle), when a provenance key is configured.
 pub const SIGNED_PROVENANCE_NAME: &str = "provenance.sigstore.json";
 /// Its media type.
 pub const PROVENANCE_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
-/// `buildType` of statements sluice writes.
-pub const BUILD_TYPE: &str = "https://sluice.example/buildtypes/pipeline-stage/v1";
+/// `buildType` of statements sluice writes (defined in docs/provenance.md).
+pub const BUILD_TYPE: &str = "https://sluice.dev/provenance/stage/v1";
+/// Prefix of the default `builder.id`: `<prefix><hostname>@<version>`.
+pub const DEFAULT_BUILDER_PREFIX: &str = "https://sluice.dev/runner/";
+
+/// True for an artifact name reserved for the runner's provenance.
+pub fn is_reserved(name: &str) -> bool {
+    let name = name.trim_start_matches("./");
+    !name.contains('/') && name.starts_with(RESERVED_PREFIX)
+}
 
 /// The git commit a workspace is at, read from `.git` without running git.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,22 +78,28 @@ const MAX_SYMREF_DEPTH: usize = 5;
 /// A `.git` *file* (linked worktree, submodule) points elsewhere with a
 /// path the workspace controls; it is not followed.
 pub fn source_revision(workspace: &Path) -> Option<SourceRevision> {
+    let root = find_repo(workspace)?;
+    let git = root.join(".git");
+    let found = read_head(&git);
+    if let Err(why) = &found {
+        tracing::warn!(git = %git.display(), %why, "no source revision in provenance");
+    }
+    let (commit, branch) = found.ok()?;
+    Some(SourceRevision {
+        repo: root.display().to_string(),
+        commit,
+        branch,
+    })
+}
+
+/// The directory holding the `.git` directory of the repository containing
+/// `workspace`.
+fn find_repo(workspace: &Path) -> Option<PathBuf> {
     let mut dir = Some(workspace);
     while let Some(d) = dir {
         let git = d.join(".git");
         match std::fs::symlink_metadata(&git) {
-            Ok(m) if m.is_dir() => {
-                let found = read_head(&git);
-                if let Err(why) = &found {
-                    tracing::warn!(git = %git.display(), %why, "no source revision in provenance");
-                }
-                let (commit, branch) = found.ok()?;
-                return Some(SourceRevision {
-                    repo: d.display().to_string(),
-                    commit,
-                    branch,
-                });
-            }
+            Ok(m) if m.is_dir() => return Some(d.to_path_buf()),
             Ok(_) => {
                 tracing::warn!(git = %git.display(), "`.git` is not a directory (worktree or submodule); no source revision in provenance");
                 return None;
@@ -84,6 +109,218 @@ pub fn source_revision(workspace: &Path) -> Option<SourceRevision> {
         dir = d.parent();
     }
     None
+}
+
+/// The source a run starts from: its commit, where it came from and
+/// whether the tracked files still match the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceState {
+    /// HEAD, when it could be read.
+    pub revision: Option<SourceRevision>,
+    /// `[remote "origin"] url`, as a credential-free absolute URI.
+    pub remote: Option<String>,
+    /// Clean, dirty or unknown.
+    pub tree: TreeState,
+}
+
+impl SourceState {
+    /// Why `--require-clean` refuses this source, if it does.
+    pub fn unclean(&self) -> Option<String> {
+        if self.revision.is_none() {
+            return Some("its HEAD commit could not be read".into());
+        }
+        match &self.tree {
+            TreeState::Clean => None,
+            TreeState::Dirty(c) => Some(match &c.listed {
+                Some(list) if list.len() <= 10 => format!(
+                    "{} tracked file(s) differ from the index: {}",
+                    c.count,
+                    list.iter()
+                        .map(|(kind, path)| format!("{path} ({kind})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => format!("{} tracked files differ from the index", c.count),
+            }),
+            TreeState::Unknown(why) => Some(format!("its state is unknown ({why})")),
+        }
+    }
+}
+
+/// Read HEAD, the origin remote and the tree state of the repository
+/// containing `workspace` (`None` outside a repository), with the same
+/// precautions as [`source_revision`]; see `provenance/worktree.rs` for
+/// what "dirty" covers.
+pub fn source_state(workspace: &Path) -> Option<SourceState> {
+    let root = find_repo(workspace)?;
+    let revision = source_revision(&root);
+    let open = |p: &Path| cap_std::fs::Dir::open_ambient_dir(p, cap_std::ambient_authority());
+    let (root_dir, git_dir) = match (open(&root), open(&root.join(".git"))) {
+        (Ok(r), Ok(g)) => (r, g),
+        (Err(e), _) | (_, Err(e)) => {
+            return Some(SourceState {
+                revision,
+                remote: None,
+                tree: TreeState::Unknown(format!("cannot open the repository: {e}")),
+            })
+        }
+    };
+    let oid_len = match &revision {
+        Some(r) if r.commit.len() == 64 => 32,
+        _ => 20,
+    };
+    let tree = worktree::tree_state(&root_dir, &git_dir, oid_len);
+    let remote = read_small(&git_dir, "config", MAX_REF_FILE * 16)
+        .ok()
+        .and_then(|text| origin_url(&text))
+        .and_then(|url| remote_uri(&url));
+    Some(SourceState {
+        revision,
+        remote,
+        tree,
+    })
+}
+
+/// The first `url` of `[remote "origin"]` in a git config file.
+fn origin_url(config: &str) -> Option<String> {
+    let mut in_origin = false;
+    for line in config.lines() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.split(']').next().unwrap_or_default();
+            let mut words = header.split_whitespace();
+            let section = words.next().unwrap_or_default();
+            let sub = words.collect::<Vec<_>>().join(" ");
+            in_origin = section.eq_ignore_ascii_case("remote") && sub == "\"origin\"";
+            continue;
+        }
+        if !in_origin {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim().eq_ignore_ascii_case("url") {
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            return Some(value.to_string());
+        }
+    }
+    None
+}
+
+/// A git remote URL as an absolute URI without credentials, query or
+/// fragment: `git+https://host/path`, `git+ssh://host/path` (also for the
+/// scp-like `user@host:path`), `git://host/path`. Local paths and `file:`
+/// remotes give `None` (they would name a path on the runner's machine).
+pub fn remote_uri(url: &str) -> Option<String> {
+    let url = url.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
+    if url.is_empty() || url.len() > 2048 || !url.chars().all(allowed) {
+        return None;
+    }
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = match scheme.to_ascii_lowercase().as_str() {
+                "https" | "git+https" => "git+https",
+                "http" | "git+http" => "git+http",
+                "ssh" | "git+ssh" | "ssh+git" => "git+ssh",
+                "git" => "git",
+                _ => return None,
+            };
+            (scheme, rest.to_string())
+        }
+        None => {
+            // scp-like `[user@]host:path`; a `/` before the `:` makes it a
+            // local path.
+            let (host, path) = url.split_once(':')?;
+            if host.contains('/') || host.is_empty() {
+                return None;
+            }
+            (
+                "git+ssh",
+                format!("{host}/{}", path.trim_start_matches('/')),
+            )
+        }
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    host_ok.then(|| format!("{scheme}://{host}/{path}"))
+}
+
+/// The `builder.id`: `configured` (from `--builder-id` /
+/// `SLUICE_BUILDER_ID`, operator-controlled) if given — it must be an
+/// absolute URI and not a `file:` one — else
+/// `https://sluice.dev/runner/<hostname>@<version>`.
+pub fn builder_id(configured: Option<&str>) -> Result<String, String> {
+    match configured {
+        Some(id) => {
+            let id = id.trim();
+            let scheme = id.split(':').next().unwrap_or_default();
+            let scheme_ok = !scheme.is_empty()
+                && scheme.len() < id.len() - 1
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+            let chars_ok = id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c));
+            if !scheme_ok || !chars_ok || id.len() > 2048 {
+                return Err(format!(
+                    "builder id `{}` is not an absolute URI (scheme:rest, no spaces), e.g. https://ci.example.org/sluice/runner-1",
+                    crate::report::escape_controls(id)
+                ));
+            }
+            if scheme.eq_ignore_ascii_case("file") {
+                return Err(
+                    "builder id must not be a `file:` URI: it would name a path on this machine"
+                        .into(),
+                );
+            }
+            Ok(id.to_string())
+        }
+        None => Ok(format!(
+            "{DEFAULT_BUILDER_PREFIX}{}@{}",
+            hostname(),
+            env!("CARGO_PKG_VERSION")
+        )),
+    }
+}
+
+/// This machine's host name, restricted to `[A-Za-z0-9.-]`.
+fn hostname() -> String {
+    // The kernel's name (Linux), else /etc/hostname; never the
+    // environment (HOSTNAME is whatever the caller exported).
+    let raw = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .take(253)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "unknown-host".into()
+    } else {
+        name
+    }
 }
 
 /// HEAD's commit id and branch, read as described on [`source_revision`].
@@ -191,6 +428,14 @@ fn valid_ref_name(name: &str) -> bool {
         })
 }
 
+/// An input artifact of the stage: the upstream stage and its record.
+pub struct Input<'a> {
+    /// The stage that produced it.
+    pub stage: &'a str,
+    /// Its record (name, digest).
+    pub artifact: &'a ArtifactRecord,
+}
+
 /// What a provenance statement is made from.
 pub struct BuildFacts<'a> {
     /// Run id (the invocation id).
@@ -201,13 +446,18 @@ pub struct BuildFacts<'a> {
     pub pipeline_digest: &'a str,
     /// Stage name.
     pub stage: &'a str,
-    /// The stage's expanded `with:`.
-    pub config: &'a Value,
-    /// The plugin that built.
+    /// The stage's `with:` as written in the pipeline (templates
+    /// unexpanded): what was asked for, never the expanded values.
+    pub with_template: &'a Value,
+    /// The plugin that ran.
     pub plugin: &'a PluginRecord,
-    /// Source revision, if the workspace is a git checkout.
-    pub source: Option<&'a SourceRevision>,
-    /// Start and end (RFC 3339).
+    /// The source the run started from, if the workspace is a git checkout.
+    pub source: Option<&'a SourceState>,
+    /// The stage's input artifacts.
+    pub inputs: &'a [Input<'a>],
+    /// `builder.id` (see [`builder_id`]).
+    pub builder_id: &'a str,
+    /// Start (RFC 3339).
     pub started_on: &'a str,
     /// End (RFC 3339).
     pub finished_on: &'a str,
@@ -217,6 +467,72 @@ fn sha256_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
+/// `name` percent-encoded to URI-unreserved characters.
+fn uri_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The digest-addressed URI of a plugin: `sluice:plugin/<name>@sha256:<hex>`
+/// (never its local path).
+pub fn plugin_uri(plugin: &PluginRecord) -> String {
+    let name = plugin.name.as_deref().unwrap_or("plugin");
+    format!(
+        "sluice:plugin/{}@sha256:{}",
+        uri_segment(name),
+        sha256_of(&plugin.digest)
+    )
+}
+
+/// The git dependency: the origin's URI (when known) and the commit, with
+/// the branch and the tree state as annotations.
+fn source_dependency(src: &SourceState) -> Option<Value> {
+    let mut dep = serde_json::Map::new();
+    if let Some(uri) = &src.remote {
+        dep.insert("uri".into(), json!(uri));
+    }
+    if let Some(rev) = &src.revision {
+        dep.insert("digest".into(), json!({ "gitCommit": rev.commit }));
+    }
+    if dep.is_empty() {
+        return None;
+    }
+    let mut notes = serde_json::Map::new();
+    if let Some(branch) = src.revision.as_ref().and_then(|r| r.branch.as_ref()) {
+        notes.insert("branch".into(), json!(branch));
+    }
+    match &src.tree {
+        TreeState::Clean => {
+            notes.insert("dirty".into(), json!(false));
+        }
+        TreeState::Dirty(c) => {
+            notes.insert("dirty".into(), json!(true));
+            notes.insert("changedFilesCount".into(), json!(c.count));
+            notes.insert("changedFilesDigest".into(), json!(c.digest));
+            if let Some(list) = &c.listed {
+                let files: Vec<Value> = list
+                    .iter()
+                    .map(|(kind, path)| json!({ "path": path, "change": kind }))
+                    .collect();
+                notes.insert("changedFiles".into(), Value::Array(files));
+            }
+        }
+        TreeState::Unknown(why) => {
+            notes.insert("dirty".into(), Value::Null);
+            notes.insert("dirtyUnknown".into(), json!(why));
+        }
+    }
+    dep.insert("annotations".into(), Value::Object(notes));
+    Some(Value::Object(dep))
+}
+
 /// The in-toto v1 statement for `subjects`.
 pub fn statement(facts: &BuildFacts<'_>, subjects: &[ArtifactRecord]) -> Value {
     let subject: Vec<Value> = subjects
@@ -224,19 +540,29 @@ pub fn statement(facts: &BuildFacts<'_>, subjects: &[ArtifactRecord]) -> Value {
         .map(|a| json!({ "name": a.name, "digest": { "sha256": sha256_of(&a.digest) } }))
         .collect();
     let mut deps = vec![json!({
-        "uri": format!("file:{}", facts.plugin.reference),
+        "uri": plugin_uri(facts.plugin),
         "name": facts.plugin.name.clone().unwrap_or_else(|| "plugin".into()),
         "digest": { "sha256": sha256_of(&facts.plugin.digest) },
     })];
-    if let Some(src) = facts.source {
-        let mut dep = json!({
-            "uri": format!("git+file://{}", src.repo),
-            "digest": { "gitCommit": src.commit },
-        });
-        if let Some(branch) = &src.branch {
-            dep["annotations"] = json!({ "branch": branch });
-        }
+    if let Some(dep) = facts.source.and_then(source_dependency) {
         deps.push(dep);
+    }
+    for input in facts.inputs {
+        deps.push(json!({
+            "name": format!("{}/{}", input.stage, input.artifact.name),
+            "digest": { "sha256": sha256_of(&input.artifact.digest) },
+            "mediaType": input.artifact.media_type,
+            "annotations": { "stage": input.stage, "artifact": input.artifact.name },
+        }));
+    }
+    let mut plugin = serde_json::Map::new();
+    for (k, v) in [
+        ("version", &facts.plugin.version),
+        ("kind", &facts.plugin.kind),
+    ] {
+        if let Some(v) = v {
+            plugin.insert(k.into(), json!(v));
+        }
     }
     json!({
         "_type": "https://in-toto.io/Statement/v1",
@@ -248,25 +574,48 @@ pub fn statement(facts: &BuildFacts<'_>, subjects: &[ArtifactRecord]) -> Value {
                 "externalParameters": {
                     "pipeline": facts.pipeline,
                     "stage": facts.stage,
-                    "with": facts.config,
+                    "with": facts.with_template,
                 },
                 "internalParameters": {
                     "pipelineDigest": facts.pipeline_digest,
+                    "plugin": plugin,
                 },
                 "resolvedDependencies": deps,
             },
             "runDetails": {
                 "builder": {
-                    "id": format!("https://sluice.example/runner@{}", env!("CARGO_PKG_VERSION")),
+                    "id": facts.builder_id,
+                    "version": { "sluice": env!("CARGO_PKG_VERSION") },
                 },
                 "metadata": {
-                    "invocationId": facts.run_id,
+                    "invocationId": format!("{}/{}", facts.run_id, facts.stage),
                     "startedOn": facts.started_on,
                     "finishedOn": facts.finished_on,
                 },
             },
         },
     })
+}
+
+/// `value` with every known secret value replaced by `***` in every string
+/// and key: a literal secret written into `with:`, a path or a remote
+/// never reaches the statement.
+pub fn redacted(value: Value, redactor: &Redactor) -> Value {
+    if redactor.is_empty() {
+        return value;
+    }
+    match value {
+        Value::String(s) => Value::String(redactor.redact_str(&s)),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| redacted(v, redactor)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (redactor.redact_str(&k), redacted(v, redactor)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -284,19 +633,35 @@ mod tests {
             signer: None,
             policy_rules: Vec::new(),
         };
-        let src = SourceRevision {
-            repo: "/src".into(),
-            commit: "0123abcd".into(),
-            branch: Some("main".into()),
+        let src = SourceState {
+            revision: Some(SourceRevision {
+                repo: "/src".into(),
+                commit: "0123abcd".into(),
+                branch: Some("main".into()),
+            }),
+            remote: remote_uri("https://user:tok@github.com/o/r.git?x=1"),
+            tree: TreeState::Clean,
         };
+        let upstream = ArtifactRecord {
+            name: "greeting.txt".into(),
+            digest: "sha256:dd".into(),
+            size: 1,
+            media_type: "text/plain".into(),
+        };
+        let inputs = [Input {
+            stage: "hello",
+            artifact: &upstream,
+        }];
         let facts = BuildFacts {
             run_id: "r1",
             pipeline: "p",
             pipeline_digest: "sha256:bb",
             stage: "build",
-            config: &json!({"a": 1}),
+            with_template: &json!({"a": 1}),
             plugin: &plugin,
             source: Some(&src),
+            inputs: &inputs,
+            builder_id: "https://ci.example.org/r1",
             started_on: "t0",
             finished_on: "t1",
         };
@@ -313,7 +678,66 @@ mod tests {
         assert_eq!(s["subject"][0]["digest"]["sha256"], "cc");
         let deps = &s["predicate"]["buildDefinition"]["resolvedDependencies"];
         assert_eq!(deps[0]["digest"]["sha256"], "aa");
+        assert_eq!(deps[0]["uri"], "sluice:plugin/build@sha256:aa");
         assert_eq!(deps[1]["digest"]["gitCommit"], "0123abcd");
+        assert_eq!(deps[1]["uri"], "git+https://github.com/o/r.git");
+        assert_eq!(deps[1]["annotations"]["dirty"], false);
+        assert_eq!(deps[2]["name"], "hello/greeting.txt");
+        assert_eq!(deps[2]["digest"]["sha256"], "dd");
+    }
+
+    #[test]
+    fn remotes_become_credential_free_uris() {
+        for (url, uri) in [
+            (
+                "https://github.com/o/r.git",
+                Some("git+https://github.com/o/r.git"),
+            ),
+            (
+                "https://x-access-token:ghp_SECRET@github.com/o/r",
+                Some("git+https://github.com/o/r"),
+            ),
+            (
+                "git@github.com:o/r.git",
+                Some("git+ssh://github.com/o/r.git"),
+            ),
+            ("ssh://git@host:2222/o/r", Some("git+ssh://host:2222/o/r")),
+            (
+                "https://host/r?token=SECRET#frag",
+                Some("git+https://host/r"),
+            ),
+            ("/srv/git/r.git", None),
+            ("file:///srv/git/r.git", None),
+            ("./r", None),
+            ("https://host/a b", None),
+        ] {
+            assert_eq!(remote_uri(url).as_deref(), uri, "{url}");
+        }
+        let config = "[core]\n\turl = no\n[remote \"upstream\"]\n\turl = https://u/x\n[remote \"origin\"]\n\turl = git@h:o/r\n";
+        assert_eq!(origin_url(config).as_deref(), Some("git@h:o/r"));
+    }
+
+    #[test]
+    fn builder_ids_are_absolute_uris() {
+        assert!(builder_id(None).is_ok_and(|id| id.starts_with(DEFAULT_BUILDER_PREFIX)));
+        assert!(builder_id(Some("https://ci.example.org/r1")).is_ok());
+        for bad in ["runner-1", "file:///home/x", "https://a b", ""] {
+            assert!(builder_id(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reserved_names() {
+        for name in [
+            "provenance.intoto.json",
+            "provenance.sigstore.json",
+            "./provenance.x",
+        ] {
+            assert!(is_reserved(name), "{name}");
+        }
+        for name in ["out/provenance.intoto.json", "build.json", "provenance"] {
+            assert!(!is_reserved(name), "{name}");
+        }
     }
 
     const ID: &str = "0123456789abcdef0123456789abcdef01234567";

@@ -19,7 +19,7 @@ use crate::record::{self, PluginRecord, RecordError, RunRecord, RunStatus, RunSt
 use crate::report::{Event, Reporter};
 use crate::scheduler::{self, Scheduler};
 use crate::stage_exec::WasmExecutor;
-use crate::trust::Policy;
+use crate::trust::{operator, Policies, Policy};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -38,10 +38,18 @@ pub struct RunOptions {
     pub resume: Option<String>,
     /// Trust policy overriding the pipeline's `policy:`.
     pub policy: Option<PathBuf>,
+    /// `--operator-policy`: the operator's policy, which the pipeline's can
+    /// only add to (else `SLUICE_POLICY`, else `/etc/sluice/policy.yaml`;
+    /// see [`operator`]).
+    pub operator_policy: Option<PathBuf>,
     /// Run plugins unverified when there is no policy (development only).
     pub allow_unsigned: bool,
     /// Key that signs build provenance (password from `SLUICE_KEY_PASSWORD`).
     pub provenance_key: Option<PathBuf>,
+    /// Refuse a workspace whose git tree is not clean (`--require-clean`).
+    pub require_clean: bool,
+    /// `builder.id` of provenance (`--builder-id`); default per host.
+    pub builder_id: Option<String>,
     /// Stops the run when a reason is sent (a signal to the runner).
     pub interrupt: Option<scheduler::Interrupt>,
 }
@@ -105,6 +113,10 @@ pub enum RunError {
         /// `read` or `write`.
         access: &'static str,
     },
+    /// `--require-clean` and the source is not clean, or a bad provenance
+    /// option.
+    #[error("{0}")]
+    Provenance(String),
 }
 
 impl RunError {
@@ -121,6 +133,7 @@ impl RunError {
             RunError::Record(RecordError::Busy(_)) => 2,
             RunError::Record(RecordError::Corrupt { .. }) => 2,
             RunError::StateInWorkspace { .. } => 2,
+            RunError::Provenance(_) => 2,
             _ => 1,
         }
     }
@@ -151,6 +164,7 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
         updated_at: record::now(),
         unsigned_plugins_allowed: false,
         policy: None,
+        operator_policy: None,
         warnings: Vec::new(),
         journal_seq: 0,
         stages,
@@ -180,7 +194,7 @@ fn admit_plugins(
     pipeline: &Pipeline,
     stages: &[String],
     reporter: &dyn Reporter,
-    policy: Option<&Policy>,
+    policies: &Policies,
     allow_unsigned: bool,
 ) -> Result<AdmittedPlugins, RunError> {
     let files = admission::read_plugins(pipeline, stages)?;
@@ -200,7 +214,7 @@ fn admit_plugins(
         let Some(file) = files.get(path) else {
             continue;
         };
-        let decision = admission::admit(name, stage, file, policy, allow_unsigned)?;
+        let decision = admission::admit(name, stage, file, policies, allow_unsigned)?;
         for w in &decision.warnings {
             stages_by_warning
                 .entry(w.clone())
@@ -385,6 +399,22 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         }
     };
     check_state_outside_workspace(&opts.state_dir, &pipeline)?;
+    // The source is read once, before any stage can change it.
+    let builder_id =
+        crate::provenance::builder_id(opts.builder_id.as_deref()).map_err(RunError::Provenance)?;
+    let source = crate::provenance::source_state(&pipeline.workspace);
+    if opts.require_clean {
+        let why = match &source {
+            None => Some("it is not in a git repository".to_string()),
+            Some(s) => s.unclean(),
+        };
+        if let Some(why) = why {
+            return Err(RunError::Provenance(format!(
+                "--require-clean: the workspace {} is not a clean git checkout: {why}",
+                pipeline.workspace.display()
+            )));
+        }
+    }
     let resumed = lock.is_some();
     let mut lost_artifacts = Vec::new();
     if resumed {
@@ -419,19 +449,27 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     let engine = tokio::task::spawn_blocking(move || Host::new(cache_dir.as_deref(), &pool));
     let policy_path = opts.policy.clone().or_else(|| pipeline.policy.clone());
     let policy = policy_path.as_deref().map(Policy::load).transpose()?;
-    let allow_unsigned = opts.allow_unsigned && policy.is_none();
-    if opts.allow_unsigned && policy.is_some() {
-        reporter.event(&Event::Warning {
-            message: "--allow-unsigned has no effect: the pipeline has a trust policy",
-        });
+    let operator = operator::load_operator(opts.operator_policy.as_deref())?;
+    let policies = Policies::new(operator, policy);
+    let allow_unsigned = opts.allow_unsigned && policies.is_empty();
+    if opts.allow_unsigned && !allow_unsigned {
+        let message = match policies.operator() {
+            Some(op) => format!(
+                "--allow-unsigned has no effect: the operator policy {} applies",
+                op.file().display()
+            ),
+            None => "--allow-unsigned has no effect: the pipeline has a trust policy".to_owned(),
+        };
+        reporter.event(&Event::Warning { message: &message });
     }
     record.policy = policy_path.clone();
+    record.operator_policy = policies.operator().map(|p| p.file().to_path_buf());
     record.unsigned_plugins_allowed = allow_unsigned;
     let admitted = admit_plugins(
         &pipeline,
         &to_run,
         reporter.as_ref(),
-        policy.as_ref(),
+        &policies,
         allow_unsigned,
     )?;
     clock.mark("plugins read and admitted");
@@ -476,6 +514,8 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         run_dir,
         redactor: Arc::new(Redactor::new(secret_values)),
         provenance_key,
+        source: source.map(Arc::new),
+        builder_id,
         reporter: reporter.clone(),
         max_handles: crate::host::engine::handles_per_stage(
             crate::host::engine::raise_open_files_limit(),

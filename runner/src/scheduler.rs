@@ -789,6 +789,7 @@ mod lost_producer_tests {
             updated_at: now(),
             unsigned_plugins_allowed: false,
             policy: None,
+            operator_policy: None,
             warnings: Vec::new(),
             journal_seq: 0,
             stages,

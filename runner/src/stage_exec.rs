@@ -40,8 +40,12 @@ pub struct WasmExecutor {
     pub redactor: Arc<Redactor>,
     /// Where events go.
     pub reporter: Arc<dyn Reporter>,
-    /// Signs build provenance when configured.
+    /// Signs provenance when configured.
     pub provenance_key: Option<Arc<crate::trust::PrivateKey>>,
+    /// The source the run started from (read once, before any stage ran).
+    pub source: Option<Arc<provenance::SourceState>>,
+    /// `builder.id` of the provenance statements.
+    pub builder_id: String,
     /// The host directories behind `/artifacts` (`<run>/work`).
     pub work: WorkDirs,
     /// Most handles one stage may hold at once.
@@ -307,57 +311,72 @@ impl WasmExecutor {
             }
         };
         let state = self.accept_report(stage, report, outputs_dir, rec)?;
-        self.attest_build(stage_name, &config, &record.run_id, &started_on, &work, rec)?;
+        self.attest(stage_name, stage, record, &started_on, &work, rec)?;
         // Inputs and outputs now live in the CAS; the copies are not needed.
         let _ = std::fs::remove_dir_all(&work);
         Ok(state)
     }
 
-    /// For a `build` plugin, add a runner-written in-toto/SLSA provenance
-    /// statement over its artifacts.
-    fn attest_build(
+    /// For every stage that published artifacts, add a runner-written
+    /// in-toto/SLSA provenance statement over them (signed when a key is
+    /// configured). Its `with` is the pipeline's template, never the
+    /// expanded config, and every string in it is redacted besides.
+    fn attest(
         &self,
-        stage: &str,
-        config: &serde_json::Value,
-        run_id: &str,
+        stage_name: &str,
+        stage: &pipeline::Stage,
+        record: &RunRecord,
         started_on: &str,
         work: &Path,
         rec: &mut StageRecord,
     ) -> Result<(), StageFailure> {
-        let Some((_, plugin)) = self.plugins.get(stage) else {
+        let Some((_, plugin)) = self.plugins.get(stage_name) else {
             return Ok(());
         };
-        if plugin.kind.as_deref() != Some("build") || rec.artifacts.is_empty() {
+        if rec.artifacts.is_empty() {
             return Ok(());
         }
-        if rec
-            .artifacts
+        let inputs: Vec<provenance::Input<'_>> = stage
+            .needs
             .iter()
-            .any(|a| a.name == provenance::PROVENANCE_NAME)
-        {
-            return Err(StageFailure::Failed(format!(
-                "the plugin wrote `{}`, a name reserved for the provenance the runner writes",
-                provenance::PROVENANCE_NAME
-            )));
-        }
-        let source = provenance::source_revision(&self.pipeline.workspace);
+            .filter_map(|need| record.stages.get(need).map(|r| (need, r)))
+            .flat_map(|(need, r)| {
+                r.artifacts.iter().map(move |a| provenance::Input {
+                    stage: need,
+                    artifact: a,
+                })
+            })
+            .collect();
         let facts = provenance::BuildFacts {
-            run_id,
+            run_id: &record.run_id,
             pipeline: &self.pipeline.name,
             pipeline_digest: &self.pipeline.digest,
-            stage,
-            config,
+            stage: stage_name,
+            with_template: &stage.with,
             plugin,
-            source: source.as_ref(),
+            source: self.source.as_deref(),
+            inputs: &inputs,
+            builder_id: &self.builder_id,
             started_on,
             finished_on: &crate::record::now(),
         };
-        let statement = provenance::statement(&facts, &rec.artifacts);
+        let statement = provenance::redacted(
+            provenance::statement(&facts, &rec.artifacts),
+            &self.redactor,
+        );
         let dir = work.join("provenance");
         let setup = |e: std::io::Error| StageFailure::Setup(format!("writing provenance: {e}"));
         std::fs::create_dir_all(&dir).map_err(setup)?;
         let bytes = serde_json::to_vec_pretty(&statement)
             .map_err(|e| StageFailure::Setup(format!("writing provenance: {e}")))?;
+        if self.redactor.redact(&bytes) != bytes {
+            // A secret whose JSON escaping differs from its raw bytes
+            // cannot be matched string by string; refuse rather than sign.
+            return Err(StageFailure::Setup(
+                "the provenance statement would contain the value of a secret; it was not written"
+                    .into(),
+            ));
+        }
         let mut declared = vec![(
             provenance::PROVENANCE_NAME.to_string(),
             provenance::PROVENANCE_MEDIA_TYPE.to_string(),
@@ -406,6 +425,13 @@ impl WasmExecutor {
             )
             .map_err(|e| StageFailure::Failed(format!("collecting artifacts: {e}")))?;
         for a in &artifacts {
+            if provenance::is_reserved(&a.name) {
+                return Err(StageFailure::Failed(format!(
+                    "the plugin wrote `{}` at the top of /artifacts/out; names starting with `{}` there are reserved for the provenance the runner writes (move it into a subdirectory or rename it)",
+                    crate::report::escape_controls(&self.redactor.redact_str(&a.name)),
+                    provenance::RESERVED_PREFIX
+                )));
+            }
             if a.name.chars().any(char::is_control) {
                 return Err(StageFailure::Failed(format!(
                     "the plugin wrote an artifact whose name has a control character ({}); artifact names are shown on terminals and must be printable",

@@ -277,7 +277,18 @@ impl Project {
             .env_remove("SLUICE_LOG")
             .env_remove("SLUICE_ALLOW_UNSIGNED")
             .env_remove("SLUICE_PROVENANCE_KEY")
-            .env_remove("SLUICE_KEY_PASSWORD");
+            .env_remove("SLUICE_KEY_PASSWORD")
+            // The machine's own operator policy and runner settings must not
+            // change what a test sees; tests that need them set them.
+            .env_remove("SLUICE_POLICY")
+            .env(
+                "SLUICE_OPERATOR_POLICY_DIR",
+                self.root().join("no-operator-policy"),
+            )
+            .env_remove("SLUICE_BUILDER_ID")
+            .env_remove("SLUICE_REQUIRE_CLEAN")
+            .env_remove("SLUICE_KILL_GRACE")
+            .env_remove("SLUICE_CONTAINMENT");
         if self.allow_unsigned {
             cmd.env("SLUICE_ALLOW_UNSIGNED", "1");
         }

@@ -182,6 +182,7 @@ mod tests {
             updated_at: crate::record::now(),
             unsigned_plugins_allowed: false,
             policy: None,
+            operator_policy: None,
             warnings: Vec::new(),
             journal_seq: 0,
             stages: [("build".to_owned(), stage)].into_iter().collect(),

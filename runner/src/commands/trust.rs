@@ -4,10 +4,13 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::admission::{component_imports, read_bundle, read_plugin, validate_component};
+use crate::admission::{
+    self, canonical_reference, read_bundle, read_plugin, read_plugin_file, requested,
+    validate_component,
+};
 use crate::exit;
 use crate::fsutil::{read_input_file, MAX_KEY_BYTES, MAX_PROVENANCE_BUNDLE_BYTES};
-use crate::trust::{self, PluginInput, Policy, RequestedGrants, VerifyOptions};
+use crate::trust::{self, Policies, Policy, RequestedGrants, VerifyOptions};
 
 /// A failed command: what to print and the exit code.
 #[derive(Debug)]
@@ -124,93 +127,331 @@ pub fn plugin_sign(file: &Path, key: &Path) -> Result<String, Failure> {
     ))
 }
 
-/// `sluice plugin verify FILE [--policy P | --key PUB]`.
-pub fn plugin_verify(
+/// `sluice plugin attest FILE --key NAME.key --predicate-type T --predicate P`.
+///
+/// Adds the signed attestation to `FILE.intoto.sigstore.json`, replacing an
+/// earlier one of the same predicate type by the same key; the file holds
+/// one bundle, or a JSON list when there are several.
+pub fn plugin_attest(
     file: &Path,
-    policy: Option<&Path>,
-    key: Option<&Path>,
+    key: &Path,
+    predicate_type: &str,
+    predicate: &Path,
 ) -> Result<String, Failure> {
-    let (bytes, digest) = read_plugin(file).map_err(invalid)?;
-    let imports = validate_component(&bytes)
-        .and_then(|()| component_imports(&bytes))
-        .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
-    let bundle_file = trust::bundle_path(file);
-    let bundle = read_bundle(&bundle_file).map_err(invalid)?;
-    let mut out = format!("plugin {}\n  digest: {digest}\n", file.display());
-    match (policy, key) {
-        (Some(policy), _) => {
-            let policy = Policy::load(policy).map_err(|e| invalid(e.to_string()))?;
-            let reference = file.to_string_lossy().trim_start_matches("./").to_string();
-            let decision = policy.evaluate(&PluginInput {
-                reference,
-                digest: digest.clone(),
-                bytes: &bytes,
-                bundle,
-                imports,
-                grants: RequestedGrants::default(),
-            });
-            if let Some(signer) = &decision.signer {
-                out.push_str(&format!("  signed by: {signer}\n"));
-            } else {
-                out.push_str("  signed by: (no verified signature)\n");
-            }
-            out.push_str(&format!(
-                "  policy: {} ({:?} mode)\n  matching rules: {}\n",
-                policy.file().display(),
-                policy.mode(),
-                if decision.matched_rules.is_empty() {
-                    "none".to_string()
-                } else {
-                    decision.matched_rules.join(", ")
-                }
-            ));
-            for w in &decision.warnings {
-                out.push_str(&format!("  warning: {w}\n"));
-            }
-            if decision.admitted {
-                out.push_str("  result: ADMITTED\n");
-                Ok(out)
-            } else {
-                for r in &decision.refusals {
-                    out.push_str(&format!("  refused: {}\n", r.reason));
-                }
-                out.push_str("  result: REFUSED\n");
-                Err(refused(out))
-            }
-        }
-        (None, Some(key)) => {
-            let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)
-                .map_err(|e| invalid(e.to_string()))?;
-            let Some(bundle) = bundle else {
-                return Err(refused(format!(
-                    "{}: unsigned: no bundle at {}; sign it with `sluice plugin sign`",
-                    file.display(),
-                    bundle_file.display()
-                )));
-            };
-            let opts = VerifyOptions {
-                keys: vec![public],
-                trusted_root: None,
-            };
-            match trust::verify_blob(&bytes, &bundle, &opts) {
-                Ok(v) => {
-                    out.push_str(&format!("  signed by: {}\n  result: VERIFIED\n", v.signer));
-                    Ok(out)
-                }
-                Err(e) => Err(refused(format!("{}: {e}", file.display()))),
-            }
-        }
-        (None, None) => Err(invalid("give --policy P or --key PUB to verify against")),
+    if predicate_type.trim().is_empty() {
+        return Err(invalid(
+            "--predicate-type is empty; give a URI such as https://slsa.dev/provenance/v1",
+        ));
     }
+    let (bytes, digest) = read_plugin(file).map_err(invalid)?;
+    validate_component(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    let predicate_json: serde_json::Value = serde_json::from_str(&read_text(
+        predicate,
+        "predicate",
+        MAX_PROVENANCE_BUNDLE_BYTES,
+    )?)
+    .map_err(|e| {
+        invalid(format!(
+            "predicate `{}` is not JSON: {e}",
+            predicate.display()
+        ))
+    })?;
+    let pem = read_text(key, "private key", MAX_KEY_BYTES)?;
+    let password = password(false)?;
+    let private =
+        trust::load_private(&pem, password.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{
+            "name": name,
+            "digest": { "sha256": digest.trim_start_matches("sha256:") }
+        }],
+        "predicateType": predicate_type,
+        "predicate": predicate_json,
+    });
+    let bundle = trust::sign_statement(statement.to_string().as_bytes(), &private)
+        .map_err(|e| invalid(e.to_string()))?;
+    let new: serde_json::Value =
+        serde_json::from_str(&bundle).map_err(|e| invalid(e.to_string()))?;
+
+    let out = trust::policy_rules::attestation_path(file);
+    let hint = private.public_key().hint();
+    let mut list: Vec<serde_json::Value> = match read_bundle(&out).map_err(invalid)? {
+        None => Vec::new(),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(one) => vec![one],
+            Err(e) => {
+                return Err(invalid(format!(
+                    "{} is not JSON ({e}); remove it or fix it before adding an attestation",
+                    out.display()
+                )))
+            }
+        },
+    };
+    // Drop an earlier attestation of this type by this key.
+    list.retain(|b| {
+        let same_key = b["verificationMaterial"]["publicKey"]["hint"].as_str() == Some(&hint);
+        let same_type = trust::bundle::parse_bundle(&b.to_string())
+            .ok()
+            .and_then(|parsed| match parsed.content {
+                sigstore_verify::types::SignatureContent::DsseEnvelope(envelope) => {
+                    serde_json::from_slice::<serde_json::Value>(envelope.payload.as_bytes()).ok()
+                }
+                _ => None,
+            })
+            .is_some_and(|s| s["predicateType"] == predicate_type);
+        !(same_key && same_type)
+    });
+    list.push(new);
+    let mut text = if list.len() == 1 {
+        serde_json::to_string_pretty(&list[0])
+    } else {
+        serde_json::to_string_pretty(&list)
+    }
+    .map_err(|e| invalid(e.to_string()))?;
+    text.push('\n');
+    crate::fsutil::write_atomic(&out, text.as_bytes())
+        .map_err(|e| invalid(format!("{}: {e}", out.display())))?;
+    Ok(format!(
+        "attested {} ({digest}): predicate type {predicate_type}, signed with key sha256:{}\nwrote {} ({} attestation{})\n",
+        file.display(),
+        private.public_key().fingerprint(),
+        out.display(),
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    ))
 }
 
-/// `sluice policy check P`.
-pub fn policy_check(path: &Path) -> Result<String, Failure> {
-    let policy = Policy::load(path).map_err(|e| Failure {
+/// What `plugin verify` checks a plugin against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyWith<'a> {
+    /// `--policy P`: the pipeline-level policy (default: the `policy:` of
+    /// `--pipeline`).
+    pub policy: Option<&'a Path>,
+    /// `--key PUB`: only check the signature against this key.
+    pub key: Option<&'a Path>,
+    /// `--operator-policy` (else `SLUICE_POLICY`, else the system file).
+    pub operator_policy: Option<&'a Path>,
+    /// `--pipeline P`: evaluate as `run` would for this pipeline.
+    pub pipeline: Option<&'a Path>,
+    /// `--stage S`: the stage whose grants are checked.
+    pub stage: Option<&'a str>,
+}
+
+/// `sluice plugin verify FILE [--policy P] [--pipeline PIPE [--stage S]] | --key PUB`.
+///
+/// Evaluates exactly as `run` does ([`admission::evaluate`]): the operator
+/// policy and the pipeline's, the canonical reference (relative to the
+/// pipeline's directory with `--pipeline`, else to the policy file's), the
+/// digest and signature before any parse of the component, then the
+/// imports and (with `--pipeline`) the stage's grants. Only an admitted
+/// plugin is then fully validated.
+pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failure> {
+    if let Some(key) = with.key {
+        return verify_with_key(file, key);
+    }
+    let pipeline = with
+        .pipeline
+        .map(crate::pipeline::load)
+        .transpose()
+        .map_err(|e| Failure {
+            code: exit::INVALID,
+            message: e.to_string(),
+        })?;
+    let policy_path = with
+        .policy
+        .map(Path::to_path_buf)
+        .or_else(|| pipeline.as_ref().and_then(|p| p.policy.clone()));
+    let load_error = |e: trust::PolicyError| Failure {
         code: exit::INVALID,
         message: e.to_string(),
-    })?;
-    Ok(format!("{}: valid\n{}", path.display(), policy.explain()))
+    };
+    let policy = policy_path
+        .as_deref()
+        .map(Policy::load)
+        .transpose()
+        .map_err(load_error)?;
+    let operator = trust::operator::load_operator(with.operator_policy).map_err(load_error)?;
+    let policies = Policies::new(operator, policy);
+    if policies.is_empty() {
+        return Err(invalid(format!(
+            "give --policy P, --pipeline P (with a `policy:`) or --key PUB to verify against \
+             (there is no operator policy: looked for {})",
+            trust::operator::lookup_order()
+        )));
+    }
+    // The directory references are relative to: the pipeline's, as in
+    // `run`; else the policy file's.
+    let base = match (&pipeline, policies.pipeline().or(policies.operator())) {
+        (Some(p), _) => p.dir.clone(),
+        (None, Some(policy)) => policy
+            .file()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        (None, None) => PathBuf::from("."),
+    };
+    let (real, reference) = canonical_reference(&base, file).map_err(invalid)?;
+    let plugin = read_plugin_file(&real, reference.clone()).map_err(invalid)?;
+
+    let mut checks: Vec<(Option<String>, RequestedGrants)> = Vec::new();
+    if let Some(p) = &pipeline {
+        let uses_file = |stage: &crate::pipeline::Stage| match &stage.uses {
+            crate::pipeline::PluginRef::Path(path) => {
+                std::fs::canonicalize(path).is_ok_and(|r| r == real)
+            }
+            crate::pipeline::PluginRef::Oci(_) => false,
+        };
+        match with.stage {
+            Some(name) => {
+                let stage = p.stages.get(name).ok_or_else(|| {
+                    invalid(format!(
+                        "{} has no stage `{name}`; stages: {}",
+                        p.path.display(),
+                        p.stages.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                if !uses_file(stage) {
+                    return Err(invalid(format!(
+                        "stage `{name}` of {} does not use {} (it uses {})",
+                        p.path.display(),
+                        file.display(),
+                        stage.uses
+                    )));
+                }
+                checks.push((Some(name.to_owned()), requested(stage)));
+            }
+            None => {
+                for (name, stage) in &p.stages {
+                    if uses_file(stage) {
+                        checks.push((Some(name.clone()), requested(stage)));
+                    }
+                }
+                if checks.is_empty() {
+                    return Err(invalid(format!(
+                        "no stage of {} uses {}; give the pipeline that runs it, or --stage",
+                        p.path.display(),
+                        file.display()
+                    )));
+                }
+            }
+        }
+    } else {
+        checks.push((None, RequestedGrants::default()));
+    }
+
+    let mut out = format!(
+        "plugin {}\n  reference: {reference} (relative to {})\n  digest: {}\n",
+        file.display(),
+        if pipeline.is_some() {
+            "the pipeline's directory"
+        } else {
+            "the policy file's directory"
+        },
+        plugin.digest
+    );
+    if let Some(op) = policies.operator() {
+        out.push_str(&format!(
+            "  operator policy: {} ({:?} mode)\n",
+            op.file().display(),
+            op.mode()
+        ));
+    }
+    if let Some(p) = policies.pipeline() {
+        out.push_str(&format!(
+            "  policy: {} ({:?} mode)\n",
+            p.file().display(),
+            p.mode()
+        ));
+    }
+    if pipeline.is_none() {
+        out.push_str("  grants: not checked (give --pipeline to check a stage's grants)\n");
+    }
+    let mut all_admitted = true;
+    let mut signer_shown = false;
+    for (stage, grants) in checks {
+        let decision = admission::evaluate(&policies, &plugin, grants)
+            .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+        if !signer_shown {
+            signer_shown = true;
+            match &decision.signer {
+                Some(signer) => out.push_str(&format!("  signed by: {signer}\n")),
+                None => out.push_str("  signed by: (no verified signature)\n"),
+            }
+        }
+        if let Some(stage) = &stage {
+            out.push_str(&format!("  stage `{stage}` (its grants checked):\n"));
+        }
+        out.push_str(&format!(
+            "  matching rules: {}\n",
+            if decision.matched_rules.is_empty() {
+                "none".to_string()
+            } else {
+                decision.matched_rules.join(", ")
+            }
+        ));
+        for w in &decision.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
+        for r in &decision.refusals {
+            out.push_str(&format!("  refused: {}\n", r.reason));
+        }
+        all_admitted &= decision.admitted;
+    }
+    if !all_admitted {
+        out.push_str("  result: REFUSED\n");
+        return Err(refused(out));
+    }
+    // Admitted: only now is every function body of it validated.
+    validate_component(&plugin.bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    out.push_str("  result: ADMITTED\n");
+    Ok(out)
+}
+
+/// `plugin verify FILE --key PUB`: the signature first, then the component.
+fn verify_with_key(file: &Path, key: &Path) -> Result<String, Failure> {
+    let (bytes, digest) = read_plugin(file).map_err(invalid)?;
+    let bundle_file = trust::bundle_path(file);
+    let bundle = read_bundle(&bundle_file).map_err(invalid)?;
+    let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)
+        .map_err(|e| invalid(e.to_string()))?;
+    let Some(bundle) = bundle else {
+        return Err(refused(format!(
+            "{}: unsigned: no bundle at {}; sign it with `sluice plugin sign`",
+            file.display(),
+            bundle_file.display()
+        )));
+    };
+    let opts = VerifyOptions {
+        keys: vec![public],
+        trusted_root: None,
+    };
+    let verified = trust::verify_blob(&bytes, &bundle, &opts)
+        .map_err(|e| refused(format!("{}: {e}", file.display())))?;
+    validate_component(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    Ok(format!(
+        "plugin {}\n  digest: {digest}\n  signed by: {}\n  result: VERIFIED\n",
+        file.display(),
+        verified.signer
+    ))
+}
+
+/// `sluice policy check P`: P checked, and the policy in effect explained:
+/// the operator policy (if any) plus P, with each rule's origin.
+pub fn policy_check(path: &Path, operator_policy: Option<&Path>) -> Result<String, Failure> {
+    let load_error = |e: trust::PolicyError| Failure {
+        code: exit::INVALID,
+        message: e.to_string(),
+    };
+    let policy = Policy::load(path).map_err(load_error)?;
+    let operator = trust::operator::load_operator(operator_policy).map_err(load_error)?;
+    let policies = Policies::new(operator, Some(policy));
+    Ok(format!("{}: valid\n{}", path.display(), policies.explain()))
 }
 
 /// `sluice verify-artifact FILE --provenance BUNDLE --key PUB`.

@@ -659,8 +659,12 @@ impl ProcSet {
         }
         let me = own_pid();
         let spawned = lock(&SPAWNED).clone();
-        for p in scan_proc() {
-            if p.ppid == me && p.zombie && !spawned.contains(&p.pid) {
+        let procs = scan_proc();
+        // Children in the runner's own process group were started by the
+        // runner itself, not adopted: whoever started them waits for them.
+        let my_group = procs.iter().find(|p| p.pid == me).map(|p| p.pgrp);
+        for p in procs {
+            if p.ppid == me && p.zombie && !spawned.contains(&p.pid) && Some(p.pgrp) != my_group {
                 reap(p.pid);
             }
         }
@@ -979,11 +983,20 @@ fn members_in(
     for p in procs {
         children.entry(p.ppid).or_default().push(p);
     }
+    // The runner's own process group: every program of a set leads a group
+    // of its own and its orphans keep that group (or `setsid` into a new
+    // one), so a child of the runner still in the runner's group was
+    // started by the runner itself for something else (a test harness's
+    // own `Command`, say), never by a stage: it is no orphan of any set.
+    let my_group = procs.iter().find(|p| p.pid == me).map(|p| p.pgrp);
     // The pid itself decides first: a program's pid may be the number of
     // an old, emptied process group of another set.
     let owned = |p: &ProcInfo| {
         if let Some(owner) = owners.get(&p.pid) {
             return *owner == set;
+        }
+        if Some(p.pgrp) == my_group {
+            return false;
         }
         if leaders.contains(&p.pgrp) {
             return true;

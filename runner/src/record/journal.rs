@@ -431,6 +431,7 @@ mod tests {
             updated_at: "t".into(),
             unsigned_plugins_allowed: false,
             policy: None,
+            operator_policy: None,
             warnings: vec![],
             journal_seq: 0,
             stages,

@@ -289,6 +289,10 @@ pub struct RunRecord {
     /// The trust policy the run was admitted under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
+    /// The operator policy the run was admitted under (the floor `policy`
+    /// could only add to; see [`crate::trust::operator`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_policy: Option<PathBuf>,
     /// Warnings about the run as a whole (trust policy in warn mode,
     /// unverified plugins).
     #[serde(default)]
@@ -316,6 +320,7 @@ impl RunRecord {
             updated_at: self.updated_at.clone(),
             unsigned_plugins_allowed: self.unsigned_plugins_allowed,
             policy: self.policy.clone(),
+            operator_policy: self.operator_policy.clone(),
             warnings: Vec::new(),
             journal_seq: self.journal_seq,
             stages: stages
@@ -554,6 +559,7 @@ mod tests {
             updated_at: now(),
             unsigned_plugins_allowed: false,
             policy: None,
+            operator_policy: None,
             warnings: Vec::new(),
             journal_seq: 0,
             stages,

@@ -137,6 +137,12 @@ impl TrustedRoot {
         .join(", ")
     }
 
+    /// The parsed root, for checks outside this module (the policy's
+    /// required time evidence).
+    pub(crate) fn sigstore(&self) -> &sigstore_verify::trust_root::TrustedRoot {
+        &self.inner
+    }
+
     fn verifier(&self) -> Result<Verifier, TrustError> {
         Verifier::new(&self.inner).map_err(|e| TrustError::InvalidTrustedRoot {
             detail: e.to_string(),
@@ -208,9 +214,10 @@ pub struct Verified {
     pub digest: String,
     /// Who signed it.
     pub signer: Signer,
-    /// Whether transparency-log evidence was verified (always for keyless
-    /// bundles; for key-based bundles only when they carry it and a trusted
-    /// root was given).
+    /// Whether transparency-log evidence was verified (for keyless bundles
+    /// always, unless their only time evidence is RFC 3161 timestamps; for
+    /// key-based bundles only when they carry it and a trusted root was
+    /// given).
     pub tlog_verified: bool,
 }
 
@@ -301,11 +308,11 @@ pub fn verify_blob(
         }
         VerificationMaterialContent::Certificate(_)
         | VerificationMaterialContent::X509CertificateChain { .. } => {
-            let signer = verify_keyless(bytes, &bundle, options)?;
+            let (signer, tlog_verified) = verify_keyless(bytes, &bundle, options)?;
             Ok(Verified {
                 digest: actual,
                 signer,
-                tlog_verified: true,
+                tlog_verified,
             })
         }
         _ => Err(TrustError::MalformedBundle {
@@ -398,23 +405,50 @@ fn verify_key_evidence(
 }
 
 /// Verifies a keyless bundle against the trusted root and returns the
-/// certificate's identity.
+/// certificate's identity and whether a transparency-log entry was verified.
+///
+/// A bundle whose only time evidence is RFC 3161 timestamps (no Rekor entry,
+/// as the bundle spec and sigstore-js allow) is verified with
+/// `skip_tlog_unsafe`: sigstore-verify's default policy demands an inclusion
+/// proof and refuses such a bundle before looking at it. What still holds
+/// then: each timestamp must verify against a TSA of the trusted root (and
+/// that TSA's validity window), the certificate must chain to a Fulcio CA and
+/// be within its own validity at every verified time, the SCT must verify,
+/// and so must the signature. When the bundle has log entries, they are
+/// always verified in full.
 fn verify_keyless(
     bytes: &[u8],
     bundle: &Bundle,
     options: &VerifyOptions,
-) -> Result<Signer, TrustError> {
+) -> Result<(Signer, bool), TrustError> {
     let Some(root) = &options.trusted_root else {
         let (subject, issuer) = keyless_claims(bundle);
         return Err(TrustError::KeylessNotTrusted { subject, issuer });
     };
+    let material = &bundle.verification_material;
+    let timestamps_only = material.tlog_entries.is_empty()
+        && !material
+            .timestamp_verification_data
+            .rfc3161_timestamps
+            .is_empty();
+    let policy = if timestamps_only {
+        VerificationPolicy::any_identity().skip_tlog_unsafe()
+    } else {
+        VerificationPolicy::any_identity()
+    };
     let result = root
         .verifier()?
-        .verify(bytes, bundle, &VerificationPolicy::any_identity())
+        .verify(bytes, bundle, &policy)
         .map_err(map_verify_error)?;
-    if !result.certificate_verified() || !result.sct_verified() || !result.tlog_verified() {
+    let time_verified = if timestamps_only {
+        !result.verified_timestamps().is_empty()
+    } else {
+        result.tlog_verified()
+    };
+    if !result.certificate_verified() || !result.sct_verified() || !time_verified {
         return Err(TrustError::UntrustedCertificate {
-            detail: "sigstore-verify did not check the certificate chain, SCT and log entry"
+            detail: "sigstore-verify did not check the certificate chain, SCT and the log \
+                     entry or timestamp"
                 .to_owned(),
         });
     }
@@ -428,10 +462,11 @@ fn verify_keyless(
         .ok_or_else(|| TrustError::UntrustedCertificate {
             detail: "the certificate has no email or URI Subject Alternative Name".to_owned(),
         })?;
-    Ok(Signer::Keyless {
+    let signer = Signer::Keyless {
         issuer: issuer.to_owned(),
         subject: subject.as_str().to_owned(),
-    })
+    };
+    Ok((signer, !timestamps_only))
 }
 
 /// The SAN and issuer a keyless bundle's certificate claims, unverified,

@@ -11,6 +11,8 @@
 //! - [`policy`]: the policy file security teams write: which plugins must be
 //!   signed by whom, digest pins, allowed imports and grant caps;
 //!   [`Policy::evaluate`] decides whether a plugin may run.
+//! - [`operator`]: the operator policy, the floor a pipeline's own policy
+//!   can only add to ([`Policies`]).
 //! - [`provenance`]: in-toto statements signed as DSSE envelopes in Sigstore
 //!   bundles, and [`verify_artifact`].
 //! - [`error`]: [`TrustError`], for keys, signatures and bundles (policy
@@ -19,8 +21,10 @@
 pub mod bundle;
 pub mod error;
 pub mod keys;
+pub mod operator;
 pub mod policy;
 mod policy_file;
+pub mod policy_rules;
 pub mod provenance;
 
 #[cfg(test)]
@@ -34,6 +38,7 @@ pub use crate::trust::error::TrustError;
 pub use crate::trust::keys::{
     fingerprint, generate, load_private, load_public, KeyPair, PrivateKey, PublicKey,
 };
+pub use crate::trust::operator::{OperatorSource, Policies};
 pub use crate::trust::policy::{
     Decision, Mode, NoMatch, PluginInput, Policy, PolicyError, Refusal, RequestedGrants,
 };

@@ -21,10 +21,11 @@
 //!
 //! Semantics ([`Policy::evaluate`]):
 //!
-//! - `match` globs are matched against the plugin reference as the pipeline
-//!   writes it (a path relative to the pipeline directory, a leading `./`
-//!   removed, or an OCI reference); `*` stays within a path segment and `**`
-//!   crosses segments.
+//! - `match` globs are matched against the plugin's canonical reference:
+//!   its real path (`..` and symbolic links resolved) relative to the
+//!   pipeline's resolved directory (see [`crate::admission`]), or an OCI
+//!   reference; `*` stays within a path segment and `**` crosses segments.
+//!   With an operator policy, see [`crate::trust::operator`].
 //! - Every rule that matches must pass. A rule checks, in this order and
 //!   stopping at its first failure: the digest pin, the bundle
 //!   (`FILE.sigstore.json`) against the rule's authorities, the signer's
@@ -44,6 +45,36 @@
 //! - No matching rule: `no-match: deny` refuses, `warn` admits with a
 //!   warning, `allow` admits.
 //! - `mode: warn` admits everything and turns each refusal into a warning.
+//!
+//! Further rule features (see [`crate::trust::policy_rules`]):
+//!
+//! ```yaml
+//!   - name: no-legacy
+//!     match: "plugins/legacy/**"
+//!     static: fail                   # or `pass`: no other check; refuses
+//!     message: "legacy plugins are retired"   # everything it matches
+//!   - name: release
+//!     match: "plugins/*.wasm"
+//!     mode: warn                     # this rule's failures are warnings
+//!     threshold: 2                   # at least 2 distinct authorities
+//!     authorities:
+//!       - key: keys/a.pub
+//!         require: [timestamp, tlog] # verified against `trusted-root`
+//!       - key: keys/b.pub
+//!       - keyless: { issuer-regexp: "^https://ci\\.acme\\.dev/.*$", subject: ci@acme.dev }
+//!     attestations:                  # from FILE.intoto.sigstore.json
+//!       - predicate-type: https://slsa.dev/provenance/v1
+//!         authorities: [{ key: keys/builder.pub }]   # default: the rule's keys
+//!         conditions: { builder-id: "https://ci.acme.dev/*", source-repository: "git+https://github.com/acme/*" }
+//! ```
+//!
+//! - `FILE.sigstore.json` may hold one bundle or a JSON list of bundles;
+//!   `threshold: N` needs N authorities each met by a different signature.
+//! - `require` on a key authority fails closed: the bundle must carry that
+//!   evidence and it must verify against the policy's trusted root.
+//! - An attestation condition passes when one attestation about this exact
+//!   plugin (subject digest), signed by one of its keys, has the predicate
+//!   type and every field condition matches (`*` matches anything).
 
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -53,6 +84,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::trust::bundle::{bundle_path, verify_blob, Signer, TrustedRoot, VerifyOptions};
 use crate::trust::keys::PublicKey;
+use crate::trust::policy_rules::{
+    check_evidence, distinct_authorities, split_bundles, AttestationCondition, Evidence,
+    IssuerMatch, StaticAction,
+};
 use crate::trust::TrustError;
 
 pub use crate::trust::policy_file::PolicyError;
@@ -106,6 +141,14 @@ pub(crate) struct Rule {
     pub(crate) digest: Option<String>,
     pub(crate) allowed_imports: Option<Patterns>,
     pub(crate) max_grants: Option<MaxGrants>,
+    /// The rule's own `mode` (`None`: only the policy's applies).
+    pub(crate) mode: Option<Mode>,
+    /// `static: pass | fail`, and the `message` of a failing one.
+    pub(crate) static_action: Option<(StaticAction, Option<String>)>,
+    /// How many distinct authorities must pass (1 unless `threshold`).
+    pub(crate) threshold: usize,
+    /// Attestations the plugin must carry.
+    pub(crate) attestations: Vec<AttestationCondition>,
 }
 
 /// Globs as written, and compiled.
@@ -131,9 +174,11 @@ pub(crate) enum Authority {
         /// The path as written in the policy, or "inline PEM".
         written: String,
         key: PublicKey,
+        /// Time evidence the bundle must carry, verified.
+        require: Vec<Evidence>,
     },
     Keyless {
-        issuer: String,
+        issuer: IssuerMatch,
         subject: SubjectMatch,
     },
 }
@@ -218,8 +263,12 @@ pub struct PluginInput<'a> {
     pub digest: String,
     /// The plugin's bytes.
     pub bytes: &'a [u8],
-    /// Contents of `FILE.sigstore.json`, if present.
+    /// Contents of `FILE.sigstore.json`, if present: one bundle or a JSON
+    /// list of bundles.
     pub bundle: Option<String>,
+    /// Contents of `FILE.intoto.sigstore.json`, if present: one DSSE
+    /// attestation bundle or a JSON list of them.
+    pub attestations: Option<String>,
     /// The component's imports (interface names, with or without version).
     pub imports: Vec<String>,
     /// What the pipeline grants it.
@@ -350,6 +399,17 @@ impl Policy {
             if decision.signer.is_none() {
                 decision.signer = outcome.signer;
             }
+            if rule.mode == Some(Mode::Warn) {
+                decision
+                    .warnings
+                    .extend(outcome.refusals.into_iter().map(|reason| {
+                        format!(
+                            "{reason} (not enforced: rule `{}` is in `mode: warn`)",
+                            rule.name
+                        )
+                    }));
+                continue;
+            }
             refusals.extend(outcome.refusals.into_iter().map(|reason| Refusal {
                 rule: Some(rule.name.clone()),
                 reason,
@@ -376,6 +436,29 @@ impl Policy {
             refusals: reasons,
             signer,
         };
+
+        // 0. Static rules decide alone.
+        match &rule.static_action {
+            Some((StaticAction::Pass, _)) => {
+                return RuleOutcome {
+                    refusals: Vec::new(),
+                    signer: None,
+                }
+            }
+            Some((StaticAction::Fail, message)) => {
+                return fail(
+                    vec![format!(
+                        "{prefix} refuses every plugin it matches (static: fail){}",
+                        message
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    )],
+                    None,
+                )
+            }
+            None => {}
+        }
 
         // 1. Digest pin.
         if let Some(pin) = &rule.digest {
@@ -404,28 +487,44 @@ impl Policy {
                     None,
                 );
             };
-            let options = VerifyOptions {
-                keys: authorities
-                    .iter()
-                    .filter_map(|a| match a {
-                        Authority::Key { key, .. } => Some(key.clone()),
-                        Authority::Keyless { .. } => None,
-                    })
-                    .collect(),
-                trusted_root: authorities
-                    .iter()
-                    .any(|a| matches!(a, Authority::Keyless { .. }))
-                    .then(|| self.trusted_root.as_ref().map(|r| r.root.clone()))
-                    .flatten(),
-            };
-            let verified = match verify_blob(input.bytes, bundle, &options) {
-                Ok(verified) => verified,
-                Err(err) => return fail(vec![format!("{prefix}: {err}")], None),
-            };
-            if let Err(reason) = check_identity(&verified.signer, authorities) {
-                return fail(vec![format!("{prefix}: {reason}")], Some(verified.signer));
+            match self.check_signatures(rule, authorities, input.bytes, bundle) {
+                Ok(verified) => signer = verified,
+                Err((reason, verified)) => {
+                    return fail(vec![format!("{prefix}: {reason}")], verified)
+                }
             }
-            signer = Some(verified.signer);
+        }
+
+        // 3b. Attestations.
+        if !rule.attestations.is_empty() {
+            let file = crate::trust::policy_rules::attestation_path(Path::new(plugin));
+            let Some(attestations) = &input.attestations else {
+                return fail(
+                    vec![format!(
+                        "{prefix}: the rule requires attestations, but there is none at {}; \
+                         write one with `sluice plugin attest`",
+                        file.display()
+                    )],
+                    signer,
+                );
+            };
+            let list = match split_bundles(attestations) {
+                Ok(list) => list,
+                Err(e) => return fail(vec![format!("{prefix}: {}: {e}", file.display())], signer),
+            };
+            for condition in &rule.attestations {
+                if let Err(why) = condition.check(input.bytes, &list) {
+                    return fail(
+                        vec![format!(
+                            "{prefix}: no attestation in {} satisfies the condition on \
+                             predicate type `{}`: {why}",
+                            file.display(),
+                            condition.predicate_type
+                        )],
+                        signer,
+                    );
+                }
+            }
         }
 
         // 4. Allowed imports.
@@ -475,6 +574,106 @@ impl Policy {
             refusals: Vec::new(),
             signer,
         }
+    }
+
+    /// Verifies every bundle of `FILE.sigstore.json` against the rule's
+    /// authorities: at least `threshold` distinct authorities must be met,
+    /// each by a different signature (and with the time evidence it
+    /// requires). Returns the signer to report, or why the rule fails.
+    fn check_signatures(
+        &self,
+        rule: &Rule,
+        authorities: &[Authority],
+        bytes: &[u8],
+        bundle_json: &str,
+    ) -> Result<Option<Signer>, (String, Option<Signer>)> {
+        let bundles = split_bundles(bundle_json)
+            .map_err(|detail| (TrustError::MalformedBundle { detail }.to_string(), None))?;
+        let root = self.trusted_root.as_ref().map(|r| &r.root);
+        let options = VerifyOptions {
+            keys: authorities
+                .iter()
+                .filter_map(|a| match a {
+                    Authority::Key { key, .. } => Some(key.clone()),
+                    Authority::Keyless { .. } => None,
+                })
+                .collect(),
+            trusted_root: authorities
+                .iter()
+                .any(|a| matches!(a, Authority::Keyless { .. }))
+                .then(|| root.cloned())
+                .flatten(),
+        };
+        let mut passed: Option<Signer> = None;
+        let mut seen: Option<Signer> = None;
+        let mut candidates = Vec::new();
+        let mut problems = Vec::new();
+        for (n, bundle) in bundles.iter().enumerate() {
+            let label = if bundles.len() == 1 {
+                String::new()
+            } else {
+                format!("signature #{}: ", n + 1)
+            };
+            let verified = match verify_blob(bytes, bundle, &options) {
+                Ok(verified) => verified,
+                Err(err) => {
+                    problems.push(format!("{label}{err}"));
+                    continue;
+                }
+            };
+            let matching = matching_authorities(&verified.signer, authorities);
+            if matching.is_empty() {
+                if let Err(reason) = check_identity(&verified.signer, authorities) {
+                    problems.push(format!("{label}{reason}"));
+                }
+                seen.get_or_insert(verified.signer);
+                continue;
+            }
+            let mut met = Vec::new();
+            for i in matching {
+                if let Authority::Key { key, require, .. } = &authorities[i] {
+                    if let Err(why) = check_evidence(bytes, bundle, key, root, require) {
+                        problems.push(format!(
+                            "{label}signed by key sha256:{}, but {why}",
+                            key.fingerprint()
+                        ));
+                        continue;
+                    }
+                }
+                met.push(i);
+            }
+            if met.is_empty() {
+                seen.get_or_insert(verified.signer);
+            } else {
+                passed.get_or_insert(verified.signer);
+            }
+            candidates.push(met);
+        }
+        let met = distinct_authorities(&candidates);
+        if met >= rule.threshold {
+            return Ok(passed);
+        }
+        let shown = passed.or(seen);
+        if rule.threshold == 1 {
+            return Err((problems.join("; "), shown));
+        }
+        Err((
+            format!(
+                "the rule requires signatures by {} distinct authorities (threshold: {}), \
+                 but {} {} met{}; add a bundle signed by another authority to the JSON list \
+                 in the bundle file",
+                rule.threshold,
+                rule.threshold,
+                met,
+                if met == 1 { "was" } else { "were" },
+                if problems.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", problems.join("; "))
+                }
+            ),
+            shown,
+        ))
     }
 
     /// The policy in plain words, for `sluice policy check`.
@@ -548,6 +747,35 @@ fn explain_rule(out: &mut String, rule: &Rule) {
         rule.name,
         globs.join(" or ")
     );
+    if rule.mode == Some(Mode::Warn) {
+        let _ = writeln!(
+            out,
+            "  - rule mode warn: when this rule fails, the plugin still runs and the failure \
+             is recorded as a warning;"
+        );
+    }
+    match &rule.static_action {
+        Some((StaticAction::Fail, message)) => {
+            let _ = writeln!(
+                out,
+                "  - it is always refused (static: fail){};",
+                message
+                    .as_deref()
+                    .map(|m| format!(", with the message \"{m}\""))
+                    .unwrap_or_default()
+            );
+            return;
+        }
+        Some((StaticAction::Pass, _)) => {
+            let _ = writeln!(
+                out,
+                "  - it always passes this rule (static: pass): nothing is checked, not even a \
+                 signature (other matching rules still apply)."
+            );
+            return;
+        }
+        None => {}
+    }
     if let Some(pin) = &rule.digest {
         let _ = writeln!(out, "  - its digest must be sha256:{pin};");
     }
@@ -559,17 +787,50 @@ fn explain_rule(out: &mut String, rule: &Rule) {
             );
         }
         Some(authorities) => {
-            let _ = writeln!(out, "  - it must be signed by any one of:");
+            if rule.threshold > 1 {
+                let _ = writeln!(
+                    out,
+                    "  - it must be signed by at least {} of these authorities, each by its own \
+                     signature (FILE.sigstore.json holding a JSON list of bundles):",
+                    rule.threshold
+                );
+            } else {
+                let _ = writeln!(out, "  - it must be signed by any one of:");
+            }
             for authority in authorities {
                 match authority {
-                    Authority::Key { written, key } => {
+                    Authority::Key {
+                        written,
+                        key,
+                        require,
+                    } => {
+                        let evidence = if require.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", and the bundle must carry {}, verified against the trusted \
+                                 root (refused without it)",
+                                require
+                                    .iter()
+                                    .map(|e| e.describe())
+                                    .collect::<Vec<_>>()
+                                    .join(" and ")
+                            )
+                        };
                         let _ = writeln!(
                             out,
-                            "      the key {written} (ECDSA P-256, sha256:{})",
+                            "      the key {written} (ECDSA P-256, sha256:{}){evidence}",
                             key.fingerprint()
                         );
                     }
                     Authority::Keyless { issuer, subject } => {
+                        let issuer = match issuer {
+                            IssuerMatch::Exact(i) => format!("issuer `{i}`"),
+                            IssuerMatch::Regexp(r) => format!(
+                                "an issuer matching the regular expression `{r}`{}",
+                                anchoring_note(r.as_str()).replace("identity", "issuer")
+                            ),
+                        };
                         let who = match subject {
                             SubjectMatch::Exact(s) => format!("the identity `{s}`"),
                             SubjectMatch::Regexp(r) => format!(
@@ -579,12 +840,15 @@ fn explain_rule(out: &mut String, rule: &Rule) {
                         };
                         let _ = writeln!(
                             out,
-                            "      a keyless (Fulcio) certificate from issuer `{issuer}` for {who}"
+                            "      a keyless (Fulcio) certificate from {issuer} for {who}"
                         );
                     }
                 }
             }
         }
+    }
+    for condition in &rule.attestations {
+        let _ = writeln!(out, "  - {};", condition.explain());
     }
     if let Some(allowed) = &rule.allowed_imports {
         if allowed.written.is_empty() {
@@ -641,6 +905,28 @@ struct RuleOutcome {
     signer: Option<Signer>,
 }
 
+/// The indices of the authorities the verified signer is.
+fn matching_authorities(signer: &Signer, authorities: &[Authority]) -> Vec<usize> {
+    authorities
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| match (signer, a) {
+            (Signer::Key { fingerprint }, Authority::Key { key, .. }) => {
+                &key.fingerprint() == fingerprint
+            }
+            (
+                Signer::Keyless { issuer, subject },
+                Authority::Keyless {
+                    issuer: want_issuer,
+                    subject: want_subject,
+                },
+            ) => want_issuer.matches(issuer) && want_subject.matches(subject),
+            _ => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Whether the verified signer is one of the rule's authorities.
 fn check_identity(signer: &Signer, authorities: &[Authority]) -> Result<(), String> {
     match signer {
@@ -658,7 +944,7 @@ fn check_identity(signer: &Signer, authorities: &[Authority]) -> Result<(), Stri
             }
         }
         Signer::Keyless { issuer, subject } => {
-            let keyless: Vec<(&String, &SubjectMatch)> = authorities
+            let keyless: Vec<(&IssuerMatch, &SubjectMatch)> = authorities
                 .iter()
                 .filter_map(|a| match a {
                     Authority::Keyless { issuer, subject } => Some((issuer, subject)),
@@ -667,17 +953,17 @@ fn check_identity(signer: &Signer, authorities: &[Authority]) -> Result<(), Stri
                 .collect();
             if keyless
                 .iter()
-                .any(|(i, s)| *i == issuer && s.matches(subject))
+                .any(|(i, s)| i.matches(issuer) && s.matches(subject))
             {
                 return Ok(());
             }
             let same_issuer: Vec<String> = keyless
                 .iter()
-                .filter(|(i, _)| *i == issuer)
+                .filter(|(i, _)| i.matches(issuer))
                 .map(|(_, s)| s.to_string())
                 .collect();
             if same_issuer.is_empty() {
-                let issuers: Vec<&str> = keyless.iter().map(|(i, _)| i.as_str()).collect();
+                let issuers: Vec<String> = keyless.iter().map(|(i, _)| i.to_string()).collect();
                 Err(format!(
                     "signed keyless by `{subject}` with issuer `{issuer}`, but the rule trusts \
                      only issuer {}; sign through a trusted identity provider or add a keyless \

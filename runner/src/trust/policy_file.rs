@@ -26,6 +26,9 @@ use crate::trust::policy::{
     Authority, MaxGrants, Mode, NoMatch, Patterns, Policy, Rule, SubjectMatch, TrustedRootRef,
     WorkspaceLevel,
 };
+use crate::trust::policy_rules::{
+    AttestationCondition, Evidence, Field, FieldCondition, IssuerMatch, StaticAction,
+};
 use crate::trust::TrustedRoot;
 
 /// The only `apiVersion` this sluice understands.
@@ -187,6 +190,37 @@ struct RuleDoc {
     allowed_imports: Option<Vec<String>>,
     #[serde(default)]
     max_grants: Option<MaxGrantsDoc>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default, rename = "static")]
+    static_action: Option<StaticAction>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    threshold: Option<usize>,
+    #[serde(default)]
+    attestations: Option<Vec<AttestationDoc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AttestationDoc {
+    predicate_type: String,
+    #[serde(default)]
+    authorities: Option<Vec<AuthorityDoc>>,
+    #[serde(default)]
+    conditions: Option<ConditionsDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConditionsDoc {
+    #[serde(default)]
+    builder_id: Option<String>,
+    #[serde(default)]
+    source_repository: Option<String>,
+    #[serde(default)]
+    build_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,12 +230,17 @@ struct AuthorityDoc {
     key: Option<KeyDoc>,
     #[serde(default)]
     keyless: Option<KeylessDoc>,
+    #[serde(default)]
+    require: Option<Vec<Evidence>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct KeylessDoc {
-    issuer: String,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    issuer_regexp: Option<String>,
     #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
@@ -613,6 +652,37 @@ fn build_rule(
         )
     })?;
 
+    if let Some(action) = rule.static_action {
+        let others = [
+            ("authorities", rule.authorities.is_some()),
+            ("digest", rule.digest.is_some()),
+            ("allowed-imports", rule.allowed_imports.is_some()),
+            ("max-grants", rule.max_grants.is_some()),
+            ("threshold", rule.threshold.is_some()),
+            ("attestations", rule.attestations.is_some()),
+        ];
+        if let Some((key, _)) = others.iter().find(|(_, present)| *present) {
+            return Err(reporter.key(
+                &format!("{at}.{key}"),
+                format!("rule `{name}` is static, so it checks nothing else, but it has `{key}`"),
+                "remove the other checks, or remove `static` and let the rule check them",
+            ));
+        }
+        if action == StaticAction::Pass && rule.message.is_some() {
+            return Err(reporter.key(
+                &format!("{at}.message"),
+                format!("rule `{name}`: `message` is only shown by `static: fail` rules"),
+                "remove `message`, or make the rule `static: fail`",
+            ));
+        }
+    } else if rule.message.is_some() {
+        return Err(reporter.key(
+            &format!("{at}.message"),
+            format!("rule `{name}`: `message` is only shown by `static: fail` rules"),
+            "remove `message`, or add `static: fail` to refuse what the rule matches",
+        ));
+    }
+
     let authorities = match &rule.authorities {
         None => None,
         Some(list) if list.is_empty() => {
@@ -709,6 +779,40 @@ fn build_rule(
         }
     };
 
+    let threshold = match rule.threshold {
+        None => 1,
+        Some(n) => {
+            let count = authorities.as_ref().map_or(0, Vec::len);
+            if n == 0 || n > count {
+                return Err(reporter.value(
+                    &format!("{at}.threshold"),
+                    format!(
+                        "rule `{name}`: threshold {n} cannot be met by its {count} \
+                         authorit{}",
+                        if count == 1 { "y" } else { "ies" }
+                    ),
+                    "the threshold counts distinct authorities of the rule that must each \
+                     pass: give at least that many `authorities`, and a threshold of 1 or more",
+                ));
+            }
+            n
+        }
+    };
+
+    let mut attestations = Vec::new();
+    for (j, doc) in rule.attestations.iter().flatten().enumerate() {
+        let at = format!("{at}.attestations[{j}]");
+        attestations.push(build_attestation(
+            reporter,
+            base,
+            &at,
+            name,
+            doc,
+            rule.authorities.as_deref(),
+            has_root,
+        )?);
+    }
+
     Ok(Rule {
         name: name.clone(),
         patterns: Patterns {
@@ -719,6 +823,104 @@ fn build_rule(
         digest,
         allowed_imports,
         max_grants,
+        mode: rule.mode,
+        static_action: rule.static_action.map(|a| (a, rule.message.clone())),
+        threshold,
+        attestations,
+    })
+}
+
+fn build_attestation(
+    reporter: &Reporter<'_>,
+    base: &Path,
+    at: &str,
+    rule: &str,
+    doc: &AttestationDoc,
+    rule_authorities: Option<&[AuthorityDoc]>,
+    has_root: bool,
+) -> Result<AttestationCondition, PolicyError> {
+    if doc.predicate_type.trim().is_empty() {
+        return Err(reporter.value(
+            &format!("{at}.predicate-type"),
+            format!("rule `{rule}`: an attestation condition has an empty `predicate-type`"),
+            "give the in-toto predicate type URI, e.g. https://slsa.dev/provenance/v1",
+        ));
+    }
+    let (list, list_at) = match (&doc.authorities, rule_authorities) {
+        (Some(list), _) => (list.as_slice(), format!("{at}.authorities")),
+        (None, Some(list)) => (list, at.replace(".attestations", ".authorities[*]")),
+        (None, None) => {
+            return Err(reporter.key(
+                at,
+                format!(
+                    "rule `{rule}`: the attestation condition on `{}` names no authorities, \
+                     and the rule has none",
+                    doc.predicate_type
+                ),
+                "add `authorities: [{ key: keys/builder.pub }]`: who must have signed the \
+                 attestation",
+            ))
+        }
+    };
+    let mut keys = Vec::new();
+    for (j, a) in list.iter().enumerate() {
+        let item_at = if doc.authorities.is_some() {
+            format!("{list_at}[{j}]")
+        } else {
+            at.to_owned()
+        };
+        match build_authority(reporter, base, &item_at, rule, a, has_root)? {
+            Authority::Key { written, key, .. } => keys.push((written, key)),
+            Authority::Keyless { .. } => {
+                if doc.authorities.is_some() {
+                    return Err(reporter.value(
+                        &item_at,
+                        format!(
+                            "rule `{rule}`: attestations can only be checked against key \
+                             authorities for now"
+                        ),
+                        "sign attestations with a key (`sluice plugin attest --key`) and list \
+                         its `.pub` file",
+                    ));
+                }
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(reporter.key(
+            at,
+            format!(
+                "rule `{rule}`: the attestation condition on `{}` has no key authority to \
+                 check attestations with (keyless attestations are not supported yet)",
+                doc.predicate_type
+            ),
+            "add `authorities: [{ key: keys/builder.pub }]` to the condition",
+        ));
+    }
+    let mut conditions = Vec::new();
+    if let Some(c) = &doc.conditions {
+        for (field, value) in [
+            (Field::BuilderId, &c.builder_id),
+            (Field::SourceRepository, &c.source_repository),
+            (Field::BuildType, &c.build_type),
+        ] {
+            if let Some(value) = value {
+                let cond = FieldCondition::new(value).map_err(|e| {
+                    reporter.value(
+                        &format!("{at}.conditions.{}", field.name()),
+                        format!("rule `{rule}`: invalid pattern `{value}`: {e}"),
+                        "write the exact value, or a glob where `*` matches any run of \
+                         characters",
+                    )
+                })?;
+                conditions.push((field, cond));
+            }
+        }
+    }
+    Ok(AttestationCondition {
+        predicate_type: doc.predicate_type.clone(),
+        keys,
+        conditions,
     })
 }
 
@@ -730,6 +932,30 @@ fn build_authority(
     authority: &AuthorityDoc,
     has_root: bool,
 ) -> Result<Authority, PolicyError> {
+    let require = authority.require.clone().unwrap_or_default();
+    if !require.is_empty() {
+        if authority.key.is_none() {
+            return Err(reporter.key(
+                &format!("{at}.require"),
+                format!(
+                    "rule `{rule}`: `require` applies to key authorities; keyless signatures \
+                     always need verified time evidence"
+                ),
+                "remove `require` from the keyless authority",
+            ));
+        }
+        if !has_root {
+            return Err(reporter.key(
+                &format!("{at}.require"),
+                format!(
+                    "rule `{rule}`: a key authority requires time evidence, but the policy has \
+                     no `trusted-root` to verify it against"
+                ),
+                "add `trusted-root: trusted_root.json` (the Sigstore trusted root whose \
+                 timestamp authorities and Rekor logs vouch for the evidence)",
+            ));
+        }
+    }
     match (&authority.key, &authority.keyless) {
         (Some(KeyDoc::Path(written)), None) => {
             let path = base.join(written);
@@ -761,6 +987,7 @@ fn build_authority(
             Ok(Authority::Key {
                 written: written.clone(),
                 key,
+                require,
             })
         }
         (Some(KeyDoc::Pem(pem)), None) => {
@@ -775,6 +1002,7 @@ fn build_authority(
             Ok(Authority::Key {
                 written: "inline PEM".to_owned(),
                 key,
+                require,
             })
         }
         (None, Some(keyless)) => {
@@ -787,13 +1015,40 @@ fn build_authority(
                      signatures are checked against, relative to the policy file)",
                 ));
             }
-            if keyless.issuer.trim().is_empty() {
-                return Err(reporter.value(
-                    &format!("{at}.issuer"),
-                    format!("rule `{rule}`: keyless `issuer` is empty"),
-                    "give the OIDC issuer URL, e.g. https://token.actions.githubusercontent.com",
-                ));
-            }
+            let issuer = match (&keyless.issuer, &keyless.issuer_regexp) {
+                (Some(issuer), None) => {
+                    if issuer.trim().is_empty() {
+                        return Err(reporter.value(
+                            &format!("{at}.issuer"),
+                            format!("rule `{rule}`: keyless `issuer` is empty"),
+                            "give the OIDC issuer URL, e.g. \
+                             https://token.actions.githubusercontent.com",
+                        ));
+                    }
+                    IssuerMatch::Exact(issuer.clone())
+                }
+                (None, Some(pattern)) => {
+                    IssuerMatch::Regexp(regex::Regex::new(pattern).map_err(|e| {
+                        reporter.value(
+                            &format!("{at}.issuer-regexp"),
+                            format!("rule `{rule}`: invalid issuer-regexp: {e}"),
+                            "use Rust `regex` syntax; anchor it with `^…$` to match the whole \
+                             issuer URL",
+                        )
+                    })?)
+                }
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(reporter.key(
+                        &at,
+                        format!(
+                            "rule `{rule}`: a keyless authority needs exactly one of `issuer` \
+                             and `issuer-regexp`"
+                        ),
+                        "`issuer` matches the certificate's OIDC issuer exactly, \
+                         `issuer-regexp` with a regular expression",
+                    ))
+                }
+            };
             let subject = match (&keyless.subject, &keyless.subject_regexp) {
                 (Some(subject), None) => SubjectMatch::Exact(subject.clone()),
                 (None, Some(pattern)) => {
@@ -818,10 +1073,7 @@ fn build_authority(
                     ))
                 }
             };
-            Ok(Authority::Keyless {
-                issuer: keyless.issuer.clone(),
-                subject,
-            })
+            Ok(Authority::Keyless { issuer, subject })
         }
         _ => Err(reporter.value(
             at,

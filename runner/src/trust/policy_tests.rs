@@ -54,6 +54,7 @@ fn input<'a>(reference: &str, bytes: &'a [u8], bundle: Option<String>) -> Plugin
         digest: format!("sha256:{}", sigstore_verify::crypto::sha256(bytes).to_hex()),
         bytes,
         bundle,
+        attestations: None,
         imports: vec![
             "wasi:cli/environment@0.2.0".to_owned(),
             "sluice:stage/host@0.1.0".to_owned(),
@@ -557,6 +558,468 @@ fn special_oversized_and_deep_policy_files_are_refused() -> TestResult {
         err.as_deref()
             .is_some_and(|e| e.contains("rule `a`: key file") && e.contains("FIFO")),
         "{err:?}"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Policy features: static rules, per-rule mode, issuer-regexp, required
+// time evidence, thresholds, attestations.
+
+const MANAGED_ARTIFACT: &[u8] =
+    include_bytes!("../../../tests/fixtures/trust/managed-key-artifact.txt");
+const MANAGED_BUNDLE: &str =
+    include_str!("../../../tests/fixtures/trust/managed-key-artifact.txt.sigstore.json");
+const MANAGED_KEY: &str = include_str!("../../../tests/fixtures/trust/managed-key.pub");
+
+#[test]
+fn static_fail_refuses_with_its_message_and_static_pass_checks_nothing() -> TestResult {
+    let s = Setup::new()?;
+    let policy = s.policy(
+        "rules:\n  - name: retired\n    match: \"plugins/legacy/*\"\n    static: fail\n    message: legacy plugins are retired, use plugins/v2\n  - name: open\n    match: \"plugins/free/*\"\n    static: pass\n",
+    )?;
+    let decision = policy.evaluate(&input("plugins/legacy/a.wasm", b"x", None));
+    assert!(!decision.admitted);
+    assert_eq!(decision.refusals[0].rule.as_deref(), Some("retired"));
+    let reason = reasons(&decision);
+    assert!(
+        reason.contains("rule `retired` refuses every plugin it matches (static: fail): legacy plugins are retired, use plugins/v2"),
+        "{reason}"
+    );
+    let decision = policy.evaluate(&input("plugins/free/a.wasm", b"x", None));
+    assert!(decision.admitted, "{}", reasons(&decision));
+    assert_eq!(decision.matched_rules, vec!["open"]);
+
+    // A static rule checks nothing else; `message` belongs to `static: fail`.
+    let (_, _, message) = error_of(
+        &s,
+        "rules:\n  - name: r\n    match: x\n    static: fail\n    authorities: [{ key: keys/release.pub }]\n",
+    );
+    assert!(
+        message.contains("is static, so it checks nothing else"),
+        "{message}"
+    );
+    let (_, _, message) = error_of(&s, "rules:\n  - name: r\n    match: x\n    message: hi\n");
+    assert!(
+        message.contains("`message` is only shown by `static: fail`"),
+        "{message}"
+    );
+    let (_, _, message) = error_of(&s, "rules:\n  - name: r\n    match: x\n    static: maybe\n");
+    assert!(message.contains("unknown variant"), "{message}");
+    Ok(())
+}
+
+#[test]
+fn a_warn_rule_admits_with_a_warning_and_an_enforced_rule_still_refuses() -> TestResult {
+    let s = Setup::new()?;
+    let policy = s.policy(
+        "rules:\n  - name: soft\n    match: \"plugins/*\"\n    mode: warn\n    authorities: [{ key: keys/release.pub }]\n",
+    )?;
+    let decision = policy.evaluate(&input("plugins/a.wasm", b"x", None));
+    assert!(decision.admitted, "{}", reasons(&decision));
+    assert_eq!(decision.warnings.len(), 1);
+    assert!(
+        decision.warnings[0].contains("is not signed")
+            && decision.warnings[0].contains("rule `soft` is in `mode: warn`"),
+        "{:?}",
+        decision.warnings
+    );
+
+    // Another, enforced rule that matches still refuses.
+    let policy = s.policy(
+        "rules:\n  - name: soft\n    match: \"plugins/*\"\n    mode: warn\n    authorities: [{ key: keys/release.pub }]\n  - name: hard\n    match: \"plugins/*\"\n    mode: enforce\n    authorities: [{ key: keys/release.pub }]\n",
+    )?;
+    let decision = policy.evaluate(&input("plugins/a.wasm", b"x", None));
+    assert!(!decision.admitted);
+    assert_eq!(decision.refusals.len(), 1);
+    assert_eq!(decision.refusals[0].rule.as_deref(), Some("hard"));
+    assert_eq!(decision.warnings.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn issuer_regexp() -> TestResult {
+    let s = Setup::new()?;
+    let plugin = || {
+        input(
+            "keyless-blob.txt",
+            KEYLESS_BLOB,
+            Some(KEYLESS_BUNDLE.to_owned()),
+        )
+    };
+    let matching = s.policy(&keyless_policy(&format!(
+        "{{ issuer-regexp: \"^https://github\\\\.com/login/.*$\", subject: \"{KEYLESS_SUBJECT}\" }}"
+    )))?;
+    let decision = matching.evaluate(&plugin());
+    assert!(decision.admitted, "{}", reasons(&decision));
+    assert!(matching
+        .explain()
+        .contains("an issuer matching the regular expression `^https://github\\.com/login/.*$`"));
+
+    let other = s.policy(&keyless_policy(&format!(
+        "{{ issuer-regexp: \"^https://token\\\\.actions\\\\.githubusercontent\\\\.com$\", subject: \"{KEYLESS_SUBJECT}\" }}"
+    )))?;
+    let decision = other.evaluate(&plugin());
+    assert!(!decision.admitted);
+    let reason = reasons(&decision);
+    assert!(reason.contains("issuer-regexp"), "{reason}");
+
+    let (_, _, message) = error_of(
+        &s,
+        &keyless_policy("{ issuer: a, issuer-regexp: b, subject: c }"),
+    );
+    assert!(
+        message.contains("exactly one of `issuer` and `issuer-regexp`"),
+        "{message}"
+    );
+    let (_, _, message) = error_of(&s, &keyless_policy("{ subject: c }"));
+    assert!(
+        message.contains("exactly one of `issuer` and `issuer-regexp`"),
+        "{message}"
+    );
+    let (_, _, message) = error_of(&s, &keyless_policy("{ issuer-regexp: \"(\", subject: c }"));
+    assert!(message.contains("invalid issuer-regexp"), "{message}");
+    Ok(())
+}
+
+fn evidence_policy(s: &Setup, require: &str) -> Result<Policy, PolicyError> {
+    std::fs::write(s.dir.path().join("keys/managed.pub"), MANAGED_KEY)
+        .map_err(|e| PolicyError::io(Path::new("x"), e))?;
+    s.policy(&format!(
+        "trusted-root: trusted_root.json\nrules:\n  - name: evidence\n    match: \"*.txt\"\n    authorities:\n      - key: keys/managed.pub\n        require: {require}\n      - key: keys/release.pub\n        require: {require}\n"
+    ))
+}
+
+#[test]
+fn required_time_evidence_that_verifies_admits() -> TestResult {
+    let s = Setup::new()?;
+    for require in ["[timestamp]", "[tlog]", "[timestamp, tlog]"] {
+        let policy = evidence_policy(&s, require)?;
+        let decision = policy.evaluate(&input(
+            "artifact.txt",
+            MANAGED_ARTIFACT,
+            Some(MANAGED_BUNDLE.to_owned()),
+        ));
+        assert!(decision.admitted, "{require}: {}", reasons(&decision));
+    }
+    let explained = evidence_policy(&s, "[timestamp, tlog]")?.explain();
+    assert!(
+        explained.contains("the bundle must carry an RFC 3161 timestamp and a transparency-log entry, verified against the trusted root"),
+        "{explained}"
+    );
+    Ok(())
+}
+
+#[test]
+fn required_time_evidence_fails_closed() -> TestResult {
+    let s = Setup::new()?;
+    // A key-only bundle carries no evidence at all.
+    let bundle = sign_blob(b"x", &s.release)?;
+    for (require, expected) in [
+        (
+            "[timestamp]",
+            "requires an RFC 3161 timestamp, but the bundle carries none",
+        ),
+        (
+            "[tlog]",
+            "requires a transparency-log entry, but the bundle carries none",
+        ),
+    ] {
+        let decision =
+            evidence_policy(&s, require)?.evaluate(&input("p.txt", b"x", Some(bundle.clone())));
+        assert!(!decision.admitted, "{require}");
+        assert!(
+            reasons(&decision).contains(expected),
+            "{}",
+            reasons(&decision)
+        );
+    }
+
+    // A bogus timestamp: another bundle's RFC 3161 token pasted in, and the
+    // managed bundle's own token with a byte flipped.
+    let managed: serde_json::Value = serde_json::from_str(MANAGED_BUNDLE)?;
+    let token = managed["verificationMaterial"]["timestampVerificationData"].clone();
+    let mut forged: serde_json::Value = serde_json::from_str(&bundle)?;
+    forged["verificationMaterial"]["timestampVerificationData"] = token.clone();
+    let decision = evidence_policy(&s, "[timestamp]")?.evaluate(&input(
+        "p.txt",
+        b"x",
+        Some(forged.to_string()),
+    ));
+    assert!(!decision.admitted);
+    assert!(
+        reasons(&decision).contains("RFC 3161 timestamp does not verify"),
+        "{}",
+        reasons(&decision)
+    );
+    let mut damaged = managed.clone();
+    let signed = token["rfc3161Timestamps"][0]["signedTimestamp"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let flipped: String = signed
+        .char_indices()
+        .map(|(i, c)| {
+            if i == 200 {
+                if c == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
+    damaged["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+        ["signedTimestamp"] = serde_json::json!(flipped);
+    let decision = evidence_policy(&s, "[timestamp]")?.evaluate(&input(
+        "artifact.txt",
+        MANAGED_ARTIFACT,
+        Some(damaged.to_string()),
+    ));
+    assert!(!decision.admitted, "a damaged timestamp must not pass");
+
+    // Without a trusted root the requirement cannot be met: a load error.
+    let (_, _, message) = error_of(
+        &s,
+        "rules:\n  - name: r\n    match: x\n    authorities:\n      - key: keys/release.pub\n        require: [timestamp]\n",
+    );
+    assert!(
+        message.contains("no `trusted-root` to verify it against"),
+        "{message}"
+    );
+    let (_, _, message) = error_of(
+        &s,
+        "trusted-root: trusted_root.json\nrules:\n  - name: r\n    match: x\n    authorities:\n      - keyless: { issuer: i, subject: s }\n        require: [tlog]\n",
+    );
+    assert!(
+        message.contains("`require` applies to key authorities"),
+        "{message}"
+    );
+    Ok(())
+}
+
+fn threshold_policy(s: &Setup, threshold: usize) -> Result<Policy, Box<dyn std::error::Error>> {
+    std::fs::write(
+        s.dir.path().join("keys/stranger.pub"),
+        s.stranger.public_key().to_pem(),
+    )?;
+    Ok(s.policy(&format!(
+        "rules:\n  - name: two-person\n    match: \"plugins/*\"\n    threshold: {threshold}\n    authorities:\n      - key: keys/release.pub\n      - key: keys/stranger.pub\n"
+    ))?)
+}
+
+#[test]
+fn threshold_counts_distinct_authorities() -> TestResult {
+    let s = Setup::new()?;
+    let policy = threshold_policy(&s, 2)?;
+    let one = sign_blob(b"x", &s.release)?;
+    let two = sign_blob(b"x", &s.stranger)?;
+
+    // One signature, as a single bundle or a list of one.
+    for bundle in [one.clone(), format!("[{one}]")] {
+        let decision = policy.evaluate(&input("plugins/a.wasm", b"x", Some(bundle)));
+        assert!(!decision.admitted);
+        let reason = reasons(&decision);
+        assert!(
+            reason.contains(
+                "requires signatures by 2 distinct authorities (threshold: 2), but 1 was met"
+            ),
+            "{reason}"
+        );
+    }
+    // The same signature twice is still one authority.
+    let decision = policy.evaluate(&input(
+        "plugins/a.wasm",
+        b"x",
+        Some(format!("[{one},{one}]")),
+    ));
+    assert!(!decision.admitted);
+    // Two signers.
+    let decision = policy.evaluate(&input(
+        "plugins/a.wasm",
+        b"x",
+        Some(format!("[{one},{two}]")),
+    ));
+    assert!(decision.admitted, "{}", reasons(&decision));
+    // A bad signature in the list is named.
+    let bad = sign_blob(b"other", &s.stranger)?;
+    let decision = policy.evaluate(&input(
+        "plugins/a.wasm",
+        b"x",
+        Some(format!("[{one},{bad}]")),
+    ));
+    assert!(!decision.admitted);
+    assert!(
+        reasons(&decision).contains("signature #2:"),
+        "{}",
+        reasons(&decision)
+    );
+    // Threshold 1 takes any one of a list.
+    let decision = threshold_policy(&s, 1)?.evaluate(&input(
+        "plugins/a.wasm",
+        b"x",
+        Some(format!("[{bad},{one}]")),
+    ));
+    assert!(decision.admitted, "{}", reasons(&decision));
+
+    assert!(policy
+        .explain()
+        .contains("signed by at least 2 of these authorities"));
+    for (threshold, expected) in [
+        (0, "threshold 0 cannot be met"),
+        (3, "threshold 3 cannot be met by its 2 authorities"),
+    ] {
+        let err = threshold_policy(&s, threshold).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains(expected)),
+            "{err:?}"
+        );
+    }
+    Ok(())
+}
+
+fn attest(
+    key: &PrivateKey,
+    bytes: &[u8],
+    predicate_type: &str,
+    builder: &str,
+) -> Result<String, TrustError> {
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": "a.wasm", "digest": { "sha256": sigstore_verify::crypto::sha256(bytes).to_hex() } }],
+        "predicateType": predicate_type,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://sluice.dev/build/v1",
+                "resolvedDependencies": [
+                    { "uri": "git+https://github.com/acme/plugins", "digest": { "gitCommit": "0123abcd" } }
+                ]
+            },
+            "runDetails": { "builder": { "id": builder } }
+        }
+    });
+    crate::trust::sign_statement(statement.to_string().as_bytes(), key)
+}
+
+const ATTESTED: &str = "\
+rules:
+  - name: built-by-ci
+    match: \"plugins/*\"
+    attestations:
+      - predicate-type: https://slsa.dev/provenance/v1
+        authorities: [{ key: keys/release.pub }]
+        conditions:
+          builder-id: \"https://ci.acme.dev/*\"
+          source-repository: git+https://github.com/acme/plugins
+";
+
+#[test]
+fn attestation_conditions() -> TestResult {
+    let s = Setup::new()?;
+    let policy = s.policy(ATTESTED)?;
+    let slsa = "https://slsa.dev/provenance/v1";
+    let with = |attestations: Option<String>| PluginInput {
+        attestations,
+        ..input("plugins/a.wasm", b"x", None)
+    };
+
+    let good = attest(&s.release, b"x", slsa, "https://ci.acme.dev/builder@v1")?;
+    let decision = policy.evaluate(&with(Some(good.clone())));
+    assert!(decision.admitted, "{}", reasons(&decision));
+
+    // Missing.
+    let decision = policy.evaluate(&with(None));
+    assert!(!decision.admitted);
+    assert!(
+        reasons(&decision).contains("there is none at plugins/a.wasm.intoto.sigstore.json"),
+        "{}",
+        reasons(&decision)
+    );
+    // Wrong builder.
+    let wrong = attest(&s.release, b"x", slsa, "https://evil.example/builder")?;
+    let decision = policy.evaluate(&with(Some(wrong.clone())));
+    assert!(!decision.admitted);
+    assert!(
+        reasons(&decision).contains(
+            "its builder id is `https://evil.example/builder`, not `https://ci.acme.dev/*`"
+        ),
+        "{}",
+        reasons(&decision)
+    );
+    // Signed by a key the condition does not trust.
+    let stranger = attest(&s.stranger, b"x", slsa, "https://ci.acme.dev/builder")?;
+    assert!(!policy.evaluate(&with(Some(stranger))).admitted);
+    // About another plugin.
+    let other = attest(&s.release, b"other", slsa, "https://ci.acme.dev/builder")?;
+    let decision = policy.evaluate(&with(Some(other)));
+    assert!(!decision.admitted);
+    assert!(
+        reasons(&decision).contains("not a subject") || reasons(&decision).contains("subject"),
+        "{}",
+        reasons(&decision)
+    );
+    // Another predicate type only.
+    let vsa = attest(
+        &s.release,
+        b"x",
+        "https://slsa.dev/verification_summary/v1",
+        "https://ci.acme.dev/b",
+    )?;
+    let decision = policy.evaluate(&with(Some(vsa.clone())));
+    assert!(!decision.admitted);
+    assert!(
+        reasons(&decision)
+            .contains("no attestation has predicate type `https://slsa.dev/provenance/v1`"),
+        "{}",
+        reasons(&decision)
+    );
+    // A list where one satisfies it.
+    let decision = policy.evaluate(&with(Some(format!("[{vsa},{wrong},{good}]"))));
+    assert!(decision.admitted, "{}", reasons(&decision));
+
+    let explained = policy.explain();
+    assert!(
+        explained.contains("it must carry an attestation (in FILE.intoto.sigstore.json) of predicate type `https://slsa.dev/provenance/v1`")
+            && explained.contains("its builder id matches `https://ci.acme.dev/*`"),
+        "{explained}"
+    );
+
+    // Without authorities anywhere, or with a keyless one: load errors.
+    let (_, _, message) = error_of(
+        &s,
+        "rules:\n  - name: r\n    match: x\n    attestations:\n      - predicate-type: t\n",
+    );
+    assert!(
+        message.contains("names no authorities, and the rule has none"),
+        "{message}"
+    );
+    let (_, _, message) = error_of(
+        &s,
+        "rules:\n  - name: r\n    match: x\n    attestations:\n      - predicate-type: t\n        authorities: [{ key: keys/release.pub }]\n        conditions: { builder: x }\n",
+    );
+    assert!(message.contains("unknown field `builder`"), "{message}");
+    Ok(())
+}
+
+#[test]
+fn explain_mode_and_static_rules() -> TestResult {
+    let s = Setup::new()?;
+    let text = s
+        .policy("rules:\n  - name: soft\n    match: x\n    mode: warn\n    static: fail\n    message: no\n  - name: open\n    match: y\n    static: pass\n")?
+        .explain();
+    assert!(
+        text.contains("rule mode warn: when this rule fails, the plugin still runs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("it is always refused (static: fail), with the message \"no\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("it always passes this rule (static: pass)"),
+        "{text}"
     );
     Ok(())
 }
