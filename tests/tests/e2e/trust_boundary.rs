@@ -390,3 +390,107 @@ fn a_damaged_code_section_is_a_bad_signature_in_verify_and_run_alike() {
     let run = p.sluice_env(&["run"], &env);
     assert_eq!(run.code, 3, "{}", run.all());
 }
+
+/// Signs `file` keyless against the private Sigstore of the interop harness
+/// (`tests/interop/sigstore-js/keyless.mjs`: @sigstore/mock's Fulcio, Rekor
+/// and TSA) and writes the bundle beside it and `trusted_root.json` in the
+/// project.
+fn sign_keyless(p: &Project, file: &str, flags: &[&str]) {
+    let js = sluice_tests::repo_root().join("tests/interop/sigstore-js");
+    assert!(
+        js.join("node_modules/@sigstore/mock").is_dir(),
+        "run scripts/setup.sh first: it installs the sigstore-js interop tools"
+    );
+    let out = std::process::Command::new("node")
+        .arg("keyless.mjs")
+        .args(flags)
+        .arg(p.path().join(file))
+        .arg(p.path().join(format!("{file}.sigstore.json")))
+        .arg(p.path().join("trusted_root.json"))
+        .current_dir(&js)
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "keyless.mjs {flags:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `secs` seconds ago in UTC, with `.123` fractional seconds when `millis`.
+fn utc_ago(secs: u32, millis: bool) -> String {
+    let format = if millis {
+        "+%Y-%m-%dT%H:%M:%S.123Z"
+    } else {
+        "+%Y-%m-%dT%H:%M:%SZ"
+    };
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("-{secs} sec"), format])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Point 8 through the real binary: a keyless bundle whose only time
+/// evidence is an RFC 3161 timestamp verifies, and so does one whose
+/// timestamp has fractional seconds; `run` admits both under a keyless
+/// rule with a private trusted root.
+#[test]
+fn keyless_bundles_with_a_timestamp_only_or_fractional_seconds_verify() {
+    for (what, flags) in [
+        ("timestamp only", vec!["--tsa".to_string()]),
+        (
+            "fractional seconds, with a log entry",
+            vec![
+                "--tsa".to_string(),
+                "--rekor".to_string(),
+                // The certificate is issued a minute ago, the timestamp
+                // half a minute later, at .123 of a second.
+                "--cert-time".to_string(),
+                utc_ago(60, false),
+                "--tsa-time".to_string(),
+                utc_ago(30, true),
+            ],
+        ),
+    ] {
+        let p = Project::trusted_only();
+        std::fs::create_dir_all(p.path().join("plugins")).expect("mkdir");
+        std::fs::copy(plugin("fixture"), p.path().join("plugins/ci.wasm")).expect("copy");
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        sign_keyless(&p, "plugins/ci.wasm", &flags);
+        p.write(
+            "policy.yaml",
+            r#"mode: enforce
+no-match: deny
+trusted-root: trusted_root.json
+rules:
+  - name: ci-keyless
+    match: ["plugins/**"]
+    authorities:
+      - keyless:
+          issuer: https://issuer.sluice.test
+          subject: https://github.com/acme/plugins/.github/workflows/release.yml@refs/heads/main
+"#,
+        );
+        p.write(
+            "sluice.yaml",
+            "version: 1\nname: keyless\npolicy: policy.yaml\nstages:\n  s:\n    uses: plugins/ci.wasm\n    with: { mode: pass }\n",
+        );
+        let verify = p.sluice(&[
+            "plugin",
+            "verify",
+            "plugins/ci.wasm",
+            "--policy",
+            "policy.yaml",
+        ]);
+        assert_eq!(verify.code, 0, "{what}: {}", verify.all());
+        assert!(
+            verify.stdout.contains("issuer.sluice.test"),
+            "{what}: {}",
+            verify.all()
+        );
+        let run = p.sluice(&["run"]);
+        assert_eq!(run.code, 0, "{what}: {}", run.all());
+    }
+}
