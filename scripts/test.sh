@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole test suite: unit tests and end-to-end tests that run the
-# real binary on real plugins.
+# Run the whole test suite: formatting, clippy and rustdoc checks, then unit
+# tests and end-to-end tests that run the real binary on real plugins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,5 +9,14 @@ scripts/setup.sh
 scripts/setup-guest-toolchains.sh
 # Prometheus and nginx, which the delivery tests run for real on loopback.
 scripts/setup-delivery-services.sh
+# Style and docs first: a red check costs seconds, not a whole test run.
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+echo "==> cargo fmt --all --check"
+cargo fmt --all --check
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo doc --no-deps (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-sdk
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"
