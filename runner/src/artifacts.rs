@@ -342,14 +342,7 @@ pub fn hash_file(path: &Path) -> io::Result<(String, u64)> {
         )
     };
     let mut file = File::open(path).map_err(|e| named(e, "open"))?;
-    match copy_hashing(&mut file, &mut io::sink(), u64::MAX) {
-        Ok((hex, size)) => Ok((format!("{SHA256_PREFIX}{hex}"), size)),
-        Err(CopyError::Read(e) | CopyError::Write(e)) => Err(named(e, "read")),
-        Err(CopyError::OverBudget) => Err(io::Error::other(format!(
-            "{} is too large to hash",
-            path.display()
-        ))),
-    }
+    hash_open(&mut file).map_err(|e| named(e, "read"))
 }
 
 /// Handle on the content-addressed store rooted at `<state dir>/cas`.
@@ -541,24 +534,29 @@ impl Cas {
         Ok((digest, size))
     }
 
+    /// The blob of `artifact` and its path, opened for reading; a blob that
+    /// is not there is [`ArtifactError::Missing`], naming the artifact.
+    fn open_blob(&self, artifact: &ArtifactRecord) -> Result<(PathBuf, File), ArtifactError> {
+        let blob = self.blob_path(&artifact.digest)?;
+        match File::open(&blob) {
+            Ok(file) => Ok((blob, file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ArtifactError::Missing {
+                name: artifact.name.clone(),
+                digest: artifact.digest.clone(),
+                path: blob,
+            }),
+            Err(e) => Err(io_err("open blob", &blob)(e)),
+        }
+    }
+
     /// Checks that the blob of `artifact` exists and hashes to its digest
     /// and size (reads the whole blob). Errors:
     /// [`ArtifactError::Missing`], [`ArtifactError::DigestMismatch`],
     /// [`ArtifactError::SizeMismatch`], [`ArtifactError::InvalidDigest`],
     /// or [`ArtifactError::Io`] when it cannot be read.
     pub fn verify(&self, artifact: &ArtifactRecord) -> Result<(), ArtifactError> {
-        let blob = self.blob_path(&artifact.digest)?;
-        let (actual, size) = match hash_blob(&blob) {
-            Ok(v) => v,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ArtifactError::Missing {
-                    name: artifact.name.clone(),
-                    digest: artifact.digest.clone(),
-                    path: blob,
-                })
-            }
-            Err(e) => return Err(io_err("read blob", &blob)(e)),
-        };
+        let (blob, mut file) = self.open_blob(artifact)?;
+        let (actual, size) = hash_open(&mut file).map_err(io_err("read blob", &blob))?;
         if actual != artifact.digest {
             return Err(ArtifactError::DigestMismatch {
                 name: artifact.name.clone(),
@@ -655,18 +653,7 @@ impl Cas {
             .map_err(io_err("open directory", dest))?;
         for a in artifacts {
             validate_name(&a.name)?;
-            let blob = self.blob_path(&a.digest)?;
-            let mut src = match File::open(&blob) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(ArtifactError::Missing {
-                        name: a.name.clone(),
-                        digest: a.digest.clone(),
-                        path: blob,
-                    })
-                }
-                Err(e) => return Err(io_err("open blob", &blob)(e)),
-            };
+            let (blob, mut src) = self.open_blob(a)?;
             let out_path = dest.join(&a.name);
             if let Some(parent) = Path::new(&a.name).parent() {
                 if !parent.as_os_str().is_empty() {
@@ -762,8 +749,13 @@ fn existing_blob(blob: &Path, digest: &str, size: u64) -> Existing {
 /// The digest and size of a blob, with the raw IO error (its kind tells a
 /// missing blob from an unreadable one).
 fn hash_blob(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    match copy_hashing(&mut file, &mut io::sink(), u64::MAX) {
+    hash_open(&mut File::open(path)?)
+}
+
+/// `sha256:<hex>` and size of what is left to read in `file` (raw IO
+/// errors; callers name the file).
+fn hash_open(file: &mut File) -> io::Result<(String, u64)> {
+    match copy_hashing(file, &mut io::sink(), u64::MAX) {
         Ok((hex, size)) => Ok((format!("{SHA256_PREFIX}{hex}"), size)),
         Err(CopyError::Read(e) | CopyError::Write(e)) => Err(e),
         Err(CopyError::OverBudget) => Err(io::Error::other("too large to hash")),

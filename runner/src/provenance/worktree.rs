@@ -372,28 +372,26 @@ fn blob_oid(head: &[u8], rest: &mut dyn Read, oid_len: usize) -> Option<Vec<u8>>
 fn blob_oid_stream(len: u64, body: &mut dyn Read, oid_len: usize) -> Option<Vec<u8>> {
     let header = format!("blob {len}\0");
     let mut buf = vec![0u8; 64 * 1024];
-    if oid_len == 32 {
-        let mut h = sha2::Sha256::new();
-        h.update(header.as_bytes());
+    // sha1 and sha2 come with different `digest` versions, so the one loop
+    // takes the update function rather than a `Digest` bound.
+    let mut feed = |update: &mut dyn FnMut(&[u8])| -> Option<()> {
+        update(header.as_bytes());
         loop {
             let n = body.read(&mut buf).ok()?;
             if n == 0 {
-                break;
+                return Some(());
             }
-            h.update(&buf[..n]);
+            update(&buf[..n]);
         }
+    };
+    if oid_len == 32 {
+        let mut h = sha2::Sha256::new();
+        feed(&mut |b| h.update(b))?;
         Some(h.finalize().to_vec())
     } else {
         use sha1::Digest as _;
         let mut h = sha1::Sha1::new();
-        h.update(header.as_bytes());
-        loop {
-            let n = body.read(&mut buf).ok()?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        feed(&mut |b| h.update(b))?;
         Some(h.finalize().to_vec())
     }
 }
