@@ -559,3 +559,37 @@ pub fn gate<'a>(stage: &'a serde_json::Value, name: &str) -> &'a serde_json::Val
         .and_then(|gs| gs.iter().find(|g| g["name"] == name))
         .unwrap_or_else(|| panic!("gate {name} missing in {stage:#}"))
 }
+
+/// The sigstore-js interop scripts (`tests/interop/sigstore-js`), with their
+/// npm packages installed (`npm ci` once if missing; `scripts/setup.sh`
+/// normally did it). Panics loudly if npm is missing.
+pub fn sigstore_js() -> PathBuf {
+    let dir = repo_root().join("tests/interop/sigstore-js");
+    if !dir.join("node_modules/@sigstore/mock").is_dir() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm must be installed for the sigstore-js interop tests");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    dir
+}
+
+/// Runs `node ARGS…` in `dir`; returns the exit code (-1 for a signal) and
+/// stdout followed by stderr.
+pub fn node<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> (i32, String) {
+    let out = Command::new("node")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("node");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

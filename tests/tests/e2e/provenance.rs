@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{plugin, repo_root, sigstore_js, Project};
 
 const SECRET: &str = "dt_9f3Kq7ZpL2mXv8Rw";
 const PASSWORD: &str = "test-password";
@@ -115,34 +115,10 @@ fn git_dep(statement: &Value) -> Value {
         .unwrap_or_else(|| panic!("no git dependency in {statement:#}"))
 }
 
-/// `npm ci` the sigstore-js scripts once (as trust.rs does).
-fn sigstore_js() -> PathBuf {
-    let dir = repo_root().join("tests/interop/sigstore-js");
-    if !dir.join("node_modules/@sigstore/verify").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm must be installed for the sigstore-js interop tests");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    dir
-}
-
 fn node_verify(file: &Path, bundle: &Path, key: &Path) -> (i32, String) {
-    let out = Command::new("node")
-        .arg("verify.mjs")
-        .args([file, bundle, key])
-        .current_dir(sigstore_js())
-        .output()
-        .expect("node");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    sluice_tests::node(
+        &sigstore_js(),
+        &[Path::new("verify.mjs"), file, bundle, key],
     )
 }
 

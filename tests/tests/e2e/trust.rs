@@ -1,10 +1,9 @@
 //! Trust: keys, signatures, policies and provenance through the real
 //! binary, including interop with the npm sigstore-js clients.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{node, plugin, sigstore_js, Project};
 
 const PASSWORD: &str = "test-password";
 
@@ -310,36 +309,6 @@ fn build_provenance_is_signed_and_verifiable() {
         "runner.pub",
     ]);
     assert_eq!(bad.code, 3, "{}", bad.all());
-}
-
-/// `npm ci` the sigstore-js scripts once; panics loudly if npm is missing.
-fn sigstore_js() -> PathBuf {
-    let dir = repo_root().join("tests/interop/sigstore-js");
-    if !dir.join("node_modules/@sigstore/verify").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm must be installed for the sigstore-js interop tests");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    dir
-}
-
-fn node(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new("node")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("node");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]

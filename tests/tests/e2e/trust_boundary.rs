@@ -396,26 +396,13 @@ fn a_damaged_code_section_is_a_bad_signature_in_verify_and_run_alike() {
 /// and TSA) and writes the bundle beside it and `trusted_root.json` in the
 /// project.
 fn sign_keyless(p: &Project, file: &str, flags: &[&str]) {
-    let js = sluice_tests::repo_root().join("tests/interop/sigstore-js");
-    assert!(
-        js.join("node_modules/@sigstore/mock").is_dir(),
-        "run scripts/setup.sh first: it installs the sigstore-js interop tools"
-    );
-    let out = std::process::Command::new("node")
-        .arg("keyless.mjs")
-        .args(flags)
-        .arg(p.path().join(file))
-        .arg(p.path().join(format!("{file}.sigstore.json")))
-        .arg(p.path().join("trusted_root.json"))
-        .current_dir(&js)
-        .output()
-        .expect("node");
-    assert!(
-        out.status.success(),
-        "keyless.mjs {flags:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args: Vec<std::ffi::OsString> = vec!["keyless.mjs".into()];
+    args.extend(flags.iter().map(Into::into));
+    args.push(p.path().join(file).into());
+    args.push(p.path().join(format!("{file}.sigstore.json")).into());
+    args.push(p.path().join("trusted_root.json").into());
+    let (code, out) = sluice_tests::node(&sluice_tests::sigstore_js(), &args);
+    assert_eq!(code, 0, "keyless.mjs {flags:?}: {out}");
 }
 
 /// `secs` seconds ago in UTC, with `.123` fractional seconds when `millis`.
