@@ -17,6 +17,6 @@ cargo fmt --all --check
 echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo doc --no-deps (-D warnings)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-sdk
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-files -p sluice-pipeline -p sluice-trust -p sluice-record -p sluice-engine -p sluice-host -p sluice-types -p sluice-sdk
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"

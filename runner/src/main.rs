@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use sluice::cli::{Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand};
 use sluice::commands::trust::Failure;
-use sluice::host::procs;
-use sluice::record::RunStatus;
 use sluice::report::{console::Console, json::JsonLines, Event, Reporter};
 use sluice::{commands, exit, run};
+use sluice_host::procs;
+use sluice_record::RunStatus;
 
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
@@ -218,7 +218,7 @@ async fn interrupted(
         Interrupt::Term => ("SIGTERM", 143),
     };
     let recorded = |id: &str| {
-        sluice::record::RunStore::new(state_dir)
+        sluice_record::RunStore::new(state_dir)
             .run_dir(id)
             .join("run.json")
             .exists()

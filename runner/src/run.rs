@@ -9,17 +9,19 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::admission::{self, AdmissionError, Admitted};
-use crate::artifacts::Cas;
-use crate::config_schema::ConfigSchema;
-use crate::host::logpipe::Redactor;
-use crate::host::{sandbox, Host, Plugin, PoolSizing};
-use crate::pipeline::{self, Pipeline, PipelineError, PluginRef};
-use crate::record::{self, PluginRecord, RecordError, RunRecord, RunStatus, RunStore, StageRecord};
 use crate::report::{Event, Reporter};
-use crate::scheduler::{self, Scheduler};
-use crate::stage_exec::WasmExecutor;
-use crate::trust::{operator, Policies, Policy};
+use sluice_engine::admission::{self, AdmissionError, Admitted};
+use sluice_engine::redact::Redactor;
+use sluice_engine::scheduler::{self, Scheduler};
+use sluice_host::stage_exec::WasmExecutor;
+use sluice_host::{sandbox, Host, Plugin, PoolSizing};
+use sluice_pipeline::config_schema::ConfigSchema;
+use sluice_pipeline::{self as pipeline, Pipeline, PipelineError, PluginRef};
+use sluice_record::artifacts::Cas;
+use sluice_record::{
+    self as record, PluginRecord, RecordError, RunRecord, RunStatus, RunStore, StageRecord,
+};
+use sluice_trust::{operator, Policies, Policy};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -86,13 +88,13 @@ pub enum RunError {
     Admission(#[from] AdmissionError),
     /// The trust policy file is invalid.
     #[error(transparent)]
-    Policy(#[from] crate::trust::PolicyError),
+    Policy(#[from] sluice_trust::PolicyError),
     /// The host could not start.
     #[error(transparent)]
-    Host(#[from] crate::host::HostError),
+    Host(#[from] sluice_host::HostError),
     /// The artifact store is unusable.
     #[error(transparent)]
-    Artifacts(#[from] crate::artifacts::ArtifactError),
+    Artifacts(#[from] sluice_record::artifacts::ArtifactError),
     /// The state directory lies where a stage could read or write it.
     #[error(
         "the state directory {} is inside the workspace {} that stage `{stage}` may {access}; \
@@ -281,7 +283,7 @@ async fn load_plugins(
         reporter.event(&Event::PluginLoaded {
             reference: &reference,
             digest: &plugin.digest,
-            cached: plugin.cache == crate::host::CacheOutcome::Hit,
+            cached: plugin.cache == sluice_host::CacheOutcome::Hit,
             millis: plugin.load_time.as_millis() as u64,
         });
         let info = sandbox::describe(&plugin)
@@ -293,7 +295,8 @@ async fn load_plugins(
             })?;
         for user in &users {
             if let Some(stage) = pipeline.stages.get(user) {
-                let missing = crate::capabilities::not_granted(&info.capabilities, &stage.grants);
+                let missing =
+                    sluice_host::capabilities::not_granted(&info.capabilities, &stage.grants);
                 if !missing.is_empty() {
                     let msg = format!(
                         "stage `{user}`: plugin {} declares it may use {}, which the pipeline does not grant; calls needing it will be denied",
@@ -341,19 +344,22 @@ async fn load_plugins(
 
 /// The runner's provenance signing key; its password comes from
 /// `SLUICE_KEY_PASSWORD` (a run never prompts).
-fn load_provenance_key(path: &Path) -> Result<crate::trust::PrivateKey, RunError> {
+fn load_provenance_key(path: &Path) -> Result<sluice_trust::PrivateKey, RunError> {
     let bad = |message: String| RunError::Plugin {
         stage: "(provenance)".into(),
         reference: path.display().to_string(),
         message,
     };
-    let bytes =
-        crate::fsutil::read_input_file(path, crate::fsutil::MAX_KEY_BYTES, "provenance key")
-            .map_err(|e| bad(e.to_string()))?;
+    let bytes = sluice_files::fsutil::read_input_file(
+        path,
+        sluice_files::fsutil::MAX_KEY_BYTES,
+        "provenance key",
+    )
+    .map_err(|e| bad(e.to_string()))?;
     // A PEM file is ASCII; anything else fails below as a malformed key.
     let pem = String::from_utf8_lossy(&bytes);
     let password = std::env::var("SLUICE_KEY_PASSWORD").unwrap_or_default();
-    crate::trust::load_private(&pem, password.as_bytes())
+    sluice_trust::load_private(&pem, password.as_bytes())
         .map_err(|e| bad(format!("{e} (the password comes from SLUICE_KEY_PASSWORD)")))
 }
 
@@ -404,10 +410,11 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     // per tracked file, ~2 ms for a few hundred), awaited before the first
     // stage; at once with --require-clean, which must refuse before
     // anything else happens.
-    let builder_id =
-        crate::provenance::builder_id(opts.builder_id.as_deref()).map_err(RunError::Provenance)?;
+    let builder_id = sluice_engine::provenance::builder_id(opts.builder_id.as_deref())
+        .map_err(RunError::Provenance)?;
     let workspace = pipeline.workspace.clone();
-    let reading = tokio::task::spawn_blocking(move || crate::provenance::source_state(&workspace));
+    let reading =
+        tokio::task::spawn_blocking(move || sluice_engine::provenance::source_state(&workspace));
     let read_failed = |e: tokio::task::JoinError| {
         RunError::Provenance(format!("reading the git source failed: {e}"))
     };
@@ -486,7 +493,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     )?;
     clock.mark("plugins read and admitted");
     let host = Arc::new(engine.await.map_err(|e| {
-        RunError::Host(crate::host::HostError::Engine(format!(
+        RunError::Host(sluice_host::HostError::Engine(format!(
             "the engine thread failed: {e}"
         )))
     })??);
@@ -526,15 +533,15 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         plugins,
         schemas,
         cas,
-        work: crate::workdir::WorkDirs::new(&run_dir),
+        work: sluice_record::workdir::WorkDirs::new(&run_dir),
         run_dir,
         redactor: Arc::new(Redactor::new(secret_values)),
         provenance_key,
         source: source.map(Arc::new),
         builder_id,
         reporter: reporter.clone(),
-        max_handles: crate::host::engine::handles_per_stage(
-            crate::host::engine::raise_open_files_limit(),
+        max_handles: sluice_host::engine::handles_per_stage(
+            sluice_host::engine::raise_open_files_limit(),
             jobs,
         ),
     });
@@ -555,7 +562,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
 
 /// Removes what killed runners left behind, on a blocking thread beside the
 /// run (it never delays a stage): temporary files older than
-/// [`workdir::STALE_TEMP_AGE`](crate::workdir::STALE_TEMP_AGE) in the CAS,
+/// [`workdir::STALE_TEMP_AGE`](sluice_record::workdir::STALE_TEMP_AGE) in the CAS,
 /// the run directories and the compile cache (younger ones may be written by
 /// a concurrent runner right now), and the `work/` directories of runs no
 /// runner holds. This run's own directory is either locked already (resume)
@@ -563,17 +570,17 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
 fn start_sweep(
     state_dir: &Path,
     cache_dir: Option<PathBuf>,
-) -> tokio::task::JoinHandle<crate::workdir::Swept> {
+) -> tokio::task::JoinHandle<sluice_record::workdir::Swept> {
     let state_dir = state_dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        let sweep = crate::workdir::Sweep::default();
-        let mut swept = crate::workdir::sweep_runs(&state_dir, &sweep);
+        let sweep = sluice_record::workdir::Sweep::default();
+        let mut swept = sluice_record::workdir::sweep_runs(&state_dir, &sweep);
         if let Ok(cas) = Cas::open(&state_dir.join("cas")) {
             swept += cas.sweep_temp(&sweep);
         }
         if let Some(cache) = cache_dir {
-            swept += crate::workdir::remove_stale_temp_files(&cache, &sweep);
+            swept += sluice_record::workdir::remove_stale_temp_files(&cache, &sweep);
         }
         tracing::debug!(
             target: "sluice::timing",
@@ -636,8 +643,8 @@ async fn reset_lost_producers(
 
 /// What is wrong with a producer's artifacts, for the warning that it runs
 /// again.
-fn lost_reason(e: &crate::artifacts::ArtifactError) -> String {
-    use crate::artifacts::ArtifactError;
+fn lost_reason(e: &sluice_record::artifacts::ArtifactError) -> String {
+    use sluice_record::artifacts::ArtifactError;
     match e {
         ArtifactError::Missing { name, path, .. } => format!(
             "its artifact `{name}` is missing from the artifact store ({})",
@@ -712,8 +719,8 @@ fn check_state_outside_workspace(state_dir: &Path, pipeline: &Pipeline) -> Resul
 
 /// The workspace's git source: read, or being read on a blocking thread.
 enum SourceRead {
-    Done(Option<crate::provenance::SourceState>),
-    Reading(tokio::task::JoinHandle<Option<crate::provenance::SourceState>>),
+    Done(Option<sluice_engine::provenance::SourceState>),
+    Reading(tokio::task::JoinHandle<Option<sluice_engine::provenance::SourceState>>),
 }
 
 /// Where a run's fixed cost goes: `--log sluice::timing=debug` prints the

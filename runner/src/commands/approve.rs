@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::record::{now, Approval, RunStore, StageState};
+use sluice_record::{now, Approval, RunStore, StageState};
 
 /// The longest approver name accepted, in characters.
 pub const MAX_APPROVER_CHARS: usize = 256;

@@ -1,6 +1,6 @@
 //! `sluice gc`: remove what no run needs any more.
 //!
-//! - What every run already sweeps at its start ([`crate::workdir::sweep_runs`]):
+//! - What every run already sweeps at its start ([`sluice_record::workdir::sweep_runs`]):
 //!   temporary files older than [`STALE_TEMP_AGE`] in the CAS, the run
 //!   directories and the compile cache, and the `work/` directories of runs
 //!   no runner holds.
@@ -19,9 +19,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::artifacts::{ArtifactError, Cas};
-use crate::record::{RecordError, RunStore};
-use crate::workdir::{self, Sweep, STALE_TEMP_AGE};
+use sluice_record::artifacts::{ArtifactError, Cas};
+use sluice_record::workdir::{self, Sweep, STALE_TEMP_AGE};
+use sluice_record::{RecordError, RunStore};
 
 /// Why `sluice gc` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +156,8 @@ fn collect_blobs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifacts::IngestLimits;
-    use crate::record::{RunRecord, RunStatus, StageRecord, StageState};
+    use sluice_record::artifacts::IngestLimits;
+    use sluice_record::{RunRecord, RunStatus, StageRecord, StageState};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -167,19 +167,19 @@ mod tests {
         Ok(())
     }
 
-    fn record(id: &str, artifacts: Vec<crate::artifacts::ArtifactRecord>) -> RunRecord {
+    fn record(id: &str, artifacts: Vec<sluice_record::artifacts::ArtifactRecord>) -> RunRecord {
         let mut stage = StageRecord::pending("build");
         stage.state = StageState::Passed;
         stage.artifacts = artifacts;
         RunRecord {
-            schema: crate::record::SCHEMA,
+            schema: sluice_record::SCHEMA,
             run_id: id.into(),
             pipeline: "p".into(),
             pipeline_path: PathBuf::from("/x/sluice.yaml"),
             pipeline_digest: "sha256:00".into(),
             status: RunStatus::Passed,
-            created_at: crate::record::now(),
-            updated_at: crate::record::now(),
+            created_at: sluice_record::now(),
+            updated_at: sluice_record::now(),
             unsigned_plugins_allowed: false,
             policy: None,
             operator_policy: None,

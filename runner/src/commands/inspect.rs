@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use crate::admission::read_plugin;
-use crate::host::bindings::wit::Capability;
-use crate::host::{sandbox, Host, PoolSizing};
+use sluice_engine::admission::read_plugin;
+use sluice_host::bindings::wit::Capability;
+use sluice_host::{sandbox, Host, PoolSizing};
 
 fn capability(c: &Capability) -> String {
     match c {

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::record::{RecordError, RunRecord, RunStatus, RunStore};
 use crate::report::escape_controls as esc;
+use sluice_record::{RecordError, RunRecord, RunStatus, RunStore};
 
 fn status_word(store: &RunStore, r: &RunRecord) -> &'static str {
     match r.status {
@@ -136,8 +136,8 @@ pub fn repair(state_dir: &Path, run_id: &str) -> Result<String, RecordError> {
     let _lock = store.lock(run_id)?;
     let mut record = store.load_snapshot(run_id)?;
     let run_dir = store.run_dir(run_id);
-    let journal = run_dir.join(crate::record::journal::JOURNAL_FILE);
-    let Some((line, what)) = crate::record::journal::replay_until_bad(&run_dir, &mut record)?
+    let journal = run_dir.join(sluice_record::journal::JOURNAL_FILE);
+    let Some((line, what)) = sluice_record::journal::replay_until_bad(&run_dir, &mut record)?
     else {
         return Ok(format!(
             "run {run_id}: its journal reads back whole; nothing to repair\n"
@@ -145,8 +145,8 @@ pub fn repair(state_dir: &Path, run_id: &str) -> Result<String, RecordError> {
     };
     let aside = run_dir.join(format!(
         "{}.damaged-{}",
-        crate::record::journal::JOURNAL_FILE,
-        crate::record::now().replace(':', "")
+        sluice_record::journal::JOURNAL_FILE,
+        sluice_record::now().replace(':', "")
     ));
     std::fs::rename(&journal, &aside).map_err(|source| RecordError::Io {
         path: journal.clone(),

@@ -4,13 +4,13 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::admission::{
+use crate::exit;
+use sluice_engine::admission::{
     self, canonical_reference, read_bundle, read_plugin, read_plugin_file, requested,
     validate_component,
 };
-use crate::exit;
-use crate::fsutil::{read_input_file, MAX_KEY_BYTES, MAX_PROVENANCE_BUNDLE_BYTES};
-use crate::trust::{self, Policies, Policy, RequestedGrants, VerifyOptions};
+use sluice_files::fsutil::{read_input_file, MAX_KEY_BYTES, MAX_PROVENANCE_BUNDLE_BYTES};
+use sluice_trust::{self as trust, Policies, Policy, RequestedGrants, VerifyOptions};
 
 /// A failed command: what to print and the exit code.
 #[derive(Debug)]
@@ -88,14 +88,14 @@ pub fn key_generate(out: &Path, force: bool) -> Result<String, Failure> {
         std::fs::create_dir_all(parent)
             .map_err(|e| invalid(format!("{}: {e}", parent.display())))?;
     }
-    crate::fsutil::write_atomic(&private, pair.private_pem.as_bytes())
+    sluice_files::fsutil::write_atomic(&private, pair.private_pem.as_bytes())
         .map_err(|e| invalid(format!("{}: {e}", private.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600));
     }
-    crate::fsutil::write_atomic(&public, pair.public_pem.as_bytes())
+    sluice_files::fsutil::write_atomic(&public, pair.public_pem.as_bytes())
         .map_err(|e| invalid(format!("{}: {e}", public.display())))?;
     let fp = trust::load_public(&pair.public_pem)
         .map(|k| k.fingerprint())
@@ -117,7 +117,7 @@ pub fn plugin_sign(file: &Path, key: &Path) -> Result<String, Failure> {
         trust::load_private(&pem, password.as_bytes()).map_err(|e| invalid(e.to_string()))?;
     let bundle = trust::sign_blob(&bytes, &private).map_err(|e| invalid(e.to_string()))?;
     let out = trust::bundle_path(file);
-    crate::fsutil::write_atomic(&out, bundle.as_bytes())
+    sluice_files::fsutil::write_atomic(&out, bundle.as_bytes())
         .map_err(|e| invalid(format!("{}: {e}", out.display())))?;
     Ok(format!(
         "signed {} ({digest}) with key sha256:{}\nwrote {}\n",
@@ -215,7 +215,7 @@ pub fn plugin_attest(
     }
     .map_err(|e| invalid(e.to_string()))?;
     text.push('\n');
-    crate::fsutil::write_atomic(&out, text.as_bytes())
+    sluice_files::fsutil::write_atomic(&out, text.as_bytes())
         .map_err(|e| invalid(format!("{}: {e}", out.display())))?;
     Ok(format!(
         "attested {} ({digest}): predicate type {predicate_type}, signed with key sha256:{}\nwrote {} ({} attestation{})\n",
@@ -257,7 +257,7 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
     }
     let pipeline = with
         .pipeline
-        .map(crate::pipeline::load)
+        .map(sluice_pipeline::load)
         .transpose()
         .map_err(|e| Failure {
             code: exit::INVALID,
@@ -301,11 +301,11 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
 
     let mut checks: Vec<(Option<String>, RequestedGrants)> = Vec::new();
     if let Some(p) = &pipeline {
-        let uses_file = |stage: &crate::pipeline::Stage| match &stage.uses {
-            crate::pipeline::PluginRef::Path(path) => {
+        let uses_file = |stage: &sluice_pipeline::Stage| match &stage.uses {
+            sluice_pipeline::PluginRef::Path(path) => {
                 std::fs::canonicalize(path).is_ok_and(|r| r == real)
             }
-            crate::pipeline::PluginRef::Oci(_) => false,
+            sluice_pipeline::PluginRef::Oci(_) => false,
         };
         match with.stage {
             Some(name) => {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::pipeline::{self, PipelineError};
+use sluice_pipeline::{self as pipeline, PipelineError};
 
 /// Check a pipeline and describe it in one paragraph.
 pub fn validate(path: &Path) -> Result<String, PipelineError> {

@@ -6,8 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use super::{escape_controls as esc, Event, Reporter};
-use crate::gates::Verdict;
-use crate::record::{RunStatus, StageState};
+use sluice_pipeline::gates::Verdict;
+use sluice_record::{RunStatus, StageState};
 
 /// Prints events for people.
 pub struct Console {

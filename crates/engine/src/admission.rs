@@ -1,0 +1,484 @@
+//! Admission: the checks a plugin passes before a single byte of it is
+//! compiled, in this order: read once with a size cap → sha256 → (policy:)
+//! digest pin → bundle verification → identity rules → component
+//! validation and import check → grant caps. Only admitted plugins reach
+//! the compiler (and the compile cache, keyed by the verified digest).
+//!
+//! Nothing parses a plugin's bytes before its digest and signature passed
+//! the policies ([`evaluate`]): a file with a damaged code section is a
+//! refused signature (exit 3) in `run` and in `plugin verify` alike.
+//!
+//! Plugins are matched by their canonical reference: `uses:` resolved
+//! (`..` and symbolic links) to the real file, relative to the pipeline's
+//! (canonical) directory, so `plugins/../evil/x.wasm` and a link
+//! `plugins/x.wasm -> ../evil/x.wasm` are both matched as `evil/x.wasm`.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use sluice_pipeline::{Pipeline, PluginRef, Stage, WorkspaceAccess};
+use sluice_trust::{self as trust, Decision, PluginInput, Policies, RequestedGrants};
+
+/// Largest plugin file the runner reads.
+pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;
+
+/// A plugin file read and hashed once.
+#[derive(Debug, Clone)]
+pub struct PluginFile {
+    /// Absolute, canonical path (symbolic links resolved).
+    pub path: PathBuf,
+    /// The reference as policies see it: the canonical path relative to
+    /// the pipeline's canonical directory, `/`-separated.
+    pub reference: String,
+    /// The bytes.
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Imported interface names (with versions), parsed on first use: only
+    /// after the policies checked the digest and signature.
+    pub imports: std::sync::OnceLock<Result<Vec<String>, String>>,
+    /// `FILE.sigstore.json`, when present.
+    pub bundle: Option<String>,
+    /// `FILE.intoto.sigstore.json` (signed attestations), when present.
+    pub attestations: Option<String>,
+}
+
+/// What admission decided for one stage.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// Who signed it, if a signature was verified.
+    pub signer: Option<String>,
+    /// Policy rules that matched.
+    pub rules: Vec<String>,
+    /// Warnings (`mode: warn`, `no-match: warn`, `--allow-unsigned`).
+    pub warnings: Vec<String>,
+}
+
+/// Why a plugin may not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// The file cannot be used at all (exit 2).
+    #[error("stage `{stage}`: plugin {reference}: {message}")]
+    Unusable {
+        /// Stage.
+        stage: String,
+        /// Reference.
+        reference: String,
+        /// Why.
+        message: String,
+    },
+    /// The trust policy refuses it (exit 3).
+    #[error("stage `{stage}`: plugin {reference} refused by the trust policy:\n{}", reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"))]
+    Refused {
+        /// Stage.
+        stage: String,
+        /// Reference.
+        reference: String,
+        /// One line per refusal, each naming the rule and the fix.
+        reasons: Vec<String>,
+    },
+}
+
+/// Read a plugin file once, with a size cap, and hash it. Only a regular
+/// file is read: a FIFO or device is refused without blocking.
+pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
+    let bytes = sluice_files::fsutil::read_input_file(path, MAX_PLUGIN_BYTES, "plugin")
+        .map_err(|e| e.to_string())?;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    Ok((bytes, digest))
+}
+
+/// Read the Sigstore bundle of a plugin (`FILE.sigstore.json`): `None` when
+/// there is none, an error when it is not a regular file of at most
+/// [`sluice_files::fsutil::MAX_BUNDLE_BYTES`] or not UTF-8.
+pub fn read_bundle(bundle_file: &Path) -> Result<Option<String>, String> {
+    use sluice_files::fsutil::{read_input_file, InputError, MAX_BUNDLE_BYTES};
+    match read_input_file(bundle_file, MAX_BUNDLE_BYTES, "Sigstore bundle") {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+            format!(
+                "Sigstore bundle `{}` is not UTF-8 text; a bundle is JSON",
+                bundle_file.display()
+            )
+        }),
+        Err(InputError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Fully validate a component (every function body), without compiling it:
+/// for `plugin sign` and `plugin verify`, which should refuse a broken file
+/// before they vouch for it.
+pub fn validate_component(bytes: &[u8]) -> Result<(), String> {
+    check_component_header(bytes)?;
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(bytes)
+        .map(|_| ())
+        .map_err(|e| format!("not a valid WebAssembly component: {e}"))
+}
+
+/// List a component's imports (those of the outermost component: what the
+/// host must provide), reading only its top-level sections.
+///
+/// This does not validate the component: a run admits plugins before it
+/// compiles them, and the compiler validates on a cache miss, while a cache
+/// hit means these exact bytes (same sha256) were compiled before. Skipping
+/// a second validation keeps a warm run from re-reading every function body
+/// of every plugin.
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use wasmparser::{Chunk, Payload};
+    check_component_header(bytes)?;
+    let bad = |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    let truncated = || "not a valid WebAssembly component: it ends inside a section".to_string();
+    let mut parser = wasmparser::Parser::new(0);
+    let mut data = bytes;
+    let mut imports = Vec::new();
+    loop {
+        let (consumed, payload) = match parser.parse(data, true).map_err(bad)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => return Err(truncated()),
+        };
+        data = data.get(consumed..).ok_or_else(truncated)?;
+        match payload {
+            // Nested modules and components follow their header in the
+            // stream; their imports are satisfied inside the component.
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                data = data.get(unchecked_range.len()..).ok_or_else(truncated)?;
+            }
+            Payload::ComponentImportSection(section) => {
+                for import in section {
+                    let import = import.map_err(|e| format!("bad import section: {e}"))?;
+                    // Type imports (`use` in a world) grant nothing.
+                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+                        imports.push(import.name.name.to_string());
+                    }
+                }
+            }
+            Payload::End(_) => return Ok(imports),
+            _ => {}
+        }
+    }
+}
+
+/// `path` relative to `base`, lexically (with `..` where needed).
+pub fn relative_reference(base: &Path, path: &Path) -> String {
+    let base: Vec<Component> = base.components().collect();
+    let target: Vec<Component> = path.components().collect();
+    let common = base
+        .iter()
+        .zip(target.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut parts: Vec<String> = Vec::new();
+    for _ in common..base.len() {
+        parts.push("..".into());
+    }
+    for c in &target[common..] {
+        parts.push(c.as_os_str().to_string_lossy().into_owned());
+    }
+    parts.join("/")
+}
+
+/// What the pipeline grants `stage`, as policies see it.
+pub fn requested(stage: &Stage) -> RequestedGrants {
+    RequestedGrants {
+        workspace: match stage.grants.workspace {
+            WorkspaceAccess::None => "none",
+            WorkspaceAccess::Read => "read",
+            WorkspaceAccess::Write => "write",
+        }
+        .to_string(),
+        env: stage.grants.env.clone(),
+        network: stage.grants.network.clone(),
+        exec: stage.grants.exec.clone(),
+        secrets: stage.grants.secrets.clone(),
+    }
+}
+
+/// Read (once per file) the plugins of `stages`.
+pub fn read_plugins(
+    pipeline: &Pipeline,
+    stages: &[String],
+) -> Result<HashMap<PathBuf, PluginFile>, AdmissionError> {
+    let mut files: HashMap<PathBuf, PluginFile> = HashMap::new();
+    for name in stages {
+        let Some(stage) = pipeline.stages.get(name) else {
+            continue;
+        };
+        let path = match &stage.uses {
+            PluginRef::Path(p) => p.clone(),
+            PluginRef::Oci(r) => {
+                return Err(AdmissionError::Unusable {
+                    stage: name.clone(),
+                    reference: r.clone(),
+                    message: "OCI plugin references are not supported by this runner yet; pull the component and use its file path".into(),
+                })
+            }
+        };
+        if files.contains_key(&path) {
+            continue;
+        }
+        let unusable = |reference: String| {
+            let stage = name.clone();
+            move |message: String| AdmissionError::Unusable {
+                stage,
+                reference,
+                message,
+            }
+        };
+        let written = relative_reference(&pipeline.dir, &path);
+        let (real, reference) =
+            canonical_reference(&pipeline.dir, &path).map_err(unusable(written))?;
+        let file = read_plugin_file(&real, reference.clone()).map_err(unusable(reference))?;
+        files.insert(path.clone(), file);
+    }
+    Ok(files)
+}
+
+/// `file` resolved to its real path (`..` and symbolic links), and that
+/// path relative to `base` (itself resolved): the one form policies match.
+pub fn canonical_reference(base: &Path, file: &Path) -> Result<(PathBuf, String), String> {
+    let real = std::fs::canonicalize(file)
+        .map_err(|e| format!("cannot resolve `{}`: {e}", file.display()))?;
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    let reference = relative_reference(&base, &real);
+    Ok((real, reference))
+}
+
+/// Read a plugin (at its canonical path), its Sigstore bundle and its
+/// attestations; nothing of it is parsed.
+pub fn read_plugin_file(path: &Path, reference: String) -> Result<PluginFile, String> {
+    let (bytes, digest) = read_plugin(path)?;
+    let bundle = read_bundle(&trust::bundle_path(path))?;
+    let attestations = read_bundle(&trust::policy_rules::attestation_path(path))?;
+    Ok(PluginFile {
+        path: path.to_path_buf(),
+        reference,
+        bytes: std::sync::Arc::new(bytes),
+        digest,
+        imports: std::sync::OnceLock::new(),
+        bundle,
+        attestations,
+    })
+}
+
+impl PluginFile {
+    /// The component's imports ([`component_imports`]), parsed once.
+    pub fn imports(&self) -> Result<Vec<String>, String> {
+        self.imports
+            .get_or_init(|| component_imports(&self.bytes))
+            .clone()
+    }
+}
+
+/// Evaluate `file` under `policies` for `grants`: first with no imports, so
+/// that the digest pin and the signature are checked before the component
+/// is parsed at all (a refusal there is final); then, once admitted, its
+/// imports are parsed (an error is returned: the file is not a component)
+/// and, if some rule checks imports, it is evaluated again with them.
+/// `run` and `plugin verify` both decide through this.
+pub fn evaluate(
+    policies: &Policies,
+    file: &PluginFile,
+    grants: RequestedGrants,
+) -> Result<Decision, String> {
+    let input = |imports: Vec<String>| PluginInput {
+        reference: file.reference.clone(),
+        digest: file.digest.clone(),
+        bytes: &file.bytes,
+        bundle: file.bundle.clone(),
+        attestations: file.attestations.clone(),
+        imports,
+        grants: grants.clone(),
+    };
+    let first = policies.evaluate(&input(Vec::new()));
+    if !first.admitted {
+        return Ok(first);
+    }
+    let imports = file.imports()?;
+    if !policies.needs_imports() {
+        return Ok(first);
+    }
+    Ok(policies.evaluate(&input(imports)))
+}
+
+/// Decide whether `stage` may run `file` under `policies` (or, without any
+/// policy, only when unsigned plugins are explicitly allowed).
+pub fn admit(
+    stage_name: &str,
+    stage: &Stage,
+    file: &PluginFile,
+    policies: &Policies,
+    allow_unsigned: bool,
+) -> Result<Admitted, AdmissionError> {
+    let unusable = |message: String| AdmissionError::Unusable {
+        stage: stage_name.to_string(),
+        reference: file.reference.clone(),
+        message,
+    };
+    if policies.is_empty() {
+        if allow_unsigned {
+            file.imports().map_err(unusable)?;
+            return Ok(Admitted {
+                signer: None,
+                rules: Vec::new(),
+                warnings: vec![format!(
+                    "plugin {} runs unverified (--allow-unsigned, no trust policy)",
+                    file.reference
+                )],
+            });
+        }
+        return Err(AdmissionError::Refused {
+            stage: stage_name.to_string(),
+            reference: file.reference.clone(),
+            reasons: vec![
+                format!("there is no trust policy: no operator policy (looked for {}) and the pipeline has none: add `policy: <file>` to the pipeline or pass --policy; to run unverified plugins anyway (development only) pass --allow-unsigned", trust::operator::lookup_order()),
+            ],
+        });
+    }
+    let decision: Decision = evaluate(policies, file, requested(stage)).map_err(unusable)?;
+    if !decision.admitted {
+        return Err(AdmissionError::Refused {
+            stage: stage_name.to_string(),
+            reference: file.reference.clone(),
+            reasons: decision.refusals.iter().map(|r| r.reason.clone()).collect(),
+        });
+    }
+    Ok(Admitted {
+        signer: decision.signer.as_ref().map(|s| s.to_string()),
+        rules: decision.matched_rules.clone(),
+        warnings: decision.warnings.clone(),
+    })
+}
+
+/// Tell the common wrong inputs apart before wasmtime sees them (it would
+/// otherwise try to parse text and report a confusing WAT error).
+pub fn check_component_header(bytes: &[u8]) -> Result<(), String> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(
+            "the file is not a WebAssembly binary (it does not start with `\\0asm`)".into(),
+        );
+    }
+    match bytes[4..8] {
+        // Component-model layer 1 (any encoding version).
+        [_, _, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err("this is a core WebAssembly module, not a component; build for `wasm32-wasip2` (or wrap it with `wasm-tools component new`)".into()),
+        _ => Err("unknown WebAssembly binary version".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_relative_to_the_pipeline() {
+        assert_eq!(
+            relative_reference(
+                Path::new("/a/b/examples/hello"),
+                Path::new("/a/b/dist/plugins/x.wasm")
+            ),
+            "../../dist/plugins/x.wasm"
+        );
+        assert_eq!(
+            relative_reference(Path::new("/p"), Path::new("/p/plugins/lint.wasm")),
+            "plugins/lint.wasm"
+        );
+    }
+
+    #[test]
+    fn imports_are_those_of_the_outer_component_only() {
+        let bytes = wat::parse_str(
+            r#"(component
+                (type $t (record (field "a" u32)))
+                (import "t" (type (eq $t)))
+                (import "wasi:cli/environment@0.2.0" (instance))
+                (core module $m
+                    (import "inner" "f" (func))
+                )
+                (component $c
+                    (import "nested:pkg/iface" (instance))
+                )
+                (import "log" (func))
+            )"#,
+        )
+        .expect("wat");
+        assert_eq!(
+            component_imports(&bytes).expect("imports"),
+            ["wasi:cli/environment@0.2.0", "log"]
+        );
+        // Cut inside the nested component: refused, not misread.
+        let cut = &bytes[..bytes.len() - 12];
+        assert!(component_imports(cut).is_err());
+        assert!(validate_component(&bytes).is_ok());
+    }
+
+    #[test]
+    fn canonical_references_resolve_dot_dot_and_symlinks() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("plugins/sub")).expect("mkdir");
+        std::fs::create_dir_all(root.join("evil")).expect("mkdir");
+        std::fs::write(root.join("evil/x.wasm"), b"x").expect("write");
+        std::fs::write(root.join("plugins/ok.wasm"), b"x").expect("write");
+        std::os::unix::fs::symlink("../evil/x.wasm", root.join("plugins/l.wasm")).expect("symlink");
+        let reference = |rel: &str| {
+            canonical_reference(root, &root.join(rel))
+                .expect("resolves")
+                .1
+        };
+        assert_eq!(reference("plugins/../evil/x.wasm"), "evil/x.wasm");
+        assert_eq!(reference("plugins/l.wasm"), "evil/x.wasm");
+        assert_eq!(reference("plugins/./sub/../ok.wasm"), "plugins/ok.wasm");
+        // The base directory is resolved too.
+        std::os::unix::fs::symlink(root, root.join("plugins/sub/up")).expect("symlink");
+        assert_eq!(
+            canonical_reference(&root.join("plugins/sub/up"), &root.join("plugins/ok.wasm"))
+                .expect("resolves")
+                .1,
+            "plugins/ok.wasm"
+        );
+        assert!(canonical_reference(root, &root.join("missing.wasm")).is_err());
+    }
+
+    #[test]
+    fn a_refused_signature_is_decided_before_the_component_is_parsed() {
+        let pair = trust::generate(b"pw").expect("key");
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = dir.path().join("k.pub");
+        std::fs::write(&key, &pair.public_pem).expect("write");
+        let src = format!(
+            "rules:\n  - name: signed\n    match: [\"**\"]\n    authorities:\n      - key: {}\n",
+            key.display()
+        );
+        let policy = trust::Policy::parse(&src, Path::new("p.yaml")).expect("policy");
+        let policies = Policies::new(None, Some(policy));
+        let file = PluginFile {
+            path: PathBuf::from("/x.wasm"),
+            reference: "x.wasm".into(),
+            bytes: std::sync::Arc::new(b"not a component".to_vec()),
+            digest: String::new(),
+            imports: std::sync::OnceLock::new(),
+            bundle: None,
+            attestations: None,
+        };
+        let decision = evaluate(&policies, &file, RequestedGrants::default()).expect("decided");
+        assert!(!decision.admitted);
+        assert!(file.imports.get().is_none(), "nothing was parsed");
+    }
+
+    #[test]
+    fn imports_of_a_non_component_are_refused() {
+        assert!(component_imports(b"\0asm\x01\0\0\0").is_err());
+        assert!(component_imports(b"hello").is_err());
+    }
+}
