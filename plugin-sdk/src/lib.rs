@@ -78,6 +78,11 @@ pub use export::Stage;
 pub use info::{Capability, PluginInfo};
 pub use log::{debug, error, info, warn};
 pub use report::{Gate, Metric, Report, Verdict};
+/// The value types shared with the runner (durations, sizes, network
+/// patterns, names) and text helpers such as
+/// [`types::text::closest`]; the ones a config usually needs are also in
+/// [`values`].
+pub use sluice_types as types;
 
 /// Everything a stage usually needs: `use sluice_sdk::prelude::*;`.
 ///

@@ -206,7 +206,7 @@ mod tests {
                 .starts_with("with.cwd: ")
         );
         assert!(
-            config_error(r#"{"outputs": ["a"], "commands": [["make"]], "timeout": 0}"#)
+            config_error(r#"{"outputs": ["a"], "commands": [["make"]], "timeout": "0s"}"#)
                 .starts_with("with.timeout: ")
         );
         assert!(

@@ -26,7 +26,7 @@
 //! | `outputs` | list of paths/globs (**required**) | Files to publish, relative to the workspace. `*`/`?` stay within one directory, `**` crosses directories. Every pattern must match at least one regular file. Each file is copied to `/artifacts/out/<its path in the workspace>`. |
 //! | `commands` | list of `[program, args...]` | Run in order through the host's `exec`; every program is a bare name that must be in `grants.exec`. The first command that exits non-zero (or times out) fails the stage with the end of its stderr. Without commands, the stage only publishes files that already exist. |
 //! | `cwd` | string | Directory for the commands, relative to the workspace (default: its root). |
-//! | `timeout` | `"90s"`, `"10m"`, or seconds | Per command (default, and cap: the time the stage has left). |
+//! | `timeout` | `"90s"`, `"10m"`, `"1h30m"` (a unit is required) | Per command (default, and cap: the time the stage has left). |
 //! | `media-types` | map extension → media type | Overrides the built-in table ([`media`]: archives, packages, wasm, SBOMs, text formats; else `application/octet-stream`). Keys may start with a dot: `.pyz: application/zip`. |
 //! | `version` | string | The version, literally (templates such as `${{ env.VERSION }}` are expanded by the runner). |
 //! | `version-file` | path, or `{ path, regex }` | Read the version *after* the commands ran: the whole file (trimmed; must be one token), or the first capture group of `regex` (multi-line: `^`/`$` match at line boundaries; the whole match when it has no group). |

@@ -1,10 +1,9 @@
 //! The stage's `with:` block: wire types (serde, unknown keys rejected) and
 //! their validation into [`Settings`]. Every error names the key and the fix.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 use sluice_delivery::{HealthCheck, TargetConfig};
+use sluice_sdk::values::ConfigDuration;
 use sluice_sdk::StageError;
 
 /// The JSON schema published by `describe` (with the `target` block of
@@ -125,39 +124,13 @@ pub struct HealthOptions {
     pub check_version: Option<bool>,
     /// Per-request timeout.
     #[serde(default)]
-    pub timeout: Option<DurationWire>,
+    pub timeout: Option<ConfigDuration>,
     /// Retries after the first failed attempt.
     #[serde(default)]
     pub retries: Option<u32>,
     /// Wait between attempts.
     #[serde(default)]
-    pub interval: Option<DurationWire>,
-}
-
-/// `"5s"`, `"1m"` or a number of seconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum DurationWire {
-    /// Seconds.
-    Seconds(f64),
-    /// humantime text.
-    Text(String),
-}
-
-impl DurationWire {
-    fn parse(&self, key: &str) -> Result<Duration, StageError> {
-        match self {
-            Self::Seconds(s) if s.is_finite() && *s >= 0.0 => Ok(Duration::from_secs_f64(*s)),
-            Self::Seconds(s) => Err(StageError::invalid_config(format!(
-                "{key}: {s} is not a duration; write e.g. \"5s\" or 5"
-            ))),
-            Self::Text(t) => humantime::parse_duration(t).map_err(|e| {
-                StageError::invalid_config(format!(
-                    "{key}: `{t}` is not a duration ({e}); write e.g. \"5s\" or \"1m\""
-                ))
-            }),
-        }
-    }
+    pub interval: Option<ConfigDuration>,
 }
 
 /// The health probe settings, when on.
@@ -351,10 +324,10 @@ fn health_settings(o: HealthOptions) -> Result<Health, StageError> {
         check.path = p;
     }
     if let Some(t) = o.timeout {
-        check.timeout = t.parse("with.health-check.timeout")?;
+        check.timeout = t.get();
     }
     if let Some(i) = o.interval {
-        check.interval = i.parse("with.health-check.interval")?;
+        check.interval = i.get();
     }
     if let Some(r) = o.retries {
         check.retries = r;
@@ -368,6 +341,7 @@ fn health_settings(o: HealthOptions) -> Result<Health, StageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn settings(json: &str) -> Result<Settings, String> {
         let c: Config = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -426,7 +400,18 @@ mod tests {
             r#"{{{T},"version":"1","health-check":{{"timeout":"soon"}}}}"#
         ))
         .expect_err("x");
-        assert!(e.contains("with.health-check"), "{e}");
+        assert!(e.contains("`soon` is not a duration"), "{e}");
+        for (bare, hint) in [
+            ("5", "`5s`"),
+            ("\"5\"", "`5s`"),
+            ("\"10M\"", "`m` for minutes"),
+        ] {
+            let e = settings(&format!(
+                r#"{{{T},"version":"1","health-check":{{"interval":{bare}}}}}"#
+            ))
+            .expect_err("no unit");
+            assert!(e.contains(hint), "{e}");
+        }
         let s = settings(&format!(
             r#"{{{T},"version":"1","health-check":{{"timeout":"2s","retries":0,"path":"/healthz"}}}}"#
         ))

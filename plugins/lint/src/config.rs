@@ -11,6 +11,7 @@ use std::time::Duration;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use sluice_sdk::values::{ByteSize, ConfigDuration};
 use sluice_sdk::StageError;
 
 use crate::finding::Level;
@@ -103,7 +104,7 @@ pub struct ExternalConfig {
     pub name: Option<String>,
     /// Kill the program after this long (`90s`, `10m`).
     #[serde(default)]
-    pub timeout: Option<String>,
+    pub timeout: Option<ConfigDuration>,
 }
 
 /// The output format of an external linter.
@@ -174,37 +175,6 @@ impl<'de> Deserialize<'de> for Severity {
                     "error" => Ok(Severity::Level(Level::Error)),
                     _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
                 }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A size: a number of bytes, or a string with a unit (`512KiB`, `2MB`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size in bytes (1048576) or with a unit (\"1MiB\", \"512KiB\")")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                v.trim()
-                    .parse::<bytesize::ByteSize>()
-                    .map(|b| ByteSize(b.as_u64()))
-                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
             }
         }
         d.deserialize_any(V)
@@ -383,16 +353,7 @@ fn external(index: usize, e: ExternalConfig) -> Result<External, StageError> {
             "{key}.output: must name a file relative to the workspace"
         )));
     }
-    let timeout = e
-        .timeout
-        .map(|t| {
-            humantime::parse_duration(t.trim()).map_err(|err| {
-                StageError::invalid_config(format!(
-                    "{key}.timeout: `{t}` is not a duration ({err}); write e.g. `90s` or `10m`"
-                ))
-            })
-        })
-        .transpose()?;
+    let timeout = e.timeout.map(ConfigDuration::get);
     Ok(External {
         index,
         program,
@@ -504,8 +465,13 @@ mod tests {
         assert_eq!(s.max_file_size, 512 * 1024);
         let s = settings(r#"{"max-file-size": 100}"#).expect("valid");
         assert_eq!(s.max_file_size, 100);
+        let s = settings(r#"{"max-file-size": "2 mb"}"#).expect("valid");
+        assert_eq!(s.max_file_size, 2_000_000);
         let e = err(r#"{"max-file-size": "lots"}"#);
-        assert!(e.starts_with("with.max-file-size: invalid value"), "{e}");
+        assert!(
+            e.starts_with("with.max-file-size: `lots` is not a size: it must start with a number"),
+            "{e}"
+        );
     }
 
     #[test]

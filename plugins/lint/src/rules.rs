@@ -1,6 +1,8 @@
 //! The catalogue of the stage's own checks: names, default levels and
 //! descriptions (shown in `describe`'s schema and in the SARIF rules).
 
+use sluice_sdk::types::text::closest_within;
+
 use crate::finding::Level;
 
 /// One of the stage's own checks. `with.rules` switches each off or
@@ -92,12 +94,8 @@ impl Rule {
 
     /// The rule name closest to `name`, for "did you mean" hints.
     pub fn closest(name: &str) -> Option<Rule> {
-        Rule::ALL
-            .into_iter()
-            .map(|r| (edit_distance(name, r.name()), r))
-            .filter(|(d, _)| *d <= 3)
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, r)| r)
+        let names = Rule::ALL.map(Rule::name);
+        closest_within(name, names, 3).and_then(Rule::from_name)
     }
 
     /// Every rule name, comma-separated.
@@ -108,21 +106,6 @@ impl Rule {
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// Levenshtein distance over chars; the names are short.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

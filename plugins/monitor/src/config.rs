@@ -533,7 +533,7 @@ mod tests {
         assert_eq!(sc.latency, "http_request_duration_seconds");
         assert_eq!(sc.error_status, ["5xx"]);
         let s = settings(
-            r#"{"samples": 3, "interval": 1, "source": {"scrape": {"url": "http://h:1/metrics"}}}"#,
+            r#"{"samples": 3, "interval": "1s", "source": {"scrape": {"url": "http://h:1/metrics"}}}"#,
         )?;
         assert_eq!(s.samples, 3);
         Ok(())

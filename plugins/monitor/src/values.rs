@@ -1,12 +1,15 @@
 //! Config value types with readable errors (durations are
 //! [`sluice_sdk::values::ConfigDuration`]): percentages (`1%`, `"99.9%"` or a number of
-//! percent) and latencies (`300ms`, `"0.3s"` or a number of milliseconds).
+//! percent) and latencies (`300ms`, `"0.3s"` or a number of milliseconds: a
+//! latency threshold is in milliseconds, so a bare number is not ambiguous
+//! here the way it is for a duration).
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use sluice_sdk::values::ConfigDuration;
 
 /// A percentage between 0 and 100: `1`, `99.9`, `"1%"`, `"99.9%"`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,11 +95,14 @@ impl<'de> Deserialize<'de> for Millis {
                 if let Ok(n) = v.trim().parse::<f64>() {
                     return self.visit_f64(n);
                 }
-                humantime::parse_duration(v.trim())
+                // With a unit: the duration grammar shared with the runner.
+                v.parse::<ConfigDuration>()
                     .map(|d| Millis(d.as_secs_f64() * 1000.0))
                     .map_err(|e| {
                         E::custom(format!(
-                            "`{v}` is not a latency ({e}); write e.g. \"300ms\" or \"1.5s\""
+                            "`{}` is not a latency: {}; write e.g. \"300ms\" or \"1.5s\", \
+                             or a number of milliseconds",
+                            e.value, e.problem
                         ))
                     })
             }
@@ -135,7 +141,12 @@ mod tests {
         assert_eq!(serde_json::from_str::<Millis>("\"300ms\"")?.0, 300.0);
         assert_eq!(serde_json::from_str::<Millis>("\"1s 500ms\"")?.0, 1500.0);
         assert_eq!(serde_json::from_str::<Millis>("\"250\"")?.0, 250.0);
-        assert!(serde_json::from_str::<Millis>("\"fast\"").is_err());
+        assert_eq!(serde_json::from_str::<Millis>("\"1.5s\"")?.0, 1500.0);
+        let e = serde_json::from_str::<Millis>("\"fast\"").map_err(|e| e.to_string());
+        assert!(
+            e.is_err_and(|e| e.starts_with("`fast` is not a latency: expected a number before"))
+        );
+        assert!(serde_json::from_str::<Millis>("\"10M\"").is_err());
         Ok(())
     }
 

@@ -625,7 +625,7 @@ mod tests {
     #[test]
     fn failed_scrapes_count_against_availability() -> Result<(), StageError> {
         let s = settings(
-            r#"{"samples": 2, "interval": 1, "source": {"scrape": {"url": "http://h/metrics"}}}"#,
+            r#"{"samples": 2, "interval": "1s", "source": {"scrape": {"url": "http://h/metrics"}}}"#,
         );
         let (m0, m2) = (metrics(10, 0, 10), metrics(20, 0, 20));
         let mut e = env(vec![
@@ -643,7 +643,7 @@ mod tests {
     #[test]
     fn scrape_errors_are_clear() {
         let s = settings(
-            r#"{"window": "0s", "interval": 1, "source": {"scrape": {"url": "http://h/metrics"}}}"#,
+            r#"{"window": "0s", "interval": "1s", "source": {"scrape": {"url": "http://h/metrics"}}}"#,
         );
         let mut e = env(vec![Ok((200, "bad{x=1} 2"))]);
         let err = run(&mut e, &s)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice_delivery::TargetConfig;
+use sluice_sdk::values::ConfigDuration;
 use sluice_sdk::{Context, StageError};
 
 /// The JSON schema published by `describe` (the `target` block is inserted
@@ -38,33 +39,6 @@ impl Action {
     }
 }
 
-/// A duration written as `"500ms"`, `"2s"` or a number of seconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum DurationValue {
-    /// Seconds.
-    Seconds(f64),
-    /// humantime text.
-    Text(String),
-}
-
-impl DurationValue {
-    fn parse(&self, key: &str) -> Result<Duration, StageError> {
-        let bad = || {
-            StageError::invalid_config(format!(
-                "{key}: not a duration; write e.g. `500ms`, `2s` or a number of seconds"
-            ))
-        };
-        match self {
-            Self::Seconds(s) if s.is_finite() && *s >= 0.0 && *s <= 86_400.0 => {
-                Ok(Duration::from_secs_f64(*s))
-            }
-            Self::Seconds(_) => Err(bad()),
-            Self::Text(t) => humantime::parse_duration(t.trim()).map_err(|_| bad()),
-        }
-    }
-}
-
 /// `with.verify` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -80,9 +54,9 @@ pub struct VerifyConfig {
     /// Probe attempts.
     pub retries: Option<u32>,
     /// Pause between attempts.
-    pub interval: Option<DurationValue>,
+    pub interval: Option<ConfigDuration>,
     /// Per-request timeout.
-    pub timeout: Option<DurationValue>,
+    pub timeout: Option<ConfigDuration>,
     /// `false`: no verification.
     pub enabled: Option<bool>,
 }
@@ -210,14 +184,12 @@ impl Settings {
             url,
             samples: bounded("samples", v.samples, 10)?,
             retries: bounded("retries", v.retries, 20)?,
-            interval: match v.interval {
-                Some(d) => d.parse("with.verify.interval")?,
-                None => Duration::from_millis(500),
-            },
-            timeout: match v.timeout {
-                Some(d) => d.parse("with.verify.timeout")?,
-                None => Duration::from_secs(2),
-            },
+            interval: v
+                .interval
+                .map_or(Duration::from_millis(500), ConfigDuration::get),
+            timeout: v
+                .timeout
+                .map_or(Duration::from_secs(2), ConfigDuration::get),
         };
         let report = c.report.unwrap_or_else(|| "incident".to_string());
         if report.is_empty()
@@ -276,7 +248,17 @@ mod tests {
         ))
         .err()
         .unwrap_or_default();
-        assert!(e.starts_with("with.verify.interval: not a duration"), "{e}");
+        assert!(
+            e.starts_with("with.verify.interval: `soon` is not a duration"),
+            "{e}"
+        );
+        let e = settings(&format!(r#"{{{TARGET}, "verify": {{"interval": 500}}}}"#))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("with.verify.interval: `500` has no unit; write `500s`"),
+            "{e}"
+        );
         let e = settings(&format!(
             r#"{{{TARGET}, "verify": {{"url": "127.0.0.1:1"}}}}"#
         ))

@@ -5,10 +5,8 @@
 //! and saying how to fix it; the stage turns it into
 //! `StageError::InvalidConfig`.
 
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::allow::Allowlist;
@@ -65,72 +63,9 @@ pub struct Options {
     pub entropy_threshold: Option<f64>,
 }
 
-/// A byte count written as a number or with a unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    /// Parses `1048576`, `512KiB`, `1 MiB`, `2MB`, `10kb`, `1GiB`.
-    ///
-    /// ```
-    /// use sluice_plugin_scan::config::ByteSize;
-    /// assert_eq!(ByteSize::parse("512KiB"), Some(ByteSize(512 * 1024)));
-    /// assert_eq!(ByteSize::parse("2MB"), Some(ByteSize(2_000_000)));
-    /// assert_eq!(ByteSize::parse("lots"), None);
-    /// ```
-    pub fn parse(text: &str) -> Option<ByteSize> {
-        let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().ok()?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kb" => 1_000,
-            "kib" => 1 << 10,
-            "m" | "mb" => 1_000_000,
-            "mib" => 1 << 20,
-            "g" | "gb" => 1_000_000_000,
-            "gib" => 1 << 30,
-            _ => return None,
-        };
-        n.checked_mul(mult).map(ByteSize)
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size in bytes, or a string such as \"512KiB\" or \"2MB\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
-                if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64 {
-                    Ok(ByteSize(v as u64))
-                } else {
-                    Err(E::custom(format!("{v} is not a whole number of bytes")))
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(v).ok_or_else(|| {
-                    E::custom(format!(
-                        "`{v}` is not a size; write bytes (1048576) or a number with a unit (512KiB, 1MiB, 2MB)"
-                    ))
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+/// A byte count written as a number or with a unit (`512KiB`, `2MB`,
+/// `1.5MiB`): the size type shared with the runner.
+pub use sluice_sdk::values::ByteSize;
 
 /// A configuration problem: the key and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -290,7 +290,7 @@ fn probe(
             Some(v.to_string().into_bytes())
         }
     };
-    let body_contains = p.body_contains.map(|b| b.0).unwrap_or_default();
+    let body_contains = p.body_contains.map(OneOrMany::into_vec).unwrap_or_default();
     if body_contains.iter().any(String::is_empty) {
         return Err(StageError::invalid_config(format!(
             "{key}.body-contains: an empty string matches every body; remove it or give the text to look for"
@@ -486,7 +486,7 @@ mod tests {
                 .starts_with("with.retries: 100 is more than")
         );
         assert!(
-            config_error(r#"{"timeout": 0, "probes": [{"url": "http://h/"}]}"#)
+            config_error(r#"{"timeout": "0s", "probes": [{"url": "http://h/"}]}"#)
                 .starts_with("with.timeout: ")
         );
         assert!(config_error(

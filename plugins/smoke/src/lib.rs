@@ -51,9 +51,10 @@
 //! | `max-latency` | duration | Slowest acceptable response (request sent → body read), e.g. `300ms`. |
 //! | `retries` | number | This probe's retries (overrides the count of `with.retries`). |
 //!
-//! Durations are `"200ms"`, `"5s"`, `"1m"` or a number of seconds. Unknown
-//! keys are rejected; the same schema is published by `describe`
-//! (`sluice plugin inspect --json dist/plugins/smoke.wasm`).
+//! Durations are `"200ms"`, `"5s"`, `"1m"`: a unit is required (the
+//! grammar is the runner's, see `docs/values.md`). Unknown keys are
+//! rejected; the same schema is published by `describe` (`sluice plugin
+//! inspect --json dist/plugins/smoke.wasm`).
 //!
 //! # Grants
 //!

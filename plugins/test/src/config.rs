@@ -66,18 +66,18 @@ impl Settings {
                     "with.junit: missing; set it to the JUnit XML file your tests write, relative \
                      to the workspace (a path or glob), e.g. `junit: reports/junit.xml`",
                 )),
-                Some(OneOrMany(list)) if list.is_empty() => {
+                Some(list) if list.is_empty() => {
                     return Err(StageError::invalid_config(
                         "with.junit: empty list; name at least one JUnit XML file or glob",
                     ))
                 }
-                Some(OneOrMany(list)) => list,
+                Some(list) => list,
             };
         for (i, p) in junit.iter().enumerate() {
-            let key = if junit.len() == 1 {
-                "with.junit".to_string()
-            } else {
+            let key = if junit.was_list() {
                 format!("with.junit[{i}]")
+            } else {
+                "with.junit".to_string()
             };
             check_pattern(&key, p)?;
         }
@@ -96,7 +96,7 @@ impl Settings {
         };
         Ok(Self {
             command,
-            junit,
+            junit: junit.into_vec(),
             coverage,
         })
     }
@@ -219,6 +219,7 @@ mod tests {
         assert!(config_error(r#"{"junit": []}"#).starts_with("with.junit: empty"));
         assert!(config_error(r#"{"junit": "../x.xml"}"#).starts_with("with.junit: "));
         assert!(config_error(r#"{"junit": ["a.xml", "/b.xml"]}"#).starts_with("with.junit[1]: "));
+        assert!(config_error(r#"{"junit": ["/b.xml"]}"#).starts_with("with.junit[0]: "));
         assert!(config_error(r#"{"junit": 3}"#).starts_with("with.junit: invalid type"));
         let typo = config_error(r#"{"junit": "a", "comand": []}"#);
         assert!(

@@ -24,7 +24,7 @@
 //! | `junit` | path or glob, or a list (**required**) | JUnit XML report(s), relative to the workspace. `*`/`?` stay within one directory, `**` crosses directories. |
 //! | `command` | list of strings | Program and arguments, run through the host's `exec`. The program is a bare name that must be in `grants.exec`. Without it, the stage only reads reports that already exist (tests run by an earlier step or another CI system). |
 //! | `cwd` | string | Directory for the command, relative to the workspace (default: its root). Only with `command`. |
-//! | `timeout` | `"90s"`, `"10m"`, or seconds | Kill the command after this long (default, and cap: the time the stage has left). Only with `command`. |
+//! | `timeout` | `"90s"`, `"10m"`, `"1h30m"` (a unit is required) | Kill the command after this long (default, and cap: the time the stage has left). Only with `command`. |
 //! | `coverage.path` | string | A coverage report, relative to the workspace. |
 //! | `coverage.format` | `lcov` \| `cobertura` | Its format; guessed from the name when left out (`.xml`: cobertura; `.info`, `.lcov`: lcov). |
 //!

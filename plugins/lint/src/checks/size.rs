@@ -21,7 +21,7 @@ pub fn check(size: u64, max: u64) -> Option<Hit> {
 
 /// `1.5 MiB`-style size for messages.
 fn human(bytes: u64) -> String {
-    bytesize::ByteSize::b(bytes).display().iec().to_string()
+    sluice_sdk::values::ByteSize(bytes).approx().to_string()
 }
 
 #[cfg(test)]

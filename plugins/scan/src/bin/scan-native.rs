@@ -50,8 +50,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--max-file-size" => {
                 let v = it.next().unwrap_or_default();
-                args.max_file_size =
-                    Some(ByteSize::parse(&v).ok_or(format!("`{v}` is not a size"))?.0);
+                args.max_file_size = Some(
+                    v.parse::<ByteSize>()
+                        .map_err(|e| format!("{e}; {}", e.hint))?
+                        .as_u64(),
+                );
             }
             "--quiet" => args.quiet = true,
             "--findings" => args.findings = true,
