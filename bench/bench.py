@@ -367,7 +367,7 @@ def s3_cold_start():
         f"{fms(last - started)} / {fms(sum(per.values()) / 1000)}")
     row("3 cold start", "  whole run of those plugins, empty cache / warm cache", f"{fms(t_cold)} / {fms(t_warm)}",
         f"{t_cold / t_warm:.0f}×")
-    row("3 cold start", "  Winch", "not measured", "the engine config is fixed to Cranelift (runner/src/host/engine.rs)")
+    row("3 cold start", "  Winch", "not measured", "the engine config is fixed to Cranelift (crates/host/src/engine.rs)")
     shutil.rmtree(cold_cache, ignore_errors=True)
 
 

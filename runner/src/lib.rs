@@ -21,9 +21,12 @@
 //!   `key`/`policy`/`plugin sign`.
 //! - [`run`]: `sluice run` end to end (record, plugin loading, scheduler).
 //! - [`report`]: console and JSON-lines output.
+//! - [`error`]: every way a command fails, and the one mapping of those
+//!   failures to [`exit`] codes and to what is printed.
 
 pub mod cli;
 pub mod commands;
+pub mod error;
 pub mod report;
 pub mod run;
 
@@ -39,4 +42,8 @@ pub mod exit {
     pub const REFUSED: i32 = 3;
     /// Paused, waiting for approval.
     pub const PAUSED: i32 = 4;
+    /// Interrupted by SIGINT (Ctrl-C), as a shell reports it (128 + 2).
+    pub const SIGINT: i32 = 130;
+    /// Interrupted by SIGTERM, as a shell reports it (128 + 15).
+    pub const SIGTERM: i32 = 143;
 }

@@ -1,5 +1,5 @@
-//! The `sluice` binary: parse arguments, dispatch, print errors with their
-//! causes, and pick the exit code.
+//! The `sluice` binary: parse arguments, dispatch, and hand every failure
+//! to [`CliError`], which says what to print and which exit code to use.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use sluice::cli::{Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand};
-use sluice::commands::trust::Failure;
+use sluice::error::CliError;
 use sluice::report::{console::Console, json::JsonLines, Event, Reporter};
 use sluice::{commands, exit, run};
 use sluice_host::procs;
@@ -23,15 +23,14 @@ fn init_tracing(filter: &str) {
         .try_init();
 }
 
-fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
-    }
+fn code(c: i32) -> ExitCode {
+    u8::try_from(c).map_or(ExitCode::FAILURE, ExitCode::from)
 }
 
-fn code(c: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(c).unwrap_or(1))
+/// Prints `err` as [`CliError::report`] renders it; its exit code.
+fn fail(err: &CliError) -> ExitCode {
+    eprint!("{}", err.report());
+    code(err.exit_code())
 }
 
 async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
@@ -96,19 +95,8 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
     // Stages cancelled by fail-fast may still be in their kill grace.
     end_stage_processes(&mut signals).await;
     match outcome {
-        Ok(record) => code(match record.status {
-            RunStatus::Passed => exit::PASSED,
-            RunStatus::Paused => exit::PAUSED,
-            RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => exit::FAILED,
-        }),
-        Err(e) => {
-            // Pipeline errors carry their own rustc-style rendering.
-            match e {
-                run::RunError::Pipeline(_) | run::RunError::Policy(_) => eprintln!("{e}"),
-                _ => eprintln!("error: {e}"),
-            }
-            code(e.exit_code())
-        }
+        Ok(record) => code(sluice::error::run_exit_code(record.status)),
+        Err(e) => fail(&e.into()),
     }
 }
 
@@ -214,8 +202,8 @@ async fn interrupted(
 ) -> ExitCode {
     end_stage_processes(&mut signals).await;
     let (name, status) = match first {
-        Interrupt::Int => ("SIGINT", 130),
-        Interrupt::Term => ("SIGTERM", 143),
+        Interrupt::Int => ("SIGINT", exit::SIGINT),
+        Interrupt::Term => ("SIGTERM", exit::SIGTERM),
     };
     let recorded = |id: &str| {
         sluice_record::RunStore::new(state_dir)
@@ -244,57 +232,31 @@ async fn interrupted(
 /// -1`) is not an error: the reader has what it wanted, so the rest is
 /// dropped quietly and the command keeps its exit code, as ripgrep does
 /// (`print!` would panic, exit 101). Any other write error is reported.
-fn print_output(text: &str, status: i32) -> ExitCode {
+fn print_output(text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => code(status),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code(status),
-        Err(e) => {
-            eprintln!("error: cannot write the output: {e}");
-            code(exit::FAILED)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written,
     }
 }
 
-fn emit(result: anyhow::Result<String>, err_code: i32) -> ExitCode {
-    match result {
-        Ok(text) => print_output(&text, exit::PASSED),
-        Err(e) => {
-            print_error(&e);
-            code(err_code)
-        }
-    }
-}
-
-fn finish(result: Result<String, Failure>) -> ExitCode {
-    match result {
-        Ok(text) => print_output(&text, exit::PASSED),
-        Err(f) => {
-            // Policy errors render themselves (with `error:` and a snippet).
-            if f.message.starts_with("error:") || f.message.starts_with("plugin ") {
-                eprint!("{}", f.message);
-                if !f.message.ends_with('\n') {
-                    eprintln!();
-                }
-            } else {
-                eprintln!("error: {}", f.message);
-            }
-            code(f.code)
-        }
-    }
+/// A command's output printed (exit 0), or its failure reported.
+fn finish<E: Into<CliError>>(result: Result<String, E>) -> ExitCode {
+    let failure = match result {
+        Ok(text) => match print_output(&text) {
+            Ok(()) => return code(exit::PASSED),
+            Err(e) => CliError::Output(e),
+        },
+        Err(e) => e.into(),
+    };
+    fail(&failure)
 }
 
 async fn dispatch(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Run(args) => run_command(&cli, args).await,
-        Command::Validate { pipeline } => match commands::validate::validate(pipeline) {
-            Ok(text) => print_output(&text, exit::PASSED),
-            Err(e) => {
-                eprintln!("{e}");
-                code(exit::INVALID)
-            }
-        },
+        Command::Validate { pipeline } => finish(commands::validate::validate(pipeline)),
         Command::Plugin {
             command:
                 PluginCommand::Inspect {
@@ -317,27 +279,19 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     },
                 );
                 if let Err(f) = verified {
-                    return finish(Err(f));
+                    return fail(&f.into());
                 }
             }
-            emit(
-                commands::inspect::inspect(&cli.cache_dir(), file, *json).await,
-                exit::INVALID,
-            )
+            finish(commands::inspect::inspect(&cli.cache_dir(), file, *json).await)
         }
         Command::Runs { command } => match command {
-            RunsCommand::List { json } => emit(
-                commands::runs::list(&cli.state_dir(), *json).map_err(Into::into),
-                exit::INVALID,
-            ),
-            RunsCommand::Show { run_id, json } => emit(
-                commands::runs::show(&cli.state_dir(), run_id, *json).map_err(Into::into),
-                exit::INVALID,
-            ),
-            RunsCommand::Repair { run_id } => emit(
-                commands::runs::repair(&cli.state_dir(), run_id).map_err(Into::into),
-                exit::INVALID,
-            ),
+            RunsCommand::List { json } => finish(commands::runs::list(&cli.state_dir(), *json)),
+            RunsCommand::Show { run_id, json } => {
+                finish(commands::runs::show(&cli.state_dir(), run_id, *json))
+            }
+            RunsCommand::Repair { run_id } => {
+                finish(commands::runs::repair(&cli.state_dir(), run_id))
+            }
         },
         Command::Plugin {
             command: PluginCommand::Sign { file, key },
@@ -389,14 +343,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
             provenance,
             key,
         } => finish(commands::trust::verify_artifact(file, provenance, key)),
-        Command::Gc { dry_run } => emit(
-            commands::gc::gc(&cli.state_dir(), &cli.cache_dir(), *dry_run).map_err(Into::into),
-            exit::INVALID,
-        ),
-        Command::Approve { run_id, stage, by } => emit(
-            commands::approve::approve(&cli.state_dir(), run_id, stage, by.clone()),
-            exit::INVALID,
-        ),
+        Command::Gc { dry_run } => finish(commands::gc::gc(
+            &cli.state_dir(),
+            &cli.cache_dir(),
+            *dry_run,
+        )),
+        Command::Approve { run_id, stage, by } => finish(commands::approve::approve(
+            &cli.state_dir(),
+            run_id,
+            stage,
+            by.clone(),
+        )),
     }
 }
 
@@ -419,10 +376,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return code(exit::FAILED);
-        }
+        Err(e) => return fail(&CliError::Runtime(e)),
     };
     runtime.block_on(dispatch(cli))
 }

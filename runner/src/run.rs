@@ -11,9 +11,10 @@ use indexmap::IndexMap;
 
 use crate::report::{Event, Reporter};
 use sluice_engine::admission::{self, AdmissionError, Admitted};
-use sluice_engine::redact::Redactor;
+use sluice_engine::executor::ProcessEnv;
+use sluice_engine::orchestrator::{self, Orchestrator};
 use sluice_engine::scheduler::{self, Scheduler};
-use sluice_host::stage_exec::WasmExecutor;
+use sluice_host::stage_exec::LocalExecutor;
 use sluice_host::{sandbox, Host, Plugin, PoolSizing};
 use sluice_pipeline::config_schema::ConfigSchema;
 use sluice_pipeline::{self as pipeline, Pipeline, PipelineError, PluginRef};
@@ -57,6 +58,7 @@ pub struct RunOptions {
 }
 
 /// Why a run could not be carried out (as opposed to a run that failed).
+/// [`crate::error::CliError`] maps each to its exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The pipeline file is invalid.
@@ -115,30 +117,23 @@ pub enum RunError {
         /// `read` or `write`.
         access: &'static str,
     },
-    /// `--require-clean` and the source is not clean, or a bad provenance
-    /// option.
-    #[error("{0}")]
-    Provenance(String),
-}
-
-impl RunError {
-    /// Exit code: 2 for invalid input, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Admission(AdmissionError::Refused { .. }) => 3,
-            RunError::Pipeline(_)
-            | RunError::Plugin { .. }
-            | RunError::Resume { .. }
-            | RunError::Policy(_)
-            | RunError::Admission(_) => 2,
-            RunError::Record(RecordError::NotFound { .. }) => 2,
-            RunError::Record(RecordError::Busy(_)) => 2,
-            RunError::Record(RecordError::Corrupt { .. }) => 2,
-            RunError::StateInWorkspace { .. } => 2,
-            RunError::Provenance(_) => 2,
-            _ => 1,
-        }
-    }
+    /// The provenance signing key cannot be used.
+    #[error(transparent)]
+    SigningKey(#[from] sluice_engine::orchestrator::SigningKeyError),
+    /// `--require-clean` and the workspace is not a clean git checkout.
+    #[error("--require-clean: the workspace {} is not a clean git checkout: {why}", workspace.display())]
+    NotClean {
+        /// The pipeline's workspace.
+        workspace: PathBuf,
+        /// What is not clean (or that it is not a git repository).
+        why: String,
+    },
+    /// The task reading the git source for provenance did not finish.
+    #[error("reading the git source failed: {0}")]
+    SourceRead(#[from] tokio::task::JoinError),
+    /// `--builder-id` (`SLUICE_BUILDER_ID`) is not a usable URI.
+    #[error(transparent)]
+    BuilderId(#[from] sluice_engine::provenance::BuilderIdError),
 }
 
 fn new_record(pipeline: &Pipeline) -> RunRecord {
@@ -345,22 +340,8 @@ async fn load_plugins(
 /// The runner's provenance signing key; its password comes from
 /// `SLUICE_KEY_PASSWORD` (a run never prompts).
 fn load_provenance_key(path: &Path) -> Result<sluice_trust::PrivateKey, RunError> {
-    let bad = |message: String| RunError::Plugin {
-        stage: "(provenance)".into(),
-        reference: path.display().to_string(),
-        message,
-    };
-    let bytes = sluice_files::fsutil::read_input_file(
-        path,
-        sluice_files::fsutil::MAX_KEY_BYTES,
-        "provenance key",
-    )
-    .map_err(|e| bad(e.to_string()))?;
-    // A PEM file is ASCII; anything else fails below as a malformed key.
-    let pem = String::from_utf8_lossy(&bytes);
     let password = std::env::var("SLUICE_KEY_PASSWORD").unwrap_or_default();
-    sluice_trust::load_private(&pem, password.as_bytes())
-        .map_err(|e| bad(format!("{e} (the password comes from SLUICE_KEY_PASSWORD)")))
+    Ok(orchestrator::load_signing_key(path, password.as_bytes())?)
 }
 
 /// Start (or resume) a run and drive it to its end or a pause.
@@ -410,25 +391,21 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     // per tracked file, ~2 ms for a few hundred), awaited before the first
     // stage; at once with --require-clean, which must refuse before
     // anything else happens.
-    let builder_id = sluice_engine::provenance::builder_id(opts.builder_id.as_deref())
-        .map_err(RunError::Provenance)?;
+    let builder_id = sluice_engine::provenance::builder_id(opts.builder_id.as_deref())?;
     let workspace = pipeline.workspace.clone();
     let reading =
         tokio::task::spawn_blocking(move || sluice_engine::provenance::source_state(&workspace));
-    let read_failed = |e: tokio::task::JoinError| {
-        RunError::Provenance(format!("reading the git source failed: {e}"))
-    };
     let source_read = if opts.require_clean {
-        let source = reading.await.map_err(read_failed)?;
+        let source = reading.await?;
         let why = match &source {
             None => Some("it is not in a git repository".to_string()),
             Some(s) => s.unclean(),
         };
         if let Some(why) = why {
-            return Err(RunError::Provenance(format!(
-                "--require-clean: the workspace {} is not a clean git checkout: {why}",
-                pipeline.workspace.display()
-            )));
+            return Err(RunError::NotClean {
+                workspace: pipeline.workspace.clone(),
+                why,
+            });
         }
         SourceRead::Done(source)
     } else {
@@ -503,12 +480,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     clock.mark("plugins loaded and described");
     record.warnings = warnings;
     record.warnings.extend(lost_artifacts);
-    let secret_values: Vec<String> = pipeline
-        .stages
-        .values()
-        .flat_map(|s| s.grants.secrets.iter())
-        .filter_map(|name| std::env::var(name).ok())
-        .collect();
+    // The only place that reads env and secret values: the runner's own
+    // environment, handed to the orchestrator and the executor.
+    let process_env = Arc::new(ProcessEnv);
+    let redactor = Arc::new(orchestrator::run_redactor(&pipeline, process_env.as_ref()));
     let provenance_key = match &opts.provenance_key {
         Some(path) => Some(Arc::new(load_provenance_key(path)?)),
         None => None,
@@ -526,24 +501,42 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     let run_dir = store.run_dir(&record.run_id);
     let source = match source_read {
         SourceRead::Done(source) => source,
-        SourceRead::Reading(task) => task.await.map_err(read_failed)?,
+        SourceRead::Reading(task) => task.await?,
     };
-    let executor = Arc::new(WasmExecutor {
-        pipeline: Arc::new(pipeline.clone()),
-        plugins,
-        schemas,
-        cas,
+    let records: HashMap<String, PluginRecord> = plugins
+        .iter()
+        .map(|(stage, (_, record))| (stage.clone(), record.clone()))
+        .collect();
+    let by_digest: HashMap<String, Plugin> = plugins
+        .into_values()
+        .map(|(plugin, _)| (plugin.digest.clone(), plugin))
+        .collect();
+    let executor = Arc::new(LocalExecutor {
+        plugins: by_digest,
+        cas: cas.clone(),
         work: sluice_record::workdir::WorkDirs::new(&run_dir),
-        run_dir,
-        redactor: Arc::new(Redactor::new(secret_values)),
-        provenance_key,
-        source: source.map(Arc::new),
-        builder_id,
+        run_dir: run_dir.clone(),
+        redactor: redactor.clone(),
         reporter: reporter.clone(),
+        env: process_env.clone(),
+        secrets: process_env.clone(),
         max_handles: sluice_host::engine::handles_per_stage(
             sluice_host::engine::raise_open_files_limit(),
             jobs,
         ),
+    });
+    let orchestrator = Arc::new(Orchestrator {
+        pipeline: Arc::new(pipeline.clone()),
+        plugins: records,
+        schemas,
+        executor,
+        env: process_env,
+        redactor,
+        cas,
+        work: sluice_record::workdir::WorkDirs::new(&run_dir),
+        provenance_key,
+        source: source.map(Arc::new),
+        builder_id,
     });
     let options = scheduler::Options {
         jobs,
@@ -553,7 +546,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     };
     let scheduler = Scheduler::new(&pipeline, record, &store, reporter.as_ref(), options);
     clock.mark("run created");
-    let record = scheduler.run(executor).await?;
+    let record = scheduler.run(orchestrator).await?;
     clock.mark("stages finished");
     // Normally long done; a panic in it is no reason to fail the run.
     let _ = sweep.await;

@@ -18,6 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use sluice_files::fsutil::InputError;
 use sluice_pipeline::{Pipeline, PluginRef, Stage, WorkspaceAccess};
 use sluice_trust::{self as trust, Decision, PluginInput, Policies, RequestedGrants};
 
@@ -38,7 +39,7 @@ pub struct PluginFile {
     pub digest: String,
     /// Imported interface names (with versions), parsed on first use: only
     /// after the policies checked the digest and signature.
-    pub imports: std::sync::OnceLock<Result<Vec<String>, String>>,
+    pub imports: std::sync::OnceLock<Result<Vec<String>, ComponentError>>,
     /// `FILE.sigstore.json`, when present.
     pub bundle: Option<String>,
     /// `FILE.intoto.sigstore.json` (signed attestations), when present.
@@ -60,14 +61,14 @@ pub struct Admitted {
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
     /// The file cannot be used at all (exit 2).
-    #[error("stage `{stage}`: plugin {reference}: {message}")]
+    #[error("stage `{stage}`: plugin {reference}: {reason}")]
     Unusable {
         /// Stage.
         stage: String,
         /// Reference.
         reference: String,
         /// Why.
-        message: String,
+        reason: Unusable,
     },
     /// The trust policy refuses it (exit 3).
     #[error("stage `{stage}`: plugin {reference} refused by the trust policy:\n{}", reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"))]
@@ -81,11 +82,86 @@ pub enum AdmissionError {
     },
 }
 
+/// Why a stage's plugin cannot be used at all (before any policy).
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// `uses:` names an OCI reference.
+    #[error("OCI plugin references are not supported by this runner yet; pull the component and use its file path")]
+    Oci,
+    /// The file (or a bundle beside it) cannot be read.
+    #[error(transparent)]
+    File(#[from] PluginFileError),
+    /// The file is not a usable component.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+}
+
+/// Why a plugin file, or a Sigstore bundle beside it, cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginFileError {
+    /// Missing, unreadable, not a regular file, or over its cap (the
+    /// [`InputError`] names the path).
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A Sigstore bundle that is not UTF-8 text.
+    #[error("Sigstore bundle `{}` is not UTF-8 text; a bundle is JSON", path.display())]
+    BundleNotText {
+        /// The bundle file.
+        path: PathBuf,
+    },
+    /// The path does not resolve to a file (`..`, symbolic links).
+    // The OS error is part of the message rather than a `#[source]`, so that
+    // printing the error chain does not repeat it.
+    #[error("cannot resolve `{}`: {reason}", path.display())]
+    Unresolvable {
+        /// The path, as given.
+        path: PathBuf,
+        /// What the operating system said.
+        reason: std::io::Error,
+    },
+}
+
+impl PluginFileError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            PluginFileError::Input(e) => e.path(),
+            PluginFileError::BundleNotText { path }
+            | PluginFileError::Unresolvable { path, .. } => path,
+        }
+    }
+}
+
+/// Why bytes are not a usable WebAssembly component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComponentError {
+    /// No `\0asm` magic: text, an archive, anything else.
+    #[error("the file is not a WebAssembly binary (it does not start with `\\0asm`)")]
+    NotWasm,
+    /// A core module rather than a component.
+    #[error("this is a core WebAssembly module, not a component; build for `wasm32-wasip2` (or wrap it with `wasm-tools component new`)")]
+    CoreModule,
+    /// A binary version this runner does not know.
+    #[error("unknown WebAssembly binary version")]
+    UnknownVersion,
+    /// The component does not parse or validate.
+    #[error("not a valid WebAssembly component: {reason}")]
+    Invalid {
+        /// What the parser or validator said.
+        reason: String,
+    },
+    /// An entry of the import section does not parse.
+    #[error("bad import section: {reason}")]
+    BadImports {
+        /// What the parser said.
+        reason: String,
+    },
+}
+
 /// Read a plugin file once, with a size cap, and hash it. Only a regular
 /// file is read: a FIFO or device is refused without blocking.
-pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
-    let bytes = sluice_files::fsutil::read_input_file(path, MAX_PLUGIN_BYTES, "plugin")
-        .map_err(|e| e.to_string())?;
+pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), PluginFileError> {
+    let bytes = sluice_files::fsutil::read_input_file(path, MAX_PLUGIN_BYTES, "plugin")?;
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
     Ok((bytes, digest))
 }
@@ -93,31 +169,34 @@ pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), String> {
 /// Read the Sigstore bundle of a plugin (`FILE.sigstore.json`): `None` when
 /// there is none, an error when it is not a regular file of at most
 /// [`sluice_files::fsutil::MAX_BUNDLE_BYTES`] or not UTF-8.
-pub fn read_bundle(bundle_file: &Path) -> Result<Option<String>, String> {
-    use sluice_files::fsutil::{read_input_file, InputError, MAX_BUNDLE_BYTES};
+pub fn read_bundle(bundle_file: &Path) -> Result<Option<String>, PluginFileError> {
+    use sluice_files::fsutil::{read_input_file, MAX_BUNDLE_BYTES};
     match read_input_file(bundle_file, MAX_BUNDLE_BYTES, "Sigstore bundle") {
-        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
-            format!(
-                "Sigstore bundle `{}` is not UTF-8 text; a bundle is JSON",
-                bundle_file.display()
-            )
-        }),
+        Ok(bytes) => {
+            String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| PluginFileError::BundleNotText {
+                    path: bundle_file.to_path_buf(),
+                })
+        }
         Err(InputError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
             Ok(None)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Fully validate a component (every function body), without compiling it:
 /// for `plugin sign` and `plugin verify`, which should refuse a broken file
 /// before they vouch for it.
-pub fn validate_component(bytes: &[u8]) -> Result<(), String> {
+pub fn validate_component(bytes: &[u8]) -> Result<(), ComponentError> {
     check_component_header(bytes)?;
     wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
         .validate_all(bytes)
         .map(|_| ())
-        .map_err(|e| format!("not a valid WebAssembly component: {e}"))
+        .map_err(|e| ComponentError::Invalid {
+            reason: e.to_string(),
+        })
 }
 
 /// List a component's imports (those of the outermost component: what the
@@ -128,11 +207,15 @@ pub fn validate_component(bytes: &[u8]) -> Result<(), String> {
 /// hit means these exact bytes (same sha256) were compiled before. Skipping
 /// a second validation keeps a warm run from re-reading every function body
 /// of every plugin.
-pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, ComponentError> {
     use wasmparser::{Chunk, Payload};
     check_component_header(bytes)?;
-    let bad = |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
-    let truncated = || "not a valid WebAssembly component: it ends inside a section".to_string();
+    let bad = |e: wasmparser::BinaryReaderError| ComponentError::Invalid {
+        reason: e.to_string(),
+    };
+    let truncated = || ComponentError::Invalid {
+        reason: "it ends inside a section".to_owned(),
+    };
     let mut parser = wasmparser::Parser::new(0);
     let mut data = bytes;
     let mut imports = Vec::new();
@@ -155,7 +238,9 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
             }
             Payload::ComponentImportSection(section) => {
                 for import in section {
-                    let import = import.map_err(|e| format!("bad import section: {e}"))?;
+                    let import = import.map_err(|e| ComponentError::BadImports {
+                        reason: e.to_string(),
+                    })?;
                     // Type imports (`use` in a world) grant nothing.
                     if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
                         imports.push(import.name.name.to_string());
@@ -219,7 +304,7 @@ pub fn read_plugins(
                 return Err(AdmissionError::Unusable {
                     stage: name.clone(),
                     reference: r.clone(),
-                    message: "OCI plugin references are not supported by this runner yet; pull the component and use its file path".into(),
+                    reason: Unusable::Oci,
                 })
             }
         };
@@ -228,10 +313,10 @@ pub fn read_plugins(
         }
         let unusable = |reference: String| {
             let stage = name.clone();
-            move |message: String| AdmissionError::Unusable {
+            move |e: PluginFileError| AdmissionError::Unusable {
                 stage,
                 reference,
-                message,
+                reason: e.into(),
             }
         };
         let written = relative_reference(&pipeline.dir, &path);
@@ -245,9 +330,11 @@ pub fn read_plugins(
 
 /// `file` resolved to its real path (`..` and symbolic links), and that
 /// path relative to `base` (itself resolved): the one form policies match.
-pub fn canonical_reference(base: &Path, file: &Path) -> Result<(PathBuf, String), String> {
-    let real = std::fs::canonicalize(file)
-        .map_err(|e| format!("cannot resolve `{}`: {e}", file.display()))?;
+pub fn canonical_reference(base: &Path, file: &Path) -> Result<(PathBuf, String), PluginFileError> {
+    let real = std::fs::canonicalize(file).map_err(|reason| PluginFileError::Unresolvable {
+        path: file.to_path_buf(),
+        reason,
+    })?;
     let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
     let reference = relative_reference(&base, &real);
     Ok((real, reference))
@@ -255,7 +342,7 @@ pub fn canonical_reference(base: &Path, file: &Path) -> Result<(PathBuf, String)
 
 /// Read a plugin (at its canonical path), its Sigstore bundle and its
 /// attestations; nothing of it is parsed.
-pub fn read_plugin_file(path: &Path, reference: String) -> Result<PluginFile, String> {
+pub fn read_plugin_file(path: &Path, reference: String) -> Result<PluginFile, PluginFileError> {
     let (bytes, digest) = read_plugin(path)?;
     let bundle = read_bundle(&trust::bundle_path(path))?;
     let attestations = read_bundle(&trust::policy_rules::attestation_path(path))?;
@@ -272,7 +359,7 @@ pub fn read_plugin_file(path: &Path, reference: String) -> Result<PluginFile, St
 
 impl PluginFile {
     /// The component's imports ([`component_imports`]), parsed once.
-    pub fn imports(&self) -> Result<Vec<String>, String> {
+    pub fn imports(&self) -> Result<Vec<String>, ComponentError> {
         self.imports
             .get_or_init(|| component_imports(&self.bytes))
             .clone()
@@ -289,7 +376,7 @@ pub fn evaluate(
     policies: &Policies,
     file: &PluginFile,
     grants: RequestedGrants,
-) -> Result<Decision, String> {
+) -> Result<Decision, ComponentError> {
     let input = |imports: Vec<String>| PluginInput {
         reference: file.reference.clone(),
         digest: file.digest.clone(),
@@ -319,10 +406,10 @@ pub fn admit(
     policies: &Policies,
     allow_unsigned: bool,
 ) -> Result<Admitted, AdmissionError> {
-    let unusable = |message: String| AdmissionError::Unusable {
+    let unusable = |e: ComponentError| AdmissionError::Unusable {
         stage: stage_name.to_string(),
         reference: file.reference.clone(),
-        message,
+        reason: e.into(),
     };
     if policies.is_empty() {
         if allow_unsigned {
@@ -361,18 +448,16 @@ pub fn admit(
 
 /// Tell the common wrong inputs apart before wasmtime sees them (it would
 /// otherwise try to parse text and report a confusing WAT error).
-pub fn check_component_header(bytes: &[u8]) -> Result<(), String> {
+pub fn check_component_header(bytes: &[u8]) -> Result<(), ComponentError> {
     const MAGIC: &[u8] = b"\0asm";
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        return Err(
-            "the file is not a WebAssembly binary (it does not start with `\\0asm`)".into(),
-        );
+        return Err(ComponentError::NotWasm);
     }
     match bytes[4..8] {
         // Component-model layer 1 (any encoding version).
         [_, _, 0x01, 0x00] => Ok(()),
-        [0x01, 0x00, 0x00, 0x00] => Err("this is a core WebAssembly module, not a component; build for `wasm32-wasip2` (or wrap it with `wasm-tools component new`)".into()),
-        _ => Err("unknown WebAssembly binary version".into()),
+        [0x01, 0x00, 0x00, 0x00] => Err(ComponentError::CoreModule),
+        _ => Err(ComponentError::UnknownVersion),
     }
 }
 
@@ -474,6 +559,41 @@ mod tests {
         let decision = evaluate(&policies, &file, RequestedGrants::default()).expect("decided");
         assert!(!decision.admitted);
         assert!(file.imports.get().is_none(), "nothing was parsed");
+    }
+
+    #[test]
+    fn component_errors_say_what_is_wrong() {
+        assert_eq!(
+            check_component_header(b"hello world").map_err(|e| e.to_string()),
+            Err("the file is not a WebAssembly binary (it does not start with `\\0asm`)".into())
+        );
+        assert_eq!(
+            check_component_header(b"\0asm\x01\0\0\0"),
+            Err(ComponentError::CoreModule)
+        );
+        let err = component_imports(b"\0asm\x0d\0\x01\0\x07").expect_err("cut");
+        assert!(
+            err.to_string()
+                .starts_with("not a valid WebAssembly component: "),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let missing = dir.path().join("missing.wasm");
+        let err = canonical_reference(dir.path(), &missing).expect_err("missing");
+        assert_eq!(err.path(), missing);
+        assert!(err
+            .to_string()
+            .starts_with(&format!("cannot resolve `{}`: ", missing.display())));
+        std::fs::write(dir.path().join("b.sigstore.json"), [0xff, 0xfe]).expect("write");
+        let err = read_bundle(&dir.path().join("b.sigstore.json")).expect_err("not text");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Sigstore bundle `{}` is not UTF-8 text; a bundle is JSON",
+                dir.path().join("b.sigstore.json").display()
+            )
+        );
+        assert!(matches!(read_bundle(&missing), Ok(None)));
     }
 
     #[test]

@@ -256,11 +256,31 @@ pub fn remote_uri(url: &str) -> Option<String> {
     host_ok.then(|| format!("{scheme}://{host}/{path}"))
 }
 
+/// Why a configured `builder.id` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuilderIdError {
+    /// Not `scheme:rest` with URI characters only, or over 2048 bytes.
+    #[error(
+        "builder id `{}` is not an absolute URI (scheme:rest, no spaces), e.g. https://ci.example.org/sluice/runner-1",
+        crate::report::escape_controls(id)
+    )]
+    NotAbsoluteUri {
+        /// The id as given (trimmed).
+        id: String,
+    },
+    /// A `file:` URI.
+    #[error("builder id must not be a `file:` URI: it would name a path on this machine")]
+    FileUri {
+        /// The id as given (trimmed).
+        id: String,
+    },
+}
+
 /// The `builder.id`: `configured` (from `--builder-id` /
 /// `SLUICE_BUILDER_ID`, operator-controlled) if given — it must be an
 /// absolute URI and not a `file:` one — else
 /// `https://sluice.dev/runner/<hostname>@<version>`.
-pub fn builder_id(configured: Option<&str>) -> Result<String, String> {
+pub fn builder_id(configured: Option<&str>) -> Result<String, BuilderIdError> {
     match configured {
         Some(id) => {
             let id = id.trim();
@@ -275,16 +295,10 @@ pub fn builder_id(configured: Option<&str>) -> Result<String, String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c));
             if !scheme_ok || !chars_ok || id.len() > 2048 {
-                return Err(format!(
-                    "builder id `{}` is not an absolute URI (scheme:rest, no spaces), e.g. https://ci.example.org/sluice/runner-1",
-                    crate::report::escape_controls(id)
-                ));
+                return Err(BuilderIdError::NotAbsoluteUri { id: id.to_owned() });
             }
             if scheme.eq_ignore_ascii_case("file") {
-                return Err(
-                    "builder id must not be a `file:` URI: it would name a path on this machine"
-                        .into(),
-                );
+                return Err(BuilderIdError::FileUri { id: id.to_owned() });
             }
             Ok(id.to_string())
         }
@@ -724,6 +738,17 @@ mod tests {
         for bad in ["runner-1", "file:///home/x", "https://a b", ""] {
             assert!(builder_id(Some(bad)).is_err(), "{bad}");
         }
+        assert_eq!(
+            builder_id(Some("a\u{1b} b")).map_err(|e| e.to_string()),
+            Err("builder id `a\\u{1b} b` is not an absolute URI (scheme:rest, no spaces), e.g. https://ci.example.org/sluice/runner-1".to_owned())
+        );
+        assert_eq!(
+            builder_id(Some("file:///x")).map_err(|e| e.to_string()),
+            Err(
+                "builder id must not be a `file:` URI: it would name a path on this machine"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

@@ -1,11 +1,21 @@
 //! What happens during a run, as [`Event`]s a [`Reporter`] renders (the
 //! CLI has a console reporter for people and a JSON-lines one for
 //! machines).
+//!
+//! An event serialises ([`serde::Serialize`]) to the object that
+//! `sluice run --json` prints, without its `ts` (the reporter adds the time
+//! it writes the line): `"event"` names the kind in snake case, the other
+//! fields are those documented in `docs/events.md` and checked against
+//! `docs/events.schema.json`. Field names are part of that schema (v1):
+//! fields may be added, never renamed or removed.
 
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
 use sluice_record::{RunRecord, StageRecord};
 
 /// Something that happened during a run.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event<'a> {
     /// The run starts (or resumes).
     RunStarted {
@@ -22,7 +32,8 @@ pub enum Event<'a> {
     },
     /// A plugin was compiled or loaded from the compile cache.
     PluginLoaded {
-        /// `uses:` as resolved.
+        /// `uses:` as resolved (JSON: `plugin`).
+        #[serde(rename = "plugin")]
         reference: &'a str,
         /// Component digest.
         digest: &'a str,
@@ -56,7 +67,8 @@ pub enum Event<'a> {
         stage: &'a str,
         /// The attempt about to start.
         attempt: u32,
-        /// Total attempts allowed.
+        /// Total attempts allowed (JSON: `attempts`).
+        #[serde(rename = "attempts")]
         of: u32,
         /// Why the last one failed.
         reason: &'a str,
@@ -65,7 +77,8 @@ pub enum Event<'a> {
     StageFinished {
         /// Stage.
         stage: &'a str,
-        /// Its record.
+        /// Its record (JSON: some of its fields, beside `stage`).
+        #[serde(flatten, serialize_with = "stage_finished_fields")]
         record: &'a StageRecord,
     },
     /// A stage will not run.
@@ -91,9 +104,49 @@ pub enum Event<'a> {
     },
     /// The run ended or paused.
     RunFinished {
-        /// Final record.
+        /// Final record (JSON: `run_id`, `status` and each stage's state).
+        #[serde(flatten, serialize_with = "run_finished_fields")]
         record: &'a RunRecord,
     },
+}
+
+/// The fields of a `stage_finished` event taken from the stage's record.
+/// `duration_ms`, `reason` and `verdict` are `null` when unset.
+fn stage_finished_fields<S: Serializer>(
+    record: &&StageRecord,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut s = serializer.serialize_struct("StageFinished", 9)?;
+    s.serialize_field("state", &record.state)?;
+    s.serialize_field("duration_ms", &record.duration_ms)?;
+    s.serialize_field("reason", &record.reason)?;
+    s.serialize_field("verdict", &record.verdict)?;
+    s.serialize_field("gates", &record.gates)?;
+    s.serialize_field("metrics", &record.metrics)?;
+    s.serialize_field("outputs", &record.outputs)?;
+    s.serialize_field("artifacts", &record.artifacts)?;
+    s.serialize_field("attempts", &record.attempts)?;
+    s.end()
+}
+
+/// The fields of a `run_finished` event: `run_id`, `status`, and `stages`,
+/// each stage's state by name (in pipeline order).
+fn run_finished_fields<S: Serializer>(
+    record: &&RunRecord,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    /// Stage name to state.
+    struct States<'r>(&'r RunRecord);
+    impl Serialize for States<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.stages.iter().map(|(name, r)| (name, r.state)))
+        }
+    }
+    let mut s = serializer.serialize_struct("RunFinished", 3)?;
+    s.serialize_field("run_id", &record.run_id)?;
+    s.serialize_field("status", &record.status)?;
+    s.serialize_field("stages", &States(record))?;
+    s.end()
 }
 
 /// `text` with every character that could steer a terminal made visible:

@@ -1,6 +1,7 @@
 //! Runs the stage DAG: `needs` ordering, bounded parallelism, `when:`,
 //! approvals, retries and fail-fast cancellation. It knows nothing of
-//! WebAssembly: an [`Executor`] runs one attempt of one stage, and the
+//! WebAssembly: an [`Attempts`] runs one attempt of one stage (in a run,
+//! the [orchestrator](crate::orchestrator)), and the
 //! scheduler records every state change in the [`RunRecord`] (one journal
 //! line per change, a full snapshot at start and end) and reports it as an
 //! [`Event`].
@@ -18,7 +19,7 @@ use sluice_pipeline::{Pipeline, When};
 use sluice_record::journal::Journal;
 use sluice_record::{now, RecordError, RunRecord, RunStatus, RunStore, StageRecord, StageState};
 
-/// The result of one attempt, as the executor saw it.
+/// The result of one attempt, as [`Attempts`] saw it.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
     /// `Passed`, `Warned`, `Blocked` or `Failed`.
@@ -35,7 +36,7 @@ pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptOutcome> + Send>>;
 
 /// Runs one attempt of one stage. `record` is a snapshot of the run so far
 /// (finished stages' outputs and artifacts).
-pub trait Executor: Send + Sync + 'static {
+pub trait Attempts: Send + Sync + 'static {
     /// Start attempt `attempt` (1-based) of `stage`.
     fn attempt(
         self: Arc<Self>,
@@ -319,7 +320,7 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn spawn_attempt<E: Executor>(
+    fn spawn_attempt<E: Attempts>(
         &self,
         executor: &Arc<E>,
         tasks: &mut JoinSet<(String, AttemptOutcome)>,
@@ -342,7 +343,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Start or skip ready stages while there is room.
-    fn start_ready<E: Executor>(
+    fn start_ready<E: Attempts>(
         &mut self,
         executor: &Arc<E>,
         tasks: &mut JoinSet<(String, AttemptOutcome)>,
@@ -405,7 +406,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Run until every stage is finished or waiting for approval.
-    pub async fn run<E: Executor>(mut self, executor: Arc<E>) -> Result<RunRecord, RecordError> {
+    pub async fn run<E: Attempts>(mut self, executor: Arc<E>) -> Result<RunRecord, RecordError> {
         let mut tasks: JoinSet<(String, AttemptOutcome)> = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
         self.record.status = RunStatus::Running;
@@ -560,7 +561,10 @@ impl<'a> Scheduler<'a> {
         tasks.abort_all();
         // Wait until every task is gone, so no sandbox outlives the decision.
         while tasks.join_next().await.is_some() {}
-        let names: Vec<String> = running.drain().map(|(_, n)| n).collect();
+        // In pipeline order, so the events and the journal are the same on
+        // every run (the map's order is random).
+        let mut names: Vec<String> = running.drain().map(|(_, n)| n).collect();
+        names.sort_by_key(|n| self.index.get(n).copied());
         for name in names {
             let reason = reason.to_string();
             let r = self.stage_mut(&name);
@@ -914,3 +918,7 @@ mod lost_producer_tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

@@ -12,11 +12,11 @@
 //!   FIFOs or devices).
 //! - [`capabilities`]: what a plugin declares (`describe`) against its
 //!   grants.
-//! - [`stage_exec`]: the local executor, which runs one attempt of one
-//!   stage in this process.
+//! - [`stage_exec`]: the local executor ([`stage_exec::LocalExecutor`]),
+//!   which runs a stage job in this process.
 //!
 //! This is the only crate that links wasmtime. It implements the engine's
-//! executor port ([`sluice_engine::scheduler::Executor`]); nothing below it
+//! executor port ([`sluice_engine::executor::Executor`]); nothing below it
 //! (engine, record, trust, pipeline, files) may depend on it, and the CLI
 //! is the only crate that wires it in.
 
@@ -170,7 +170,8 @@ impl Host {
 
 /// [`sluice_engine::admission::check_component_header`], as a [`HostError`].
 fn check_component_header(bytes: &[u8]) -> Result<(), HostError> {
-    sluice_engine::admission::check_component_header(bytes).map_err(HostError::InvalidComponent)
+    sluice_engine::admission::check_component_header(bytes)
+        .map_err(|e| HostError::InvalidComponent(e.to_string()))
 }
 
 fn item_kind(item: &ComponentItem) -> &'static str {

@@ -22,8 +22,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
-use serde::{Deserialize, Serialize};
-
 pub use sluice_engine::redact::{Redactor, StreamRedactor, REDACTED};
 
 /// A partial line longer than this is passed to the live callback without
@@ -61,19 +59,7 @@ impl LogStream {
 }
 
 /// What happened to a stage's output, returned by [`StageLog::finish`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogStats {
-    /// Bytes the stage wrote to stdout and stderr, including dropped ones.
-    pub bytes_seen: u64,
-    /// Bytes that reached the log file: redacted output, runner notes and
-    /// the truncation marker.
-    pub bytes_written: u64,
-    /// True if the output cap was reached and later output dropped.
-    pub truncated: bool,
-    /// The first error writing or syncing the log file, if any. After one,
-    /// nothing more is written to the file (output is still counted).
-    pub io_error: Option<String>,
-}
+pub use sluice_engine::executor::LogStats;
 
 /// Console callback: receives each complete, redacted line of the log,
 /// without its line ending, invalid UTF-8 shown as U+FFFD.
@@ -85,6 +71,83 @@ struct StreamState {
     redaction: StreamRedactor,
     /// Redacted bytes emitted but not yet passed to `live` (no newline yet).
     live_line: Vec<u8>,
+    /// The last panic message the stream carried.
+    panic: PanicWatch,
+}
+
+/// Longest line kept while looking for a panic message; the rest of a
+/// longer line is not looked at.
+const PANIC_LINE_MAX: usize = 4 * 1024;
+
+/// Remembers the last panic message a stream carried, as it streams: a
+/// Rust guest prints `thread '…' panicked at <file>:<line>:<col>:` and the
+/// message on the next line, then traps. Sees the same redacted bytes as
+/// the log file (so nothing past the output cap).
+#[derive(Default)]
+struct PanicWatch {
+    /// The line being read (at most [`PANIC_LINE_MAX`] bytes of it).
+    line: Vec<u8>,
+    /// The last `panicked at` line, with the line after it once seen.
+    found: Option<String>,
+    /// `found` waits for the line after it.
+    want_next: bool,
+    /// When `found` was seen (the log's running count of panics), to tell
+    /// which stream's is the latest.
+    seq: u64,
+}
+
+impl PanicWatch {
+    fn feed(&mut self, bytes: &[u8], seq: &mut u64) {
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            let (content, complete) = match piece.strip_suffix(b"\n") {
+                Some(content) => (content, true),
+                None => (piece, false),
+            };
+            let room = PANIC_LINE_MAX.saturating_sub(self.line.len());
+            self.line
+                .extend_from_slice(&content[..content.len().min(room)]);
+            if complete {
+                let line = std::mem::take(&mut self.line);
+                self.line_done(&String::from_utf8_lossy(&line), seq);
+            }
+        }
+    }
+
+    fn line_done(&mut self, line: &str, seq: &mut u64) {
+        if line.contains("panicked at") {
+            self.found = Some(line.trim().to_string());
+            self.want_next = true;
+            *seq += 1;
+            self.seq = *seq;
+        } else if self.want_next {
+            self.want_next = false;
+            if let Some(found) = &mut self.found {
+                Self::add_next(found, line);
+            }
+        }
+    }
+
+    /// `found` followed by the message line (a runner note or rustc's
+    /// `note:` line is not one).
+    fn add_next(found: &mut String, next: &str) {
+        if !next.starts_with("[sluice]") && !next.starts_with("note:") {
+            found.push(' ');
+            found.push_str(next.trim());
+        }
+    }
+
+    /// The message so far, with a line still being written.
+    fn message(&self) -> Option<String> {
+        let partial = String::from_utf8_lossy(&self.line);
+        if partial.contains("panicked at") {
+            return Some(partial.trim().to_string());
+        }
+        let mut found = self.found.clone()?;
+        if self.want_next && !self.line.is_empty() {
+            Self::add_next(&mut found, &partial);
+        }
+        Some(found)
+    }
 }
 
 struct Inner {
@@ -107,6 +170,8 @@ struct Inner {
     /// Notes were dropped for lack of room (the marker is out).
     notes_dropped: bool,
     io_error: Option<String>,
+    /// Panic lines seen so far, over both streams (see [`PanicWatch`]).
+    panics: u64,
 }
 
 /// The live log of one stage.
@@ -168,6 +233,9 @@ impl StageLog {
             .append(true)
             .open(path)
             .map_err(|e| named(e, "open log file"))?;
+        // Earlier writers of the file (another attempt, or the runner's
+        // notes after one) may have left a partial line.
+        let at_line_start = ends_with_newline(path);
         Ok(StageLog {
             inner: Arc::new(Mutex::new(Inner {
                 file,
@@ -181,10 +249,11 @@ impl StageLog {
                 bytes_written: 0,
                 truncated: false,
                 finished: false,
-                at_line_start: true,
+                at_line_start,
                 notes_bytes: 0,
                 notes_dropped: false,
                 io_error: None,
+                panics: 0,
             })),
         })
     }
@@ -343,6 +412,32 @@ impl StageLog {
             stream,
         }
     }
+
+    /// The last panic message the stage printed (`thread '…' panicked at
+    /// …:` and the line after it), redacted, on either stream; watched as
+    /// the output streams, never read back from the file.
+    pub fn panic_message(&self) -> Option<String> {
+        let g = self.lock();
+        g.streams
+            .iter()
+            .filter_map(|s| s.panic.message().map(|m| (s.panic.seq, m)))
+            .max_by_key(|(seq, _)| *seq)
+            .map(|(_, m)| m)
+    }
+}
+
+/// Whether the file at `path` is empty or ends with a newline.
+fn ends_with_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(path) else {
+        return true;
+    };
+    if file.seek(SeekFrom::End(-1)).is_err() {
+        // Empty (or not seekable, like the null device).
+        return true;
+    }
+    let mut last = [0u8; 1];
+    !matches!(file.read(&mut last), Ok(1) if last[0] != b'\n')
 }
 
 impl Inner {
@@ -387,6 +482,9 @@ impl Inner {
             return;
         }
         self.write_file(out);
+        let mut panics = self.panics;
+        self.streams[idx].panic.feed(out, &mut panics);
+        self.panics = panics;
         if self.live.is_none() {
             return;
         }
@@ -526,6 +624,64 @@ mod tests {
             log,
             lines,
         })
+    }
+
+    #[test]
+    fn the_last_panic_message_is_remembered_as_it_streams() -> TestResult {
+        let f = fixture(&["hunter22"], u64::MAX)?;
+        assert_eq!(f.log.panic_message(), None);
+        f.log.write(LogStream::Stdout, b"working\n");
+        f.log.write(
+            LogStream::Stderr,
+            b"thread 'main' panicked at src/a.rs:1:1:\nfirst\n",
+        );
+        f.log.note("a runner note between the streams");
+        // Written in pieces, with a secret in the message.
+        f.log.write(LogStream::Stderr, b"thread 'main' pani");
+        f.log
+            .write(LogStream::Stderr, b"cked at src/lib.rs:9:5:\nbad token hun");
+        assert_eq!(
+            f.log.panic_message().as_deref(),
+            Some("thread 'main' panicked at src/lib.rs:9:5: bad token"),
+            "the line being written counts (without what may start a secret)"
+        );
+        f.log.write(
+            LogStream::Stderr,
+            b"ter22 refused\nnote: run with `RUST_BACKTRACE=1`\n",
+        );
+        assert_eq!(
+            f.log.panic_message().as_deref(),
+            Some("thread 'main' panicked at src/lib.rs:9:5: bad token *** refused")
+        );
+        f.log.finish();
+        assert!(f.text().contains("bad token *** refused"));
+
+        // rustc's `note:` line is not the message.
+        let f = fixture(&[], u64::MAX)?;
+        f.log.write(
+            LogStream::Stderr,
+            b"thread 'main' panicked at x.rs:1:1\nnote: run with\n",
+        );
+        assert_eq!(
+            f.log.panic_message().as_deref(),
+            Some("thread 'main' panicked at x.rs:1:1")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_writer_starts_on_a_new_line() -> TestResult {
+        let f = fixture(&[], u64::MAX)?;
+        f.log.write(LogStream::Stdout, b"no newline at the end");
+        f.log.finish();
+        let again = StageLog::create(&f.path, Arc::new(Redactor::new(Vec::new())), 0, None)?;
+        again.final_note("stage failed: later");
+        again.finish();
+        assert_eq!(
+            f.text(),
+            "no newline at the end\n[sluice] stage failed: later\n"
+        );
+        Ok(())
     }
 
     /// Feeds `chunks` to a fresh log and returns the file after `finish`.

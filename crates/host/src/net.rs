@@ -3,8 +3,10 @@
 //!
 //! Rules, checked for every request:
 //! 1. The request's `host:port` (port defaulted from the scheme) must match a
-//!    granted pattern: `host:port`, `*.suffix:port`, `*:port`, `host:*`, or an
-//!    IP literal (`127.0.0.1:8080`, `[::1]:*`).
+//!    granted pattern: `host:port`, `*.suffix:port`, `*:port`, `host:*`,
+//!    `host:8000-8100`, or an IP literal (`127.0.0.1:8080`, `[::1]:*`). The
+//!    patterns are [`NetPattern`]s, read and matched as the pipeline file
+//!    and the trust policy read them (names in any case).
 //! 2. The name is resolved and every address is checked. A name granted
 //!    exactly may resolve to loopback or private addresses (it was named on
 //!    purpose) but never to link-local ones (cloud metadata endpoints). A name
@@ -19,62 +21,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use sluice_types::{HostPattern, NetMatch, NetPattern};
+
 use super::logpipe::StageLog;
 use super::state::Denials;
-
-/// One parsed `grants.network` entry.
-#[derive(Debug, Clone, PartialEq)]
-enum HostPattern {
-    Any,
-    Suffix(String),
-    Exact(String),
-    Ip(IpAddr),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Pattern {
-    host: HostPattern,
-    /// `None` = any port.
-    port: Option<u16>,
-}
-
-impl Pattern {
-    fn parse(s: &str) -> Option<Pattern> {
-        let (host, port) = s.rsplit_once(':')?;
-        let port = if port == "*" {
-            None
-        } else {
-            Some(port.parse().ok()?)
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let host = if host == "*" {
-            HostPattern::Any
-        } else if let Some(suffix) = host.strip_prefix("*.") {
-            HostPattern::Suffix(suffix.to_ascii_lowercase())
-        } else if let Ok(ip) = host.parse::<IpAddr>() {
-            HostPattern::Ip(ip)
-        } else {
-            HostPattern::Exact(host.to_ascii_lowercase())
-        };
-        Some(Pattern { host, port })
-    }
-
-    fn port_matches(&self, port: u16) -> bool {
-        self.port.is_none_or(|p| p == port)
-    }
-}
-
-/// How a request's host matched the grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Match {
-    Exact,
-    Wildcard,
-}
 
 /// The network grants of one stage.
 #[derive(Clone)]
 pub struct NetPolicy {
-    patterns: Vec<Pattern>,
+    patterns: Vec<NetPattern>,
     raw: Vec<String>,
     log: StageLog,
     denials: Denials,
@@ -85,30 +40,22 @@ impl NetPolicy {
     /// unparsable entries grant nothing).
     pub fn new(grants: &[String], log: StageLog, denials: Denials) -> NetPolicy {
         NetPolicy {
-            patterns: grants.iter().filter_map(|g| Pattern::parse(g)).collect(),
+            patterns: grants.iter().filter_map(|g| g.parse().ok()).collect(),
             raw: grants.to_vec(),
             log,
             denials,
         }
     }
 
-    fn match_name(&self, host: &str, port: u16) -> Option<Match> {
-        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-        let ip = host.parse::<IpAddr>().ok();
+    /// How `host:port` matches the grants: exactly if any pattern names it,
+    /// else through a wildcard, else not at all.
+    fn match_name(&self, host: &str, port: u16) -> Option<NetMatch> {
         let mut best = None;
-        for p in self.patterns.iter().filter(|p| p.port_matches(port)) {
-            match &p.host {
-                HostPattern::Exact(h) if *h == host => return Some(Match::Exact),
-                HostPattern::Ip(granted) if Some(*granted) == ip => return Some(Match::Exact),
-                HostPattern::Suffix(s)
-                    if host.len() > s.len()
-                        && host.ends_with(s.as_str())
-                        && host.as_bytes()[host.len() - s.len() - 1] == b'.' =>
-                {
-                    best = Some(Match::Wildcard)
-                }
-                HostPattern::Any => best = Some(Match::Wildcard),
-                _ => {}
+        for p in &self.patterns {
+            match p.match_kind(host, port) {
+                Some(NetMatch::Exact) => return Some(NetMatch::Exact),
+                Some(NetMatch::Wildcard) => best = Some(NetMatch::Wildcard),
+                None => {}
             }
         }
         best
@@ -117,20 +64,20 @@ impl NetPolicy {
     fn ip_granted(&self, addr: &SocketAddr) -> bool {
         self.patterns
             .iter()
-            .any(|p| p.host == HostPattern::Ip(addr.ip()) && p.port_matches(addr.port()))
+            .any(|p| *p.host() == HostPattern::Ip(addr.ip()) && p.ports().contains(addr.port()))
     }
 
     /// Check one resolved address for a host matched as `how`.
-    fn address_allowed(&self, how: Match, addr: &SocketAddr) -> Result<(), String> {
+    fn address_allowed(&self, how: NetMatch, addr: &SocketAddr) -> Result<(), String> {
         if self.ip_granted(addr) {
             return Ok(());
         }
         let ip = addr.ip();
         match how {
-            Match::Exact if is_link_local(&ip) => Err(format!(
+            NetMatch::Exact if is_link_local(&ip) => Err(format!(
                 "it resolves to the link-local address {ip}, which is only reachable when granted as an IP (`{addr}`)"
             )),
-            Match::Wildcard if !is_public(&ip) => Err(format!(
+            NetMatch::Wildcard if !is_public(&ip) => Err(format!(
                 "it matched a wildcard grant but resolves to the non-public address {ip}; grant the host by its exact name or `{addr}`"
             )),
             _ => Ok(()),
@@ -285,13 +232,13 @@ mod tests {
     #[test]
     fn names_match_patterns() {
         let p = policy(&["api.example.com:443", "*.internal:8080", "127.0.0.1:*"]);
-        assert_eq!(p.match_name("api.example.com", 443), Some(Match::Exact));
-        assert_eq!(p.match_name("API.example.com", 443), Some(Match::Exact));
+        assert_eq!(p.match_name("api.example.com", 443), Some(NetMatch::Exact));
+        assert_eq!(p.match_name("API.example.com", 443), Some(NetMatch::Exact));
         assert_eq!(p.match_name("api.example.com", 80), None);
-        assert_eq!(p.match_name("db.internal", 8080), Some(Match::Wildcard));
+        assert_eq!(p.match_name("db.internal", 8080), Some(NetMatch::Wildcard));
         assert_eq!(p.match_name("evilinternal", 8080), None);
         assert_eq!(p.match_name("internal", 8080), None);
-        assert_eq!(p.match_name("127.0.0.1", 9), Some(Match::Exact));
+        assert_eq!(p.match_name("127.0.0.1", 9), Some(NetMatch::Exact));
         assert_eq!(p.match_name("example.org", 443), None);
     }
 
@@ -300,22 +247,74 @@ mod tests {
         let p = policy(&["metadata.example:80", "*:443", "169.254.169.254:80"]);
         let link_local: SocketAddr = "169.254.169.254:80".parse().expect("addr");
         // Explicit IP grant lifts the restriction.
-        assert!(p.address_allowed(Match::Exact, &link_local).is_ok());
+        assert!(p.address_allowed(NetMatch::Exact, &link_local).is_ok());
         let other_ll: SocketAddr = "169.254.1.1:80".parse().expect("addr");
-        assert!(p.address_allowed(Match::Exact, &other_ll).is_err());
+        assert!(p.address_allowed(NetMatch::Exact, &other_ll).is_err());
         let loopback: SocketAddr = "127.0.0.1:443".parse().expect("addr");
-        assert!(p.address_allowed(Match::Wildcard, &loopback).is_err());
-        assert!(p.address_allowed(Match::Exact, &loopback).is_ok());
+        assert!(p.address_allowed(NetMatch::Wildcard, &loopback).is_err());
+        assert!(p.address_allowed(NetMatch::Exact, &loopback).is_ok());
         let mapped_ll: SocketAddr = "[::ffff:169.254.1.1]:80".parse().expect("addr");
-        assert!(p.address_allowed(Match::Exact, &mapped_ll).is_err());
+        assert!(p.address_allowed(NetMatch::Exact, &mapped_ll).is_err());
         let public: SocketAddr = "93.184.216.34:443".parse().expect("addr");
-        assert!(p.address_allowed(Match::Wildcard, &public).is_ok());
+        assert!(p.address_allowed(NetMatch::Wildcard, &public).is_ok());
+    }
+
+    /// Issue 16: the host matched network patterns its own way while the
+    /// trust policy and the capability check used `covers` on the text. A
+    /// request is admitted exactly when the grant covers its `host:port`.
+    #[test]
+    fn matching_agrees_with_covers() {
+        let grants = [
+            "EXAMPLE.com:443",
+            "*.Internal:8080",
+            "localhost:8000-8100",
+            "[::1]:*",
+            "127.0.0.1:80",
+            "*:8443",
+            "*.example.org:*",
+        ];
+        let requests = [
+            ("example.com", 443),
+            ("Example.COM", 443),
+            ("example.com", 80),
+            ("db.internal", 8080),
+            ("a.b.INTERNAL", 8080),
+            ("internal", 8080),
+            ("localhost", 8000),
+            ("localhost", 8050),
+            ("localhost", 8101),
+            ("::1", 9),
+            ("[::1]", 9),
+            ("127.0.0.1", 80),
+            ("127.0.0.1", 81),
+            ("anything.net", 8443),
+            ("10.0.0.1", 8443),
+            ("a.b.example.org", 1),
+            ("example.org", 1),
+        ];
+        for grant in grants {
+            let p = policy(&[grant]);
+            let granted: NetPattern = grant.parse().expect("grant");
+            for (host, port) in requests {
+                let bracketed = if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]")
+                } else {
+                    host.to_owned()
+                };
+                let request: NetPattern = format!("{bracketed}:{port}").parse().expect("request");
+                assert_eq!(
+                    p.match_name(host, port).is_some(),
+                    granted.covers(&request),
+                    "grant {grant}, request {host}:{port}"
+                );
+            }
+        }
     }
 
     #[test]
     fn ipv6_literals() {
         let p = policy(&["[::1]:8080"]);
-        assert_eq!(p.match_name("[::1]", 8080), Some(Match::Exact));
-        assert_eq!(p.match_name("::1", 8080), Some(Match::Exact));
+        assert_eq!(p.match_name("[::1]", 8080), Some(NetMatch::Exact));
+        assert_eq!(p.match_name("::1", 8080), Some(NetMatch::Exact));
     }
 }

@@ -16,8 +16,8 @@
 //! - when the runner gets SIGINT or SIGTERM: [`stop_all`] ends every live
 //!   set; a second signal calls [`kill_all_now`].
 //!
-//! The kill grace is 3 s, or `SLUICE_KILL_GRACE` (humantime: `500ms`,
-//! `10s`).
+//! The kill grace is 3 s, or `SLUICE_KILL_GRACE` (a duration as the
+//! pipeline file writes one: `500ms`, `10s`; see `sluice_types::duration`).
 //!
 //! Two ways to hold a set:
 //!
@@ -291,8 +291,9 @@ pub fn kill_grace() -> Duration {
     })
 }
 
-fn parse_grace(v: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(v.trim())
+fn parse_grace(v: &str) -> Result<Duration, sluice_types::DurationError> {
+    v.parse::<sluice_types::Duration>()
+        .map(sluice_types::Duration::get)
 }
 
 /// Sets that may still hold processes, for [`stop_all`].
@@ -737,7 +738,7 @@ impl Drop for StageProcs {
         // Still running: the stage timed out or was cancelled mid-`exec`.
         // Drop cannot wait, so the grace runs on a thread of its own; the
         // runner waits for it before exiting (`stop_all`).
-        let grace = humantime::format_duration(kill_grace());
+        let grace = sluice_types::Duration(kill_grace());
         let what = if set.term_once() > 0 {
             format!("SIGTERM, then SIGKILL after {grace}")
         } else {
@@ -807,7 +808,7 @@ impl ProcHandle {
         self.0.log.note(&format!(
             "stopping {running} process{} of the stage: SIGTERM, then SIGKILL after {} ({})",
             plural(running),
-            humantime::format_duration(grace),
+            sluice_types::Duration(grace),
             self.0.label()
         ));
         let set = self.0.clone();
@@ -1222,13 +1223,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn grace_is_humantime() {
+    fn grace_reads_like_a_pipeline_duration() {
         assert_eq!(parse_grace("5s").ok(), Some(Duration::from_secs(5)));
         assert_eq!(
             parse_grace(" 250ms ").ok(),
             Some(Duration::from_millis(250))
         );
         assert!(parse_grace("five").is_err());
+        // Issue 16: humantime panicked on this instead of refusing it.
+        assert!(parse_grace("18446744073709551615s 500ms 500ms").is_err());
+        assert!(parse_grace("3").is_err());
     }
 
     #[test]

@@ -17,6 +17,8 @@ use super::logpipe::{LogStream, StageLog};
 use super::net::NetPolicy;
 use super::state::{Denials, ExecGrant, MemoryLimiter, StageState};
 use super::Plugin;
+use sluice_engine::executor::ConfigOrigin;
+pub use sluice_engine::executor::{StageFailure, TrapKind};
 
 /// Bytes the guest may have in flight to stdout/stderr before it waits for
 /// the log to catch up (the pipe is bounded; the log itself truncates).
@@ -70,82 +72,8 @@ pub struct StageRequest {
     pub log: StageLog,
 }
 
-/// Why a stage attempt produced no report.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StageFailure {
-    /// The stage rejected its `with:` block.
-    InvalidConfig(String),
-    /// The stage lacked a capability (reported by the stage or the sandbox).
-    Denied(String),
-    /// The stage reported failure.
-    Failed(String),
-    /// The guest trapped (panic, unreachable, out-of-bounds access ...).
-    Trap(String),
-    /// The attempt ran past its timeout.
-    Timeout(Duration),
-    /// `describe` ran past its fixed limit.
-    DescribeTimeout(Duration),
-    /// The guest tried to use more memory than granted.
-    MemoryLimit {
-        /// The grant.
-        limit: u64,
-        /// What it asked for.
-        asked: u64,
-    },
-    /// The guest held as many handles as it may (open files, streams …).
-    TooManyHandles {
-        /// The limit.
-        limit: usize,
-    },
-    /// The runner could not set up the sandbox.
-    Setup(String),
-}
-
-impl StageFailure {
-    /// Whether `retries:` applies (config and permission problems never
-    /// change by trying again).
-    pub fn retryable(&self) -> bool {
-        !matches!(
-            self,
-            StageFailure::InvalidConfig(_) | StageFailure::Denied(_) | StageFailure::Setup(_)
-        )
-    }
-}
-
-impl std::fmt::Display for StageFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StageFailure::InvalidConfig(m) => write!(f, "invalid config: {m}"),
-            StageFailure::Denied(m) => write!(f, "denied: {m}"),
-            StageFailure::Failed(m) => write!(f, "failed: {m}"),
-            StageFailure::Trap(m) => write!(f, "trapped: {m}"),
-            StageFailure::Timeout(d) => write!(
-                f,
-                "timed out after {}; raise the stage's `timeout:` if it needs longer",
-                humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
-            ),
-            StageFailure::DescribeTimeout(d) => write!(
-                f,
-                "`describe` did not answer within {}s (a fixed limit: `describe` must only return the plugin's metadata, without doing work)",
-                d.as_secs()
-            ),
-            StageFailure::MemoryLimit { limit, asked } => write!(
-                f,
-                "memory limit exceeded: the stage asked for {} but grants.memory is {}; raise grants.memory if it really needs more",
-                bytesize::ByteSize(*asked),
-                bytesize::ByteSize(*limit)
-            ),
-            StageFailure::TooManyHandles { limit } => write!(
-                f,
-                "the stage held {limit} handles (open files, directories, streams) at once, the most a stage may; close what it no longer needs"
-            ),
-            StageFailure::Setup(m) => write!(f, "sandbox setup failed: {m}"),
-        }
-    }
-}
-
 fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, StageFailure> {
-    let setup = |e: wasmtime::Error| StageFailure::Setup(format!("{e:#}"));
+    let setup = |e: wasmtime::Error| StageFailure::setup(format!("{e:#}"));
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(AsyncStdoutStream::new(
         STDIO_BUDGET,
@@ -248,27 +176,43 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
     let outcome = tokio::time::timeout(req.timeout.saturating_add(TIMEOUT_GRACE), call).await;
     let limiter = &store.data().limiter;
     let result = match outcome {
-        Err(_) => Err(StageFailure::Timeout(req.timeout)),
+        Err(_) => Err(StageFailure::Timeout { after: req.timeout }),
         Ok(Err(e)) => Err(classify_error(&e, limiter, req.timeout, req.max_handles)),
         Ok(Ok(Err(stage_error))) => Err(match stage_error {
-            wit::StageError::InvalidConfig(m) => StageFailure::InvalidConfig(m),
-            wit::StageError::Denied(m) => StageFailure::Denied(m),
-            wit::StageError::Failed(m) => StageFailure::Failed(m),
+            wit::StageError::InvalidConfig(message) => StageFailure::InvalidConfig {
+                origin: ConfigOrigin::Plugin,
+                message,
+            },
+            wit::StageError::Denied(message) => StageFailure::Denied {
+                message,
+                then_failed: None,
+            },
+            wit::StageError::Failed(message) => StageFailure::Failed { message },
         }),
         Ok(Ok(Ok(report))) => Ok(report),
     };
     // A stage that failed after the sandbox refused it something fails
     // *because* of that refusal: say so, whatever the stage reported.
-    match (result, denials.list().into_iter().next()) {
-        (Err(StageFailure::Failed(m)), Some(denied))
-        | (Err(StageFailure::Trap(m)), Some(denied)) => Err(StageFailure::Denied(format!(
-            "{denied} (the stage then failed: {m})"
-        ))),
-        (r, _) => r,
-    }
+    let Some(denied) = denials.list().into_iter().next() else {
+        return result;
+    };
+    let then_failed = match &result {
+        Err(StageFailure::Failed { message }) | Err(StageFailure::Trap { message, .. }) => {
+            message.clone()
+        }
+        Err(StageFailure::Exit { code }) => sluice_engine::executor::exit_reason(*code),
+        _ => return result,
+    };
+    Err(StageFailure::Denied {
+        message: denied,
+        then_failed: Some(then_failed),
+    })
 }
 
-fn classify_error(
+/// Why a call into the guest failed, by the types wasmtime returns: the
+/// memory limiter's record, a full resource table, `exit`, the pooling
+/// allocator's limit, or the trap code. Never by the message's words.
+pub(crate) fn classify_error(
     e: &wasmtime::Error,
     limiter: &MemoryLimiter,
     timeout: Duration,
@@ -286,33 +230,48 @@ fn classify_error(
         return StageFailure::TooManyHandles { limit: max_handles };
     }
     if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return StageFailure::Failed(format!(
-            "the plugin called exit({}) instead of returning from `run`; a stage must return a report or an error",
-            exit.0
-        ));
+        return StageFailure::Exit { code: exit.0 };
     }
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => StageFailure::Timeout(timeout),
-        Some(Trap::UnreachableCodeReached) => StageFailure::Trap(
+    if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+        return StageFailure::InstancePool {
+            message: format!("{e:#}"),
+        };
+    }
+    let Some(trap) = e.downcast_ref::<Trap>() else {
+        return StageFailure::Trap {
+            kind: TrapKind::Host,
+            message: format!("{e:#}"),
+        };
+    };
+    let (kind, message) = match trap {
+        Trap::Interrupt => return StageFailure::Timeout { after: timeout },
+        Trap::UnreachableCodeReached => (
+            TrapKind::Unreachable,
             "wasm `unreachable` executed (this is how a panic ends; its message is in the log)"
-                .into(),
+                .to_owned(),
         ),
-        Some(Trap::StackOverflow) => StageFailure::Trap(format!(
-            "stack overflow: the guest used more than its {} of wasm stack (unbounded recursion?)",
-            bytesize::ByteSize(super::engine::MAX_WASM_STACK as u64)
-        )),
-        Some(trap) => StageFailure::Trap(trap.to_string()),
-        None => {
-            let text = format!("{e:#}");
-            if text.contains("pooling allocator") || text.contains("instance count") {
-                StageFailure::Setup(format!(
-                    "{text} (too many stages at once for the instance pool; lower --jobs)"
-                ))
-            } else {
-                StageFailure::Trap(text)
-            }
+        Trap::StackOverflow => (
+            TrapKind::StackOverflow,
+            format!(
+                "stack overflow: the guest used more than its {} of wasm stack (unbounded recursion?)",
+                bytesize::ByteSize(super::engine::MAX_WASM_STACK as u64)
+            ),
+        ),
+        other => {
+            let kind = match other {
+                Trap::MemoryOutOfBounds => TrapKind::MemoryOutOfBounds,
+                Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
+                Trap::IndirectCallToNull => TrapKind::IndirectCallToNull,
+                Trap::BadSignature => TrapKind::BadSignature,
+                Trap::IntegerOverflow => TrapKind::IntegerOverflow,
+                Trap::IntegerDivisionByZero => TrapKind::IntegerDivisionByZero,
+                Trap::BadConversionToInteger => TrapKind::BadConversionToInteger,
+                _ => TrapKind::Other,
+            };
+            (kind, other.to_string())
         }
-    }
+    };
+    StageFailure::Trap { kind, message }
 }
 
 /// Call `describe` in a sandbox with no grants at all: no directories, no
@@ -320,7 +279,7 @@ fn classify_error(
 /// loading plugins costs no file-system work).
 pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> {
     let log = StageLog::discarding()
-        .map_err(|e| StageFailure::Setup(format!("cannot open the null device: {e}")))?;
+        .map_err(|e| StageFailure::setup(format!("cannot open the null device: {e}")))?;
     let req = StageRequest {
         context: wit::Context {
             run_id: String::new(),
@@ -359,13 +318,155 @@ pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> 
         stage.call_describe(&mut store).await
     };
     match tokio::time::timeout(req.timeout + TIMEOUT_GRACE, call).await {
-        Err(_) => Err(StageFailure::DescribeTimeout(req.timeout)),
+        Err(_) => Err(StageFailure::DescribeTimeout { after: req.timeout }),
         Ok(Err(e)) => Err(
             match classify_error(&e, &store.data().limiter, req.timeout, req.max_handles) {
-                StageFailure::Timeout(d) => StageFailure::DescribeTimeout(d),
+                StageFailure::Timeout { after } => StageFailure::DescribeTimeout { after },
                 other => other,
             },
         ),
         Ok(Ok(info)) => Ok(info),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{
+        Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
+    };
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// One export per way to fail.
+    const FAILING: &str = r#"(module
+        (import "host" "refuse" (func $refuse))
+        (memory 1)
+        (func $recurse (export "recurse") (call $recurse))
+        (func (export "unreachable") unreachable)
+        (func (export "out-of-bounds") (drop (i32.load (i32.const 0x7ffffff0))))
+        (func (export "divide") (drop (i32.div_s (i32.const 1) (i32.const 0))))
+        (func (export "host") (call $refuse)))"#;
+
+    fn no_limit() -> MemoryLimiter {
+        MemoryLimiter {
+            limit: 1 << 30,
+            exceeded: None,
+        }
+    }
+
+    /// Call export `name` of [`FAILING`] and classify how it failed.
+    fn failure_of(name: &str) -> Result<StageFailure, Box<dyn std::error::Error>> {
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat::parse_str(FAILING)?)?;
+        let mut linker = Linker::new(&engine);
+        linker.func_wrap("host", "refuse", || -> wasmtime::Result<()> {
+            wasmtime::bail!("the host refused")
+        })?;
+        let mut store = Store::new(&engine, ());
+        let instance = linker.instantiate(&mut store, &module)?;
+        let f = instance.get_typed_func::<(), ()>(&mut store, name)?;
+        let Err(e) = f.call(&mut store, ()) else {
+            return Err(format!("{name} did not fail").into());
+        };
+        Ok(classify_error(&e, &no_limit(), Duration::from_secs(1), 64))
+    }
+
+    fn kind(failure: &StageFailure) -> Option<TrapKind> {
+        match failure {
+            StageFailure::Trap { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn traps_are_classified_by_their_code() -> TestResult {
+        let unreachable = failure_of("unreachable")?;
+        assert_eq!(kind(&unreachable), Some(TrapKind::Unreachable));
+        assert_eq!(
+            unreachable.to_string(),
+            "trapped: wasm `unreachable` executed (this is how a panic ends; its message is in the log)"
+        );
+        let overflow = failure_of("recurse")?;
+        assert_eq!(kind(&overflow), Some(TrapKind::StackOverflow));
+        assert!(
+            overflow
+                .to_string()
+                .starts_with("trapped: stack overflow: the guest used more than its"),
+            "{overflow}"
+        );
+        let oob = failure_of("out-of-bounds")?;
+        assert_eq!(kind(&oob), Some(TrapKind::MemoryOutOfBounds));
+        assert_eq!(
+            oob.to_string(),
+            "trapped: wasm trap: out of bounds memory access"
+        );
+        assert_eq!(
+            kind(&failure_of("divide")?),
+            Some(TrapKind::IntegerDivisionByZero)
+        );
+        let host = failure_of("host")?;
+        assert_eq!(kind(&host), Some(TrapKind::Host));
+        assert!(host.to_string().contains("the host refused"), "{host}");
+        assert!(overflow.retryable());
+        Ok(())
+    }
+
+    #[test]
+    fn the_memory_limit_and_the_deadline_are_not_traps() -> TestResult {
+        let engine = Engine::default();
+        let e: wasmtime::Error = Trap::Interrupt.into();
+        assert_eq!(
+            classify_error(&e, &no_limit(), Duration::from_secs(3), 64),
+            StageFailure::Timeout {
+                after: Duration::from_secs(3)
+            }
+        );
+        let limiter = MemoryLimiter {
+            limit: 1 << 20,
+            exceeded: Some(2 << 20),
+        };
+        assert_eq!(
+            classify_error(&e, &limiter, Duration::from_secs(3), 64),
+            StageFailure::MemoryLimit {
+                limit: 1 << 20,
+                asked: 2 << 20
+            }
+        );
+        drop(engine);
+        Ok(())
+    }
+
+    #[test]
+    fn an_exhausted_instance_pool_is_told_by_its_error_type() -> TestResult {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(1)
+            .total_memories(1)
+            .max_memory_size(1 << 16)
+            .total_tables(1)
+            .total_stacks(1);
+        let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let module = Module::new(&engine, wat::parse_str("(module (memory 1))")?)?;
+        let mut first = Store::new(&engine, ());
+        wasmtime::Instance::new(&mut first, &module, &[])?;
+        let mut second = Store::new(&engine, ());
+        let Err(e) = wasmtime::Instance::new(&mut second, &module, &[]) else {
+            return Err("a second instance fit in a pool of one".into());
+        };
+        let failure = classify_error(&e, &no_limit(), Duration::from_secs(1), 64);
+        assert!(
+            matches!(failure, StageFailure::InstancePool { .. }),
+            "{failure:?}"
+        );
+        assert!(
+            failure
+                .to_string()
+                .ends_with("(too many stages at once for the instance pool; lower --jobs)"),
+            "{failure}"
+        );
+        assert!(!failure.retryable());
+        Ok(())
     }
 }

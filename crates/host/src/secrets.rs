@@ -1,7 +1,8 @@
 //! `sluice:stage/secrets`: hand a stage the secrets it was granted. Values
-//! come from the runner's environment (a secret `NPM_TOKEN` is read from the
-//! variable `NPM_TOKEN`) and are redacted from every log by the stage's
-//! [`Redactor`](super::logpipe::Redactor).
+//! come from the executor's [`SecretSource`](sluice_engine::executor::SecretSource)
+//! (for `sluice run`, the runner's environment: a secret `NPM_TOKEN` is read
+//! from the variable `NPM_TOKEN`) and are redacted from every log by the
+//! stage's [`Redactor`](super::logpipe::Redactor).
 
 use super::bindings::wit_secrets::{ErrorCode, Host};
 use super::state::StageState;

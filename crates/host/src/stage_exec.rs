@@ -1,202 +1,156 @@
-//! One attempt of one stage, end to end: expand templates, stage the input
-//! artifacts (verifying their digests), build the sandbox from the grants,
-//! run the plugin, check its report, move its outputs into the CAS and
-//! evaluate the gates.
+//! The local executor: runs a [`StageJob`] in a wasmtime sandbox in this
+//! process. Lays out the attempt's work directories, stages its input
+//! artifacts from the CAS (verifying their digests), builds the sandbox
+//! from the grants (values of env and secrets from the injected sources),
+//! runs the plugin, checks its report against [`limits`] and moves its
+//! outputs into the CAS. Gates, provenance and the stage's record are the
+//! orchestrator's ([`sluice_engine::orchestrator`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
-
-use indexmap::IndexMap;
 
 use crate::bindings::wit;
 use crate::logpipe::{Redactor, StageLog};
-use crate::sandbox::{self, StageFailure, StageRequest};
+use crate::sandbox::{self, StageFailure, StageRequest, TrapKind};
 use crate::Plugin;
-use sluice_engine::provenance;
+use sluice_engine::executor::{
+    EnvSource, Executor, LogReport, OutcomeFuture, SecretSource, StageJob, StageOutcome,
+    StageReport, RESERVED_OUTPUT_PREFIX,
+};
 use sluice_engine::report::{Event, Reporter};
-use sluice_engine::scheduler::{AttemptFuture, AttemptOutcome, Executor};
-use sluice_pipeline::config_schema::ConfigSchema;
-use sluice_pipeline::gates::{self, PluginGate, Verdict};
-use sluice_pipeline::{self as pipeline, Pipeline, WorkspaceAccess};
-use sluice_record::artifacts::{Cas, IngestLimits};
+use sluice_pipeline::gates::{PluginGate, Verdict};
+use sluice_pipeline::WorkspaceAccess;
+use sluice_record::artifacts::{ArtifactRecord, Cas, IngestLimits};
 use sluice_record::workdir::WorkDirs;
-use sluice_record::{MetricRecord, PluginRecord, RunRecord, StageRecord, StageState};
+use sluice_record::MetricRecord;
 
-/// Runs stages of one pipeline in their sandboxes.
-pub struct WasmExecutor {
-    /// The pipeline.
-    pub pipeline: Arc<Pipeline>,
-    /// Loaded plugins by stage name.
-    pub plugins: HashMap<String, (Plugin, PluginRecord)>,
-    /// The config schema each stage's plugin publishes, by stage name.
-    pub schemas: HashMap<String, ConfigSchema>,
+/// Runs stage jobs in their sandboxes, in this process.
+pub struct LocalExecutor {
+    /// Loaded plugins by digest (`sha256:<hex>`).
+    pub plugins: HashMap<String, Plugin>,
     /// The artifact store.
     pub cas: Arc<Cas>,
-    /// `.sluice/runs/<id>`.
+    /// `.sluice/runs/<id>`: jobs' log paths are relative to it.
     pub run_dir: PathBuf,
-    /// Redacts every secret value the run knows.
-    pub redactor: Arc<Redactor>,
-    /// Where events go.
-    pub reporter: Arc<dyn Reporter>,
-    /// Signs provenance when configured.
-    pub provenance_key: Option<Arc<sluice_trust::PrivateKey>>,
-    /// The source the run started from (read once, before any stage ran).
-    pub source: Option<Arc<provenance::SourceState>>,
-    /// `builder.id` of the provenance statements.
-    pub builder_id: String,
     /// The host directories behind `/artifacts` (`<run>/work`).
     pub work: WorkDirs,
+    /// Redacts every secret value the run knows.
+    pub redactor: Arc<Redactor>,
+    /// Where log lines go live.
+    pub reporter: Arc<dyn Reporter>,
+    /// Values of granted `env`, and `PATH`/`HOME` for `exec`.
+    pub env: Arc<dyn EnvSource>,
+    /// Values of granted secrets.
+    pub secrets: Arc<dyn SecretSource>,
     /// Most handles one stage may hold at once.
     pub max_handles: usize,
 }
 
-impl Executor for WasmExecutor {
-    fn attempt(
-        self: Arc<Self>,
-        stage: String,
-        attempt: u32,
-        record: Arc<RunRecord>,
-    ) -> AttemptFuture {
+impl Executor for LocalExecutor {
+    fn run(&self, job: StageJob) -> OutcomeFuture<'_> {
         Box::pin(async move {
-            let started = Instant::now();
-            let mut rec = StageRecord::pending(&stage);
-            if let Some((_, p)) = self.plugins.get(&stage) {
-                rec.plugin = Some(p.clone());
-            }
-            let (state, retryable) =
-                match self.run_attempt(&stage, attempt, &record, &mut rec).await {
-                    Ok(state) => (state, false),
-                    Err(failure) => {
-                        // Failure messages carry plugin text: redact the
-                        // run's secrets and bound it before it is stored.
-                        rec.reason = Some(plugin_reason(&failure.to_string(), &self.redactor));
-                        (StageState::Failed, failure.retryable())
-                    }
-                };
-            rec.duration_ms = Some(started.elapsed().as_millis() as u64);
-            AttemptOutcome {
-                state,
-                retryable,
-                record: rec,
+            let path = job.log.clone();
+            let (result, stats) = self.run_job(&job).await;
+            StageOutcome {
+                result,
+                log: LogReport {
+                    path,
+                    stats: stats.unwrap_or_default(),
+                },
             }
         })
     }
+
+    fn note(&self, stage: &str, log: &str, message: &str) {
+        // A fresh writer on the same file: the note is the runner's last
+        // word on the attempt, so it is written whatever the stage wrote.
+        match self.open_log(stage, log, 0) {
+            Ok(log) => {
+                log.final_note(message);
+                if let Some(e) = log.finish().io_error {
+                    tracing::warn!(stage, error = %e, "writing the stage log failed");
+                }
+            }
+            Err(e) => tracing::warn!(stage, error = %e, "could not add a note to the stage log"),
+        }
+    }
 }
 
-impl WasmExecutor {
-    fn open_log(
-        &self,
-        stage: &str,
-        attempt: u32,
-        output_cap: u64,
-    ) -> Result<StageLog, StageFailure> {
+impl LocalExecutor {
+    /// The attempt's log: `run_dir/<log>`, which must stay inside the run
+    /// directory.
+    fn open_log(&self, stage: &str, log: &str, output_cap: u64) -> Result<StageLog, StageFailure> {
+        let relative = Path::new(log);
+        if !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(StageFailure::setup(format!(
+                "the log `{log}` is not a path inside the run directory"
+            )));
+        }
         let reporter = self.reporter.clone();
         let name = stage.to_string();
         let live: Arc<dyn Fn(&str) + Send + Sync> =
             Arc::new(move |line: &str| reporter.event(&Event::StageLog { stage: &name, line }));
-        let path = self.run_dir.join("logs").join(format!("{stage}.log"));
-        let log = StageLog::create(&path, self.redactor.clone(), output_cap, Some(live))
-            .map_err(|e| StageFailure::Setup(format!("cannot open log {}: {e}", path.display())))?;
-        if attempt > 1 {
-            log.note(&format!("attempt {attempt} of stage `{stage}`"));
-        }
-        Ok(log)
+        let path = self.run_dir.join(relative);
+        StageLog::create(&path, self.redactor.clone(), output_cap, Some(live))
+            .map_err(|e| StageFailure::setup(format!("cannot open log {}: {e}", path.display())))
     }
 
-    async fn run_attempt(
+    async fn run_job(
         &self,
-        stage_name: &str,
-        attempt: u32,
-        record: &RunRecord,
-        rec: &mut StageRecord,
-    ) -> Result<StageState, StageFailure> {
-        let stage = self
-            .pipeline
-            .stages
-            .get(stage_name)
-            .ok_or_else(|| StageFailure::Setup(format!("unknown stage `{stage_name}`")))?;
-        let (plugin, _) = self
-            .plugins
-            .get(stage_name)
-            .ok_or_else(|| StageFailure::Setup(format!("no plugin loaded for `{stage_name}`")))?;
-        let log = self.open_log(stage_name, attempt, stage.grants.output)?;
-        let result = self
-            .sandboxed(stage_name, stage, plugin, attempt, record, rec, &log)
-            .await;
+        job: &StageJob,
+    ) -> (
+        Result<StageReport, StageFailure>,
+        Option<sluice_engine::executor::LogStats>,
+    ) {
+        let Some(plugin) = self.plugins.get(&job.plugin.digest) else {
+            let failure = StageFailure::setup(format!("no plugin loaded for `{}`", job.stage));
+            return (Err(failure), None);
+        };
+        let log = match self.open_log(&job.stage, &job.log, job.grants.output) {
+            Ok(log) => log,
+            Err(failure) => return (Err(failure), None),
+        };
+        if job.attempt > 1 {
+            log.note(&format!("attempt {} of stage `{}`", job.attempt, job.stage));
+        }
+        let result = self.sandboxed(job, plugin, &log).await;
         if let Err(failure) = &result {
             log.final_note(&format!("stage failed: {failure}"));
         }
         let stats = log.finish();
-        if let Some(e) = stats.io_error {
-            tracing::warn!(stage = stage_name, error = %e, "writing the stage log failed");
+        if let Some(e) = &stats.io_error {
+            tracing::warn!(stage = job.stage, error = %e, "writing the stage log failed");
         }
-        result
+        (result, Some(stats))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn sandboxed(
         &self,
-        stage_name: &str,
-        stage: &pipeline::Stage,
+        job: &StageJob,
         plugin: &Plugin,
-        attempt: u32,
-        record: &RunRecord,
-        rec: &mut StageRecord,
         log: &StageLog,
-    ) -> Result<StageState, StageFailure> {
-        // Templates see the outputs of every finished stage; the loader has
-        // already checked that a stage only refers to its ancestors.
-        let started_on = sluice_record::now();
-        let config = {
-            let outputs: HashMap<String, IndexMap<String, String>> = record
-                .stages
-                .iter()
-                .map(|(n, r)| (n.clone(), r.outputs.clone()))
-                .collect();
-            let env_lookup = |name: &str| std::env::var(name).ok();
-            let ctx = pipeline::TemplateContext {
-                run_id: &record.run_id,
-                env: &env_lookup,
-                outputs: &outputs,
-            };
-            pipeline::expand(&stage.with, &ctx)
-                .map_err(|e| StageFailure::InvalidConfig(e.to_string()))?
-        };
-        if let Some(schema) = self.schemas.get(stage_name) {
-            let violations = schema.violations(&config);
-            if !violations.is_empty() {
-                return Err(StageFailure::InvalidConfig(format!(
-                    "`with:` does not match the plugin's config schema ({}); see `sluice plugin inspect --json` for the schema",
-                    violations.join("; ")
-                )));
-            }
-        }
-
+    ) -> Result<StageReport, StageFailure> {
         // Only what the stage uses is made (see `workdir`): `in/<need>/`
         // for each need that produced artifacts (else `/artifacts/in` is
         // one shared empty directory), `scratch/` when a program first runs
         // there; `/artifacts/out` is a pooled empty directory. A no-op stage
         // then creates no directory at all.
-        let work = self.work.stage_dir(stage_name);
+        let work = self.work.stage_dir(&job.stage);
         let scratch_dir = work.join("scratch");
-        let has_inputs = stage.needs.iter().any(|n| {
-            record
-                .stages
-                .get(n)
-                .is_some_and(|r| !r.artifacts.is_empty())
-        });
-        let inputs_dir = if has_inputs {
-            work.join("in")
-        } else {
+        let inputs_dir = if job.inputs.is_empty() {
             self.work
                 .empty_inputs()
-                .map_err(|e| StageFailure::Setup(e.to_string()))?
+                .map_err(|e| StageFailure::setup(e.to_string()))?
+        } else {
+            work.join("in")
         };
         match std::fs::remove_dir_all(&work) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(StageFailure::Setup(format!(
+                return Err(StageFailure::setup(format!(
                     "cannot clear {}: {e}",
                     work.display()
                 )))
@@ -206,300 +160,165 @@ impl WasmExecutor {
         let outputs = self
             .work
             .outputs()
-            .map_err(|e| StageFailure::Setup(e.to_string()))?;
+            .map_err(|e| StageFailure::setup(e.to_string()))?;
         let outputs_dir = outputs.path();
 
-        let mut inputs = Vec::new();
-        let mut upstream = Vec::new();
-        for need in &stage.needs {
-            let Some(need_rec) = record.stages.get(need) else {
-                continue;
-            };
-            if !need_rec.artifacts.is_empty() {
-                self.cas
-                    .materialize(&need_rec.artifacts, &inputs_dir.join(need))
-                    .map_err(|e| {
-                        StageFailure::Failed(format!("input artifacts of `{need}`: {e}"))
-                    })?;
-            }
-            for a in &need_rec.artifacts {
-                inputs.push(wit::Artifact {
-                    stage: need.clone(),
-                    name: a.name.clone(),
-                    digest: a.digest.clone(),
-                    size: a.size,
-                    media_type: a.media_type.clone(),
-                });
-            }
-            for (k, v) in &need_rec.outputs {
-                upstream.push(wit::OutputValue {
-                    stage: need.clone(),
-                    name: k.clone(),
-                    value: v.clone(),
-                });
-            }
-            for (name, value) in status_outputs(need_rec) {
-                upstream.push(wit::OutputValue {
-                    stage: need.clone(),
-                    name: name.into(),
-                    value,
-                });
+        // Each producer's artifacts go to `in/<producer>/` in one go.
+        let mut by_stage: Vec<(&str, Vec<ArtifactRecord>)> = Vec::new();
+        for input in &job.inputs {
+            match by_stage.last_mut() {
+                Some((stage, artifacts)) if *stage == input.stage => {
+                    artifacts.push(input.artifact.clone())
+                }
+                _ => by_stage.push((&input.stage, vec![input.artifact.clone()])),
             }
         }
+        for (stage, artifacts) in &by_stage {
+            self.cas
+                .materialize(artifacts, &inputs_dir.join(stage))
+                .map_err(|e| StageFailure::Inputs {
+                    stage: stage.to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        let inputs = job
+            .inputs
+            .iter()
+            .map(|i| wit::Artifact {
+                stage: i.stage.clone(),
+                name: i.artifact.name.clone(),
+                digest: i.artifact.digest.clone(),
+                size: i.artifact.size,
+                media_type: i.artifact.media_type.clone(),
+            })
+            .collect();
+        let upstream = job
+            .upstream
+            .iter()
+            .map(|o| wit::OutputValue {
+                stage: o.stage.clone(),
+                name: o.name.clone(),
+                value: o.value.clone(),
+            })
+            .collect();
 
-        let granted_env: Vec<(String, String)> = stage
+        let granted_env: Vec<(String, String)> = job
             .grants
             .env
             .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .filter_map(|k| self.env.var(k).map(|v| (k.clone(), v)))
             .collect();
         let mut exec_env: Vec<(String, String)> = Vec::new();
         for k in ["PATH", "HOME"] {
-            if let Ok(v) = std::env::var(k) {
+            if let Some(v) = self.env.var(k) {
                 exec_env.push((k.to_string(), v));
             }
         }
         exec_env.extend(granted_env.iter().cloned());
-        let secrets: BTreeMap<String, String> = stage
+        let secrets: BTreeMap<String, String> = job
             .grants
             .secrets
             .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .filter_map(|k| self.secrets.secret(k).map(|v| (k.clone(), v)))
             .collect();
-        let workspace = match stage.grants.workspace {
+        let workspace = match job.grants.workspace {
             WorkspaceAccess::None => None,
-            WorkspaceAccess::Read => Some((self.pipeline.workspace.clone(), false)),
-            WorkspaceAccess::Write => Some((self.pipeline.workspace.clone(), true)),
+            WorkspaceAccess::Read => Some((job.workspace.clone(), false)),
+            WorkspaceAccess::Write => Some((job.workspace.clone(), true)),
         };
         let request = StageRequest {
             context: wit::Context {
-                run_id: record.run_id.clone(),
-                pipeline: self.pipeline.name.clone(),
-                stage: stage_name.to_string(),
-                environment: stage.environment.clone(),
-                config: config.to_string(),
+                run_id: job.run_id.clone(),
+                pipeline: job.pipeline.clone(),
+                stage: job.stage.clone(),
+                environment: job.environment.clone(),
+                config: job.config.to_string(),
                 inputs,
                 outputs_dir: "/artifacts/out".into(),
                 upstream,
-                attempt,
+                attempt: job.attempt,
             },
             workspace,
             inputs_dir: Some(inputs_dir),
             outputs_dir: Some(outputs_dir.to_path_buf()),
             scratch_dir,
             env: granted_env,
-            exec_programs: stage.grants.exec.clone(),
+            exec_programs: job.grants.exec.clone(),
             exec_env,
-            network: stage.grants.network.clone(),
-            secret_grants: stage.grants.secrets.clone(),
+            network: job.grants.network.clone(),
+            secret_grants: job.grants.secrets.clone(),
             secrets,
-            memory: stage.grants.memory,
-            output_cap: stage.grants.output,
-            timeout: stage.timeout,
+            memory: job.grants.memory,
+            output_cap: job.grants.output,
+            timeout: job.timeout,
             max_handles: self.max_handles,
             log: log.clone(),
         };
-        let report = match sandbox::run_stage(plugin, request).await {
-            Ok(report) => report,
-            Err(failure) => {
-                if let StageFailure::Trap(_) = failure {
-                    if let Some(panic) = panic_line(&self.run_dir.join(&rec.log)) {
-                        return Err(StageFailure::Trap(format!("panicked: {panic}")));
-                    }
-                }
-                return Err(failure);
-            }
-        };
-        let state = self.accept_report(stage, report, outputs_dir, rec)?;
-        self.attest(stage_name, stage, record, &started_on, &work, rec)?;
-        // Inputs and outputs now live in the CAS; the copies are not needed.
-        let _ = std::fs::remove_dir_all(&work);
-        Ok(state)
-    }
-
-    /// For every stage that published artifacts, add a runner-written
-    /// in-toto/SLSA provenance statement over them (signed when a key is
-    /// configured). Its `with` is the pipeline's template, never the
-    /// expanded config, and every string in it is redacted besides.
-    fn attest(
-        &self,
-        stage_name: &str,
-        stage: &pipeline::Stage,
-        record: &RunRecord,
-        started_on: &str,
-        work: &Path,
-        rec: &mut StageRecord,
-    ) -> Result<(), StageFailure> {
-        let Some((_, plugin)) = self.plugins.get(stage_name) else {
-            return Ok(());
-        };
-        if rec.artifacts.is_empty() {
-            return Ok(());
-        }
-        let inputs: Vec<provenance::Input<'_>> = stage
-            .needs
-            .iter()
-            .filter_map(|need| record.stages.get(need).map(|r| (need, r)))
-            .flat_map(|(need, r)| {
-                r.artifacts.iter().map(move |a| provenance::Input {
-                    stage: need,
-                    artifact: a,
-                })
-            })
-            .collect();
-        let facts = provenance::BuildFacts {
-            run_id: &record.run_id,
-            pipeline: &self.pipeline.name,
-            pipeline_digest: &self.pipeline.digest,
-            stage: stage_name,
-            with_template: &stage.with,
-            plugin,
-            source: self.source.as_deref(),
-            inputs: &inputs,
-            builder_id: &self.builder_id,
-            started_on,
-            finished_on: &sluice_record::now(),
-        };
-        let statement = provenance::redacted(
-            provenance::statement(&facts, &rec.artifacts),
-            &self.redactor,
-        );
-        let dir = work.join("provenance");
-        let setup = |e: std::io::Error| StageFailure::Setup(format!("writing provenance: {e}"));
-        std::fs::create_dir_all(&dir).map_err(setup)?;
-        let bytes = serde_json::to_vec_pretty(&statement)
-            .map_err(|e| StageFailure::Setup(format!("writing provenance: {e}")))?;
-        if self.redactor.redact(&bytes) != bytes {
-            // A secret whose JSON escaping differs from its raw bytes
-            // cannot be matched string by string; refuse rather than sign.
-            return Err(StageFailure::Setup(
-                "the provenance statement would contain the value of a secret; it was not written"
-                    .into(),
-            ));
-        }
-        let mut declared = vec![(
-            provenance::PROVENANCE_NAME.to_string(),
-            provenance::PROVENANCE_MEDIA_TYPE.to_string(),
-        )];
-        if let Some(key) = &self.provenance_key {
-            let bundle = sluice_trust::sign_statement(&bytes, key)
-                .map_err(|e| StageFailure::Setup(format!("signing provenance: {e}")))?;
-            std::fs::write(dir.join(provenance::SIGNED_PROVENANCE_NAME), bundle).map_err(setup)?;
-            declared.push((
-                provenance::SIGNED_PROVENANCE_NAME.to_string(),
-                sluice_trust::BUNDLE_MEDIA_TYPE.to_string(),
-            ));
-        }
-        std::fs::write(dir.join(provenance::PROVENANCE_NAME), bytes).map_err(setup)?;
-        let mut stored = self
-            .cas
-            .ingest_dir(&dir, &declared, &IngestLimits::default())
-            .map_err(|e| StageFailure::Setup(format!("storing provenance: {e}")))?;
-        rec.artifacts.append(&mut stored);
-        Ok(())
-    }
-
-    /// Check the report, store artifacts and evaluate gates.
-    fn accept_report(
-        &self,
-        stage: &pipeline::Stage,
-        report: wit::Report,
-        outputs_dir: &Path,
-        rec: &mut StageRecord,
-    ) -> Result<StageState, StageFailure> {
+        let report = sandbox::run_stage(plugin, request)
+            .await
+            .map_err(|failure| with_panic_message(failure, log))?;
         let report = checked_report(report, &self.redactor)?;
-        let metrics: Vec<(String, f64)> = report
-            .metrics
-            .iter()
-            .map(|m| (m.name.clone(), m.value))
-            .collect();
         let artifacts = self
             .cas
             .ingest_dir(
                 outputs_dir,
                 &report.artifacts,
                 &IngestLimits {
-                    max_total_bytes: stage.grants.artifacts,
+                    max_total_bytes: job.grants.artifacts,
                     ..IngestLimits::default()
                 },
             )
-            .map_err(|e| StageFailure::Failed(format!("collecting artifacts: {e}")))?;
-        for a in &artifacts {
-            if provenance::is_reserved(&a.name) {
-                return Err(StageFailure::Failed(format!(
-                    "the plugin wrote `{}` at the top of /artifacts/out; names starting with `{}` there are reserved for the provenance the runner writes (move it into a subdirectory or rename it)",
-                    sluice_engine::report::escape_controls(&self.redactor.redact_str(&a.name)),
-                    provenance::RESERVED_PREFIX
-                )));
-            }
-            if a.name.chars().any(char::is_control) {
-                return Err(StageFailure::Failed(format!(
-                    "the plugin wrote an artifact whose name has a control character ({}); artifact names are shown on terminals and must be printable",
-                    sluice_engine::report::escape_controls(&a.name)
-                )));
-            }
-            if self.redactor.redact_str(&a.name) != a.name {
-                return Err(StageFailure::Failed(format!(
-                    "the plugin wrote an artifact named `{}`, which contains the value of a granted secret; artifact names are recorded and shown in clear",
-                    self.redactor.redact_str(&a.name)
-                )));
-            }
-        }
-        let plugin_gates: Vec<PluginGate> = report
-            .gates
-            .iter()
-            .map(|g| PluginGate {
-                name: g.name.clone(),
-                verdict: match g.verdict {
-                    wit::Verdict::Pass => Verdict::Pass,
-                    wit::Verdict::Warn => Verdict::Warn,
-                    wit::Verdict::Fail => Verdict::Fail,
-                    wit::Verdict::Inconclusive => Verdict::Inconclusive,
-                },
-                observed: g.observed,
-                threshold: g.threshold,
-                message: g.message.clone(),
-            })
-            .collect();
-        let (results, verdict) = gates::evaluate(&stage.gates, &metrics, &plugin_gates);
-        let state = match verdict {
-            Verdict::Pass => StageState::Passed,
-            Verdict::Warn => StageState::Warned,
-            Verdict::Inconclusive if stage.on_inconclusive == pipeline::OnInconclusive::Pause => {
-                StageState::AwaitingApproval
-            }
-            Verdict::Fail | Verdict::Inconclusive => StageState::Blocked,
-        };
-        let first_blocking = || {
-            results
-                .iter()
-                .find(|g| matches!(g.verdict, Verdict::Fail | Verdict::Inconclusive))
-                .map(|g| g.message.clone())
-                .unwrap_or_default()
-        };
-        if state == StageState::Blocked {
-            rec.reason = Some(format!("blocked by gate: {}", first_blocking()));
-        } else if state == StageState::AwaitingApproval {
-            rec.reason = Some(format!(
-                "paused: inconclusive gate: {}; approve to run the stage again",
-                first_blocking()
-            ));
-        }
-        rec.summary = Some(report.summary.clone());
-        rec.verdict = Some(verdict);
-        rec.metrics = report
-            .metrics
-            .iter()
-            .map(|m| MetricRecord {
-                name: m.name.clone(),
-                value: m.value,
-                unit: m.unit.clone(),
-            })
-            .collect();
-        rec.gates = results;
-        rec.outputs = report.outputs.into_iter().collect();
-        rec.artifacts = artifacts;
-        Ok(state)
+            .map_err(|e| StageFailure::Outputs {
+                message: e.to_string(),
+            })?;
+        drop(outputs);
+        // Inputs and outputs now live in the CAS; the copies are not needed.
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(StageReport {
+            summary: report.summary,
+            metrics: report
+                .metrics
+                .into_iter()
+                .map(|m| MetricRecord {
+                    name: m.name,
+                    value: m.value,
+                    unit: m.unit,
+                })
+                .collect(),
+            gates: report
+                .gates
+                .into_iter()
+                .map(|g| PluginGate {
+                    name: g.name,
+                    verdict: match g.verdict {
+                        wit::Verdict::Pass => Verdict::Pass,
+                        wit::Verdict::Warn => Verdict::Warn,
+                        wit::Verdict::Fail => Verdict::Fail,
+                        wit::Verdict::Inconclusive => Verdict::Inconclusive,
+                    },
+                    observed: g.observed,
+                    threshold: g.threshold,
+                    message: g.message,
+                })
+                .collect(),
+            outputs: report.outputs,
+            artifacts,
+        })
+    }
+}
+
+/// A trap after the guest printed a panic message is that panic: the
+/// message (as the stage log saw it stream by, redacted) is the reason.
+fn with_panic_message(failure: StageFailure, log: &StageLog) -> StageFailure {
+    match failure {
+        StageFailure::Trap { .. } => match log.panic_message() {
+            Some(panic) => StageFailure::Trap {
+                kind: TrapKind::Panic,
+                message: format!("panicked: {panic}"),
+            },
+            None => failure,
+        },
+        other => other,
     }
 }
 
@@ -526,8 +345,9 @@ pub mod limits {
     pub const MESSAGE_BYTES: usize = 4 * 1024;
     /// Most artifacts a report may declare.
     pub const DECLARED_ARTIFACTS: usize = 10_000;
-    /// Longest failure reason kept from a plugin (longer ones are cut).
-    pub const REASON_BYTES: usize = 4 * 1024;
+    /// Longest failure reason kept from a plugin (longer ones are cut, by
+    /// the orchestrator).
+    pub const REASON_BYTES: usize = sluice_engine::orchestrator::REASON_BYTES;
 }
 
 /// Check a report against [`limits`] and the WIT's rules (finite metric
@@ -538,7 +358,11 @@ fn checked_report(
     redactor: &Redactor,
 ) -> Result<wit::Report, StageFailure> {
     use std::collections::HashSet;
-    let fail = |m: String| Err(StageFailure::Failed(redactor.redact_str(&m)));
+    let fail = |m: String| {
+        Err(StageFailure::Rejected {
+            message: redactor.redact_str(&m),
+        })
+    };
     let too_long = |what: &str, value: &str, limit: usize| {
         fail(format!(
             "the plugin reported {what} `{}…` of {} bytes; the limit is {limit}",
@@ -660,64 +484,4 @@ fn clip(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// A plugin's own failure message: redacted and cut to
-/// [`limits::REASON_BYTES`].
-pub fn plugin_reason(message: &str, redactor: &Redactor) -> String {
-    let redacted = redactor.redact_str(message);
-    if redacted.len() <= limits::REASON_BYTES {
-        return redacted;
-    }
-    format!(
-        "{}… ({} bytes, cut)",
-        clip(&redacted, limits::REASON_BYTES),
-        redacted.len()
-    )
-}
-
-/// The panic message a Rust guest printed before trapping, if any.
-fn panic_line(log: &Path) -> Option<String> {
-    let text = std::fs::read(log).ok()?;
-    let tail = &text[text.len().saturating_sub(16 * 1024)..];
-    let tail = String::from_utf8_lossy(tail);
-    let lines: Vec<&str> = tail.lines().collect();
-    let at = lines.iter().rposition(|l| l.contains("panicked at"))?;
-    let mut msg = lines[at].trim().to_string();
-    if let Some(next) = lines.get(at + 1) {
-        if !next.starts_with("[sluice]") && !next.starts_with("note:") {
-            msg.push(' ');
-            msg.push_str(next.trim());
-        }
-    }
-    Some(msg)
-}
-
-/// The runner's own facts about a finished upstream stage, passed as
-/// reserved `sluice.*` upstream outputs so that a `when: failure` stage
-/// (remediate, notify) can say which stage and gate failed, and when.
-/// Plugins cannot report outputs under `sluice.`.
-const RESERVED_OUTPUT_PREFIX: &str = "sluice.";
-
-fn status_outputs(rec: &sluice_record::StageRecord) -> Vec<(&'static str, String)> {
-    let mut out = vec![("sluice.state", rec.state.as_str().to_string())];
-    if let Some(reason) = &rec.reason {
-        out.push(("sluice.reason", reason.clone()));
-    }
-    if let Some(verdict) = rec.verdict {
-        out.push(("sluice.verdict", verdict.as_str().to_string()));
-    }
-    if let Ok(gates) = serde_json::to_string(&rec.gates) {
-        out.push(("sluice.gates", gates));
-    }
-    if let Some(t) = &rec.started_at {
-        out.push(("sluice.started_at", t.clone()));
-    }
-    if let Some(t) = &rec.finished_at {
-        out.push(("sluice.finished_at", t.clone()));
-    }
-    if let Some(ms) = rec.duration_ms {
-        out.push(("sluice.duration_ms", ms.to_string()));
-    }
-    out
 }

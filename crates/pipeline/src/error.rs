@@ -333,7 +333,7 @@ fn serde_hint(message: &str) -> String {
         if field == "timeout" && message.contains("grants") {
             return "`timeout` is set on the stage itself, not under `grants`".to_owned();
         }
-        return match crate::dag::closest(field, allowed.iter().map(String::as_str)) {
+        return match sluice_types::text::closest(field, allowed.iter().map(String::as_str)) {
             Some(close) => format!("did you mean `{close}`?"),
             None => format!(
                 "remove `{field}` or fix its spelling; the keys allowed here are listed above"

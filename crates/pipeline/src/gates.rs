@@ -70,7 +70,7 @@ pub struct GateResult {
 }
 
 /// A gate the plugin reported about itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginGate {
     /// Gate name.
     pub name: String,

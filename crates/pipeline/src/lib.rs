@@ -9,9 +9,10 @@
 //! - `wire`: serde types mirroring the YAML, unknown keys rejected;
 //! - `locate`: a second, marker-aware parse that maps YAML paths
 //!   (`stages.test.needs[1]`) to positions, for semantic errors;
-//! - `units`: durations and sizes;
-//! - `resolve`: wire types to model types, one check at a time, with
-//!   `shapes` for names, network patterns and OCI references;
+//! - `resolve`: wire types to model types, one check at a time; durations,
+//!   sizes, network patterns and stage and pipeline names are read with
+//!   `sluice_types` (one grammar for the whole of sluice, see
+//!   `docs/values.md`), variable names and OCI references with `shapes`;
 //! - `dag`: `needs` references, cycles, order;
 //! - `template`: `${{ … }}` checks at load time and expansion at run time;
 //! - `yaml_limits`: nesting depth and alias expansion, checked before serde
@@ -53,7 +54,6 @@ mod model;
 mod resolve;
 mod shapes;
 mod template;
-mod units;
 mod wire;
 
 #[cfg(test)]

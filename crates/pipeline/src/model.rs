@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
+use sluice_types::NetPattern;
 
 use crate::dag;
 use sluice_files::locate::Location;
@@ -103,8 +104,10 @@ pub struct Grants {
     pub workspace: WorkspaceAccess,
     /// Host environment variables the stage may read.
     pub env: Vec<String>,
-    /// `host:port` patterns the stage may connect to (`*.internal:8080`, `127.0.0.1:*`).
-    pub network: Vec<String>,
+    /// `host:port` patterns the stage may connect to (`*.internal:8080`,
+    /// `127.0.0.1:*`, `localhost:8000-8100`), in the grammar of
+    /// [`sluice_types::net`].
+    pub network: Vec<NetPattern>,
     /// Host programs (bare names, looked up in `PATH`) the stage may run.
     pub exec: Vec<String>,
     /// Secrets the stage may read.

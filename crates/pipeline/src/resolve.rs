@@ -11,11 +11,11 @@ use indexmap::IndexMap;
 use crate::dag::{self, DagError};
 use crate::error::{PipelineError, Reporter};
 use crate::model::{GateSpec, Grants, Pipeline, PluginRef, Stage, When};
-use crate::shapes::{check_network, check_oci, is_identifier, is_pipeline_name, is_stage_name};
+use crate::shapes::{check_oci, is_identifier};
 use crate::template;
-use crate::units::{self, format_size};
 use crate::wire::{Quantity, WireDefaults, WireGate, WireGrants, WirePipeline, WireStage};
 use sluice_files::locate::YamlPath;
+use sluice_types::{ByteSize, NetPattern, PipelineName, StageName};
 
 /// The highest memory limit a stage may ask for: a 32-bit Wasm memory cannot
 /// address more.
@@ -68,13 +68,8 @@ pub(crate) fn resolve(wire: WirePipeline, origin: Origin, r: &Reporter<'_>) -> R
             "this sluice reads `version: 1`".to_owned(),
         ));
     }
-    if !is_pipeline_name(&wire.name) {
-        return Err(r.value(
-            &root.key("name"),
-            format!("`{}` is not a valid pipeline name", wire.name),
-            "use lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit"
-                .to_owned(),
-        ));
+    if let Err(e) = PipelineName::new(wire.name.as_str()) {
+        return Err(r.value(&root.key("name"), e.to_string(), e.hint));
     }
     let workspace = match &wire.workspace {
         None => origin.dir.clone(),
@@ -168,14 +163,8 @@ fn resolve_stage(
     r: &Reporter<'_>,
 ) -> Result<Stage> {
     let path = YamlPath::root().key("stages").key(name);
-    if !is_stage_name(name) {
-        return Err(r.key(
-            &path,
-            format!("`{name}` is not a valid stage name"),
-            "stage names use lowercase letters, digits, `-` and `_`, start with a letter or digit, \
-             and are at most 63 characters"
-                .to_owned(),
-        ));
+    if let Err(e) = StageName::new(name) {
+        return Err(r.key(&path, e.to_string(), e.hint));
     }
     let uses = resolve_uses(&wire.uses, &path.key("uses"), dir, r)?;
     let with = match &wire.with {
@@ -313,20 +302,20 @@ fn resolve_grants(
             None
         }
     })?;
-    check_each(&wire.network, &path.key("network"), r, |pattern| {
-        check_network(pattern).err().map(|problem| {
-            (
-                format!("`{pattern}` is not a valid network pattern: {problem}"),
-                "write `host:port`; the host may be a name, `*.domain`, an IPv4 address or \
-                 `[IPv6]`, and the port a number or `*` (e.g. `api.example.com:443`, `127.0.0.1:*`)"
-                    .to_owned(),
-            )
+    let network = wire
+        .network
+        .iter()
+        .enumerate()
+        .map(|(i, pattern)| {
+            pattern
+                .parse::<NetPattern>()
+                .map_err(|e| r.value(&path.key("network").index(i), e.to_string(), e.hint))
         })
-    })?;
+        .collect::<Result<Vec<_>>>()?;
     Ok(Grants {
         workspace: wire.workspace.unwrap_or_default(),
         env: wire.env.clone(),
-        network: wire.network.clone(),
+        network,
         exec: wire.exec.clone(),
         secrets: wire.secrets.clone(),
         memory: memory(
@@ -425,7 +414,12 @@ fn duration(
     let Some(Quantity(text)) = value else {
         return Ok(fallback);
     };
-    let parsed = units::parse_duration(text).map_err(|e| r.value(path, e.message, e.hint))?;
+    // The grammar is `sluice_types`'; the limits (above zero, at most
+    // `MAX_TIMEOUT`) are the runner's.
+    let parsed = text
+        .parse::<sluice_types::Duration>()
+        .map_err(|e| r.value(path, e.message(), e.hint))?
+        .get();
     if parsed.is_zero() {
         return Err(r.value(
             path,
@@ -451,7 +445,11 @@ fn size(value: Option<&Quantity>, path: &YamlPath, fallback: u64, r: &Reporter<'
     let Some(Quantity(text)) = value else {
         return Ok(fallback);
     };
-    let bytes = units::parse_size(text).map_err(|e| r.value(path, e.message, e.hint))?;
+    // The grammar is `sluice_types`'; "above zero" is the runner's rule.
+    let bytes = text
+        .parse::<ByteSize>()
+        .map_err(|e| r.value(path, e.message(), e.hint))?
+        .as_u64();
     if bytes == 0 {
         return Err(r.value(
             path,
@@ -474,12 +472,12 @@ fn memory(
             path,
             format!(
                 "memory limit `{}` is more than the {} a stage may use",
-                value.map_or_else(|| format_size(bytes), |q| q.0.clone()),
-                format_size(MAX_MEMORY)
+                value.map_or_else(|| ByteSize(bytes).to_string(), |q| q.0.clone()),
+                ByteSize(MAX_MEMORY)
             ),
             format!(
                 "a 32-bit Wasm component cannot address more; use at most `{}`",
-                format_size(MAX_MEMORY)
+                ByteSize(MAX_MEMORY)
             ),
         ));
     }

@@ -19,7 +19,6 @@ use std::collections::{BTreeSet, HashMap};
 
 use indexmap::IndexMap;
 
-use crate::dag;
 use sluice_files::locate::YamlPath;
 
 /// One parsed expression.
@@ -261,7 +260,7 @@ fn check_string(
                 format!("add `{from}` to `needs` of stage `{stage}`"),
             )
         } else {
-            let hint = match dag::closest(&from, all_stages.iter().copied()) {
+            let hint = match sluice_types::text::closest(&from, all_stages.iter().copied()) {
                 Some(close) => format!(
                     "did you mean `{close}`? Stages are: {}",
                     all_stages.join(", ")

@@ -368,6 +368,30 @@ fn bad_duration() {
     assert_error(src, 4, 12, "a timeout of zero", "positive duration");
 }
 
+/// Issue 16: humantime panicked (`overflow in Duration::new`) on a sum of
+/// durations beyond `u64::MAX` seconds, so `sluice validate` crashed
+/// instead of pointing at the value.
+#[test]
+fn duration_overflow_is_a_located_error() {
+    for (text, column) in [
+        ("18446744073709551615s 500ms 500ms", 14),
+        ("99999999999999999999h", 14),
+    ] {
+        let src = with_head(&format!(
+            "  lint:\n    uses: plugins/lint.wasm\n    timeout: {text}\n"
+        ));
+        assert_error(
+            &src,
+            6,
+            column,
+            &format!("`{text}` is not a duration: the number is too large"),
+            "`10m`",
+        );
+    }
+    let src = "version: 1\nname: demo\ndefaults: { timeout: 213503982334602d }\nstages:\n  a: { uses: plugins/lint.wasm }\n";
+    assert_error(src, 3, 22, "the number is too large", "`90s`");
+}
+
 #[test]
 fn bad_size() {
     let src = "version: 1\nname: demo\ndefaults: { memory: 256 MegaBytes }\nstages:\n  a: { uses: plugins/lint.wasm }\n";

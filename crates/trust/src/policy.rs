@@ -41,7 +41,9 @@
 //! - `max-grants` caps what a pipeline may grant: `workspace` is a maximum
 //!   (`none` < `read` < `write`); `exec`, `secrets` and `env` are globs every
 //!   granted name must match; `network` patterns must cover every granted
-//!   `host:port` pattern. A grant kind that is not listed is not capped.
+//!   `host:port` pattern ([`NetPattern::covers`]: the grammar and matching
+//!   rules of the pipeline file and the host, names in any case, see
+//!   `docs/values.md`). A grant kind that is not listed is not capped.
 //! - No matching rule: `no-match: deny` refuses, `warn` admits with a
 //!   warning, `allow` admits.
 //! - `mode: warn` admits everything and turns each refusal into a warning.
@@ -81,6 +83,7 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
 use serde::{Deserialize, Serialize};
+use sluice_types::NetPattern;
 
 use crate::bundle::{bundle_path, verify_blob, Signer, TrustedRoot, VerifyOptions};
 use crate::keys::PublicKey;
@@ -232,7 +235,7 @@ pub(crate) struct MaxGrants {
     pub(crate) exec: Option<Patterns>,
     pub(crate) secrets: Option<Patterns>,
     pub(crate) env: Option<Patterns>,
-    pub(crate) network: Option<Vec<String>>,
+    pub(crate) network: Option<Vec<NetPattern>>,
 }
 
 /// What the pipeline grants a stage's plugin.
@@ -243,8 +246,8 @@ pub struct RequestedGrants {
     pub workspace: String,
     /// Environment variables passed through.
     pub env: Vec<String>,
-    /// `host:port` patterns.
-    pub network: Vec<String>,
+    /// `host:port` patterns (see [`sluice_types::net`]).
+    pub network: Vec<NetPattern>,
     /// Programs the plugin may run.
     pub exec: Vec<String>,
     /// Secret names.
@@ -869,10 +872,14 @@ fn explain_rule(out: &mut String, rule: &Rule) {
         if let Some(w) = caps.workspace {
             parts.push(format!("workspace {}", w.as_str()));
         }
+        let network: Option<Vec<String>> = caps
+            .network
+            .as_ref()
+            .map(|list| list.iter().map(ToString::to_string).collect());
         for (kind, list) in [
             ("exec", caps.exec.as_ref().map(|p| &p.written)),
             ("secrets", caps.secrets.as_ref().map(|p| &p.written)),
-            ("network", caps.network.as_ref()),
+            ("network", network.as_ref()),
             ("env", caps.env.as_ref().map(|p| &p.written)),
         ] {
             if let Some(list) = list {
@@ -1022,13 +1029,16 @@ fn excess_grants(caps: &MaxGrants, grants: &RequestedGrants) -> Vec<(String, Str
         }
     }
     if let Some(cap) = &caps.network {
-        let excess: Vec<&str> = grants
+        // The host's own rule for what a pattern allows (`covers` agrees
+        // with the matching of requests), host names in any case.
+        let excess: Vec<String> = grants
             .network
             .iter()
-            .map(String::as_str)
-            .filter(|wanted| !cap.iter().any(|c| covers(c, wanted)))
+            .filter(|wanted| !cap.iter().any(|c| c.covers(wanted)))
+            .map(ToString::to_string)
             .collect();
         if !excess.is_empty() {
+            let cap: Vec<String> = cap.iter().map(ToString::to_string).collect();
             out.push((
                 format!("network: [{}]", excess.join(", ")),
                 format!("network: [{}]", cap.join(", ")),
@@ -1036,24 +1046,6 @@ fn excess_grants(caps: &MaxGrants, grants: &RequestedGrants) -> Vec<(String, Str
         }
     }
     out
-}
-
-/// Whether network pattern `cap` covers the granted pattern `wanted`
-/// (both `host:port`; host `*` or `*.suffix`, port `*` allowed).
-fn covers(cap: &str, wanted: &str) -> bool {
-    if cap == wanted {
-        return true;
-    }
-    let (Some((ch, cp)), Some((wh, wp))) = (cap.rsplit_once(':'), wanted.rsplit_once(':')) else {
-        return false;
-    };
-    let port_ok = cp == "*" || cp == wp;
-    let host_ok = ch == "*"
-        || ch == wh
-        || ch
-            .strip_prefix("*.")
-            .is_some_and(|suffix| wh.ends_with(&format!(".{suffix}")));
-    port_ok && host_ok
 }
 
 /// An import name without its `@version`.

@@ -5,18 +5,21 @@
 //! serde (`serde_yaml_ng`, `deny_unknown_fields`) reports syntax, type and
 //! unknown-field errors with their position. Semantic checks (globs,
 //! regular expressions, digest pins, key files, the trusted root) run after
-//! deserialization; to point at the offending value they use a map of node
-//! positions built from `yaml-rust2`'s marked parser events.
+//! deserialization; to point at the offending value they use the map of
+//! node positions the pipeline file uses too ([`sluice_files::locate`]).
+//!
+//! Network patterns in `max-grants` are read with the grammar of the
+//! pipeline file and the host ([`sluice_types::NetPattern`]), and `match`
+//! with the shared [`OneOrMany`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use sluice_files::locate::{Location, SourceMap, YamlPath};
+use sluice_types::{NetPattern, OneOrMany};
 
 use crate::keys::load_public;
 use crate::policy::{
@@ -262,32 +265,6 @@ struct MaxGrantsDoc {
     env: Option<Vec<String>>,
 }
 
-/// `match:` takes one glob or a list of globs.
-struct OneOrMany(Vec<String>, bool);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OneOrMany;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a glob or a list of globs")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![v.to_owned()], false))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
-                let mut out = Vec::new();
-                while let Some(item) = seq.next_element::<String>()? {
-                    out.push(item);
-                }
-                Ok(OneOrMany(out, true))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
 /// `key:` is a path to a PEM file or `{ pem: "-----BEGIN PUBLIC KEY-----…" }`.
 enum KeyDoc {
     Path(String),
@@ -325,127 +302,27 @@ impl<'de> Deserialize<'de> for KeyDoc {
 // ---------------------------------------------------------------------------
 // Positions of nodes, for semantic errors.
 
-/// Line and column (1-based) of every node, by path (`rules[0].match[1]`).
-#[derive(Default)]
-struct Positions {
-    values: HashMap<String, (usize, usize)>,
-    keys: HashMap<String, (usize, usize)>,
-    stack: Vec<Frame>,
-}
-
-enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, next: usize },
-}
-
-impl Positions {
-    fn build(src: &str) -> Self {
-        let mut positions = Positions::default();
-        // serde reports syntax errors itself; this map is a best effort.
-        let _ = Parser::new_from_str(src).load(&mut positions, false);
-        positions.stack.clear();
-        positions
-    }
-
-    /// Where the value at `path` is: its own position, else its key's, else
-    /// its first descendant's, else its parent's.
-    fn locate(&self, path: &str) -> (usize, usize) {
-        let mut path = path.to_owned();
-        loop {
-            if let Some(at) = self.values.get(&path).or_else(|| self.keys.get(&path)) {
-                return *at;
-            }
-            let first_child = self
-                .values
-                .iter()
-                .chain(self.keys.iter())
-                .filter(|(p, _)| {
-                    p.strip_prefix(path.as_str())
-                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-                })
-                .map(|(_, at)| *at)
-                .min();
-            if let Some(at) = first_child.filter(|_| !path.is_empty()) {
-                return at;
-            }
-            match parent(&path) {
-                Some(p) => path = p,
-                None => return (1, 1),
+/// The [`YamlPath`] of a path written as `rules[0].max-grants.network[1]`.
+///
+/// The paths come from this file, built from the keys of the policy
+/// schema (serde has refused any other key by the time they are used), so
+/// no key contains `.` or `[`.
+fn yaml_path(path: &str) -> YamlPath {
+    let mut out = YamlPath::root();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            out = out.key(key);
+        }
+        for index in indices.split('[') {
+            if let Some(index) = index.strip_suffix(']').and_then(|i| i.parse().ok()) {
+                out = out.index(index);
             }
         }
     }
-
-    /// The path of the node starting now; `None` if it is a mapping key.
-    fn node(&mut self, scalar: Option<&str>, at: (usize, usize)) -> Option<String> {
-        let Some(frame) = self.stack.last_mut() else {
-            return Some(String::new());
-        };
-        match frame {
-            Frame::Seq { path, next } => {
-                let child = format!("{path}[{next}]");
-                *next += 1;
-                self.values.insert(child.clone(), at);
-                Some(child)
-            }
-            Frame::Map { path, key } => match key.take() {
-                Some(k) => {
-                    let child = join(path, &k);
-                    self.values.insert(child.clone(), at);
-                    Some(child)
-                }
-                None => {
-                    let k = scalar.unwrap_or("?").to_owned();
-                    self.keys.insert(join(path, &k), at);
-                    *key = Some(k);
-                    None
-                }
-            },
-        }
-    }
-}
-
-impl MarkedEventReceiver for Positions {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        // yaml-rust2 lines are 1-based, columns 0-based.
-        let at = (mark.line(), mark.col() + 1);
-        match event {
-            Event::Scalar(value, ..) => {
-                let _ = self.node(Some(&value), at);
-            }
-            Event::Alias(_) => {
-                let _ = self.node(None, at);
-            }
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                let path = self.node(None, at).unwrap_or_else(|| "?".to_owned());
-                self.stack
-                    .push(if matches!(event, Event::MappingStart(..)) {
-                        Frame::Map { path, key: None }
-                    } else {
-                        Frame::Seq { path, next: 0 }
-                    });
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                let _ = self.stack.pop();
-            }
-            _ => {}
-        }
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn parent(path: &str) -> Option<String> {
-    if path.is_empty() {
-        return None;
-    }
-    let cut = path.rfind(['.', '[']).unwrap_or(0);
-    Some(path[..cut].to_owned())
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -455,13 +332,13 @@ fn parent(path: &str) -> Option<String> {
 struct Reporter<'a> {
     file: &'a Path,
     src: &'a str,
-    positions: Positions,
+    positions: SourceMap,
 }
 
 impl Reporter<'_> {
     fn at(
         &self,
-        (line, column): (usize, usize),
+        Location { line, column }: Location,
         message: impl fmt::Display,
         hint: impl Into<String>,
     ) -> PolicyError {
@@ -486,22 +363,16 @@ impl Reporter<'_> {
         message: impl fmt::Display,
         hint: impl Into<String>,
     ) -> PolicyError {
-        self.at(self.positions.locate(path), message, hint)
+        self.at(self.positions.value(&yaml_path(path)), message, hint)
     }
 
     fn key(&self, path: &str, message: impl fmt::Display, hint: impl Into<String>) -> PolicyError {
-        let at = self
-            .positions
-            .keys
-            .get(path)
-            .copied()
-            .unwrap_or_else(|| self.positions.locate(path));
-        self.at(at, message, hint)
+        self.at(self.positions.key(&yaml_path(path)), message, hint)
     }
 
     fn empty(&self) -> PolicyError {
         self.at(
-            (1, 1),
+            Location::START,
             "the policy file is empty",
             "start with `mode: enforce`, `no-match: deny` and a `rules:` list; \
              `sluice policy check FILE` explains a policy",
@@ -526,7 +397,7 @@ impl Reporter<'_> {
         } else {
             "check the YAML syntax and the types of the values at this position"
         };
-        self.at((line, column), message, hint)
+        self.at(Location { line, column }, message, hint)
     }
 }
 
@@ -552,7 +423,7 @@ pub(crate) fn parse(src: &str, file: &Path) -> Result<Policy, PolicyError> {
     let reporter = Reporter {
         file,
         src,
-        positions: Positions::build(src),
+        positions: SourceMap::build(src),
     };
     if diagnostic::is_blank_yaml(src) {
         // serde would read an empty document as a policy with no rules.
@@ -629,7 +500,7 @@ fn build_rule(
     has_root: bool,
 ) -> Result<Rule, PolicyError> {
     let name = &rule.name;
-    let OneOrMany(patterns, is_list) = &rule.patterns;
+    let patterns = rule.patterns.as_slice();
     if patterns.is_empty() {
         return Err(reporter.value(
             &format!("{at}.match"),
@@ -638,7 +509,7 @@ fn build_rule(
         ));
     }
     let item = |j: usize| {
-        if *is_list {
+        if rule.patterns.was_list() {
             format!("{at}.match[{j}]")
         } else {
             format!("{at}.match")
@@ -750,20 +621,26 @@ fn build_rule(
         None => None,
         Some(caps) => {
             let at = format!("{at}.max-grants");
-            if let Some(network) = &caps.network {
-                if let Some((j, problem)) = network
-                    .iter()
-                    .enumerate()
-                    .find_map(|(j, p)| network_pattern_problem(p).map(|e| (j, e)))
-                {
-                    return Err(reporter.value(
-                        &format!("{at}.network[{j}]"),
-                        format!("rule `{name}`: network pattern `{}` {problem}", network[j]),
-                        "write `host:port`, where host may be `*` or start with `*.` and port \
-                         may be `*`, e.g. `*.acme.internal:443`",
-                    ));
-                }
-            }
+            // The grammar of `grants.network` in the pipeline file, with
+            // the same message and hint.
+            let network = caps
+                .network
+                .as_ref()
+                .map(|list| {
+                    list.iter()
+                        .enumerate()
+                        .map(|(j, pattern)| {
+                            pattern.parse::<NetPattern>().map_err(|e| {
+                                reporter.value(
+                                    &format!("{at}.network[{j}]"),
+                                    format!("rule `{name}`: {e}"),
+                                    e.hint,
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
             let names = |list: &Option<Vec<String>>, key: &str| {
                 list.as_ref()
                     .map(|l| patterns_of(reporter, l, false, &format!("{at}.{key}"), name))
@@ -774,7 +651,7 @@ fn build_rule(
                 exec: names(&caps.exec, "exec")?,
                 secrets: names(&caps.secrets, "secrets")?,
                 env: names(&caps.env, "env")?,
-                network: caps.network.clone(),
+                network,
             })
         }
     };
@@ -816,7 +693,7 @@ fn build_rule(
     Ok(Rule {
         name: name.clone(),
         patterns: Patterns {
-            written: patterns.clone(),
+            written: patterns.to_vec(),
             set: matcher,
         },
         authorities,
@@ -1130,21 +1007,6 @@ pub(crate) fn parse_pin(pin: &str) -> Option<String> {
         .then(|| hex.to_ascii_lowercase())
 }
 
-/// What is wrong with a `host:port` network pattern, if anything.
-fn network_pattern_problem(pattern: &str) -> Option<&'static str> {
-    let Some((host, port)) = pattern.rsplit_once(':') else {
-        return Some("has no port");
-    };
-    if port != "*" && port.parse::<u16>().is_err() {
-        return Some("has an invalid port");
-    }
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    if host.is_empty() || (host != "*" && (name.is_empty() || name.contains('*'))) {
-        return Some("has an invalid host");
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1160,16 +1022,34 @@ rules:
       - key: k.pub
       - keyless: { issuer: i, subject: s }
 ";
-        let p = Positions::build(src);
-        assert_eq!(p.locate("mode"), (1, 7));
-        assert_eq!(p.locate("rules[0].name"), (3, 11));
-        assert_eq!(p.locate("rules[0].match[1]"), (4, 25));
-        assert_eq!(p.locate("rules[0].authorities[0].key"), (6, 14));
-        assert_eq!(p.keys.get("rules[0].authorities[1].keyless"), Some(&(7, 9)));
-        assert_eq!(p.locate("rules[0].authorities[1].keyless.subject"), (7, 40));
+        let p = SourceMap::build(src);
+        let value = |path: &str| {
+            let at = p.value(&yaml_path(path));
+            (at.line, at.column)
+        };
+        assert_eq!(value("mode"), (1, 7));
+        assert_eq!(value("rules[0].name"), (3, 11));
+        assert_eq!(value("rules[0].match[1]"), (4, 25));
+        assert_eq!(value("rules[0].authorities[0].key"), (6, 14));
+        let key = p.key(&yaml_path("rules[0].authorities[1].keyless"));
+        assert_eq!((key.line, key.column), (7, 9));
+        assert_eq!(value("rules[0].authorities[1].keyless.subject"), (7, 40));
         // Unknown paths fall back to the nearest known parent.
-        assert_eq!(p.locate("rules[0].digest"), p.locate("rules[0]"));
-        assert_eq!(p.locate("nothing.here"), (1, 1));
+        assert_eq!(value("rules[0].digest"), value("rules[0]"));
+        assert_eq!(value("nothing.here"), (1, 1));
+    }
+
+    #[test]
+    fn paths_as_written_here() {
+        let path = YamlPath::root()
+            .key("rules")
+            .index(0)
+            .key("max-grants")
+            .key("network")
+            .index(12);
+        assert_eq!(yaml_path("rules[0].max-grants.network[12]"), path);
+        assert_eq!(yaml_path("apiVersion"), YamlPath::root().key("apiVersion"));
+        assert_eq!(yaml_path(""), YamlPath::root());
     }
 
     #[test]
@@ -1178,11 +1058,19 @@ rules:
         assert_eq!(parse_pin(&format!("sha256:{hex}")), Some(hex.clone()));
         assert_eq!(parse_pin(&hex.to_uppercase()), Some(hex));
         assert_eq!(parse_pin("sha256:abc"), None);
-        assert_eq!(network_pattern_problem("*.acme.internal:443"), None);
-        assert_eq!(network_pattern_problem("*:*"), None);
-        assert_eq!(network_pattern_problem("api.example.com:443"), None);
-        assert!(network_pattern_problem("api.example.com").is_some());
-        assert!(network_pattern_problem("a*b:443").is_some());
-        assert!(network_pattern_problem("x:http").is_some());
+        let problem = |pattern: &str| {
+            let src = format!(
+                "rules:\n  - name: a\n    match: x\n    max-grants: {{ network: [{pattern:?}] }}\n"
+            );
+            parse(&src, Path::new("policy.yaml"))
+                .err()
+                .map(|e| e.message())
+        };
+        assert_eq!(problem("*.acme.internal:443"), None);
+        assert_eq!(problem("*:*"), None);
+        assert_eq!(problem("api.example.com:443"), None);
+        assert!(problem("api.example.com").is_some());
+        assert!(problem("a*b:443").is_some());
+        assert!(problem("x:http").is_some());
     }
 }

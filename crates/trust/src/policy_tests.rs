@@ -233,7 +233,7 @@ fn grant_above_the_maximum_is_refused() -> TestResult {
     plugin.grants = RequestedGrants {
         workspace: "read".to_owned(),
         env: vec!["CI".to_owned()],
-        network: vec!["api.acme.internal:443".to_owned()],
+        network: net(&["api.acme.internal:443"]),
         exec: vec!["sh".to_owned()],
         secrets: Vec::new(),
     };
@@ -247,7 +247,7 @@ fn grant_above_the_maximum_is_refused() -> TestResult {
 
     plugin.grants.exec.clear();
     plugin.grants.workspace = "write".to_owned();
-    plugin.grants.network.push("*:443".to_owned());
+    plugin.grants.network.extend(net(&["*:443"]));
     plugin.grants.secrets.push("DEPLOY_TOKEN".to_owned());
     let decision = policy.evaluate(&plugin);
     let reason = reasons(&decision);
@@ -266,11 +266,52 @@ fn grant_above_the_maximum_is_refused() -> TestResult {
     plugin.grants = RequestedGrants {
         workspace: "none".to_owned(),
         env: vec!["CI".to_owned()],
-        network: vec!["*.build.acme.internal:443".to_owned()],
+        network: net(&["*.build.acme.internal:443"]),
         ..RequestedGrants::default()
     };
     let decision = policy.evaluate(&plugin);
     assert!(decision.admitted, "{}", reasons(&decision));
+    Ok(())
+}
+
+/// Network patterns as a stage grants them.
+fn net(patterns: &[&str]) -> Vec<NetPattern> {
+    patterns
+        .iter()
+        .map(|p| p.parse().expect("a network pattern"))
+        .collect()
+}
+
+/// Issue 16: the host matched network patterns case-insensitively, but
+/// `max-grants` compared the text, so a cap written `*.Example.com:443`
+/// refused a grant the host would have treated as within it.
+#[test]
+fn network_caps_compare_host_names_case_insensitively() -> TestResult {
+    let s = Setup::new()?;
+    let policy = s.policy(
+        "rules:\n  - name: capped\n    match: \"plugins/**\"\n    max-grants: { network: [\"*.Example.com:443\", \"localhost:8000-8100\"] }\n",
+    )?;
+    let mut plugin = input("plugins/deploy.wasm", b"x", None);
+    for admitted in [
+        "api.example.com:443",
+        "API.example.COM:443",
+        "*.eu.example.com:443",
+        "localhost:8080",
+        "localhost:8010-8020",
+    ] {
+        plugin.grants.network = net(&[admitted]);
+        let decision = policy.evaluate(&plugin);
+        assert!(decision.admitted, "{admitted}: {}", reasons(&decision));
+    }
+    for refused in [
+        "example.com:443",
+        "api.example.com:80",
+        "localhost:8000-8200",
+    ] {
+        plugin.grants.network = net(&[refused]);
+        let decision = policy.evaluate(&plugin);
+        assert!(!decision.admitted, "{refused} was admitted");
+    }
     Ok(())
 }
 

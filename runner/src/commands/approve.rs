@@ -2,18 +2,76 @@
 
 use std::path::Path;
 
-use sluice_record::{now, Approval, RunStore, StageState};
+use sluice_record::{now, Approval, RecordError, RunStore, StageState};
 
 /// The longest approver name accepted, in characters.
 pub const MAX_APPROVER_CHARS: usize = 256;
 
-/// Record an approval. Errors are messages for the user.
+/// Why `sluice approve` refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApproveError {
+    /// The run cannot be read, locked or saved.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The run has no such stage.
+    #[error("run `{run_id}` has no stage `{stage}`; its stages are: {}", stages.join(", "))]
+    NoSuchStage {
+        /// Run id.
+        run_id: String,
+        /// The stage asked for.
+        stage: String,
+        /// The run's stages.
+        stages: Vec<String>,
+    },
+    /// The stage does not wait for an approval.
+    #[error("stage `{stage}` of run `{run_id}` is {}, not awaiting approval", state.as_str())]
+    NotAwaitingApproval {
+        /// Run id.
+        run_id: String,
+        /// Stage.
+        stage: String,
+        /// Its state.
+        state: StageState,
+    },
+    /// The approver name is empty.
+    #[error("the approver name from {origin} is empty; give a name with --by NAME")]
+    EmptyApprover {
+        /// `--by` or `$USER`.
+        origin: &'static str,
+    },
+    /// The approver name is too long.
+    #[error(
+        "the approver name from {origin} is {chars} characters long; at most {MAX_APPROVER_CHARS} are accepted"
+    )]
+    ApproverTooLong {
+        /// `--by` or `$USER`.
+        origin: &'static str,
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// The approver name holds a control character or bidirectional
+    /// override.
+    #[error(
+        "the approver name from {origin} contains the control character {}; names are shown \
+         in `sluice runs show` and may hold no line breaks, escape sequences or other \
+         control characters",
+        found.escape_unicode()
+    )]
+    ApproverControl {
+        /// `--by` or `$USER`.
+        origin: &'static str,
+        /// The first such character.
+        found: char,
+    },
+}
+
+/// Record an approval.
 pub fn approve(
     state_dir: &Path,
     run_id: &str,
     stage: &str,
     by: Option<String>,
-) -> anyhow::Result<String> {
+) -> Result<String, ApproveError> {
     // Checked first: a bad name is refused whatever the run's state.
     let (by, source) = match by {
         Some(by) => (by, "--by"),
@@ -28,16 +86,18 @@ pub fn approve(
     let _lock = store.lock(run_id)?;
     let names: Vec<String> = record.stages.keys().cloned().collect();
     let Some(rec) = record.stages.get_mut(stage) else {
-        anyhow::bail!(
-            "run `{run_id}` has no stage `{stage}`; its stages are: {}",
-            names.join(", ")
-        );
+        return Err(ApproveError::NoSuchStage {
+            run_id: run_id.to_owned(),
+            stage: stage.to_owned(),
+            stages: names,
+        });
     };
     if rec.state != StageState::AwaitingApproval {
-        anyhow::bail!(
-            "stage `{stage}` of run `{run_id}` is {}, not awaiting approval",
-            rec.state.as_str()
-        );
+        return Err(ApproveError::NotAwaitingApproval {
+            run_id: run_id.to_owned(),
+            stage: stage.to_owned(),
+            state: rec.state,
+        });
     }
     rec.approval = Some(Approval {
         by: by.clone(),
@@ -56,24 +116,23 @@ pub fn approve(
 /// the name is stored in the record and shown by `runs show`, where a
 /// newline would let it forge lines such as `✓ deploy passed`. `source`
 /// says where the name came from (`--by` or `$USER`).
-fn check_approver(by: &str, source: &str) -> anyhow::Result<()> {
+fn check_approver(by: &str, source: &'static str) -> Result<(), ApproveError> {
     if by.trim().is_empty() {
-        anyhow::bail!("the approver name from {source} is empty; give a name with --by NAME");
+        return Err(ApproveError::EmptyApprover { origin: source });
     }
-    if by.chars().count() > MAX_APPROVER_CHARS {
-        anyhow::bail!(
-            "the approver name from {source} is {} characters long; at most {MAX_APPROVER_CHARS} are accepted",
-            by.chars().count()
-        );
+    let chars = by.chars().count();
+    if chars > MAX_APPROVER_CHARS {
+        return Err(ApproveError::ApproverTooLong {
+            origin: source,
+            chars,
+        });
     }
     let is_bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if let Some(c) = by.chars().find(|&c| c.is_control() || is_bidi(c)) {
-        anyhow::bail!(
-            "the approver name from {source} contains the control character {}; names are shown \
-             in `sluice runs show` and may hold no line breaks, escape sequences or other \
-             control characters",
-            c.escape_unicode()
-        );
+    if let Some(found) = by.chars().find(|&c| c.is_control() || is_bidi(c)) {
+        return Err(ApproveError::ApproverControl {
+            origin: source,
+            found,
+        });
     }
     Ok(())
 }

@@ -1,10 +1,32 @@
 //! `sluice plugin inspect <file.wasm>`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use sluice_engine::admission::read_plugin;
+use sluice_engine::admission::{read_plugin, PluginFileError};
 use sluice_host::bindings::wit::Capability;
-use sluice_host::{sandbox, Host, PoolSizing};
+use sluice_host::{sandbox, Host, HostError, PoolSizing};
+
+/// Why `sluice plugin inspect` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The plugin file cannot be read.
+    #[error(transparent)]
+    File(#[from] PluginFileError),
+    /// The engine cannot start, or the file is not a component it can load.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The plugin's `describe` failed.
+    #[error("{}: `describe` failed: {reason}", file.display())]
+    Describe {
+        /// The plugin file.
+        file: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The JSON description cannot be written.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
 
 fn capability(c: &Capability) -> String {
     match c {
@@ -18,8 +40,8 @@ fn capability(c: &Capability) -> String {
 }
 
 /// Describe a plugin: `describe` output, digest, imports and exports.
-pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> anyhow::Result<String> {
-    let (bytes, digest) = read_plugin(file).map_err(anyhow::Error::msg)?;
+pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> Result<String, InspectError> {
+    let (bytes, digest) = read_plugin(file)?;
     let host = Host::new(
         Some(cache_dir),
         &PoolSizing {
@@ -30,7 +52,10 @@ pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> anyhow::Resul
     let plugin = host.load(&bytes, &digest)?;
     let info = sandbox::describe(&plugin)
         .await
-        .map_err(|e| anyhow::anyhow!("{}: `describe` failed: {e}", file.display()))?;
+        .map_err(|e| InspectError::Describe {
+            file: file.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let caps: Vec<String> = info.capabilities.iter().map(capability).collect();
     if json {
         let schema: Option<serde_json::Value> = info

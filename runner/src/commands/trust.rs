@@ -4,34 +4,69 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::exit;
 use sluice_engine::admission::{
     self, canonical_reference, read_bundle, read_plugin, read_plugin_file, requested,
-    validate_component,
+    validate_component, ComponentError, PluginFileError,
 };
-use sluice_files::fsutil::{read_input_file, MAX_KEY_BYTES, MAX_PROVENANCE_BUNDLE_BYTES};
-use sluice_trust::{self as trust, Policies, Policy, RequestedGrants, VerifyOptions};
+use sluice_files::fsutil::{
+    read_input_file, InputError, MAX_KEY_BYTES, MAX_PROVENANCE_BUNDLE_BYTES,
+};
+use sluice_pipeline::PipelineError;
+use sluice_trust::{self as trust, Policies, Policy, PolicyError, RequestedGrants, VerifyOptions};
 
-/// A failed command: what to print and the exit code.
-#[derive(Debug)]
-pub struct Failure {
-    /// Exit code.
-    pub code: i32,
-    /// Message (without the `error:` prefix).
-    pub message: String,
+/// Why a `key`, `plugin sign|attest|verify`, `policy check` or
+/// `verify-artifact` command failed. [`crate::error::CliError`] maps each
+/// kind to its exit code (invalid input, or refused) and prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Invalid input: arguments, a file, a key, a password.
+    #[error("{0}")]
+    Invalid(String),
+    /// An input file (key, predicate, artifact, bundle) cannot be read.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A key cannot be made or read, or a bundle cannot be made.
+    #[error(transparent)]
+    Key(#[from] trust::TrustError),
+    /// The plugin file or its bundle cannot be read.
+    #[error(transparent)]
+    PluginFile(#[from] PluginFileError),
+    /// The plugin is not a valid component.
+    #[error("{}: {reason}", file.display())]
+    Component {
+        /// The plugin file, as given.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: ComponentError,
+    },
+    /// The pipeline given with `--pipeline` is invalid (renders itself).
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// A policy file is invalid (renders itself).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A signature or provenance does not verify.
+    #[error("{0}")]
+    Refused(String),
+    /// `plugin verify`'s report of a plugin a policy refuses, printed as
+    /// it is.
+    #[error("{0}")]
+    RefusedReport(String),
 }
 
 fn invalid(message: impl Into<String>) -> Failure {
-    Failure {
-        code: exit::INVALID,
-        message: message.into(),
-    }
+    Failure::Invalid(message.into())
 }
 
 fn refused(message: impl Into<String>) -> Failure {
-    Failure {
-        code: exit::REFUSED,
-        message: message.into(),
+    Failure::Refused(message.into())
+}
+
+/// `file` is not a valid component.
+fn component(file: &Path) -> impl FnOnce(ComponentError) -> Failure + '_ {
+    move |reason| Failure::Component {
+        file: file.to_path_buf(),
+        reason,
     }
 }
 
@@ -59,7 +94,7 @@ fn password(confirm: bool) -> Result<String, Failure> {
 
 /// A text input file: a regular file of at most `limit` bytes, UTF-8.
 fn read_text(path: &Path, what: &'static str, limit: u64) -> Result<String, Failure> {
-    let bytes = read_input_file(path, limit, what).map_err(|e| invalid(e.to_string()))?;
+    let bytes = read_input_file(path, limit, what)?;
     String::from_utf8(bytes)
         .map_err(|_| invalid(format!("{what} `{}` is not UTF-8 text", path.display())))
 }
@@ -83,7 +118,7 @@ pub fn key_generate(out: &Path, force: bool) -> Result<String, Failure> {
         }
     }
     let password = password(true)?;
-    let pair = trust::generate(password.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let pair = trust::generate(password.as_bytes())?;
     if let Some(parent) = private.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| invalid(format!("{}: {e}", parent.display())))?;
@@ -109,13 +144,12 @@ pub fn key_generate(out: &Path, force: bool) -> Result<String, Failure> {
 
 /// `sluice plugin sign FILE --key NAME.key`.
 pub fn plugin_sign(file: &Path, key: &Path) -> Result<String, Failure> {
-    let (bytes, digest) = read_plugin(file).map_err(invalid)?;
-    validate_component(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    let (bytes, digest) = read_plugin(file)?;
+    validate_component(&bytes).map_err(component(file))?;
     let pem = read_text(key, "private key", MAX_KEY_BYTES)?;
     let password = password(false)?;
-    let private =
-        trust::load_private(&pem, password.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-    let bundle = trust::sign_blob(&bytes, &private).map_err(|e| invalid(e.to_string()))?;
+    let private = trust::load_private(&pem, password.as_bytes())?;
+    let bundle = trust::sign_blob(&bytes, &private)?;
     let out = trust::bundle_path(file);
     sluice_files::fsutil::write_atomic(&out, bundle.as_bytes())
         .map_err(|e| invalid(format!("{}: {e}", out.display())))?;
@@ -143,8 +177,8 @@ pub fn plugin_attest(
             "--predicate-type is empty; give a URI such as https://slsa.dev/provenance/v1",
         ));
     }
-    let (bytes, digest) = read_plugin(file).map_err(invalid)?;
-    validate_component(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    let (bytes, digest) = read_plugin(file)?;
+    validate_component(&bytes).map_err(component(file))?;
     let predicate_json: serde_json::Value = serde_json::from_str(&read_text(
         predicate,
         "predicate",
@@ -158,8 +192,7 @@ pub fn plugin_attest(
     })?;
     let pem = read_text(key, "private key", MAX_KEY_BYTES)?;
     let password = password(false)?;
-    let private =
-        trust::load_private(&pem, password.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let private = trust::load_private(&pem, password.as_bytes())?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -173,14 +206,13 @@ pub fn plugin_attest(
         "predicateType": predicate_type,
         "predicate": predicate_json,
     });
-    let bundle = trust::sign_statement(statement.to_string().as_bytes(), &private)
-        .map_err(|e| invalid(e.to_string()))?;
+    let bundle = trust::sign_statement(statement.to_string().as_bytes(), &private)?;
     let new: serde_json::Value =
         serde_json::from_str(&bundle).map_err(|e| invalid(e.to_string()))?;
 
     let out = trust::policy_rules::attestation_path(file);
     let hint = private.public_key().hint();
-    let mut list: Vec<serde_json::Value> = match read_bundle(&out).map_err(invalid)? {
+    let mut list: Vec<serde_json::Value> = match read_bundle(&out)? {
         None => Vec::new(),
         Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(serde_json::Value::Array(items)) => items,
@@ -255,28 +287,13 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
     if let Some(key) = with.key {
         return verify_with_key(file, key);
     }
-    let pipeline = with
-        .pipeline
-        .map(sluice_pipeline::load)
-        .transpose()
-        .map_err(|e| Failure {
-            code: exit::INVALID,
-            message: e.to_string(),
-        })?;
+    let pipeline = with.pipeline.map(sluice_pipeline::load).transpose()?;
     let policy_path = with
         .policy
         .map(Path::to_path_buf)
         .or_else(|| pipeline.as_ref().and_then(|p| p.policy.clone()));
-    let load_error = |e: trust::PolicyError| Failure {
-        code: exit::INVALID,
-        message: e.to_string(),
-    };
-    let policy = policy_path
-        .as_deref()
-        .map(Policy::load)
-        .transpose()
-        .map_err(load_error)?;
-    let operator = trust::operator::load_operator(with.operator_policy).map_err(load_error)?;
+    let policy = policy_path.as_deref().map(Policy::load).transpose()?;
+    let operator = trust::operator::load_operator(with.operator_policy)?;
     let policies = Policies::new(operator, policy);
     if policies.is_empty() {
         return Err(invalid(format!(
@@ -296,8 +313,8 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         (None, None) => PathBuf::from("."),
     };
-    let (real, reference) = canonical_reference(&base, file).map_err(invalid)?;
-    let plugin = read_plugin_file(&real, reference.clone()).map_err(invalid)?;
+    let (real, reference) = canonical_reference(&base, file)?;
+    let plugin = read_plugin_file(&real, reference.clone())?;
 
     let mut checks: Vec<(Option<String>, RequestedGrants)> = Vec::new();
     if let Some(p) = &pipeline {
@@ -375,8 +392,7 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
     let mut all_admitted = true;
     let mut signer_shown = false;
     for (stage, grants) in checks {
-        let decision = admission::evaluate(&policies, &plugin, grants)
-            .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+        let decision = admission::evaluate(&policies, &plugin, grants).map_err(component(file))?;
         if !signer_shown {
             signer_shown = true;
             match &decision.signer {
@@ -405,21 +421,20 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
     }
     if !all_admitted {
         out.push_str("  result: REFUSED\n");
-        return Err(refused(out));
+        return Err(Failure::RefusedReport(out));
     }
     // Admitted: only now is every function body of it validated.
-    validate_component(&plugin.bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    validate_component(&plugin.bytes).map_err(component(file))?;
     out.push_str("  result: ADMITTED\n");
     Ok(out)
 }
 
 /// `plugin verify FILE --key PUB`: the signature first, then the component.
 fn verify_with_key(file: &Path, key: &Path) -> Result<String, Failure> {
-    let (bytes, digest) = read_plugin(file).map_err(invalid)?;
+    let (bytes, digest) = read_plugin(file)?;
     let bundle_file = trust::bundle_path(file);
-    let bundle = read_bundle(&bundle_file).map_err(invalid)?;
-    let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)
-        .map_err(|e| invalid(e.to_string()))?;
+    let bundle = read_bundle(&bundle_file)?;
+    let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)?;
     let Some(bundle) = bundle else {
         return Err(refused(format!(
             "{}: unsigned: no bundle at {}; sign it with `sluice plugin sign`",
@@ -433,7 +448,7 @@ fn verify_with_key(file: &Path, key: &Path) -> Result<String, Failure> {
     };
     let verified = trust::verify_blob(&bytes, &bundle, &opts)
         .map_err(|e| refused(format!("{}: {e}", file.display())))?;
-    validate_component(&bytes).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    validate_component(&bytes).map_err(component(file))?;
     Ok(format!(
         "plugin {}\n  digest: {digest}\n  signed by: {}\n  result: VERIFIED\n",
         file.display(),
@@ -444,12 +459,8 @@ fn verify_with_key(file: &Path, key: &Path) -> Result<String, Failure> {
 /// `sluice policy check P`: P checked, and the policy in effect explained:
 /// the operator policy (if any) plus P, with each rule's origin.
 pub fn policy_check(path: &Path, operator_policy: Option<&Path>) -> Result<String, Failure> {
-    let load_error = |e: trust::PolicyError| Failure {
-        code: exit::INVALID,
-        message: e.to_string(),
-    };
-    let policy = Policy::load(path).map_err(load_error)?;
-    let operator = trust::operator::load_operator(operator_policy).map_err(load_error)?;
+    let policy = Policy::load(path)?;
+    let operator = trust::operator::load_operator(operator_policy)?;
     let policies = Policies::new(operator, Some(policy));
     Ok(format!("{}: valid\n{}", path.display(), policies.explain()))
 }
@@ -459,10 +470,9 @@ pub fn verify_artifact(file: &Path, provenance: &Path, key: &Path) -> Result<Str
     // An artifact may be as large as a stage's artifact grant allows, so it
     // has no cap of its own here; it must still be a regular file, so that
     // a FIFO cannot block the command.
-    let bytes = read_input_file(file, u64::MAX, "artifact").map_err(|e| invalid(e.to_string()))?;
+    let bytes = read_input_file(file, u64::MAX, "artifact")?;
     let bundle = read_text(provenance, "provenance bundle", MAX_PROVENANCE_BUNDLE_BYTES)?;
-    let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)
-        .map_err(|e| invalid(e.to_string()))?;
+    let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)?;
     match trust::verify_artifact(&bytes, &bundle, &public) {
         Ok(m) => Ok(format!(
             "{}: VERIFIED\n  digest: {}\n  subject: {}\n  predicate: {}\n  signed by: {}\n",

@@ -1,12 +1,21 @@
 //! Machine output: one JSON object per line on stdout, `"event"` naming the
-//! kind. Field names are stable; new fields may be added.
+//! kind. Each line is an [`Event`] serialised as it is (its `Serialize` is
+//! the wire form) plus `ts`, the time the line was written; `run_started`
+//! also carries `v`, the version of the event schema. The schema is
+//! published in `docs/events.schema.json` and described in
+//! `docs/events.md`: within a version, fields may be added, never renamed
+//! or removed.
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::{Event, Reporter};
+
+/// The version of the event schema (`v` on `run_started`).
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Writes events as JSON lines.
 pub struct JsonLines {
@@ -22,65 +31,328 @@ impl JsonLines {
     }
 }
 
-/// The JSON form of an event.
-pub fn to_json(event: &Event<'_>) -> Value {
-    // Microseconds: a no-op stage starts and finishes within a millisecond,
-    // and tools that time stages from the events need to see it.
-    let ts = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
-    match event {
-        Event::RunStarted {
-            run_id,
-            pipeline,
-            stages,
-            jobs,
-            resumed,
-        } => json!({
-            "event": "run_started", "ts": ts, "run_id": run_id, "pipeline": pipeline,
-            "stages": stages, "jobs": jobs, "resumed": resumed }),
-        Event::PluginLoaded {
-            reference,
-            digest,
-            cached,
-            millis,
-        } => json!({
-            "event": "plugin_loaded", "ts": ts, "plugin": reference, "digest": digest,
-            "cached": cached, "millis": millis }),
-        Event::Warning { message } => json!({ "event": "warning", "ts": ts, "message": message }),
-        Event::StageStarted { stage, attempt } => json!({
-            "event": "stage_started", "ts": ts, "stage": stage, "attempt": attempt }),
-        Event::StageLog { stage, line } => json!({
-            "event": "stage_log", "ts": ts, "stage": stage, "line": line }),
-        Event::StageRetrying {
-            stage,
-            attempt,
-            of,
-            reason,
-        } => json!({
-            "event": "stage_retrying", "ts": ts, "stage": stage, "attempt": attempt,
-            "attempts": of, "reason": reason }),
-        Event::StageFinished { stage, record } => json!({
-            "event": "stage_finished", "ts": ts, "stage": stage, "state": record.state,
-            "duration_ms": record.duration_ms, "reason": record.reason, "verdict": record.verdict,
-            "gates": record.gates, "metrics": record.metrics, "outputs": record.outputs,
-            "artifacts": record.artifacts, "attempts": record.attempts }),
-        Event::StageSkipped { stage, reason } => json!({
-            "event": "stage_skipped", "ts": ts, "stage": stage, "reason": reason }),
-        Event::StageCancelled { stage, reason } => json!({
-            "event": "stage_cancelled", "ts": ts, "stage": stage, "reason": reason }),
-        Event::StageAwaitingApproval { stage, run_id } => json!({
-            "event": "stage_awaiting_approval", "ts": ts, "stage": stage, "run_id": run_id }),
-        Event::RunFinished { record } => json!({
-            "event": "run_finished", "ts": ts, "run_id": record.run_id, "status": record.status,
-            "stages": record.stages.iter().map(|(n, r)| (n.clone(), json!(r.state))).collect::<serde_json::Map<String, Value>>() }),
+/// One line of `--json` output: the event's own fields, then `ts` (and `v`
+/// on `run_started`).
+#[derive(Debug, Serialize)]
+pub struct Line<'e, 'a> {
+    /// The event (`"event"` and its fields).
+    #[serde(flatten)]
+    pub event: &'e Event<'a>,
+    /// When the line was written: RFC 3339, UTC, with microseconds (a
+    /// no-op stage starts and finishes within a millisecond, and tools that
+    /// time stages from the events need to see it).
+    pub ts: String,
+    /// The schema version, on `run_started` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v: Option<u32>,
+}
+
+impl<'e, 'a> Line<'e, 'a> {
+    /// `event` stamped with `at`.
+    pub fn new(event: &'e Event<'a>, at: SystemTime) -> Line<'e, 'a> {
+        Line {
+            event,
+            ts: humantime::format_rfc3339_micros(at).to_string(),
+            v: matches!(event, Event::RunStarted { .. }).then_some(SCHEMA_VERSION),
+        }
     }
+}
+
+/// The JSON line of `event` written at `at`, without its newline.
+pub fn to_line(event: &Event<'_>, at: SystemTime) -> String {
+    // An event holds strings, numbers, booleans and maps with string keys
+    // only, so serialising it cannot fail; should it ever, a warning says
+    // so rather than the line vanishing.
+    serde_json::to_string(&Line::new(event, at)).unwrap_or_else(|e| {
+        let message = format!("an event could not be written: {e}");
+        serde_json::to_string(&Line::new(&Event::Warning { message: &message }, at))
+            .unwrap_or_default()
+    })
 }
 
 impl Reporter for JsonLines {
     fn event(&self, event: &Event<'_>) {
-        let value = to_json(event);
+        let line = to_line(event, SystemTime::now());
         if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{value}");
+            let _ = writeln!(out, "{line}");
             let _ = out.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indexmap::IndexMap;
+    use sluice_pipeline::gates::{GateResult, GateSource, Verdict};
+    use sluice_record::artifacts::ArtifactRecord;
+    use sluice_record::{MetricRecord, RunRecord, RunStatus, StageRecord, StageState};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn schema() -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.schema.json");
+        let text = std::fs::read_to_string(path).expect("docs/events.schema.json");
+        serde_json::from_str(&text).expect("the schema is JSON")
+    }
+
+    fn stage(state: StageState) -> StageRecord {
+        let mut r = StageRecord::pending("build");
+        r.state = state;
+        r.attempts = 2;
+        r.duration_ms = Some(1234);
+        r.reason = Some("exit 1".into());
+        r.summary = Some("3 passed".into());
+        r.verdict = Some(Verdict::Warn);
+        r.metrics.push(MetricRecord {
+            name: "tests.failed".into(),
+            value: 0.5,
+            unit: Some("count".into()),
+        });
+        r.gates.push(GateResult {
+            name: "tests.failed".into(),
+            source: GateSource::Pipeline,
+            verdict: Verdict::Warn,
+            observed: Some(0.5),
+            condition: Some("<= 0".into()),
+            message: "tests.failed = 0.5 (<= 0)".into(),
+        });
+        r.outputs.insert("version".into(), "1.2.3".into());
+        r.artifacts.push(ArtifactRecord {
+            name: "dist/app.tar.gz".into(),
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            size: 42,
+            media_type: "application/octet-stream".into(),
+        });
+        r
+    }
+
+    fn run_record() -> RunRecord {
+        let mut stages = IndexMap::new();
+        stages.insert("build".to_owned(), stage(StageState::Warned));
+        stages.insert("deploy".to_owned(), StageRecord::pending("deploy"));
+        RunRecord {
+            schema: sluice_record::SCHEMA,
+            run_id: "r-1".into(),
+            pipeline: "p".into(),
+            pipeline_path: "/p/sluice.yaml".into(),
+            pipeline_digest: "sha256:00".into(),
+            status: RunStatus::Paused,
+            created_at: "2026-12-07T04:05:06Z".into(),
+            updated_at: "2026-12-07T04:05:06Z".into(),
+            unsigned_plugins_allowed: false,
+            policy: None,
+            operator_policy: None,
+            warnings: Vec::new(),
+            journal_seq: 0,
+            stages,
+        }
+    }
+
+    /// One of each variant; the `match` makes a new variant a compile
+    /// error here until it is added to the list (and so to the schema).
+    fn every_event<'a>(finished: &'a StageRecord, run: &'a RunRecord) -> Vec<Event<'a>> {
+        let events = vec![
+            Event::RunStarted {
+                run_id: "r-1",
+                pipeline: "p",
+                stages: 2,
+                jobs: 4,
+                resumed: false,
+            },
+            Event::PluginLoaded {
+                reference: "plugins/a.wasm",
+                digest: DIGEST,
+                cached: true,
+                millis: 3,
+            },
+            Event::Warning { message: "careful" },
+            Event::StageStarted {
+                stage: "build",
+                attempt: 1,
+            },
+            Event::StageLog {
+                stage: "build",
+                line: "compiling\u{1b}[2J",
+            },
+            Event::StageRetrying {
+                stage: "build",
+                attempt: 2,
+                of: 3,
+                reason: "trap",
+            },
+            Event::StageFinished {
+                stage: "build",
+                record: finished,
+            },
+            Event::StageSkipped {
+                stage: "deploy",
+                reason: "`when:` did not hold",
+            },
+            Event::StageCancelled {
+                stage: "deploy",
+                reason: "cancelled: another stage failed",
+            },
+            Event::StageAwaitingApproval {
+                stage: "deploy",
+                run_id: "r-1",
+            },
+            Event::RunFinished { record: run },
+        ];
+        for e in &events {
+            match e {
+                Event::RunStarted { .. }
+                | Event::PluginLoaded { .. }
+                | Event::Warning { .. }
+                | Event::StageStarted { .. }
+                | Event::StageLog { .. }
+                | Event::StageRetrying { .. }
+                | Event::StageFinished { .. }
+                | Event::StageSkipped { .. }
+                | Event::StageCancelled { .. }
+                | Event::StageAwaitingApproval { .. }
+                | Event::RunFinished { .. } => {}
+            }
+        }
+        events
+    }
+
+    fn at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(1_796_616_306_123_456)
+    }
+
+    #[test]
+    fn every_event_validates_against_the_published_schema() {
+        let schema = schema();
+        let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+        let finished = stage(StageState::Warned);
+        let run = run_record();
+        let events = every_event(&finished, &run);
+        let mut names = Vec::new();
+        for event in &events {
+            let line = to_line(event, at());
+            let value: serde_json::Value = serde_json::from_str(&line).expect("a line is JSON");
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{line}:\n{}", errors.join("\n"));
+            let name = value["event"].as_str().expect("event").to_owned();
+            // Every field printed is documented: the schema is open for
+            // consumers (fields may be added), so this is checked here.
+            let documented = &schema["$defs"][&name]["properties"];
+            assert!(documented.is_object(), "no $defs/{name} in the schema");
+            for key in value.as_object().expect("object").keys() {
+                assert!(
+                    documented.get(key).is_some() || schema["properties"].get(key).is_some(),
+                    "{name}: field `{key}` is not in docs/events.schema.json"
+                );
+            }
+            names.push(name);
+        }
+        // The schema does check: a field missing, a wrong value, an
+        // unknown kind and a bad time are all refused.
+        for bad in [
+            serde_json::json!({ "event": "run_started", "ts": "2026-12-07T04:05:06.123456Z",
+                "pipeline": "p", "stages": 1, "jobs": 1, "resumed": false, "v": 1 }),
+            serde_json::json!({ "event": "run_finished", "ts": "2026-12-07T04:05:06.123456Z",
+                "run_id": "r", "status": "passed", "stages": { "a": "bogus" } }),
+            serde_json::json!({ "event": "stage_exploded", "ts": "2026-12-07T04:05:06.123456Z" }),
+            serde_json::json!({ "event": "warning", "ts": "yesterday", "message": "m" }),
+        ] {
+            assert!(!validator.is_valid(&bad), "accepted {bad}");
+        }
+        // Every kind the schema lists is one the runner emits.
+        let listed: Vec<String> = schema["properties"]["event"]["enum"]
+            .as_array()
+            .expect("event enum")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        let mut listed_sorted = listed.clone();
+        listed_sorted.sort();
+        assert_eq!(sorted, listed_sorted);
+    }
+
+    #[test]
+    fn lines_keep_the_field_names_and_values_of_before() {
+        let finished = stage(StageState::Warned);
+        let run = run_record();
+        let json = |e: &Event<'_>| -> serde_json::Value {
+            serde_json::from_str(&to_line(e, at())).expect("json")
+        };
+        let events = every_event(&finished, &run);
+        let ts = "2026-12-07T04:05:06.123456Z";
+        assert_eq!(
+            json(&events[0]),
+            serde_json::json!({
+                "event": "run_started", "ts": ts, "v": 1, "run_id": "r-1", "pipeline": "p",
+                "stages": 2, "jobs": 4, "resumed": false })
+        );
+        assert_eq!(
+            json(&events[1]),
+            serde_json::json!({
+                "event": "plugin_loaded", "ts": ts, "plugin": "plugins/a.wasm",
+                "digest": DIGEST, "cached": true, "millis": 3 })
+        );
+        assert_eq!(
+            json(&events[2]),
+            serde_json::json!({ "event": "warning", "ts": ts, "message": "careful" })
+        );
+        assert_eq!(
+            json(&events[3]),
+            serde_json::json!({ "event": "stage_started", "ts": ts, "stage": "build", "attempt": 1 })
+        );
+        // Log lines are data here: not escaped as for a terminal.
+        assert_eq!(
+            json(&events[4]),
+            serde_json::json!({ "event": "stage_log", "ts": ts, "stage": "build", "line": "compiling\u{1b}[2J" })
+        );
+        assert_eq!(
+            json(&events[5]),
+            serde_json::json!({
+                "event": "stage_retrying", "ts": ts, "stage": "build", "attempt": 2,
+                "attempts": 3, "reason": "trap" })
+        );
+        assert_eq!(
+            json(&events[6]),
+            serde_json::json!({
+                "event": "stage_finished", "ts": ts, "stage": "build", "state": finished.state,
+                "duration_ms": finished.duration_ms, "reason": finished.reason,
+                "verdict": finished.verdict, "gates": finished.gates, "metrics": finished.metrics,
+                "outputs": finished.outputs, "artifacts": finished.artifacts,
+                "attempts": finished.attempts })
+        );
+        let pending = StageRecord::pending("x");
+        let unset = json(&Event::StageFinished {
+            stage: "x",
+            record: &pending,
+        });
+        for field in ["duration_ms", "reason", "verdict"] {
+            assert!(unset[field].is_null(), "{field}: {unset}");
+        }
+        assert_eq!(
+            json(&events[7]),
+            serde_json::json!({ "event": "stage_skipped", "ts": ts, "stage": "deploy", "reason": "`when:` did not hold" })
+        );
+        assert_eq!(
+            json(&events[8]),
+            serde_json::json!({ "event": "stage_cancelled", "ts": ts, "stage": "deploy", "reason": "cancelled: another stage failed" })
+        );
+        assert_eq!(
+            json(&events[9]),
+            serde_json::json!({ "event": "stage_awaiting_approval", "ts": ts, "stage": "deploy", "run_id": "r-1" })
+        );
+        assert_eq!(
+            json(&events[10]),
+            serde_json::json!({
+                "event": "run_finished", "ts": ts, "run_id": "r-1", "status": "paused",
+                "stages": { "build": "warned", "deploy": "pending" } })
+        );
+        // `event` comes first, so a reader can dispatch before parsing on.
+        assert!(to_line(&events[3], at()).starts_with(r#"{"event":"stage_started","#));
     }
 }

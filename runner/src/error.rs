@@ -1,0 +1,205 @@
+//! Every way a command fails, as one typed [`CliError`], and the one place
+//! that decides, for each failure, the exit code ([`CliError::exit_code`],
+//! always one of the [`exit`] constants) and what goes to stderr
+//! ([`CliError::report`]). `main` does nothing else with an error. A run
+//! that ends (passed, failed, paused) is no error: [`run_exit_code`] maps
+//! its status.
+
+use crate::commands::approve::ApproveError;
+use crate::commands::gc::GcError;
+use crate::commands::inspect::InspectError;
+use crate::commands::trust::Failure;
+use crate::exit;
+use crate::run::RunError;
+use sluice_engine::admission::AdmissionError;
+use sluice_pipeline::PipelineError;
+use sluice_record::{RecordError, RunStatus};
+
+/// Why a `sluice` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `sluice run` could not carry the run out (a run that fails is not an
+    /// error: it ends with [`exit::FAILED`] through its status).
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// `sluice validate`: the pipeline is invalid.
+    #[error(transparent)]
+    Validate(#[from] PipelineError),
+    /// `key generate`, `plugin sign|attest|verify`, `policy check`,
+    /// `verify-artifact`, and the verification before `plugin inspect`.
+    #[error(transparent)]
+    Trust(#[from] Failure),
+    /// `plugin inspect`.
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    /// `runs list|show|repair`.
+    #[error(transparent)]
+    Runs(#[from] RecordError),
+    /// `gc`.
+    #[error(transparent)]
+    Gc(#[from] GcError),
+    /// `approve`.
+    #[error(transparent)]
+    Approve(#[from] ApproveError),
+    /// A command's output cannot be written (other than to a closed pipe).
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
+    /// The async runtime cannot start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl CliError {
+    /// The exit code: [`exit::INVALID`] for invalid input (pipeline,
+    /// policy, arguments, plugin file, unknown run), [`exit::REFUSED`] when
+    /// the trust policy or a signature check refuses, [`exit::FAILED`] for
+    /// the rest.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Run(e) => match e {
+                RunError::Admission(AdmissionError::Refused { .. }) => exit::REFUSED,
+                RunError::Pipeline(_)
+                | RunError::Plugin { .. }
+                | RunError::Resume { .. }
+                | RunError::Policy(_)
+                | RunError::Admission(AdmissionError::Unusable { .. })
+                | RunError::StateInWorkspace { .. }
+                | RunError::SigningKey(_)
+                | RunError::NotClean { .. }
+                | RunError::BuilderId(_) => exit::INVALID,
+                RunError::Record(
+                    RecordError::NotFound { .. }
+                    | RecordError::Busy(_)
+                    | RecordError::Corrupt { .. },
+                ) => exit::INVALID,
+                RunError::Record(_)
+                | RunError::Host(_)
+                | RunError::Artifacts(_)
+                | RunError::SourceRead(_) => exit::FAILED,
+            },
+            CliError::Trust(f) => match f {
+                Failure::Refused(_) | Failure::RefusedReport(_) => exit::REFUSED,
+                Failure::Invalid(_)
+                | Failure::Input(_)
+                | Failure::Key(_)
+                | Failure::PluginFile(_)
+                | Failure::Component { .. }
+                | Failure::Pipeline(_)
+                | Failure::Policy(_) => exit::INVALID,
+            },
+            CliError::Validate(_)
+            | CliError::Inspect(_)
+            | CliError::Runs(_)
+            | CliError::Gc(_)
+            | CliError::Approve(_) => exit::INVALID,
+            CliError::Output(_) | CliError::Runtime(_) => exit::FAILED,
+        }
+    }
+
+    /// What `main` prints on stderr, ending with a newline:
+    /// - pipeline and policy errors render themselves, rustc-style
+    ///   (`error: …`, `--> file:line:col`, the line, `= help: …`);
+    /// - `plugin verify`'s report of a refused plugin is printed as it is;
+    /// - `run` and the trust commands: `error: ` and the message;
+    /// - the other commands: `error: ` and the message, then one
+    ///   `  caused by: …` line per underlying cause.
+    pub fn report(&self) -> String {
+        match self {
+            CliError::Validate(e)
+            | CliError::Run(RunError::Pipeline(e))
+            | CliError::Trust(Failure::Pipeline(e)) => line(e.to_string()),
+            CliError::Run(RunError::Policy(e)) | CliError::Trust(Failure::Policy(e)) => {
+                line(e.to_string())
+            }
+            CliError::Trust(Failure::RefusedReport(report)) => line(report.clone()),
+            CliError::Run(_) | CliError::Trust(_) | CliError::Output(_) | CliError::Runtime(_) => {
+                format!("error: {self}\n")
+            }
+            CliError::Inspect(_) | CliError::Runs(_) | CliError::Gc(_) | CliError::Approve(_) => {
+                let mut out = format!("error: {self}\n");
+                let mut cause = std::error::Error::source(self);
+                while let Some(c) = cause {
+                    out.push_str(&format!("  caused by: {c}\n"));
+                    cause = c.source();
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The exit code of a run carried out to its end or a pause:
+/// [`exit::PASSED`], [`exit::PAUSED`], else [`exit::FAILED`].
+pub fn run_exit_code(status: RunStatus) -> i32 {
+    match status {
+        RunStatus::Passed => exit::PASSED,
+        RunStatus::Paused => exit::PAUSED,
+        RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => exit::FAILED,
+    }
+}
+
+/// `text` ending with one newline.
+fn line(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn refusals_exit_3_invalid_input_2_the_rest_1() {
+        let refused = CliError::Run(RunError::Admission(AdmissionError::Refused {
+            stage: "s".into(),
+            reference: "p.wasm".into(),
+            reasons: vec!["unsigned".into()],
+        }));
+        assert_eq!(refused.exit_code(), exit::REFUSED);
+        let report = CliError::Trust(Failure::RefusedReport(
+            "plugin x\n  result: REFUSED\n".into(),
+        ));
+        assert_eq!(report.exit_code(), exit::REFUSED);
+        assert_eq!(report.report(), "plugin x\n  result: REFUSED\n");
+        let invalid = CliError::Trust(Failure::Invalid("the passwords do not match".into()));
+        assert_eq!(invalid.exit_code(), exit::INVALID);
+        assert_eq!(invalid.report(), "error: the passwords do not match\n");
+        let unusable = CliError::Run(RunError::Admission(AdmissionError::Unusable {
+            stage: "s".into(),
+            reference: "p.wasm".into(),
+            reason: sluice_engine::admission::Unusable::Oci,
+        }));
+        assert_eq!(unusable.exit_code(), exit::INVALID);
+        assert!(unusable
+            .report()
+            .starts_with("error: stage `s`: plugin p.wasm: OCI plugin references"));
+        let busy = CliError::Runs(RecordError::Busy("r1".into()));
+        assert_eq!(busy.exit_code(), exit::INVALID);
+        let output = CliError::Output(std::io::Error::other("disk full"));
+        assert_eq!(output.exit_code(), exit::FAILED);
+        assert_eq!(
+            output.report(),
+            "error: cannot write the output: disk full\n"
+        );
+    }
+
+    #[test]
+    fn pipeline_errors_render_themselves() {
+        let e = PipelineError::Invalid {
+            file: PathBuf::from("sluice.yaml"),
+            line: 2,
+            column: 1,
+            message: "unknown field `stagez`".into(),
+            hint: None,
+            source_line: Some("stagez:".into()),
+        };
+        let text = e.to_string();
+        let err = CliError::Validate(e);
+        assert_eq!(err.exit_code(), exit::INVALID);
+        assert_eq!(err.report(), format!("{text}\n"));
+        assert!(err.report().starts_with("error: unknown field"));
+    }
+}
