@@ -142,30 +142,22 @@ fn new_record(pipeline: &Pipeline) -> RunRecord {
         .keys()
         .map(|k| (k.clone(), StageRecord::pending(k)))
         .collect();
-    RunRecord {
-        schema: record::SCHEMA,
-        run_id: record::new_run_id(),
-        pipeline: pipeline.name.clone(),
-        // Absolute, so that `--resume` finds the file from any directory.
-        // Not canonical: the pipeline's directory anchors its relative
-        // paths, and resolving a symbolic link to the file would move that
-        // anchor to wherever the link points.
-        pipeline_path: std::path::absolute(&pipeline.path).unwrap_or_else(|_| {
-            pipeline
-                .dir
-                .join(pipeline.path.file_name().unwrap_or_default())
-        }),
-        pipeline_digest: pipeline.digest.clone(),
-        status: RunStatus::Running,
-        created_at: record::now(),
-        updated_at: record::now(),
-        unsigned_plugins_allowed: false,
-        policy: None,
-        operator_policy: None,
-        warnings: Vec::new(),
-        journal_seq: 0,
+    // Absolute, so that `--resume` finds the file from any directory. Not
+    // canonical: the pipeline's directory anchors its relative paths, and
+    // resolving a symbolic link to the file would move that anchor to
+    // wherever the link points.
+    let path = std::path::absolute(&pipeline.path).unwrap_or_else(|_| {
+        pipeline
+            .dir
+            .join(pipeline.path.file_name().unwrap_or_default())
+    });
+    RunRecord::new(
+        record::new_run_id(),
+        pipeline.name.clone(),
+        path,
+        pipeline.digest.clone(),
         stages,
-    }
+    )
 }
 
 /// Plugins by stage, and the config schema each publishes.

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::executor::{LogReport, OutcomeFuture, StageOutcome, TrapKind};
 use sluice_record::artifacts::ArtifactRecord;
-use sluice_record::{RunStatus, SCHEMA};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -151,22 +150,13 @@ impl Fixture {
                 (name.clone(), r)
             })
             .collect();
-        Arc::new(RunRecord {
-            schema: SCHEMA,
-            run_id: "r".into(),
-            pipeline: self.pipeline.name.clone(),
-            pipeline_path: self.pipeline.path.clone(),
-            pipeline_digest: self.pipeline.digest.clone(),
-            status: RunStatus::Running,
-            created_at: sluice_record::now(),
-            updated_at: sluice_record::now(),
-            unsigned_plugins_allowed: false,
-            policy: None,
-            operator_policy: None,
-            warnings: Vec::new(),
-            journal_seq: 0,
+        Arc::new(RunRecord::new(
+            "r",
+            self.pipeline.name.clone(),
+            self.pipeline.path.clone(),
+            self.pipeline.digest.clone(),
             stages,
-        })
+        ))
     }
 
     /// Store `files` (name, content) in the CAS as a stage's outputs.

@@ -782,22 +782,13 @@ mod lost_producer_tests {
                 (name.clone(), r)
             })
             .collect();
-        RunRecord {
-            schema: sluice_record::SCHEMA,
-            run_id: "r".into(),
-            pipeline: pipeline.name.clone(),
-            pipeline_path: pipeline.path.clone(),
-            pipeline_digest: pipeline.digest.clone(),
-            status: RunStatus::Running,
-            created_at: now(),
-            updated_at: now(),
-            unsigned_plugins_allowed: false,
-            policy: None,
-            operator_policy: None,
-            warnings: Vec::new(),
-            journal_seq: 0,
+        RunRecord::new(
+            "r",
+            pipeline.name.clone(),
+            pipeline.path.clone(),
+            pipeline.digest.clone(),
             stages,
-        }
+        )
     }
 
     fn state(record: &RunRecord, stage: &str) -> StageState {

@@ -351,27 +351,17 @@ impl Harness {
 
     /// A new run's record, as the runner makes it.
     fn new_record(&self) -> Result<RunRecord, Box<dyn std::error::Error>> {
-        let record = RunRecord {
-            schema: sluice_record::SCHEMA,
-            run_id: RUN_ID.into(),
-            pipeline: self.pipeline.name.clone(),
-            pipeline_path: self.pipeline.path.clone(),
-            pipeline_digest: self.pipeline.digest.clone(),
-            status: RunStatus::Running,
-            created_at: now(),
-            updated_at: now(),
-            unsigned_plugins_allowed: false,
-            policy: None,
-            operator_policy: None,
-            warnings: Vec::new(),
-            journal_seq: 0,
-            stages: self
-                .pipeline
+        let record = RunRecord::new(
+            RUN_ID,
+            self.pipeline.name.clone(),
+            self.pipeline.path.clone(),
+            self.pipeline.digest.clone(),
+            self.pipeline
                 .stages
                 .keys()
                 .map(|k| (k.clone(), StageRecord::pending(k)))
                 .collect(),
-        };
+        );
         self.store.create(&record)?;
         Ok(record)
     }

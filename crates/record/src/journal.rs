@@ -413,29 +413,20 @@ fn cut_torn_tail(file: &File, path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RunStatus, StageState, SCHEMA};
+    use crate::StageState;
     use indexmap::IndexMap;
 
     fn record() -> RunRecord {
         let mut stages = IndexMap::new();
         stages.insert("a".to_string(), StageRecord::pending("a"));
         stages.insert("b".to_string(), StageRecord::pending("b"));
-        RunRecord {
-            schema: SCHEMA,
-            run_id: "r".into(),
-            pipeline: "p".into(),
-            pipeline_path: PathBuf::from("/x/sluice.yaml"),
-            pipeline_digest: "sha256:00".into(),
-            status: RunStatus::Running,
-            created_at: "t".into(),
-            updated_at: "t".into(),
-            unsigned_plugins_allowed: false,
-            policy: None,
-            operator_policy: None,
-            warnings: vec![],
-            journal_seq: 0,
+        RunRecord::new(
+            "r",
+            "p",
+            PathBuf::from("/x/sluice.yaml"),
+            "sha256:00",
             stages,
-        }
+        )
     }
 
     #[test]

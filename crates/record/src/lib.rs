@@ -313,6 +313,35 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A new run's record: `running`, created now, no policy, warnings or
+    /// journal lines yet. The one place the record's defaults are set (the
+    /// runner and every test start from it).
+    pub fn new(
+        run_id: impl Into<String>,
+        pipeline: impl Into<String>,
+        pipeline_path: impl Into<PathBuf>,
+        pipeline_digest: impl Into<String>,
+        stages: IndexMap<String, StageRecord>,
+    ) -> RunRecord {
+        let created = now();
+        RunRecord {
+            schema: SCHEMA,
+            run_id: run_id.into(),
+            pipeline: pipeline.into(),
+            pipeline_path: pipeline_path.into(),
+            pipeline_digest: pipeline_digest.into(),
+            status: RunStatus::Running,
+            created_at: created.clone(),
+            updated_at: created,
+            unsigned_plugins_allowed: false,
+            policy: None,
+            operator_policy: None,
+            warnings: Vec::new(),
+            journal_seq: 0,
+            stages,
+        }
+    }
+
     /// A copy with only the named stages (what one stage attempt reads:
     /// the stages it needs and those its templates refer to), so starting a
     /// stage costs the same in a pipeline of 10 stages or 10,000.
@@ -577,22 +606,13 @@ mod tests {
     fn record(id: &str) -> RunRecord {
         let mut stages = IndexMap::new();
         stages.insert("a".to_string(), StageRecord::pending("a"));
-        RunRecord {
-            schema: SCHEMA,
-            run_id: id.into(),
-            pipeline: "p".into(),
-            pipeline_path: PathBuf::from("/x/sluice.yaml"),
-            pipeline_digest: "sha256:00".into(),
-            status: RunStatus::Running,
-            created_at: now(),
-            updated_at: now(),
-            unsigned_plugins_allowed: false,
-            policy: None,
-            operator_policy: None,
-            warnings: Vec::new(),
-            journal_seq: 0,
+        RunRecord::new(
+            id,
+            "p",
+            PathBuf::from("/x/sluice.yaml"),
+            "sha256:00",
             stages,
-        }
+        )
     }
 
     #[test]

@@ -172,20 +172,14 @@ mod tests {
         stage.state = StageState::Passed;
         stage.artifacts = artifacts;
         RunRecord {
-            schema: sluice_record::SCHEMA,
-            run_id: id.into(),
-            pipeline: "p".into(),
-            pipeline_path: PathBuf::from("/x/sluice.yaml"),
-            pipeline_digest: "sha256:00".into(),
             status: RunStatus::Passed,
-            created_at: sluice_record::now(),
-            updated_at: sluice_record::now(),
-            unsigned_plugins_allowed: false,
-            policy: None,
-            operator_policy: None,
-            warnings: Vec::new(),
-            journal_seq: 0,
-            stages: [("build".to_owned(), stage)].into_iter().collect(),
+            ..RunRecord::new(
+                id,
+                "p",
+                PathBuf::from("/x/sluice.yaml"),
+                "sha256:00",
+                [("build".to_owned(), stage)].into_iter().collect(),
+            )
         }
     }
 

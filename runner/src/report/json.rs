@@ -133,20 +133,10 @@ mod tests {
         stages.insert("build".to_owned(), stage(StageState::Warned));
         stages.insert("deploy".to_owned(), StageRecord::pending("deploy"));
         RunRecord {
-            schema: sluice_record::SCHEMA,
-            run_id: "r-1".into(),
-            pipeline: "p".into(),
-            pipeline_path: "/p/sluice.yaml".into(),
-            pipeline_digest: "sha256:00".into(),
             status: RunStatus::Paused,
             created_at: "2026-12-07T04:05:06Z".into(),
             updated_at: "2026-12-07T04:05:06Z".into(),
-            unsigned_plugins_allowed: false,
-            policy: None,
-            operator_policy: None,
-            warnings: Vec::new(),
-            journal_seq: 0,
-            stages,
+            ..RunRecord::new("r-1", "p", "/p/sluice.yaml", "sha256:00", stages)
         }
     }
 
