@@ -28,6 +28,7 @@ use sluice_pipeline::gates::PluginGate;
 use sluice_pipeline::WorkspaceAccess;
 use sluice_record::artifacts::ArtifactRecord;
 use sluice_record::MetricRecord;
+use sluice_types::NetPattern;
 
 /// Output names starting with this are the runner's (`sluice.state`,
 /// `sluice.reason` …, see the orchestrator); a plugin may not report them.
@@ -84,8 +85,9 @@ pub struct JobGrants {
     pub workspace: WorkspaceAccess,
     /// Environment variables the stage may read, by name.
     pub env: Vec<String>,
-    /// `host:port` patterns the stage may connect to.
-    pub network: Vec<String>,
+    /// `host:port` patterns the stage may connect to (serialised as their
+    /// text, `api.example.com:443`).
+    pub network: Vec<NetPattern>,
     /// Host programs the stage may run through `exec`.
     pub exec: Vec<String>,
     /// Secrets the stage may read, by name.
@@ -482,7 +484,7 @@ mod tests {
             grants: JobGrants {
                 workspace: WorkspaceAccess::Read,
                 env: vec!["CI".into()],
-                network: vec!["*.internal:443".into()],
+                network: vec!["*.internal:443".parse().expect("pattern")],
                 exec: vec!["cargo".into()],
                 secrets: vec!["NPM_TOKEN".into()],
                 memory: 256 << 20,

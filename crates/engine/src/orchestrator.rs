@@ -163,7 +163,6 @@ impl Orchestrator {
     // Sizes and durations go through `From` (and network patterns through
     // `Display`) so that this keeps compiling whether the pipeline model
     // holds plain numbers or `sluice-types` values.
-    #[allow(clippy::useless_conversion)]
     fn job(
         &self,
         stage_name: &str,
@@ -240,16 +239,16 @@ impl Orchestrator {
             grants: JobGrants {
                 workspace: grants.workspace,
                 env: grants.env.clone(),
-                network: grants.network.iter().map(|p| p.to_string()).collect(),
+                network: grants.network.clone(),
                 exec: grants.exec.clone(),
                 secrets: grants.secrets.clone(),
-                memory: u64::from(grants.memory),
-                output: u64::from(grants.output),
-                artifacts: u64::from(grants.artifacts),
+                memory: grants.memory,
+                output: grants.output,
+                artifacts: grants.artifacts,
             },
             inputs,
             upstream,
-            timeout: std::time::Duration::from(stage.timeout),
+            timeout: stage.timeout,
             log: log.to_string(),
         })
     }

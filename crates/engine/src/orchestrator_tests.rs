@@ -265,7 +265,8 @@ async fn the_job_names_secrets_and_never_carries_their_values() -> TestResult {
     assert_eq!(job.config["version"], "1.2.3");
     assert_eq!(job.grants.secrets, ["NPM_TOKEN"]);
     assert_eq!(job.grants.env, ["CI"]);
-    assert_eq!(job.grants.network, ["registry.example.org:443"]);
+    let network: Vec<String> = job.grants.network.iter().map(ToString::to_string).collect();
+    assert_eq!(network, ["registry.example.org:443"]);
     assert_eq!(job.grants.memory, 64 << 20);
     assert_eq!(job.timeout, std::time::Duration::from_secs(90));
     assert_eq!(job.plugin.digest, format!("sha256:{}", "c".repeat(64)));

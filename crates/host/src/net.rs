@@ -30,18 +30,15 @@ use super::state::Denials;
 #[derive(Clone)]
 pub struct NetPolicy {
     patterns: Vec<NetPattern>,
-    raw: Vec<String>,
     log: StageLog,
     denials: Denials,
 }
 
 impl NetPolicy {
-    /// Policy for `grants` (already validated by the pipeline loader;
-    /// unparsable entries grant nothing).
-    pub fn new(grants: &[String], log: StageLog, denials: Denials) -> NetPolicy {
+    /// Policy for `grants`.
+    pub fn new(grants: &[NetPattern], log: StageLog, denials: Denials) -> NetPolicy {
         NetPolicy {
-            patterns: grants.iter().filter_map(|g| g.parse().ok()).collect(),
-            raw: grants.to_vec(),
+            patterns: grants.to_vec(),
             log,
             denials,
         }
@@ -92,10 +89,11 @@ impl NetPolicy {
     /// Decide on `host:port`, resolving it; returns the address to connect to.
     async fn admit(&self, host: &str, port: u16) -> Result<SocketAddr, HttpError> {
         let Some(how) = self.match_name(host, port) else {
-            let granted = if self.raw.is_empty() {
+            let granted = if self.patterns.is_empty() {
                 "none".to_string()
             } else {
-                self.raw.join(", ")
+                let shown: Vec<String> = self.patterns.iter().map(ToString::to_string).collect();
+                shown.join(", ")
             };
             return Err(self.deny(format!(
                 "HTTP request to {host}:{port} is not allowed: grants.network is [{granted}]; add \"{host}:{port}\" to the stage's grants.network to allow it"
@@ -223,7 +221,10 @@ mod tests {
         )
         .expect("log");
         NetPolicy::new(
-            &grants.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &grants
+                .iter()
+                .map(|s| s.parse().expect("pattern"))
+                .collect::<Vec<_>>(),
             log,
             Denials::default(),
         )

@@ -54,7 +54,7 @@ pub struct StageRequest {
     /// Environment for programs run through `exec`.
     pub exec_env: Vec<(String, String)>,
     /// `grants.network` patterns.
-    pub network: Vec<String>,
+    pub network: Vec<sluice_types::NetPattern>,
     /// Granted secret names.
     pub secret_grants: Vec<String>,
     /// Values of the granted secrets the runner has.
