@@ -229,7 +229,8 @@ pub struct JudgeMetricWire {
     /// Which change is bad (default `increase`).
     #[serde(default)]
     pub direction: Option<Direction>,
-    /// `mean` (default) or `median`.
+    /// `mean` (default), `median`, or `p95` (latency only: ratio of 95th
+    /// percentiles against `max-effect`, default 1.1, with no test).
     #[serde(default)]
     pub effect: Option<Center>,
     /// Largest tolerated ratio.
@@ -643,6 +644,13 @@ fn judge(k: &str, j: JudgeWire, taken: &[String]) -> Result<JudgeSpec, StageErro
                  hide a 30% error rate; remove `effect` (errors use the mean)",
             ));
         }
+        if m.sample == SampleKind::Errors && m.effect == Some(Center::P95) {
+            return Err(bad(
+                &format!("{mk}.effect"),
+                "`p95` of 0/1 error samples is 0 or 1, not a tail latency; remove `effect` \
+                 (errors are compared as proportions with Fisher's exact test)",
+            ));
+        }
         if let Some(e) = m.max_effect {
             if !(e.is_finite() && e >= 1.0) {
                 return Err(bad(
@@ -720,7 +728,8 @@ mod tests {
                                 {{"name": "syn", "provider": {{"synthetic": {{"measure": "latency-p95", "requests": 5}}}},
                                   "failure-condition": "result > 500"}}],
                     "judge": {{"alpha": 0.01, "load": {{"requests": 30, "path": "/work"}},
-                               "metrics": [{{"name": "latency", "sample": "latency", "max-effect": 1.5, "effect": "median"}}]}}
+                               "metrics": [{{"name": "latency", "sample": "latency", "max-effect": 1.5, "effect": "median"}},
+                                           {{"name": "tail", "sample": "latency", "effect": "p95"}}]}}
                 }}}}
             ], "promote": false}}"#
         ))
@@ -738,6 +747,8 @@ mod tests {
         assert_eq!(j.thresholds.alpha, 0.01);
         assert_eq!(j.load.requests, 30);
         assert_eq!(j.rules[0].0.center, Center::Median);
+        assert_eq!(j.rules[1].0.center, Center::P95);
+        assert_eq!(j.rules[1].0.max_effect, None);
     }
 
     #[test]
@@ -803,6 +814,10 @@ mod tests {
             r#"[{"analysis": {"judge": {"metrics": [{"name": "e", "sample": "errors", "effect": "median"}]}}}]"#,
         );
         assert!(m.contains("metrics[0].effect: `median` of 0/1"), "{m}");
+        let m = e(
+            r#"[{"analysis": {"judge": {"metrics": [{"name": "e", "sample": "errors", "effect": "p95"}]}}}]"#,
+        );
+        assert!(m.contains("metrics[0].effect: `p95` of 0/1"), "{m}");
         let m = e(r#"[{"pause": {"duration": "soon"}}]"#);
         assert!(m.starts_with("with.steps[0].pause.duration"), "{m}");
     }

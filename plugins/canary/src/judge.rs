@@ -2,8 +2,15 @@
 //! metric by metric, and scores the canary.
 //!
 //! For each metric:
-//! 1. a two-sided Mann-Whitney U test ([`crate::stats`]) gives a p-value;
-//!    the difference is *significant* when `p < alpha`;
+//! 1. a test gives a p-value; the difference is *significant* when
+//!    `p < alpha`. Samples that are all 0 or 1 (the `errors` sample: 1 per
+//!    failed request) are two proportions and get Fisher's exact test
+//!    ([`crate::stats::fisher_exact`]), one-sided in the bad `direction`
+//!    (`either`: twice the smaller tail) — exact at every count, so one
+//!    failure in 6 canary requests against none in 113 baseline ones is
+//!    p = 6/119 = 0.0504, not significant at 0.05. Other samples (latency)
+//!    get the two-sided Mann-Whitney U test (normal approximation, see
+//!    [`crate::stats`]);
 //! 2. the *effect* is `center(canary) / center(baseline)` with `center` the
 //!    mean (default) or the median (1 when both are 0, infinite when only
 //!    the baseline is 0);
@@ -14,12 +21,29 @@
 //!    `1/max-effect` for decrease; without `max-effect`, any significant
 //!    change in the bad direction fails). Otherwise it passes.
 //!
+//! `p95` metrics are compared by their 95th percentiles instead of a test:
+//! the effect is `p95(canary) / p95(baseline)` and the metric fails when it
+//! is beyond `max-effect` (default [`P95_MAX_EFFECT`], +10%) in the bad
+//! direction. With fewer than [`P95_MIN_SAMPLES`] samples on a side the
+//! p95 is little more than the maximum, so the metric is *inconclusive*:
+//! it counts as passed in the score, but the judge is at best marginal.
+//! (The U test's p-value is still reported, for information.)
+//!
 //! Score = 100 × passed / total, or 0 when a `critical` metric failed.
 //! Classification: score ≥ `pass` → pass (promote); `marginal` ≤ score <
 //! `pass` → marginal (inconclusive, pause); below `marginal` → fail (abort).
+//! An inconclusive metric turns a pass into marginal.
 
 use crate::analysis::fmt_num;
-use crate::stats::{mann_whitney_u, mean, median};
+use crate::stats::{fisher_exact, mann_whitney_u, mean, median, quantile, Alternative};
+
+/// Fewest samples per side for a `p95` comparison; below it the metric is
+/// inconclusive (with 20 samples the p95 interpolates between the two
+/// largest values).
+pub const P95_MIN_SAMPLES: usize = 20;
+
+/// Default `max-effect` of a `p95` metric: fail above +10%.
+pub const P95_MAX_EFFECT: f64 = 1.1;
 
 /// Which change of a metric is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -42,6 +66,9 @@ pub enum Center {
     Mean,
     /// Ratio of medians.
     Median,
+    /// Ratio of 95th percentiles, compared against `max-effect` without a
+    /// significance test (see the module documentation).
+    P95,
 }
 
 /// How one metric is judged.
@@ -108,8 +135,10 @@ pub struct MetricVerdict {
     pub p_value: f64,
     /// canary / baseline centers.
     pub effect: f64,
-    /// Whether the metric passed.
+    /// Whether the metric passed (an inconclusive metric counts as passed).
     pub passed: bool,
+    /// Too few samples to decide (`p95` metrics); caps the judge at marginal.
+    pub inconclusive: bool,
     /// Why, in one line.
     pub reason: String,
 }
@@ -133,7 +162,7 @@ impl Judgement {
         let failed: Vec<&str> = self
             .metrics
             .iter()
-            .filter(|m| !m.passed)
+            .filter(|m| !m.passed || m.inconclusive)
             .map(|m| m.reason.as_str())
             .collect();
         let class = match self.classification {
@@ -159,6 +188,23 @@ fn center(c: Center, v: &[f64]) -> f64 {
     match c {
         Center::Mean => mean(v),
         Center::Median => median(v),
+        Center::P95 => quantile(v, 0.95),
+    }
+}
+
+/// Whether every value is 0 or 1 (a sample of failures).
+fn binary(v: &[f64]) -> bool {
+    v.iter().all(|&x| x == 0.0 || x == 1.0)
+}
+
+/// Whether `effect` is beyond `max` in the bad direction.
+fn beyond(direction: Direction, effect: f64, max: f64) -> bool {
+    let up = effect > max;
+    let down = effect < 1.0 / max;
+    match direction {
+        Direction::Increase => up,
+        Direction::Decrease => down,
+        Direction::Either => up || down,
     }
 }
 
@@ -181,6 +227,7 @@ pub fn judge_metric(
         p_value: 1.0,
         effect: 1.0,
         passed: false,
+        inconclusive: false,
         reason: String::new(),
     };
     if b.is_empty() || c.is_empty() {
@@ -192,8 +239,6 @@ pub fn judge_metric(
         );
         return v;
     }
-    let test = mann_whitney_u(&b, &c);
-    v.p_value = test.p_value;
     v.effect = if bc == cc {
         1.0
     } else if bc == 0.0 {
@@ -201,33 +246,71 @@ pub fn judge_metric(
     } else {
         cc / bc
     };
-    // The U statistics tell which side tends to be larger.
-    let canary_higher = test.u_y > test.u_x;
-    let significant = test.p_value < alpha;
-    let bad_direction = match rule.direction {
-        Direction::Increase => canary_higher,
-        Direction::Decrease => !canary_higher,
-        Direction::Either => true,
-    };
-    let beyond = match rule.max_effect {
-        None => true,
-        Some(m) => {
-            let up = v.effect > m;
-            let down = v.effect < 1.0 / m;
-            match rule.direction {
-                Direction::Increase => up,
-                Direction::Decrease => down,
-                Direction::Either => up || down,
-            }
-        }
-    };
-    v.passed = !(significant && bad_direction && beyond);
     let effect = if v.effect.is_finite() {
         format!("{}x", fmt_num(v.effect))
     } else {
         "from 0".to_string()
     };
     let crit = if rule.critical { " (critical)" } else { "" };
+    if rule.center == Center::P95 {
+        // For information only: p95 is judged by its ratio.
+        v.p_value = mann_whitney_u(&b, &c).p_value;
+        let max = rule.max_effect.unwrap_or(P95_MAX_EFFECT);
+        let few = b.len().min(c.len()) < P95_MIN_SAMPLES;
+        v.inconclusive = few;
+        v.passed = few || !beyond(rule.direction, v.effect, max);
+        let verdict = if few {
+            "inconclusive"
+        } else if v.passed {
+            "passed"
+        } else {
+            "failed"
+        };
+        v.reason = format!(
+            "`{}`{crit} {verdict}: canary p95 {} vs baseline p95 {} (effect {effect}, max {}x){}",
+            rule.name,
+            fmt_num(cc),
+            fmt_num(bc),
+            fmt_num(max),
+            if few {
+                format!(
+                    ", only {} baseline and {} canary samples (p95 needs {P95_MIN_SAMPLES} each)",
+                    b.len(),
+                    c.len()
+                )
+            } else {
+                String::new()
+            },
+        );
+        return v;
+    }
+    let (p_value, canary_higher) = if binary(&b) && binary(&c) {
+        // Two proportions: Fisher's exact test in the bad direction.
+        let hits = |s: &[f64]| s.iter().filter(|&&x| x == 1.0).count() as u64;
+        let (hb, hc) = (hits(&b), hits(&c));
+        let alternative = match rule.direction {
+            Direction::Increase => Alternative::Greater,
+            Direction::Decrease => Alternative::Less,
+            Direction::Either => Alternative::TwoSided,
+        };
+        let p = fisher_exact(hb, b.len() as u64, hc, c.len() as u64, alternative);
+        (p, mean(&c) > mean(&b))
+    } else {
+        // The U statistics tell which side tends to be larger.
+        let test = mann_whitney_u(&b, &c);
+        (test.p_value, test.u_y > test.u_x)
+    };
+    v.p_value = p_value;
+    let significant = p_value < alpha;
+    let bad_direction = match rule.direction {
+        Direction::Increase => canary_higher,
+        Direction::Decrease => !canary_higher,
+        Direction::Either => true,
+    };
+    let beyond = rule
+        .max_effect
+        .is_none_or(|m| beyond(rule.direction, v.effect, m));
+    v.passed = !(significant && bad_direction && beyond);
     v.reason = format!(
         "`{}`{crit} {}: canary {} vs baseline {} (effect {effect}{}), p = {} {} alpha {}",
         rule.name,
@@ -237,7 +320,7 @@ pub fn judge_metric(
         rule.max_effect
             .map(|m| format!(", max {}x", fmt_num(m)))
             .unwrap_or_default(),
-        fmt_num(test.p_value),
+        fmt_num(p_value),
         if significant { "<" } else { ">=" },
         fmt_num(alpha),
     );
@@ -263,7 +346,8 @@ pub fn judge(thresholds: Thresholds, samples: &[(MetricRule, Vec<f64>, Vec<f64>)
     } else {
         100.0 * passed as f64 / total as f64
     };
-    let classification = if score >= thresholds.pass {
+    let inconclusive = metrics.iter().any(|m| m.inconclusive);
+    let classification = if score >= thresholds.pass && !inconclusive {
         Classification::Pass
     } else if score >= thresholds.marginal {
         Classification::Marginal
@@ -392,6 +476,112 @@ mod tests {
         assert_eq!(j.classification, Classification::Fail);
         let j = judge(Thresholds::default(), &samples[..4]);
         assert_eq!(j.classification, Classification::Pass);
+    }
+
+    /// Issue 17: 1 failure in 6 canary requests vs 0 in 113 was p = 1.7e-5
+    /// with the U test's normal approximation; Fisher's exact p is 6/119.
+    #[test]
+    fn one_failure_in_few_requests_is_not_significant() {
+        let base = vec![0.0; 113];
+        let mut can = vec![0.0; 6];
+        can[0] = 1.0;
+        let v = judge_metric(&rule("errors", Direction::Increase), &base, &can, 0.05);
+        assert!((v.p_value - 6.0 / 119.0).abs() < 1e-12, "{v:#?}");
+        assert!(v.passed, "{v:#?}");
+        // What the judge used before: the U test's normal approximation.
+        let old = mann_whitney_u(&base, &can).p_value;
+        assert!(old > 1.5e-5 && old < 2e-5, "{old}");
+        assert!(!v.effect.is_finite());
+        // The same single failure against a failing baseline is no worse.
+        let mut base2 = base.clone();
+        base2[0] = 1.0;
+        // 1 - C(117,6)/C(119,6) = 1 - (113*112)/(119*118) = 0.0987.
+        let p = judge_metric(&rule("e", Direction::Increase), &base2, &can, 0.05).p_value;
+        assert!(
+            (p - (1.0 - 113.0 * 112.0 / (119.0 * 118.0))).abs() < 1e-12,
+            "{p}"
+        );
+        // 6 of 20 against 0 of 20 is C(20,6)/C(40,6) = 0.0101 exactly.
+        let can: Vec<f64> = (0..20).map(|i| f64::from(i < 6)).collect();
+        let v = judge_metric(&rule("e", Direction::Increase), &[0.0; 20], &can, 0.05);
+        assert!(
+            (v.p_value - 0.010_098_010_098_010_098).abs() < 1e-12,
+            "{v:#?}"
+        );
+        assert!(!v.passed);
+        // Direction `decrease` asks the opposite question.
+        let v = judge_metric(&rule("e", Direction::Decrease), &[0.0; 20], &can, 0.05);
+        assert!(v.passed && v.p_value > 0.99, "{v:#?}");
+        // Two-sided: twice the smaller tail.
+        let v = judge_metric(&rule("e", Direction::Either), &[0.0; 20], &can, 0.05);
+        assert!(
+            (v.p_value - 0.020_196_020_196_020_196).abs() < 1e-12,
+            "{v:#?}"
+        );
+    }
+
+    fn p95_rule() -> MetricRule {
+        let mut r = rule("latency-p95", Direction::Increase);
+        r.center = Center::P95;
+        r
+    }
+
+    #[test]
+    fn p95_compares_the_tail() {
+        // Same medians, but the canary's slowest 10% take 3x as long: the
+        // median effect is 1, the p95 effect is about 3.
+        let b: Vec<f64> = noise(21, 100).iter().map(|x| 20.0 + x).collect();
+        let c: Vec<f64> = noise(22, 100)
+            .iter()
+            .enumerate()
+            .map(|(i, x)| if i % 10 == 0 { 60.0 + x } else { 20.0 + x })
+            .collect();
+        let v = judge_metric(&p95_rule(), &b, &c, 0.05);
+        assert!(!v.passed && !v.inconclusive, "{v:#?}");
+        assert!(v.effect > 2.5, "{v:#?}");
+        assert!(
+            v.reason.contains("canary p95") && v.reason.contains("max 1.1x"),
+            "{}",
+            v.reason
+        );
+        let mut by_median = rule("latency", Direction::Increase);
+        by_median.center = Center::Median;
+        by_median.max_effect = Some(1.5);
+        assert!(judge_metric(&by_median, &b, &c, 0.05).passed);
+        // Within +10%: passes; a generous max-effect passes the slow tail.
+        let close: Vec<f64> = b.iter().map(|x| x * 1.05).collect();
+        assert!(judge_metric(&p95_rule(), &b, &close, 0.05).passed);
+        let mut lax = p95_rule();
+        lax.max_effect = Some(4.0);
+        assert!(judge_metric(&lax, &b, &c, 0.05).passed);
+        // A faster tail is fine for `increase`, bad for `decrease`.
+        let mut dec = p95_rule();
+        dec.direction = Direction::Decrease;
+        assert!(judge_metric(&p95_rule(), &c, &b, 0.05).passed);
+        assert!(!judge_metric(&dec, &c, &b, 0.05).passed);
+    }
+
+    #[test]
+    fn p95_with_few_samples_is_inconclusive() {
+        let b: Vec<f64> = noise(23, 100).iter().map(|x| 20.0 + x).collect();
+        let c: Vec<f64> = noise(24, P95_MIN_SAMPLES - 1)
+            .iter()
+            .map(|x| 200.0 + x)
+            .collect();
+        let v = judge_metric(&p95_rule(), &b, &c, 0.05);
+        assert!(v.inconclusive && v.passed, "{v:#?}");
+        assert!(v.reason.contains("inconclusive"), "{}", v.reason);
+        let j = judge(Thresholds::default(), &[(p95_rule(), b.clone(), c)]);
+        assert_eq!(j.score, 100.0);
+        assert_eq!(j.classification, Classification::Marginal);
+        assert!(j.explain().contains("inconclusive"), "{}", j.explain());
+        // Enough samples: decided.
+        let c: Vec<f64> = noise(24, P95_MIN_SAMPLES)
+            .iter()
+            .map(|x| 200.0 + x)
+            .collect();
+        let j = judge(Thresholds::default(), &[(p95_rule(), b, c)]);
+        assert_eq!(j.classification, Classification::Fail);
     }
 
     #[test]

@@ -47,7 +47,7 @@
 //! | `steps` | list (**required**) | Each item is exactly one of `set-weight`, `pause`, `analysis`. |
 //! | `steps[].set-weight` | 0–100 | Percentage of traffic to the candidate (the rest to stable), written through the target (`weights.json`, nginx upstreams, or `POST /weights`). |
 //! | `steps[].pause.duration` | `"30s"`, `"2m"`, seconds | Sleep this long. |
-//! | `steps[].pause: {}` | | Wait for approval: the stage saves its place in `<root>/canary.json` (`<workspace>/.canary-<stage>.json` for an `http` target without `root`), reports the inconclusive gate `canary.paused` and stops; re-run in the same run (after `sluice approve`), it continues with the next step. |
+//! | `steps[].pause: {}` | | Wait for approval: the stage saves its place in `<root>/canary.json` (`<workspace>/.canary-<stage>.json` for an `http` target without `root`), reports the inconclusive gate `canary.paused` and stops; re-run in the same run (after `sluice approve`), it continues with the next step. The same file is written after every completed step, so a runner killed mid-canary and resumed (`sluice run --resume`) continues at the next step with the weight it had instead of starting over. |
 //! | `steps[].analysis.metrics[]` | list | Argo-style metrics (below). |
 //! | `steps[].analysis.judge` | object | Kayenta-style judge (below); `judge: {}` uses every default. |
 //! | `promote` | bool | Promote when every step passed (default `true`): 100% to the candidate, `state.json` stable = candidate, previous = old stable. With `false` the weights stay as the last step left them (decision `passed`). |
@@ -80,11 +80,17 @@
 //! traffic), and records per request the latency (ms) and an error flag
 //! (status ≥ 500 or no response). Each judge metric (`name`, `sample`:
 //! `latency` \| `errors`, `direction`: `increase` (default) \| `decrease` \|
-//! `either`, `effect`: `mean` (default) \| `median`, `max-effect` ≥ 1,
-//! `critical`; `errors` always use the mean: the median of 0/1 samples
-//! would hide a 30% error rate) is compared with a two-sided Mann-Whitney U test (normal
-//! approximation with tie and continuity correction; no exact test) at
-//! significance `alpha` (default 0.05). Score = 100 × passed / total (0 if
+//! `either`, `effect`: `mean` (default) \| `median` \| `p95`, `max-effect`
+//! ≥ 1, `critical`; `errors` always use the mean: the median of 0/1 samples
+//! would hide a 30% error rate) is tested at significance `alpha` (default
+//! 0.05): `errors` (any all-0/1 samples) with Fisher's exact test of the two
+//! proportions, one-sided in the bad direction (`either`: twice the smaller
+//! tail), exact at every count ([`stats::fisher_exact`]); `latency` with a
+//! two-sided Mann-Whitney U test (normal approximation with tie and
+//! continuity correction). `effect: p95` compares the 95th percentiles
+//! without a test: it fails when canary p95 > baseline p95 × `max-effect`
+//! (default 1.1) in the bad direction, and is inconclusive (the judge at
+//! best marginal) with fewer than 20 samples on a side. Score = 100 × passed / total (0 if
 //! a critical metric failed); score ≥ `pass` (default 95) passes, ≥
 //! `marginal` (default 75) is inconclusive, below fails. Default metrics:
 //! `latency` (`effect: median`, `max-effect: 1.5`: loopback jitter between
@@ -148,7 +154,7 @@
 //! | [`config`] | `with:`, validation, schema |
 //! | [`expr`] | the condition language |
 //! | [`analysis`] | Argo measurement / metric / analysis phases, scheduling |
-//! | [`stats`] | Mann-Whitney U, normal tail, mean / median / quantile |
+//! | [`stats`] | Mann-Whitney U, Fisher's exact test, normal tail, mean / median / quantile |
 //! | [`judge`] | Kayenta-style per-metric verdicts and score |
 //! | [`load`] | synthetic load and its samples |
 //! | [`promtext`] | Prometheus text format reader (shared with `monitor`, from `sluice-delivery`) |

@@ -1,10 +1,10 @@
 //! The stage itself: reads the state, runs the steps through the target,
 //! and promotes, aborts or pauses, then builds the report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_delivery::{SlotVersion, State, Target, Weights};
+use sluice_delivery::{SlotVersion, State, Target, Verdict as ReleaseVerdict, Weights};
 use sluice_sdk::prelude::*;
 
 use crate::analysis::{fmt_num, Clock, Phase, RealClock};
@@ -21,6 +21,10 @@ struct TargetDriver<'a> {
     candidate: &'a SlotVersion,
     sources: &'a Sources,
     clock: RealClock,
+    /// `canary.json`, saved after every completed step.
+    progress_file: &'a Path,
+    run_id: &'a str,
+    stage: &'a str,
 }
 
 impl Driver for TargetDriver<'_> {
@@ -41,6 +45,27 @@ impl Driver for TargetDriver<'_> {
         }
         Ok(r)
     }
+
+    fn completed(&mut self, index: usize, weight: u32) -> Result<(), StageError> {
+        let p = Progress {
+            run_id: self.run_id.to_string(),
+            stage: self.stage.to_string(),
+            candidate: self.candidate.version.clone(),
+            next_step: index + 1,
+            weight,
+            reason: format!("step {index} completed"),
+        };
+        // Not fatal: without the file a killed runner restarts the canary
+        // at step 0, which is what it did before the file was kept.
+        if let Err(e) = progress::save(self.progress_file, &p) {
+            sluice_sdk::warn!(
+                "could not save canary progress to {}: {e}; if the runner dies now, \
+                 `sluice run --resume` restarts the canary at step 0",
+                self.progress_file.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Opens the target under the environment's name: the stage's
@@ -57,7 +82,11 @@ fn open_target(ctx: &Context, settings: &Settings) -> Result<(Target, State), St
         .map(str::to_string)
         .or_else(|| Some(state.environment.clone()).filter(|e| !e.is_empty()))
         .unwrap_or_else(|| "production".to_string());
-    let target = Target::open(&settings.target, &ctx.workspace(), &env)?.with_stage(ctx.stage());
+    // The run id goes into history and state, so `remediate` can tell what
+    // this run changed.
+    let target = Target::open(&settings.target, &ctx.workspace(), &env)?
+        .with_stage(ctx.stage())
+        .with_run_id(ctx.run_id());
     Ok((target, state))
 }
 
@@ -115,22 +144,28 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
 
     let progress_file = progress_path(ctx, &target);
     let saved = progress::load(&progress_file);
-    let start = progress::start_step(
+    let (start, weight) = match progress::start(
         saved.as_ref(),
         ctx.run_id(),
         ctx.stage(),
         &candidate.version,
-    );
-    let weight = match (&saved, start) {
-        (Some(p), s) if s > 0 => p.weight,
-        _ => target.read_weights()?.weight_of(&candidate.slot),
+    ) {
+        progress::Start::Resume { next_step, weight } => {
+            let why = saved.as_ref().map(|p| p.reason.as_str()).unwrap_or("");
+            sluice_sdk::info!(
+                "resuming canary {} at step {next_step} with weight {weight}% \
+                 ({}: {why})",
+                candidate.version,
+                progress_file.display()
+            );
+            (next_step, weight)
+        }
+        progress::Start::Ignored(why) => {
+            sluice_sdk::info!("ignoring {}: {why}", progress_file.display());
+            (0, target.read_weights()?.weight_of(&candidate.slot))
+        }
+        progress::Start::Fresh => (0, target.read_weights()?.weight_of(&candidate.slot)),
     };
-    if start > 0 {
-        sluice_sdk::info!(
-            "continuing canary {} after approval at step {start} (weight {weight}%)",
-            candidate.version
-        );
-    }
 
     let mut driver = TargetDriver {
         target: &target,
@@ -138,6 +173,9 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         candidate: &candidate,
         sources: &sources,
         clock: RealClock::new(),
+        progress_file: &progress_file,
+        run_id: ctx.run_id(),
+        stage: ctx.stage(),
     };
     let outcome = steps::run(&settings.steps, start, weight, &mut driver)?;
 
@@ -147,7 +185,15 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
             target
                 .set_weights(&Weights::all_to(&candidate))
                 .context("promoting the candidate")?;
-            state.previous = Some(stable.clone());
+            // The release it replaces served until now: it is the rollback
+            // target, and good unless something said otherwise. Promoting
+            // the version that is already stable keeps `previous`.
+            if stable.version != candidate.version {
+                if state.verdict(&stable.version) == ReleaseVerdict::Unknown {
+                    state.set_verdict(&stable.version, Some(&stable.slot), ReleaseVerdict::Good);
+                }
+                state.previous = Some(stable.clone());
+            }
             state.stable = Some(candidate.clone());
             state.candidate = None;
             target.write_state(&mut state)?;
@@ -164,6 +210,13 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
             target
                 .set_weights(&Weights::split(&stable, &candidate, 0))
                 .context("aborting: setting the canary weight back to 0")?;
+            // A release the analysis failed is never a rollback target.
+            state.set_verdict(
+                &candidate.version,
+                Some(&candidate.slot),
+                ReleaseVerdict::Bad,
+            );
+            target.write_state(&mut state)?;
             target.record(
                 "abort",
                 Some(&candidate.version),

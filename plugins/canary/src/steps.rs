@@ -39,6 +39,10 @@ pub trait Driver {
     fn sleep(&mut self, d: Duration);
     /// Runs the analysis of step `index`.
     fn analyse(&mut self, index: usize, analysis: &Analysis) -> Result<StepAnalysis, StageError>;
+    /// Step `index` completed (its weight is set, its pause over, its
+    /// analysis passed) and the candidate has `weight`: the place to save
+    /// progress, so that a runner killed later resumes at `index + 1`.
+    fn completed(&mut self, index: usize, weight: u32) -> Result<(), StageError>;
 }
 
 /// Why the steps stopped.
@@ -112,6 +116,7 @@ pub fn run(
                 }
             }
         }
+        driver.completed(i, weight)?;
     }
     Ok(Outcome {
         decision: Decision::Completed,
@@ -157,6 +162,10 @@ mod tests {
                 metrics: Vec::new(),
             })
         }
+        fn completed(&mut self, index: usize, weight: u32) -> Result<(), StageError> {
+            self.log.push(format!("done {index} at {weight}"));
+            Ok(())
+        }
     }
 
     fn analysis() -> Step {
@@ -184,14 +193,27 @@ mod tests {
         assert_eq!(o.decision, Decision::Paused(3));
         assert_eq!(o.weight, 10);
         assert_eq!(o.steps_completed, 3);
-        assert_eq!(d.log, ["weight 10", "sleep 2", "analysis 2"]);
+        assert_eq!(
+            d.log,
+            [
+                "weight 10",
+                "done 0 at 10",
+                "sleep 2",
+                "done 1 at 10",
+                "analysis 2",
+                "done 2 at 10"
+            ]
+        );
 
         let mut d = Recorder::default();
         let o = run(&steps(), 4, 10, &mut d).expect("run");
         assert_eq!(o.decision, Decision::Completed);
         assert_eq!(o.weight, 50);
         assert_eq!(o.steps_completed, 6);
-        assert_eq!(d.log, ["weight 50", "analysis 5"]);
+        assert_eq!(
+            d.log,
+            ["weight 50", "done 4 at 50", "analysis 5", "done 5 at 50"]
+        );
     }
 
     #[test]
@@ -203,6 +225,8 @@ mod tests {
         let o = run(&steps(), 0, 0, &mut d).expect("run");
         assert_eq!(o.decision, Decision::Aborted(2));
         assert_eq!(o.analyses.len(), 1);
+        // A failed analysis is not a completed step: nothing to resume at.
+        assert_eq!(d.log.last().map(String::as_str), Some("analysis 2"));
 
         let mut d = Recorder {
             phases: vec![Phase::Inconclusive],

@@ -48,7 +48,10 @@ pub mod webhook;
 pub use config::{schema_with_target, TargetConfig, TargetKind, TARGET_SCHEMA};
 pub use health::{HealthCheck, HealthOutcome};
 pub use release::ArtifactFile;
-pub use state::{FlagRule, Flags, HistoryEntry, ReleaseInfo, Route, SlotVersion, State, Weights};
+pub use state::{
+    FlagRule, Flags, HistoryEntry, ReleaseInfo, ReleaseRecord, Route, SlotVersion, State, Verdict,
+    Weights,
+};
 pub use target::{environment_name, Deployed, RolledBack, Target};
 
 /// Checks a version or slot name: it becomes a single path component, so

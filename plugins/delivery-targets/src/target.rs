@@ -22,7 +22,7 @@ use sluice_sdk::{ResultExt, StageError};
 use crate::config::{TargetConfig, TargetKind};
 use crate::release::{self, ArtifactFile};
 use crate::state::{
-    now_rfc3339, FlagRule, Flags, HistoryEntry, ReleaseInfo, SlotVersion, State, Weights,
+    now_rfc3339, FlagRule, Flags, HistoryEntry, ReleaseInfo, SlotVersion, State, Verdict, Weights,
 };
 use crate::{fsutil, nginx, webhook};
 
@@ -34,6 +34,7 @@ pub struct Target {
     root: Option<PathBuf>,
     environment: String,
     stage: Option<String>,
+    run_id: Option<String>,
 }
 
 /// What [`Target::deploy`] did.
@@ -90,17 +91,35 @@ impl Target {
             config: config.clone(),
             environment: environment.to_string(),
             stage: None,
+            run_id: None,
         })
     }
 
     /// [`open`](Self::open) for a stage: the workspace from `ctx`, the
-    /// environment from [`environment_name`], the stage named in history.
+    /// environment from [`environment_name`], the stage and the run named
+    /// in history and state.
     pub fn from_context(
         ctx: &sluice_sdk::Context,
         config: &TargetConfig,
     ) -> Result<Self, StageError> {
         let env = environment_name(ctx.environment(), config);
-        Ok(Self::open(config, &ctx.workspace(), &env)?.with_stage(ctx.stage()))
+        Ok(Self::open(config, &ctx.workspace(), &env)?
+            .with_stage(ctx.stage())
+            .with_run_id(ctx.run_id()))
+    }
+
+    /// Names the run (the stage context's `run_id`) in history entries and
+    /// as `state.json`'s `run_id` when it writes the state, so that
+    /// `remediate` knows what a run changed. Empty: not recorded.
+    pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
+        let id = run_id.into();
+        self.run_id = (!id.is_empty()).then_some(id);
+        self
+    }
+
+    /// The run named in history and state, if any.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
     }
 
     /// Names the stage in history entries.
@@ -248,6 +267,9 @@ impl Target {
     pub fn write_state(&self, state: &mut State) -> Result<(), StageError> {
         state.environment = self.environment.clone();
         state.updated_at = Some(now_rfc3339());
+        if let Some(id) = &self.run_id {
+            state.run_id = Some(id.clone());
+        }
         if let Some(url) = self.http_url() {
             let _: serde_json::Value = webhook::post(url, "/state", state)?;
             return Ok(());
@@ -443,31 +465,24 @@ impl Target {
     /// Rolls back (docs/delivery.md, `previous`):
     /// - with a `candidate`: all traffic to `stable`, flags that turn the
     ///   candidate's slot on set to 0%, the candidate dropped;
-    /// - else to `previous`: its slot (or every rolling instance) pointed
-    ///   back at its version, all traffic to it, flags on the rolled-back
-    ///   slot set to 0%; `previous` becomes the stable one.
+    /// - else to `previous` (unless `releases` marks it bad; then the
+    ///   newest good release, [`State::rollback_target`]): its slot (or
+    ///   every rolling instance) pointed back at its version, all traffic
+    ///   to it, flags on the rolled-back slot set to 0%; it becomes the
+    ///   stable one and `previous` the newest good release besides it.
+    ///
+    /// What is rolled back is marked `bad` in `releases`, so a later
+    /// rollback never returns to it.
     ///
     /// `http`: `POST /rollback` to the same version (the server updates its
     /// state).
     pub fn rollback(&self) -> Result<RolledBack, StageError> {
         let mut state = self.read_state()?;
         let mut actions = Vec::new();
-        let (to, from) = if let Some(candidate) = state.candidate.clone() {
-            let stable = state.stable.clone().ok_or_else(|| {
-                StageError::failed(format!(
-                    "cannot roll back candidate {} {}: there is no stable version",
-                    candidate.slot, candidate.version
-                ))
-            })?;
-            (stable, Some(candidate))
-        } else if let Some(previous) = state.previous.clone() {
-            (previous, state.stable.clone())
-        } else {
-            return Err(StageError::failed(format!(
-                "nothing to roll back to: the state of {} has no candidate and no previous version",
-                self.environment
-            )));
-        };
+        if state.environment.is_empty() {
+            state.environment = self.environment.clone();
+        }
+        let (to, from) = state.rollback_target().map_err(StageError::failed)?;
 
         if let Some(url) = self.http_url() {
             let answer: RollbackAnswer = webhook::post(
@@ -531,8 +546,14 @@ impl Target {
                 }
             }
         }
+        // What was rolled back is known bad: it is never a rollback target
+        // again. `previous` becomes the newest good release other than the
+        // one now serving (none when there is no such release).
+        if let Some(f) = &from {
+            state.set_verdict(&f.version, Some(&f.slot), Verdict::Bad);
+        }
         if state.candidate.take().is_none() {
-            state.previous = from.clone().filter(|f| f != &to);
+            state.previous = state.last_good(&to.version, &to.slot);
             state.stable = Some(to.clone());
         }
         self.write_state(&mut state)?;
@@ -565,6 +586,7 @@ impl Target {
             version: version.map(str::to_string),
             slot: slot.map(str::to_string),
             detail: detail.map(str::to_string),
+            run_id: self.run_id.clone(),
         };
         let line = serde_json::to_string(&entry)
             .map_err(|e| StageError::failed(format!("encoding a history entry: {e}")))?;
@@ -702,5 +724,34 @@ mod tests {
         let mut empty = State::default();
         e.write_state(&mut empty).expect("w");
         assert!(e.rollback().is_err());
+    }
+
+    #[test]
+    fn a_rolled_back_release_is_bad_and_never_a_target_again() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let t = local(ws.path()).with_run_id("run-1");
+        t.deploy(&artifact(ws.path(), "a", "1"), "1.0.0", "blue")
+            .expect("1");
+        t.deploy(&artifact(ws.path(), "b", "2"), "2.0.0", "green")
+            .expect("2");
+        let mut s = State {
+            stable: Some(SlotVersion::new("green", "2.0.0")),
+            previous: Some(SlotVersion::new("blue", "1.0.0")),
+            ..State::default()
+        };
+        t.write_state(&mut s).expect("state");
+        let rb = t.rollback().expect("rollback");
+        assert_eq!(rb.to, SlotVersion::new("blue", "1.0.0"));
+        let s = t.read_state().expect("state");
+        assert_eq!(s.run_id.as_deref(), Some("run-1"));
+        assert_eq!(s.verdict("2.0.0"), Verdict::Bad);
+        assert_eq!(s.previous, None, "{s:?}");
+        let e = t.rollback().expect_err("no good release left");
+        assert!(e.message().contains("no known-good release"), "{e}");
+        assert!(t
+            .read_history()
+            .expect("h")
+            .iter()
+            .all(|h| h.run_id.as_deref() == Some("run-1")));
     }
 }

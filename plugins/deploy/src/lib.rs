@@ -62,6 +62,11 @@
 //! The very first deploy of blue-green, canary or feature-flag (no stable
 //! version yet) goes to `blue` and takes all traffic.
 //!
+//! A deploy of the version that is already stable keeps `previous` (the
+//! rollback target). Every deploy records the release in `state.json`'s
+//! `releases` (verdict `unknown`, with the run id); a stable release that a
+//! new version replaces becomes `good` when it was not judged yet.
+//!
 //! # Grants
 //!
 //! - `workspace: write` for `local` and `nginx` (everything is under `root`).

@@ -166,9 +166,10 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
         .map(|slot| SlotVersion::new(slot, &s.version))
         .collect();
     t.set_weights(&even(&state.instances))?;
-    if let Some(p) = previous_version.as_ref().filter(|p| *p != &s.version) {
-        state.previous = Some(SlotVersion::new(&first, p));
+    if let Some(p) = &previous_version {
+        crate::slots::supersede(&mut state, &SlotVersion::new(&first, p), &s.version, None);
     }
+    crate::slots::note(t, &mut state, &s.version, &first);
     state.stable = Some(SlotVersion::new(&first, &s.version));
     t.write_state(&mut state)?;
     out.summary = format!(

@@ -1,7 +1,7 @@
 //! Recreate, blue-green, canary and feature-flag: one new version into
 //! one slot (`main`, or the idle one of `blue`/`green`), then traffic.
 
-use sluice_delivery::{ArtifactFile, FlagRule, SlotVersion, State, Target, Weights};
+use sluice_delivery::{ArtifactFile, FlagRule, SlotVersion, State, Target, Verdict, Weights};
 use sluice_sdk::{Gate, StageError};
 
 use crate::config::{Settings, Strategy};
@@ -22,6 +22,34 @@ pub fn idle_slot(stable: &str) -> &'static str {
     } else {
         BLUE
     }
+}
+
+/// `old` stops serving production because `new_version` replaces it. A
+/// different version becomes `previous` (the rollback target) and, when
+/// it was not judged yet, `good`: it served production until a deploy
+/// replaced it. A redeploy of the same version keeps `previous` as it is
+/// (the rollback target must not be erased); its slot becomes
+/// `previous_slot`, the slot that is idle afterwards, when given.
+pub fn supersede(
+    state: &mut State,
+    old: &SlotVersion,
+    new_version: &str,
+    previous_slot: Option<&str>,
+) {
+    if old.version != new_version {
+        if state.verdict(&old.version) == Verdict::Unknown {
+            state.set_verdict(&old.version, Some(&old.slot), Verdict::Good);
+        }
+        state.previous = Some(old.clone());
+    } else if let (Some(p), Some(slot)) = (state.previous.as_mut(), previous_slot) {
+        p.slot = slot.to_string();
+    }
+}
+
+/// Records the deployed release in `state.releases` (verdict `unknown`,
+/// with this run's id).
+pub fn note(t: &Target, state: &mut State, version: &str, slot: &str) {
+    state.note_release(version, Some(slot), t.run_id());
 }
 
 /// Health-checks `slot` when configured; `Some(gate)` failing when it is
@@ -66,9 +94,10 @@ pub fn recreate(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, S
         .as_ref()
         .map(|o| o.version.clone())
         .or(d.previous_version);
-    if let Some(o) = old.filter(|o| o.version != s.version) {
-        state.previous = Some(o);
+    if let Some(o) = &old {
+        supersede(&mut state, o, &s.version, None);
     }
+    note(t, &mut state, &s.version, MAIN);
     state.strategy = Some(Strategy::Recreate.as_str().into());
     state.stable = Some(new);
     state.candidate = None;
@@ -117,6 +146,7 @@ fn first(
     state.stable = Some(new);
     state.candidate = None;
     state.instances.clear();
+    note(t, &mut state, &s.version, BLUE);
     t.write_state(&mut state)?;
     let mut out = Outcome {
         slot: BLUE.into(),
@@ -171,6 +201,7 @@ pub fn idle(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, Stage
     }
     let unhealthy = gate.is_some();
     out.gates.extend(gate);
+    note(t, &mut state, &s.version, slot);
     let promote = s.strategy == Strategy::BlueGreen && s.auto_promote && !unhealthy;
     if promote {
         t.set_weights(&Weights::all_to(&cand))?;
@@ -180,7 +211,7 @@ pub fn idle(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, Stage
             Some(slot),
             Some(&format!("from {} {}", stable.slot, stable.version)),
         )?;
-        state.previous = Some(stable.clone());
+        supersede(&mut state, &stable, &s.version, Some(&stable.slot));
         state.stable = Some(cand);
         state.candidate = None;
         out.stable_slot = slot.into();
@@ -234,4 +265,34 @@ pub fn idle(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, Stage
     }
     t.write_state(&mut state)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redeploy_of_the_stable_version_keeps_previous() {
+        let mut state = State {
+            stable: Some(SlotVersion::new("blue", "2.1.0")),
+            previous: Some(SlotVersion::new("green", "2.0.0")),
+            ..State::default()
+        };
+        supersede(
+            &mut state,
+            &SlotVersion::new("blue", "2.1.0"),
+            "2.1.0",
+            Some("blue"),
+        );
+        assert_eq!(state.previous, Some(SlotVersion::new("blue", "2.0.0")));
+        assert_eq!(state.verdict("2.1.0"), Verdict::Unknown);
+        supersede(
+            &mut state,
+            &SlotVersion::new("green", "2.1.0"),
+            "2.2.0",
+            Some("green"),
+        );
+        assert_eq!(state.previous, Some(SlotVersion::new("green", "2.1.0")));
+        assert_eq!(state.verdict("2.1.0"), Verdict::Good);
+    }
 }

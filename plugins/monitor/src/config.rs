@@ -16,6 +16,9 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `failure-limit`: breaching samples tolerated; one more ends the
+/// watch with a failure (Argo Rollouts' `failureLimit` semantics).
+pub const DEFAULT_FAILURE_LIMIT: u32 = 2;
 /// At most this many samples in one watch.
 pub const MAX_SAMPLES: u32 = 10_000;
 /// The placeholder replaced in PromQL queries by a window length.
@@ -46,6 +49,15 @@ pub struct Config {
     /// Per-request timeout.
     #[serde(default)]
     pub timeout: Option<ConfigDuration>,
+    /// Samples breaching an SLO tolerated; one more fails the watch at once.
+    #[serde(default)]
+    pub failure_limit: Option<u32>,
+    /// Where the release's traffic share is read (for the exposure).
+    #[serde(default)]
+    pub target: Option<sluice_delivery::config::TargetConfig>,
+    /// The watched release's version (its routes in `weights.json`).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// `with.source`: exactly one of `prometheus` or `scrape`.
@@ -218,6 +230,12 @@ pub struct Settings {
     pub burn: Option<Burn>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Breaching samples tolerated: one more ends the watch with a failure.
+    pub failure_limit: u32,
+    /// The target whose `weights.json` gives the release's traffic share.
+    pub target: Option<sluice_delivery::config::TargetConfig>,
+    /// The watched release's version.
+    pub version: Option<String>,
 }
 
 impl Settings {
@@ -316,6 +334,13 @@ impl Settings {
                 "with.timeout: must be longer than zero, e.g. \"10s\"",
             ));
         }
+        let failure_limit = c.failure_limit.unwrap_or(DEFAULT_FAILURE_LIMIT);
+        let version = c.version.map(|v| v.trim().to_string());
+        if version.as_deref().is_some_and(str::is_empty) {
+            return Err(StageError::invalid_config(
+                "with.version: empty; give the watched release's version, e.g. \"${{ stages.deploy.outputs.version }}\"",
+            ));
+        }
         Ok(Self {
             samples,
             interval,
@@ -323,6 +348,9 @@ impl Settings {
             slo,
             burn,
             timeout,
+            failure_limit,
+            target: c.target,
+            version,
         })
     }
 }

@@ -42,6 +42,9 @@
 //! | `interval` | duration | Time between samples (default `5s`). |
 //! | `samples` | integer | Watch this many intervals instead of a `window` (not both). |
 //! | `timeout` | duration | Per HTTP request (default `10s`). |
+//! | `failure-limit` | integer | Samples breaching an SLO tolerated (Argo Rollouts' `failureLimit`): one more fails the stage at once, without waiting out the window (default `2`; `0`: the first breach). |
+//! | `target` | map | The deployment target (see `docs/delivery.md`): its `weights.json` gives the exposure share. |
+//! | `version` | string | The watched release (default: the target state's candidate, else stable). |
 //! | `slo.error-rate` | percent | Highest acceptable share of failed requests (`1`, `"1%"`). |
 //! | `slo.p95-latency` | latency | Highest acceptable 95th percentile (`300`, `"300ms"`, `"0.3s"`). |
 //! | `slo.availability` | percent | Lowest acceptable share of successful requests (`99`, `"99.5%"`). |
@@ -99,23 +102,36 @@
 //! availability is the share of successful requests times the share of
 //! successful scrapes (a scrape that fails or answers non-2xx counts as
 //! down). The burn windows are the last intervals that fit in each window
-//! (the whole watch when a window is longer). A malformed exposition fails
+//! (the whole watch when a window is longer); the `burn-rate` message names
+//! the time they covered and, when it differs, the configured windows ("…
+//! over 6s and … over 1s (…; configured 1h and 5m, scaled to the watch)").
+//! A malformed exposition fails
 //! the stage naming the line.
+//!
+//! Every sample is judged as it comes: once more than `failure-limit`
+//! samples breached `slo.error-rate`, `slo.p95-latency` or
+//! `slo.availability`, the watch stops and the stage fails (gate
+//! `failure-limit`), instead of keeping the release's traffic for the rest
+//! of the window.
 //!
 //! Unknown keys are rejected; the same schema is published by `describe`.
 //!
 //! # Grants
 //!
-//! `network` for the Prometheus server or the scraped endpoint.
+//! `network` for the Prometheus server or the scraped endpoint. `workspace: read` with a
+//! `local` or `nginx` `target` (its `weights.json` and `state.json`).
 //!
 //! # What it reports
 //!
 //! Metrics (each only when measured): `monitor.error_rate` (%),
 //! `monitor.p95_ms` (ms), `monitor.availability` (%),
 //! `monitor.burn_rate_long`, `monitor.burn_rate_short` (burn = error ratio
-//! / (1 − target)), `monitor.requests` (scrape), `monitor.samples`.
+//! / (1 − target)), `monitor.requests` (scrape), `monitor.samples`,
+//! `monitor.breaching_samples`, and the exposure: `monitor.exposure_seconds`
+//! (watch start to decision) and `monitor.exposure_share` (the release's
+//! share of the target's `weights.json`; 1.0 without a target).
 //!
-//! Gates, one per configured SLO: `error-rate` (max), `p95-latency` (max),
+//! Gates: `failure-limit` (first, when an SLO is configured), then one per configured SLO: `error-rate` (max), `p95-latency` (max),
 //! `availability` (min), each with observed vs threshold, and
 //! `burn-rate`, failing when both windows burn faster than the threshold
 //! (observed = the smaller of the two). A value that could not be measured
@@ -163,7 +179,7 @@ impl Stage for MonitorStage {
             "monitor",
             "Watches error rate, p95 latency, availability and error-budget burn rates after a promotion",
         )
-        .config_schema(config::SCHEMA)
+        .config_schema(sluice_delivery::schema_with_target(config::SCHEMA))
         .capability(Capability::network("127.0.0.1:*"))
     }
 

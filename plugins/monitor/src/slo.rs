@@ -62,11 +62,41 @@ pub struct Measured {
     pub burn_long: Option<Measure>,
     /// Burn rate over the short window (when configured).
     pub burn_short: Option<Measure>,
+    /// Seconds the long and the short burn windows actually covered, when
+    /// they differ from the configured ones (scrape: whole intervals, at
+    /// most the watch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burn_windows_s: Option<(f64, f64)>,
 }
 
 /// Burn rate of an error ratio (0–1) against a target (percent).
 pub fn burn_rate(error_ratio: f64, target_pct: f64) -> f64 {
     error_ratio / (1.0 - target_pct / 100.0)
+}
+
+/// The SLOs one sample breaches, as messages (`error rate 3.20% > max
+/// 0.50%`); a value that was not measured breaches nothing.
+pub fn sample_breaches(
+    error_rate_pct: Option<f64>,
+    p95_ms: Option<f64>,
+    availability_pct: Option<f64>,
+    slo: &Slo,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let over = |what: &str, v: Option<f64>, max: Option<f64>, unit: &str| match (v, max) {
+        (Some(v), Some(max)) if v > max => {
+            Some(format!("{what} {v:.2}{unit} > max {max:.2}{unit}"))
+        }
+        _ => None,
+    };
+    out.extend(over("error rate", error_rate_pct, slo.error_rate, "%"));
+    out.extend(over("p95 latency", p95_ms, slo.p95_ms, " ms"));
+    if let (Some(v), Some(min)) = (availability_pct, slo.availability) {
+        if v < min {
+            out.push(format!("availability {v:.2}% < min {min:.2}%"));
+        }
+    }
+    out
 }
 
 /// The gates for `m` against `slo` and `burn`; `window` is for messages.
@@ -106,7 +136,7 @@ pub fn gates(m: &Measured, slo: &Slo, burn: Option<&Burn>, window: &str) -> Vec<
         ));
     }
     if let (Some(b), Some(long), Some(short)) = (burn, &m.burn_long, &m.burn_short) {
-        out.push(burn_gate(b, long, short));
+        out.push(burn_gate(b, long, short, m.burn_windows_s));
     }
     out
 }
@@ -146,13 +176,31 @@ fn bound(
     g.observed(v).threshold(limit)
 }
 
-fn burn_gate(b: &Burn, long: &Measure, short: &Measure) -> Gate {
-    let lw = humantime::format_duration(b.long).to_string();
-    let sw = humantime::format_duration(b.short).to_string();
+/// `1h`, `6s`, `1s 500ms`: a window length for messages, to 100 ms.
+fn window_text(secs: f64) -> String {
+    let tenths = (secs.max(0.0) * 10.0).round() as u64;
+    humantime::format_duration(std::time::Duration::from_millis(tenths * 100)).to_string()
+}
+
+fn burn_gate(b: &Burn, long: &Measure, short: &Measure, used: Option<(f64, f64)>) -> Gate {
+    let (cl, cs) = (
+        window_text(b.long.as_secs_f64()),
+        window_text(b.short.as_secs_f64()),
+    );
+    let (lw, sw) = match used {
+        Some((l, s)) => (window_text(l), window_text(s)),
+        None => (cl.clone(), cs.clone()),
+    };
+    // Name the configured windows when the measured ones differ from them.
+    let scaled = if (&lw, &sw) == (&cl, &cs) {
+        String::new()
+    } else {
+        format!("; configured {cl} and {cs}, scaled to the watch")
+    };
     match (long.value, short.value) {
         (Some(l), Some(s)) => {
             let msg = format!(
-                "burn rate {l:.2}x over {lw} and {s:.2}x over {sw} (alert when both > {:.2}x)",
+                "burn rate {l:.2}x over {lw} and {s:.2}x over {sw} (alert when both > {:.2}x{scaled})",
                 b.threshold
             );
             // The alert condition holds when the smaller of the two is above.
@@ -191,6 +239,7 @@ mod tests {
             availability_pct: Measure::from_option(avail, "no data"),
             burn_long: None,
             burn_short: None,
+            burn_windows_s: None,
         }
     }
 
@@ -273,5 +322,39 @@ mod tests {
             gates(&none, &Slo::default(), Some(&b), "60s")[0].verdict,
             Verdict::Inconclusive
         );
+    }
+
+    #[test]
+    fn burn_message_names_the_windows_actually_measured() {
+        let b = Burn {
+            long: Duration::from_secs(3600),
+            short: Duration::from_secs(300),
+            threshold: 14.4,
+        };
+        let m = Measured {
+            burn_long: Some(Measure::of(20.0)),
+            burn_short: Some(Measure::of(30.0)),
+            burn_windows_s: Some((6.0, 1.0)),
+            ..measured(None, None, None)
+        };
+        assert_eq!(
+            gates(&m, &Slo::default(), Some(&b), "6s")[0].message,
+            "burn rate 20.00x over 6s and 30.00x over 1s (alert when both > 14.40x; \
+             configured 1h and 5m, scaled to the watch)"
+        );
+    }
+
+    #[test]
+    fn a_sample_breaches_each_slo_it_misses() {
+        assert_eq!(
+            sample_breaches(Some(3.2), Some(100.0), Some(96.8), &SLO),
+            [
+                "error rate 3.20% > max 1.00%",
+                "availability 96.80% < min 99.00%"
+            ]
+        );
+        assert!(sample_breaches(Some(1.0), Some(300.0), Some(99.0), &SLO).is_empty());
+        assert!(sample_breaches(None, None, None, &SLO).is_empty());
+        assert!(sample_breaches(Some(50.0), None, None, &Slo::default()).is_empty());
     }
 }

@@ -52,6 +52,9 @@ pub struct Sample {
     /// Why the sample failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The SLOs this sample breached.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub breaches: Vec<String>,
 }
 
 /// What a watch found.
@@ -68,6 +71,50 @@ pub struct Outcome {
     pub requests: Option<f64>,
     /// Notes worth a warning (Prometheus warnings, failed scrapes…).
     pub notes: Vec<String>,
+    /// Samples that breached an SLO.
+    pub breaching_samples: u32,
+    /// When more than `failure-limit` samples breached, the watch
+    /// stopped: seconds into the watch, and what that sample breached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<FailedAt>,
+    /// Whether the watch ended before its window because of it.
+    pub stopped_early: bool,
+}
+
+/// The moment the verdict became certain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedAt {
+    /// Seconds since the watch started.
+    pub t: f64,
+    /// What the sample that reached the limit breached.
+    pub breaches: Vec<String>,
+}
+
+/// Counts `sample` against the SLOs; `Some` once more than `failure-limit`
+/// samples breached (Argo Rollouts' `failureLimit`), i.e. once the watch's
+/// failure is certain.
+fn judge(sample: &mut Sample, s: &Settings, failures: &mut u32) -> Option<FailedAt> {
+    sample.breaches = crate::slo::sample_breaches(
+        sample.error_rate_pct,
+        sample.p95_ms,
+        sample.availability_pct,
+        &s.slo,
+    );
+    if sample.breaches.is_empty() {
+        return None;
+    }
+    *failures += 1;
+    sluice_sdk::warn!(
+        "t+{:.1}s: breaching sample {} (failure-limit {} tolerated): {}",
+        sample.t,
+        failures,
+        s.failure_limit,
+        sample.breaches.join(", ")
+    );
+    (*failures > s.failure_limit).then(|| FailedAt {
+        t: sample.t,
+        breaches: sample.breaches.clone(),
+    })
 }
 
 /// Watches `s.source` for `s.samples` intervals.
@@ -158,6 +205,7 @@ fn prometheus(
     let mut samples = Vec::new();
     let start = env.now();
     let mut last = [None, None, None];
+    let (mut failures, mut failed_at) = (0u32, None);
     for i in 0..=s.samples {
         if i > 0 {
             wait_for(env, start, i, s.interval);
@@ -181,17 +229,23 @@ fn prometheus(
                 })?
                 .map(|v| v * SCALE[k]);
         }
-        let sample = Sample {
+        let mut sample = Sample {
             t: t - start,
             error_rate_pct: last[0],
             p95_ms: last[1],
             availability_pct: last[2],
             requests: None,
             error: None,
+            breaches: vec![],
         };
         sluice_sdk::info!("{}", sample_line(&sample));
+        failed_at = judge(&mut sample, s, &mut failures);
         samples.push(sample);
+        if failed_at.is_some() {
+            break;
+        }
     }
+    let stopped_early = failed_at.is_some() && samples.len() <= s.samples as usize;
     let end = env.now();
     let mut values: Vec<Measure> = Vec::with_capacity(3);
     for (k, q) in queries.iter().enumerate() {
@@ -202,7 +256,7 @@ fn prometheus(
             )));
             continue;
         };
-        if s.samples == 0 {
+        if samples.len() <= 1 {
             values.push(Measure::from_option(last[k], "the query returned no data"));
             continue;
         }
@@ -239,11 +293,15 @@ fn prometheus(
             availability_pct,
             burn_long,
             burn_short,
+            burn_windows_s: None,
         },
         samples,
         watched_s: end - start,
         requests: None,
         notes,
+        breaching_samples: failures,
+        failed_at,
+        stopped_early,
     })
 }
 
@@ -349,8 +407,13 @@ fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome,
     let mut prev: Option<Snapshot> = None;
     let (mut ok, mut failed) = (0u32, 0u32);
     let (mut seen_requests, mut seen_latency) = (false, false);
+    let (mut failures, mut failed_at) = (0u32, None);
+    let mut first_ok_at = None;
     let start = env.now();
     for i in 0..=intervals {
+        if failed_at.is_some() {
+            break;
+        }
         if i > 0 {
             wait_for(env, start, i, s.interval);
         }
@@ -361,23 +424,27 @@ fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome,
             Err(ScrapeError::Down(why)) => {
                 failed += 1;
                 sluice_sdk::warn!("t+{:.1}s: scrape failed: {why}", t - start);
-                samples.push(Sample {
+                let mut sample = Sample {
                     t: t - start,
                     error_rate_pct: None,
                     p95_ms: None,
                     availability_pct: Some(0.0),
                     requests: None,
                     error: Some(why),
-                });
+                    breaches: vec![],
+                };
+                failed_at = judge(&mut sample, s, &mut failures);
+                samples.push(sample);
                 continue;
             }
         };
         ok += 1;
+        first_ok_at.get_or_insert(t);
         seen_requests |= snap.has_requests;
         seen_latency |= snap.has_latency;
         if let Some(p) = &prev {
             let d = scrape::delta(p, &snap);
-            let sample = Sample {
+            let mut sample = Sample {
                 t: t - start,
                 error_rate_pct: (d.requests > 0.0).then(|| 100.0 * d.errors / d.requests),
                 p95_ms: scrape::histogram_quantile(0.95, &d.buckets)
@@ -389,13 +456,18 @@ fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome,
                 }),
                 requests: Some(d.requests),
                 error: None,
+                breaches: vec![],
             };
             sluice_sdk::info!("{}", sample_line(&sample));
+            failed_at = judge(&mut sample, s, &mut failures);
             samples.push(sample);
             deltas.push(d);
         }
         prev = Some(snap);
     }
+    // Scrapes taken: the first plus one per interval; fewer means the
+    // failure-limit ended the watch.
+    let stopped_early = failed_at.is_some() && ok + failed <= intervals;
     let end = env.now();
     if ok == 0 {
         return Err(StageError::failed(format!(
@@ -434,6 +506,7 @@ fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome,
     } else {
         Measure::of(100.0 * up * (1.0 - error_ratio.unwrap_or(0.0)))
     };
+    let mut covered = Vec::with_capacity(2);
     let (burn_long, burn_short) = match (s.burn, s.slo.target) {
         (Some(b), Some(target)) => {
             let watched = end - start;
@@ -449,7 +522,14 @@ fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome,
                 }
                 // The last intervals that fit in the window (at least one).
                 let k = ((secs / s.interval.as_secs_f64()).round() as usize).max(1);
-                let d = scrape::sum(&deltas[deltas.len().saturating_sub(k)..], f64::NEG_INFINITY);
+                let from = deltas.len().saturating_sub(k);
+                // The time those intervals span (what the message names).
+                let begin = match from {
+                    0 => first_ok_at.unwrap_or(start),
+                    i => deltas[i - 1].at,
+                };
+                covered.push(deltas.last().map_or(0.0, |d| d.at - begin));
+                let d = scrape::sum(&deltas[from..], f64::NEG_INFINITY);
                 Measure::from_option(
                     (d.requests > 0.0).then(|| burn_rate(d.errors / d.requests, target)),
                     format!("no requests in the {name} window"),
@@ -468,11 +548,18 @@ fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome,
             availability_pct,
             burn_long,
             burn_short,
+            burn_windows_s: match covered[..] {
+                [l, sh] => Some((l, sh)),
+                _ => None,
+            },
         },
         samples,
         watched_s: end - start,
         requests: Some(total.requests),
         notes,
+        breaching_samples: failures,
+        failed_at,
+        stopped_early,
     })
 }
 
@@ -797,5 +884,98 @@ mod tests {
                 "with.source.prometheus.queries.availability: Prometheus rejected the query (bad_data): 1:4: parse error: unexpected end of input"
             ))
         );
+    }
+
+    #[test]
+    fn the_watch_stops_once_failure_limit_samples_breach() -> Result<(), StageError> {
+        // 30 intervals of 1s; every interval 10% errors against a 1% SLO.
+        let s = settings(
+            r#"{"samples": 30, "interval": "1s", "failure-limit": 1,
+                "source": {"scrape": {"url": "http://h/metrics"}}, "slo": {"error-rate": 1}}"#,
+        );
+        let m: Vec<String> = (0..=30).map(|i| metrics(90 * i, 10 * i, 100 * i)).collect();
+        let mut e = env(m.iter().map(|m| Ok((200, m.as_str()))).collect());
+        let o = run(&mut e, &s)?;
+        assert_eq!(e.urls.len(), 3, "the first scrape and two intervals");
+        assert_eq!(o.samples.len(), 2);
+        assert!(o.stopped_early);
+        assert_eq!(o.breaching_samples, 2);
+        let f = o.failed_at.clone().unwrap_or_else(|| panic!("{o:?}"));
+        assert!((f.t - 2.0).abs() < 1e-9, "{f:?}");
+        assert_eq!(f.breaches, ["error rate 10.00% > max 1.00%"]);
+        assert!((o.watched_s - 2.0).abs() < 1e-9);
+        // The window's values cover what was watched.
+        assert_eq!(o.measured.error_rate_pct.value, Some(10.0));
+        Ok(())
+    }
+
+    #[test]
+    fn breaches_below_the_limit_do_not_stop_the_watch() -> Result<(), StageError> {
+        // Default failure-limit 2: two breaching intervals of four are tolerated.
+        let s = settings(
+            r#"{"samples": 4, "interval": "1s", "source": {"scrape": {"url": "http://h/metrics"}},
+                "slo": {"error-rate": 1}}"#,
+        );
+        assert_eq!(s.failure_limit, 2);
+        let m = [
+            metrics(0, 0, 0),
+            metrics(90, 10, 100),
+            metrics(190, 10, 200),
+            metrics(280, 20, 300),
+            metrics(380, 20, 400),
+        ];
+        let mut e = env(m.iter().map(|m| Ok((200, m.as_str()))).collect());
+        let o = run(&mut e, &s)?;
+        assert_eq!(o.samples.len(), 4);
+        assert_eq!(o.breaching_samples, 2);
+        assert!(o.failed_at.is_none() && !o.stopped_early);
+        assert!(o.samples[1].breaches.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn the_limit_reached_by_the_last_sample_fails_without_stopping_early() -> Result<(), StageError>
+    {
+        let s = settings(
+            r#"{"samples": 2, "interval": "1s", "failure-limit": 1,
+                "source": {"scrape": {"url": "http://h/metrics"}}, "slo": {"availability": 99}}"#,
+        );
+        let m = [metrics(0, 0, 0), metrics(90, 10, 100)];
+        let mut e = env(vec![
+            Ok((200, &m[0])),
+            Ok((200, &m[1])),
+            Err(FetchError::Failed("connection refused".into())),
+        ]);
+        let o = run(&mut e, &s)?;
+        assert_eq!(o.breaching_samples, 2);
+        assert!(o.failed_at.is_some());
+        assert!(!o.stopped_early, "{o:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn prometheus_stops_at_the_first_breaching_look_with_failure_limit_0() -> Result<(), StageError>
+    {
+        let s = settings(
+            r#"{"samples": 30, "interval": "1s", "failure-limit": 0,
+                "source": {"prometheus": {"address": "http://p", "queries": {"error-rate": "q"}}},
+                "slo": {"error-rate": "0.5%"}}"#,
+        );
+        let mut e = env(vec![
+            Ok((200, &vector("0.001"))),
+            Ok((200, &vector("0.032"))),
+            Ok((200, &matrix(&[(1.0, "0.001"), (2.0, "0.032")]))),
+        ]);
+        let o = run(&mut e, &s)?;
+        assert_eq!(o.samples.len(), 2);
+        assert!(o.stopped_early);
+        assert_eq!(
+            o.failed_at.map(|f| f.breaches),
+            Some(vec!["error rate 3.20% > max 0.50%".to_string()])
+        );
+        assert!((o.watched_s - 1.0).abs() < 1e-9);
+        assert!(e.urls[2].contains("/api/v1/query_range?"), "{:?}", e.urls);
+        assert_eq!(e.urls.len(), 3);
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use sluice_delivery::{FlagRule, SlotVersion, Target, Weights};
+use sluice_delivery::{FlagRule, SlotVersion, Target, Verdict, Weights};
 use sluice_sdk::StageError;
 
 use crate::plan::{Plan, Step};
@@ -29,9 +29,14 @@ pub fn apply(target: &Target, plan: &Plan) -> Result<Done, StageError> {
             target.set_weights(&Weights::all_to(to))?;
             let mut state = target.read_state()?;
             let mut steps = vec![format!("weights 100% to {} ({})", to.slot, to.version)];
-            if state.candidate.take().is_some() {
+            if let Some(c) = state.candidate.take() {
+                // The candidate lost its traffic: known bad.
+                state.set_verdict(&c.version, Some(&c.slot), Verdict::Bad);
                 target.write_state(&mut state)?;
-                steps.push("candidate dropped from state.json".into());
+                steps.push(format!(
+                    "candidate {} dropped from state.json and marked bad",
+                    c.version
+                ));
             }
             target.record(
                 "remediate",
@@ -50,10 +55,16 @@ pub fn apply(target: &Target, plan: &Plan) -> Result<Done, StageError> {
                     percent: 0.0,
                 },
             )?;
-            let steps = vec![format!(
+            let mut steps = vec![format!(
                 "flag {flag} to 0% (every user on slot {})",
                 off.slot
             )];
+            let mut state = target.read_state()?;
+            if let Some(c) = state.candidate.clone().filter(|c| &c.slot == on) {
+                state.set_verdict(&c.version, Some(&c.slot), Verdict::Bad);
+                target.write_state(&mut state)?;
+                steps.push(format!("candidate {} marked bad", c.version));
+            }
             target.record(
                 "remediate",
                 Some(&off.version),
@@ -73,4 +84,14 @@ pub fn apply(target: &Target, plan: &Plan) -> Result<Done, StageError> {
         steps,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// After a verified remediation: what serves again is known good.
+pub fn mark_good(target: &Target, serving: &SlotVersion) -> Result<(), StageError> {
+    let mut state = target.read_state()?;
+    if state.verdict(&serving.version) == Verdict::Good {
+        return Ok(());
+    }
+    state.set_verdict(&serving.version, Some(&serving.slot), Verdict::Good);
+    target.write_state(&mut state)
 }

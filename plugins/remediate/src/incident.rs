@@ -396,6 +396,7 @@ mod tests {
             version: Some("2.0.0".into()),
             slot: Some("green".into()),
             detail: None,
+            run_id: None,
         }];
         let r = Remediation {
             action: "weights".into(),

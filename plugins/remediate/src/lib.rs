@@ -36,6 +36,22 @@
 //!
 //! Unknown keys are rejected; `describe` publishes the same schema.
 //!
+//! # Only this run's changes
+//!
+//! The stage undoes what **its own run** changed, nothing else: history
+//! lines and `state.json` name the run that wrote them (`run_id`). When
+//! neither names this run (its build failed, say), it changes nothing and
+//! passes with "nothing to remediate: this run changed nothing in
+//! <environment>" (incident status `no-action`); nor does it roll back a
+//! stable release this run did not deploy. Files without any `run_id`
+//! (an older sluice) are acted on as before, with a note.
+//!
+//! `state.json`'s `releases` keeps each release's verdict: what is rolled
+//! back (or loses its traffic or flag) becomes `bad`, what is restored and
+//! verified `good`, and a rollback never returns to a bad release: it
+//! goes to `previous` unless that is bad, else to the newest good release,
+//! else fails saying there is none.
+//!
 //! # Grants
 //!
 //! `workspace: write` (`local`, `nginx`: the environment's files), `network`

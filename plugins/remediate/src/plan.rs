@@ -112,12 +112,9 @@ pub fn decide(action: Action, flag: Option<&str>, env: &Snapshot) -> Result<Plan
                 "action weights: state.json names no stable slot to send the traffic to",
             )
         }),
-        Action::Rollback => rollback_plan(env).ok_or_else(|| {
-            StageError::failed(
-                "action rollback: state.json names no previous release to return to \
-                 (the first deploy of an environment has none)",
-            )
-        }),
+        Action::Rollback => {
+            rollback_plan(env).map_err(|why| StageError::failed(format!("action rollback: {why}")))
+        }
         Action::Auto => {
             if let Some(p) = flag_plan(flag, env)?.filter(|p| match &p.step {
                 Step::Flag { percent, on, .. } => {
@@ -134,11 +131,11 @@ pub fn decide(action: Action, flag: Option<&str>, env: &Snapshot) -> Result<Plan
                     return Ok(p);
                 }
             }
-            rollback_plan(env).ok_or_else(|| {
-                StageError::failed(
-                    "nothing to remediate: state.json has no candidate, no previous release and \
-                     no flag above 0% (was anything deployed to this environment?)",
-                )
+            rollback_plan(env).map_err(|why| {
+                StageError::failed(format!(
+                    "nothing to remediate: state.json has no candidate, no flag above 0% and \
+                     nothing to roll back to ({why})"
+                ))
             })
         }
     }
@@ -228,11 +225,14 @@ fn weights_plan(env: &Snapshot) -> Option<Plan> {
     })
 }
 
-fn rollback_plan(env: &Snapshot) -> Option<Plan> {
-    // The same choice as `sluice_delivery::Target::rollback`: a candidate
-    // gives way to the stable release, else the previous release returns.
+fn rollback_plan(env: &Snapshot) -> Result<Plan, String> {
+    // The same choice as `sluice_delivery::Target::rollback`
+    // (`State::rollback_target`): a candidate gives way to the stable
+    // release, else the previous release returns unless it is known bad,
+    // else the newest good release.
+    let (to, from) = env.state.rollback_target()?;
     if let (Some(candidate), Some(stable)) = (&env.state.candidate, &env.state.stable) {
-        return Some(Plan {
+        return Ok(Plan {
             action: Action::Rollback,
             why: format!(
                 "candidate {} on slot {} is rolled back; stable {} on slot {} keeps all traffic",
@@ -245,19 +245,19 @@ fn rollback_plan(env: &Snapshot) -> Option<Plan> {
             },
         });
     }
-    let to = env.state.previous.clone()?;
-    let from = env.state.stable.clone();
+    let kind = if env.state.previous.as_ref() == Some(&to) {
+        "the previous release"
+    } else {
+        "the last good release"
+    };
     let why = match &from {
         Some(f) => format!(
-            "{} on slot {} was promoted and failed; the previous release {} on slot {} serves again",
+            "{} on slot {} was promoted and failed; {kind} {} on slot {} serves again",
             f.version, f.slot, to.version, to.slot
         ),
-        None => format!(
-            "the previous release {} on slot {} serves again",
-            to.version, to.slot
-        ),
+        None => format!("{kind} {} on slot {} serves again", to.version, to.slot),
     };
-    Some(Plan {
+    Ok(Plan {
         action: Action::Rollback,
         expect: to.clone(),
         step: Step::Rollback { to, from },
@@ -305,6 +305,22 @@ mod tests {
     }
 
     #[test]
+    fn rollback_never_returns_to_a_bad_release() {
+        let mut s = Snapshot::default();
+        s.state.stable = sv("blue", "1.0.0");
+        s.state.previous = sv("green", "2.0.0");
+        s.state
+            .set_verdict("2.0.0", Some("green"), sluice_delivery::Verdict::Bad);
+        let e = decide(Action::Rollback, None, &s).expect_err("bad previous");
+        assert!(e.message().contains("known bad: 2.0.0"), "{e}");
+        s.state
+            .set_verdict("0.9.0", Some("green"), sluice_delivery::Verdict::Good);
+        let p = decide(Action::Rollback, None, &s).expect("plan");
+        assert_eq!(p.expect, SlotVersion::new("green", "0.9.0"));
+        assert!(p.why.contains("last good release"), "{}", p.why);
+    }
+
+    #[test]
     fn auto_turns_a_live_flag_off() {
         let mut s = canary_aborted();
         s.flags.flags.insert(
@@ -327,7 +343,7 @@ mod tests {
         let mut only_stable = canary_aborted();
         only_stable.state.candidate = None;
         let e = decide(Action::Rollback, None, &only_stable).expect_err("no previous");
-        assert!(e.message().contains("no previous release"), "{e}");
+        assert!(e.message().contains("no known-good release"), "{e}");
         let e = decide(Action::Flag, Some("nope"), &canary_aborted()).expect_err("no flag");
         assert!(e.message().contains("`nope`"), "{e}");
     }

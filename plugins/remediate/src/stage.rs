@@ -41,8 +41,9 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         .or_else(|| ctx.environment().map(str::to_string))
         .or_else(|| Some(state_before.environment.clone()).filter(|e| !e.is_empty()))
         .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string());
-    let target =
-        Target::open(&settings.target, &ctx.workspace(), &environment)?.with_stage(ctx.stage());
+    let target = Target::open(&settings.target, &ctx.workspace(), &environment)?
+        .with_stage(ctx.stage())
+        .with_run_id(ctx.run_id());
     let snapshot = Snapshot {
         state: state_before.clone(),
         weights: target.read_weights()?,
@@ -78,24 +79,143 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         warnings,
     };
 
-    let gates = remediate_and_verify(&settings, &target, &snapshot, &mut incident);
+    let history = target.read_history().unwrap_or_default();
+    let scope = RunScope::of(ctx.run_id(), ctx.stage(), &snapshot.state, &history);
+    if scope == RunScope::Unknown {
+        incident.warnings.push(
+            "state.json and history.jsonl do not say which run changed the environment \
+             (written by an older sluice); acting on the current state"
+                .into(),
+        );
+    }
+    let nothing = match scope {
+        RunScope::Nothing => Some(format!(
+            "nothing to remediate: this run changed nothing in {environment}"
+        )),
+        _ => None,
+    };
+    let gates = match &nothing {
+        Some(msg) => {
+            sluice_sdk::info!("{msg}");
+            vec![Gate::pass("remediation", msg.clone())]
+        }
+        None => remediate_and_verify(&settings, &target, &snapshot, &mut incident, |plan| {
+            stable_not_changed_by_run(ctx.run_id(), scope, &snapshot.state, &history, plan)
+        }),
+    };
+    let nothing = nothing.or_else(|| {
+        incident
+            .remediation
+            .is_none()
+            .then(|| incident.title.clone())
+            .filter(|t| t.starts_with("nothing to remediate"))
+    });
+    if let Some(msg) = &nothing {
+        incident.status = NO_ACTION.into();
+        incident.title = msg.clone();
+    }
     complete_timeline(ctx, &target, &mut incident);
+    if let Some(msg) = nothing {
+        incident.title = msg;
+    }
 
     write_report(ctx, &settings, &incident, gates)
 }
 
+/// Incident status when the run changed nothing to remediate.
+const NO_ACTION: &str = "no-action";
+
+/// What the environment's records say about this run's changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunScope {
+    /// This run changed the environment (a history line or the state
+    /// names its run id).
+    Changed,
+    /// The records name runs, but not this one: nothing to undo.
+    Nothing,
+    /// No record names any run (files from an older sluice).
+    Unknown,
+}
+
+impl RunScope {
+    fn of(run_id: &str, own_stage: &str, state: &State, history: &[HistoryEntry]) -> Self {
+        let ours = |h: &&HistoryEntry| {
+            h.run_id.as_deref() == Some(run_id) && h.stage.as_deref() != Some(own_stage)
+        };
+        if state.run_id.as_deref() == Some(run_id) || history.iter().any(|h| ours(&h)) {
+            RunScope::Changed
+        } else if state.run_id.is_some()
+            || history.iter().any(|h| h.run_id.is_some())
+            || state.releases.iter().any(|r| r.run_id.is_some())
+        {
+            RunScope::Nothing
+        } else {
+            RunScope::Unknown
+        }
+    }
+}
+
+/// `Some(reason)` when `plan` rolls back a stable release that this run
+/// did not deploy or promote (it changed something else, e.g. a flag):
+/// undoing an earlier run's release is not this run's remediation.
+fn stable_not_changed_by_run(
+    run_id: &str,
+    scope: RunScope,
+    state: &State,
+    history: &[HistoryEntry],
+    plan: &plan::Plan,
+) -> Option<String> {
+    if scope != RunScope::Changed {
+        return None;
+    }
+    let plan::Step::Rollback {
+        from: Some(from), ..
+    } = &plan.step
+    else {
+        return None;
+    };
+    if state.candidate.is_some() || state.stable.as_ref() != Some(from) {
+        return None;
+    }
+    let deployed_here = state
+        .release(&from.version)
+        .is_some_and(|r| r.run_id.as_deref() == Some(run_id))
+        || history.iter().any(|h| {
+            h.run_id.as_deref() == Some(run_id)
+                && h.version.as_deref() == Some(from.version.as_str())
+                && matches!(
+                    h.action.as_str(),
+                    "install" | "point" | "deploy" | "promote"
+                )
+        });
+    (!deployed_here).then(|| {
+        format!(
+            "nothing to remediate: this run did not deploy {} (stable in {}), so it is not rolled back",
+            from.version, state.environment
+        )
+    })
+}
+
 /// Decides, acts and verifies, filling in the incident; returns the
-/// stage's gates.
+/// stage's gates. `veto` may refuse a plan with the reason (then nothing
+/// is done and the gate passes with that reason).
 fn remediate_and_verify(
     settings: &Settings,
     target: &Target,
     snapshot: &Snapshot,
     incident: &mut Incident,
+    veto: impl Fn(&plan::Plan) -> Option<String>,
 ) -> Vec<Gate> {
     let started_at = format_time(SystemTime::now());
     let mut gates = Vec::new();
-    let outcome = plan::decide(settings.action, settings.flag.as_deref(), snapshot)
-        .and_then(|p| act::apply(target, &p).map(|d| (p, d)));
+    let decided = plan::decide(settings.action, settings.flag.as_deref(), snapshot);
+    if let Some(reason) = decided.as_ref().ok().and_then(&veto) {
+        sluice_sdk::info!("{reason}");
+        incident.title = reason.clone();
+        gates.push(Gate::pass("remediation", reason));
+        return gates;
+    }
+    let outcome = decided.and_then(|p| act::apply(target, &p).map(|d| (p, d)));
     let finished_at = format_time(SystemTime::now());
     match outcome {
         Err(e) => {
@@ -165,6 +285,13 @@ fn remediate_and_verify(
             }
             .into();
             if v.passed() {
+                if let Err(e) = act::mark_good(target, &done.serving) {
+                    incident.warnings.push(format!(
+                        "could not mark {} good in state.json: {}",
+                        done.serving.version,
+                        e.message()
+                    ));
+                }
                 let resolved = format_time(SystemTime::now());
                 incident.time_to_recover_s = incident
                     .opened_at
@@ -238,8 +365,12 @@ fn write_report(
         sluice_sdk::info!("{line}");
     }
 
-    let mut report = Report::new(format!("{}: {}", incident.status, incident.title))
-        .output("status", incident.status.clone());
+    let summary = if incident.status == NO_ACTION {
+        incident.title.clone()
+    } else {
+        format!("{}: {}", incident.status, incident.title)
+    };
+    let mut report = Report::new(summary).output("status", incident.status.clone());
     if let Some(r) = incident
         .remediation
         .as_ref()

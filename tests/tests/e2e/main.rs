@@ -6,6 +6,7 @@ mod artifacts_gates;
 mod cli;
 mod containment;
 mod delivery_demo;
+mod delivery_rollback;
 mod events_schema;
 mod examples;
 mod hostile;

@@ -147,10 +147,12 @@ stages:
 
 /// The judge used by both paths: latency by median with a generous
 /// max-effect (loopback jitter between two identical servers must never
-/// fail it; +200 ms always does), errors critical.
+/// fail it; +200 ms always does), errors critical. 30 requests per side:
+/// the bad candidate's 9 failures of 30 against 0 of 30 are p = 0.00097 by
+/// Fisher's exact test; 6 of 20 would be p = 0.0101, not below alpha 0.01.
 const JUDGE: &str = r#"            judge:
               alpha: 0.01
-              load: { requests: 20, path: /, timeout: 5s }
+              load: { requests: 30, path: /, timeout: 5s }
               metrics:
                 - { name: latency, sample: latency, direction: increase, effect: median, max-effect: 3 }
                 - { name: errors, sample: errors, direction: increase, critical: true }"#;
@@ -463,6 +465,131 @@ stages:
     assert!(conf.contains("server 127.0.0.1:18102 down;"), "{conf}");
 }
 
+/// A project with an `nginx` target (reload `true`) whose access log is
+/// `log` and whose canary stage sets weight 10 and runs an analysis with
+/// `judge` (YAML of the `judge:` value's keys, indented 14 spaces).
+fn nginx_log_project(log: &str, judge: &str) -> Project {
+    let p = Project::new();
+    p.write(
+        "env/state.json",
+        r#"{"environment": "production", "strategy": "canary",
+            "stable": {"slot": "blue", "version": "1.0.0"},
+            "candidate": {"slot": "green", "version": "2.0.0"}}"#,
+    );
+    p.write("logs/access.log", log);
+    let pipeline = format!(
+        r#"version: 1
+name: canary-nginx
+stages:
+  canary:
+    uses: {canary}
+    on-inconclusive: pause
+    grants: {{ workspace: write, exec: ["true"] }}
+    with:
+      target:
+        kind: nginx
+        root: env
+        access-log: logs/access.log
+        reload: ["true"]
+        slots: {{ blue: "http://127.0.0.1:18101", green: "http://127.0.0.1:18102" }}
+      steps:
+        - set-weight: 10
+        - analysis:
+            judge:
+              source: access-log
+{judge}
+"#,
+        canary = plugin("canary").display()
+    );
+    p.write("sluice.yaml", &pipeline);
+    p
+}
+
+/// One JSON access-log line of `upstream` (18101 blue, 18102 green).
+fn log_line(port: u16, status: u16, ms: u32) -> String {
+    format!(
+        "{{\"upstream\":\"127.0.0.1:{port}\",\"status\":{status},\"request_time\":{s:.3},\"upstream_response_time\":\"{s:.3}\"}}\n",
+        s = f64::from(ms) / 1000.0
+    )
+}
+
+/// Issue 17 defect 6: one failure in 6 canary requests against none in 113
+/// baseline requests is p = 6/119 = 0.0504 by Fisher's exact test — not
+/// significant at the default alpha 0.05. The rank test's normal
+/// approximation said p = 1.7e-5 and aborted the canary.
+#[test]
+fn one_failure_in_few_canary_requests_does_not_abort() {
+    let mut log = String::new();
+    for i in 0..113u32 {
+        log.push_str(&log_line(18101, 200, i % 4 + 1));
+    }
+    for i in 0..6u32 {
+        log.push_str(&log_line(18102, if i == 0 { 502 } else { 200 }, i % 4 + 1));
+    }
+    let p = nginx_log_project(&log, "");
+    let run = p.sluice(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "promoted", "{s:#}");
+    let pv = metric(&s, "canary.errors.p_value");
+    assert!((pv - 6.0 / 119.0).abs() < 1e-9, "{pv} {s:#}");
+    assert_eq!(metric(&s, "canary.score"), 100.0, "{s:#}");
+    let state = json(&p, "env/state.json");
+    assert_eq!(state["stable"]["version"], "2.0.0", "{state:#}");
+}
+
+/// `effect: p95` compares the tails: the candidate's median is the
+/// baseline's, but one request in ten takes 50 ms instead of 1-4 ms, so its
+/// p95 is far above the baseline's +10%; the median metric passes, the p95
+/// metric fails (score 50) and the canary is aborted. With fewer than 20
+/// requests on a side the p95 is inconclusive and the stage pauses.
+#[test]
+fn p95_judge_metric_catches_a_slow_tail() {
+    let metrics = "              metrics:
+                - { name: latency, sample: latency, effect: median, max-effect: 1.5 }
+                - { name: tail, sample: latency, effect: p95 }";
+    let log_of = |n: u32| {
+        let mut log = String::new();
+        for i in 0..n {
+            log.push_str(&log_line(18101, 200, i % 4 + 1));
+            let ms = if i % 10 == 9 { 50 } else { i % 4 + 1 };
+            log.push_str(&log_line(18102, 200, ms));
+        }
+        log
+    };
+    let p = nginx_log_project(&log_of(40), metrics);
+    let run = p.sluice(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "aborted", "{s:#}");
+    assert_eq!(metric(&s, "canary.score"), 50.0, "{s:#}");
+    assert!(metric(&s, "canary.tail.effect") > 5.0, "{s:#}");
+    let msg = gate(&s, "canary.analysis")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("`tail` failed: canary p95") && msg.contains("max 1.1x"),
+        "{msg}"
+    );
+    assert!(!msg.contains("`latency` failed"), "{msg}");
+
+    // 10 requests a side: too few for a p95, inconclusive → paused.
+    let p = nginx_log_project(&log_of(10), metrics);
+    let run = p.sluice(&["run"]);
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "paused", "{s:#}");
+    let g = gate(&s, "canary.analysis");
+    assert_eq!(g["verdict"], "inconclusive", "{g:#}");
+    assert!(
+        g["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("p95 needs 20 each"),
+        "{g:#}"
+    );
+}
+
 /// A condition outside the documented grammar is refused before anything
 /// changes, naming the key.
 #[test]
@@ -566,4 +693,123 @@ fn a_first_release_without_candidate_passes_with_nothing_to_analyse() {
         "{}",
         run.all()
     );
+}
+
+/// Issue 17 defect 10: a runner killed in the middle of a canary must not
+/// restart it at step 0 on `sluice run --resume`. The stage saves its place
+/// in `canary.json` after every completed step; the runner is killed during
+/// the long pause at step 3 (after step 2 set the weight to 20), and the
+/// resumed stage continues at step 3 with weight 20: `weights.json` never
+/// goes back to 10, and step 0 / step 2 do not run again.
+#[test]
+fn killed_runner_resumes_the_canary_at_its_step() {
+    use std::time::{Duration, Instant};
+
+    let blue = Server::start("good");
+    let green = Server::start("good");
+    let steps = r#"        - set-weight: 10
+        - analysis:
+            metrics:
+              - name: error-rate
+                provider: { synthetic: { measure: error-rate, requests: 5 } }
+                success-condition: result < 0.05
+        - set-weight: 20
+        - pause: { duration: "${{ env.PAUSE }}" }
+        - set-weight: 40
+        - analysis:
+            metrics:
+              - name: error-rate
+                provider: { synthetic: { measure: error-rate, requests: 5 } }
+                success-condition: result < 0.05"#;
+    let p = project(&blue, &green, steps);
+    let yaml = p.read("sluice.yaml").replace(
+        "      workspace: write\n",
+        "      workspace: write\n      env: [PAUSE]\n",
+    );
+    p.write("sluice.yaml", &yaml);
+
+    let mut child = p
+        .command(&["run"])
+        .env("PAUSE", "120s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sluice");
+    // Step 2 set the weight to 20: the canary is now in the pause of step 3.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history_has = |needle: &str| {
+        std::fs::read_to_string(p.path().join("env/history.jsonl"))
+            .unwrap_or_default()
+            .contains(needle)
+    };
+    while !history_has("green=20") {
+        assert!(
+            Instant::now() < deadline,
+            "the canary never reached step 2 (weight 20)"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the runner exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // canary.json follows the weight right away (bounded, so that a stage
+    // that does not write it still gets killed and resumed below).
+    let saved_step = || {
+        std::fs::read_to_string(p.path().join("env/canary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["next_step"].as_u64())
+    };
+    let until = Instant::now() + Duration::from_secs(3);
+    while saved_step() != Some(3) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+
+    let weights = json(&p, "env/weights.json");
+    assert_eq!(weights["routes"][1]["weight"], 20, "{weights:#}");
+    let progress = std::fs::read_to_string(p.path().join("env/canary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let id = std::fs::read_dir(p.state_dir().join("runs"))
+        .expect("runs")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|id| p.state_dir().join(format!("runs/{id}/run.json")).is_file())
+        .expect("the killed run");
+    let before = p.read("env/history.jsonl").lines().count();
+
+    let resumed = p.sluice_env(&["run", "--resume", &id], &[("PAUSE", "100ms")]);
+    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    let s = stage(&p, &id);
+    assert_eq!(output(&s, "decision"), "promoted", "{s:#}");
+    assert_eq!(metric(&s, "canary.steps_completed"), 6.0);
+
+    // After the kill: no return to the first weight, no step 0 or 2 again.
+    let history = p.read("env/history.jsonl");
+    let after: Vec<&str> = history.lines().skip(before).collect();
+    assert!(
+        after
+            .iter()
+            .all(|l| !l.contains("green=10\"") && !l.contains("green=20\"")),
+        "the resumed canary went back to an earlier step: {after:#?}"
+    );
+    assert!(after[0].contains("green=40\""), "{after:#?}");
+    assert_eq!(history.matches("green=10\"").count(), 1, "{history}");
+    assert!(history.contains("\"promote\""), "{history}");
+    let log = p.log(&id, "canary");
+    assert!(
+        log.contains("resuming canary 2.0.0 at step 3 with weight 20%"),
+        "{log}"
+    );
+    assert!(!p.path().join("env/canary.json").exists());
+    // What the killed runner left: step 2 done at weight 20, next step 3.
+    let progress = progress.expect("canary.json after the kill");
+    assert_eq!(progress["next_step"], 3, "{progress:#}");
+    assert_eq!(progress["weight"], 20, "{progress:#}");
+    assert_eq!(progress["run_id"], id.as_str(), "{progress:#}");
+    assert_eq!(progress["candidate"], "2.0.0", "{progress:#}");
+    assert_eq!(progress["stage"], "canary", "{progress:#}");
+    assert_eq!(progress["reason"], "step 2 completed", "{progress:#}");
 }

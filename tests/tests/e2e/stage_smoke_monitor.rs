@@ -518,6 +518,122 @@ fn monitor_scrapes_a_metrics_endpoint_and_gates_on_slos() {
     );
 }
 
+/// Issue 17, defect 7: a release breaching its SLO early in a long watch
+/// fails the stage as soon as more than `failure-limit` samples breached, instead of
+/// keeping its traffic until the window ends, and the report says how long
+/// and to what share of the traffic it was exposed. Defect 9: the burn-rate
+/// message names the windows the scrape source actually measured.
+#[test]
+fn monitor_stops_at_the_failure_limit_and_reports_the_exposure() {
+    let p = Project::new();
+    let (_server, port) = fixture_server(p.path());
+    // 2.0.0 has a quarter of the traffic: the share comes from weights.json.
+    p.write(
+        "deploy/production/weights.json",
+        r#"{"routes":[{"slot":"blue","version":"1.0.0","weight":75},{"slot":"green","version":"2.0.0","weight":25}]}"#,
+    );
+    let stage = |name: &str, extra: &str| {
+        format!(
+            r#"  {name}:
+    uses: {{monitor}}
+    with:
+      window: 30s
+      interval: 500ms
+      failure-limit: 1
+      source:
+        scrape:
+          url: http://127.0.0.1:{port}/bad/metrics
+          exclude: {{ path: [/metrics] }}
+      slo: {{ error-rate: 1%, target: 99% }}
+      burn-rate: {{ long-window: 1h, short-window: 5m, threshold: 2 }}
+{extra}    grants:
+      network: ["127.0.0.1:*"]
+      workspace: read
+"#
+        )
+    };
+    write(
+        &p,
+        "sluice.yaml",
+        &format!(
+            "version: 1\nname: monitor-early\nstages:\n{}{}",
+            stage("all", ""),
+            stage(
+                "split",
+                "      target: { kind: local, root: deploy/production }\n      version: \"2.0.0\"\n"
+            )
+        ),
+    );
+    let run = p.sluice(&["run", "--keep-going", "--jobs", "2", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let record = p.record(&run.run_id());
+    for name in ["all", "split"] {
+        let s = &record["stages"][name];
+        assert_eq!(s["state"], "blocked", "{name}: {s:#}");
+        // Two breaching half-second intervals end a 30s watch: well before
+        // half of it (a behavioural bound, not a timing measurement).
+        let ms = s["duration_ms"].as_u64().unwrap_or(u64::MAX);
+        assert!(ms < 15_000, "{name} ran {ms} ms of a 30 s window: {s:#}");
+        let finished = run
+            .events()
+            .into_iter()
+            .find(|e| e["event"] == "stage_finished" && e["stage"] == name)
+            .unwrap_or_else(|| panic!("no stage_finished for {name}:\n{}", run.stdout));
+        assert!(
+            finished["duration_ms"].as_u64().unwrap_or(u64::MAX) < 15_000,
+            "{finished}"
+        );
+        let reason = s["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("error rate 10.00% > max 1.00%")
+                && reason.contains("more than failure-limit 1")
+                && reason.contains("stopped the watch at t+"),
+            "{name}: {reason}"
+        );
+        let g = gate(s, "failure-limit");
+        assert_eq!(g["verdict"], "fail", "{g:#}");
+        assert_eq!(g["observed"], 2.0, "{g:#}");
+        assert_eq!(metric(s, "monitor.samples"), 2.0);
+        assert_eq!(metric(s, "monitor.breaching_samples"), 2.0);
+        let exposed = metric(s, "monitor.exposure_seconds");
+        assert!(exposed > 0.5 && exposed < 15.0, "{exposed}");
+        let summary = s["summary"].as_str().unwrap_or_default();
+        assert!(
+            summary.contains("stopped early: failure-limit 1 exceeded at t+")
+                && summary.contains("exposure "),
+            "{summary}"
+        );
+        // The burn windows were scaled to the watch: the message says so
+        // instead of claiming an hour and five minutes were measured.
+        let burn = gate(s, "burn-rate")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            burn.contains("configured 1h and 5m, scaled to the watch")
+                && !burn.contains("over 1h")
+                && !burn.contains("over 5m"),
+            "{burn}"
+        );
+    }
+    assert_eq!(
+        metric(&record["stages"]["all"], "monitor.exposure_share"),
+        1.0
+    );
+    assert_eq!(
+        metric(&record["stages"]["split"], "monitor.exposure_share"),
+        0.25
+    );
+    let doc: Value = serde_json::from_str(&artifact_text(
+        &p,
+        &record["stages"]["split"],
+        "monitor.json",
+    ))
+    .expect("monitor.json is JSON");
+    assert_eq!(doc["stopped_early"], true, "{doc:#}");
+    assert_eq!(doc["exposure"]["share"], 0.25, "{doc:#}");
+}
+
 /// The example service of `examples/delivery/service` at `version`, laid
 /// out as a release (app.py, metrics.py, quotes.py, VERSION) in `dir`.
 fn example_service(dir: &Path, version: &str) -> (Proc, u16) {
@@ -748,7 +864,11 @@ fn monitor_queries_a_real_prometheus_scraping_the_example_service() {
     );
     let doc: Value =
         serde_json::from_str(&artifact_text(&p, v2, "monitor.json")).expect("monitor.json is JSON");
-    assert_eq!(doc["samples"].as_array().map(Vec::len), Some(4), "{doc:#}");
+    // Every look breaches the 5% SLO: the default failure-limit (2
+    // tolerated) ends the 4-look watch at the third.
+    assert_eq!(doc["samples"].as_array().map(Vec::len), Some(3), "{doc:#}");
+    assert_eq!(doc["stopped_early"], true, "{doc:#}");
+    assert_eq!(gate(v2, "failure-limit")["verdict"], "fail", "{v2:#}");
 
     // A query Prometheus rejects fails the stage with Prometheus' error.
     write(
