@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_delivery::{SlotVersion, State, Target, Verdict as ReleaseVerdict, Weights};
+use sluice_delivery::{FlagRule, SlotVersion, State, Target, Verdict as ReleaseVerdict, Weights};
 use sluice_sdk::prelude::*;
 
 use crate::analysis::{fmt_num, Clock, Phase, RealClock};
@@ -25,13 +25,17 @@ struct TargetDriver<'a> {
     progress_file: &'a Path,
     run_id: &'a str,
     stage: &'a str,
+    /// The flags that put users on the candidate's slot (a feature-flag
+    /// release): every `set-weight` sets their percentage too.
+    flags: &'a [(String, FlagRule)],
 }
 
 impl Driver for TargetDriver<'_> {
     fn set_weight(&mut self, weight: u32) -> Result<(), StageError> {
         self.target
             .set_weights(&Weights::split(self.stable, self.candidate, weight))
-            .context("setting the canary weight")
+            .context("setting the canary weight")?;
+        step_flags(self.target, self.flags, weight)
     }
 
     fn sleep(&mut self, d: Duration) {
@@ -66,6 +70,43 @@ impl Driver for TargetDriver<'_> {
         }
         Ok(())
     }
+}
+
+/// Sets every flag of `flags` (those turning the candidate's slot on) to
+/// `weight` percent, so that users routed by the flag get the candidate in
+/// the same share as the weighted traffic.
+fn step_flags(
+    target: &Target,
+    flags: &[(String, FlagRule)],
+    weight: u32,
+) -> Result<(), StageError> {
+    for (name, rule) in flags {
+        let rule = FlagRule {
+            percent: f64::from(weight.min(100)),
+            ..rule.clone()
+        };
+        target
+            .set_flag(name, &rule)
+            .with_context(|| format!("setting flag {name} to {weight}%"))?;
+    }
+    Ok(())
+}
+
+/// Removes every flag that routes users to or away from the candidate's
+/// slot (promote: all users on the new stable release; abort: none on the
+/// candidate). Returns the names removed.
+fn remove_flags(target: &Target, candidate: &SlotVersion) -> Result<Vec<String>, StageError> {
+    let mut removed = Vec::new();
+    for (name, _) in target.read_flags()?.touching(&candidate.slot) {
+        if target
+            .remove_flag(&name)
+            .with_context(|| format!("removing flag {name}"))?
+            .is_some()
+        {
+            removed.push(name);
+        }
+    }
+    Ok(removed)
 }
 
 /// Opens the target under the environment's name: the stage's
@@ -167,6 +208,12 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         progress::Start::Fresh => (0, target.read_weights()?.weight_of(&candidate.slot)),
     };
 
+    // A feature-flag candidate: its flags step with the weights.
+    let flags = if candidate.slot == stable.slot {
+        Vec::new()
+    } else {
+        target.read_flags()?.turning_on(&candidate.slot)
+    };
     let mut driver = TargetDriver {
         target: &target,
         stable: &stable,
@@ -176,6 +223,7 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         progress_file: &progress_file,
         run_id: ctx.run_id(),
         stage: ctx.stage(),
+        flags: &flags,
     };
     let outcome = steps::run(&settings.steps, start, weight, &mut driver)?;
 
@@ -185,6 +233,7 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
             target
                 .set_weights(&Weights::all_to(&candidate))
                 .context("promoting the candidate")?;
+            remove_flags(&target, &candidate)?;
             // The release it replaces served until now: it is the rollback
             // target, and good unless something said otherwise. Promoting
             // the version that is already stable keeps `previous`.
@@ -210,6 +259,7 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
             target
                 .set_weights(&Weights::split(&stable, &candidate, 0))
                 .context("aborting: setting the canary weight back to 0")?;
+            remove_flags(&target, &candidate)?;
             // A release the analysis failed is never a rollback target.
             state.set_verdict(
                 &candidate.version,
@@ -469,6 +519,59 @@ mod tests {
         assert_eq!(weight.map(|m| m.value), Some(0.0));
         let json = analysis_json(&d, &o, &sv("blue", "1"), &sv("green", "2"));
         assert!(json.contains("\"decision\": \"aborted\""), "{json}");
+    }
+
+    /// A feature-flag candidate: `set-weight` steps its flag, promote and
+    /// abort remove it (and only the flags touching the candidate's slot).
+    #[test]
+    fn flags_step_with_the_weights_and_go_at_the_end() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let cfg: sluice_delivery::TargetConfig =
+            serde_json::from_str(r#"{"root":"env"}"#).expect("cfg");
+        let t = Target::open(&cfg, ws.path(), "production")
+            .expect("open")
+            .with_stage("canary");
+        let rule = |on: &str, off: &str, percent| FlagRule {
+            on: on.into(),
+            off: off.into(),
+            percent,
+        };
+        t.set_flag("release-2", &rule("green", "blue", 5.0))
+            .expect("flag");
+        t.set_flag("other", &rule("red", "blue", 30.0))
+            .expect("other");
+        let candidate = sv("green", "2");
+        let flags = t.read_flags().expect("flags").turning_on(&candidate.slot);
+        assert_eq!(flags.len(), 1);
+        for w in [25, 50, 100] {
+            step_flags(&t, &flags, w).expect("step");
+            let now = t.read_flags().expect("flags");
+            assert_eq!(now.flags["release-2"], rule("green", "blue", f64::from(w)));
+            assert_eq!(now.flags["other"].percent, 30.0);
+        }
+        assert_eq!(
+            remove_flags(&t, &candidate).expect("remove"),
+            vec!["release-2".to_string()]
+        );
+        let now = t.read_flags().expect("flags");
+        assert!(!now.flags.contains_key("release-2"), "{now:?}");
+        assert!(now.flags.contains_key("other"));
+        let details: Vec<String> = t
+            .read_history()
+            .expect("history")
+            .into_iter()
+            .filter(|h| h.action == "flag")
+            .filter_map(|h| h.detail)
+            .collect();
+        for want in [
+            "release-2 25% on=green off=blue",
+            "release-2 50% on=green off=blue",
+            "release-2 100% on=green off=blue",
+            "release-2 removed (was 100% on=green off=blue)",
+        ] {
+            assert!(details.iter().any(|d| d == want), "{want}: {details:?}");
+        }
+        assert!(remove_flags(&t, &candidate).expect("again").is_empty());
     }
 
     #[test]

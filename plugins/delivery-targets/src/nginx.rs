@@ -8,7 +8,31 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use sluice_sdk::StageError;
 
-use crate::state::Weights;
+use crate::state::{FlagRule, Weights};
+
+/// Feature flags on the `nginx` target: nginx routes by the weighted
+/// `upstream` block only, and nothing reads `flags.json` there, so a flag
+/// that would send users anywhere (percent above 0) is refused instead of
+/// being written and silently ignored. Setting a flag to 0% (turning it
+/// off, as a rollback does) is allowed: it routes nobody.
+///
+/// ```
+/// use sluice_delivery::{nginx::check_flag, FlagRule};
+/// let rule = |percent| FlagRule { on: "green".into(), off: "blue".into(), percent };
+/// assert!(check_flag("release-2.0.0", &rule(0.0)).is_ok());
+/// let e = check_flag("release-2.0.0", &rule(10.0)).unwrap_err();
+/// assert!(e.message().contains("not supported on the nginx target"));
+/// ```
+pub fn check_flag(flag: &str, rule: &FlagRule) -> Result<(), StageError> {
+    if rule.percent > 0.0 {
+        return Err(StageError::invalid_config(format!(
+            "feature flags are not supported on the nginx target; use weights (flag {flag} at \
+             {}% to slot {}: nginx routes by the weighted upstream only and would ignore it)",
+            rule.percent, rule.on
+        )));
+    }
+    Ok(())
+}
 
 /// `host:port` of a slot URL (`http://127.0.0.1:18101/x` → `127.0.0.1:18101`;
 /// port 80 / 443 when left out).
@@ -245,6 +269,23 @@ mod tests {
             ("blue".into(), "http://127.0.0.1:18101".into()),
             ("green".into(), "http://localhost:18102/".into()),
         ])
+    }
+
+    #[test]
+    fn flags_are_refused_unless_off() {
+        let rule = |percent| FlagRule {
+            on: "green".into(),
+            off: "blue".into(),
+            percent,
+        };
+        let e = check_flag("f", &rule(30.0)).expect_err("refused");
+        assert!(
+            e.message()
+                .starts_with("feature flags are not supported on the nginx target; use weights"),
+            "{}",
+            e.message()
+        );
+        assert!(check_flag("f", &rule(0.0)).is_ok());
     }
 
     #[test]

@@ -309,6 +309,27 @@ pub struct Flags {
     pub flags: BTreeMap<String, FlagRule>,
 }
 
+impl Flags {
+    /// The flags that route users to or away from `slot` (its `on` or
+    /// `off` slot is `slot`), by name.
+    pub fn touching(&self, slot: &str) -> Vec<(String, FlagRule)> {
+        self.flags
+            .iter()
+            .filter(|(_, r)| r.on == slot || r.off == slot)
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect()
+    }
+
+    /// The flags that turn `slot` on (a feature-flag candidate), by name.
+    pub fn turning_on(&self, slot: &str) -> Vec<(String, FlagRule)> {
+        self.flags
+            .iter()
+            .filter(|(_, r)| r.on == slot)
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect()
+    }
+}
+
 /// `releases/<version>/.release.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseInfo {
@@ -350,9 +371,11 @@ pub struct HistoryEntry {
     pub run_id: Option<String>,
 }
 
-/// The current time as RFC 3339 (UTC, seconds).
+/// The current time as RFC 3339 (UTC, milliseconds, e.g.
+/// `2026-11-22T05:00:00.123Z`). Files written before carry whole seconds;
+/// readers parse both.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]
@@ -426,6 +449,9 @@ mod tests {
         assert_eq!(w.weight_of("blue"), 90);
         assert_eq!(w.weight_of("green"), 10);
         assert_eq!(w.total(), 100);
-        assert!(now_rfc3339().ends_with('Z'));
+        let now = now_rfc3339();
+        assert!(now.ends_with('Z'), "{now}");
+        assert_eq!(now.len(), "2026-11-22T05:00:00.123Z".len(), "{now}");
+        assert!(humantime::parse_rfc3339(&now).is_ok(), "{now}");
     }
 }

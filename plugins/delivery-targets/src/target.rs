@@ -446,6 +446,9 @@ impl Target {
                 rule.percent
             )));
         }
+        if self.kind() == TargetKind::Nginx {
+            nginx::check_flag(flag, rule)?;
+        }
         let detail = format!("{flag} {}% on={} off={}", rule.percent, rule.on, rule.off);
         if let Some(url) = self.http_url() {
             let _: serde_json::Value = webhook::post(
@@ -462,13 +465,40 @@ impl Target {
         self.record("flag", None, None, Some(&detail))
     }
 
+    /// Removes flag `flag` from `flags.json` (every user is then routed by
+    /// `weights.json`), recording a `flag` history entry `"<flag> removed
+    /// (was <p>% on=<on> off=<off>)"`. Returns the rule it had (`None`:
+    /// there was no such flag; nothing is written). `http`: flags are not
+    /// readable, so there is nothing to remove.
+    pub fn remove_flag(&self, flag: &str) -> Result<Option<FlagRule>, StageError> {
+        if self.http_url().is_some() {
+            return Ok(None);
+        }
+        let path = self.files_root()?.join("flags.json");
+        let mut flags: Flags = fsutil::read_json(&path)?.unwrap_or_default();
+        let Some(rule) = flags.flags.remove(flag) else {
+            return Ok(None);
+        };
+        fsutil::write_json(&path, &flags)?;
+        self.record(
+            "flag",
+            None,
+            None,
+            Some(&format!(
+                "{flag} removed (was {}% on={} off={})",
+                rule.percent, rule.on, rule.off
+            )),
+        )?;
+        Ok(Some(rule))
+    }
+
     /// Rolls back (docs/delivery.md, `previous`):
     /// - with a `candidate`: all traffic to `stable`, flags that turn the
-    ///   candidate's slot on set to 0%, the candidate dropped;
+    ///   candidate's slot on or off removed, the candidate dropped;
     /// - else to `previous` (unless `releases` marks it bad; then the
     ///   newest good release, [`State::rollback_target`]): its slot (or
     ///   every rolling instance) pointed back at its version, all traffic
-    ///   to it, flags on the rolled-back slot set to 0%; it becomes the
+    ///   to it, flags routing to or from the rolled-back slot removed; it becomes the
     ///   stable one and `previous` the newest good release besides it.
     ///
     /// What is rolled back is marked `bad` in `releases`, so a later
@@ -531,18 +561,14 @@ impl Target {
             actions.push(format!("weights 100% to {} ({})", to.slot, to.version));
         }
         if let Some(from) = &from {
-            let mut flags = self.read_flags()?;
-            let mut changed = Vec::new();
-            for (name, rule) in &mut flags.flags {
-                if rule.on == from.slot && rule.on != to.slot && rule.percent > 0.0 {
-                    rule.percent = 0.0;
-                    changed.push(name.clone());
-                }
-            }
-            for name in changed {
-                if let Some(rule) = flags.flags.get(&name) {
-                    self.set_flag(&name, rule)?;
-                    actions.push(format!("flag {name} to 0%"));
+            // A flag that routes users to or away from the slot taken out of
+            // service would keep sending them to it: it goes, and every user
+            // is routed by the weights above.
+            if from.slot != to.slot {
+                for (name, _) in self.read_flags()?.touching(&from.slot) {
+                    if self.remove_flag(&name)?.is_some() {
+                        actions.push(format!("flag {name} removed"));
+                    }
                 }
             }
         }
@@ -688,13 +714,19 @@ mod tests {
         assert_eq!(rb.to, blue);
         assert_eq!(t.read_weights().expect("w").weight_of("green"), 0);
         assert_eq!(t.read_weights().expect("w").weight_of("blue"), 100);
-        assert_eq!(
-            t.read_flags().expect("f").flags["release-2.0.0"].percent,
-            0.0
-        );
+        assert!(t.read_flags().expect("f").flags.is_empty());
+        assert!(rb.actions.iter().any(|a| a == "flag release-2.0.0 removed"));
         let s = t.read_state().expect("state");
         assert_eq!(s.candidate, None);
         assert_eq!(s.stable, Some(blue));
+        let h = t.read_history().expect("h");
+        assert!(
+            h.iter().any(|h| h.action == "flag"
+                && h.detail.as_deref()
+                    == Some("release-2.0.0 removed (was 10% on=green off=blue)")),
+            "{h:?}"
+        );
+        assert_eq!(t.remove_flag("release-2.0.0").expect("again"), None);
         assert!(t
             .read_history()
             .expect("h")

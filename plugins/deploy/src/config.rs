@@ -230,6 +230,15 @@ impl Settings {
             &[Strategy::FeatureFlag],
         )?;
 
+        if s == Strategy::FeatureFlag && c.target.kind == sluice_delivery::TargetKind::Nginx {
+            return Err(bad(
+                "strategy",
+                "feature flags are not supported on the nginx target; use weights \
+                 (`strategy: canary` with `initial-weight`): nginx routes by its weighted \
+                 upstream only and would ignore flags.json",
+            ));
+        }
+
         let rolling = if s == Strategy::Rolling {
             let instances = c.instances.ok_or_else(|| {
                 bad(
@@ -384,6 +393,22 @@ mod tests {
         ))
         .expect_err("x");
         assert!(e.contains("initial-weight"), "{e}");
+    }
+
+    #[test]
+    fn feature_flags_are_refused_on_nginx() {
+        let e = settings(
+            r#"{"target":{"kind":"nginx","root":"env"},"version":"1","strategy":"feature-flag"}"#,
+        )
+        .expect_err("refused");
+        assert!(
+            e.contains("feature flags are not supported on the nginx target; use weights"),
+            "{e}"
+        );
+        assert!(settings(&format!(
+            r#"{{{T},"version":"1","strategy":"feature-flag"}}"#
+        ))
+        .is_ok());
     }
 
     #[test]

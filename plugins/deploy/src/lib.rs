@@ -52,7 +52,10 @@
 //!   instance slots are pointed at it and health-checked (their URLs come
 //!   from `target.slots`). When a batch fails, every instance moved so far
 //!   goes back to its old version, the failing gate `deploy.rolling` names
-//!   the batch, and the output `failed-batch` gives its number (1-based).
+//!   the batch, and the output `failed-batch` gives its number (1-based);
+//!   the state then names the old version as `stable` (on `instance-0`)
+//!   and records the failed release as `bad`, so `remediate` has nothing
+//!   left to roll back.
 //! - `canary`: the release goes to the idle slot as `candidate` with
 //!   weight `initial-weight`; the `canary` stage moves it on.
 //! - `feature-flag`: the release goes to the idle slot as `candidate`

@@ -2,9 +2,12 @@
 //! version batch by batch; each batch is health-checked. When a batch
 //! fails, every instance moved so far (the completed batches and the
 //! failed one) goes back to its old version and the stage fails, naming
-//! the batch.
+//! the batch; the state then names the old version as `stable` and the
+//! failed release as `bad`, so `remediate` has nothing left to roll back.
 
-use sluice_delivery::{ArtifactFile, Route, SlotVersion, Target, TargetKind, Weights};
+use sluice_delivery::{
+    ArtifactFile, Route, SlotVersion, State, Target, TargetKind, Verdict, Weights,
+};
 use sluice_sdk::{Gate, StageError};
 
 use crate::config::{Rolling, Settings, Strategy};
@@ -133,6 +136,13 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
         if !state.instances.is_empty() {
             t.set_weights(&even(&state.instances))?;
         }
+        restored_state(
+            t,
+            &mut state,
+            previous_version.as_deref(),
+            &first,
+            &s.version,
+        );
         t.write_state(&mut state)?;
         let batches_done: Vec<String> = (1..=k + 1).map(|b| b.to_string()).collect();
         t.record(
@@ -183,6 +193,28 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
     Ok(out
         .metric("deploy.batches_completed", total as f64)
         .metric("deploy.rolled_back", 0.0))
+}
+
+/// After a failed rolling deploy put every instance back: the state says
+/// what serves (`stable` = the old version on `first`, which served
+/// production until this attempt and so is `good` when not judged yet),
+/// and the failed release is recorded as `bad`, so that `remediate` sees
+/// that nothing is left to roll back. `previous` is kept: it is still
+/// the release before the one that serves.
+fn restored_state(t: &Target, state: &mut State, serving: Option<&str>, first: &str, failed: &str) {
+    if let Some(v) = serving {
+        if state.verdict(v) == Verdict::Unknown {
+            state.set_verdict(v, Some(first), Verdict::Good);
+        }
+        state.stable = Some(SlotVersion::new(first, v));
+        if state.previous.as_ref().is_some_and(|p| p.version == v) {
+            state.previous = None;
+        }
+    }
+    if serving != Some(failed) && !state.instances.iter().any(|i| i.version == failed) {
+        crate::slots::note(t, state, failed, first);
+        state.set_verdict(failed, Some(first), Verdict::Bad);
+    }
 }
 
 /// The most common known version (ties: the first).

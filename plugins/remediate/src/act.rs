@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use sluice_delivery::{FlagRule, SlotVersion, Target, Verdict, Weights};
+use sluice_delivery::{SlotVersion, Target, Verdict, Weights};
 use sluice_sdk::StageError;
 
 use crate::plan::{Plan, Step};
@@ -29,6 +29,15 @@ pub fn apply(target: &Target, plan: &Plan) -> Result<Done, StageError> {
             target.set_weights(&Weights::all_to(to))?;
             let mut state = target.read_state()?;
             let mut steps = vec![format!("weights 100% to {} ({})", to.slot, to.version)];
+            // A flag routing users to or away from the candidate's slot
+            // would keep them on it whatever the weights say: it goes.
+            if let Some(c) = from.as_ref().filter(|c| c.slot != to.slot) {
+                for (name, _) in target.read_flags()?.touching(&c.slot) {
+                    if target.remove_flag(&name)?.is_some() {
+                        steps.push(format!("flag {name} removed"));
+                    }
+                }
+            }
             if let Some(c) = state.candidate.take() {
                 // The candidate lost its traffic: known bad.
                 state.set_verdict(&c.version, Some(&c.slot), Verdict::Bad);
@@ -47,18 +56,19 @@ pub fn apply(target: &Target, plan: &Plan) -> Result<Done, StageError> {
             (to.clone(), from.clone(), steps)
         }
         Step::Flag { flag, off, on, .. } => {
-            target.set_flag(
-                flag,
-                &FlagRule {
-                    on: on.clone(),
-                    off: off.slot.clone(),
-                    percent: 0.0,
-                },
-            )?;
+            // Removed, not left at 0%: a flag left behind would route users
+            // to whatever its slots serve next.
+            target.remove_flag(flag)?;
             let mut steps = vec![format!(
-                "flag {flag} to 0% (every user on slot {})",
+                "flag {flag} removed (every user on slot {})",
                 off.slot
             )];
+            // Without the flag, users are routed by the weights: none may
+            // still go to the flag's slot.
+            if target.read_weights()?.weight_of(on) > 0 {
+                target.set_weights(&Weights::all_to(off))?;
+                steps.push(format!("weights 100% to {} ({})", off.slot, off.version));
+            }
             let mut state = target.read_state()?;
             if let Some(c) = state.candidate.clone().filter(|c| &c.slot == on) {
                 state.set_verdict(&c.version, Some(&c.slot), Verdict::Bad);
@@ -94,4 +104,93 @@ pub fn mark_good(target: &Target, serving: &SlotVersion) -> Result<(), StageErro
     }
     state.set_verdict(&serving.version, Some(&serving.slot), Verdict::Good);
     target.write_state(&mut state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Action;
+    use sluice_delivery::{FlagRule, State, TargetConfig};
+
+    fn target(ws: &std::path::Path) -> Target {
+        let cfg: TargetConfig = serde_json::from_str(r#"{"root":"env"}"#).expect("cfg");
+        Target::open(&cfg, ws, "production")
+            .expect("open")
+            .with_stage("remediate")
+    }
+
+    fn flag(on: &str, off: &str, percent: f64) -> FlagRule {
+        FlagRule {
+            on: on.into(),
+            off: off.into(),
+            percent,
+        }
+    }
+
+    /// Issue 17: a flag left over from an earlier release (on the stable
+    /// slot, off the candidate's) sends most users to the candidate; the
+    /// weights remediation takes it away as well.
+    #[test]
+    fn weights_remove_flags_routing_users_to_the_candidate() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let t = target(ws.path());
+        let stable = SlotVersion::new("green", "1.0.0");
+        let cand = SlotVersion::new("blue", "2.0.0");
+        let mut s = State {
+            stable: Some(stable.clone()),
+            candidate: Some(cand.clone()),
+            ..State::default()
+        };
+        t.write_state(&mut s).expect("state");
+        t.set_flag("release-1.0.0", &flag("green", "blue", 5.0))
+            .expect("flag");
+        t.set_flag("other", &flag("red", "yellow", 5.0))
+            .expect("flag");
+        let plan = Plan {
+            action: Action::Weights,
+            step: Step::Weights {
+                to: stable.clone(),
+                from: Some(cand),
+            },
+            expect: stable,
+            why: String::new(),
+        };
+        let done = apply(&t, &plan).expect("apply");
+        assert!(
+            done.steps.iter().any(|s| s == "flag release-1.0.0 removed"),
+            "{:?}",
+            done.steps
+        );
+        let flags = t.read_flags().expect("flags");
+        assert!(!flags.flags.contains_key("release-1.0.0"));
+        assert!(flags.flags.contains_key("other"));
+    }
+
+    /// The flag action removes the flag (not 0%) and takes any weight
+    /// away from its slot.
+    #[test]
+    fn the_flag_action_removes_the_flag() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let t = target(ws.path());
+        let blue = SlotVersion::new("blue", "1.0.0");
+        let green = SlotVersion::new("green", "2.0.0");
+        t.set_weights(&Weights::split(&blue, &green, 10))
+            .expect("weights");
+        t.set_flag("release-2.0.0", &flag("green", "blue", 30.0))
+            .expect("flag");
+        let plan = Plan {
+            action: Action::Flag,
+            step: Step::Flag {
+                flag: "release-2.0.0".into(),
+                percent: 30.0,
+                off: blue.clone(),
+                on: "green".into(),
+            },
+            expect: blue,
+            why: String::new(),
+        };
+        apply(&t, &plan).expect("apply");
+        assert!(t.read_flags().expect("flags").flags.is_empty());
+        assert_eq!(t.read_weights().expect("w").weight_of("green"), 0);
+    }
 }

@@ -62,11 +62,25 @@ pub struct Incident {
     pub pipeline: String,
     /// Environment.
     pub environment: String,
-    /// When the first failure was recorded (RFC 3339), if known.
+    /// When the first failure was recorded (the first failed stage's end,
+    /// RFC 3339): when the failure was detected, if known.
     pub opened_at: Option<String>,
+    /// When the failed release first got traffic in this run (RFC 3339):
+    /// the history entry ([`first_exposure`]) that first routed users to
+    /// it, if known.
+    pub exposed_at: Option<String>,
+    /// That history entry, as in the timeline.
+    pub exposure: Option<String>,
     /// When the verified rollback completed, if it did.
     pub resolved_at: Option<String>,
-    /// `resolved_at - opened_at`, in seconds, when both are known.
+    /// `opened_at - exposed_at`, in seconds: how long users saw the bad
+    /// release before the failure was detected.
+    pub detection_time_s: Option<f64>,
+    /// `resolved_at - exposed_at`, in seconds: how long users saw the bad
+    /// release in all.
+    pub exposure_window_s: Option<f64>,
+    /// The exposure window when the first exposure is known, else
+    /// `resolved_at - opened_at` (and a warning says so).
     pub time_to_recover_s: Option<f64>,
     /// Upstream stages that failed or were blocked.
     pub failed_stages: Vec<StageResult>,
@@ -127,8 +141,95 @@ pub fn relevant_history<'a>(
     (&history[start..], start)
 }
 
+/// How a history entry reads in the timeline.
+pub fn describe(h: &HistoryEntry) -> String {
+    let mut what = h.action.clone();
+    if let Some(v) = &h.version {
+        what.push_str(&format!(" {v}"));
+    }
+    if let Some(s) = &h.slot {
+        what.push_str(&format!(" on slot {s}"));
+    }
+    if let Some(d) = &h.detail {
+        what.push_str(&format!(" — {d}"));
+    }
+    what
+}
+
+/// The first entry of `history` after which `bad` (its slot serving its
+/// version) takes traffic, among the entries `eligible(index, entry)`
+/// accepts (those of this run). The whole history is replayed: `point` and
+/// `deploy` set a slot's version, `weights` (`slot=N …`) the split, `flag`
+/// (`name P% on=S off=T`, or `name removed …`) a flag; the bad slot has traffic when its weight
+/// or a flag turning it on is above 0. A slot whose version no entry names
+/// is taken to serve `bad`.
+pub fn first_exposure<'a>(
+    history: &'a [HistoryEntry],
+    bad: &SlotVersion,
+    eligible: impl Fn(usize, &HistoryEntry) -> bool,
+) -> Option<&'a HistoryEntry> {
+    let mut versions: std::collections::BTreeMap<&str, &str> = Default::default();
+    let mut weights: std::collections::BTreeMap<String, u32> = Default::default();
+    let mut flags: std::collections::BTreeMap<String, (String, f64)> = Default::default();
+    for (i, h) in history.iter().enumerate() {
+        match h.action.as_str() {
+            "point" | "deploy" => {
+                if let (Some(slot), Some(v)) = (&h.slot, &h.version) {
+                    versions.insert(slot, v);
+                }
+            }
+            "weights" => {
+                weights = h
+                    .detail
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|kv| {
+                        let (slot, w) = kv.split_once('=')?;
+                        Some((slot.to_string(), w.parse().ok()?))
+                    })
+                    .collect();
+            }
+            "flag" => {
+                let words: Vec<&str> = h
+                    .detail
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect();
+                if let [name, "removed", ..] = words[..] {
+                    flags.remove(name);
+                } else if let [name, pct, on, ..] = words[..] {
+                    if let (Some(p), Some(on)) = (
+                        pct.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()),
+                        on.strip_prefix("on="),
+                    ) {
+                        flags.insert(name.to_string(), (on.to_string(), p));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !eligible(i, h) {
+            continue;
+        }
+        let serves_bad = versions
+            .get(bad.slot.as_str())
+            .is_none_or(|v| *v == bad.version);
+        let routed = weights.get(&bad.slot).is_some_and(|w| *w > 0)
+            || flags.values().any(|(on, p)| *on == bad.slot && *p > 0.0);
+        if serves_bad && routed {
+            return Some(h);
+        }
+    }
+    None
+}
+
 /// The timeline: history entries, upstream stage starts and ends, and the
-/// remediation, sorted by time (unknown times last, stable).
+/// remediation, sorted by time at full precision (unknown times last).
+/// History entries keep their file order (an older whole-second time sorts
+/// no earlier than the entry before it), and equal times keep causal
+/// order: history, then stages, then the remediation.
 pub fn timeline(
     history: &[HistoryEntry],
     stages: &[StageResult],
@@ -136,24 +237,19 @@ pub fn timeline(
     verification: Option<&Verification>,
 ) -> Vec<Event> {
     let mut events = Vec::new();
+    let mut keys: Vec<Option<SystemTime>> = Vec::new();
+    let mut last_history: Option<SystemTime> = None;
     for h in history {
-        let mut what = h.action.clone();
-        if let Some(v) = &h.version {
-            what.push_str(&format!(" {v}"));
-        }
-        if let Some(s) = &h.slot {
-            what.push_str(&format!(" on slot {s}"));
-        }
-        if let Some(d) = &h.detail {
-            what.push_str(&format!(" — {d}"));
-        }
+        let key = parse_time(&h.at).map(|t| last_history.map_or(t, |l| l.max(t)));
+        last_history = key.or(last_history);
+        keys.push(key);
         events.push(Event {
             at: h.at.clone(),
             source: match &h.stage {
                 Some(s) => format!("history ({s})"),
                 None => "history".into(),
             },
-            what,
+            what: describe(h),
         });
     }
     for s in stages {
@@ -199,11 +295,14 @@ pub fn timeline(
             what: format!("verification {}: {}", v.outcome, v.message),
         });
     }
-    events.sort_by_key(|e| match parse_time(&e.at) {
-        Some(t) => (0, t),
+    keys.extend(events[keys.len()..].iter().map(|e| parse_time(&e.at)));
+    let mut keyed: Vec<(Option<SystemTime>, Event)> = keys.into_iter().zip(events).collect();
+    // Stable: equal keys keep the order they were pushed in.
+    keyed.sort_by_key(|(k, _)| match k {
+        Some(t) => (0, *t),
         None => (1, SystemTime::UNIX_EPOCH),
     });
-    events
+    keyed.into_iter().map(|(_, e)| e).collect()
 }
 
 fn num(v: Option<f64>) -> String {
@@ -245,13 +344,25 @@ pub fn markdown(i: &Incident) -> String {
         "- **Status:** {}\n- **Pipeline:** {} · **run** `{}` · **environment** {}\n",
         i.status, i.pipeline, i.run_id, i.environment
     ));
+    let secs = |s: Option<f64>| {
+        s.map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| "unknown".into())
+    };
     md.push_str(&format!(
-        "- **Opened:** {} · **Resolved:** {} · **Time to recover:** {}\n\n",
+        "- **First exposure:** {}{} · **Failure detected:** {} · **Resolved:** {}\n",
+        i.exposed_at.as_deref().unwrap_or("unknown"),
+        i.exposure
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default(),
         i.opened_at.as_deref().unwrap_or("unknown"),
         i.resolved_at.as_deref().unwrap_or("not resolved"),
-        i.time_to_recover_s
-            .map(|s| format!("{s:.1} s"))
-            .unwrap_or_else(|| "unknown".into())
+    ));
+    md.push_str(&format!(
+        "- **Detection time:** {} · **Exposure window:** {} · **Time to recover:** {}\n\n",
+        secs(i.detection_time_s),
+        secs(i.exposure_window_s),
+        secs(i.time_to_recover_s),
     ));
 
     md.push_str("## What failed\n\n");
@@ -432,6 +543,158 @@ mod tests {
         );
     }
 
+    fn entry(at: &str, run: &str, action: &str, slot: &str, detail: &str) -> HistoryEntry {
+        HistoryEntry {
+            at: at.into(),
+            stage: Some("s".into()),
+            action: action.into(),
+            version: (action == "point").then(|| "2.0.0".to_string()),
+            slot: Some(slot.to_string()).filter(|s| !s.is_empty()),
+            detail: Some(detail.to_string()).filter(|d| !d.is_empty()),
+            run_id: Some(run.into()),
+            ..HistoryEntry::default()
+        }
+    }
+
+    #[test]
+    fn mixed_precisions_sort_by_time_and_keep_causal_order() {
+        let history = vec![
+            // Written by an older sluice: whole seconds (really 05:00:00.9).
+            entry("2026-11-22T05:00:00Z", "r", "point", "green", ""),
+            entry(
+                "2026-11-22T05:00:00.950Z",
+                "r",
+                "weights",
+                "",
+                "blue=90 green=10",
+            ),
+            // Clock step back: still after the entry before it.
+            entry(
+                "2026-11-22T05:00:00.940Z",
+                "r",
+                "weights",
+                "",
+                "blue=80 green=20",
+            ),
+            entry(
+                "2026-11-22T05:00:02.500Z",
+                "r",
+                "weights",
+                "",
+                "blue=100 green=0",
+            ),
+        ];
+        let stage = StageResult {
+            stage: "canary".into(),
+            state: Some("failed".into()),
+            started_at: Some("2026-11-22T05:00:00.950Z".into()),
+            finished_at: Some("2026-11-22T05:00:02.100Z".into()),
+            ..StageResult::default()
+        };
+        let t = timeline(&history, &[stage], None, None);
+        let order: Vec<String> = t
+            .iter()
+            .map(|e| format!("{} {}", e.at, e.what.split(' ').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "2026-11-22T05:00:00Z point",
+                "2026-11-22T05:00:00.950Z weights",
+                "2026-11-22T05:00:00.940Z weights",
+                // Equal time: the history entries come first.
+                "2026-11-22T05:00:00.950Z started",
+                "2026-11-22T05:00:02.100Z failed",
+                "2026-11-22T05:00:02.500Z weights",
+            ]
+        );
+    }
+
+    #[test]
+    fn exposure_starts_when_the_bad_release_first_gets_traffic() {
+        let bad = SlotVersion::new("green", "2.0.0");
+        let history = vec![
+            entry("2026-11-22T04:00:00Z", "old", "weights", "", "blue=100"),
+            entry("2026-11-22T05:00:00.000Z", "r", "point", "green", ""),
+            entry(
+                "2026-11-22T05:00:00.100Z",
+                "r",
+                "weights",
+                "",
+                "blue=100 green=0",
+            ),
+            entry(
+                "2026-11-22T05:00:01.000Z",
+                "r",
+                "weights",
+                "",
+                "blue=90 green=10",
+            ),
+            entry(
+                "2026-11-22T05:00:05.000Z",
+                "r",
+                "weights",
+                "",
+                "blue=50 green=50",
+            ),
+        ];
+        let ours = |_: usize, h: &HistoryEntry| h.run_id.as_deref() == Some("r");
+        let e = first_exposure(&history, &bad, ours).expect("exposed");
+        assert_eq!(e.at, "2026-11-22T05:00:01.000Z");
+        // Behind a flag: exposed when the flag turns the slot on.
+        let flagged = vec![
+            entry("2026-11-22T05:00:00.000Z", "r", "point", "green", ""),
+            entry(
+                "2026-11-22T05:00:00.500Z",
+                "r",
+                "flag",
+                "",
+                "release-2 0% on=green off=blue",
+            ),
+            entry(
+                "2026-11-22T05:00:00.700Z",
+                "r",
+                "flag",
+                "",
+                "release-2 30% on=green off=blue",
+            ),
+        ];
+        let e = first_exposure(&flagged, &bad, ours).expect("exposed");
+        assert_eq!(e.at, "2026-11-22T05:00:00.700Z");
+        // A removed flag routes nobody.
+        let removed = vec![
+            entry(
+                "2026-11-22T05:00:00Z",
+                "old",
+                "flag",
+                "",
+                "f 30% on=green off=blue",
+            ),
+            entry(
+                "2026-11-22T05:00:01Z",
+                "old",
+                "flag",
+                "",
+                "f removed (was 30% on=green off=blue)",
+            ),
+            entry("2026-11-22T05:00:02Z", "r", "point", "green", ""),
+        ];
+        assert!(first_exposure(&removed, &bad, ours).is_none());
+        // Traffic from an earlier run is not this run's exposure.
+        let earlier = vec![entry(
+            "2026-11-22T05:00:00Z",
+            "old",
+            "weights",
+            "",
+            "green=100",
+        )];
+        assert!(first_exposure(&earlier, &bad, ours).is_none());
+        assert_eq!(
+            seconds_between("2026-11-22T05:00:01.000Z", "2026-11-22T05:00:16.000Z"),
+            Some(15.0)
+        );
+    }
+
     #[test]
     fn history_starts_at_the_bad_release() {
         let h = |action: &str, v: &str| HistoryEntry {
@@ -462,7 +725,11 @@ mod tests {
             pipeline: "delivery".into(),
             environment: "production".into(),
             opened_at: None,
+            exposed_at: None,
+            exposure: None,
             resolved_at: None,
+            detection_time_s: None,
+            exposure_window_s: None,
             time_to_recover_s: None,
             failed_stages: vec![canary_failed()],
             stages: vec![],
@@ -481,5 +748,25 @@ mod tests {
         );
         i.failed_stages.clear();
         assert!(markdown(&i).contains("## What failed\n\nunknown"));
+        i.exposed_at = Some("2026-11-22T05:00:01.000Z".into());
+        i.exposure = Some("weights — blue=90 green=10".into());
+        i.opened_at = Some("2026-11-22T05:00:15.900Z".into());
+        i.detection_time_s = Some(14.9);
+        i.exposure_window_s = Some(15.0);
+        i.time_to_recover_s = Some(15.0);
+        let md = markdown(&i);
+        assert!(
+            md.contains(
+                "- **First exposure:** 2026-11-22T05:00:01.000Z (weights — blue=90 green=10) · \
+                 **Failure detected:** 2026-11-22T05:00:15.900Z"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "**Detection time:** 14.9 s · **Exposure window:** 15.0 s · **Time to recover:** 15.0 s"
+            ),
+            "{md}"
+        );
     }
 }

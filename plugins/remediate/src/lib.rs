@@ -43,7 +43,12 @@
 //! neither names this run (its build failed, say), it changes nothing and
 //! passes with "nothing to remediate: this run changed nothing in
 //! <environment>" (incident status `no-action`); nor does it roll back a
-//! stable release this run did not deploy. Files without any `run_id`
+//! stable release this run did not deploy. When this run's release failed
+//! and was already taken out of service by the deploy itself (a rolling
+//! deploy that put every instance back and marked it `bad`), it passes with
+//! "nothing to remediate: release <v> failed and stage `deploy` already
+//! rolled it back …": production already serves the last good release,
+//! and a rollback never goes further back. Files without any `run_id`
 //! (an older sluice) are acted on as before, with a note.
 //!
 //! `state.json`'s `releases` keeps each release's verdict: what is rolled
@@ -83,7 +88,8 @@
 //!   verification is disabled).
 //! - Outputs `status`, `action`, `version`, `slot`; metrics
 //!   `remediate.duration_ms`, `remediate.verify_attempts`,
-//!   `remediate.time_to_recover_s` (first failure to verified recovery).
+//!   `remediate.time_to_recover_s` (first exposure of the failed release to
+//!   verified recovery; from the first failure when the exposure is unknown).
 //!
 //! The report is written even when the action fails, so the incident is
 //! always documented; the failing gate then blocks the stage.

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use sluice_delivery::{HistoryEntry, State, Target};
+use sluice_delivery::{HistoryEntry, ReleaseRecord, State, Target, Verdict};
 use sluice_sdk::{Context, Gate, Report, StageError};
 
 use crate::act;
@@ -66,7 +66,11 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         pipeline: ctx.pipeline().into(),
         environment: environment.clone(),
         opened_at,
+        exposed_at: None,
+        exposure: None,
         resolved_at: None,
+        detection_time_s: None,
+        exposure_window_s: None,
         time_to_recover_s: None,
         failed_stages: failed,
         stages,
@@ -100,7 +104,9 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
             vec![Gate::pass("remediation", msg.clone())]
         }
         None => remediate_and_verify(&settings, &target, &snapshot, &mut incident, |plan| {
-            stable_not_changed_by_run(ctx.run_id(), scope, &snapshot.state, &history, plan)
+            already_undone(ctx.run_id(), scope, &snapshot.state, &history, plan).or_else(|| {
+                stable_not_changed_by_run(ctx.run_id(), scope, &snapshot.state, &history, plan)
+            })
         }),
     };
     let nothing = nothing.or_else(|| {
@@ -153,6 +159,70 @@ impl RunScope {
             RunScope::Unknown
         }
     }
+}
+
+/// The release this run deployed, that failed and that no longer serves
+/// (marked `bad`, not stable, candidate nor on an instance): the deploy
+/// already put the old version back, e.g. a rolling deploy failing in a
+/// batch.
+fn undone_release<'a>(run_id: &str, state: &'a State) -> Option<&'a ReleaseRecord> {
+    if state.candidate.is_some() {
+        return None;
+    }
+    state.releases.iter().rev().find(|r| {
+        r.run_id.as_deref() == Some(run_id)
+            && r.verdict == Verdict::Bad
+            && state.stable.as_ref().is_none_or(|s| s.version != r.version)
+            && !state.instances.iter().any(|i| i.version == r.version)
+    })
+}
+
+/// `Some(reason)` when `plan` rolls back the stable release although this
+/// run's failed release was already taken out of service (by the deploy
+/// itself) and the stable release is not one this run deployed: rolling
+/// it back would go further back than the last good release.
+fn already_undone(
+    run_id: &str,
+    scope: RunScope,
+    state: &State,
+    history: &[HistoryEntry],
+    plan: &plan::Plan,
+) -> Option<String> {
+    if scope != RunScope::Changed || !matches!(plan.step, plan::Step::Rollback { .. }) {
+        return None;
+    }
+    let failed = undone_release(run_id, state)?;
+    let stable = state.stable.as_ref()?;
+    if state
+        .release(&stable.version)
+        .is_some_and(|r| r.run_id.as_deref() == Some(run_id) && r.verdict != Verdict::Good)
+    {
+        return None;
+    }
+    let by = history
+        .iter()
+        .rev()
+        .find(|h| h.run_id.as_deref() == Some(run_id) && h.action == "rollback")
+        .and_then(|h| h.stage.clone())
+        .map(|s| format!("stage `{s}`"))
+        .unwrap_or_else(|| "this run".to_string());
+    let kind = if state.verdict(&stable.version) == Verdict::Good {
+        "the last good release"
+    } else {
+        "the release that served before this run"
+    };
+    Some(format!(
+        "nothing to remediate: release {} failed and {by} already rolled it back (marked bad); \
+         {} already serves {kind} {} (slot {}), nothing left to roll back",
+        failed.version,
+        if state.environment.is_empty() {
+            "production"
+        } else {
+            &state.environment
+        },
+        stable.version,
+        stable.slot
+    ))
 }
 
 /// `Some(reason)` when `plan` rolls back a stable release that this run
@@ -259,7 +329,15 @@ fn remediate_and_verify(
                 duration_ms: done.duration_ms,
                 outcome: format!("done ({})", done.steps.join("; ")),
             });
-            let v = match verify::run(&settings.verify, &settings.target, &done.serving) {
+            // Flags route by user: verify as users are routed.
+            let by_user = !snapshot.flags.flags.is_empty()
+                || target.read_flags().is_ok_and(|f| !f.flags.is_empty());
+            let users = if by_user {
+                verify::user_sample_size(&settings.verify)
+            } else {
+                0
+            };
+            let v = match verify::run(&settings.verify, &settings.target, &done.serving, users) {
                 Ok(v) => v,
                 Err(e) => Verification {
                     outcome: "failed".into(),
@@ -292,12 +370,9 @@ fn remediate_and_verify(
                         e.message()
                     ));
                 }
-                let resolved = format_time(SystemTime::now());
-                incident.time_to_recover_s = incident
-                    .opened_at
-                    .as_deref()
-                    .and_then(|o| incident::seconds_between(o, &resolved));
-                incident.resolved_at = Some(resolved);
+                // The time to recover is set with the exposure, once the
+                // history is read (complete_timeline).
+                incident.resolved_at = Some(format_time(SystemTime::now()));
             }
             incident.verification = Some(v);
         }
@@ -323,14 +398,24 @@ fn complete_timeline(ctx: &Context, target: &Target, incident: &mut Incident) {
         }
     };
     incident.title = title(incident);
+    let undone = undone_release(ctx.run_id(), &incident.state_before).map(|r| r.version.clone());
     let bad = incident
         .remediation
         .as_ref()
         .and_then(|r| r.from.as_ref())
-        .or(incident.state_before.candidate.as_ref())
-        .or(incident.state_before.stable.as_ref())
-        .map(|s| s.version.clone());
-    let (history, skipped) = incident::relevant_history(&history, bad.as_deref());
+        .map(|s| s.version.clone())
+        .or(undone)
+        .or_else(|| {
+            incident
+                .state_before
+                .candidate
+                .as_ref()
+                .or(incident.state_before.stable.as_ref())
+                .map(|s| s.version.clone())
+        });
+    let (relevant, skipped) = incident::relevant_history(&history, bad.as_deref());
+    recovery_times(ctx.run_id(), &history, skipped, incident);
+    let history = relevant;
     if skipped > 0 {
         incident.warnings.push(format!(
             "the timeline starts at the install of the failed release; {skipped} earlier entries are in history.jsonl"
@@ -342,6 +427,47 @@ fn complete_timeline(ctx: &Context, target: &Target, incident: &mut Incident) {
         incident.remediation.as_ref(),
         incident.verification.as_ref(),
     );
+}
+
+/// The first exposure of the failed release and the times measured from
+/// it: detection time (to `opened_at`), exposure window and time to
+/// recover (to `resolved_at`). Entries of this run count; when no history
+/// entry names a run (an older sluice), those from the bad release's
+/// install on (`from`).
+fn recovery_times(run_id: &str, history: &[HistoryEntry], from: usize, incident: &mut Incident) {
+    let bad = incident
+        .remediation
+        .as_ref()
+        .and_then(|r| r.from.clone())
+        .or_else(|| incident.state_before.candidate.clone())
+        .or_else(|| incident.state_before.stable.clone());
+    let names_runs = history.iter().any(|h| h.run_id.is_some());
+    let exposure = bad.as_ref().and_then(|bad| {
+        incident::first_exposure(history, bad, |i, h| {
+            if names_runs {
+                h.run_id.as_deref() == Some(run_id)
+            } else {
+                i >= from
+            }
+        })
+    });
+    incident.exposed_at = exposure.map(|h| h.at.clone());
+    incident.exposure = exposure.map(incident::describe);
+    let since = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (Some(a), Some(b)) => incident::seconds_between(a, b),
+        _ => None,
+    };
+    incident.detection_time_s = since(&incident.exposed_at, &incident.opened_at);
+    incident.exposure_window_s = since(&incident.exposed_at, &incident.resolved_at);
+    incident.time_to_recover_s = incident.exposure_window_s;
+    if incident.resolved_at.is_some() && incident.exposed_at.is_none() {
+        incident.time_to_recover_s = since(&incident.opened_at, &incident.resolved_at);
+        incident.warnings.push(
+            "history.jsonl does not show when this run first sent traffic to the failed \
+             release; the time to recover is counted from the failure's detection"
+                .into(),
+        );
+    }
 }
 
 /// Writes `incident.json` and `incident.md`, logs the markdown, and builds

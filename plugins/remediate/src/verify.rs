@@ -1,7 +1,11 @@
 //! Verifying the remediation: the restored slot must be healthy and report
 //! the expected version ([`sluice_delivery::HealthCheck`]), and, when
 //! `verify.url` names a router, every one of `samples` requests through it
-//! must be answered by that version.
+//! must be answered by that version. When `flags.json` routes users
+//! (feature flags, by the `X-User` header), the router is sampled as users
+//! are routed: one request per user id `user-0` … `user-<n-1>`
+//! ([`user_sample_size`]), and every user must get that version; the share
+//! of users reaching each release is reported.
 
 use std::time::{Duration, Instant};
 
@@ -50,11 +54,24 @@ fn denied(e: HttpError) -> StageError {
     }
 }
 
-/// Runs the verification for `expect` on `target`.
+/// The header the example router (and `sluice_delivery::flags`) bucket
+/// users by.
+pub const USER_HEADER: &str = "X-User";
+
+/// How many distinct user ids to sample when flags route by user: at least
+/// 100 (so a flag at a few percent is seen), or `samples` when larger.
+pub fn user_sample_size(v: &Verify) -> u32 {
+    v.samples.max(100)
+}
+
+/// Runs the verification for `expect` on `target`. `users`: 0 samples the
+/// router without a user; otherwise one request for each of `users`
+/// user ids (`X-User: user-<i>`), for when flags route by user.
 pub fn run(
     v: &Verify,
     target: &TargetConfig,
     expect: &SlotVersion,
+    users: u32,
 ) -> Result<Verification, StageError> {
     let started = Instant::now();
     let mut out = Verification {
@@ -105,7 +122,7 @@ pub fn run(
     }
     if let Some(url) = &v.url {
         let path = v.version_path.as_deref().unwrap_or("/version");
-        let (ok, versions, msg) = sample_router(url, path, &expect.version, v)?;
+        let (ok, versions, msg) = sample_router(url, path, &expect.version, v, users)?;
         out.router_versions = versions;
         out.message = format!("{}; router {url}: {msg}", out.message);
         if !ok {
@@ -127,7 +144,8 @@ fn elapsed_ms(since: Instant) -> u64 {
 /// and a sentence.
 type RouterSample = (bool, Vec<(String, u32)>, String);
 
-/// Sends `samples` requests to the router, retrying the whole batch (a
+/// Sends `samples` requests to the router (with `users` > 0: one per user
+/// id `user-0` … `user-<users-1>` in `X-User`), retrying the whole batch (a
 /// router may take a moment to pick up the new files) until every answer
 /// names `expected` or the attempts run out.
 fn sample_router(
@@ -135,13 +153,27 @@ fn sample_router(
     path: &str,
     expected: &str,
     v: &Verify,
+    users: u32,
 ) -> Result<RouterSample, StageError> {
     let full = format!("{url}{path}");
+    let n = if users > 0 { users } else { v.samples };
+    let who = if users > 0 {
+        format!(
+            "users (one request per {USER_HEADER} user-0..user-{})",
+            users - 1
+        )
+    } else {
+        "requests".to_string()
+    };
     let mut last = (Vec::new(), String::new());
     for attempt in 1..=v.retries {
         let mut answers = Vec::new();
-        for _ in 0..v.samples {
-            let answer = match Request::new(Method::Get, &full).timeout(v.timeout).send() {
+        for i in 0..n {
+            let mut req = Request::new(Method::Get, &full).timeout(v.timeout);
+            if users > 0 {
+                req = req.header(USER_HEADER, format!("user-{i}"));
+            }
+            let answer = match req.send() {
                 Ok(r) if r.is_success() => reported_version(&r.text()),
                 Ok(r) => format!("HTTP {}", r.status),
                 Err(HttpError::Denied(m)) => return Err(denied(HttpError::Denied(m))),
@@ -154,21 +186,19 @@ fn sample_router(
             return Ok((
                 true,
                 counts,
-                format!(
-                    "{} of {} requests answered {expected}",
-                    v.samples, v.samples
-                ),
+                format!("{n} of {n} {who} answered {expected}"),
             ));
         }
         last = (
             counts.clone(),
             format!(
-                "after {attempt} attempt(s), answers were {}",
-                counts
+                "after {attempt} attempt(s), {} of {n} {who} did not get {expected}: {}",
+                n - counts
                     .iter()
-                    .map(|(v, n)| format!("{v} ×{n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .find(|(v, _)| v == expected)
+                    .map(|(_, c)| *c)
+                    .unwrap_or(0),
+                shares(&counts, n)
             ),
         );
         if attempt < v.retries {
@@ -176,6 +206,20 @@ fn sample_router(
         }
     }
     Ok((false, last.0, last.1))
+}
+
+/// `2.0.0 ×95 (95%), 1.0.0 ×5 (5%)`.
+pub fn shares(counts: &[(String, u32)], total: u32) -> String {
+    counts
+        .iter()
+        .map(|(v, c)| {
+            format!(
+                "{v} ×{c} ({:.0}%)",
+                f64::from(*c) * 100.0 / f64::from(total.max(1))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Counts equal answers, most frequent first (ties by name).
@@ -194,6 +238,24 @@ pub fn tally(answers: &[String]) -> Vec<(String, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_are_sampled_a_hundred_at_least_and_shares_reported() {
+        let v = |samples| Verify {
+            enabled: true,
+            health_path: "/health".into(),
+            version_path: None,
+            url: None,
+            samples,
+            retries: 1,
+            interval: Duration::from_millis(10),
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(user_sample_size(&v(10)), 100);
+        assert_eq!(user_sample_size(&v(500)), 500);
+        let counts = vec![("2.0.0".to_string(), 95), ("1.0.0".to_string(), 5)];
+        assert_eq!(shares(&counts, 100), "2.0.0 ×95 (95%), 1.0.0 ×5 (5%)");
+    }
 
     #[test]
     fn tally_orders_by_count() {

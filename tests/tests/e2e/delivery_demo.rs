@@ -476,6 +476,117 @@ fn delivery_demo_promotes_1_0_0_and_rolls_back_2_0_0() {
         "the failed gate is named\n{md}"
     );
     assert!(md.contains("Now serving: **1.0.0**"), "{md}");
+
+    // Issue 17 defect 9: the time to recover counts from the first exposure
+    // of 2.0.0 (the canary's first weight above 0 in this run), not from the
+    // end of the failed stage; detection time is exposure → failure.
+    let json: serde_json::Value =
+        serde_json::from_str(&artifact(&p, &id2, "remediate", "incident.json"))
+            .expect("incident.json");
+    let exposed_at = json["exposed_at"].as_str().expect("exposed_at");
+    let exposure = json["exposure"].as_str().expect("exposure");
+    assert!(exposure.starts_with("weights"), "{json}");
+    let opened_at = json["opened_at"].as_str().expect("opened_at");
+    let (detect, window, ttr) = (
+        json["detection_time_s"].as_f64().expect("detection_time_s"),
+        json["exposure_window_s"]
+            .as_f64()
+            .expect("exposure_window_s"),
+        json["time_to_recover_s"]
+            .as_f64()
+            .expect("time_to_recover_s"),
+    );
+    assert!(secs(exposed_at) < secs(opened_at) && detect > 0.0, "{json}");
+    assert!(window > detect && ttr == window, "{json}");
+    // Before: counted from the failed stage's end, it left out the time
+    // users saw 2.0.0 while the canary analysed it.
+    let resolved_at = json["resolved_at"].as_str().expect("resolved_at");
+    assert!(
+        ttr > secs(resolved_at) - secs(opened_at) + 0.5 * detect,
+        "{json}"
+    );
+    assert!(
+        md.contains(&format!("**First exposure:** {exposed_at} (")),
+        "{md}"
+    );
+    assert!(md.contains("**Exposure window:**"), "{md}");
+    assert!(md.contains("**Detection time:**"), "{md}");
+    // Every timeline entry has a full-precision time, and they are in
+    // order.
+    let times: Vec<f64> = json["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| {
+            let at = e["at"].as_str().expect("at");
+            assert!(at.contains('.'), "whole seconds in the timeline: {e}");
+            secs(at)
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{json}");
+    for line in p.read(&format!("{root}/history.jsonl")).lines() {
+        let h: serde_json::Value = serde_json::from_str(line).expect("history line");
+        assert!(h["at"].as_str().is_some_and(|a| a.contains('.')), "{line}");
+    }
+}
+
+/// Seconds since 2000-01-01 of an RFC 3339 UTC time
+/// (`2026-11-22T05:00:00Z` or with a fraction).
+fn secs(at: &str) -> f64 {
+    let at = at.trim_end_matches('Z');
+    let (date, time) = at.split_once('T').expect("T");
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().expect("date")).collect();
+    let t: Vec<f64> = time.split(':').map(|x| x.parse().expect("time")).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    days as f64 * 86_400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
+/// Feature flags on the nginx target would be written to `flags.json` and
+/// ignored by nginx (issue 17 defect 9): the deploy refuses them at
+/// configuration time and names the alternative.
+#[test]
+fn feature_flags_are_refused_on_the_nginx_target() {
+    let p = Project::new();
+    p.write(
+        "sluice.yaml",
+        &format!(
+            r#"version: 1
+name: delivery
+stages:
+  deploy:
+    uses: {deploy}
+    environment: production
+    with:
+      target:
+        kind: nginx
+        root: deploy/production
+        slots: {{ blue: "http://127.0.0.1:18101", green: "http://127.0.0.1:18102" }}
+      version: "2.0.0"
+      strategy: feature-flag
+      initial-percent: 10
+    grants: {{ workspace: write, exec: [nginx] }}
+"#,
+            deploy = plugin("deploy").display(),
+        ),
+    );
+    let run = p.sluice(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.all()
+            .contains("feature flags are not supported on the nginx target; use weights"),
+        "{}",
+        run.all()
+    );
+    assert!(!p.path().join("deploy/production/flags.json").exists());
 }
 
 /// nginx (`env/nginx.conf`) and Prometheus (`env/prometheus.yml`) of the
@@ -672,6 +783,22 @@ fn remediate_scenario(
     blue: &str,
     green: &str,
 ) -> (Project, LocalEnv, sluice_tests::Run) {
+    remediate_scenario_with(failing, gate, state, weights, flags, blue, green, "")
+}
+
+/// [`remediate_scenario`] with more `with:` lines for `remediate` (YAML,
+/// indented 6 spaces, each ending in a newline).
+#[allow(clippy::too_many_arguments)]
+fn remediate_scenario_with(
+    failing: &str,
+    gate: &str,
+    state: &str,
+    weights: &str,
+    flags: Option<&str>,
+    blue: &str,
+    green: &str,
+    with: &str,
+) -> (Project, LocalEnv, sluice_tests::Run) {
     let p = Project::new();
     let root_rel = "deploy/production";
     let root = p.path().join(root_rel);
@@ -706,7 +833,7 @@ stages:
     with:
       target: {{ kind: local, root: {root_rel}, slots: {{ blue: "{blue_url}", green: "{green_url}" }} }}
       verify: {{ url: "{router}", samples: 20, interval: 200ms }}
-    grants: {{ workspace: write, network: ["127.0.0.1:*"] }}
+{with}    grants: {{ workspace: write, network: ["127.0.0.1:*"] }}
 "#,
             fixture = plugin("fixture").display(),
             remediate = plugin("remediate").display(),
@@ -789,21 +916,125 @@ fn remediate_turns_a_feature_flag_off() {
         run.all()
     );
     assert_eq!(record["stages"]["remediate"]["outputs"]["action"], "flag");
+    assert_eq!(
+        record["stages"]["remediate"]["outputs"]["status"],
+        "resolved"
+    );
+    // The flag is gone, not left at 0% to route users to whatever its slot
+    // serves next.
     let flags: serde_json::Value =
         serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags");
-    assert_eq!(flags["flags"]["release-2.0.0"]["percent"], 0.0, "{flags}");
+    assert_eq!(flags, serde_json::json!({"flags": {}}), "{flags}");
     // user-1 (bucket 4452) and user-2 (8056) and everyone else: 1.0.0.
     for user in ["user-1", "user-2", "alice", "bob"] {
-        let mut s = TcpStream::connect(("127.0.0.1", env.router)).expect("router");
-        write!(
-            s,
-            "GET /version HTTP/1.1\r\nHost: x\r\nX-User: {user}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        assert!(raw.contains(r#""version": "1.0.0""#), "{user}: {raw}");
+        assert_eq!(version_for_user(env.router, user), "1.0.0", "{user}");
     }
+    // Verified as users are routed: 100 user ids, all on 1.0.0.
+    let json: serde_json::Value =
+        serde_json::from_str(&artifact(&p, &run.run_id(), "remediate", "incident.json"))
+            .expect("incident.json");
+    let msg = json["verification"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("100 of 100 users (one request per X-User user-0..user-99) answered 1.0.0"),
+        "{msg}"
+    );
+}
+
+/// The `/version` the router answers for user `user` (`X-User`).
+fn version_for_user(router: u16, user: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", router)).expect("router");
+    write!(
+        s,
+        "GET /version HTTP/1.1\r\nHost: x\r\nX-User: {user}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{user}: {e}: {raw}"));
+    v["version"].as_str().unwrap_or_default().to_string()
+}
+
+/// Issue 17: 1.0.0 went out behind flag `release-1.0.0` at 5% on green and
+/// was promoted, but the flag stayed (on green, off blue); the next canary
+/// put 2.0.0 on blue at weight 0, so the flag sent 95% of the users to it.
+/// Its canary failed: `remediate` (auto: weights) must take the flag away
+/// too, and verify as users are routed, not only with anonymous requests.
+#[test]
+fn remediate_removes_a_leftover_flag_that_routes_users_to_the_candidate() {
+    let (p, env, run) = remediate_scenario(
+        "canary",
+        "canary.analysis",
+        r#"{"environment":"production","strategy":"canary",
+            "stable":{"slot":"green","version":"1.0.0"},
+            "candidate":{"slot":"blue","version":"2.0.0"}}"#,
+        r#"{"routes":[{"slot":"green","version":"1.0.0","weight":100},
+                      {"slot":"blue","version":"2.0.0","weight":0}]}"#,
+        Some(r#"{"flags":{"release-1.0.0":{"on":"green","off":"blue","percent":5.0}}}"#),
+        "2.0.0",
+        "1.0.0",
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let record = p.record(&run.run_id());
+    let r = &record["stages"]["remediate"];
+    assert_eq!(r["state"], "passed", "{}", run.all());
+    assert_eq!(r["outputs"]["action"], "weights", "{r}");
+    assert_eq!(r["outputs"]["status"], "resolved", "{r}");
+    let flags: serde_json::Value =
+        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags");
+    assert_eq!(flags, serde_json::json!({"flags": {}}), "{flags}");
+    let history = p.read("deploy/production/history.jsonl");
+    assert!(
+        history.contains("release-1.0.0 removed (was 5% on=green off=blue)"),
+        "{history}"
+    );
+    for i in 0..50 {
+        let user = format!("user-{i}");
+        assert_eq!(version_for_user(env.router, &user), "1.0.0", "{user}");
+    }
+}
+
+/// A flag other than the one `remediate` takes away still sends 30% of
+/// the users to the bad release: verification samples 100 user ids, sees
+/// them reach 2.0.0 and does not report the incident resolved.
+#[test]
+fn remediate_verification_catches_a_flag_still_routing_users_to_the_bad_release() {
+    let (p, _env, run) = remediate_scenario_with(
+        "canary",
+        "canary.analysis",
+        r#"{"environment":"production","strategy":"feature-flag",
+            "stable":{"slot":"blue","version":"1.0.0"},
+            "candidate":{"slot":"green","version":"2.0.0"}}"#,
+        r#"{"routes":[{"slot":"blue","version":"1.0.0","weight":100},
+                      {"slot":"green","version":"2.0.0","weight":0}]}"#,
+        Some(
+            r#"{"flags":{"release-2.0.0":{"on":"green","off":"blue","percent":10.0},
+                         "new-checkout":{"on":"green","off":"blue","percent":30.0}}}"#,
+        ),
+        "1.0.0",
+        "2.0.0",
+        "      action: flag\n      flag: release-2.0.0\n",
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let record = p.record(&run.run_id());
+    let r = &record["stages"]["remediate"];
+    assert_eq!(r["outputs"]["status"], "unresolved", "{r}\n{}", run.all());
+    assert_ne!(r["state"], "passed", "{r}");
+    let flags: serde_json::Value =
+        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags");
+    assert!(flags["flags"].get("release-2.0.0").is_none(), "{flags}");
+    assert_eq!(flags["flags"]["new-checkout"]["percent"], 30.0, "{flags}");
+    let json: serde_json::Value =
+        serde_json::from_str(&artifact(&p, &run.run_id(), "remediate", "incident.json"))
+            .expect("incident.json");
+    assert_eq!(json["verification"]["outcome"], "failed", "{json:#}");
+    let msg = json["verification"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("of 100 users (one request per X-User user-0..user-99) did not get 1.0.0")
+            && msg.contains("2.0.0 ×"),
+        "{msg}"
+    );
 }
 
 /// The example's pipelines and trust policy are valid as shipped.

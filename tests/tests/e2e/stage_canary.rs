@@ -813,3 +813,94 @@ fn killed_runner_resumes_the_canary_at_its_step() {
     assert_eq!(progress["stage"], "canary", "{progress:#}");
     assert_eq!(progress["reason"], "step 2 completed", "{progress:#}");
 }
+
+/// [`project`] for a feature-flag release: `state.json` says so and
+/// `flags.json` has 2.0.0's flag at 5% (as `deploy` with `strategy:
+/// feature-flag, initial-percent: 5` leaves it), plus an unrelated flag.
+fn flag_project(blue: &Server, green: &Server, steps: &str) -> Project {
+    let p = project(blue, green, steps);
+    let state = p
+        .read("env/state.json")
+        .replace(r#""strategy": "canary""#, r#""strategy": "feature-flag""#);
+    p.write("env/state.json", &state);
+    p.write(
+        "env/flags.json",
+        r#"{"flags": {"release-2.0.0": {"on": "green", "off": "blue", "percent": 5.0},
+                      "dark-mode": {"on": "red", "off": "yellow", "percent": 40.0}}}"#,
+    );
+    p
+}
+
+/// The `detail`s of the `flag` lines of `history.jsonl`, in order.
+fn flag_history(p: &Project) -> Vec<String> {
+    p.read("env/history.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["action"] == "flag")
+        .filter_map(|e| e["detail"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Issue 17: the candidate is behind a feature flag. Every `set-weight`
+/// steps the flag (5 → 25 → 50 → 100) as well as the weights; promoting
+/// removes it, so every user is on the new stable release, and history
+/// records each change.
+#[test]
+fn feature_flag_canary_steps_the_flag_and_removes_it_on_promote() {
+    let blue = Server::start("good");
+    let green = Server::start("good");
+    let p = flag_project(
+        &blue,
+        &green,
+        "        - set-weight: 25\n        - pause: { duration: 100ms }\n        - set-weight: 50\n        - set-weight: 100",
+    );
+    let run = p.sluice(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "promoted", "{s:#}");
+    let flags = json(&p, "env/flags.json");
+    assert_eq!(
+        flags,
+        serde_json::json!({"flags": {"dark-mode": {"on": "red", "off": "yellow", "percent": 40.0}}}),
+        "{flags:#}"
+    );
+    assert_eq!(
+        flag_history(&p),
+        [
+            "release-2.0.0 25% on=green off=blue",
+            "release-2.0.0 50% on=green off=blue",
+            "release-2.0.0 100% on=green off=blue",
+            "release-2.0.0 removed (was 100% on=green off=blue)",
+        ]
+    );
+    let state = json(&p, "env/state.json");
+    assert_eq!(state["stable"]["slot"], "green", "{state:#}");
+}
+
+/// An aborted feature-flag canary removes the flag: no user stays on the
+/// candidate (before the fix it stayed at the last step's share).
+#[test]
+fn feature_flag_canary_removes_the_flag_on_abort() {
+    let blue = Server::start("good");
+    let green = Server::start("bad");
+    let steps = format!(
+        "        - set-weight: 25\n        - analysis:\n{JUDGE}\n        - set-weight: 100"
+    );
+    let p = flag_project(&blue, &green, &steps);
+    let run = p.sluice(&["run"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let s = stage(&p, &run.run_id());
+    assert_eq!(output(&s, "decision"), "aborted", "{s:#}");
+    let flags = json(&p, "env/flags.json");
+    assert!(flags["flags"].get("release-2.0.0").is_none(), "{flags:#}");
+    assert_eq!(flags["flags"]["dark-mode"]["percent"], 40.0, "{flags:#}");
+    assert_eq!(
+        flag_history(&p),
+        [
+            "release-2.0.0 25% on=green off=blue",
+            "release-2.0.0 removed (was 25% on=green off=blue)",
+        ]
+    );
+    let state = json(&p, "env/state.json");
+    assert_eq!(state["stable"]["version"], "1.0.0", "{state:#}");
+}

@@ -637,6 +637,110 @@ fn rolling_deploy_failing_in_its_second_batch_rolls_back_the_first() {
     assert_eq!(state["stable"], sv("instance-0", "1.0.0"));
 }
 
+/// Issue 17, defect 3: a release failing in rolling batch 1 is put back by
+/// `deploy` itself; the state then says what serves (the old version on
+/// every instance) and marks the failed release bad, and `remediate` does
+/// not roll back a second time (to the release before the old one).
+#[test]
+fn rolling_failure_in_batch_1_leaves_remediate_nothing_to_roll_back() {
+    let p = Project::new();
+    let ports = instance_ports(2);
+    let slots = p.path().join("deploy/production/slots");
+    // instance-0 (batch 1) answers /health with 500.
+    let _servers: Vec<Server> = ports
+        .iter()
+        .map(|(s, port)| {
+            let status = if s == "instance-0" { 500 } else { 200 };
+            slot_server(*port, s, &slots.join(s), status)
+        })
+        .collect();
+    let g = grants(&ports.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    let with_remediate = |health: &str| {
+        pipeline(&p, &rolling_with(&ports, 1, health), &g);
+        let mut yaml = p.read("sluice.yaml");
+        yaml.push_str(&format!(
+            r#"  remediate:
+    uses: {}
+    needs: [deploy]
+    when: failure
+    environment: production
+    with:
+      target: {{ kind: local, root: {ROOT} }}
+      action: auto
+      verify: {{ enabled: false }}
+    grants: {{ workspace: write }}
+"#,
+            plugin("remediate").display()
+        ));
+        p.write("sluice.yaml", &yaml);
+    };
+    with_remediate("false");
+    deploy_ok(&p, "1.0.0");
+    deploy_ok(&p, "2.0.0");
+    let before = json(&p, "deploy/production/state.json");
+    assert_eq!(before["stable"], sv("instance-0", "2.0.0"), "{before:#}");
+    assert_eq!(before["previous"], sv("instance-0", "1.0.0"), "{before:#}");
+
+    with_remediate("{ retries: 1, interval: 100ms }");
+    release(&p, "3.0.0");
+    let run = p.sluice(&["run"]);
+    let record = p.record(&run.run_id());
+    let all = run.all();
+    assert_ne!(run.code, 0, "{all}");
+    let d = &record["stages"]["deploy"];
+    assert_eq!(d["state"], "blocked", "{d:#}");
+    assert_eq!(d["outputs"]["failed-batch"], "1", "{d:#}");
+
+    // deploy's own restore: every instance on 2.0.0, the state says so
+    // and records 3.0.0 as bad.
+    for (slot, _) in &ports {
+        assert_eq!(
+            link(&p, &format!("{ROOT}/slots/{slot}")),
+            "../releases/2.0.0",
+            "{slot}\n{all}"
+        );
+    }
+    let state = json(&p, "deploy/production/state.json");
+    assert_eq!(state["stable"], sv("instance-0", "2.0.0"), "{state:#}");
+    assert_eq!(state["previous"], sv("instance-0", "1.0.0"), "{state:#}");
+    let verdict = |v: &str| {
+        state["releases"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["version"] == v))
+            .map(|r| r["verdict"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(verdict("3.0.0"), "bad", "{state:#}");
+    assert_eq!(verdict("2.0.0"), "good", "{state:#}");
+    assert_eq!(verdict("1.0.0"), "good", "{state:#}");
+
+    // remediate: nothing left to roll back, naming 3.0.0 as the failed
+    // release; no second rollback to 1.0.0.
+    let r = &record["stages"]["remediate"];
+    assert!(
+        r["state"] == "passed" || r["state"] == "warned",
+        "{r:#}\n{all}"
+    );
+    assert_eq!(r["outputs"]["status"], "no-action", "{r:#}");
+    assert_ne!(r["outputs"]["action"], "rollback", "{r:#}");
+    let summary = r["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("nothing to remediate: release 3.0.0 failed"),
+        "{summary}\n{all}"
+    );
+    assert!(
+        summary.contains("already serves the last good release 2.0.0"),
+        "{summary}"
+    );
+    let h = history(&p, ROOT);
+    assert!(
+        !h.iter()
+            .any(|e| e["version"] == "1.0.0" && e["run_id"] == Value::String(run.run_id())),
+        "{h:#?}"
+    );
+    assert!(!h.iter().any(|e| e["stage"] == "remediate"), "{h:#?}");
+}
+
 // ----------------------------------------------------------------- errors
 
 #[test]
