@@ -35,12 +35,15 @@ pub struct Config {
     /// rolling: number of instances.
     #[serde(default)]
     pub instances: Option<u32>,
-    /// rolling: instances per batch.
+    /// rolling: instances per batch, a count or `"N%"` of `instances`.
     #[serde(default)]
-    pub batch_size: Option<u32>,
+    pub batch_size: Option<BatchSize>,
     /// rolling: alias of batch-size (instances out of service at once).
     #[serde(default)]
-    pub max_unavailable: Option<u32>,
+    pub max_unavailable: Option<BatchSize>,
+    /// rolling: wait between successful batches (health re-checked after).
+    #[serde(default)]
+    pub pause: Option<ConfigDuration>,
     /// canary: initial candidate weight, 0–100.
     #[serde(default)]
     pub initial_weight: Option<u32>,
@@ -81,6 +84,75 @@ impl Strategy {
             Self::Rolling => "rolling",
             Self::Canary => "canary",
             Self::FeatureFlag => "feature-flag",
+        }
+    }
+}
+
+/// `with.batch-size` / `with.max-unavailable`: a count (`2`) or a
+/// percentage of `instances` (`"25%"`). Kept as written; [`BatchSize::resolve`]
+/// checks it and names the key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchSize {
+    /// A number or string as written.
+    Raw(serde_json::Value),
+}
+
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(d).map(Self::Raw)
+    }
+}
+
+impl BatchSize {
+    /// Instances per batch for `instances` instances: a count (at least 1)
+    /// or `"N%"` with N in 1–100, ceil(instances × N / 100), at least 1;
+    /// capped at `instances`. Errors name `key`.
+    pub fn resolve(&self, key: &str, instances: u32) -> Result<u32, StageError> {
+        let hint = "write a count such as `2` or a percentage of `instances` such as `\"25%\"`";
+        let Self::Raw(v) = self;
+        let count = |n: u64| -> Result<u32, StageError> {
+            if n == 0 {
+                return Err(bad(key, format!("must be at least 1; {hint}")));
+            }
+            Ok(u32::try_from(n).unwrap_or(u32::MAX).min(instances))
+        };
+        match v {
+            serde_json::Value::Number(n) => match n.as_u64() {
+                Some(n) => count(n),
+                None => Err(bad(
+                    key,
+                    format!("`{n}` is not a whole number of instances; {hint}"),
+                )),
+            },
+            serde_json::Value::String(text) => {
+                let t = text.trim();
+                if let Some(pct) = t.strip_suffix('%') {
+                    let pct: u64 = pct
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(key, format!("`{text}` is not a percentage; {hint}")))?;
+                    if !(1..=100).contains(&pct) {
+                        return Err(bad(
+                            key,
+                            format!("`{text}`: the percentage must be between 1% and 100%"),
+                        ));
+                    }
+                    let n = (u64::from(instances) * pct).div_ceil(100);
+                    Ok(u32::try_from(n.max(1)).unwrap_or(u32::MAX).min(instances))
+                } else {
+                    match t.parse::<u64>() {
+                        Ok(n) => count(n),
+                        Err(_) => Err(bad(
+                            key,
+                            format!("`{text}` is neither a count nor a percentage; {hint}"),
+                        )),
+                    }
+                }
+            }
+            other => Err(bad(
+                key,
+                format!("`{other}` is neither a count nor a percentage; {hint}"),
+            )),
         }
     }
 }
@@ -149,6 +221,8 @@ pub struct Rolling {
     pub instances: u32,
     /// Instances per batch.
     pub batch_size: u32,
+    /// Wait between successful batches (none after the last).
+    pub pause: Option<std::time::Duration>,
 }
 
 /// A validated configuration.
@@ -218,6 +292,7 @@ impl Settings {
             c.max_unavailable.is_some(),
             &[Strategy::Rolling],
         )?;
+        only("pause", c.pause.is_some(), &[Strategy::Rolling])?;
         only(
             "initial-weight",
             c.initial_weight.is_some(),
@@ -249,22 +324,30 @@ impl Settings {
             if instances == 0 {
                 return Err(bad("instances", "must be at least 1"));
             }
-            let batch_size = match (c.batch_size, c.max_unavailable) {
-                (Some(a), Some(b)) if a != b => {
-                    return Err(bad(
-                        "batch-size",
-                        format!("and max-unavailable disagree ({a} vs {b}); give only one"),
-                    ))
+            let batch_size = match (&c.batch_size, &c.max_unavailable) {
+                (Some(a), Some(b)) => {
+                    let (x, y) = (
+                        a.resolve("batch-size", instances)?,
+                        b.resolve("max-unavailable", instances)?,
+                    );
+                    if x != y {
+                        return Err(bad(
+                            "batch-size",
+                            format!(
+                                "and max-unavailable disagree ({x} vs {y} instances); give only one"
+                            ),
+                        ));
+                    }
+                    x
                 }
-                (Some(a), _) | (None, Some(a)) => a,
+                (Some(a), None) => a.resolve("batch-size", instances)?,
+                (None, Some(b)) => b.resolve("max-unavailable", instances)?,
                 (None, None) => 1,
             };
-            if batch_size == 0 {
-                return Err(bad("batch-size", "must be at least 1"));
-            }
             Some(Rolling {
                 instances,
-                batch_size: batch_size.min(instances),
+                batch_size,
+                pause: c.pause.map(ConfigDuration::get),
             })
         } else {
             None
@@ -384,7 +467,8 @@ mod tests {
             s.rolling,
             Some(Rolling {
                 instances: 4,
-                batch_size: 2
+                batch_size: 2,
+                pause: None
             })
         );
         assert!(s.health.is_some());
@@ -444,5 +528,81 @@ mod tests {
         let h = s.health.expect("health");
         assert_eq!(h.check.timeout, Duration::from_secs(2));
         assert_eq!(h.check.path, "/healthz");
+    }
+
+    fn rolling(extra: &str) -> Result<Rolling, String> {
+        settings(&format!(
+            r#"{{{T},"version":"1","strategy":"rolling",{extra}}}"#
+        ))
+        .map(|s| s.rolling.expect("rolling"))
+    }
+
+    #[test]
+    fn batch_size_as_count_or_percentage() {
+        for (extra, want) in [
+            (r#""instances":5,"batch-size":"20%""#, 1),
+            (r#""instances":3,"batch-size":"50%""#, 2),
+            (r#""instances":3,"batch-size":"34%""#, 2),
+            (r#""instances":3,"batch-size":"33%""#, 1),
+            (r#""instances":3,"batch-size":"1%""#, 1),
+            (r#""instances":4,"batch-size":"100%""#, 4),
+            (r#""instances":10,"batch-size":"25%""#, 3),
+            (r#""instances":4,"batch-size":3"#, 3),
+            (r#""instances":4,"batch-size":9"#, 4),
+            (r#""instances":4,"batch-size":"2""#, 2),
+            (r#""instances":4,"max-unavailable":"50%""#, 2),
+            (r#""instances":4,"batch-size":"50%","max-unavailable":2"#, 2),
+            (r#""instances":4"#, 1),
+        ] {
+            assert_eq!(rolling(extra).expect(extra).batch_size, want, "{extra}");
+        }
+        for (extra, want) in [
+            (
+                r#""instances":4,"batch-size":"0%""#,
+                "with.batch-size: `0%`: the percentage must be between 1% and 100%",
+            ),
+            (
+                r#""instances":4,"batch-size":"101%""#,
+                "with.batch-size: `101%`: the percentage must be between 1% and 100%",
+            ),
+            (
+                r#""instances":4,"batch-size":"abc""#,
+                "with.batch-size: `abc` is neither a count nor a percentage; write a count",
+            ),
+            (
+                r#""instances":4,"batch-size":"x%""#,
+                "with.batch-size: `x%` is not a percentage",
+            ),
+            (
+                r#""instances":4,"batch-size":0"#,
+                "with.batch-size: must be at least 1",
+            ),
+            (
+                r#""instances":4,"batch-size":-1"#,
+                "with.batch-size: `-1` is not a whole number",
+            ),
+            (
+                r#""instances":4,"max-unavailable":"0%""#,
+                "with.max-unavailable: `0%`",
+            ),
+            (
+                r#""instances":4,"batch-size":"50%","max-unavailable":1"#,
+                "with.batch-size: and max-unavailable disagree (2 vs 1 instances)",
+            ),
+        ] {
+            let e = rolling(extra).expect_err(extra);
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn pause_between_batches() {
+        let r = rolling(r#""instances":3,"pause":"1s""#).expect("ok");
+        assert_eq!(r.pause, Some(Duration::from_secs(1)));
+        assert_eq!(rolling(r#""instances":3"#).expect("ok").pause, None);
+        let e = rolling(r#""instances":3,"pause":"soon""#).expect_err("x");
+        assert!(e.contains("`soon` is not a duration"), "{e}");
+        let e = settings(&format!(r#"{{{T},"version":"1","pause":"1s"}}"#)).expect_err("x");
+        assert!(e.contains("with.pause: only for strategy rolling"), "{e}");
     }
 }

@@ -30,7 +30,8 @@
 //! | `strategy` | `recreate` (default) \| `blue-green` \| `rolling` \| `canary` \| `feature-flag` | see below |
 //! | `auto-promote` | bool | blue-green: switch traffic after the pre-promotion checks (default `true`); `false` leaves the new slot as `candidate` for later stages |
 //! | `instances` | integer | rolling (**required**): number of instances, slots `instance-0` … `instance-<n-1>` |
-//! | `batch-size` / `max-unavailable` | integer | rolling: instances per batch (default 1; give one of the two) |
+//! | `batch-size` / `max-unavailable` | integer or `"N%"` | rolling: instances per batch, a count or a percentage of `instances` (ceil, at least 1; default 1; give one of the two) |
+//! | `pause` | duration | rolling: wait between successful batches (not after the last); the batch is health-checked again after it |
 //! | `initial-weight` | 0–100 | canary: the candidate's first traffic weight (default 0) |
 //! | `flag` | string | feature-flag: flag name (default `release-<version>`) |
 //! | `initial-percent` | 0–100 | feature-flag: share of user keys in the flag (default 0) |

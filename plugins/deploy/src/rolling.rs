@@ -1,5 +1,6 @@
 //! `rolling`: instances `instance-0` … `instance-<n-1>` move to the new
-//! version batch by batch; each batch is health-checked. When a batch
+//! version batch by batch; each batch is health-checked (and, with
+//! `pause`, waited for and checked again before the next batch). When a batch
 //! fails, every instance moved so far (the completed batches and the
 //! failed one) goes back to its old version and the stage fails, naming
 //! the batch; the state then names the old version as `stable` and the
@@ -8,6 +9,7 @@
 use sluice_delivery::{
     ArtifactFile, Route, SlotVersion, State, Target, TargetKind, Verdict, Weights,
 };
+use sluice_sdk::values::ConfigDuration;
 use sluice_sdk::{Gate, StageError};
 
 use crate::config::{Rolling, Settings, Strategy};
@@ -90,6 +92,53 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
                 health_attempts += o.attempts;
                 if !o.healthy {
                     failure = Some((k, slot.clone(), o.message));
+                    break 'batches;
+                }
+            }
+        }
+        let last = k + 1 == total;
+        let pause = r.pause.filter(|_| !last);
+        let detail = format!(
+            "batch {} of {total} {}: {}{}",
+            k + 1,
+            if s.health.is_some() {
+                "healthy"
+            } else {
+                "updated"
+            },
+            batch.join(", "),
+            pause
+                .map(|p| format!("; pausing {}", ConfigDuration::from(p)))
+                .unwrap_or_default()
+        );
+        t.record(
+            "batch",
+            Some(&s.version),
+            batch.first().map(String::as_str),
+            Some(&detail),
+        )?;
+        let Some(pause) = pause else {
+            continue;
+        };
+        sluice_sdk::info!(
+            "pausing {} before batch {} of {total}",
+            ConfigDuration::from(pause),
+            k + 2
+        );
+        std::thread::sleep(pause);
+        // The batch must still be healthy after the pause: one that turned
+        // unhealthy meanwhile fails the rollout like a failed check.
+        if let Some(health) = &s.health {
+            for slot in batch {
+                let o = probe(t, health, slot, &s.version)?;
+                health_attempts += o.attempts;
+                if !o.healthy {
+                    let message = format!(
+                        "unhealthy after the {} pause: {}",
+                        ConfigDuration::from(pause),
+                        o.message
+                    );
+                    failure = Some((k, slot.clone(), message));
                     break 'batches;
                 }
             }
@@ -238,6 +287,7 @@ mod tests {
         let b = batches(Rolling {
             instances: 5,
             batch_size: 2,
+            pause: None,
         });
         assert_eq!(b.len(), 3);
         assert_eq!(b[2], vec!["instance-4".to_string()]);

@@ -637,6 +637,203 @@ fn rolling_deploy_failing_in_its_second_batch_rolls_back_the_first() {
     assert_eq!(state["stable"], sv("instance-0", "1.0.0"));
 }
 
+/// Rolling `with:` lines with `batch-size` as written (e.g. `34%`) and
+/// `pause` when given.
+fn rolling_pause_with(
+    ports: &[(String, u16)],
+    batch: &str,
+    pause: Option<&str>,
+    health: &str,
+) -> String {
+    let slots: Vec<(&str, u16)> = ports.iter().map(|(s, p)| (s.as_str(), *p)).collect();
+    format!(
+        "{}      strategy: rolling\n      instances: {}\n      batch-size: {batch}\n{}      health-check: {health}\n",
+        local_target(&slots),
+        ports.len(),
+        pause
+            .map(|p| format!("      pause: {p}\n"))
+            .unwrap_or_default()
+    )
+}
+
+/// The `batch` history entries of `version`, as their details.
+fn batch_entries(h: &[Value], version: &str) -> Vec<String> {
+    h.iter()
+        .filter(|e| e["action"] == "batch" && e["version"] == version)
+        .filter_map(|e| e["detail"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Issue 17, defect 8: `batch-size` as a percentage (3 instances at 34% →
+/// ceil(1.02) = 2 per batch → 2 batches) and a `pause` between batches
+/// (one pause: none after the last batch), recorded in order.
+#[test]
+fn rolling_percentage_batches_pause_between_batches() {
+    let p = Project::new();
+    let ports = instance_ports(3);
+    let slots = p.path().join("deploy/production/slots");
+    let _servers: Vec<Server> = ports
+        .iter()
+        .map(|(s, port)| slot_server(*port, s, &slots.join(s), 200))
+        .collect();
+    let g = grants(&ports.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    pipeline(&p, &rolling_pause_with(&ports, "34%", None, "false"), &g);
+    deploy_ok(&p, "1.0.0");
+
+    pipeline(
+        &p,
+        &rolling_pause_with(&ports, "34%", Some("1s"), "{ retries: 3, interval: 200ms }"),
+        &g,
+    );
+    let started = Instant::now();
+    let d = deploy_ok(&p, "2.0.0");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "no pause: {took:?}");
+    assert_eq!(metric(&d, "deploy.batches"), 2.0, "{d:#}");
+    assert_eq!(metric(&d, "deploy.batches_completed"), 2.0, "{d:#}");
+    assert_eq!(metric(&d, "deploy.rolled_back"), 0.0, "{d:#}");
+    // Each instance is probed once after its move; batch 1 once more
+    // after the pause.
+    assert_eq!(metric(&d, "deploy.health_attempts"), 5.0, "{d:#}");
+
+    let h = history(&p, ROOT);
+    assert_eq!(
+        batch_entries(&h, "2.0.0"),
+        [
+            "batch 1 of 2 healthy: instance-0, instance-1; pausing 1s",
+            "batch 2 of 2 healthy: instance-2"
+        ],
+        "{h:#?}"
+    );
+    // In order: batch 1's points, its batch entry, batch 2's point, its
+    // batch entry.
+    let order: Vec<String> = h
+        .iter()
+        .filter(|e| e["version"] == "2.0.0" && (e["action"] == "point" || e["action"] == "batch"))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap_or_default(),
+                e["slot"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "point instance-0",
+            "point instance-1",
+            "batch instance-0",
+            "point instance-2",
+            "batch instance-2"
+        ],
+        "{h:#?}"
+    );
+    for (slot, port) in &ports {
+        assert_eq!(
+            link(&p, &format!("{ROOT}/slots/{slot}")),
+            "../releases/2.0.0"
+        );
+        assert_eq!(http_get(*port, "/version").1, "2.0.0\n");
+    }
+}
+
+/// Issue 17, defect 8: an instance of a healthy batch that turns unhealthy
+/// during the pause fails the deploy before the next batch, and every moved
+/// instance is put back.
+#[test]
+fn rolling_batch_unhealthy_after_the_pause_fails_and_restores() {
+    let p = Project::new();
+    let ports = instance_ports(3);
+    let slots = p.path().join("deploy/production/slots");
+    let mut servers: Vec<Server> = ports
+        .iter()
+        .map(|(s, port)| slot_server(*port, s, &slots.join(s), 200))
+        .collect();
+    let g = grants(&ports.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    pipeline(&p, &rolling_pause_with(&ports, "1", None, "false"), &g);
+    deploy_ok(&p, "1.0.0");
+
+    pipeline(
+        &p,
+        &rolling_pause_with(
+            &ports,
+            "1",
+            Some("3s"),
+            "{ retries: 1, interval: 100ms, timeout: 1s }",
+        ),
+        &g,
+    );
+    release(&p, "2.0.0");
+    // When batch 1 is recorded healthy (the pause starts), instance-0 dies.
+    let instance0 = servers.remove(0);
+    let hist = p.path().join(ROOT).join("history.jsonl");
+    let killer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&hist).unwrap_or_default();
+            if text
+                .lines()
+                .any(|l| l.contains("\"batch\"") && l.contains("batch 1 of 3 healthy"))
+            {
+                drop(instance0);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    });
+    let (code, d, all) = run(&p);
+    assert!(killer.join().expect("killer"), "batch 1 was never recorded");
+    assert_ne!(code, 0, "{all}");
+    assert_eq!(d["state"], "blocked", "{d:#}");
+    assert_eq!(d["outputs"]["failed-batch"], "1", "{d:#}");
+    assert_eq!(metric(&d, "deploy.batches_completed"), 0.0);
+    assert_eq!(metric(&d, "deploy.rolled_back"), 1.0);
+    let gate = &d["gates"][0];
+    assert_eq!(gate["name"], "deploy.rolling");
+    assert_eq!(gate["verdict"], "fail");
+    let msg = gate["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("failed in batch 1 of 3"), "{msg}");
+    assert!(
+        msg.contains("instance-0: unhealthy after the 3s pause"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("rolled back batch 1: instance-0→1.0.0"),
+        "{msg}"
+    );
+
+    // Batch 2 was never started; instance-0 is back on 1.0.0.
+    for (slot, _) in &ports {
+        assert_eq!(
+            link(&p, &format!("{ROOT}/slots/{slot}")),
+            "../releases/1.0.0",
+            "{slot}"
+        );
+    }
+    let h = history(&p, ROOT);
+    assert_eq!(
+        batch_entries(&h, "2.0.0"),
+        ["batch 1 of 3 healthy: instance-0; pausing 3s"],
+        "{h:#?}"
+    );
+    let moved: Vec<&str> = h
+        .iter()
+        .filter(|e| e["action"] == "point" && e["version"] == "2.0.0")
+        .filter_map(|e| e["slot"].as_str())
+        .collect();
+    assert_eq!(moved, ["instance-0"], "{h:#?}");
+    assert!(h.iter().any(|e| e["action"] == "rollback"));
+    let state = json(&p, "deploy/production/state.json");
+    let versions: Vec<&str> = state["instances"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["version"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(versions, ["1.0.0"; 3], "{state:#}");
+    assert_eq!(state["stable"], sv("instance-0", "1.0.0"));
+}
+
 /// Issue 17, defect 3: a release failing in rolling batch 1 is put back by
 /// `deploy` itself; the state then says what serves (the old version on
 /// every instance) and marks the failed release bad, and `remediate` does
