@@ -46,7 +46,7 @@
 //! | `target` | object (**required**) | The environment: `kind` (`local` \| `nginx` \| `http`), `root`, `slots`, … as in `docs/delivery.md`. `state.json` must have a `stable` and a `candidate`. |
 //! | `steps` | list (**required**) | Each item is exactly one of `set-weight`, `pause`, `analysis`. |
 //! | `steps[].set-weight` | 0–100 | Percentage of traffic to the candidate (the rest to stable), written through the target (`weights.json`, nginx upstreams, or `POST /weights`). |
-//! | `steps[].pause.duration` | `"30s"`, `"2m"`, seconds | Sleep this long. |
+//! | `steps[].pause.duration` | duration (`"30s"`, `"2m"`; a unit is required, see docs/values.md) | Sleep this long. |
 //! | `steps[].pause: {}` | | Wait for approval: the stage saves its place in `<root>/canary.json` (`<workspace>/.canary-<stage>.json` for an `http` target without `root`), reports the inconclusive gate `canary.paused` and stops; re-run in the same run (after `sluice approve`), it continues with the next step. The same file is written after every completed step, so a runner killed mid-canary and resumed (`sluice run --resume`) continues at the next step with the weight it had instead of starting over. |
 //! | `steps[].analysis.metrics[]` | list | Argo-style metrics (below). |
 //! | `steps[].analysis.judge` | object | Kayenta-style judge (below); `judge: {}` uses every default. |
