@@ -53,6 +53,50 @@ fn update(t: &Target, a: &ArtifactFile, slot: &str, version: &str) -> Result<(),
     Ok(())
 }
 
+/// How long a drained batch is left before its instances move:
+/// `nginx -s reload` only signals the master, which starts new workers
+/// and lets the old ones finish their requests (and stop accepting) on
+/// its own.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// nginx: writes and reloads the upstream with every instance that has a
+/// version (moved ones at `version`) at weight 1, and those of `batch` at
+/// 0 (`down`), then waits [`DRAIN_WAIT`] when a batch was drained. Does
+/// nothing when no other instance could serve.
+fn drain_batch(
+    t: &Target,
+    slots: &[String],
+    old: &[Option<String>],
+    moved: &[(usize, String)],
+    version: &str,
+    batch: Option<&Vec<String>>,
+) -> Result<(), StageError> {
+    let mut routes = Vec::new();
+    for (slot, before) in slots.iter().zip(old) {
+        let v = if moved.iter().any(|(_, m)| m == slot) {
+            Some(version.to_string())
+        } else {
+            before.clone()
+        };
+        let Some(v) = v else { continue };
+        let drained = batch.is_some_and(|b| b.contains(slot));
+        routes.push(Route {
+            slot: slot.clone(),
+            version: v,
+            weight: u32::from(!drained),
+        });
+    }
+    let w = Weights { routes };
+    if w.total() == 0 {
+        return Ok(());
+    }
+    t.set_weights(&w)?;
+    if batch.is_some() {
+        std::thread::sleep(DRAIN_WAIT);
+    }
+    Ok(())
+}
+
 /// Runs the rolling deploy.
 pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, StageError> {
     let r = s.rolling.ok_or_else(|| {
@@ -82,6 +126,12 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
     let mut health_attempts = 0u32;
     'batches: for (k, batch) in plan.iter().enumerate() {
         sluice_sdk::info!("batch {} of {total}: {}", k + 1, batch.join(", "));
+        // nginx: the batch is drained (`down` in the upstream) before its
+        // instances move, so no request reaches a process that restarts.
+        let drain = t.kind() == TargetKind::Nginx;
+        if drain {
+            drain_batch(t, &slots, &old, &moved, &s.version, Some(batch))?;
+        }
         for slot in batch {
             update(t, a, slot, &s.version)?;
             moved.push((k, slot.clone()));
@@ -95,6 +145,10 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
                     break 'batches;
                 }
             }
+        }
+        if drain {
+            // Healthy: back in the upstream.
+            drain_batch(t, &slots, &old, &moved, &s.version, None)?;
         }
         let last = k + 1 == total;
         let pause = r.pause.filter(|_| !last);

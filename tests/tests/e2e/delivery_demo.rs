@@ -14,18 +14,18 @@ use std::time::{Duration, Instant};
 use sluice_tests::{plugin, repo_root, Project};
 
 /// A free loopback port (bound, then released).
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
 }
 
-fn require(program: &str) {
+pub(super) fn require(program: &str) {
     require_with(program, "scripts/setup.sh", "--version");
 }
 
-fn require_with(program: &str, setup: &str, version_flag: &str) {
+pub(super) fn require_with(program: &str, setup: &str, version_flag: &str) {
     let ok = Command::new(program)
         .arg(version_flag)
         .output()
@@ -38,7 +38,7 @@ fn require_with(program: &str, setup: &str, version_flag: &str) {
 }
 
 /// The example environment, started detached; stopped on drop.
-struct LocalEnv {
+pub(super) struct LocalEnv {
     config: PathBuf,
     router: u16,
     slots: Vec<(String, u16)>,
@@ -59,7 +59,7 @@ impl LocalEnv {
 
     /// Like [`start_with_load`](Self::start_with_load), with the load sent
     /// to `load_port` (e.g. nginx) instead of the router.
-    fn start_full(
+    pub(super) fn start_full(
         dir: &Path,
         root: &str,
         slots: &[&str],
@@ -112,7 +112,7 @@ impl LocalEnv {
             .expect("run python3 localenv.py")
     }
 
-    fn port(&self, slot: &str) -> u16 {
+    pub(super) fn port(&self, slot: &str) -> u16 {
         self.slots
             .iter()
             .find(|(s, _)| s == slot)
@@ -137,7 +137,7 @@ impl Drop for LocalEnv {
 
 /// `GET path` on a loopback port: (status, body), or None when nothing
 /// answers.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(super) fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -162,7 +162,7 @@ fn version_at(port: u16) -> Option<String> {
 }
 
 /// Waits until `port` answers `/version` with `version`.
-fn wait_for_version(port: u16, version: &str) {
+pub(super) fn wait_for_version(port: u16, version: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = None;
     while Instant::now() < deadline {
@@ -340,7 +340,7 @@ stages:
 }
 
 /// Copies `examples/delivery` (without what its runs generate) into `to`.
-fn copy_delivery_example(from: &Path, to: &Path) {
+pub(super) fn copy_delivery_example(from: &Path, to: &Path) {
     const GENERATED: [&str; 4] = [".sluice", "deploy", "dist", "__pycache__"];
     for entry in std::fs::read_dir(from).expect("read example dir").flatten() {
         let name = entry.file_name();

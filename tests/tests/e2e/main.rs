@@ -7,6 +7,7 @@ mod cli;
 mod containment;
 mod delivery_demo;
 mod delivery_rollback;
+mod delivery_switch;
 mod events_schema;
 mod examples;
 mod hostile;
