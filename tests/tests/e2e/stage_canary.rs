@@ -404,13 +404,6 @@ fn failing_analysis_metrics_abort() {
 /// upstream block with the candidate `down`.
 #[test]
 fn access_log_judge_aborts_on_nginx_target() {
-    let p = Project::new();
-    p.write(
-        "env/state.json",
-        r#"{"environment": "production", "strategy": "canary",
-            "stable": {"slot": "blue", "version": "1.0.0"},
-            "candidate": {"slot": "green", "version": "2.0.0"}}"#,
-    );
     let mut log = String::new();
     for i in 0..40 {
         log.push_str(&format!(
@@ -423,33 +416,12 @@ fn access_log_judge_aborts_on_nginx_target() {
             i % 4
         ));
     }
-    p.write("logs/access.log", &log);
-    let pipeline = format!(
-        r#"version: 1
-name: canary-nginx
-stages:
-  canary:
-    uses: {canary}
-    grants: {{ workspace: write, exec: ["true"] }}
-    with:
-      target:
-        kind: nginx
-        root: env
-        access-log: logs/access.log
-        reload: ["true"]
-        slots: {{ blue: "http://127.0.0.1:18101", green: "http://127.0.0.1:18102" }}
-      steps:
-        - set-weight: 10
-        - analysis:
-            judge:
-              source: access-log
-              metrics:
-                - {{ name: latency, sample: latency, effect: median, max-effect: 2 }}
-                - {{ name: errors, sample: errors }}
-"#,
-        canary = plugin("canary").display()
+    let p = nginx_log_project(
+        &log,
+        "              metrics:
+                - { name: latency, sample: latency, effect: median, max-effect: 2 }
+                - { name: errors, sample: errors }",
     );
-    p.write("sluice.yaml", &pipeline);
     let run = p.sluice(&["run"]);
     assert_ne!(run.code, 0, "{}", run.all());
     let s = stage(&p, &run.run_id());

@@ -190,6 +190,18 @@ fn link(p: &Project, rel: &str) -> String {
         .to_string()
 }
 
+/// Every instance slot of `ports` links to release `version`; `context`
+/// is added to the failure message.
+fn assert_instances_on(p: &Project, ports: &[(String, u16)], version: &str, context: &str) {
+    for (slot, _) in ports {
+        assert_eq!(
+            link(p, &format!("{ROOT}/slots/{slot}")),
+            format!("../releases/{version}"),
+            "{slot}\n{context}"
+        );
+    }
+}
+
 fn history(p: &Project, root: &str) -> Vec<Value> {
     p.read(&format!("{root}/history.jsonl"))
         .lines()
@@ -599,13 +611,7 @@ fn rolling_deploy_failing_in_its_second_batch_rolls_back_the_first() {
     );
 
     // Every instance serves 1.0.0 again; batch 3 was never touched.
-    for (slot, _) in &ports {
-        assert_eq!(
-            link(&p, &format!("{ROOT}/slots/{slot}")),
-            "../releases/1.0.0",
-            "{slot}"
-        );
-    }
+    assert_instances_on(&p, &ports, "1.0.0", "");
     let h = history(&p, ROOT);
     let moved: Vec<String> = h
         .iter()
@@ -805,13 +811,7 @@ fn rolling_batch_unhealthy_after_the_pause_fails_and_restores() {
     );
 
     // Batch 2 was never started; instance-0 is back on 1.0.0.
-    for (slot, _) in &ports {
-        assert_eq!(
-            link(&p, &format!("{ROOT}/slots/{slot}")),
-            "../releases/1.0.0",
-            "{slot}"
-        );
-    }
+    assert_instances_on(&p, &ports, "1.0.0", "");
     let h = history(&p, ROOT);
     assert_eq!(
         batch_entries(&h, "2.0.0"),
@@ -890,13 +890,7 @@ fn rolling_failure_in_batch_1_leaves_remediate_nothing_to_roll_back() {
 
     // deploy's own restore: every instance on 2.0.0, the state says so
     // and records 3.0.0 as bad.
-    for (slot, _) in &ports {
-        assert_eq!(
-            link(&p, &format!("{ROOT}/slots/{slot}")),
-            "../releases/2.0.0",
-            "{slot}\n{all}"
-        );
-    }
+    assert_instances_on(&p, &ports, "2.0.0", &all);
     let state = json(&p, "deploy/production/state.json");
     assert_eq!(state["stable"], sv("instance-0", "2.0.0"), "{state:#}");
     assert_eq!(state["previous"], sv("instance-0", "1.0.0"), "{state:#}");
