@@ -16,7 +16,7 @@ echo "==> cargo fmt --all --check"
 cargo fmt --all --check
 echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "==> cargo doc --no-deps (-D warnings)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-files -p sluice-pipeline -p sluice-trust -p sluice-record -p sluice-engine -p sluice-host -p sluice-types -p sluice-sdk
+echo "==> cargo doc --no-deps --workspace (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"

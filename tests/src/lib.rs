@@ -8,6 +8,35 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// A loopback port that nothing listens on, for a server a test starts
+/// (nginx, Prometheus, the example environment) that binds it a moment
+/// later. Taken from below Linux's ephemeral range (32768–60999): a port
+/// the kernel picked with `bind(0)` and released goes back to the pool the
+/// kernel also gives the *client* side of outgoing connections, and with
+/// thousands of requests in flight across the suite one of them could take
+/// it before the server binds it. Every port is handed out once per
+/// process, starting at an offset from the process id so that concurrent
+/// test processes rarely probe the same ones.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < SPAN,
+            "no free loopback port left in {LOW}..{}",
+            LOW + SPAN
+        );
+        let port = u16::try_from(LOW + (start + n) % SPAN).expect("below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -92,6 +92,10 @@ pub struct JobGrants {
     pub exec: Vec<String>,
     /// Secrets the stage may read, by name.
     pub secrets: Vec<String>,
+    /// Extra TLS roots for the stage's HTTPS connections (`grants.tls-ca`),
+    /// with the digest each file had at load time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_ca: Vec<sluice_pipeline::TlsCa>,
     /// Linear memory limit, in bytes.
     pub memory: u64,
     /// Cap on the stage's log output (and on each captured `exec` stream),
@@ -487,6 +491,7 @@ mod tests {
                 network: vec!["*.internal:443".parse().expect("pattern")],
                 exec: vec!["cargo".into()],
                 secrets: vec!["NPM_TOKEN".into()],
+                tls_ca: vec![],
                 memory: 256 << 20,
                 output: 1 << 20,
                 artifacts: 10 << 30,

@@ -242,6 +242,7 @@ impl Orchestrator {
                 network: grants.network.clone(),
                 exec: grants.exec.clone(),
                 secrets: grants.secrets.clone(),
+                tls_ca: grants.tls_ca.clone(),
                 memory: grants.memory,
                 output: grants.output,
                 artifacts: grants.artifacts,

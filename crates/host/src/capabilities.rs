@@ -51,6 +51,7 @@ mod tests {
                 .collect(),
             exec: Vec::new(),
             secrets: Vec::new(),
+            tls_ca: Vec::new(),
             memory: 0,
             output: 0,
             artifacts: 0,

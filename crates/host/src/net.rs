@@ -12,13 +12,20 @@
 //!    purpose) but never to link-local ones (cloud metadata endpoints). A name
 //!    matched by a wildcard must resolve to public addresses only. Either
 //!    restriction is lifted for an address granted explicitly as an IP.
-//! 3. Plain `http` connects to the address that was checked (the `Host`
-//!    header keeps the name), so a second DNS answer cannot redirect it.
-//!    `https` reconnects by name for certificate checks; the window between
-//!    check and connect is the remaining exposure there.
+//! 3. Both `http` and `https` connect to the address that was checked (the
+//!    `Host` header keeps the name), so a second DNS answer cannot redirect
+//!    them. `https` verifies the server's certificate against the *name*
+//!    (or the IP literal) of the request, with the public (webpki) roots
+//!    plus the stage's `grants.tls-ca` roots; this is why sluice does the
+//!    TLS handshake itself instead of `default_send_request`, which takes
+//!    only webpki roots and reconnects by name.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use rustls::pki_types::{CertificateDer, ServerName};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use sluice_types::{HostPattern, NetMatch, NetPattern};
@@ -30,18 +37,84 @@ use super::state::Denials;
 #[derive(Clone)]
 pub struct NetPolicy {
     patterns: Vec<NetPattern>,
+    tls: Arc<rustls::ClientConfig>,
     log: StageLog,
     denials: Denials,
 }
 
+/// Why a stage's TLS settings cannot be built.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TlsSetupError {
+    /// A `grants.tls-ca` certificate rustls would not take as a root.
+    #[error("certificate {index} of the stage's grants.tls-ca roots cannot be used: {source}")]
+    Root {
+        /// 1-based position among the stage's extra roots.
+        index: usize,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The TLS client settings themselves were refused.
+    #[error("cannot set up TLS: {0}")]
+    Config(#[source] rustls::Error),
+}
+
+/// The TLS client settings for the public roots alone, built once: most
+/// stages have no `grants.tls-ca`.
+fn public_tls() -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    static PUBLIC: OnceLock<Result<Arc<rustls::ClientConfig>, TlsSetupError>> = OnceLock::new();
+    PUBLIC
+        .get_or_init(|| client_config(public_roots()).map(Arc::new))
+        .clone()
+}
+
+fn public_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    }
+}
+
+fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, TlsSetupError> {
+    // The ring provider by name: the process may link more than one
+    // provider, and then rustls has no process default.
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(TlsSetupError::Config)?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
 impl NetPolicy {
-    /// Policy for `grants`.
-    pub fn new(grants: &[NetPattern], log: StageLog, denials: Denials) -> NetPolicy {
-        NetPolicy {
+    /// Policy for `grants`, trusting the public roots plus `extra_roots`
+    /// (the certificates of `grants.tls-ca`) for HTTPS.
+    pub fn new(
+        grants: &[NetPattern],
+        extra_roots: &[CertificateDer<'static>],
+        log: StageLog,
+        denials: Denials,
+    ) -> Result<NetPolicy, TlsSetupError> {
+        let tls = if extra_roots.is_empty() {
+            public_tls()?
+        } else {
+            let mut roots = public_roots();
+            for (i, cert) in extra_roots.iter().enumerate() {
+                roots
+                    .add(cert.clone())
+                    .map_err(|source| TlsSetupError::Root {
+                        index: i + 1,
+                        source,
+                    })?;
+            }
+            Arc::new(client_config(roots)?)
+        };
+        Ok(NetPolicy {
             patterns: grants.to_vec(),
+            tls,
             log,
             denials,
-        }
+        })
     }
 
     /// How `host:port` matches the grants: exactly if any pattern names it,
@@ -190,13 +263,18 @@ impl WasiHttpHooks for NetPolicy {
             let host = authority.host().to_string();
             let addr = policy.admit(&host, port).await?;
             tracing::debug!(%host, port, %addr, "outbound HTTP admitted");
-            if !https {
-                // Connect to exactly the address that was checked.
-                let mut parts = uri.into_parts();
-                parts.authority = addr.to_string().parse().ok();
-                if let Ok(pinned) = http::Uri::from_parts(parts) {
-                    *request.uri_mut() = pinned;
-                }
+            if https {
+                let (response, io) = policy.send_tls(request, options, &host, addr).await?;
+                return Ok((
+                    response.map(BodyExt::boxed_unsync),
+                    Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
+                ));
+            }
+            // Connect to exactly the address that was checked.
+            let mut parts = uri.into_parts();
+            parts.authority = addr.to_string().parse().ok();
+            if let Ok(pinned) = http::Uri::from_parts(parts) {
+                *request.uri_mut() = pinned;
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
@@ -204,6 +282,187 @@ impl WasiHttpHooks for NetPolicy {
                 Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
             ))
         })
+    }
+}
+
+/// wasi-http's default for every timeout the guest does not set.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The TLS name to verify the certificate against: the IP for an IP
+/// literal (`127.0.0.1`, `[::1]`), else the DNS name.
+fn server_name(host: &str) -> Result<ServerName<'static>, HttpError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ServerName::from(ip));
+    }
+    ServerName::try_from(bare.to_owned()).map_err(HttpError::InvalidDnsNameError)
+}
+
+/// A response body that fails when no bytes come for `between_bytes`
+/// (wasi-http's `between-bytes-timeout`), as `default_send_request`'s does.
+struct TimedBody {
+    incoming: hyper::body::Incoming,
+    timeout: tokio::time::Interval,
+}
+
+impl http_body::Body for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(if err.is_timeout() {
+                HttpError::HttpResponseTimeout
+            } else {
+                HttpError::from(err)
+            }))),
+            Poll::Ready(Some(Ok(frame))) => {
+                self.timeout.reset();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => match self.timeout.poll_tick(cx) {
+                Poll::Ready(_) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+type ConnFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>>;
+
+impl NetPolicy {
+    /// `https`: TCP to the admitted `addr`, TLS verified against `host`
+    /// with this stage's roots, then HTTP/1.1 (the logic of wasi-http's
+    /// `default_send_request`, with the same timeouts; the TLS handshake
+    /// counts against the connect timeout so a silent server cannot hang
+    /// the stage).
+    async fn send_tls(
+        &self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        host: &str,
+        addr: SocketAddr,
+    ) -> Result<(http::Response<TimedBody>, ConnFuture), HttpError> {
+        let connect_timeout = options
+            .and_then(|o| o.connect_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let first_byte_timeout = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        // Tokio panics on a zero interval; 1 ns is as good as zero.
+        let between_bytes_timeout = options
+            .and_then(|o| o.between_bytes_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .max(Duration::from_nanos(1));
+        let name = server_name(host)?;
+        let tcp = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)?
+            .map_err(HttpError::Connect)?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let tls = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)?
+            .map_err(|e| self.tls_error(host, addr, e))?;
+        let (mut sender, conn) = tokio::time::timeout(
+            connect_timeout,
+            hyper::client::conn::http1::Builder::new()
+                .handshake(wasmtime_wasi_http::io::TokioIo::new(tls)),
+        )
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)??;
+        // The request line carries only the path: scheme and authority are
+        // for proxies (the `Host` header keeps the name).
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        *request.uri_mut() = http::Uri::builder()
+            .path_and_query(path)
+            .build()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let mut conn: Option<ConnFuture> = Some(Box::pin(async move {
+            conn.await.map_err(|err| {
+                if err.is_timeout() {
+                    HttpError::HttpResponseTimeout
+                } else {
+                    HttpError::from(err)
+                }
+            })
+        }));
+        let send = async move {
+            let res = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+                .await
+                .map_err(|_| HttpError::ConnectionReadTimeout)?
+                .map_err(HttpError::from)?;
+            let mut timeout = tokio::time::interval(between_bytes_timeout);
+            timeout.reset();
+            Ok::<_, HttpError>(res.map(|incoming| TimedBody { incoming, timeout }))
+        };
+        let mut send = std::pin::pin!(send);
+        // Drive the connection while waiting for the response head.
+        let res = std::future::poll_fn(|cx| {
+            use std::task::Poll;
+            if let Poll::Ready(r) = send.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            let Some(fut) = conn.as_mut() else {
+                return Poll::Pending;
+            };
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(done) => {
+                    conn = None;
+                    match done {
+                        Ok(()) => send.as_mut().poll(cx),
+                        Err(e) => Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        })
+        .await?;
+        let rest: ConnFuture = match conn {
+            Some(fut) => fut,
+            None => Box::pin(async { Ok(()) }),
+        };
+        Ok((res, rest))
+    }
+
+    /// A failed handshake: a certificate problem is said in the stage log
+    /// with the fix, and reaches the guest as a certificate error.
+    fn tls_error(&self, host: &str, addr: SocketAddr, error: std::io::Error) -> HttpError {
+        let rustls_error = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        match rustls_error {
+            Some(rustls::Error::InvalidCertificate(why)) => {
+                self.log.note(&format!(
+                    "HTTPS to {host} ({addr}): the server's certificate is not trusted ({why:?}); if it is signed by a private CA, grant that CA's PEM file in the stage's grants.tls-ca"
+                ));
+                HttpError::TlsCertificateError
+            }
+            _ => {
+                self.log.note(&format!(
+                    "HTTPS to {host} ({addr}): TLS handshake failed: {error}"
+                ));
+                HttpError::Tls(error)
+            }
+        }
     }
 }
 
@@ -225,9 +484,11 @@ mod tests {
                 .iter()
                 .map(|s| s.parse().expect("pattern"))
                 .collect::<Vec<_>>(),
+            &[],
             log,
             Denials::default(),
         )
+        .expect("public roots")
     }
 
     #[test]
@@ -309,6 +570,38 @@ mod tests {
                     "grant {grant}, request {host}:{port}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn tls_names_and_roots() {
+        assert_eq!(
+            server_name("127.0.0.1").expect("ip"),
+            ServerName::from("127.0.0.1".parse::<IpAddr>().expect("ip"))
+        );
+        assert_eq!(
+            server_name("[::1]").expect("ipv6"),
+            ServerName::from("::1".parse::<IpAddr>().expect("ip"))
+        );
+        assert_eq!(
+            server_name("deploy.internal").expect("dns"),
+            ServerName::try_from("deploy.internal").expect("dns")
+        );
+        assert!(server_name("not a name").is_err());
+        // rustls refuses a root that is not a certificate, naming which.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = StageLog::create(
+            &dir.path().join("x.log"),
+            std::sync::Arc::new(super::super::logpipe::Redactor::new(Vec::<String>::new())),
+            1 << 20,
+            None,
+        )
+        .expect("log");
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
+        match NetPolicy::new(&[], &[garbage], log, Denials::default()) {
+            Err(TlsSetupError::Root { index: 1, .. }) => {}
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a garbage root was accepted"),
         }
     }
 

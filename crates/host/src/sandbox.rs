@@ -55,6 +55,9 @@ pub struct StageRequest {
     pub exec_env: Vec<(String, String)>,
     /// `grants.network` patterns.
     pub network: Vec<sluice_types::NetPattern>,
+    /// Certificates of `grants.tls-ca`, trusted for HTTPS besides the
+    /// public roots.
+    pub tls_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Granted secret names.
     pub secret_grants: Vec<String>,
     /// Values of the granted secrets the runner has.
@@ -125,7 +128,13 @@ fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, Stag
         wasi: wasi.build(),
         table,
         http: WasiHttpCtx::new(),
-        net: NetPolicy::new(&req.network, req.log.clone(), denials.clone()),
+        net: NetPolicy::new(
+            &req.network,
+            &req.tls_roots,
+            req.log.clone(),
+            denials.clone(),
+        )
+        .map_err(|e| StageFailure::setup(e.to_string()))?,
         limiter: MemoryLimiter {
             limit: req.memory,
             exceeded: None,
@@ -301,6 +310,7 @@ pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> 
         exec_programs: Vec::new(),
         exec_env: Vec::new(),
         network: Vec::new(),
+        tls_roots: Vec::new(),
         secret_grants: Vec::new(),
         secrets: BTreeMap::new(),
         memory: 256 << 20,

@@ -221,6 +221,13 @@ impl LocalExecutor {
             .iter()
             .filter_map(|k| self.secrets.secret(k).map(|v| (k.clone(), v)))
             .collect();
+        let tls_roots = tls_roots(&job.grants.tls_ca)?;
+        for ca in &job.grants.tls_ca {
+            log.note(&format!(
+                "trusting the TLS roots of {} ({}) besides the public ones",
+                ca.file, ca.digest
+            ));
+        }
         let workspace = match job.grants.workspace {
             WorkspaceAccess::None => None,
             WorkspaceAccess::Read => Some((job.workspace.clone(), false)),
@@ -246,6 +253,7 @@ impl LocalExecutor {
             exec_programs: job.grants.exec.clone(),
             exec_env,
             network: job.grants.network.clone(),
+            tls_roots,
             secret_grants: job.grants.secrets.clone(),
             secrets,
             memory: job.grants.memory,
@@ -309,6 +317,27 @@ impl LocalExecutor {
 
 /// A trap after the guest printed a panic message is that panic: the
 /// message (as the stage log saw it stream by, redacted) is the reason.
+/// The certificates of the stage's `grants.tls-ca` files, read again now:
+/// a file that changed since the pipeline was loaded (its digest is what
+/// the job carries) is refused rather than trusted unseen.
+fn tls_roots(
+    cas: &[sluice_pipeline::TlsCa],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, StageFailure> {
+    let mut roots = Vec::new();
+    for ca in cas {
+        let loaded = sluice_pipeline::tls_ca::load_tls_ca(&ca.path, &ca.file)
+            .map_err(|e| StageFailure::setup(format!("grants.tls-ca `{}`: {e}", ca.file)))?;
+        if loaded.digest != ca.digest {
+            return Err(StageFailure::setup(format!(
+                "grants.tls-ca `{}` changed after the pipeline was loaded (it was {}, now {}); run the pipeline again to use the new file",
+                ca.file, ca.digest, loaded.digest
+            )));
+        }
+        roots.extend(loaded.certificates);
+    }
+    Ok(roots)
+}
+
 fn with_panic_message(failure: StageFailure, log: &StageLog) -> StageFailure {
     match failure {
         StageFailure::Trap { .. } => match log.panic_message() {

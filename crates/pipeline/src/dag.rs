@@ -222,6 +222,7 @@ mod tests {
                         network: vec![],
                         exec: vec![],
                         secrets: vec![],
+                        tls_ca: vec![],
                         memory: 0,
                         output: 0,
                         artifacts: 0,

@@ -54,6 +54,7 @@ mod model;
 mod resolve;
 mod shapes;
 mod template;
+pub mod tls_ca;
 mod wire;
 
 #[cfg(test)]
@@ -65,7 +66,8 @@ use sha2::{Digest, Sha256};
 
 pub use crate::error::PipelineError;
 pub use crate::model::{
-    GateSpec, Grants, OnFail, OnInconclusive, Pipeline, PluginRef, Stage, When, WorkspaceAccess,
+    GateSpec, Grants, OnFail, OnInconclusive, Pipeline, PluginRef, Stage, TlsCa, When,
+    WorkspaceAccess,
 };
 pub use crate::resolve::{
     DEFAULT_ARTIFACTS, DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,

@@ -112,6 +112,9 @@ pub struct Grants {
     pub exec: Vec<String>,
     /// Secrets the stage may read.
     pub secrets: Vec<String>,
+    /// Extra TLS roots (`grants.tls-ca`): PEM files whose certificates the
+    /// stage's HTTPS connections trust besides the public (webpki) roots.
+    pub tls_ca: Vec<TlsCa>,
     /// Memory limit in bytes (from `grants.memory`, else `defaults.memory`, else 256 MiB; at most 4 GiB).
     pub memory: u64,
     /// Cap on log/output bytes (from `grants.output`, else `defaults.output`, else 1 MiB).
@@ -120,6 +123,20 @@ pub struct Grants {
     /// `/artifacts/out` (from `grants.artifacts`, else `defaults.artifacts`,
     /// else 10 GiB).
     pub artifacts: u64,
+}
+
+/// One `grants.tls-ca` file, checked at load time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsCa {
+    /// The path as written in the pipeline file, for messages.
+    pub file: String,
+    /// The absolute path it was read from.
+    pub path: PathBuf,
+    /// `sha256:<hex>` of the bytes read at load time; the executor refuses
+    /// a file that changed since, so the roots used are the ones recorded.
+    pub digest: String,
+    /// How many certificates it holds (at least one).
+    pub certificates: usize,
 }
 
 /// Access to the workspace directory.

@@ -10,9 +10,10 @@ use indexmap::IndexMap;
 
 use crate::dag::{self, DagError};
 use crate::error::{PipelineError, Reporter};
-use crate::model::{GateSpec, Grants, Pipeline, PluginRef, Stage, When};
+use crate::model::{GateSpec, Grants, Pipeline, PluginRef, Stage, TlsCa, When};
 use crate::shapes::{check_oci, is_identifier};
 use crate::template;
+use crate::tls_ca::{load_tls_ca, TlsCaError};
 use crate::wire::{Quantity, WireDefaults, WireGate, WireGrants, WirePipeline, WireStage};
 use sluice_files::locate::YamlPath;
 use sluice_types::{ByteSize, NetPattern, PipelineName, StageName};
@@ -201,7 +202,7 @@ fn resolve_stage(
         uses,
         needs: wire.needs.0.clone(),
         with,
-        grants: resolve_grants(&wire.grants, &path.key("grants"), defaults, r)?,
+        grants: resolve_grants(name, &wire.grants, &path.key("grants"), defaults, dir, r)?,
         gates: wire
             .gates
             .iter()
@@ -265,9 +266,11 @@ fn resolve_uses(text: &str, path: &YamlPath, dir: &Path, r: &Reporter<'_>) -> Re
 }
 
 fn resolve_grants(
+    stage: &str,
     wire: &WireGrants,
     path: &YamlPath,
     defaults: &Defaults,
+    dir: &Path,
     r: &Reporter<'_>,
 ) -> Result<Grants> {
     check_each(&wire.env, &path.key("env"), r, |name| {
@@ -312,12 +315,19 @@ fn resolve_grants(
                 .map_err(|e| r.value(&path.key("network").index(i), e.to_string(), e.hint))
         })
         .collect::<Result<Vec<_>>>()?;
+    let tls_ca = wire
+        .tls_ca
+        .iter()
+        .enumerate()
+        .map(|(i, file)| resolve_tls_ca(stage, file, &path.key("tls-ca").index(i), dir, r))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Grants {
         workspace: wire.workspace.unwrap_or_default(),
         env: wire.env.clone(),
         network,
         exec: wire.exec.clone(),
         secrets: wire.secrets.clone(),
+        tls_ca,
         memory: memory(
             wire.memory.as_ref(),
             &path.key("memory"),
@@ -341,6 +351,43 @@ fn resolve_grants(
 
 /// Runs `problem` on each entry of a list; the first `Some((message, hint))`
 /// becomes an error pointing at that entry.
+/// One `grants.tls-ca` entry: a PEM file relative to the pipeline file's
+/// directory (or absolute), read and checked now so that a bad file fails
+/// the load, not the stage.
+fn resolve_tls_ca(
+    stage: &str,
+    file: &str,
+    path: &YamlPath,
+    dir: &Path,
+    r: &Reporter<'_>,
+) -> Result<TlsCa> {
+    let full = join(dir, file);
+    match load_tls_ca(&full, file) {
+        Ok(loaded) => Ok(TlsCa {
+            file: file.to_owned(),
+            path: full,
+            digest: loaded.digest,
+            certificates: loaded.certificates.len(),
+        }),
+        Err(e) => {
+            let hint = match &e {
+                TlsCaError::Read(read) => format!(
+                    "{}; paths in `grants.tls-ca` are relative to the pipeline file's directory",
+                    read.hint()
+                ),
+                _ => "give the PEM file of the CA that signed the server's certificate \
+                      (`-----BEGIN CERTIFICATE-----` …), e.g. `certs/platform-ca.pem`"
+                    .to_owned(),
+            };
+            Err(r.value(
+                path,
+                format!("stage `{stage}`: grants.tls-ca `{file}`: {e}"),
+                hint,
+            ))
+        }
+    }
+}
+
 fn check_each(
     items: &[String],
     path: &YamlPath,

@@ -808,3 +808,62 @@ fn deep_nesting_and_alias_bombs_are_refused_before_parsing() {
         "write the values out",
     );
 }
+
+#[test]
+fn tls_ca_grant_is_read_at_load_time() {
+    let src = with_head("  deploy:\n    uses: plugins/lint.wasm\n    grants:\n      tls-ca: [certs/missing-ca.pem]\n");
+    assert_error(
+        &src,
+        7,
+        16,
+        "stage `deploy`: grants.tls-ca `certs/missing-ca.pem`: cannot read TLS CA file",
+        "relative to the pipeline file's directory",
+    );
+    let fixture = Fixture::new();
+    std::fs::create_dir_all(fixture.root().join("certs")).expect("mkdir");
+    std::fs::write(
+        fixture.root().join("certs/notes.pem"),
+        "not a certificate\n",
+    )
+    .expect("write");
+    let err = fixture
+        .load(&with_head(
+            "  deploy:\n    uses: plugins/lint.wasm\n    grants:\n      tls-ca: [certs/notes.pem]\n",
+        ))
+        .expect_err("not PEM");
+    assert!(
+        err.to_string()
+            .contains("stage `deploy`: grants.tls-ca `certs/notes.pem`: `certs/notes.pem` holds no `-----BEGIN CERTIFICATE-----`"),
+        "{err}"
+    );
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=test-ca", "-days", "2"])
+        .arg("-keyout")
+        .arg(fixture.root().join("certs/ca.key"))
+        .arg("-out")
+        .arg(fixture.root().join("certs/ca.pem"))
+        .output();
+    if !out.is_ok_and(|o| o.status.success()) {
+        eprintln!("openssl is not available; skipping the happy path");
+        return;
+    }
+    let pipeline = fixture
+        .load(&with_head(
+            "  deploy:\n    uses: plugins/lint.wasm\n    grants:\n      tls-ca: [certs/ca.pem]\n",
+        ))
+        .expect("loads");
+    let ca = &pipeline.stages["deploy"].grants.tls_ca[0];
+    assert_eq!(ca.file, "certs/ca.pem");
+    assert_eq!(ca.path, fixture.root().join("certs/ca.pem"));
+    assert!(ca.digest.starts_with("sha256:") && ca.digest.len() == 71);
+    assert_eq!(ca.certificates, 1);
+}

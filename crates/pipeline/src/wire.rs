@@ -72,6 +72,8 @@ pub struct WireGrants {
     pub exec: Vec<String>,
     #[serde(default)]
     pub secrets: Vec<String>,
+    #[serde(default)]
+    pub tls_ca: Vec<String>,
     pub memory: Option<Quantity>,
     pub output: Option<Quantity>,
     pub artifacts: Option<Quantity>,

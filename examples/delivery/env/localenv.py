@@ -15,7 +15,10 @@ What it runs (see docs/delivery.md, "The example environment"):
   ``flags.json`` when the request has an ``X-User`` header (consistent
   bucketing, :func:`in_rollout`), else by the weights of ``weights.json``,
   else to the stable slot of ``state.json``, else to the only running
-  slot. Every request is written as one
+  slot. ``routing.json`` (sluice writes it for ``target.affinity`` and
+  ``target.canary-header``) adds header routing (``X-Canary: always`` /
+  ``never``, checked first) and session affinity (a user key placed
+  consistently on the weights, see :func:`choose_slot`). Every request is written as one
   JSON line to the access log. ``/_router/metrics`` gives Prometheus text
   (requests by slot, version and status, and a latency histogram) and
   ``/_router/health`` the router's own health; everything else is proxied.
@@ -51,6 +54,7 @@ Python 3 standard library only.
 import argparse
 import hashlib
 import http.client
+import http.cookies
 import json
 import os
 import random
@@ -311,9 +315,60 @@ class Supervisor:
 # Router
 
 
-def choose_slot(root, user, rng=random, running=()):
+def affinity_point(key):
+    """Where user ``key`` falls in [0, 1) for session affinity: the first
+    eight bytes of sha256("affinity:<key>") over 2**64. Fixed per key, so
+    the user keeps a route while the weights hold, and with the candidate
+    last (as sluice writes a canary split) a growing candidate weight only
+    moves users from stable to the candidate."""
+    digest = hashlib.sha256("affinity:{}".format(key).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / float(1 << 64)
+
+
+def header(headers, name):
+    """Header ``name`` of ``headers`` (case-insensitive), or None."""
+    if not headers or not name:
+        return None
+    lower = name.lower()
+    for k, v in headers.items():
+        if k.lower() == lower:
+            return v
+    return None
+
+
+def affinity_key(routing, headers):
+    """The user key of ``routing.json``'s ``affinity`` (a header or a cookie)."""
+    affinity = routing.get("affinity") or {}
+    if affinity.get("header"):
+        return header(headers, affinity["header"]) or None
+    if affinity.get("cookie"):
+        jar = http.cookies.SimpleCookie()
+        try:
+            jar.load(header(headers, "Cookie") or "")
+        except http.cookies.CookieError:
+            return None
+        morsel = jar.get(affinity["cookie"])
+        return morsel.value if morsel is not None and morsel.value else None
+    return None
+
+
+def choose_slot(root, user, rng=random, running=(), headers=None):
     """(slot, reason) for one request, from the environment's files; with
-    none of them, the only running slot (``running``)."""
+    none of them, the only running slot (``running``).
+
+    ``routing.json`` (written by sluice with ``target.affinity`` or
+    ``target.canary-header``): a canary header of ``always`` / ``never``
+    sends the request to the candidate / stable slot before anything
+    else; with ``affinity``, requests with the user key are placed on the
+    weights by :func:`affinity_point` instead of at random."""
+    routing = read_json(os.path.join(root, "routing.json")) or {}
+    canary = routing.get("canary_header") or {}
+    if canary.get("candidate") and canary.get("stable"):
+        value = header(headers, canary.get("name"))
+        if value == "always":
+            return canary["candidate"], "header always"
+        if value == "never":
+            return canary["stable"], "header never"
     if user:
         flags = (read_json(os.path.join(root, "flags.json")) or {}).get("flags") or {}
         for name in sorted(flags):
@@ -335,12 +390,17 @@ def choose_slot(root, user, rng=random, running=()):
         if w > 0 and r.get("slot"):
             weighted.append((r["slot"], w))
     if weighted:
-        pick = rng.uniform(0, sum(w for _, w in weighted))
+        key = affinity_key(routing, headers)
+        total = sum(w for _, w in weighted)
+        if key is not None:
+            pick, reason = affinity_point(key) * total, "affinity"
+        else:
+            pick, reason = rng.uniform(0, total), "weights"
         for slot, w in weighted:
             pick -= w
-            if pick <= 0:
-                return slot, "weights"
-        return weighted[-1][0], "weights"
+            if pick < 0 or (pick <= 0 and reason == "weights"):
+                return slot, reason
+        return weighted[-1][0], reason
     stable = ((read_json(os.path.join(root, "state.json")) or {}).get("stable") or {}).get("slot")
     if stable:
         return stable, "stable"
@@ -418,7 +478,7 @@ def make_router(cfg, supervisor):
             if self.path == "/_router/metrics":
                 return self.reply(200, metrics.render(), "text/plain; version=0.0.4")
             user = self.headers.get("X-User")
-            slot, reason = choose_slot(cfg["root"], user, running=supervisor.running())
+            slot, reason = choose_slot(cfg["root"], user, running=supervisor.running(), headers=self.headers)
             version = supervisor.version_of(slot) if slot else ""
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None

@@ -96,6 +96,61 @@ class Routing(unittest.TestCase):
         self.assertNotIn("idle", picks)
         self.assertTrue(900 <= picks.count("green") <= 1100, picks.count("green"))
 
+    def split(self, weight):
+        write_json(os.path.join(self.root, "weights.json"), {"routes": [
+            {"slot": "blue", "version": "1.0.0", "weight": 100 - weight},
+            {"slot": "green", "version": "2.0.0", "weight": weight}]})
+
+    def test_affinity_keeps_a_user_on_one_slot_and_only_moves_users_to_the_candidate(self):
+        write_json(os.path.join(self.root, "routing.json"), {"affinity": {"header": "X-User"}})
+        users = ["user-{}".format(i) for i in range(1000)]
+        rng = random.Random(3)
+        on = {}
+        for weight in (20, 50):
+            self.split(weight)
+            on[weight] = {}
+            for u in users:
+                picks = {localenv.choose_slot(self.root, u, rng, headers={"x-user": u})[0] for _ in range(3)}
+                self.assertEqual(len(picks), 1, u)
+                on[weight][u] = picks.pop()
+        for weight in (20, 50):
+            n = sum(1 for u in users if on[weight][u] == "green")
+            self.assertTrue(abs(n - weight * 10) <= 60, (weight, n))
+        # Growing the weight only moves users from blue to green.
+        self.assertFalse([u for u in users if on[20][u] == "green" and on[50][u] == "blue"])
+        # Without the key: random by the weights.
+        self.split(20)
+        picks = [localenv.choose_slot(self.root, None, rng, headers={})[0] for _ in range(2000)]
+        self.assertTrue(300 <= picks.count("green") <= 500, picks.count("green"))
+
+    def test_affinity_by_cookie(self):
+        write_json(os.path.join(self.root, "routing.json"), {"affinity": {"cookie": "sid"}})
+        self.split(50)
+        got = {localenv.choose_slot(self.root, None, headers={"Cookie": "a=1; sid=abc"}) for _ in range(20)}
+        self.assertEqual(len(got), 1, got)
+        self.assertEqual(got.pop()[1], "affinity")
+        self.assertEqual(localenv.choose_slot(self.root, None, headers={"Cookie": "a=1"})[1], "weights")
+
+    def test_canary_header_always_never_otherwise_weights(self):
+        write_json(os.path.join(self.root, "routing.json"), {"canary_header": {
+            "name": "X-Canary", "candidate": "green", "stable": "blue"}})
+        self.split(0)
+        for _ in range(20):
+            self.assertEqual(localenv.choose_slot(self.root, None, headers={"x-canary": "always"}),
+                             ("green", "header always"))
+        self.split(100)
+        self.assertEqual(localenv.choose_slot(self.root, "user-1", headers={"X-Canary": "never"}),
+                         ("blue", "header never"))
+        self.assertEqual(localenv.choose_slot(self.root, None, headers={"X-Canary": "maybe"}),
+                         ("green", "weights"))
+        # The header beats a flag; without a candidate (promoted) it does nothing.
+        write_json(os.path.join(self.root, "flags.json"), {"flags": {
+            "release-2.0.0": {"on": "blue", "off": "blue", "percent": 100.0}}})
+        self.assertEqual(localenv.choose_slot(self.root, "user-1", headers={"X-Canary": "always"})[0], "green")
+        write_json(os.path.join(self.root, "routing.json"), {"canary_header": {
+            "name": "X-Canary", "candidate": None, "stable": None}})
+        self.assertEqual(localenv.choose_slot(self.root, "user-1", headers={"X-Canary": "always"})[0], "blue")
+
     def test_falls_back_to_the_stable_slot(self):
         write_json(os.path.join(self.root, "state.json"), {"stable": {"slot": "blue", "version": "1.0.0"}})
         self.assertEqual(localenv.choose_slot(self.root, None), ("blue", "stable"))

@@ -29,10 +29,15 @@ def _num(value):
 class Registry:
     """Thread-safe request counters and latency histograms."""
 
-    def __init__(self, version):
+    def __init__(self, version, zero=()):
+        """``zero``: (method, path, status) series exported as 0 from the
+        start. Prometheus' ``increase()`` cannot count the first value of a
+        series it has never seen, so errors that all happen between two
+        scrapes would be invisible without a 0 sample before them (the
+        Prometheus docs' advice: initialise the series you know of)."""
         self.version = version
         self._lock = threading.Lock()
-        self._requests = {}  # (method, path, status) -> count
+        self._requests = {(m, p, str(s)): 0 for m, p, s in zero}  # (method, path, status) -> count
         self._hist = {}  # path -> [bucket counts..., sum, count]
 
     def observe(self, method, path, status, seconds):

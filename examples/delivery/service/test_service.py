@@ -66,6 +66,14 @@ class QuotesV2(unittest.TestCase):
 
 
 class Metrics(unittest.TestCase):
+    def test_known_series_start_at_zero(self):
+        # A series Prometheus first sees at 5 has an increase() of 0: the
+        # errors of a release that failed between two scrapes would be lost.
+        r = metrics.Registry("9.9.9", zero=[("GET", "/quote", 500)])
+        self.assertIn('http_requests_total{method="GET",path="/quote",status="500"} 0', r.render())
+        r.observe("GET", "/quote", 500, 0.01)
+        self.assertIn('http_requests_total{method="GET",path="/quote",status="500"} 1', r.render())
+
     def test_text_format(self):
         r = metrics.Registry("1.0.0")
         r.observe("GET", "/quote", 200, 0.003)
@@ -113,6 +121,65 @@ class Server(unittest.TestCase):
         status, text = self.get("/metrics")
         self.assertEqual(status, 200)
         self.assertIn('path="/quote",status="400"', text)
+
+    def test_injected_faults_fail_the_configured_share_of_quotes(self):
+        # 0.8% of 1000 quotes fail: exactly 8, evenly spread (the 125th,
+        # 250th, ...), answered 500; other paths are never touched.
+        self.app.FAULTS = self.app.Faults(error_rate=0.008)
+        try:
+            statuses = [self.get("/quote?sku=widget&qty=1")[0] for _ in range(1000)]
+            self.assertEqual(statuses.count(500), 8)
+            self.assertEqual([i for i, s in enumerate(statuses) if s == 500][:2], [124, 249])
+            self.assertEqual(self.get("/health")[0], 200)
+        finally:
+            self.app.FAULTS = self.app.Faults()
+
+
+class FaultsFile(unittest.TestCase):
+    """``faults.json`` of the guide's releases."""
+
+    def setUp(self):
+        sys.modules["quotes"] = load_quotes("1.0.0")
+        spec = importlib.util.spec_from_file_location("quote_app_faults", os.path.join(HERE, "app.py"))
+        self.app = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.app)
+
+    def load(self, text):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "faults.json")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            return self.app.Faults.load(path)
+
+    def test_the_guide_releases_parse(self):
+        faults = self.app.Faults.load(os.path.join(HERE, "releases", "3.4.0", "faults.json"))
+        self.assertTrue(faults.unhealthy)
+        for version, rate in (("3.0.0", 0.0), ("3.1.0", 0.004), ("3.2.0", 0.008), ("3.3.0", 0.0)):
+            faults = self.app.Faults.load(os.path.join(HERE, "releases", version, "faults.json"))
+            self.assertEqual(faults.error_rate, rate, version)
+            self.assertGreater(faults.delay_ms, 0, version)
+
+    def test_no_file_means_no_faults(self):
+        faults = self.app.Faults.load(os.path.join(HERE, "releases", "1.0.0", "faults.json"))
+        self.assertEqual((faults.error_rate, faults.delay_ms), (0.0, 0.0))
+        self.assertFalse(any(faults.fails_next() for _ in range(1000)))
+
+    def test_bad_files_name_the_key(self):
+        for text, needle in (
+            ("[1]", "must be an object"),
+            ('{"error-rate": 2}', "error-rate must be a number from 0 to 1"),
+            ('{"error-rate": true}', "error-rate must be a number"),
+            ('{"delay-ms": -1}', "delay-ms must be a number"),
+            ('{"error_rate": 0.1}', "unknown key 'error_rate'"),
+            ('{"unhealthy": "yes"}', "unhealthy must be true or false"),
+            ("{", "not readable JSON"),
+        ):
+            with self.assertRaises(ValueError) as e:
+                self.load(text)
+            self.assertIn(needle, str(e.exception))
+            self.assertIn("faults.json", str(e.exception))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,9 @@ pub struct MetricSpec {
     pub inconclusive_limit: u32,
     /// Consecutive errors tolerated.
     pub consecutive_error_limit: u32,
+    /// Argo's `dryRun`: measured and reported, but its phase never
+    /// decides the analysis.
+    pub dry_run: bool,
 }
 
 /// Classifies one measurement (Argo's `evaluateResult`).
@@ -208,8 +211,9 @@ impl MetricRun {
             (None, Some(f)) => format!(" (failure `{f}`)"),
             (None, None) => String::new(),
         };
+        let dry = if self.spec.dry_run { " (dry-run)" } else { "" };
         format!(
-            "metric `{}` {phase}{cond}: {} successful, {} failed (limit {}), {} inconclusive (limit {}), {} error(s){last}{err}",
+            "metric `{}`{dry} {phase}{cond}: {} successful, {} failed (limit {}), {} inconclusive (limit {}), {} error(s){last}{err}",
             self.spec.name,
             self.count(Phase::Successful),
             self.count(Phase::Failed),
@@ -237,6 +241,33 @@ impl MetricRun {
             .and_then(Condition::threshold)
             .or_else(|| self.spec.success.as_ref().and_then(Condition::threshold))
     }
+}
+
+/// Dry-run metrics that ended Failed or Error: what would have aborted.
+pub fn dry_run_failures(runs: &[MetricRun]) -> usize {
+    runs.iter()
+        .filter(|r| r.spec.dry_run && matches!(r.phase(), Some(Phase::Failed | Phase::Error)))
+        .count()
+}
+
+/// One metric for `canary-analysis.json`: phase, tallies and every value.
+pub fn metric_json(r: &MetricRun) -> serde_json::Value {
+    serde_json::json!({
+        "name": r.spec.name,
+        "phase": r.phase().map(Phase::as_str).unwrap_or("running"),
+        "dry_run": r.spec.dry_run,
+        "successful": r.count(Phase::Successful),
+        "failed": r.count(Phase::Failed),
+        "inconclusive": r.count(Phase::Inconclusive),
+        "errors": r.count(Phase::Error),
+        "failure_limit": r.spec.failure_limit,
+        "last": r.last_value().filter(|v| v.is_finite()),
+        "measurements": r.measurements.iter().map(|m| serde_json::json!({
+            "phase": m.phase.as_str(),
+            "value": m.value.iter().copied().filter(|v| v.is_finite()).collect::<Vec<f64>>(),
+            "error": m.message,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Formats a number compactly for messages.
@@ -292,7 +323,8 @@ impl Clock for RealClock {
 /// Runs every metric to its end: measurements are taken when due (each
 /// metric at 0, interval, 2×interval…), and the run stops at the first
 /// metric that ends Failed, Error or Inconclusive. `measure(i)` takes one
-/// measurement of metric `i`.
+/// measurement of metric `i`. A `dry_run` metric is measured to its end
+/// like the others but neither stops the run nor counts in its phase.
 pub fn run_metrics(
     specs: Vec<MetricSpec>,
     clock: &mut dyn Clock,
@@ -315,15 +347,18 @@ pub fn run_metrics(
         }
         let outcome = measure(i);
         runs[i].record(outcome);
-        if matches!(
-            runs[i].phase(),
-            Some(Phase::Failed | Phase::Error | Phase::Inconclusive)
-        ) {
+        if !runs[i].spec.dry_run
+            && matches!(
+                runs[i].phase(),
+                Some(Phase::Failed | Phase::Error | Phase::Inconclusive)
+            )
+        {
             break;
         }
     }
     let phase = runs
         .iter()
+        .filter(|r| !r.spec.dry_run)
         .map(|r| r.phase().unwrap_or(Phase::Successful))
         .max()
         .unwrap_or(Phase::Successful);
@@ -360,6 +395,7 @@ pub(crate) mod tests {
             failure_limit: 0,
             inconclusive_limit: 0,
             consecutive_error_limit: 4,
+            dry_run: false,
         }
     }
 
@@ -444,6 +480,27 @@ pub(crate) mod tests {
         assert_eq!(phase, Phase::Successful);
         assert_eq!(order, vec![0, 1, 0, 0, 1]);
         assert_eq!(clock.0, Duration::from_secs(2));
+    }
+
+    /// Argo `dryRun`: the failing metric is measured to its end and
+    /// reported, but the analysis is Successful and not cut short.
+    #[test]
+    fn dry_run_metric_never_decides() {
+        let mut dry = spec(Some("result < 1"), None);
+        dry.name = "dry".into();
+        dry.dry_run = true;
+        let mut real = spec(Some("result < 1"), None);
+        real.name = "real".into();
+        let mut clock = FakeClock::default();
+        let (phase, runs) = run_metrics(vec![dry, real], &mut clock, |i| {
+            Ok(vec![if i == 0 { 5.0 } else { 0.0 }])
+        });
+        assert_eq!(phase, Phase::Successful);
+        assert_eq!(runs[0].phase(), Some(Phase::Failed));
+        assert_eq!(runs[1].measurements.len(), 3, "not stopped by the dry run");
+        assert!(runs[0]
+            .describe()
+            .starts_with("metric `dry` (dry-run) failed"));
     }
 
     #[test]

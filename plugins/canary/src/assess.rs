@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use sluice_delivery::nginx::{summarize_by_slot, UpstreamStats};
 use sluice_sdk::{ResultExt, StageError};
 
-use crate::analysis::{fmt_num, run_metrics, Clock, MetricRun, Phase};
+use crate::analysis::{
+    dry_run_failures, fmt_num, metric_json, run_metrics, Clock, MetricRun, Phase,
+};
 use crate::config::{Analysis, JudgeSource, JudgeSpec, SampleKind};
 use crate::judge::{judge, Classification, Judgement};
 use crate::load::{errors, generate, http_get, join, latencies, Load, Sample};
@@ -63,7 +65,43 @@ pub fn assess(
         }),
         _ => None,
     };
-    Ok(combine(step, phase, &runs, judgement.as_ref()))
+    let mut r = combine(step, phase, &runs, judgement.as_ref());
+    if let (Some(j), Some(judge)) = (&analysis.judge, r.details.get_mut("judge")) {
+        // What the judge measured, for readers of canary-analysis.json
+        // (remediate's action items name the path).
+        judge["source"] = match j.source {
+            JudgeSource::Synthetic => "synthetic",
+            JudgeSource::AccessLog => "access-log",
+        }
+        .into();
+        if j.source == JudgeSource::Synthetic {
+            judge["path"] = j.load.path.clone().into();
+        }
+    }
+    // The steps engine waited the initial delay before calling us.
+    if !analysis.initial_delay.is_zero() || analysis.template.is_some() {
+        let mut head = Vec::new();
+        if !analysis.initial_delay.is_zero() {
+            head.push(format!(
+                "initial delay {}",
+                humantime::format_duration(analysis.initial_delay)
+            ));
+        }
+        if let Some(t) = &analysis.template {
+            head.push(format!("template {t}"));
+        }
+        r.lines.insert(0, head.join(", "));
+    }
+    if let serde_json::Value::Object(o) = &mut r.details {
+        o.insert(
+            "initial_delay".into(),
+            humantime::format_duration(analysis.initial_delay)
+                .to_string()
+                .into(),
+        );
+        o.insert("template".into(), serde_json::json!(analysis.template));
+    }
+    Ok(r)
 }
 
 /// Sends the judge's load and judges the samples.
@@ -201,7 +239,7 @@ pub fn judge_load(j: &JudgeSpec, load: &Load) -> Judgement {
             (rule.clone(), pick(&load.baseline), pick(&load.canary))
         })
         .collect();
-    judge(j.thresholds, &samples)
+    judge(j.thresholds, &j.groups, &samples)
 }
 
 /// Combines the metrics' phase and the judge into the step's result.
@@ -218,23 +256,67 @@ pub fn combine(
             metrics.push((format!("canary.{}.value", r.spec.name), v));
         }
     }
+    let dry = dry_run_failures(runs);
+    if runs.iter().any(|r| r.spec.dry_run) {
+        metrics.push(("canary.dry_run_failures".to_string(), dry as f64));
+    }
+    for r in runs.iter().filter(|r| r.spec.dry_run) {
+        if matches!(
+            r.phase(),
+            Some(Phase::Failed | Phase::Error | Phase::Inconclusive)
+        ) {
+            sluice_sdk::warn!("step {step}: dry-run {} (not deciding)", r.describe());
+        }
+    }
+    let mut details = serde_json::json!({
+        "metrics": runs.iter().map(metric_json).collect::<Vec<_>>(),
+        "dry_run_failures": dry,
+    });
     let mut phase = metrics_phase;
     let mut observed = None;
     let mut threshold = None;
     let mut why = String::new();
     // The metric that decided, if one ended badly.
-    if let Some(bad) = runs
-        .iter()
-        .find(|r| matches!(r.phase(), Some(p) if p == metrics_phase && p != Phase::Successful))
-    {
+    if let Some(bad) = runs.iter().find(|r| {
+        !r.spec.dry_run
+            && matches!(r.phase(), Some(p) if p == metrics_phase && p != Phase::Successful)
+    }) {
         why = bad.describe();
         observed = bad.last_value().filter(|v| v.is_finite());
         threshold = bad.threshold();
+        details["decided_by"] = bad.spec.name.clone().into();
     }
     let mut score = None;
     if let Some((j, load)) = judgement {
         score = Some(j.score);
         metrics.push(("canary.score".to_string(), j.score));
+        for g in &j.groups {
+            metrics.push((format!("canary.group.{}.score", g.name), g.score));
+        }
+        details["judge"] = serde_json::json!({
+            "score": j.score,
+            "classification": match j.classification {
+                Classification::Pass => "pass",
+                Classification::Marginal => "marginal",
+                Classification::Fail => "fail",
+            },
+            "pass": j.thresholds.pass,
+            "marginal": j.thresholds.marginal,
+            "groups": j.groups.iter().map(|g| serde_json::json!({
+                "name": g.name, "weight": g.weight, "score": g.score,
+                "passed": g.passed, "metrics": g.total,
+            })).collect::<Vec<_>>(),
+            "metrics": j.metrics.iter().map(|m| serde_json::json!({
+                "name": m.rule.name,
+                "group": m.rule.group,
+                "critical": m.rule.critical,
+                "classification": m.class(),
+                "baseline": finite(m.baseline),
+                "canary": finite(m.canary),
+                "effect": finite(m.effect),
+                "p_value": finite(m.p_value),
+            })).collect::<Vec<_>>(),
+        });
         for m in &j.metrics {
             metrics.push((format!("canary.{}.p_value", m.rule.name), m.p_value));
             if m.effect.is_finite() {
@@ -283,7 +365,14 @@ pub fn combine(
         lines,
         why,
         metrics,
+        background: false,
+        details,
     }
+}
+
+/// JSON has no infinity or NaN.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
 }
 
 #[cfg(test)]
@@ -303,9 +392,11 @@ mod tests {
             center: Center::Mean,
             max_effect: None,
             critical: false,
+            group: None,
         };
         JudgeSpec {
             thresholds: Thresholds::default(),
+            groups: Vec::new(),
             rules: vec![
                 (rule("latency"), SampleKind::Latency),
                 (rule("errors"), SampleKind::Errors),
@@ -345,6 +436,15 @@ mod tests {
         assert!(r.why.contains("`latency` failed"), "{}", r.why);
         assert!(r.metrics.iter().any(|(n, _)| n == "canary.errors.p_value"));
         assert!(!r.metrics.iter().any(|(n, _)| n == "canary.errors.effect"));
+        // Each judge metric as data, with Kayenta's classification.
+        let latency = r.details["judge"]["metrics"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["name"] == "latency"))
+            .cloned()
+            .expect("latency in details.judge.metrics");
+        assert_eq!(latency["classification"], "high");
+        assert!(latency["effect"].as_f64().is_some_and(|e| e > 10.0));
+        assert!(latency["p_value"].as_f64().is_some_and(|p| p < 0.05));
     }
 
     #[test]
@@ -422,6 +522,7 @@ mod tests {
             failure_limit: 0,
             inconclusive_limit: 0,
             consecutive_error_limit: 4,
+            dry_run: false,
         };
         let mut run = MetricRun::new(spec);
         run.record(Ok(vec![0.3]));
@@ -431,5 +532,7 @@ mod tests {
         assert_eq!(r.threshold, Some(0.05));
         assert!(r.why.starts_with("metric `err` failed"), "{}", r.why);
         assert_eq!(r.metrics, vec![("canary.err.value".to_string(), 0.3)]);
+        // Readers of canary-analysis.json get the deciding metric as data.
+        assert_eq!(r.details["decided_by"], "err");
     }
 }

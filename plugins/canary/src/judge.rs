@@ -30,6 +30,13 @@
 //! (The U test's p-value is still reported, for information.)
 //!
 //! Score = 100 × passed / total, or 0 when a `critical` metric failed.
+//! With weighted groups (Kayenta's scorer: every metric names a `group`,
+//! `groups` gives each a weight, the weights sum to 100), each group's
+//! score is 100 × the share of its metrics that passed and the score is the
+//! weighted mean of the group scores; a failed `critical` metric still
+//! makes it 0. Each metric is also classified as Kayenta does: `pass`,
+//! `high` / `low` (failed with the canary above / below the baseline) or
+//! `nodata` (no samples, or too few for a `p95` comparison).
 //! Classification: score ≥ `pass` → pass (promote); `marginal` ≤ score <
 //! `pass` → marginal (inconclusive, pause); below `marginal` → fail (abort).
 //! An inconclusive metric turns a pass into marginal.
@@ -84,6 +91,8 @@ pub struct MetricRule {
     pub max_effect: Option<f64>,
     /// A failing critical metric makes the score 0.
     pub critical: bool,
+    /// The weighted group it counts in (`judge.groups`).
+    pub group: Option<String>,
 }
 
 /// Thresholds of the judge.
@@ -143,11 +152,44 @@ pub struct MetricVerdict {
     pub reason: String,
 }
 
+impl MetricVerdict {
+    /// Kayenta's metric classification: `pass`, `high` or `low` (failed,
+    /// canary above or below the baseline), `nodata`.
+    pub fn class(&self) -> &'static str {
+        if self.inconclusive || self.n_baseline == 0 || self.n_canary == 0 {
+            "nodata"
+        } else if self.passed {
+            "pass"
+        } else if self.effect >= 1.0 {
+            "high"
+        } else {
+            "low"
+        }
+    }
+}
+
+/// One weighted group's share of the score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupScore {
+    /// Group name.
+    pub name: String,
+    /// Its weight (the weights sum to 100).
+    pub weight: f64,
+    /// 100 × passed / metrics of the group.
+    pub score: f64,
+    /// Metrics of the group that passed.
+    pub passed: usize,
+    /// Metrics of the group.
+    pub total: usize,
+}
+
 /// The judge's overall result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
     /// 0..=100.
     pub score: f64,
+    /// Per weighted group (empty without `judge.groups`).
+    pub groups: Vec<GroupScore>,
     /// Pass, marginal or fail.
     pub classification: Classification,
     /// Per metric.
@@ -170,8 +212,27 @@ impl Judgement {
             Classification::Marginal => "marginal",
             Classification::Fail => "fail",
         };
+        let groups = if self.groups.is_empty() {
+            String::new()
+        } else {
+            let g: Vec<String> = self
+                .groups
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} {} ({}/{} passed, weight {})",
+                        g.name,
+                        fmt_num(g.score),
+                        g.passed,
+                        g.total,
+                        fmt_num(g.weight)
+                    )
+                })
+                .collect();
+            format!("; groups: {}", g.join(", "))
+        };
         let head = format!(
-            "judge score {} ({class}; pass >= {}, marginal >= {})",
+            "judge score {} ({class}; pass >= {}, marginal >= {}{groups})",
             fmt_num(self.score),
             fmt_num(self.thresholds.pass),
             fmt_num(self.thresholds.marginal)
@@ -328,23 +389,22 @@ pub fn judge_metric(
 }
 
 /// Judges every metric and scores the canary. `samples` holds, per rule,
-/// the baseline and canary samples.
-pub fn judge(thresholds: Thresholds, samples: &[(MetricRule, Vec<f64>, Vec<f64>)]) -> Judgement {
+/// the baseline and canary samples; `groups` the weight of each group
+/// (empty: every metric counts the same).
+pub fn judge(
+    thresholds: Thresholds,
+    groups: &[(String, f64)],
+    samples: &[(MetricRule, Vec<f64>, Vec<f64>)],
+) -> Judgement {
     let metrics: Vec<MetricVerdict> = samples
         .iter()
         .map(|(rule, b, c)| judge_metric(rule, b, c, thresholds.alpha))
         .collect();
-    let total = metrics.len();
-    let passed = metrics.iter().filter(|m| m.passed).count();
-    let critical_failed = metrics.iter().any(|m| m.rule.critical && !m.passed);
-    let score = if total == 0 || critical_failed {
-        if total == 0 {
-            100.0
-        } else {
-            0.0
-        }
+    let (score, groups) = score(&metrics, groups);
+    let score = if metrics.iter().any(|m| m.rule.critical && !m.passed) {
+        0.0
     } else {
-        100.0 * passed as f64 / total as f64
+        score
     };
     let inconclusive = metrics.iter().any(|m| m.inconclusive);
     let classification = if score >= thresholds.pass && !inconclusive {
@@ -356,10 +416,51 @@ pub fn judge(thresholds: Thresholds, samples: &[(MetricRule, Vec<f64>, Vec<f64>)
     };
     Judgement {
         score,
+        groups,
         classification,
         metrics,
         thresholds,
     }
+}
+
+/// The score before the critical rule: 100 × passed / total, or with
+/// `weights` the weighted mean of the group scores (Kayenta's scorer).
+/// No metric scores 100; a group without metrics is left out.
+pub fn score(metrics: &[MetricVerdict], weights: &[(String, f64)]) -> (f64, Vec<GroupScore>) {
+    let share = |ms: &[&MetricVerdict]| {
+        if ms.is_empty() {
+            100.0
+        } else {
+            100.0 * ms.iter().filter(|m| m.passed).count() as f64 / ms.len() as f64
+        }
+    };
+    if weights.is_empty() {
+        return (share(&metrics.iter().collect::<Vec<_>>()), Vec::new());
+    }
+    let mut groups = Vec::new();
+    for (name, weight) in weights {
+        let ms: Vec<&MetricVerdict> = metrics
+            .iter()
+            .filter(|m| m.rule.group.as_deref() == Some(name.as_str()))
+            .collect();
+        if ms.is_empty() {
+            continue;
+        }
+        groups.push(GroupScore {
+            name: name.clone(),
+            weight: *weight,
+            score: share(&ms),
+            passed: ms.iter().filter(|m| m.passed).count(),
+            total: ms.len(),
+        });
+    }
+    let total_weight: f64 = groups.iter().map(|g| g.weight).sum();
+    let score = if total_weight > 0.0 {
+        groups.iter().map(|g| g.weight * g.score).sum::<f64>() / total_weight
+    } else {
+        100.0
+    };
+    (score, groups)
 }
 
 #[cfg(test)]
@@ -373,6 +474,7 @@ mod tests {
             center: Center::Mean,
             max_effect: None,
             critical: false,
+            group: None,
         }
     }
 
@@ -397,6 +499,7 @@ mod tests {
         let can_err: Vec<f64> = (0..100).map(|i| f64::from(i % 10 < 3)).collect();
         let j = judge(
             Thresholds::default(),
+            &[],
             &[
                 (rule("latency", Direction::Increase), base_lat, can_lat),
                 (rule("errors", Direction::Increase), base_err, can_err),
@@ -414,6 +517,7 @@ mod tests {
         let s: Vec<f64> = noise(3, 50).iter().map(|x| 10.0 + x).collect();
         let j = judge(
             Thresholds::default(),
+            &[],
             &[(rule("latency", Direction::Increase), s.clone(), s)],
         );
         assert_eq!(j.score, 100.0);
@@ -428,6 +532,7 @@ mod tests {
         let c: Vec<f64> = noise(12, 200).iter().map(|x| 50.0 + 30.0 * x).collect();
         let j = judge(
             Thresholds::default(),
+            &[],
             &[(rule("latency", Direction::Either), b, c)],
         );
         assert!(j.metrics[0].p_value > 0.05, "{j:#?}");
@@ -467,14 +572,14 @@ mod tests {
             })
             .collect();
         samples.push((rule("bad", Direction::Increase), same.clone(), worse));
-        let j = judge(Thresholds::default(), &samples);
+        let j = judge(Thresholds::default(), &[], &samples);
         assert_eq!(j.score, 80.0);
         assert_eq!(j.classification, Classification::Marginal);
         samples[4].0.critical = true;
-        let j = judge(Thresholds::default(), &samples);
+        let j = judge(Thresholds::default(), &[], &samples);
         assert_eq!(j.score, 0.0);
         assert_eq!(j.classification, Classification::Fail);
-        let j = judge(Thresholds::default(), &samples[..4]);
+        let j = judge(Thresholds::default(), &[], &samples[..4]);
         assert_eq!(j.classification, Classification::Pass);
     }
 
@@ -571,7 +676,7 @@ mod tests {
         let v = judge_metric(&p95_rule(), &b, &c, 0.05);
         assert!(v.inconclusive && v.passed, "{v:#?}");
         assert!(v.reason.contains("inconclusive"), "{}", v.reason);
-        let j = judge(Thresholds::default(), &[(p95_rule(), b.clone(), c)]);
+        let j = judge(Thresholds::default(), &[], &[(p95_rule(), b.clone(), c)]);
         assert_eq!(j.score, 100.0);
         assert_eq!(j.classification, Classification::Marginal);
         assert!(j.explain().contains("inconclusive"), "{}", j.explain());
@@ -580,8 +685,70 @@ mod tests {
             .iter()
             .map(|x| 200.0 + x)
             .collect();
-        let j = judge(Thresholds::default(), &[(p95_rule(), b, c)]);
+        let j = judge(Thresholds::default(), &[], &[(p95_rule(), b, c)]);
         assert_eq!(j.classification, Classification::Fail);
+    }
+
+    fn grouped(name: &str, group: &str) -> MetricRule {
+        let mut r = rule(name, Direction::Increase);
+        r.group = Some(group.into());
+        r
+    }
+
+    /// Kayenta's scorer: groups errors (weight 60: one metric) and latency
+    /// (weight 40: two metrics). Identical samples pass, doubled ones fail
+    /// ("high").
+    #[test]
+    fn weighted_groups_score_like_kayenta() {
+        let same = vec![1.0; 20];
+        let worse = vec![2.0; 20];
+        let weights = vec![("errors".to_string(), 60.0), ("latency".to_string(), 40.0)];
+        let run = |err_ok: bool, lat_ok: usize, critical: bool| {
+            let pick = |ok: bool| if ok { same.clone() } else { worse.clone() };
+            let mut errors = grouped("errors", "errors");
+            errors.critical = critical;
+            judge(
+                Thresholds::default(),
+                &weights,
+                &[
+                    (errors, same.clone(), pick(err_ok)),
+                    (grouped("p50", "latency"), same.clone(), pick(lat_ok > 0)),
+                    (grouped("p95", "latency"), same.clone(), pick(lat_ok > 1)),
+                ],
+            )
+        };
+        let j = run(true, 2, false);
+        assert_eq!((j.score, j.classification), (100.0, Classification::Pass));
+        // 60 × 100% + 40 × 50% = 80: marginal.
+        let j = run(true, 1, false);
+        assert_eq!(
+            (j.score, j.classification),
+            (80.0, Classification::Marginal)
+        );
+        assert_eq!(j.groups[1].score, 50.0);
+        assert_eq!((j.groups[1].passed, j.groups[1].total), (1, 2));
+        assert_eq!(j.metrics[2].class(), "high");
+        assert_eq!(j.metrics[1].class(), "pass");
+        assert!(
+            j.explain()
+                .contains("groups: errors 100 (1/1 passed, weight 60), latency 50"),
+            "{}",
+            j.explain()
+        );
+        // 60 × 0% + 40 × 100% = 40: fail; unweighted it would be 66.7.
+        let j = run(false, 2, false);
+        assert_eq!((j.score, j.classification), (40.0, Classification::Fail));
+        // Losing all latency: 60, fail below marginal 75.
+        assert_eq!(run(true, 0, false).score, 60.0);
+        // A critical failure is 0 whatever the groups say.
+        let j = run(false, 2, true);
+        assert_eq!((j.score, j.classification), (0.0, Classification::Fail));
+        // A faster canary failing a `decrease` rule is "low".
+        let mut dec = rule("rps", Direction::Decrease);
+        dec.group = Some("errors".into());
+        let v = judge_metric(&dec, &worse, &same, 0.05);
+        assert_eq!(v.class(), "low");
+        assert_eq!(judge_metric(&dec, &[], &same, 0.05).class(), "nodata");
     }
 
     #[test]

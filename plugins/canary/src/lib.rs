@@ -50,6 +50,9 @@
 //! | `steps[].pause: {}` | | Wait for approval: the stage saves its place in `<root>/canary.json` (`<workspace>/.canary-<stage>.json` for an `http` target without `root`), reports the inconclusive gate `canary.paused` and stops; re-run in the same run (after `sluice approve`), it continues with the next step. The same file is written after every completed step, so a runner killed mid-canary and resumed (`sluice run --resume`) continues at the next step with the weight it had instead of starting over. |
 //! | `steps[].analysis.metrics[]` | list | Argo-style metrics (below). |
 //! | `steps[].analysis.judge` | object | Kayenta-style judge (below); `judge: {}` uses every default. |
+//! | `steps[].analysis.initial-delay` | duration | Argo `initialDelay`: wait before the first measurement (a pause: the background analysis keeps measuring). |
+//! | `steps[].analysis.template`, `.args` | path, map | Argo `AnalysisTemplate` + `args`: a YAML file in the workspace (relative, inside it) with the keys of an inline analysis; `{{args.<name>}}` in its strings is replaced. Missing file, invalid analysis, missing or unused argument: invalid config naming the step. |
+//! | `background-analysis` | object | Argo `strategy.canary.analysis`: `starting-step` (default 0), `interval` (default for its metrics), `initial-delay`, `metrics` (without `count`: until the steps end) or `template` + `args`. Measured before every step and during timed pauses; a metric (not `dry-run`) that ends Failed/Error aborts at once, even mid-pause; Inconclusive pauses and re-runs the interrupted step. See [`background`]. |
 //! | `promote` | bool | Promote when every step passed (default `true`): 100% to the candidate, `state.json` stable = candidate, previous = old stable. With `false` the weights stay as the last step left them (decision `passed`). |
 //!
 //! ## Analysis metrics (Argo Rollouts semantics, see [`analysis`])
@@ -66,6 +69,7 @@
 //! | `failure-limit` | failed measurements tolerated (default 0); one more → Failed → abort |
 //! | `inconclusive-limit` | inconclusive measurements tolerated (default 0); one more → Inconclusive → pause |
 //! | `consecutive-error-limit` | errors in a row tolerated (default 4); one more → Error → abort |
+//! | `dry-run` | Argo `dryRun`: measured and reported (`canary.dry_run_failures`), never decides |
 //!
 //! Placeholders in `query` and `url`: `{{version}}` / `{{canary_version}}`,
 //! `{{slot}}` / `{{canary_slot}}`, `{{canary_url}}`, `{{stable_version}}`,
@@ -97,6 +101,12 @@
 //! identical servers is often significant, a 50% slowdown is not jitter)
 //! and `errors`, both `increase`.
 //!
+//! Kayenta's weighted groups: `groups: {errors: 60, latency: 40}` (weights
+//! summing to 100) and a `group` on every judge metric; a group scores 100 ×
+//! the share of its metrics that passed, the score is the weighted mean (0
+//! if a critical metric failed). `score: {pass, marginal}` is the Kayenta
+//! spelling of `pass` / `marginal`.
+//!
 //! With `source: access-log` (an `nginx` target with `access-log:`), the
 //! samples are real traffic instead: every line of the JSON access log
 //! (or, with `window: 30s`, the lines written while the stage waits that
@@ -122,7 +132,10 @@
 //! `canary.steps_completed`, `canary.score` (the last judge score),
 //! `canary.<metric>.p_value` and `canary.<metric>.effect` for judge metrics
 //! (`effect` left out when the baseline is 0 and the canary is not), and
-//! `canary.<metric>.value` (last measurement) for analysis metrics.
+//! `canary.<metric>.value` (last measurement) for analysis metrics,
+//! `canary.dry_run_failures` (dry-run metrics that ended Failed/Error),
+//! `canary.group.<group>.score`, and `canary.background.<metric>.value` /
+//! `canary.background.dry_run_failures` for the background analysis.
 //!
 //! Gates: `canary.analysis` (the last analysis: pass, fail with the score
 //! or the measurement as observed and the threshold it missed, or
@@ -132,7 +145,10 @@
 //! `score` (when a judge ran), `version`, `stable_version`.
 //!
 //! Artifact: `canary-analysis.json` (decision, versions, and every
-//! analysis with its lines, metrics, observed value and threshold) for the
+//! analysis with its lines, metrics, observed value and threshold, and in
+//! `details` every metric's measurements and dry-run flag, the initial
+//! delay, the template, and the judge's groups and per-metric Kayenta
+//! classification; `background` for the background analysis) for the
 //! incident report of `remediate`.
 //!
 //! # Outcomes
@@ -161,6 +177,7 @@
 //! | [`providers`] | Prometheus API, scraping, synthetic measurements, placeholders |
 //! | [`assess`] | one analysis step: metrics + judge → result |
 //! | [`steps`] | the steps engine |
+//! | [`background`] | background analysis between steps and in pauses |
 //! | [`progress`] | `canary.json` |
 //! | `stage` | glue: target, decision, report |
 //!
@@ -168,6 +185,7 @@
 
 pub mod analysis;
 pub mod assess;
+pub mod background;
 pub mod config;
 pub mod expr;
 pub mod judge;

@@ -9,9 +9,10 @@ use sluice_sdk::prelude::*;
 
 use crate::analysis::{fmt_num, Clock, Phase, RealClock};
 use crate::assess::{assess, Sources};
+use crate::background::Background;
 use crate::config::{Analysis, Settings};
 use crate::progress::{self, Progress};
-use crate::providers::Placeholders;
+use crate::providers::{measure, Placeholders};
 use crate::steps::{self, Decision, Driver, Outcome, StepAnalysis};
 
 /// The [`Driver`] that acts on a real target with the wall clock.
@@ -28,6 +29,15 @@ struct TargetDriver<'a> {
     /// The flags that put users on the candidate's slot (a feature-flag
     /// release): every `set-weight` sets their percentage too.
     flags: &'a [(String, FlagRule)],
+    /// `with.background-analysis`, measured between steps and in pauses.
+    background: Option<Background>,
+}
+
+impl TargetDriver<'_> {
+    /// The background's result once it ended the canary.
+    fn background_ended(&mut self, index: usize, ended: Option<Phase>) -> Option<StepAnalysis> {
+        ended.and_then(|_| self.background.as_ref().map(|b| b.report(index)))
+    }
 }
 
 impl Driver for TargetDriver<'_> {
@@ -38,8 +48,32 @@ impl Driver for TargetDriver<'_> {
         step_flags(self.target, self.flags, weight)
     }
 
-    fn sleep(&mut self, d: Duration) {
-        self.clock.sleep(d);
+    fn pause(&mut self, index: usize, d: Duration) -> Result<Option<StepAnalysis>, StageError> {
+        let ph = &self.sources.ph;
+        let ended = match &mut self.background {
+            Some(b) => b.sleep(index, d, &mut self.clock, &mut |p| measure(p, ph))?,
+            None => {
+                self.clock.sleep(d);
+                None
+            }
+        };
+        Ok(self.background_ended(index, ended))
+    }
+
+    fn between(&mut self, index: usize) -> Result<Option<StepAnalysis>, StageError> {
+        let ph = &self.sources.ph;
+        let ended = match &mut self.background {
+            Some(b) => b.poll(index, &self.clock, &mut |p| measure(p, ph))?,
+            None => None,
+        };
+        Ok(self.background_ended(index, ended))
+    }
+
+    fn background(&mut self, index: usize) -> Option<StepAnalysis> {
+        self.background
+            .as_ref()
+            .filter(|b| b.measured())
+            .map(|b| b.report(index))
     }
 
     fn analyse(&mut self, index: usize, analysis: &Analysis) -> Result<StepAnalysis, StageError> {
@@ -88,6 +122,49 @@ fn step_flags(
         target
             .set_flag(name, &rule)
             .with_context(|| format!("setting flag {name} to {weight}%"))?;
+    }
+    Ok(())
+}
+
+/// A resumed canary continues at the weight it had: whatever changed the
+/// environment meanwhile (a restarted router, a person), the weights and
+/// the candidate's flags are set back to it before the next step. Nothing
+/// is written when they already hold it.
+fn reapply(
+    target: &Target,
+    stable: &SlotVersion,
+    candidate: &SlotVersion,
+    flags: &[(String, FlagRule)],
+    weight: u32,
+) -> Result<(), StageError> {
+    let weight = weight.min(100);
+    let now = target.read_weights()?;
+    let want = Weights::split(stable, candidate, weight);
+    if now.weight_of(&candidate.slot) != weight || now.weight_of(&stable.slot) != 100 - weight {
+        sluice_sdk::info!(
+            "re-applying the saved weight: candidate {} at {weight}% (the target had {}%)",
+            candidate.version,
+            now.weight_of(&candidate.slot)
+        );
+        target
+            .set_weights(&want)
+            .context("re-applying the saved canary weight")?;
+    }
+    let stale: Vec<(String, FlagRule)> = flags
+        .iter()
+        .filter(|(_, r)| r.percent != f64::from(weight))
+        .cloned()
+        .collect();
+    if !stale.is_empty() {
+        sluice_sdk::info!(
+            "re-applying the saved weight to flag(s) {}: {weight}%",
+            stale
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        step_flags(target, &stale, weight)?;
     }
     Ok(())
 }
@@ -214,6 +291,9 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
     } else {
         target.read_flags()?.turning_on(&candidate.slot)
     };
+    if start > 0 {
+        reapply(&target, &stable, &candidate, &flags, weight)?;
+    }
     let mut driver = TargetDriver {
         target: &target,
         stable: &stable,
@@ -224,6 +304,7 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         run_id: ctx.run_id(),
         stage: ctx.stage(),
         flags: &flags,
+        background: settings.background.clone().map(Background::new),
     };
     let outcome = steps::run(&settings.steps, start, weight, &mut driver)?;
 
@@ -332,6 +413,11 @@ impl Decided {
             Decision::Inconclusive(i) => {
                 Decided::Paused(i + 1, format!("analysis at step {i} was inconclusive"))
             }
+            // The step it interrupted runs again after approval.
+            Decision::BackgroundInconclusive(i) => Decided::Paused(
+                i,
+                format!("background analysis was inconclusive during step {i}"),
+            ),
         }
     }
 
@@ -382,12 +468,24 @@ fn build_report(d: &Decided, o: &Outcome, stable: &SlotVersion, candidate: &Slot
     if let Some(a) = last {
         summary.push_str(&format!("\n\n{}", a.why));
     }
-    for a in &o.analyses {
-        summary.push_str(&format!(
-            "\n\nanalysis at step {} ({}):",
-            a.step,
-            a.phase.as_str()
-        ));
+    let bg = o
+        .background
+        .iter()
+        .filter(|b| !o.analyses.iter().any(|a| a.background && a.step == b.step));
+    for a in o.analyses.iter().chain(bg) {
+        if a.background {
+            summary.push_str(&format!(
+                "\n\nbackground analysis ({}, at step {}):",
+                a.phase.as_str(),
+                a.step
+            ));
+        } else {
+            summary.push_str(&format!(
+                "\n\nanalysis at step {} ({}):",
+                a.step,
+                a.phase.as_str()
+            ));
+        }
         for l in &a.lines {
             summary.push_str(&format!("\n- {l}"));
         }
@@ -400,7 +498,12 @@ fn build_report(d: &Decided, o: &Outcome, stable: &SlotVersion, candidate: &Slot
         .output("stable_version", stable.version.clone());
     // Later analyses overwrite earlier values of the same metric.
     let mut metrics: Vec<(String, f64)> = Vec::new();
-    for (name, v) in o.analyses.iter().flat_map(|a| a.metrics.iter()) {
+    for (name, v) in o
+        .analyses
+        .iter()
+        .chain(o.background.iter())
+        .flat_map(|a| a.metrics.iter())
+    {
         metrics.retain(|(n, _)| n != name);
         metrics.push((name.clone(), *v));
     }
@@ -441,22 +544,21 @@ fn analysis_json(
     stable: &SlotVersion,
     candidate: &SlotVersion,
 ) -> String {
-    let analyses: Vec<serde_json::Value> = o
-        .analyses
-        .iter()
-        .map(|a| {
-            serde_json::json!({
-                "step": a.step,
-                "phase": a.phase.as_str(),
-                "score": a.score,
-                "observed": a.observed,
-                "threshold": a.threshold,
-                "why": a.why,
-                "lines": a.lines,
-                "metrics": a.metrics.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
-            })
+    let one = |a: &StepAnalysis| {
+        serde_json::json!({
+            "step": a.step,
+            "background": a.background,
+            "phase": a.phase.as_str(),
+            "score": a.score,
+            "observed": a.observed,
+            "threshold": a.threshold,
+            "why": a.why,
+            "lines": a.lines,
+            "metrics": a.metrics.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
+            "details": a.details,
         })
-        .collect();
+    };
+    let analyses: Vec<serde_json::Value> = o.analyses.iter().map(one).collect();
     let doc = serde_json::json!({
         "decision": d.word(),
         "stable": {"slot": stable.slot, "version": stable.version},
@@ -464,6 +566,7 @@ fn analysis_json(
         "weight": final_weight(d, o),
         "steps_completed": o.steps_completed,
         "analyses": analyses,
+        "background": o.background.as_ref().map(one),
     });
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string())
 }
@@ -485,6 +588,8 @@ mod tests {
                 ("canary.score".into(), 0.0),
                 ("canary.latency.p_value".into(), 0.001),
             ],
+            background: false,
+            details: serde_json::Value::Null,
         }
     }
 
@@ -499,6 +604,7 @@ mod tests {
             weight: 25,
             steps_completed: 1,
             analyses: vec![analysis(Phase::Failed)],
+            background: None,
         };
         let d = Decided::from(&o, true);
         assert_eq!(d, Decided::Aborted);
@@ -574,6 +680,34 @@ mod tests {
         assert!(remove_flags(&t, &candidate).expect("again").is_empty());
     }
 
+    /// A resumed canary puts back the saved weight and flag percentage,
+    /// and writes nothing when the target still has them.
+    #[test]
+    fn resume_reapplies_the_saved_weight_and_flag() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let cfg: sluice_delivery::TargetConfig =
+            serde_json::from_str(r#"{"root":"env"}"#).expect("cfg");
+        let t = Target::open(&cfg, ws.path(), "production")
+            .expect("open")
+            .with_stage("canary");
+        let (stable, candidate) = (sv("blue", "1"), sv("green", "2"));
+        t.set_weights(&Weights::all_to(&stable)).expect("weights");
+        let rule = FlagRule {
+            on: "green".into(),
+            off: "blue".into(),
+            percent: 5.0,
+        };
+        t.set_flag("release-2", &rule).expect("flag");
+        let flags = t.read_flags().expect("flags").turning_on("green");
+        reapply(&t, &stable, &candidate, &flags, 30).expect("reapply");
+        assert_eq!(t.read_weights().expect("w").weight_of("green"), 30);
+        assert_eq!(t.read_flags().expect("f").flags["release-2"].percent, 30.0);
+        let lines = t.read_history().expect("history").len();
+        let flags = t.read_flags().expect("flags").turning_on("green");
+        reapply(&t, &stable, &candidate, &flags, 30).expect("again");
+        assert_eq!(t.read_history().expect("history").len(), lines);
+    }
+
     #[test]
     fn paused_report() {
         let o = Outcome {
@@ -581,6 +715,7 @@ mod tests {
             weight: 10,
             steps_completed: 2,
             analyses: Vec::new(),
+            background: None,
         };
         let d = Decided::from(&o, true);
         assert_eq!(

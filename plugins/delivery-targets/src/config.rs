@@ -57,6 +57,19 @@ pub struct TargetConfig {
     /// `http`: the webhook API's base URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// `http`: extra headers sent with every webhook request (literal
+    /// values; see `headers_from_secrets` for tokens).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// `http`: headers whose value is a granted secret, e.g.
+    /// `Authorization: {secret: DEPLOY_TOKEN, prefix: "Bearer "}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers_from_secrets: BTreeMap<String, crate::webhook::SecretHeader>,
+    /// `http`: where the platform gets the release, sent as
+    /// `artifact.ref` in `POST /deploy`: an `http(s)://` URL or an OCI
+    /// image reference pinned by digest (`registry/app@sha256:<hex>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_ref: Option<String>,
     /// `nginx`: the reload command (program must be in `grants.exec`);
     /// default `[nginx, -s, reload]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +81,46 @@ pub struct TargetConfig {
     /// `nginx`: the name of the `upstream` block (default `sluice`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// `local`, `nginx`: session affinity over the weights (a user key
+    /// from a header or a cookie always lands on the same route while
+    /// the weights hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// `local`, `nginx`: header routing during a canary (`always` → the
+    /// candidate, `never` → stable, anything else → the weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_header: Option<CanaryHeader>,
+}
+
+/// `target.affinity`: where the user key comes from (exactly one).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Affinity {
+    /// A request header, e.g. `X-User`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// A cookie name, e.g. `session`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+}
+
+/// `target.canary-header`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryHeader {
+    /// The header, e.g. `X-Canary`.
+    pub name: String,
+}
+
+/// An HTTP header name nginx can read as `$http_<name>` (letters,
+/// digits, `-`; nginx maps `-` to `_` and ignores case).
+fn check_header(h: &str) -> Result<(), String> {
+    if h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(format!(
+            "`{h}` must be a header name of letters, digits and `-`, e.g. X-User"
+        ));
+    }
+    Ok(())
 }
 
 /// Default nginx upstream name.
@@ -128,6 +181,7 @@ impl TargetConfig {
                 Some(_) => {}
             },
         }
+        crate::webhook::check_http_keys(self, key)?;
         if self.kind != TargetKind::Nginx {
             for (k, set) in [
                 ("reload", self.reload.is_some()),
@@ -141,6 +195,44 @@ impl TargetConfig {
                     ));
                 }
             }
+        }
+        if self.kind == TargetKind::Http {
+            for (k, set) in [
+                ("affinity", self.affinity.is_some()),
+                ("canary-header", self.canary_header.is_some()),
+            ] {
+                if set {
+                    return Err(bad(
+                        k,
+                        "only for kind local or nginx, not http (the platform behind the \
+                         webhook routes); remove it"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        if let Some(a) = &self.affinity {
+            match (&a.header, &a.cookie) {
+                (Some(h), None) => check_header(h).map_err(|m| bad("affinity.header", m))?,
+                (None, Some(c)) => {
+                    if c.is_empty() || !c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        return Err(bad(
+                            "affinity.cookie",
+                            format!("`{c}` must be letters, digits or `_` (nginx reads it as $cookie_<name>)"),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(bad(
+                        "affinity",
+                        "needs exactly one of `header` or `cookie`, e.g. `affinity: { header: X-User }`"
+                            .into(),
+                    ))
+                }
+            }
+        }
+        if let Some(c) = &self.canary_header {
+            check_header(&c.name).map_err(|m| bad("canary-header.name", m))?;
         }
         if let Some(root) = &self.root {
             check_relative(root).map_err(|m| bad("root", m))?;
@@ -285,6 +377,48 @@ mod tests {
             .contains("bare name"));
         let t = parse(r#"{"kind":"local","root":"d","slots":{"a":"ftp://x"}}"#).expect("parse");
         assert!(t.validate("t").is_err());
+    }
+
+    #[test]
+    fn affinity_and_canary_header() {
+        let ok = parse(r#"{"kind":"nginx","root":"d","affinity":{"header":"X-User"},"canary-header":{"name":"X-Canary"}}"#)
+            .expect("parse");
+        ok.validate("with.target").expect("valid");
+        let ok = parse(r#"{"root":"d","affinity":{"cookie":"session_id"}}"#).expect("parse");
+        ok.validate("with.target").expect("valid");
+        for (json, starts) in [
+            (
+                r#"{"root":"d","affinity":{}}"#,
+                "with.target.affinity: needs exactly one",
+            ),
+            (
+                r#"{"root":"d","affinity":{"header":"A","cookie":"b"}}"#,
+                "with.target.affinity: needs exactly one",
+            ),
+            (
+                r#"{"root":"d","affinity":{"header":"X User"}}"#,
+                "with.target.affinity.header: `X User`",
+            ),
+            (
+                r#"{"root":"d","affinity":{"cookie":"a-b"}}"#,
+                "with.target.affinity.cookie: `a-b`",
+            ),
+            (
+                r#"{"root":"d","canary-header":{"name":""}}"#,
+                "with.target.canary-header.name:",
+            ),
+            (
+                r#"{"kind":"http","url":"http://x:1","affinity":{"header":"X-User"}}"#,
+                "with.target.affinity: only for kind local or nginx",
+            ),
+        ] {
+            let e = parse(json)
+                .expect("parse")
+                .validate("with.target")
+                .expect_err(json);
+            assert!(e.message().starts_with(starts), "{json}: {e}");
+        }
+        assert!(parse(r#"{"root":"d","affinity":{"hdr":"x"}}"#).is_err());
     }
 
     #[test]

@@ -9,11 +9,11 @@
 //! | [`state`] | the data files: [`State`], [`Weights`], [`Flags`], [`HistoryEntry`], [`ReleaseInfo`] |
 //! | [`release`] | unpacking / copying an artifact into `releases/<version>` ([`ArtifactFile`]) |
 //! | [`fsutil`] | atomic writes, atomic symlink switch (WASI `symlink-at` inside the component) |
-//! | [`nginx`] | upstream block, reload, JSON access-log parsing |
+//! | [`nginx`] | upstream blocks (weights, affinity, header and flag routing), reload, JSON access-log parsing |
 //! | [`webhook`] | the `http` target's JSON API |
 //! | [`health`] | health / version probes of a slot URL ([`HealthCheck`]) |
 //! | [`promtext`] | Prometheus text exposition parser (`/metrics` pages), for `monitor` and `canary` |
-//! | [`flags`] | consistent percentage bucketing ([`flags::in_rollout`]) |
+//! | [`flags`] | consistent percentage bucketing ([`flags::in_rollout`]; nginx's `split_clients` bucket, [`flags::nginx_bucket`]) |
 //!
 //! ```no_run
 //! use sluice_delivery::{ArtifactFile, SlotVersion, Target, TargetConfig, Weights};

@@ -8,7 +8,7 @@
 //! | [`Target::deploy`] | install + point | same | `POST /deploy` |
 //! | [`Target::read_state`] / [`Target::write_state`] | `state.json` | same | `GET /state` / `POST /state` |
 //! | [`Target::set_weights`] | `weights.json` | + `nginx/upstreams.conf` and reload | `POST /weights` |
-//! | [`Target::set_flag`] | `flags.json` | same | `POST /flags` |
+//! | [`Target::set_flag`] / [`Target::remove_flag`] | `flags.json` | + `nginx/upstreams.conf` and reload | `POST /flags` |
 //! | [`Target::rollback`] | slots, weights, flags, state | same | `POST /rollback` |
 //! | [`Target::record`] | `history.jsonl` | same | `history.jsonl` when `root` is set |
 
@@ -158,11 +158,9 @@ impl Target {
         }
     }
 
-    fn http_url(&self) -> Option<&str> {
-        match self.kind() {
-            TargetKind::Http => self.config.url.as_deref(),
-            _ => None,
-        }
+    /// The webhook endpoint of an `http` target (URL and headers).
+    fn http_url(&self) -> Option<webhook::Endpoint<'_>> {
+        webhook::Endpoint::of(&self.config)
     }
 
     /// The base URL of `slot` from `target.slots`.
@@ -369,7 +367,7 @@ impl Target {
                     "environment": self.environment,
                     "version": version,
                     "slot": slot,
-                    "artifact": {"name": artifact.name, "digest": artifact.digest, "size": artifact.size},
+                    "artifact": webhook::artifact_body(&self.config, artifact),
                 }),
             )?;
             self.record("deploy", Some(version), Some(slot), Some(&artifact.name))?;
@@ -418,16 +416,110 @@ impl Target {
             return self.record("weights", None, None, Some(&detail));
         }
         let root = self.files_root()?;
+        // Only nginx routes by flags from the generated file.
+        let flags = if self.kind() == TargetKind::Nginx {
+            self.read_flags()?
+        } else {
+            Flags::default()
+        };
+        let routing = nginx::Routing {
+            affinity: self.config.affinity.as_ref(),
+            canary_header: self.config.canary_header.as_ref(),
+            flags: Some(&flags),
+        };
         if self.kind() == TargetKind::Nginx {
-            let conf =
-                nginx::render_upstreams(self.config.upstream_name(), weights, &self.config.slots)?;
-            fsutil::write_atomic(&root.join("nginx/upstreams.conf"), conf.as_bytes())?;
+            self.write_upstreams(root, weights, &routing)?;
         }
+        self.write_routing(root, weights, &routing)?;
         fsutil::write_json(&root.join("weights.json"), weights)?;
         if self.kind() == TargetKind::Nginx {
             nginx::reload(&self.config.reload_command()).context("reloading nginx")?;
         }
         self.record("weights", None, None, Some(&detail))
+    }
+
+    /// Writes `<root>/nginx/upstreams.conf` for `weights` and `routing`.
+    fn write_upstreams(
+        &self,
+        root: &Path,
+        weights: &Weights,
+        routing: &nginx::Routing<'_>,
+    ) -> Result<(), StageError> {
+        let conf = nginx::render_with(
+            self.config.upstream_name(),
+            weights,
+            &self.config.slots,
+            routing,
+        )?;
+        fsutil::write_atomic(&root.join("nginx/upstreams.conf"), conf.as_bytes())
+    }
+
+    /// Writes `flags` to `flags.json`; on `nginx` also the upstreams file
+    /// (rendered first, so a flag nginx cannot take leaves both files as
+    /// they were) and reloads. Without weights yet, nothing routes on
+    /// nginx: a flag routing users is refused, removing one only writes
+    /// `flags.json`.
+    fn write_flags(&self, root: &Path, flags: &Flags, adds: bool) -> Result<(), StageError> {
+        let path = root.join("flags.json");
+        if self.kind() != TargetKind::Nginx {
+            return fsutil::write_json(&path, flags);
+        }
+        let weights = self.read_weights()?;
+        if weights.total() == 0 {
+            if adds {
+                return Err(StageError::failed(
+                    "nginx has no traffic split yet (weights.json is empty): deploy a release \
+                     before setting a flag",
+                ));
+            }
+            return fsutil::write_json(&path, flags);
+        }
+        let routing = nginx::Routing {
+            affinity: self.config.affinity.as_ref(),
+            canary_header: self.config.canary_header.as_ref(),
+            flags: Some(flags),
+        };
+        let conf = nginx::render_with(
+            self.config.upstream_name(),
+            &weights,
+            &self.config.slots,
+            &routing,
+        )?;
+        fsutil::write_json(&path, flags)?;
+        fsutil::write_atomic(&root.join("nginx/upstreams.conf"), conf.as_bytes())?;
+        nginx::reload(&self.config.reload_command()).context("reloading nginx")
+    }
+
+    /// `<root>/routing.json`, read by a router beside `weights.json`
+    /// (docs/delivery.md, `affinity`, `canary-header`): written before the
+    /// weights when either is configured, removed when neither is.
+    fn write_routing(
+        &self,
+        root: &Path,
+        weights: &Weights,
+        routing: &nginx::Routing<'_>,
+    ) -> Result<(), StageError> {
+        let path = root.join("routing.json");
+        if routing.affinity.is_none() && routing.canary_header.is_none() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(StageError::from(e).with_context(format!("removing {}", path.display())))
+                }
+                _ => Ok(()),
+            };
+        }
+        let pair = nginx::canary_pair(weights);
+        let canary_header = routing.canary_header.map(|c| {
+            json!({
+                "name": c.name,
+                "candidate": pair.map(|(_, c)| c.slot.clone()),
+                "stable": pair.map(|(s, _)| s.slot.clone()),
+            })
+        });
+        fsutil::write_json(
+            &path,
+            &json!({"affinity": routing.affinity, "canary_header": canary_header}),
+        )
     }
 
     /// The feature flags (`http`: none are readable; empty).
@@ -438,7 +530,8 @@ impl Target {
         Ok(fsutil::read_json(&self.files_root()?.join("flags.json"))?.unwrap_or_default())
     }
 
-    /// Sets flag `flag` (percent 0–100).
+    /// Sets flag `flag` (percent 0–100; on `nginx` at most two decimals,
+    /// and the upstreams file is rewritten and nginx reloaded).
     pub fn set_flag(&self, flag: &str, rule: &FlagRule) -> Result<(), StageError> {
         if !(0.0..=100.0).contains(&rule.percent) {
             return Err(StageError::failed(format!(
@@ -447,7 +540,10 @@ impl Target {
             )));
         }
         if self.kind() == TargetKind::Nginx {
-            nginx::check_flag(flag, rule)?;
+            // nginx's split_clients takes two decimals at most.
+            crate::flags::nginx_hundredths(rule.percent).map_err(|e| {
+                StageError::invalid_config(format!("flag {flag} on the nginx target: percent {e}"))
+            })?;
         }
         let detail = format!("{flag} {}% on={} off={}", rule.percent, rule.on, rule.off);
         if let Some(url) = self.http_url() {
@@ -461,7 +557,8 @@ impl Target {
         let path = self.files_root()?.join("flags.json");
         let mut flags: Flags = fsutil::read_json(&path)?.unwrap_or_default();
         flags.flags.insert(flag.to_string(), rule.clone());
-        fsutil::write_json(&path, &flags)?;
+        self.write_flags(self.files_root()?, &flags, true)
+            .with_context(|| format!("setting flag {flag}"))?;
         self.record("flag", None, None, Some(&detail))
     }
 
@@ -479,7 +576,8 @@ impl Target {
         let Some(rule) = flags.flags.remove(flag) else {
             return Ok(None);
         };
-        fsutil::write_json(&path, &flags)?;
+        self.write_flags(self.files_root()?, &flags, false)
+            .with_context(|| format!("removing flag {flag}"))?;
         self.record(
             "flag",
             None,
@@ -504,8 +602,8 @@ impl Target {
     /// What is rolled back is marked `bad` in `releases`, so a later
     /// rollback never returns to it.
     ///
-    /// `http`: `POST /rollback` to the same version (the server updates its
-    /// state).
+    /// `http`: `POST /rollback` to the target version first, then the
+    /// weights and the state as above.
     pub fn rollback(&self) -> Result<RolledBack, StageError> {
         let mut state = self.read_state()?;
         let mut actions = Vec::new();
@@ -520,18 +618,50 @@ impl Target {
                 "/rollback",
                 &json!({"environment": self.environment, "to_version": to.version, "slot": to.slot}),
             )?;
-            actions.push(format!("POST /rollback to {} on {}", to.version, to.slot));
-            self.record(
-                "rollback",
-                Some(&to.version),
-                Some(&to.slot),
-                answer.version.as_deref(),
-            )?;
-            return Ok(RolledBack { to, from, actions });
+            actions.push(format!(
+                "POST /rollback to {} on {} (now {})",
+                to.version,
+                to.slot,
+                answer.version.as_deref().unwrap_or("?")
+            ));
+            // The platform repointed the slot; weights and the state
+            // document follow as for every target, so no traffic stays on
+            // the candidate and the release is marked bad (issue 17: the
+            // http rollback used to stop here, leaving 50% on it).
         }
 
         let rolling = state.candidate.is_none() && !state.instances.is_empty();
-        if rolling {
+        if rolling && self.kind() == TargetKind::Nginx {
+            // One instance at a time, drained first: repointing them all
+            // at once restarts every process while nginx still routes to
+            // them (6 failed requests in issue 17).
+            let mut layout: Vec<crate::state::Route> = state
+                .instances
+                .iter()
+                .map(|i| crate::state::Route {
+                    slot: i.slot.clone(),
+                    version: i.version.clone(),
+                    weight: 1,
+                })
+                .collect();
+            let moves: Vec<(String, String)> = state
+                .instances
+                .iter()
+                .filter(|i| i.version != to.version)
+                .map(|i| (i.slot.clone(), to.version.clone()))
+                .collect();
+            actions.extend(self.repoint_drained(
+                &mut layout,
+                &moves,
+                Some(&rollback_health()),
+                true,
+            )?);
+            for inst in &mut state.instances {
+                inst.version = to.version.clone();
+            }
+            self.set_weights(&Weights { routes: layout })?;
+            actions.push("weights evenly over the instances".into());
+        } else if rolling {
             for inst in &mut state.instances {
                 if inst.version != to.version {
                     self.point_slot(&inst.slot, &to.version)?;
@@ -592,6 +722,75 @@ impl Target {
         Ok(RolledBack { to, from, actions })
     }
 
+    /// Repoints instances of a rolling layout one at a time without
+    /// sending a request to a restarting process (docs/delivery.md,
+    /// "Switches without failed requests"). `layout` is what the upstream
+    /// serves now (weight 1 = in rotation, 0 = `down`); for each
+    /// `(slot, version)` of `moves`, in order: the slot is written `down`
+    /// and nginx reloaded, then [`nginx::DRAIN_WAIT`] left for the old
+    /// workers (skipped when no other instance is in rotation, or the slot
+    /// is already down), the slot is pointed at `version`, `health` (when
+    /// given and the slot has a URL) must find it healthy — and, with
+    /// `check_version`, `/version` naming `version`, which is what tells
+    /// that a process following the link has restarted — and it is put
+    /// back (weight 1). `layout` is updated as it goes.
+    ///
+    /// An instance that does not become healthy stops the walk with an
+    /// error naming it; it is left `down`, the others keep serving.
+    /// Returns the steps taken, for reports.
+    pub fn repoint_drained(
+        &self,
+        layout: &mut [crate::state::Route],
+        moves: &[(String, String)],
+        health: Option<&crate::HealthCheck>,
+        check_version: bool,
+    ) -> Result<Vec<String>, StageError> {
+        let mut actions = Vec::new();
+        for (slot, version) in moves {
+            let Some(idx) = layout.iter().position(|r| &r.slot == slot) else {
+                return Err(StageError::failed(format!(
+                    "instance {slot} is not in the layout being repointed"
+                )));
+            };
+            let others_serve = layout
+                .iter()
+                .enumerate()
+                .any(|(i, r)| i != idx && r.weight > 0);
+            if others_serve && layout[idx].weight > 0 {
+                layout[idx].weight = 0;
+                self.set_weights(&Weights {
+                    routes: layout.to_vec(),
+                })?;
+                std::thread::sleep(nginx::DRAIN_WAIT);
+            }
+            self.point_slot(slot, version)?;
+            layout[idx].version = version.clone();
+            if let Some((health, url)) = health.zip(self.slot_url(slot)) {
+                let expected = check_version.then_some(version.as_str());
+                let o = health.check(url, expected).map_err(|e| {
+                    StageError::from(e).with_context(format!(
+                        "health check of {slot} ({url}) after repointing it"
+                    ))
+                })?;
+                if !o.healthy {
+                    return Err(StageError::failed(format!(
+                        "{slot} did not become healthy at {version} after {} attempt(s): {}; it \
+                         stays out of the upstream",
+                        o.attempts, o.message
+                    )));
+                }
+            }
+            layout[idx].weight = 1;
+            self.set_weights(&Weights {
+                routes: layout.to_vec(),
+            })?;
+            actions.push(format!(
+                "drained {slot}, pointed it back at {version}, healthy, back in"
+            ));
+        }
+        Ok(actions)
+    }
+
     /// Appends a line to `history.jsonl` (nothing when there is no
     /// `root`, e.g. an `http` target without one).
     pub fn record(
@@ -632,6 +831,17 @@ impl Target {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(StageError::from(e).with_context(format!("reading {}", path.display()))),
         }
+    }
+}
+
+/// How [`Target::rollback`] waits for a repointed instance: `/health`
+/// and `/version` naming the release, up to 10 s.
+fn rollback_health() -> crate::HealthCheck {
+    crate::HealthCheck {
+        retries: 40,
+        interval: std::time::Duration::from_millis(250),
+        timeout: std::time::Duration::from_secs(2),
+        ..crate::HealthCheck::default()
     }
 }
 
@@ -734,6 +944,36 @@ mod tests {
             .any(|h| h.action == "rollback"));
     }
 
+    /// On nginx a flag's percent must fit `split_clients` (two decimals),
+    /// and a flag needs a traffic split to route against; either refusal
+    /// leaves `flags.json` unwritten. (Writing and reloading runs the
+    /// granted `exec`: the e2e tests cover it with real nginx.)
+    #[test]
+    fn nginx_flags_are_checked_before_anything_is_written() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let cfg: TargetConfig = serde_json::from_str(
+            r#"{"kind":"nginx","root":"env","slots":{"blue":"http://127.0.0.1:1","green":"http://127.0.0.1:2"}}"#,
+        )
+        .expect("cfg");
+        let t = Target::open(&cfg, ws.path(), "production").expect("open");
+        let rule = |percent| FlagRule {
+            on: "green".into(),
+            off: "blue".into(),
+            percent,
+        };
+        let e = t.set_flag("f", &rule(12.345)).expect_err("decimals");
+        assert!(
+            e.message().contains(
+                "flag f on the nginx target: percent 12.345 has more than two decimals; nginx's \
+                 split_clients takes at most two (e.g. 12.35)"
+            ),
+            "{e}"
+        );
+        let e = t.set_flag("f", &rule(12.34)).expect_err("no weights");
+        assert!(e.message().contains("no traffic split yet"), "{e}");
+        assert!(!ws.path().join("env/flags.json").exists());
+    }
+
     #[test]
     fn rollback_recreate_repoints_the_slot() {
         let ws = tempfile::tempdir().expect("tempdir");
@@ -756,6 +996,99 @@ mod tests {
         let mut empty = State::default();
         e.write_state(&mut empty).expect("w");
         assert!(e.rollback().is_err());
+    }
+
+    #[test]
+    fn routing_json_follows_the_config() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let cfg: TargetConfig = serde_json::from_str(
+            r#"{"root":"env","affinity":{"cookie":"sid"},"canary-header":{"name":"X-Canary"}}"#,
+        )
+        .expect("cfg");
+        let t = Target::open(&cfg, ws.path(), "production").expect("open");
+        let (b, g) = (
+            SlotVersion::new("blue", "1"),
+            SlotVersion::new("green", "2"),
+        );
+        t.set_weights(&Weights::split(&b, &g, 0)).expect("split");
+        let path = ws.path().join("env/routing.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("routing.json"))
+                .expect("json");
+        assert_eq!(v["affinity"]["cookie"], "sid");
+        assert_eq!(v["canary_header"]["name"], "X-Canary");
+        assert_eq!(v["canary_header"]["candidate"], "green");
+        assert_eq!(v["canary_header"]["stable"], "blue");
+        t.set_weights(&Weights::all_to(&g)).expect("promote");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("routing.json"))
+                .expect("json");
+        assert!(v["canary_header"]["candidate"].is_null(), "{v}");
+        // Without the options the file goes: the router routes by weights.
+        local(ws.path())
+            .set_weights(&Weights::all_to(&g))
+            .expect("w");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn repoint_drained_moves_one_instance_at_a_time() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let t = local(ws.path());
+        for (i, v) in ["1", "2"].iter().enumerate() {
+            t.deploy(&artifact(ws.path(), v, v), v, &format!("instance-{i}"))
+                .expect("deploy");
+        }
+        t.point_slot("instance-0", "2").expect("point");
+        let route = |slot: &str, version: &str, weight| crate::state::Route {
+            slot: slot.into(),
+            version: version.into(),
+            weight,
+        };
+        let mut layout = vec![route("instance-0", "2", 1), route("instance-1", "2", 1)];
+        let moves = vec![
+            ("instance-0".to_string(), "1".to_string()),
+            ("instance-1".to_string(), "1".to_string()),
+        ];
+        let actions = t
+            .repoint_drained(&mut layout, &moves, None, true)
+            .expect("repoint");
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        assert_eq!(
+            layout,
+            vec![route("instance-0", "1", 1), route("instance-1", "1", 1)]
+        );
+        // Each instance was out of the split while it moved, and only one
+        // at a time: drain 0, back 0, drain 1, back 1.
+        let weights: Vec<String> = t
+            .read_history()
+            .expect("h")
+            .into_iter()
+            .filter(|h| h.action == "weights")
+            .filter_map(|h| h.detail)
+            .collect();
+        assert_eq!(
+            weights,
+            [
+                "instance-0=0 instance-1=1",
+                "instance-0=1 instance-1=1",
+                "instance-0=1 instance-1=0",
+                "instance-0=1 instance-1=1"
+            ]
+        );
+        assert_eq!(
+            t.slot_version("instance-1").expect("v").as_deref(),
+            Some("1")
+        );
+        let e = t
+            .repoint_drained(
+                &mut layout,
+                &[("instance-9".into(), "1".into())],
+                None,
+                true,
+            )
+            .expect_err("unknown instance");
+        assert!(e.message().contains("instance-9"), "{e}");
     }
 
     #[test]

@@ -305,15 +305,6 @@ impl Settings {
             &[Strategy::FeatureFlag],
         )?;
 
-        if s == Strategy::FeatureFlag && c.target.kind == sluice_delivery::TargetKind::Nginx {
-            return Err(bad(
-                "strategy",
-                "feature flags are not supported on the nginx target; use weights \
-                 (`strategy: canary` with `initial-weight`): nginx routes by its weighted \
-                 upstream only and would ignore flags.json",
-            ));
-        }
-
         let rolling = if s == Strategy::Rolling {
             let instances = c.instances.ok_or_else(|| {
                 bad(
@@ -369,6 +360,23 @@ impl Settings {
         let flag = c.flag.unwrap_or_else(|| format!("release-{version}"));
         if flag.is_empty() {
             return Err(bad("flag", "must not be empty"));
+        }
+        if s == Strategy::FeatureFlag && c.target.kind == sluice_delivery::TargetKind::Nginx {
+            // nginx routes by the flag with `split_clients`, which takes
+            // the flag's name into its configuration and a percentage with
+            // two decimals at most.
+            sluice_delivery::check_name(&flag).map_err(|m| {
+                bad(
+                    "flag",
+                    format!("{m}: on the nginx target the name goes into nginx's configuration"),
+                )
+            })?;
+            sluice_delivery::flags::nginx_hundredths(initial_percent).map_err(|e| {
+                bad(
+                    "initial-percent",
+                    format!("{e} (the nginx target routes flags with split_clients)"),
+                )
+            })?;
         }
         let health = match c.health_check {
             Some(HealthWire::On(false)) => None,
@@ -480,17 +488,23 @@ mod tests {
     }
 
     #[test]
-    fn feature_flags_are_refused_on_nginx() {
-        let e = settings(
-            r#"{"target":{"kind":"nginx","root":"env"},"version":"1","strategy":"feature-flag"}"#,
-        )
-        .expect_err("refused");
+    fn feature_flags_on_nginx_need_a_two_decimal_percent_and_a_plain_name() {
+        const N: &str =
+            r#""target":{"kind":"nginx","root":"env"},"version":"1","strategy":"feature-flag""#;
+        let s = settings(&format!(r#"{{{N},"initial-percent":12.5}}"#)).expect("nginx flags");
+        assert_eq!(s.flag, "release-1");
+        assert_eq!(s.initial_percent, 12.5);
+        let e = settings(&format!(r#"{{{N},"initial-percent":12.345}}"#)).expect_err("decimals");
         assert!(
-            e.contains("feature flags are not supported on the nginx target; use weights"),
+            e.contains("with.initial-percent")
+                && e.contains("12.345 has more than two decimals; nginx's split_clients takes at most two (e.g. 12.35)"),
             "{e}"
         );
+        let e = settings(&format!(r#"{{{N},"flag":"a b"}}"#)).expect_err("name");
+        assert!(e.contains("with.flag") && e.contains("contains ` `"), "{e}");
+        // The local router takes any precision.
         assert!(settings(&format!(
-            r#"{{{T},"version":"1","strategy":"feature-flag"}}"#
+            r#"{{{T},"version":"1","strategy":"feature-flag","initial-percent":12.345}}"#
         ))
         .is_ok());
     }

@@ -53,15 +53,9 @@ fn update(t: &Target, a: &ArtifactFile, slot: &str, version: &str) -> Result<(),
     Ok(())
 }
 
-/// How long a drained batch is left before its instances move:
-/// `nginx -s reload` only signals the master, which starts new workers
-/// and lets the old ones finish their requests (and stop accepting) on
-/// its own.
-const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// nginx: writes and reloads the upstream with every instance that has a
 /// version (moved ones at `version`) at weight 1, and those of `batch` at
-/// 0 (`down`), then waits [`DRAIN_WAIT`] when a batch was drained. Does
+/// 0 (`down`), then waits [`DRAIN_WAIT`](sluice_delivery::nginx::DRAIN_WAIT) when a batch was drained. Does
 /// nothing when no other instance could serve.
 fn drain_batch(
     t: &Target,
@@ -92,7 +86,7 @@ fn drain_batch(
     }
     t.set_weights(&w)?;
     if batch.is_some() {
-        std::thread::sleep(DRAIN_WAIT);
+        std::thread::sleep(sluice_delivery::nginx::DRAIN_WAIT);
     }
     Ok(())
 }
@@ -215,7 +209,10 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
     state.candidate = None;
     if let Some((k, slot, message)) = failure {
         let mut restored = Vec::new();
-        for (_, moved_slot) in moved.iter().rev() {
+        if t.kind() == TargetKind::Nginx {
+            restore_drained(t, s, &slots, &old, &moved, k, &plan, &mut restored)?;
+        }
+        for (_, moved_slot) in moved.iter().rev().filter(|_| t.kind() != TargetKind::Nginx) {
             let idx = slots.iter().position(|x| x == moved_slot).unwrap_or(0);
             match old.get(idx).cloned().flatten() {
                 Some(v) => {
@@ -298,6 +295,71 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
         .metric("deploy.rolled_back", 0.0))
 }
 
+/// nginx: puts the instances moved by a failed rolling deploy back one
+/// at a time, newest first, each drained before it moves and
+/// health-checked at its old version before it is back in the upstream
+/// ([`Target::repoint_drained`]); an instance that had no version before
+/// is taken out of the upstream and its link removed. `restored` gets
+/// `slot→version` per instance, in instance order.
+#[allow(clippy::too_many_arguments)]
+fn restore_drained(
+    t: &Target,
+    s: &Settings,
+    slots: &[String],
+    old: &[Option<String>],
+    moved: &[(usize, String)],
+    failed_batch: usize,
+    plan: &[Vec<String>],
+    restored: &mut Vec<String>,
+) -> Result<(), StageError> {
+    // What the upstream serves now: moved instances at the new version,
+    // the failed batch `down` (drained before it moved), the rest as they were.
+    let mut layout: Vec<Route> = Vec::new();
+    for (slot, before) in slots.iter().zip(old) {
+        let moved_here = moved.iter().any(|(_, m)| m == slot);
+        let version = if moved_here {
+            Some(s.version.clone())
+        } else {
+            before.clone()
+        };
+        let Some(version) = version else { continue };
+        let down = plan.get(failed_batch).is_some_and(|b| b.contains(slot));
+        layout.push(Route {
+            slot: slot.clone(),
+            version,
+            weight: u32::from(!down),
+        });
+    }
+    for (_, moved_slot) in moved.iter().rev() {
+        let idx = slots.iter().position(|x| x == moved_slot).unwrap_or(0);
+        match old.get(idx).cloned().flatten() {
+            Some(v) => {
+                t.repoint_drained(
+                    &mut layout,
+                    &[(moved_slot.clone(), v.clone())],
+                    s.health.as_ref().map(|h| &h.check),
+                    s.health.as_ref().is_some_and(|h| h.check_version),
+                )?;
+                restored.push(format!("{moved_slot}→{v}"));
+            }
+            None => {
+                layout.retain(|r| &r.slot != moved_slot);
+                let w = Weights {
+                    routes: layout.clone(),
+                };
+                if w.total() > 0 {
+                    t.set_weights(&w)?;
+                }
+                if let Some(path) = t.slot_path(moved_slot) {
+                    sluice_delivery::fsutil::remove_tree(&path)?;
+                }
+                restored.push(format!("{moved_slot} removed (it had no version before)"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// After a failed rolling deploy put every instance back: the state says
 /// what serves (`stable` = the old version on `first`, which served
 /// production until this attempt and so is `good` when not judged yet),
@@ -335,6 +397,80 @@ fn most_common(versions: &[Option<String>]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_rollout_is_restored_one_instance_at_a_time() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let cfg: sluice_delivery::TargetConfig =
+            serde_json::from_str(r#"{"root":"env"}"#).expect("cfg");
+        let t = Target::open(&cfg, ws.path(), "production").expect("open");
+        for v in ["1", "2"] {
+            let f = ws.path().join(v);
+            std::fs::write(&f, v).expect("write");
+            t.install(&ArtifactFile::from_path(f).expect("artifact"), v)
+                .expect("install");
+        }
+        let slots: Vec<String> = (0..3).map(instance).collect();
+        for slot in &slots {
+            t.point_slot(slot, "2").expect("point");
+        }
+        let s = Settings {
+            target: cfg.clone(),
+            artifact: None,
+            version: "2".into(),
+            strategy: Strategy::Rolling,
+            auto_promote: false,
+            rolling: None,
+            initial_weight: 0,
+            flag: String::new(),
+            initial_percent: 0.0,
+            health: None,
+        };
+        // Batch 1 (instance-0) moved and healthy; batch 2 (instance-1, a
+        // new instance-2) moved, failed, and is `down`.
+        let old = [Some("1".to_string()), Some("1".to_string()), None];
+        let moved = [
+            (0, slots[0].clone()),
+            (1, slots[1].clone()),
+            (1, slots[2].clone()),
+        ];
+        let plan = vec![
+            vec![slots[0].clone()],
+            vec![slots[1].clone(), slots[2].clone()],
+        ];
+        let mut restored = Vec::new();
+        restore_drained(&t, &s, &slots, &old, &moved, 1, &plan, &mut restored).expect("restore");
+        assert_eq!(
+            restored,
+            [
+                "instance-2 removed (it had no version before)",
+                "instance-1→1",
+                "instance-0→1"
+            ]
+        );
+        let weights: Vec<String> = t
+            .read_history()
+            .expect("history")
+            .into_iter()
+            .filter(|h| h.action == "weights")
+            .filter_map(|h| h.detail)
+            .collect();
+        // instance-2 leaves; instance-1 (already down) moves and comes back;
+        // instance-0 is drained, moves and comes back: one at a time.
+        assert_eq!(
+            weights,
+            [
+                "instance-0=1 instance-1=0",
+                "instance-0=1 instance-1=1",
+                "instance-0=0 instance-1=1",
+                "instance-0=1 instance-1=1"
+            ]
+        );
+        for slot in &slots[..2] {
+            assert_eq!(t.slot_version(slot).expect("v").as_deref(), Some("1"));
+        }
+        assert_eq!(t.slot_version(&slots[2]).expect("v"), None);
+    }
 
     #[test]
     fn batching() {

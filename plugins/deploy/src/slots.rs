@@ -1,7 +1,9 @@
 //! Recreate, blue-green, canary and feature-flag: one new version into
 //! one slot (`main`, or the idle one of `blue`/`green`), then traffic.
 
-use sluice_delivery::{ArtifactFile, FlagRule, SlotVersion, State, Target, Verdict, Weights};
+use sluice_delivery::{
+    ArtifactFile, FlagRule, Flags, SlotVersion, State, Target, Verdict, Weights,
+};
 use sluice_sdk::{Gate, StageError};
 
 use crate::config::{Settings, Strategy};
@@ -169,6 +171,36 @@ fn first(
     Ok(out)
 }
 
+/// The flags routing users to `slot` (its `on` or its `off` slot: the
+/// router sends every user with an id one way or the other), which the
+/// slot's new release would get at once. Removed (each removal recorded
+/// in `history.jsonl`) before the slot is re-pointed, except, with
+/// `strategy: feature-flag`, the flag this deploy sets itself
+/// (`with.flag`). Returns one log line per flag removed.
+pub fn clear_stale_flags(t: &Target, s: &Settings, slot: &str) -> Result<Vec<String>, StageError> {
+    let stale = stale_flags(&t.read_flags()?, s, slot);
+    let mut lines = Vec::new();
+    for (name, rule) in stale {
+        if t.remove_flag(&name)?.is_some() {
+            lines.push(format!(
+                "removed stale flag {name} ({}% on={} off={}): it routes users to slot {slot}, \
+                 which is about to serve {}",
+                rule.percent, rule.on, rule.off, s.version
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// The flags [`clear_stale_flags`] removes.
+pub fn stale_flags(flags: &Flags, s: &Settings, slot: &str) -> Vec<(String, FlagRule)> {
+    flags
+        .touching(slot)
+        .into_iter()
+        .filter(|(name, _)| !(s.strategy == Strategy::FeatureFlag && *name == s.flag))
+        .collect()
+}
+
 /// `blue-green`, `canary` and `feature-flag`: the new version goes to the
 /// idle slot; then it is promoted (blue-green with auto-promote), given
 /// its initial weight (canary) or put behind its flag (feature-flag).
@@ -178,6 +210,11 @@ pub fn idle(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, Stage
         return first(t, s, a, state);
     };
     let slot = idle_slot(&stable.slot);
+    // Before the slot serves the new release: a flag left by an earlier
+    // (crashed) run would hand its users to it at once.
+    for line in clear_stale_flags(t, s, slot)? {
+        sluice_sdk::warn!("{line}");
+    }
     let d = t.deploy(a, &s.version, slot)?;
     let cand = SlotVersion::new(slot, &s.version);
     let mut metrics = Vec::new();
@@ -270,6 +307,58 @@ pub fn idle(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, Stage
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    fn settings(strategy: &str) -> Settings {
+        let c: Config = serde_json::from_str(&format!(
+            r#"{{"target":{{"root":"env"}},"version":"2.0.0","strategy":"{strategy}"}}"#
+        ))
+        .expect("config");
+        Settings::validate(c).expect("valid")
+    }
+
+    fn rule(on: &str, off: &str, percent: f64) -> FlagRule {
+        FlagRule {
+            on: on.into(),
+            off: off.into(),
+            percent,
+        }
+    }
+
+    #[test]
+    fn flags_routing_users_to_the_idle_slot_are_stale() {
+        let flags = Flags {
+            flags: [
+                ("left-over".to_string(), rule("green", "blue", 30.0)),
+                ("old-release".to_string(), rule("blue", "green", 5.0)),
+                ("elsewhere".to_string(), rule("main", "blue", 50.0)),
+                ("release-2.0.0".to_string(), rule("green", "blue", 10.0)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let names = |s: &Settings| -> Vec<String> {
+            stale_flags(&flags, s, "green")
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        // `on` or `off` the slot: both send users there.
+        assert_eq!(
+            names(&settings("canary")),
+            ["left-over", "old-release", "release-2.0.0"]
+        );
+        assert_eq!(
+            names(&settings("blue-green")),
+            ["left-over", "old-release", "release-2.0.0"]
+        );
+        // A feature-flag deploy sets its own flag (release-2.0.0) itself.
+        assert_eq!(
+            names(&settings("feature-flag")),
+            ["left-over", "old-release"]
+        );
+        assert!(stale_flags(&Flags::default(), &settings("canary"), "green").is_empty());
+    }
 
     #[test]
     fn a_redeploy_of_the_stable_version_keeps_previous() {

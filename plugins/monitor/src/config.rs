@@ -23,6 +23,21 @@ pub const DEFAULT_FAILURE_LIMIT: u32 = 2;
 pub const MAX_SAMPLES: u32 = 10_000;
 /// The placeholder replaced in PromQL queries by a window length.
 pub const WINDOW_PLACEHOLDER: &str = "{{window}}";
+/// Default SLO period: the error budget is spent over this long.
+pub const DEFAULT_SLO_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
+/// At most this many burn-rate alerts.
+pub const MAX_ALERTS: usize = 16;
+
+const HOUR: u64 = 3600;
+/// The multiwindow, multi-burn-rate alerts of the Google SRE workbook
+/// ("Alerting on SLOs", table 5-8): `(long, short, factor, severity)`.
+/// With a 30-day period they fire after 2%, 5%, 10% and 10% of the budget.
+pub const WORKBOOK_ALERTS: [(u64, u64, f64, Severity); 4] = [
+    (HOUR, 300, 14.4, Severity::Page),
+    (6 * HOUR, 1800, 6.0, Severity::Page),
+    (24 * HOUR, 2 * HOUR, 3.0, Severity::Ticket),
+    (72 * HOUR, 6 * HOUR, 1.0, Severity::Ticket),
+];
 
 /// `with:` as written in the pipeline.
 #[derive(Debug, Deserialize)]
@@ -43,9 +58,15 @@ pub struct Config {
     /// Thresholds.
     #[serde(default)]
     pub slo: Option<SloConfig>,
-    /// Multiwindow burn-rate alert.
+    /// Multiwindow burn-rate alert (one; `alerts` is the list form).
     #[serde(default)]
     pub burn_rate: Option<BurnConfig>,
+    /// Multiwindow, multi-burn-rate alerts: a list, or `workbook`.
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
+    /// The period the error budget is spent over (default 30d).
+    #[serde(default)]
+    pub slo_period: Option<ConfigDuration>,
     /// Per-request timeout.
     #[serde(default)]
     pub timeout: Option<ConfigDuration>,
@@ -93,6 +114,9 @@ pub struct QueriesConfig {
     /// Ratio of successful requests or up targets (0–1).
     #[serde(default)]
     pub availability: Option<String>,
+    /// Ratio (0–1) of failed requests over the SLO period (`{{window}}`).
+    #[serde(default)]
+    pub budget: Option<String>,
 }
 
 /// `with.source.scrape`.
@@ -154,6 +178,84 @@ pub struct BurnConfig {
     pub threshold: Option<f64>,
 }
 
+/// `with.alerts`: the word `workbook` or a list of alerts.
+#[derive(Debug)]
+pub enum AlertsConfig {
+    /// `workbook`: [`WORKBOOK_ALERTS`].
+    Workbook,
+    /// An explicit list.
+    List(Vec<AlertConfig>),
+}
+
+impl<'de> Deserialize<'de> for AlertsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AlertsConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`workbook` or a list of {long, short, factor, severity}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AlertsConfig, E> {
+                if v.trim() == "workbook" {
+                    Ok(AlertsConfig::Workbook)
+                } else {
+                    Err(E::custom(format!(
+                        "`{v}` is not a preset; write `workbook` (the SRE workbook's table) or a \
+                         list such as [{{long: 1h, short: 5m, factor: 14.4, severity: page}}]"
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AlertsConfig, A::Error> {
+                let mut out = Vec::new();
+                // Each element through the SeqAccess keeps its index in the error path.
+                while let Some(a) = seq.next_element::<AlertConfig>()? {
+                    out.push(a);
+                }
+                Ok(AlertsConfig::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One entry of `with.alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlertConfig {
+    /// Long window, e.g. `1h`.
+    pub long: ConfigDuration,
+    /// Short window, e.g. `5m`.
+    pub short: ConfigDuration,
+    /// Burn rate both windows must exceed, e.g. 14.4.
+    pub factor: f64,
+    /// `page` (fails the stage) or `ticket` (warns); default `page`.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+}
+
+/// What a fired alert does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// Fails the stage.
+    Page,
+    /// Warns.
+    Ticket,
+}
+
+impl Severity {
+    /// `page` or `ticket`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Page => "page",
+            Severity::Ticket => "ticket",
+        }
+    }
+}
+
 /// Where values come from, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
@@ -167,6 +269,8 @@ pub enum Source {
         p95_latency: Option<String>,
         /// Availability ratio query.
         availability: Option<String>,
+        /// Error ratio over the SLO period.
+        budget: Option<String>,
     },
     /// Direct scrape.
     Scrape(Scrape),
@@ -204,15 +308,20 @@ pub struct Slo {
     pub target: Option<f64>,
 }
 
-/// Burn-rate alert settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Burn {
+/// One multiwindow burn-rate alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Its gate's name: `burn-rate` for `with.burn-rate`, else
+    /// `burn-rate-<severity>-<long>-<short>`.
+    pub name: String,
     /// Long window.
     pub long: Duration,
     /// Short window.
     pub short: Duration,
-    /// Alert threshold.
-    pub threshold: f64,
+    /// Burn rate both windows must exceed.
+    pub factor: f64,
+    /// What firing does.
+    pub severity: Severity,
 }
 
 /// A validated configuration.
@@ -226,8 +335,10 @@ pub struct Settings {
     pub source: Source,
     /// Thresholds.
     pub slo: Slo,
-    /// Burn-rate alert, if configured.
-    pub burn: Option<Burn>,
+    /// Burn-rate alerts (empty: none).
+    pub alerts: Vec<Alert>,
+    /// The SLO period (error budget).
+    pub period: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Breaching samples tolerated: one more ends the watch with a failure.
@@ -327,7 +438,13 @@ impl Settings {
                 }
             }
         }
-        let burn = c.burn_rate.map(|b| burn(b, &slo, &source)).transpose()?;
+        let period = c.slo_period.map(|d| d.0).unwrap_or(DEFAULT_SLO_PERIOD);
+        if period.is_zero() {
+            return Err(StageError::invalid_config(
+                "with.slo-period: must be longer than zero, e.g. \"30d\"",
+            ));
+        }
+        let alerts = alerts(c.burn_rate, c.alerts, &slo, &source)?;
         let timeout = c.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             return Err(StageError::invalid_config(
@@ -346,7 +463,8 @@ impl Settings {
             interval,
             source,
             slo,
-            burn,
+            alerts,
+            period,
             timeout,
             failure_limit,
             target: c.target,
@@ -355,56 +473,165 @@ impl Settings {
     }
 }
 
-fn burn(b: BurnConfig, slo: &Slo, source: &Source) -> Result<Burn, StageError> {
-    if slo.target.is_none() {
-        return Err(StageError::invalid_config(
-            "with.burn-rate: needs with.slo.target (e.g. \"99.9%\"): the burn rate is the error \
-             ratio divided by the error budget 1 - target",
-        ));
-    }
-    if matches!(
+/// Whether `source` can measure the error ratio the burn rate needs.
+fn measures_errors(source: &Source) -> bool {
+    !matches!(
         source,
         Source::Prometheus {
             error_rate: None,
             ..
         }
-    ) {
-        return Err(StageError::invalid_config(
-            "with.burn-rate: needs with.source.prometheus.queries.error-rate",
-        ));
-    }
-    let long = b
-        .long_window
-        .map(|d| d.0)
-        .unwrap_or(Duration::from_secs(3600));
-    let short = b
-        .short_window
-        .map(|d| d.0)
-        .unwrap_or(Duration::from_secs(300));
-    if short.is_zero() || long.is_zero() {
-        return Err(StageError::invalid_config(
-            "with.burn-rate: windows must be longer than zero, e.g. long-window: 1h, short-window: 5m",
-        ));
-    }
-    if short > long {
+    )
+}
+
+/// The burn-rate alerts: `with.burn-rate` (one page alert named
+/// `burn-rate`, as before), `with.alerts`, or — with `slo.target` and an
+/// error ratio to measure — the workbook's table.
+fn alerts(
+    single: Option<BurnConfig>,
+    list: Option<AlertsConfig>,
+    slo: &Slo,
+    source: &Source,
+) -> Result<Vec<Alert>, StageError> {
+    let key = match (&single, &list) {
+        (Some(_), Some(_)) => {
+            return Err(StageError::invalid_config(
+                "with.alerts: also given with.burn-rate; list every alert under `alerts` \
+                 (burn-rate is the one-alert form) and remove burn-rate",
+            ))
+        }
+        (Some(_), None) => "with.burn-rate",
+        (None, Some(_)) => "with.alerts",
+        (None, None) => {
+            // The default: the workbook's alerts whenever they can be judged.
+            if slo.target.is_none() || !measures_errors(source) {
+                return Ok(vec![]);
+            }
+            return Ok(workbook());
+        }
+    };
+    if slo.target.is_none() {
         return Err(StageError::invalid_config(format!(
-            "with.burn-rate.short-window: {} is longer than long-window {}; the short window is \
-             the fast check, e.g. 1/12 of the long one",
-            humantime::format_duration(short),
-            humantime::format_duration(long)
+            "{key}: needs with.slo.target (e.g. \"99.9%\"): the burn rate is the error \
+             ratio divided by the error budget 1 - target"
         )));
     }
-    let threshold = b.threshold.unwrap_or(14.4);
-    if !(threshold.is_finite() && threshold > 0.0) {
+    if !measures_errors(source) {
         return Err(StageError::invalid_config(format!(
-            "with.burn-rate.threshold: {threshold} must be above zero, e.g. 14.4 (2% of a 30-day budget in 1h)"
+            "{key}: needs with.source.prometheus.queries.error-rate"
         )));
     }
-    Ok(Burn {
-        long,
-        short,
-        threshold,
-    })
+    if let Some(b) = single {
+        let long = b
+            .long_window
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(3600));
+        let short = b
+            .short_window
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(300));
+        if short.is_zero() || long.is_zero() {
+            return Err(StageError::invalid_config(
+                "with.burn-rate: windows must be longer than zero, e.g. long-window: 1h, short-window: 5m",
+            ));
+        }
+        if short > long {
+            return Err(StageError::invalid_config(format!(
+                "with.burn-rate.short-window: {} is longer than long-window {}; the short window is \
+                 the fast check, e.g. 1/12 of the long one",
+                humantime::format_duration(short),
+                humantime::format_duration(long)
+            )));
+        }
+        let threshold = b.threshold.unwrap_or(14.4);
+        if !(threshold.is_finite() && threshold > 0.0) {
+            return Err(StageError::invalid_config(format!(
+                "with.burn-rate.threshold: {threshold} must be above zero, e.g. 14.4 (2% of a 30-day budget in 1h)"
+            )));
+        }
+        return Ok(vec![Alert {
+            name: "burn-rate".into(),
+            long,
+            short,
+            factor: threshold,
+            severity: Severity::Page,
+        }]);
+    }
+    let list = match list {
+        Some(AlertsConfig::List(l)) => l,
+        _ => return Ok(workbook()),
+    };
+    if list.is_empty() {
+        return Err(StageError::invalid_config(
+            "with.alerts: empty; list at least one alert, e.g. [{long: 1h, short: 5m, factor: 14.4, \
+             severity: page}], or write `workbook` for the SRE workbook's four",
+        ));
+    }
+    if list.len() > MAX_ALERTS {
+        return Err(StageError::invalid_config(format!(
+            "with.alerts: {} alerts, more than {MAX_ALERTS}",
+            list.len()
+        )));
+    }
+    let mut out: Vec<Alert> = Vec::with_capacity(list.len());
+    for (i, a) in list.into_iter().enumerate() {
+        let (long, short) = (a.long.0, a.short.0);
+        if long.is_zero() || short.is_zero() {
+            return Err(StageError::invalid_config(format!(
+                "with.alerts[{i}]: windows must be longer than zero, e.g. long: 1h, short: 5m"
+            )));
+        }
+        if short > long {
+            return Err(StageError::invalid_config(format!(
+                "with.alerts[{i}].short: {} is longer than long {}; the short window is the fast \
+                 check that the burn is still going on, e.g. 1/12 of the long one",
+                humantime::format_duration(short),
+                humantime::format_duration(long)
+            )));
+        }
+        if !(a.factor.is_finite() && a.factor > 0.0) {
+            return Err(StageError::invalid_config(format!(
+                "with.alerts[{i}].factor: {} must be above zero, e.g. 14.4 (2% of a 30-day budget in 1h)",
+                a.factor
+            )));
+        }
+        let severity = a.severity.unwrap_or(Severity::Page);
+        let mut alert = Alert {
+            name: alert_name(severity, long, short),
+            long,
+            short,
+            factor: a.factor,
+            severity,
+        };
+        // Two alerts on the same windows and severity still get a gate each.
+        if out.iter().any(|o| o.name == alert.name) {
+            alert.name = format!("{}-{}", alert.name, i + 1);
+        }
+        out.push(alert);
+    }
+    Ok(out)
+}
+
+fn workbook() -> Vec<Alert> {
+    WORKBOOK_ALERTS
+        .iter()
+        .map(|&(long, short, factor, severity)| {
+            let (long, short) = (Duration::from_secs(long), Duration::from_secs(short));
+            Alert {
+                name: alert_name(severity, long, short),
+                long,
+                short,
+                factor,
+                severity,
+            }
+        })
+        .collect()
+}
+
+/// `burn-rate-page-1h-5m`.
+fn alert_name(severity: Severity, long: Duration, short: Duration) -> String {
+    let w = |d: Duration| humantime::format_duration(d).to_string().replace(' ', "");
+    format!("burn-rate-{}-{}-{}", severity.as_str(), w(long), w(short))
 }
 
 fn prometheus(p: PrometheusConfig) -> Result<Source, StageError> {
@@ -416,6 +643,7 @@ fn prometheus(p: PrometheusConfig) -> Result<Source, StageError> {
         ("error-rate", &q.error_rate),
         ("p95-latency", &q.p95_latency),
         ("availability", &q.availability),
+        ("budget", &q.budget),
     ] {
         if v.as_ref().is_some_and(|s| s.trim().is_empty()) {
             return Err(StageError::invalid_config(format!(
@@ -423,9 +651,13 @@ fn prometheus(p: PrometheusConfig) -> Result<Source, StageError> {
             )));
         }
     }
-    if q.error_rate.is_none() && q.p95_latency.is_none() && q.availability.is_none() {
+    if q.error_rate.is_none()
+        && q.p95_latency.is_none()
+        && q.availability.is_none()
+        && q.budget.is_none()
+    {
         return Err(StageError::invalid_config(
-            "with.source.prometheus.queries: empty; give at least one of error-rate, p95-latency, availability",
+            "with.source.prometheus.queries: empty; give at least one of error-rate, p95-latency, availability, budget",
         ));
     }
     Ok(Source::Prometheus {
@@ -433,6 +665,7 @@ fn prometheus(p: PrometheusConfig) -> Result<Source, StageError> {
         error_rate: q.error_rate,
         p95_latency: q.p95_latency,
         availability: q.availability,
+        budget: q.budget,
     })
 }
 
@@ -528,6 +761,8 @@ mod tests {
 
     const PROM: &str = r#""source": {"prometheus": {"address": "http://127.0.0.1:9090/",
         "queries": {"error-rate": "sum(rate(e[1m]))/sum(rate(r[1m]))", "p95-latency": "x"}}}"#;
+    const PROM_OBJ: &str = r#"{"source": {"prometheus": {"address": "http://127.0.0.1:9090/",
+        "queries": {"error-rate": "sum(rate(e[1m]))/sum(rate(r[1m]))", "p95-latency": "x"}}}}"#;
 
     #[test]
     fn prometheus_config() -> Result<(), StageError> {
@@ -544,7 +779,11 @@ mod tests {
         assert_eq!(s.slo.error_rate, Some(1.0));
         assert_eq!(s.slo.p95_ms, Some(300.0));
         assert_eq!(s.slo.target, Some(99.9));
-        assert_eq!(s.burn.map(|b| b.threshold), Some(14.4));
+        assert_eq!(s.alerts.len(), 1);
+        assert_eq!(s.alerts[0].name, "burn-rate");
+        assert_eq!(s.alerts[0].factor, 14.4);
+        assert_eq!(s.alerts[0].severity, Severity::Page);
+        assert_eq!(s.period, DEFAULT_SLO_PERIOD);
         Ok(())
     }
 
@@ -623,6 +862,144 @@ mod tests {
         assert!(
             config_error(r#"{"source": {"scrape": {"url": "http://h/", "requests": "a-b"}}}"#)
                 .starts_with("with.source.scrape.requests: ")
+        );
+    }
+
+    #[test]
+    fn alerts_default_to_the_workbook_table() -> Result<(), StageError> {
+        let s = settings(&format!(r#"{{{PROM}, "slo": {{"target": "99.9%"}}}}"#))?;
+        let got: Vec<(&str, u64, u64, f64, Severity)> = s
+            .alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.name.as_str(),
+                    a.long.as_secs(),
+                    a.short.as_secs(),
+                    a.factor,
+                    a.severity,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("burn-rate-page-1h-5m", 3600, 300, 14.4, Severity::Page),
+                ("burn-rate-page-6h-30m", 21600, 1800, 6.0, Severity::Page),
+                (
+                    "burn-rate-ticket-1day-2h",
+                    86400,
+                    7200,
+                    3.0,
+                    Severity::Ticket
+                ),
+                (
+                    "burn-rate-ticket-3days-6h",
+                    259200,
+                    21600,
+                    1.0,
+                    Severity::Ticket
+                ),
+            ]
+        );
+        assert_eq!(
+            settings(&format!(
+                r#"{{{PROM}, "slo": {{"target": 99}}, "alerts": "workbook"}}"#
+            ))?
+            .alerts
+            .len(),
+            4
+        );
+        // Without a target, or with nothing measuring errors, no alerts.
+        assert!(settings(PROM_OBJ)?.alerts.is_empty());
+        let s = settings(
+            r#"{"source": {"prometheus": {"address": "http://p", "queries": {"budget": "b"}}},
+                "slo": {"target": 99}, "slo-period": "7d"}"#,
+        )?;
+        assert!(s.alerts.is_empty());
+        assert_eq!(s.period, Duration::from_secs(7 * 86400));
+        Ok(())
+    }
+
+    #[test]
+    fn a_list_of_alerts() -> Result<(), StageError> {
+        let s = settings(&format!(
+            r#"{{{PROM}, "slo": {{"target": 99}}, "alerts": [
+                {{"long": "10s", "short": "2s", "factor": 5, "severity": "page"}},
+                {{"long": "10s", "short": "2s", "factor": 2, "severity": "ticket"}},
+                {{"long": "10s", "short": "2s", "factor": 3}}]}}"#
+        ))?;
+        let names: Vec<&str> = s.alerts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "burn-rate-page-10s-2s",
+                "burn-rate-ticket-10s-2s",
+                "burn-rate-page-10s-2s-3"
+            ]
+        );
+        assert_eq!(s.alerts[2].severity, Severity::Page);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_alerts_name_the_key() {
+        let t = r#""slo": {"target": 99}"#;
+        let e = config_error(&format!(
+            r#"{{{PROM}, {t}, "alerts": [{{"long": "1h", "short": "5m", "factor": 2, "severity": "sms"}}]}}"#
+        ));
+        assert!(
+            e.starts_with("with.alerts[0].severity: unknown variant `sms`"),
+            "{e}"
+        );
+        let e = config_error(&format!(
+            r#"{{{PROM}, {t}, "alerts": [{{"long": "1h", "short": "5m"}}]}}"#
+        ));
+        assert!(
+            e.starts_with("with.alerts[0]: missing field `factor`"),
+            "{e}"
+        );
+        let e = config_error(&format!(
+            r#"{{{PROM}, {t}, "alerts": [{{"long": "1h", "short": "5m", "factor": 1}}, {{"long": "5m", "short": "1h", "factor": 1}}]}}"#
+        ));
+        assert!(
+            e.starts_with("with.alerts[1].short: 1h is longer than long 5m"),
+            "{e}"
+        );
+        let e = config_error(&format!(
+            r#"{{{PROM}, {t}, "alerts": [{{"long": "1h", "short": "5m", "factor": 0}}]}}"#
+        ));
+        assert!(
+            e.starts_with("with.alerts[0].factor: 0 must be above zero"),
+            "{e}"
+        );
+        let e = config_error(&format!(r#"{{{PROM}, {t}, "alerts": []}}"#));
+        assert!(e.starts_with("with.alerts: empty"), "{e}");
+        let e = config_error(&format!(r#"{{{PROM}, {t}, "alerts": "google"}}"#));
+        assert!(
+            e.starts_with("with.alerts: `google` is not a preset"),
+            "{e}"
+        );
+        let e = config_error(&format!(
+            r#"{{{PROM}, {t}, "alerts": "workbook", "burn-rate": {{}}}}"#
+        ));
+        assert!(
+            e.starts_with("with.alerts: also given with.burn-rate"),
+            "{e}"
+        );
+        let e = config_error(&format!(r#"{{{PROM}, "alerts": "workbook"}}"#));
+        assert!(e.starts_with("with.alerts: needs with.slo.target"), "{e}");
+        let e = config_error(&format!(r#"{{{PROM}, {t}, "slo-period": "0s"}}"#));
+        assert!(
+            e.starts_with("with.slo-period: must be longer than zero"),
+            "{e}"
+        );
+        let e = config_error(
+            r#"{"source": {"prometheus": {"address": "http://p", "queries": {"budget": ""}}}}"#,
+        );
+        assert!(
+            e.starts_with("with.source.prometheus.queries.budget: empty"),
+            "{e}"
         );
     }
 

@@ -1,7 +1,9 @@
 //! The `monitor` delivery stage of [sluice]: watches a release for a window
 //! after promotion and checks its SLOs — error rate, p95 latency,
-//! availability — and the error-budget burn rate over a long and a short
-//! window (the multiwindow alert of the Google SRE workbook). The numbers
+//! availability — the multiwindow, multi-burn-rate alerts of the Google SRE
+//! workbook (a fired page alert fails, a fired ticket alert warns) and the
+//! error budget left over the SLO period (a `window: 0s` look can gate a
+//! deploy on it). The numbers
 //! come from a Prometheus server's HTTP API or from scraping a `/metrics`
 //! endpoint in Prometheus text format directly.
 //!
@@ -48,8 +50,10 @@
 //! | `slo.error-rate` | percent | Highest acceptable share of failed requests (`1`, `"1%"`). |
 //! | `slo.p95-latency` | latency | Highest acceptable 95th percentile (`300`, `"300ms"`, `"0.3s"`). |
 //! | `slo.availability` | percent | Lowest acceptable share of successful requests (`99`, `"99.5%"`). |
-//! | `slo.target` | percent | The SLO target for the error budget (`"99.9%"`); needed by `burn-rate`. |
-//! | `burn-rate.long-window` | duration | Default `1h`. |
+//! | `slo.target` | percent | The SLO objective (`"99.9%"`): the budget is `1 - target`; needed by the alerts and the budget. |
+//! | `slo-period` | duration | The budget's period (default `30d`). |
+//! | `alerts` | `workbook` or list | Burn-rate alerts (default with `slo.target`: `workbook` = page 14.4× 1h/5m, page 6× 6h/30m, ticket 3× 1d/2h, ticket 1× 3d/6h); each `{long, short, factor, severity: page|ticket}`. Not with `burn-rate`. |
+//! | `burn-rate.long-window` | duration | The one-alert form (gate `burn-rate`, page). Default `1h`. |
 //! | `burn-rate.short-window` | duration | Default `5m`; not longer than the long window. |
 //! | `burn-rate.threshold` | number | Burn rate that alerts (default `14.4`: 2% of a 30-day budget in an hour). |
 //!
@@ -61,6 +65,7 @@
 //! | `queries.error-rate` | PromQL giving the ratio (0–1) of failed requests. |
 //! | `queries.p95-latency` | PromQL giving the 95th percentile latency in **seconds** (as `histogram_quantile` over `_seconds` buckets does). |
 //! | `queries.availability` | PromQL giving the ratio (0–1) of successful requests or up targets. |
+//! | `queries.budget` | PromQL giving the ratio (0–1) of failed requests over `{{window}}` = `slo-period` (default: `error-rate` with that window). |
 //!
 //! At least one query. `{{window}}` in a query is replaced by a PromQL
 //! duration: the watch window (at least one interval) for the SLO values,
@@ -105,6 +110,8 @@
 //! (the whole watch when a window is longer); the `burn-rate` message names
 //! the time they covered and, when it differs, the configured windows ("…
 //! over 6s and … over 1s (…; configured 1h and 5m, scaled to the watch)").
+//! Alert windows longer than the watch are scaled to it first (long = the
+//! watch, short keeping its ratio). The error budget is over the watch.
 //! A malformed exposition fails
 //! the stage naming the line.
 //!
@@ -125,16 +132,23 @@
 //!
 //! Metrics (each only when measured): `monitor.error_rate` (%),
 //! `monitor.p95_ms` (ms), `monitor.availability` (%),
-//! `monitor.burn_rate_long`, `monitor.burn_rate_short` (burn = error ratio
-//! / (1 − target)), `monitor.requests` (scrape), `monitor.samples`,
+//! `monitor.burn_rate_long`, `monitor.burn_rate_short` (the first alert's;
+//! burn = error ratio / (1 − target)), `monitor.burn_rate_page` /
+//! `monitor.burn_rate_ticket` (highest alert burn per severity),
+//! `monitor.alerts_fired_page` / `monitor.alerts_fired_ticket`,
+//! `monitor.error_budget_remaining` / `monitor.error_budget_consumed` (%),
+//! `monitor.requests` (scrape), `monitor.samples`,
 //! `monitor.breaching_samples`, and the exposure: `monitor.exposure_seconds`
-//! (watch start to decision) and `monitor.exposure_share` (the release's
-//! share of the target's `weights.json`; 1.0 without a target).
+//! (from the release's first traffic in this run, per the target's
+//! `history.jsonl`, else the watch start, to the decision) and
+//! `monitor.exposure_share` (the release's share of the target's
+//! `weights.json`; 1.0 without a target).
 //!
 //! Gates: `failure-limit` (first, when an SLO is configured), then one per configured SLO: `error-rate` (max), `p95-latency` (max),
 //! `availability` (min), each with observed vs threshold, and
-//! `burn-rate`, failing when both windows burn faster than the threshold
-//! (observed = the smaller of the two). A value that could not be measured
+//! one per burn-rate alert (`burn-rate`, or `burn-rate-<severity>-<long>-<short>`):
+//! firing when both windows burn faster than the factor (observed = the
+//! smaller of the two): fail for a page, warn for a ticket. A value that could not be measured
 //! makes its gate *inconclusive*, which blocks like a failure unless the
 //! pipeline says `on-fail: warn`.
 //!
@@ -152,12 +166,14 @@
 //! | [`scrape`] | snapshots, counter increases with resets, `histogram_quantile` |
 //! | [`promapi`] | Prometheus HTTP API URLs and answers (success, errors, shapes) |
 //! | [`watch`] | the sampling loops for both sources (behind an `Env` trait) |
-//! | [`slo`] | SLO gates and the multiwindow burn-rate alert |
+//! | [`slo`] | SLO gates, the multi-burn-rate alerts, the error budget |
+//! | [`exposure`] | the release's first traffic in this run (`history.jsonl`) |
 //! | `stage` | the SDK glue: HTTP client, clocks, `monitor.json`, report |
 //!
 //! [sluice]: https://example.invalid/sluice
 
 pub mod config;
+pub mod exposure;
 pub mod promapi;
 pub use sluice_delivery::promtext;
 pub mod scrape;

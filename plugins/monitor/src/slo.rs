@@ -1,13 +1,15 @@
 //! What was measured over the window and how it compares with the SLOs:
 //! one gate per configured SLO (observed vs threshold; inconclusive when
-//! the value could not be measured) and the multiwindow burn-rate alert of
-//! the Google SRE workbook (burn = error ratio / (1 - target); alert when
-//! both the long and the short window burn faster than the threshold).
+//! the value could not be measured), the multiwindow, multi-burn-rate
+//! alerts of the Google SRE workbook (burn = error ratio / (1 - target); an
+//! alert fires when both its long and its short window burn faster than its
+//! factor; a fired `page` alert fails, a fired `ticket` alert warns) and the
+//! error budget left over the SLO period.
 
 use serde::Serialize;
 use sluice_sdk::Gate;
 
-use crate::config::{Burn, Slo};
+use crate::config::{Alert, Severity, Slo};
 
 /// A measured value, or why there is none.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,20 +60,133 @@ pub struct Measured {
     pub p95_ms: Measure,
     /// Successful requests, percent.
     pub availability_pct: Measure,
-    /// Burn rate over the long window (when configured).
-    pub burn_long: Option<Measure>,
-    /// Burn rate over the short window (when configured).
-    pub burn_short: Option<Measure>,
-    /// Seconds the long and the short burn windows actually covered, when
-    /// they differ from the configured ones (scrape: whole intervals, at
-    /// most the watch).
+    /// Each burn-rate alert, in configuration order.
+    pub alerts: Vec<AlertMeasure>,
+    /// The error budget (with `slo.target`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub burn_windows_s: Option<(f64, f64)>,
+    pub budget: Option<Budget>,
+}
+
+/// One burn-rate alert as measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertMeasure {
+    /// Its gate's name.
+    pub name: String,
+    /// `page` or `ticket`.
+    pub severity: Severity,
+    /// Burn rate both windows must exceed.
+    pub factor: f64,
+    /// Seconds of the long window measured.
+    pub long_s: f64,
+    /// Seconds of the short window measured.
+    pub short_s: f64,
+    /// The configured long window, seconds.
+    pub configured_long_s: f64,
+    /// The configured short window, seconds.
+    pub configured_short_s: f64,
+    /// Burn rate over the long window.
+    pub burn_long: Measure,
+    /// Burn rate over the short window.
+    pub burn_short: Measure,
+    /// Whether it fired; `None` when a window could not be measured.
+    pub fired: Option<bool>,
+}
+
+impl AlertMeasure {
+    /// `a` measured as `long` and `short` over `used` seconds (`None`: the
+    /// configured windows).
+    pub fn new(a: &Alert, used: Option<(f64, f64)>, long: Measure, short: Measure) -> Self {
+        let (cl, cs) = (a.long.as_secs_f64(), a.short.as_secs_f64());
+        let (long_s, short_s) = used.unwrap_or((cl, cs));
+        let fired = match (long.value, short.value) {
+            (Some(l), Some(s)) => Some(fires(l, s, a.factor)),
+            _ => None,
+        };
+        Self {
+            name: a.name.clone(),
+            severity: a.severity,
+            factor: a.factor,
+            long_s,
+            short_s,
+            configured_long_s: cl,
+            configured_short_s: cs,
+            burn_long: long,
+            burn_short: short,
+            fired,
+        }
+    }
+
+    /// The alert's burn: the smaller of the two windows' (what is compared
+    /// with the factor).
+    pub fn burn(&self) -> Option<f64> {
+        Some(self.burn_long.value?.min(self.burn_short.value?))
+    }
+}
+
+/// The error budget over the SLO period (or, with the scrape source, over
+/// what was watched).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Budget {
+    /// Failed requests / requests over `over`, 0–1.
+    pub bad_ratio: Measure,
+    /// What it covers: `30d`, or `the 6s watched`.
+    pub over: String,
+    /// Percent of the budget spent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_pct: Option<f64>,
+    /// Percent of the budget left (negative when overspent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_pct: Option<f64>,
+}
+
+impl Budget {
+    /// The budget for an error ratio measured over `over`, against a target.
+    pub fn new(bad_ratio: Measure, target_pct: f64, over: impl Into<String>) -> Self {
+        let consumed_pct = bad_ratio.value.map(|r| budget_consumed_pct(r, target_pct));
+        Self {
+            bad_ratio,
+            over: over.into(),
+            consumed_pct,
+            remaining_pct: consumed_pct.map(|c| 100.0 - c),
+        }
+    }
 }
 
 /// Burn rate of an error ratio (0–1) against a target (percent).
 pub fn burn_rate(error_ratio: f64, target_pct: f64) -> f64 {
     error_ratio / (1.0 - target_pct / 100.0)
+}
+
+/// Whether an alert with `factor` fires: both windows burn faster.
+pub fn fires(long: f64, short: f64, factor: f64) -> bool {
+    long > factor && short > factor
+}
+
+/// Percent of the error budget `1 - target` that an error ratio over the
+/// whole period spends: 100 × ratio / (1 − target). Above 100 when
+/// overspent.
+pub fn budget_consumed_pct(error_ratio: f64, target_pct: f64) -> f64 {
+    100.0 * burn_rate(error_ratio, target_pct)
+}
+
+/// The error ratio of counted requests; no requests spent no budget.
+pub fn counted_ratio(errors: f64, requests: f64) -> f64 {
+    if requests > 0.0 {
+        errors / requests
+    } else {
+        0.0
+    }
+}
+
+/// Windows `(long, short)` in seconds scaled to a watch of `watched`
+/// seconds: unchanged when the long window fits, else the long window
+/// becomes the watch and the short one keeps its ratio to it.
+pub fn scale_windows(long_s: f64, short_s: f64, watched_s: f64) -> (f64, f64) {
+    if long_s <= watched_s || long_s <= 0.0 {
+        (long_s, short_s)
+    } else {
+        (watched_s, short_s * watched_s / long_s)
+    }
 }
 
 /// The SLOs one sample breaches, as messages (`error rate 3.20% > max
@@ -99,8 +214,9 @@ pub fn sample_breaches(
     out
 }
 
-/// The gates for `m` against `slo` and `burn`; `window` is for messages.
-pub fn gates(m: &Measured, slo: &Slo, burn: Option<&Burn>, window: &str) -> Vec<Gate> {
+/// The gates for `m` against `slo` and its alerts (one gate each, in
+/// order); `window` and `period` are for messages.
+pub fn gates(m: &Measured, slo: &Slo, window: &str, period: std::time::Duration) -> Vec<Gate> {
     let mut out = Vec::new();
     if let Some(max) = slo.error_rate {
         out.push(bound(
@@ -135,8 +251,8 @@ pub fn gates(m: &Measured, slo: &Slo, burn: Option<&Burn>, window: &str) -> Vec<
             window,
         ));
     }
-    if let (Some(b), Some(long), Some(short)) = (burn, &m.burn_long, &m.burn_short) {
-        out.push(burn_gate(b, long, short, m.burn_windows_s));
+    for a in &m.alerts {
+        out.push(alert_gate(a, period));
     }
     out
 }
@@ -177,53 +293,58 @@ fn bound(
 }
 
 /// `1h`, `6s`, `1s 500ms`: a window length for messages, to 100 ms.
-fn window_text(secs: f64) -> String {
+pub fn window_text(secs: f64) -> String {
     let tenths = (secs.max(0.0) * 10.0).round() as u64;
     humantime::format_duration(std::time::Duration::from_millis(tenths * 100)).to_string()
 }
 
-fn burn_gate(b: &Burn, long: &Measure, short: &Measure, used: Option<(f64, f64)>) -> Gate {
+fn alert_gate(a: &AlertMeasure, period: std::time::Duration) -> Gate {
     let (cl, cs) = (
-        window_text(b.long.as_secs_f64()),
-        window_text(b.short.as_secs_f64()),
+        window_text(a.configured_long_s),
+        window_text(a.configured_short_s),
     );
-    let (lw, sw) = match used {
-        Some((l, s)) => (window_text(l), window_text(s)),
-        None => (cl.clone(), cs.clone()),
-    };
+    let (lw, sw) = (window_text(a.long_s), window_text(a.short_s));
     // Name the configured windows when the measured ones differ from them.
     let scaled = if (&lw, &sw) == (&cl, &cs) {
         String::new()
     } else {
         format!("; configured {cl} and {cs}, scaled to the watch")
     };
-    match (long.value, short.value) {
+    // How much of the period's budget the alert lets burn before firing.
+    let spent = 100.0 * a.factor * a.configured_long_s / period.as_secs_f64().max(1e-9);
+    let period = window_text(period.as_secs_f64());
+    let severity = a.severity.as_str();
+    let g = match (a.burn_long.value, a.burn_short.value) {
         (Some(l), Some(s)) => {
             let msg = format!(
-                "burn rate {l:.2}x over {lw} and {s:.2}x over {sw} (alert when both > {:.2}x{scaled})",
-                b.threshold
+                "{severity}: burn rate {l:.2}x over {lw} and {s:.2}x over {sw} (fires when both > \
+                 {:.2}x, {spent:.1}% of the {period} budget in {cl}{scaled})",
+                a.factor
             );
-            // The alert condition holds when the smaller of the two is above.
-            let g = if l > b.threshold && s > b.threshold {
-                Gate::fail("burn-rate", msg)
-            } else {
-                Gate::pass("burn-rate", msg)
-            };
-            g.observed(l.min(s)).threshold(b.threshold)
+            match (fires(l, s, a.factor), a.severity) {
+                (false, _) => Gate::pass(&a.name, msg),
+                (true, Severity::Page) => Gate::fail(&a.name, format!("{msg}: paging alert fired")),
+                (true, Severity::Ticket) => {
+                    Gate::warn(&a.name, format!("{msg}: ticket alert fired"))
+                }
+            }
+            .observed(l.min(s))
         }
         _ => {
-            let why = if long.value.is_none() {
-                &long.missing
+            let why = if a.burn_long.value.is_none() {
+                &a.burn_long.missing
             } else {
-                &short.missing
+                &a.burn_short.missing
             };
-            Gate::inconclusive(
-                "burn-rate",
-                format!("burn rate could not be measured: {why}"),
-            )
-            .threshold(b.threshold)
+            let msg = format!("{severity}: burn rate could not be measured: {why}");
+            // A ticket never blocks, not even unmeasured.
+            match a.severity {
+                Severity::Page => Gate::inconclusive(&a.name, msg),
+                Severity::Ticket => Gate::warn(&a.name, msg),
+            }
         }
-    }
+    };
+    g.threshold(a.factor)
 }
 
 #[cfg(test)]
@@ -232,14 +353,15 @@ mod tests {
     use sluice_sdk::Verdict;
     use std::time::Duration;
 
+    const DAY30: Duration = Duration::from_secs(30 * 24 * 3600);
+
     fn measured(err: Option<f64>, p95: Option<f64>, avail: Option<f64>) -> Measured {
         Measured {
             error_rate_pct: Measure::from_option(err, "no requests in the window"),
             p95_ms: Measure::from_option(p95, "no latency observations"),
             availability_pct: Measure::from_option(avail, "no data"),
-            burn_long: None,
-            burn_short: None,
-            burn_windows_s: None,
+            alerts: vec![],
+            budget: None,
         }
     }
 
@@ -250,13 +372,30 @@ mod tests {
         target: Some(99.9),
     };
 
+    fn alert(name: &str, long: u64, short: u64, factor: f64, severity: Severity) -> Alert {
+        Alert {
+            name: name.into(),
+            long: Duration::from_secs(long),
+            short: Duration::from_secs(short),
+            factor,
+            severity,
+        }
+    }
+
+    fn with_alerts(alerts: Vec<AlertMeasure>) -> Measured {
+        Measured {
+            alerts,
+            ..measured(None, None, None)
+        }
+    }
+
     #[test]
     fn each_slo_is_a_gate_with_observed_and_threshold() {
         let g = gates(
             &measured(Some(2.5), Some(120.0), Some(97.5)),
             &SLO,
-            None,
             "60s",
+            DAY30,
         );
         let v: Vec<(&str, Verdict)> = g.iter().map(|g| (g.name.as_str(), g.verdict)).collect();
         assert_eq!(
@@ -274,74 +413,121 @@ mod tests {
 
     #[test]
     fn unmeasured_values_are_inconclusive() {
-        let g = gates(&measured(None, Some(1.0), Some(100.0)), &SLO, None, "60s");
+        let g = gates(&measured(None, Some(1.0), Some(100.0)), &SLO, "60s", DAY30);
         assert_eq!(g[0].verdict, Verdict::Inconclusive);
         assert_eq!(
             g[0].message,
             "error rate could not be measured over 60s: no requests in the window"
         );
-        assert!(gates(&measured(None, None, None), &Slo::default(), None, "1s").is_empty());
+        assert!(gates(&measured(None, None, None), &Slo::default(), "1s", DAY30).is_empty());
     }
 
     #[test]
-    fn burn_rate_alerts_only_when_both_windows_burn() {
-        // SRE workbook: 99.9% target, 1.44% errors burns 14.4x the budget.
+    fn burn_math_follows_the_workbook() {
+        // 99.9% target: 1.44% errors burns 14.4x the budget, which spends 2%
+        // of a 30-day budget in an hour.
         assert!((burn_rate(0.0144, 99.9) - 14.4).abs() < 1e-9);
-        let b = Burn {
-            long: Duration::from_secs(3600),
-            short: Duration::from_secs(300),
-            threshold: 14.4,
-        };
-        let with = |l: f64, s: f64| Measured {
-            burn_long: Some(Measure::of(l)),
-            burn_short: Some(Measure::of(s)),
-            ..measured(None, None, None)
-        };
-        let g = gates(&with(20.0, 30.0), &Slo::default(), Some(&b), "60s");
+        assert!((burn_rate(0.001, 99.9) - 1.0).abs() < 1e-9);
+        assert!(fires(14.5, 20.0, 14.4));
+        assert!(!fires(14.4, 20.0, 14.4), "at the factor is not above it");
+        assert!(!fires(20.0, 1.0, 14.4));
+        let m = AlertMeasure::new(
+            &alert("p", 3600, 300, 14.4, Severity::Page),
+            None,
+            Measure::of(20.0),
+            Measure::of(30.0),
+        );
+        assert_eq!(m.fired, Some(true));
+        assert_eq!(m.burn(), Some(20.0));
+        let g = gates(&with_alerts(vec![m]), &Slo::default(), "60s", DAY30);
         assert_eq!(g[0].verdict, Verdict::Fail);
         assert_eq!(g[0].observed, Some(20.0));
         assert_eq!(
             g[0].message,
-            "burn rate 20.00x over 1h and 30.00x over 5m (alert when both > 14.40x)"
-        );
-        // A short spike alone (or a long burn that already stopped) does not alert.
-        assert_eq!(
-            gates(&with(2.0, 30.0), &Slo::default(), Some(&b), "60s")[0].verdict,
-            Verdict::Pass
-        );
-        assert_eq!(
-            gates(&with(20.0, 1.0), &Slo::default(), Some(&b), "60s")[0].verdict,
-            Verdict::Pass
-        );
-        let none = Measured {
-            burn_long: Some(Measure::missing("no requests")),
-            burn_short: Some(Measure::of(1.0)),
-            ..measured(None, None, None)
-        };
-        assert_eq!(
-            gates(&none, &Slo::default(), Some(&b), "60s")[0].verdict,
-            Verdict::Inconclusive
+            "page: burn rate 20.00x over 1h and 30.00x over 5m (fires when both > 14.40x, \
+             2.0% of the 30days budget in 1h): paging alert fired"
         );
     }
 
     #[test]
-    fn burn_message_names_the_windows_actually_measured() {
-        let b = Burn {
-            long: Duration::from_secs(3600),
-            short: Duration::from_secs(300),
-            threshold: 14.4,
-        };
-        let m = Measured {
-            burn_long: Some(Measure::of(20.0)),
-            burn_short: Some(Measure::of(30.0)),
-            burn_windows_s: Some((6.0, 1.0)),
-            ..measured(None, None, None)
-        };
-        assert_eq!(
-            gates(&m, &Slo::default(), Some(&b), "6s")[0].message,
-            "burn rate 20.00x over 6s and 30.00x over 1s (alert when both > 14.40x; \
-             configured 1h and 5m, scaled to the watch)"
+    fn a_fired_ticket_warns_and_a_page_fails() {
+        let m =
+            |a: &Alert, l: f64, s: f64| AlertMeasure::new(a, None, Measure::of(l), Measure::of(s));
+        let page = alert("page-6h", 6 * 3600, 1800, 6.0, Severity::Page);
+        let ticket = alert("ticket-1d", 24 * 3600, 7200, 3.0, Severity::Ticket);
+        let g = gates(
+            &with_alerts(vec![m(&page, 4.0, 8.0), m(&ticket, 4.0, 8.0)]),
+            &Slo::default(),
+            "60s",
+            DAY30,
         );
+        assert_eq!(g[0].verdict, Verdict::Pass, "{}", g[0].message);
+        assert_eq!(g[1].verdict, Verdict::Warn, "{}", g[1].message);
+        assert!(
+            g[1].message.ends_with("ticket alert fired"),
+            "{}",
+            g[1].message
+        );
+        assert!(g[1].message.contains("10.0% of the 30days budget in 1day"));
+        // Unmeasured: a page is inconclusive (blocks), a ticket only warns.
+        let none = |a: &Alert| {
+            AlertMeasure::new(a, None, Measure::missing("no requests"), Measure::of(1.0))
+        };
+        let g = gates(
+            &with_alerts(vec![none(&page), none(&ticket)]),
+            &Slo::default(),
+            "60s",
+            DAY30,
+        );
+        assert_eq!(g[0].verdict, Verdict::Inconclusive);
+        assert_eq!(g[1].verdict, Verdict::Warn);
+        assert_eq!(
+            g[1].message,
+            "ticket: burn rate could not be measured: no requests"
+        );
+    }
+
+    #[test]
+    fn scaled_windows_keep_their_ratio_and_are_named() {
+        assert_eq!(scale_windows(3600.0, 300.0, 6.0), (6.0, 0.5));
+        assert_eq!(
+            scale_windows(72.0 * 3600.0, 6.0 * 3600.0, 12.0),
+            (12.0, 1.0)
+        );
+        // A window that fits the watch is left alone.
+        assert_eq!(scale_windows(10.0, 5.0, 30.0), (10.0, 5.0));
+        let m = AlertMeasure::new(
+            &alert("burn-rate", 3600, 300, 14.4, Severity::Page),
+            Some((6.0, 1.0)),
+            Measure::of(20.0),
+            Measure::of(30.0),
+        );
+        assert_eq!(
+            gates(&with_alerts(vec![m]), &Slo::default(), "6s", DAY30)[0].message,
+            "page: burn rate 20.00x over 6s and 30.00x over 1s (fires when both > 14.40x, \
+             2.0% of the 30days budget in 1h; configured 1h and 5m, scaled to the watch): \
+             paging alert fired"
+        );
+    }
+
+    #[test]
+    fn budget_formula_can_go_negative_and_zero_traffic_spends_nothing() {
+        // 99.9%: 0.05% errors over the period spent half the budget.
+        let b = Budget::new(Measure::of(0.0005), 99.9, "30days");
+        assert!((b.consumed_pct.unwrap_or_default() - 50.0).abs() < 1e-9);
+        assert!((b.remaining_pct.unwrap_or_default() - 50.0).abs() < 1e-9);
+        // 0.25% errors: 2.5 budgets, 150% overspent.
+        let b = Budget::new(Measure::of(0.0025), 99.9, "30days");
+        assert!((b.remaining_pct.unwrap_or_default() + 150.0).abs() < 1e-9);
+        assert_eq!(counted_ratio(0.0, 0.0), 0.0);
+        assert_eq!(
+            Budget::new(Measure::of(counted_ratio(0.0, 0.0)), 99.0, "6s").remaining_pct,
+            Some(100.0)
+        );
+        assert_eq!(counted_ratio(1.0, 4.0), 0.25);
+        // Unmeasured (Prometheus: no data) gives no numbers, not 100%.
+        let b = Budget::new(Measure::missing("no data"), 99.9, "30days");
+        assert_eq!((b.consumed_pct, b.remaining_pct), (None, None));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sluice_sdk::http::{HttpError, Method, Request};
 use sluice_sdk::{Context, Report, StageError, Verdict};
 
-use crate::config::Settings;
+use crate::config::{Settings, Severity};
 use crate::slo::{self, Measured};
 use crate::watch::{self, Env, FetchError, Outcome};
 
@@ -80,48 +80,118 @@ fn verdict(v: Verdict) -> &'static str {
 /// while watched.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exposure {
-    /// Seconds from the watch's start to the decision.
+    /// Seconds from the release's first traffic in this run (or, when the
+    /// target's history does not show it, the watch's start) to the decision.
     pub seconds: f64,
     /// Share (0–1) of the traffic on the release.
     pub share: f64,
-    /// Where the share comes from.
+    /// Where the share and the start come from.
     pub basis: String,
+    /// When the release first got traffic in this run, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposed_at: Option<String>,
 }
 
-/// The release's share of the traffic: its routes' weights in the
-/// target's `weights.json` (the release is `with.version`, else the
-/// state's candidate, else its stable release); 1.0 without a target.
-fn traffic_share(ctx: &Context, s: &Settings) -> (f64, String) {
-    let Some(cfg) = &s.target else {
-        return (1.0, "no target configured: all traffic assumed".into());
+/// What the target says about the watched release's traffic.
+struct Traffic {
+    share: f64,
+    basis: String,
+    /// The history entry that first routed traffic to it in this run:
+    /// (Unix seconds, its time, what it was).
+    first: Option<(f64, String, String)>,
+    /// Whether a history was read (there is a target).
+    looked: bool,
+}
+
+/// The release's share of the traffic (its routes' weights in the
+/// target's `weights.json`; the release is `with.version`, else the
+/// state's candidate, else its stable release; 1.0 without a target) and
+/// when this run first routed traffic to it (`history.jsonl`).
+fn traffic(ctx: &Context, s: &Settings) -> Traffic {
+    let all = |basis: String| Traffic {
+        share: 1.0,
+        basis,
+        first: None,
+        looked: false,
     };
-    let read = || -> Result<(f64, String), StageError> {
+    let Some(cfg) = &s.target else {
+        return all("no target configured: all traffic assumed".into());
+    };
+    let read = || -> Result<Traffic, StageError> {
         let t = sluice_delivery::Target::from_context(ctx, cfg)?;
+        let st = t.read_state()?;
         let version = match &s.version {
             Some(v) => v.clone(),
-            None => {
-                let st = t.read_state()?;
-                match st.candidate.or(st.stable) {
-                    Some(sv) => sv.version,
-                    None => {
-                        return Ok((
-                            1.0,
-                            "state.json names no release: all traffic assumed".into(),
-                        ))
-                    }
+            None => match st.candidate.clone().or(st.stable.clone()) {
+                Some(sv) => sv.version,
+                None => {
+                    return Ok(all(
+                        "state.json names no release: all traffic assumed".into()
+                    ))
                 }
-            }
+            },
         };
-        let w = t.read_weights()?;
-        Ok(share_of(&w, &version))
+        let (share, basis) = share_of(&t.read_weights()?, &version);
+        let slots: std::collections::BTreeSet<String> = [&st.candidate, &st.stable]
+            .into_iter()
+            .flatten()
+            .chain(&st.instances)
+            .filter(|sv| sv.version == version)
+            .map(|sv| sv.slot.clone())
+            .collect();
+        let history = t.read_history()?;
+        let first = crate::exposure::first_traffic(&history, &version, &slots, ctx.run_id())
+            .and_then(|h| {
+                let at = crate::exposure::unix_seconds(&h.at)?;
+                let mut what = h.action.clone();
+                if let Some(d) = h.detail.as_ref().or(h.version.as_ref()) {
+                    what.push_str(&format!(" {d}"));
+                }
+                Some((at, h.at.clone(), what))
+            });
+        Ok(Traffic {
+            share,
+            basis,
+            first,
+            looked: true,
+        })
     };
     read().unwrap_or_else(|e| {
         sluice_sdk::warn!("exposure: could not read the traffic split ({e}); all traffic assumed");
-        (
-            1.0,
-            format!("traffic split unreadable ({e}): all traffic assumed"),
-        )
+        all(format!(
+            "traffic split unreadable ({e}): all traffic assumed"
+        ))
     })
+}
+
+/// The exposure: from the first traffic (when known and not after the
+/// decision) to the decision at `decided` (Unix seconds), else the watch.
+fn exposure(t: Traffic, decided: f64, watched_s: f64) -> Exposure {
+    match t.first {
+        Some((at, text, what)) if at <= decided => Exposure {
+            seconds: decided - at,
+            share: t.share,
+            basis: format!(
+                "{}; from its first traffic in this run ({what} at {text}) to the decision",
+                t.basis
+            ),
+            exposed_at: Some(text),
+        },
+        _ => Exposure {
+            seconds: watched_s,
+            share: t.share,
+            basis: format!(
+                "{}; from the watch's start to the decision{}",
+                t.basis,
+                if t.looked {
+                    " (no history entry of this run routed traffic to the release)"
+                } else {
+                    ""
+                }
+            ),
+            exposed_at: None,
+        },
+    }
 }
 
 /// `version`'s share of `w` and how it was found.
@@ -200,16 +270,12 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         sluice_sdk::warn!("{n}");
     }
     let watched = format!("{:.0}s", outcome.watched_s);
-    let mut gates = slo::gates(&outcome.measured, &s.slo, s.burn.as_ref(), &watched);
+    let mut gates = slo::gates(&outcome.measured, &s.slo, &watched, s.period);
     if s.slo.error_rate.is_some() || s.slo.p95_ms.is_some() || s.slo.availability.is_some() {
         gates.insert(0, failure_limit_gate(&outcome, &s));
     }
-    let (share, basis) = traffic_share(ctx, &s);
-    let exposure = Exposure {
-        seconds: outcome.watched_s,
-        share,
-        basis,
-    };
+    let decided = SdkEnv.now();
+    let exposure = exposure(traffic(ctx, &s), decided, outcome.watched_s);
     for g in &gates {
         sluice_sdk::info!("gate {} {}: {}", g.name, verdict(g.verdict), g.message);
     }
@@ -250,16 +316,40 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
     add("monitor.error_rate", m.error_rate_pct.value, Some("%"));
     add("monitor.p95_ms", m.p95_ms.value, Some("ms"));
     add("monitor.availability", m.availability_pct.value, Some("%"));
+    // The first alert's windows (the only one with `burn-rate`).
+    let first = m.alerts.first();
     add(
         "monitor.burn_rate_long",
-        m.burn_long.as_ref().and_then(|b| b.value),
+        first.and_then(|a| a.burn_long.value),
         None,
     );
     add(
         "monitor.burn_rate_short",
-        m.burn_short.as_ref().and_then(|b| b.value),
+        first.and_then(|a| a.burn_short.value),
         None,
     );
+    for sev in [Severity::Page, Severity::Ticket] {
+        let of = || m.alerts.iter().filter(|a| a.severity == sev);
+        if of().next().is_none() {
+            continue;
+        }
+        let highest = of().filter_map(|a| a.burn()).reduce(f64::max);
+        let fired = of().filter(|a| a.fired == Some(true)).count();
+        add(
+            &format!("monitor.burn_rate_{}", sev.as_str()),
+            highest,
+            None,
+        );
+        add(
+            &format!("monitor.alerts_fired_{}", sev.as_str()),
+            Some(fired as f64),
+            None,
+        );
+    }
+    if let Some(b) = &m.budget {
+        add("monitor.error_budget_remaining", b.remaining_pct, Some("%"));
+        add("monitor.error_budget_consumed", b.consumed_pct, Some("%"));
+    }
     add("monitor.requests", outcome.requests, None);
     add("monitor.samples", Some(outcome.samples.len() as f64), None);
     add(
@@ -308,8 +398,27 @@ fn summary(
     } else {
         String::new()
     };
+    let fired: Vec<String> = m
+        .alerts
+        .iter()
+        .filter(|a| a.fired == Some(true))
+        .map(|a| format!("{} {}", a.severity.as_str(), a.name))
+        .collect();
+    let alerts = if fired.is_empty() {
+        String::new()
+    } else {
+        format!("; alerts fired: {}", fired.join(", "))
+    };
+    let budget = match &m.budget {
+        Some(crate::slo::Budget {
+            remaining_pct: Some(r),
+            over,
+            ..
+        }) => format!("; error budget {r:.1}% left over {over}"),
+        _ => String::new(),
+    };
     format!(
-        "over {watched}: error rate {}, p95 {}, availability {}{verdict}{stopped}; \
+        "over {watched}: error rate {}, p95 {}, availability {}{verdict}{stopped}{alerts}{budget}; \
          exposure {:.1}s at {:.0}% of traffic",
         f(m.error_rate_pct.value, "%"),
         f(m.p95_ms.value, " ms"),
@@ -317,4 +426,50 @@ fn summary(
         exposure.seconds,
         100.0 * exposure.share
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_counts_from_the_first_traffic_of_this_run() {
+        let first = Traffic {
+            share: 0.25,
+            basis: "weights.json: 2.0.0 has weight 25 of 100".into(),
+            first: Some((1000.0, "t0".into(), "weights blue=75 green=25".into())),
+            looked: true,
+        };
+        let e = exposure(first, 1012.5, 2.0);
+        assert_eq!(e.seconds, 12.5);
+        assert_eq!(e.exposed_at.as_deref(), Some("t0"));
+        assert!(
+            e.basis
+                .ends_with("from its first traffic in this run (weights blue=75 green=25 at t0) to the decision"),
+            "{}",
+            e.basis
+        );
+        // No traffic found in this run's history: the watch.
+        let none = Traffic {
+            share: 1.0,
+            basis: "b".into(),
+            first: None,
+            looked: true,
+        };
+        let e = exposure(none, 1012.5, 2.0);
+        assert_eq!((e.seconds, e.exposed_at), (2.0, None));
+        assert!(
+            e.basis.contains("no history entry of this run"),
+            "{}",
+            e.basis
+        );
+        // A clock step that puts the first traffic after the decision.
+        let later = Traffic {
+            share: 1.0,
+            basis: "b".into(),
+            first: Some((2000.0, "t1".into(), "x".into())),
+            looked: true,
+        };
+        assert_eq!(exposure(later, 1012.5, 2.0).seconds, 2.0);
+    }
 }

@@ -7,10 +7,12 @@ use std::time::Duration;
 use serde::Serialize;
 use sluice_sdk::StageError;
 
-use crate::config::{Burn, Scrape, Settings, Source, WINDOW_PLACEHOLDER};
+use crate::config::{Alert, Scrape, Settings, Source, WINDOW_PLACEHOLDER};
 use crate::promapi::{self, QueryResult};
 use crate::scrape::{self, Delta, Snapshot};
-use crate::slo::{burn_rate, Measure, Measured};
+use crate::slo::{
+    burn_rate, counted_ratio, scale_windows, AlertMeasure, Budget, Measure, Measured,
+};
 use crate::values::promql_duration;
 
 /// Why a request got no answer.
@@ -125,6 +127,7 @@ pub fn run(env: &mut dyn Env, s: &Settings) -> Result<Outcome, StageError> {
             error_rate,
             p95_latency,
             availability,
+            ..
         } => prometheus(
             env,
             s,
@@ -279,21 +282,22 @@ fn prometheus(
     let [error_rate_pct, p95_ms, availability_pct]: [Measure; 3] = values
         .try_into()
         .map_err(|_| StageError::failed("internal: three measures expected"))?;
-    let (burn_long, burn_short) = match (s.burn, s.slo.target) {
-        (Some(b), Some(target)) => {
-            let (l, sh) = prometheus_burn(env, s, address, &b, target, end, &mut notes)?;
-            (Some(l), Some(sh))
+    let mut alerts = Vec::with_capacity(s.alerts.len());
+    let mut budget = None;
+    if let Some(target) = s.slo.target {
+        for a in &s.alerts {
+            let (l, sh) = prometheus_burn(env, s, address, a, target, end, &mut notes)?;
+            alerts.push(AlertMeasure::new(a, None, l, sh));
         }
-        _ => (None, None),
-    };
+        budget = prometheus_budget(env, s, address, target, end, &mut notes)?;
+    }
     Ok(Outcome {
         measured: Measured {
             error_rate_pct,
             p95_ms,
             availability_pct,
-            burn_long,
-            burn_short,
-            burn_windows_s: None,
+            alerts,
+            budget,
         },
         samples,
         watched_s: end - start,
@@ -312,7 +316,7 @@ fn prometheus_burn(
     env: &mut dyn Env,
     s: &Settings,
     address: &str,
-    b: &Burn,
+    b: &Alert,
     target: f64,
     end: f64,
     notes: &mut Vec<String>,
@@ -387,6 +391,60 @@ fn prometheus_burn(
             "the error-rate query returned no data over the short window",
         ),
     ))
+}
+
+/// The error ratio over the SLO period: `queries.budget`, else the
+/// error-rate query, with `{{window}}` = the period, as one instant query.
+/// `None` (and a note) when neither can be asked for the period.
+fn prometheus_budget(
+    env: &mut dyn Env,
+    s: &Settings,
+    address: &str,
+    target: f64,
+    end: f64,
+    notes: &mut Vec<String>,
+) -> Result<Option<Budget>, StageError> {
+    let Source::Prometheus {
+        error_rate, budget, ..
+    } = &s.source
+    else {
+        return Ok(None);
+    };
+    let (key, raw) = match (budget, error_rate) {
+        (Some(q), _) => ("budget", q),
+        (None, Some(q)) if q.contains(WINDOW_PLACEHOLDER) => ("error-rate", q),
+        _ => {
+            notes.push(
+                "no error budget: the error-rate query has no {{window}} to set to the SLO \
+                 period; add with.source.prometheus.queries.budget"
+                    .to_string(),
+            );
+            return Ok(None);
+        }
+    };
+    let period = promql_duration(s.period);
+    let q = raw.replace(WINDOW_PLACEHOLDER, &period);
+    let r = api(
+        env,
+        &promapi::query_url(address, &q, end),
+        key,
+        s.timeout,
+        notes,
+    )?;
+    let v = promapi::single(&r).map_err(|e| {
+        StageError::invalid_config(format!("with.source.prometheus.queries.{key}: {e}"))
+    })?;
+    let over = crate::slo::window_text(s.period.as_secs_f64());
+    Ok(Some(Budget::new(
+        Measure::from_option(
+            v,
+            format!(
+                "the {key} query returned no data over {over} (no traffic, or it matches no series)"
+            ),
+        ),
+        target,
+        over,
+    )))
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -506,52 +564,59 @@ fn scrape_watch(env: &mut dyn Env, s: &Settings, sc: &Scrape) -> Result<Outcome,
     } else {
         Measure::of(100.0 * up * (1.0 - error_ratio.unwrap_or(0.0)))
     };
-    let mut covered = Vec::with_capacity(2);
-    let (burn_long, burn_short) = match (s.burn, s.slo.target) {
-        (Some(b), Some(target)) => {
-            let watched = end - start;
-            let mut one = |w: Duration, name: &str| {
-                let secs = w.as_secs_f64();
-                if secs > watched {
-                    let note = format!(
-                        "the {name} burn-rate window {} is longer than the {:.0}s watched; it covers the whole watch",
-                        humantime::format_duration(w),
-                        watched
-                    );
-                    notes.push(note);
-                }
-                // The last intervals that fit in the window (at least one).
+    let watched = end - start;
+    let mut alerts = Vec::with_capacity(s.alerts.len());
+    let mut budget = None;
+    if let Some(target) = s.slo.target {
+        for a in &s.alerts {
+            // The last whole intervals (at least one) covering `secs`, and
+            // the time they span (what the message names).
+            let one = |secs: f64, name: &str| -> (Measure, f64) {
                 let k = ((secs / s.interval.as_secs_f64()).round() as usize).max(1);
                 let from = deltas.len().saturating_sub(k);
-                // The time those intervals span (what the message names).
                 let begin = match from {
                     0 => first_ok_at.unwrap_or(start),
                     i => deltas[i - 1].at,
                 };
-                covered.push(deltas.last().map_or(0.0, |d| d.at - begin));
                 let d = scrape::sum(&deltas[from..], f64::NEG_INFINITY);
-                Measure::from_option(
-                    (d.requests > 0.0).then(|| burn_rate(d.errors / d.requests, target)),
-                    format!("no requests in the {name} window"),
+                (
+                    Measure::from_option(
+                        (d.requests > 0.0).then(|| burn_rate(d.errors / d.requests, target)),
+                        format!("no requests in the {name} window"),
+                    ),
+                    deltas.last().map_or(0.0, |d| d.at - begin),
                 )
             };
-            let l = one(b.long, "long");
-            let sh = one(b.short, "short");
-            (Some(l), Some(sh))
+            // Windows longer than the watch shrink to it, keeping their ratio.
+            let (ls, ss) = scale_windows(a.long.as_secs_f64(), a.short.as_secs_f64(), watched);
+            let (l, lc) = one(ls, "long");
+            let (sh, sc) = one(ss, "short");
+            alerts.push(AlertMeasure::new(a, Some((lc, sc)), l, sh));
         }
-        _ => (None, None),
-    };
+        if alerts.iter().any(|a| a.long_s < a.configured_long_s) {
+            notes.push(format!(
+                "burn-rate windows scaled to the {watched:.0}s watched (long:short ratio kept)"
+            ));
+        }
+        // Over the watch only: a scrape has no history of the SLO period.
+        let over = format!(
+            "the {} watched (not the {} SLO period: the scrape source sees only the watch)",
+            crate::slo::window_text(watched),
+            crate::slo::window_text(s.period.as_secs_f64())
+        );
+        budget = Some(Budget::new(
+            Measure::of(counted_ratio(total.errors, total.requests)),
+            target,
+            over,
+        ));
+    }
     Ok(Outcome {
         measured: Measured {
             error_rate_pct,
             p95_ms,
             availability_pct,
-            burn_long,
-            burn_short,
-            burn_windows_s: match covered[..] {
-                [l, sh] => Some((l, sh)),
-                _ => None,
-            },
+            alerts,
+            budget,
         },
         samples,
         watched_s: end - start,
@@ -693,16 +758,27 @@ mod tests {
             "{p95}"
         );
         // long window: 10/190 errors; short (last 5s): 0/90
-        let long = o
-            .measured
-            .burn_long
-            .as_ref()
-            .and_then(|m| m.value)
-            .unwrap_or_default();
+        let a = &o.measured.alerts[0];
+        let long = a.burn_long.value.unwrap_or_default();
         assert!((long - (10.0 / 190.0) / 0.01).abs() < 1e-9, "{long}");
+        assert_eq!(a.burn_short.value, Some(0.0));
         assert_eq!(
-            o.measured.burn_short.as_ref().and_then(|m| m.value),
-            Some(0.0)
+            (a.long_s, a.short_s),
+            (10.0, 5.0),
+            "the windows fit the watch"
+        );
+        // The budget is over the watch: 10/190 errors against 1%.
+        let b = o.measured.budget.clone().unwrap_or_else(|| panic!("{o:?}"));
+        let consumed = b.consumed_pct.unwrap_or_default();
+        assert!(
+            (consumed - 100.0 * (10.0 / 190.0) / 0.01).abs() < 1e-9,
+            "{consumed}"
+        );
+        assert!(
+            b.over
+                .starts_with("the 10s watched (not the 30days SLO period"),
+            "{}",
+            b.over
         );
         assert_eq!(o.samples.len(), 2);
         assert!((o.watched_s - 10.0).abs() < 1e-9);
@@ -784,6 +860,7 @@ mod tests {
             Ok((200, matrix(&[(1.0, "0.2"), (2.0, "0.4")]))),
             Ok((200, vector("0.05"))),
             Ok((200, vector("0.5"))),
+            Ok((200, vector("0.0025"))),
         ];
         let mut e = Scripted {
             now: 1_700_000_000.0,
@@ -797,26 +874,17 @@ mod tests {
         assert!((o.measured.error_rate_pct.value.unwrap_or_default() - 2.0).abs() < 1e-9);
         assert!((o.measured.p95_ms.value.unwrap_or_default() - 300.0).abs() < 1e-9);
         assert!(o.measured.availability_pct.value.is_none());
+        let a = &o.measured.alerts[0];
+        assert!((a.burn_long.value.unwrap_or_default() - 5.0).abs() < 1e-9);
+        assert!((a.burn_short.value.unwrap_or_default() - 50.0).abs() < 1e-9);
+        assert_eq!(a.fired, Some(false), "5x over the long window is below 10x");
+        // The budget: the error-rate query over 30 days, 0.25% against 1%.
+        let b = o.measured.budget.clone().unwrap_or_else(|| panic!("{o:?}"));
         assert!(
-            (o.measured
-                .burn_long
-                .as_ref()
-                .and_then(|m| m.value)
-                .unwrap_or_default()
-                - 5.0)
-                .abs()
-                < 1e-9
+            (b.remaining_pct.unwrap_or_default() - 75.0).abs() < 1e-9,
+            "{b:?}"
         );
-        assert!(
-            (o.measured
-                .burn_short
-                .as_ref()
-                .and_then(|m| m.value)
-                .unwrap_or_default()
-                - 50.0)
-                .abs()
-                < 1e-9
-        );
+        assert!(e.urls[8].contains("%5B2592000s%5D"), "{}", e.urls[8]);
         assert!(
             e.urls[0].starts_with("http://p:9090/api/v1/query?query=sum%28rate%28e%5B5s%5D"),
             "{}",
@@ -848,16 +916,16 @@ mod tests {
         let o = run(&mut e, &s)?;
         assert_eq!(o.measured.error_rate_pct.value, Some(4.0));
         // long: mean 0.024 -> 2.4x; short (last 20s): mean 0.04 -> 4x
-        let long = o
-            .measured
-            .burn_long
-            .and_then(|m| m.value)
-            .unwrap_or_default();
-        let short = o
-            .measured
-            .burn_short
-            .and_then(|m| m.value)
-            .unwrap_or_default();
+        let long = o.measured.alerts[0].burn_long.value.unwrap_or_default();
+        let short = o.measured.alerts[0].burn_short.value.unwrap_or_default();
+        assert!(o.measured.budget.is_none());
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.contains("add with.source.prometheus.queries.budget")),
+            "{:?}",
+            o.notes
+        );
         assert!((long - 2.4).abs() < 1e-9, "{long}");
         assert!((short - 4.0).abs() < 1e-9, "{short}");
         assert!(
@@ -976,6 +1044,129 @@ mod tests {
         assert!((o.watched_s - 1.0).abs() < 1e-9);
         assert!(e.urls[2].contains("/api/v1/query_range?"), "{:?}", e.urls);
         assert_eq!(e.urls.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn every_workbook_alert_is_queried_over_its_windows() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"window": "0s", "source": {"prometheus": {"address": "http://p",
+                "queries": {"error-rate": "sum(rate(e[{{window}}]))/sum(rate(r[{{window}}]))"}}},
+                "slo": {"target": "99.9%"}}"#,
+        );
+        // 0s: one instant look, then long and short per alert, then the budget.
+        let ratios = [
+            "0.02", "0.02", "0.03", "0.02", "0.005", "0.004", "0.004", "0.004", "0.004", "0.0005",
+        ];
+        let bodies: Vec<String> = ratios.iter().map(|r| vector(r)).collect();
+        let mut e = env(bodies.iter().map(|b| Ok((200, b.as_str()))).collect());
+        let o = run(&mut e, &s)?;
+        let fired: Vec<(String, Option<bool>)> = o
+            .measured
+            .alerts
+            .iter()
+            .map(|a| (a.name.clone(), a.fired))
+            .collect();
+        assert_eq!(
+            fired,
+            [
+                ("burn-rate-page-1h-5m".to_string(), Some(true)),
+                ("burn-rate-page-6h-30m".to_string(), Some(false)),
+                ("burn-rate-ticket-1day-2h".to_string(), Some(true)),
+                ("burn-rate-ticket-3days-6h".to_string(), Some(true)),
+            ]
+        );
+        for (i, w) in [
+            "3600s", "300s", "21600s", "1800s", "86400s", "7200s", "259200s", "21600s", "2592000s",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(
+                e.urls[i + 1].contains(&format!("%5B{w}%5D")),
+                "{i}: {}",
+                e.urls[i + 1]
+            );
+        }
+        let b = o.measured.budget.clone().unwrap_or_else(|| panic!("{o:?}"));
+        assert!(
+            (b.remaining_pct.unwrap_or_default() - 50.0).abs() < 1e-9,
+            "{b:?}"
+        );
+        assert_eq!(b.over, "30days");
+        Ok(())
+    }
+
+    #[test]
+    fn a_budget_query_alone_takes_one_look_at_the_period() -> Result<(), StageError> {
+        let s = settings(
+            r#"{"window": "0s", "slo-period": "7d", "slo": {"target": 99},
+                "source": {"prometheus": {"address": "http://p", "queries": {"budget": "sum(increase(e[{{window}}]))/sum(increase(r[{{window}}]))"}}}}"#,
+        );
+        let mut e = env(vec![Ok((200, &vector("0.03")))]);
+        let o = run(&mut e, &s)?;
+        assert_eq!(e.urls.len(), 1);
+        assert!(e.urls[0].contains("%5B604800s%5D"), "{}", e.urls[0]);
+        let b = o.measured.budget.unwrap_or_else(|| panic!("no budget"));
+        assert!(
+            (b.remaining_pct.unwrap_or_default() + 200.0).abs() < 1e-9,
+            "{b:?}"
+        );
+        // No data (no traffic, or a query matching nothing) is not a number.
+        let mut e = env(vec![Ok((
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+        ))]);
+        let b = run(&mut e, &s)?
+            .measured
+            .budget
+            .unwrap_or_else(|| panic!("no budget"));
+        assert_eq!(b.remaining_pct, None);
+        assert!(
+            b.bad_ratio.missing.contains("returned no data over 7days"),
+            "{b:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn scrape_windows_scale_to_the_watch() -> Result<(), StageError> {
+        // A 4s watch at 1s: every workbook alert's long window becomes 4s and
+        // its short one 1/12 of that, i.e. the last interval.
+        let s = settings(
+            r#"{"samples": 4, "interval": "1s", "source": {"scrape": {"url": "http://h/metrics"}},
+                "slo": {"target": 99}}"#,
+        );
+        let m = [
+            metrics(0, 0, 0),
+            metrics(100, 0, 100),
+            metrics(200, 0, 200),
+            metrics(300, 0, 300),
+            metrics(380, 20, 400),
+        ];
+        let mut e = env(m.iter().map(|m| Ok((200, m.as_str()))).collect());
+        let o = run(&mut e, &s)?;
+        assert_eq!(o.measured.alerts.len(), 4);
+        for a in &o.measured.alerts {
+            assert_eq!((a.long_s, a.short_s), (4.0, 1.0), "{a:?}");
+            // long: 20/400 = 5x; short (last interval): 20/100 = 20x
+            assert!((a.burn_long.value.unwrap_or_default() - 5.0).abs() < 1e-9);
+            assert!((a.burn_short.value.unwrap_or_default() - 20.0).abs() < 1e-9);
+        }
+        let fired: Vec<Option<bool>> = o.measured.alerts.iter().map(|a| a.fired).collect();
+        assert_eq!(fired, [Some(false), Some(false), Some(true), Some(true)]);
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.contains("scaled to the 4s watched")),
+            "{:?}",
+            o.notes
+        );
+        let b = o.measured.budget.clone().unwrap_or_else(|| panic!("{o:?}"));
+        assert!(
+            (b.remaining_pct.unwrap_or_default() + 400.0).abs() < 1e-9,
+            "{b:?}"
+        );
         Ok(())
     }
 }

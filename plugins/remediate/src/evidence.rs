@@ -33,6 +33,73 @@ pub struct Analysis {
     /// Detail lines.
     #[serde(default)]
     pub lines: Vec<String>,
+    /// The analysis' metrics (`canary.<name>.p_value`, `canary.score` …).
+    #[serde(default)]
+    pub metrics: Vec<NamedValue>,
+    /// The structured verdicts (absent from files of older canaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<AnalysisDetails>,
+}
+
+/// `details` of an analysis: what decided it, as data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisDetails {
+    /// The Argo-style metric whose failure decided the analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// The judge's verdicts, when a judge ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeDetails>,
+}
+
+/// The judge of an analysis.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JudgeDetails {
+    /// The path its synthetic load requested (none for `source: access-log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// One verdict per judge metric.
+    #[serde(default)]
+    pub metrics: Vec<JudgeMetric>,
+}
+
+/// One judge metric's verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JudgeMetric {
+    /// The metric's name.
+    #[serde(default)]
+    pub name: String,
+    /// Kayenta's classification: `pass`, `high`, `low` or `nodata`.
+    #[serde(default)]
+    pub classification: String,
+    /// The baseline's center (mean, median, p95 or error rate).
+    #[serde(default)]
+    pub baseline: Option<f64>,
+    /// The canary's.
+    #[serde(default)]
+    pub canary: Option<f64>,
+    /// The p-value of its test, when it has one.
+    #[serde(default)]
+    pub p_value: Option<f64>,
+}
+
+impl JudgeMetric {
+    /// Whether the judge found the canary worse (or better, for a
+    /// `decrease` metric) beyond its limits.
+    pub fn failed(&self) -> bool {
+        matches!(self.classification.as_str(), "high" | "low")
+    }
+}
+
+/// One `{name, value}` of an analysis' `metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedValue {
+    /// Metric name.
+    #[serde(default)]
+    pub name: String,
+    /// Its value (`null` when not finite).
+    #[serde(default)]
+    pub value: Option<f64>,
 }
 
 impl Analysis {
@@ -77,6 +144,64 @@ impl Canary {
             message: format!("step {} {}: {}", a.step, a.phase, a.why),
         })
     }
+}
+
+/// One sample of a `monitor.json` watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorSample {
+    /// Seconds since the watch started.
+    #[serde(default)]
+    pub t: f64,
+    /// The SLOs this sample breached.
+    #[serde(default)]
+    pub breaches: Vec<String>,
+}
+
+/// What `remediate` uses of a `monitor` stage's `monitor.json`: when the
+/// first sample breached an SLO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// The stage that wrote it.
+    #[serde(default)]
+    pub stage: String,
+    /// Every look, in order.
+    #[serde(default)]
+    pub samples: Vec<MonitorSample>,
+}
+
+impl Monitor {
+    /// The first sample that breached an SLO: seconds into the watch and
+    /// what it breached.
+    pub fn first_breach(&self) -> Option<&MonitorSample> {
+        self.samples.iter().find(|s| !s.breaches.is_empty())
+    }
+}
+
+/// Parses one `monitor.json`.
+pub fn parse_monitor(stage: &str, text: &str) -> Result<Monitor, String> {
+    let mut m: Monitor = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    m.stage = stage.to_string();
+    Ok(m)
+}
+
+/// Reads every `monitor.json` among the inputs. Unreadable ones are
+/// reported as warnings.
+pub fn read_monitors(ctx: &Context) -> (Vec<Monitor>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    for a in ctx.inputs() {
+        if a.name != "monitor.json" && !a.name.ends_with("/monitor.json") {
+            continue;
+        }
+        match std::fs::read_to_string(ctx.input_path(a)) {
+            Ok(text) => match parse_monitor(&a.stage, &text) {
+                Ok(m) => out.push(m),
+                Err(e) => warnings.push(format!("{}/{}: not readable: {e}", a.stage, a.name)),
+            },
+            Err(e) => warnings.push(format!("{}/{}: {e}", a.stage, a.name)),
+        }
+    }
+    (out, warnings)
 }
 
 /// Parses one `canary-analysis.json`.

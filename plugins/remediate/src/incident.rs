@@ -9,6 +9,7 @@ use serde::Serialize;
 use sluice_delivery::{HistoryEntry, SlotVersion, State};
 
 use crate::evidence::Canary;
+use crate::postmortem::{ActionItem, Hint};
 use crate::upstream::StageResult;
 use crate::verify::Verification;
 
@@ -56,6 +57,12 @@ pub struct Incident {
     pub status: String,
     /// One line.
     pub title: String,
+    /// `SEV1` (worst) … `SEV4`, by the rules of docs/delivery.md
+    /// ([`crate::postmortem::severity`]).
+    pub severity: String,
+    /// The rule that gave it and its numbers (`partial: 20% of the
+    /// traffic …`).
+    pub severity_reason: String,
     /// Run id.
     pub run_id: String,
     /// Pipeline name.
@@ -71,6 +78,11 @@ pub struct Incident {
     pub exposed_at: Option<String>,
     /// That history entry, as in the timeline.
     pub exposure: Option<String>,
+    /// The largest share (0–1) of the traffic the failed release had
+    /// during this run, if known.
+    pub exposure_share: Option<f64>,
+    /// Where [`exposure_share`](Self::exposure_share) comes from.
+    pub exposure_share_basis: Option<String>,
     /// When the verified rollback completed, if it did.
     pub resolved_at: Option<String>,
     /// `opened_at - exposed_at`, in seconds: how long users saw the bad
@@ -96,6 +108,11 @@ pub struct Incident {
     pub remediation: Option<Remediation>,
     /// How it was checked.
     pub verification: Option<Verification>,
+    /// Likely causes, most specific first; "unknown" ones point at the
+    /// stage log.
+    pub root_cause_hints: Vec<Hint>,
+    /// Follow-ups that follow from the evidence.
+    pub action_items: Vec<ActionItem>,
     /// Everything in time order.
     pub timeline: Vec<Event>,
     /// Things the report could not know.
@@ -156,30 +173,52 @@ pub fn describe(h: &HistoryEntry) -> String {
     what
 }
 
-/// The first entry of `history` after which `bad` (its slot serving its
-/// version) takes traffic, among the entries `eligible(index, entry)`
-/// accepts (those of this run). The whole history is replayed: `point` and
-/// `deploy` set a slot's version, `weights` (`slot=N …`) the split, `flag`
-/// (`name P% on=S off=T`, or `name removed …`) a flag; the bad slot has traffic when its weight
-/// or a flag turning it on is above 0. A slot whose version no entry names
-/// is taken to serve `bad`.
-pub fn first_exposure<'a>(
-    history: &'a [HistoryEntry],
-    bad: &SlotVersion,
-    eligible: impl Fn(usize, &HistoryEntry) -> bool,
-) -> Option<&'a HistoryEntry> {
-    let mut versions: std::collections::BTreeMap<&str, &str> = Default::default();
-    let mut weights: std::collections::BTreeMap<String, u32> = Default::default();
-    let mut flags: std::collections::BTreeMap<String, (String, f64)> = Default::default();
-    for (i, h) in history.iter().enumerate() {
+/// The environment's routing as the history says, replayed entry by entry
+/// ([`Routing::apply`]): `point` and `deploy` set a slot's version,
+/// `weights` (`slot=N …`) the split, `flag` (`name P% on=S off=T`, or
+/// `name removed …`) a flag.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routing {
+    versions: std::collections::BTreeMap<String, String>,
+    weights: std::collections::BTreeMap<String, u32>,
+    /// name → (on slot, off slot, percent); sorted by name, as the
+    /// router reads them.
+    flags: std::collections::BTreeMap<String, (String, String, f64)>,
+}
+
+impl Routing {
+    /// The routing `weights.json` and `flags.json` describe (slot
+    /// versions from the routes).
+    pub fn from_files(weights: &sluice_delivery::Weights, flags: &sluice_delivery::Flags) -> Self {
+        Routing {
+            versions: weights
+                .routes
+                .iter()
+                .map(|r| (r.slot.clone(), r.version.clone()))
+                .collect(),
+            weights: weights
+                .routes
+                .iter()
+                .map(|r| (r.slot.clone(), r.weight))
+                .collect(),
+            flags: flags
+                .flags
+                .iter()
+                .map(|(n, f)| (n.clone(), (f.on.clone(), f.off.clone(), f.percent)))
+                .collect(),
+        }
+    }
+
+    /// Applies one history entry.
+    pub fn apply(&mut self, h: &HistoryEntry) {
         match h.action.as_str() {
             "point" | "deploy" => {
                 if let (Some(slot), Some(v)) = (&h.slot, &h.version) {
-                    versions.insert(slot, v);
+                    self.versions.insert(slot.clone(), v.clone());
                 }
             }
             "weights" => {
-                weights = h
+                self.weights = h
                     .detail
                     .as_deref()
                     .unwrap_or_default()
@@ -197,28 +236,80 @@ pub fn first_exposure<'a>(
                     .unwrap_or_default()
                     .split_whitespace()
                     .collect();
-                if let [name, "removed", ..] = words[..] {
-                    flags.remove(name);
-                } else if let [name, pct, on, ..] = words[..] {
-                    if let (Some(p), Some(on)) = (
-                        pct.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()),
-                        on.strip_prefix("on="),
-                    ) {
-                        flags.insert(name.to_string(), (on.to_string(), p));
+                match words.as_slice() {
+                    [name, "removed", ..] => {
+                        self.flags.remove(*name);
                     }
+                    [name, pct, on, rest @ ..] => {
+                        let off = rest
+                            .first()
+                            .and_then(|o| o.strip_prefix("off="))
+                            .unwrap_or_default();
+                        if let (Some(p), Some(on)) = (
+                            pct.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()),
+                            on.strip_prefix("on="),
+                        ) {
+                            self.flags
+                                .insert(name.to_string(), (on.to_string(), off.to_string(), p));
+                        }
+                    }
+                    _ => {}
                 }
             }
             _ => {}
         }
-        if !eligible(i, h) {
-            continue;
+    }
+
+    /// Whether `bad`'s slot serves its version (a slot whose version no
+    /// entry named is taken to serve it).
+    pub fn serves(&self, bad: &SlotVersion) -> bool {
+        self.versions
+            .get(&bad.slot)
+            .is_none_or(|v| *v == bad.version)
+    }
+
+    /// The share (0–1) of the traffic `bad`'s slot gets: the larger of
+    /// its share of the weights and the share of the users the router's
+    /// first flag (by name: it decides for every user with an id) sends
+    /// to it (`percent` through `on`, the rest through `off`). 0 when the
+    /// slot does not serve `bad`.
+    pub fn share(&self, bad: &SlotVersion) -> f64 {
+        if !self.serves(bad) {
+            return 0.0;
         }
-        let serves_bad = versions
-            .get(bad.slot.as_str())
-            .is_none_or(|v| *v == bad.version);
-        let routed = weights.get(&bad.slot).is_some_and(|w| *w > 0)
-            || flags.values().any(|(on, p)| *on == bad.slot && *p > 0.0);
-        if serves_bad && routed {
+        let total: u32 = self.weights.values().sum();
+        let by_weight = match self.weights.get(&bad.slot) {
+            Some(w) if total > 0 => f64::from(*w) / f64::from(total),
+            _ => 0.0,
+        };
+        let by_flag = self.flags.values().next().map_or(0.0, |(on, off, p)| {
+            let p = (p / 100.0).clamp(0.0, 1.0);
+            let mut share = 0.0;
+            if *on == bad.slot {
+                share += p;
+            }
+            if *off == bad.slot {
+                share += 1.0 - p;
+            }
+            share
+        });
+        by_weight.max(by_flag)
+    }
+}
+
+/// The first entry of `history` after which `bad` (its slot serving its
+/// version) takes traffic ([`Routing::share`] above 0), among the entries
+/// `eligible(index, entry)` accepts (those of this run). The whole history
+/// is replayed ([`Routing`]).
+pub fn first_exposure<'a>(
+    history: &'a [HistoryEntry],
+    bad: &SlotVersion,
+    eligible: impl Fn(usize, &HistoryEntry) -> bool,
+) -> Option<&'a HistoryEntry> {
+    let mut routing = Routing::default();
+    for (i, h) in history.iter().enumerate() {
+        routing.apply(h);
+        if eligible(i, h) && routing.share(bad) > 0.0 {
             return Some(h);
         }
     }
@@ -341,8 +432,8 @@ pub fn markdown(i: &Incident) -> String {
     let mut md = String::new();
     md.push_str(&format!("# Incident: {}\n\n", i.title));
     md.push_str(&format!(
-        "- **Status:** {}\n- **Pipeline:** {} · **run** `{}` · **environment** {}\n",
-        i.status, i.pipeline, i.run_id, i.environment
+        "- **Status:** {}\n- **Severity:** {} ({})\n- **Pipeline:** {} · **run** `{}` · **environment** {}\n",
+        i.status, i.severity, i.severity_reason, i.pipeline, i.run_id, i.environment
     ));
     let secs = |s: Option<f64>| {
         s.map(|s| format!("{s:.1} s"))
@@ -359,11 +450,33 @@ pub fn markdown(i: &Incident) -> String {
         i.resolved_at.as_deref().unwrap_or("not resolved"),
     ));
     md.push_str(&format!(
-        "- **Detection time:** {} · **Exposure window:** {} · **Time to recover:** {}\n\n",
+        "- **Detection time:** {} · **Exposure window:** {} · **Time to recover:** {}\n",
         secs(i.detection_time_s),
         secs(i.exposure_window_s),
         secs(i.time_to_recover_s),
     ));
+    md.push_str(&format!(
+        "- **Exposure:** {}{}\n\n",
+        i.exposure_share
+            .map(|s| format!(
+                "{}% of the traffic at most",
+                num(Some((s * 1000.0).round() / 10.0))
+            ))
+            .unwrap_or_else(|| "unknown share of the traffic".into()),
+        i.exposure_share_basis
+            .as_deref()
+            .map(|b| format!(" ({b})"))
+            .unwrap_or_default()
+    ));
+
+    md.push_str("## Likely cause\n\n");
+    if i.root_cause_hints.is_empty() {
+        md.push_str("unknown\n");
+    }
+    for (n, h) in i.root_cause_hints.iter().enumerate() {
+        md.push_str(&format!("{}. {}\n", n + 1, h.detail));
+    }
+    md.push('\n');
 
     md.push_str("## What failed\n\n");
     if i.failed_stages.is_empty() {
@@ -452,6 +565,20 @@ pub fn markdown(i: &Incident) -> String {
     if let Some(after) = &i.state_after {
         let (slot, version) = sv(after.stable.as_ref());
         md.push_str(&format!("Now serving: **{version}** on slot {slot}.\n\n"));
+    }
+
+    if !i.action_items.is_empty() {
+        md.push_str("## Action items\n\n| kind | action | owner | because |\n|---|---|---|---|\n");
+        for a in &i.action_items {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                a.kind.as_str(),
+                cell(&a.title),
+                cell(&a.owner),
+                cell(&a.because)
+            ));
+        }
+        md.push('\n');
     }
 
     md.push_str("## Timeline (UTC)\n\n| time | source | event |\n|---|---|---|\n");
@@ -721,12 +848,16 @@ mod tests {
             schema: SCHEMA.into(),
             status: "resolved".into(),
             title: "2.0.0 rolled back".into(),
+            severity: "SEV3".into(),
+            severity_reason: "partial: 20% of the traffic".into(),
             run_id: "r1".into(),
             pipeline: "delivery".into(),
             environment: "production".into(),
             opened_at: None,
             exposed_at: None,
             exposure: None,
+            exposure_share: Some(0.2),
+            exposure_share_basis: Some("history.jsonl of this run".into()),
             resolved_at: None,
             detection_time_s: None,
             exposure_window_s: None,
@@ -738,10 +869,20 @@ mod tests {
             state_after: None,
             remediation: None,
             verification: None,
+            root_cause_hints: vec![],
+            action_items: vec![],
             timeline: vec![],
             warnings: vec![],
         };
         let md = markdown(&i);
+        assert!(
+            md.contains("- **Severity:** SEV3 (partial: 20% of the traffic)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- **Exposure:** 20% of the traffic at most (history.jsonl of this run)\n\n## Likely cause"),
+            "{md}"
+        );
         assert!(
             md.contains("| error-rate | **fail** | 0.3412 | 0.05 | canary error rate 34.1% > 5% |"),
             "{md}"

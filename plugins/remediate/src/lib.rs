@@ -41,13 +41,13 @@
 //! The stage undoes what **its own run** changed, nothing else: history
 //! lines and `state.json` name the run that wrote them (`run_id`). When
 //! neither names this run (its build failed, say), it changes nothing and
-//! passes with "nothing to remediate: this run changed nothing in
-//! <environment>" (incident status `no-action`); nor does it roll back a
+//! passes with `nothing to remediate: this run changed nothing in
+//! <environment>` (incident status `no-action`); nor does it roll back a
 //! stable release this run did not deploy. When this run's release failed
 //! and was already taken out of service by the deploy itself (a rolling
 //! deploy that put every instance back and marked it `bad`), it passes with
-//! "nothing to remediate: release <v> failed and stage `deploy` already
-//! rolled it back …": production already serves the last good release,
+//! `nothing to remediate: release <v> failed and stage deploy already
+//! rolled it back …`: production already serves the last good release,
 //! and a rollback never goes further back. Files without any `run_id`
 //! (an older sluice) are acted on as before, with a note.
 //!
@@ -69,7 +69,8 @@
 //! `sluice.state`, `sluice.reason`, `sluice.gates` (JSON array of `{name,
 //! verdict, observed, threshold, message}`), `sluice.started_at` and
 //! `sluice.finished_at` ([`upstream`]). The `canary` stage's
-//! `canary-analysis.json` among the inputs ([`evidence`]) adds its analyses
+//! `canary-analysis.json` (and a `monitor` stage's `monitor.json`: when
+//! the first sample breached an SLO) among the inputs ([`evidence`]) adds its analyses
 //! to the report and fills in the gates (and the state of an aborted
 //! canary) when the runner did not provide them, saying so in the notes.
 //! What is still missing is reported as "unknown".
@@ -82,7 +83,13 @@
 //!   reason, every gate with observed vs threshold), what was deployed
 //!   (`state.json` before and after), what was done and how long it took,
 //!   the verification, and a timeline merged from `history.jsonl`, the
-//!   upstream stages and this stage.
+//!   upstream stages and this stage; and the postmortem ([`postmortem`]):
+//!   `severity` / `severity_reason` by the rules of docs/delivery.md,
+//!   `exposure_share` (the largest share of the traffic the failed release
+//!   had in this run), `root_cause_hints` (most specific first; "unknown"
+//!   with the stage's log when the evidence names no cause) and
+//!   `action_items` (`prevent` / `detect` / `mitigate`, owner
+//!   `unassigned`).
 //! - Gates `remediation` (the action succeeded) and `rollback-verified`
 //!   (fail when the probes did not see the restored version; warn when
 //!   verification is disabled).
@@ -105,6 +112,7 @@
 //! | [`act`] | applying it through `sluice_delivery::Target` |
 //! | [`verify`] | health, version and router probes |
 //! | [`incident`] | the report model, timeline and markdown |
+//! | [`postmortem`] | severity, exposure share, root-cause hints, action items |
 //!
 //! [sluice]: https://example.invalid/sluice
 
@@ -113,6 +121,7 @@ pub mod config;
 pub mod evidence;
 pub mod incident;
 pub mod plan;
+pub mod postmortem;
 mod stage;
 pub mod upstream;
 pub mod verify;

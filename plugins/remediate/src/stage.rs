@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use sluice_delivery::{HistoryEntry, ReleaseRecord, State, Target, Verdict};
+use sluice_delivery::{HistoryEntry, ReleaseRecord, SlotVersion, State, Target, Verdict};
 use sluice_sdk::{Context, Gate, Report, StageError};
 
 use crate::act;
@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::evidence;
 use crate::incident::{self, format_time, Incident, Remediation};
 use crate::plan::{self, Snapshot};
+use crate::postmortem;
 use crate::upstream::{self, StageResult};
 use crate::verify::{self, Verification};
 
@@ -24,6 +25,8 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
     let (mut stages, mut warnings) = upstream::collect(ctx.upstream_outputs());
     let runner_said_nothing = stages.iter().all(|s| s.state.is_none());
     let (canaries, unreadable) = evidence::read(ctx);
+    warnings.extend(unreadable);
+    let (monitors, unreadable) = evidence::read_monitors(ctx);
     warnings.extend(unreadable);
     warnings.extend(evidence::complete(&mut stages, &canaries));
     if runner_said_nothing {
@@ -62,12 +65,16 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         schema: incident::SCHEMA.into(),
         status: "unresolved".into(),
         title: String::new(),
+        severity: String::new(),
+        severity_reason: String::new(),
         run_id: ctx.run_id().into(),
         pipeline: ctx.pipeline().into(),
         environment: environment.clone(),
         opened_at,
         exposed_at: None,
         exposure: None,
+        exposure_share: None,
+        exposure_share_basis: None,
         resolved_at: None,
         detection_time_s: None,
         exposure_window_s: None,
@@ -79,6 +86,8 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         state_after: None,
         remediation: None,
         verification: None,
+        root_cause_hints: Vec::new(),
+        action_items: Vec::new(),
         timeline: Vec::new(),
         warnings,
     };
@@ -105,7 +114,9 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         }
         None => remediate_and_verify(&settings, &target, &snapshot, &mut incident, |plan| {
             already_undone(ctx.run_id(), scope, &snapshot.state, &history, plan).or_else(|| {
-                stable_not_changed_by_run(ctx.run_id(), scope, &snapshot.state, &history, plan)
+                plan.and_then(|plan| {
+                    stable_not_changed_by_run(ctx.run_id(), scope, &snapshot.state, &history, plan)
+                })
             })
         }),
     };
@@ -120,7 +131,7 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         incident.status = NO_ACTION.into();
         incident.title = msg.clone();
     }
-    complete_timeline(ctx, &target, &mut incident);
+    complete_timeline(ctx, &target, &snapshot, &monitors, &mut incident);
     if let Some(msg) = nothing {
         incident.title = msg;
     }
@@ -177,18 +188,21 @@ fn undone_release<'a>(run_id: &str, state: &'a State) -> Option<&'a ReleaseRecor
     })
 }
 
-/// `Some(reason)` when `plan` rolls back the stable release although this
-/// run's failed release was already taken out of service (by the deploy
-/// itself) and the stable release is not one this run deployed: rolling
-/// it back would go further back than the last good release.
+/// `Some(reason)` when `plan` rolls back the stable release (or no plan
+/// could be made, e.g. no earlier good release) although this run's failed
+/// release was already taken out of service (by the deploy itself) and the
+/// stable release is not one this run deployed: rolling it back would go
+/// further back than the last good release.
 fn already_undone(
     run_id: &str,
     scope: RunScope,
     state: &State,
     history: &[HistoryEntry],
-    plan: &plan::Plan,
+    plan: Option<&plan::Plan>,
 ) -> Option<String> {
-    if scope != RunScope::Changed || !matches!(plan.step, plan::Step::Rollback { .. }) {
+    if scope != RunScope::Changed
+        || plan.is_some_and(|p| !matches!(p.step, plan::Step::Rollback { .. }))
+    {
         return None;
     }
     let failed = undone_release(run_id, state)?;
@@ -268,18 +282,20 @@ fn stable_not_changed_by_run(
 
 /// Decides, acts and verifies, filling in the incident; returns the
 /// stage's gates. `veto` may refuse a plan with the reason (then nothing
-/// is done and the gate passes with that reason).
+/// is done and the gate passes with that reason); it is also asked with
+/// `None` when no plan could be made, since "nothing to roll back to" is
+/// no failure when the run's release was already undone.
 fn remediate_and_verify(
     settings: &Settings,
     target: &Target,
     snapshot: &Snapshot,
     incident: &mut Incident,
-    veto: impl Fn(&plan::Plan) -> Option<String>,
+    veto: impl Fn(Option<&plan::Plan>) -> Option<String>,
 ) -> Vec<Gate> {
     let started_at = format_time(SystemTime::now());
     let mut gates = Vec::new();
     let decided = plan::decide(settings.action, settings.flag.as_deref(), snapshot);
-    if let Some(reason) = decided.as_ref().ok().and_then(&veto) {
+    if let Some(reason) = veto(decided.as_ref().ok()) {
         sluice_sdk::info!("{reason}");
         incident.title = reason.clone();
         gates.push(Gate::pass("remediation", reason));
@@ -329,14 +345,11 @@ fn remediate_and_verify(
                 duration_ms: done.duration_ms,
                 outcome: format!("done ({})", done.steps.join("; ")),
             });
-            // Flags route by user: verify as users are routed.
-            let by_user = !snapshot.flags.flags.is_empty()
-                || target.read_flags().is_ok_and(|f| !f.flags.is_empty());
-            let users = if by_user {
-                verify::user_sample_size(&settings.verify)
-            } else {
-                0
-            };
+            // Always verify as users are routed (one request per user id):
+            // a flag this run removed, one another actor left, or one set
+            // while we verify all route by user, and without flags the
+            // router ignores the header, so nothing is lost.
+            let users = verify::user_sample_size(&settings.verify);
             let v = match verify::run(&settings.verify, &settings.target, &done.serving, users) {
                 Ok(v) => v,
                 Err(e) => Verification {
@@ -381,8 +394,15 @@ fn remediate_and_verify(
     gates
 }
 
-/// The state after, the relevant history and the timeline.
-fn complete_timeline(ctx: &Context, target: &Target, incident: &mut Incident) {
+/// The state after, the relevant history, the timeline and the
+/// postmortem (exposure share, hints, severity, action items).
+fn complete_timeline(
+    ctx: &Context,
+    target: &Target,
+    snapshot: &Snapshot,
+    monitors: &[evidence::Monitor],
+    incident: &mut Incident,
+) {
     incident.state_after = target.read_state().ok();
     // This stage's own history lines repeat the remediation events.
     let history: Vec<HistoryEntry> = match target.read_history() {
@@ -415,6 +435,14 @@ fn complete_timeline(ctx: &Context, target: &Target, incident: &mut Incident) {
         });
     let (relevant, skipped) = incident::relevant_history(&history, bad.as_deref());
     recovery_times(ctx.run_id(), &history, skipped, incident);
+    assess(
+        ctx.run_id(),
+        &history,
+        skipped,
+        snapshot,
+        monitors,
+        incident,
+    );
     let history = relevant;
     if skipped > 0 {
         incident.warnings.push(format!(
@@ -435,22 +463,11 @@ fn complete_timeline(ctx: &Context, target: &Target, incident: &mut Incident) {
 /// entry names a run (an older sluice), those from the bad release's
 /// install on (`from`).
 fn recovery_times(run_id: &str, history: &[HistoryEntry], from: usize, incident: &mut Incident) {
-    let bad = incident
-        .remediation
+    let bad = failed_release(incident);
+    let ours = of_this_run(run_id, history, from);
+    let exposure = bad
         .as_ref()
-        .and_then(|r| r.from.clone())
-        .or_else(|| incident.state_before.candidate.clone())
-        .or_else(|| incident.state_before.stable.clone());
-    let names_runs = history.iter().any(|h| h.run_id.is_some());
-    let exposure = bad.as_ref().and_then(|bad| {
-        incident::first_exposure(history, bad, |i, h| {
-            if names_runs {
-                h.run_id.as_deref() == Some(run_id)
-            } else {
-                i >= from
-            }
-        })
-    });
+        .and_then(|bad| incident::first_exposure(history, bad, &ours));
     incident.exposed_at = exposure.map(|h| h.at.clone());
     incident.exposure = exposure.map(incident::describe);
     let since = |a: &Option<String>, b: &Option<String>| match (a, b) {
@@ -468,6 +485,127 @@ fn recovery_times(run_id: &str, history: &[HistoryEntry], from: usize, incident:
                 .into(),
         );
     }
+}
+
+/// The failed release: what the remediation took out of service, else the
+/// candidate, else the stable release before it.
+fn failed_release(incident: &Incident) -> Option<SlotVersion> {
+    incident
+        .remediation
+        .as_ref()
+        .and_then(|r| r.from.clone())
+        .or_else(|| incident.state_before.candidate.clone())
+        .or_else(|| incident.state_before.stable.clone())
+}
+
+/// Whether history entry `i` counts as this run's: entries naming this run,
+/// or (no entry names a run: an older sluice) those from the failed
+/// release's install on (`from`).
+fn of_this_run<'a>(
+    run_id: &'a str,
+    history: &[HistoryEntry],
+    from: usize,
+) -> impl Fn(usize, &HistoryEntry) -> bool + 'a {
+    let names_runs = history.iter().any(|h| h.run_id.is_some());
+    move |i, h| {
+        if names_runs {
+            h.run_id.as_deref() == Some(run_id)
+        } else {
+            i >= from
+        }
+    }
+}
+
+/// The postmortem: exposure share (this run's history, else the routing
+/// when the remediation started), root-cause hints, severity and action
+/// items.
+fn assess(
+    run_id: &str,
+    history: &[HistoryEntry],
+    from: usize,
+    snapshot: &Snapshot,
+    monitors: &[evidence::Monitor],
+    incident: &mut Incident,
+) {
+    let bad = failed_release(incident);
+    let ours = of_this_run(run_id, history, from);
+    let from_history = bad
+        .as_ref()
+        .and_then(|b| postmortem::exposure(history, b, &ours))
+        .filter(|s| *s > 0.0 || incident.exposed_at.is_none());
+    // A run whose history names runs but holds no entry of this one routed
+    // nobody anywhere (e.g. its build or a gate before deploy failed): its
+    // exposure is none, whatever the files say about earlier runs.
+    let changed_nothing = history.iter().any(|h| h.run_id.is_some())
+        && !history.iter().enumerate().any(|(i, h)| ours(i, h));
+    let (share, basis) = match (from_history, &bad) {
+        _ if changed_nothing => (
+            Some(0.0),
+            "history.jsonl: this run routed no traffic (no entry of this run)",
+        ),
+        (Some(s), _) if s > 0.0 => (Some(s), "history.jsonl of this run"),
+        (_, Some(b)) => {
+            let now = incident::Routing::from_files(&snapshot.weights, &snapshot.flags);
+            let s = now.share(b);
+            match from_history {
+                // The history shows no traffic for it in this run, nor do
+                // the files: none.
+                Some(h) => (Some(h.max(s)), "history.jsonl of this run and weights.json/flags.json when remediate started"),
+                None => (Some(s), "weights.json/flags.json when remediate started (history.jsonl shows no entry of this run)"),
+            }
+        }
+        (_, None) => (None, "unknown: no failed release is known"),
+    };
+    incident.exposure_share = share;
+    incident.exposure_share_basis = Some(basis.to_string());
+
+    let failed = incident.failed_stages.clone();
+    let hints = postmortem::hints(
+        &postmortem::Evidence {
+            run_id,
+            failed: &failed,
+            canaries: &incident.canaries,
+            monitors,
+            history,
+            bad: bad.as_ref(),
+        },
+        &ours,
+    );
+    let resolved = incident.status != "unresolved";
+    // Unresolved: users still see it, as of this report.
+    let window = incident.exposure_window_s.or_else(|| {
+        let at = incident.exposed_at.as_deref()?;
+        incident::seconds_between(at, &format_time(SystemTime::now()))
+    });
+    let sev = postmortem::severity(&postmortem::Facts {
+        share,
+        window_s: window,
+        magnitude: hints.iter().find_map(|h| h.magnitude),
+        resolved,
+    });
+    incident.severity = sev.level.to_string();
+    incident.severity_reason = sev.reason;
+    let unresolved_because = incident
+        .verification
+        .as_ref()
+        .filter(|v| !v.passed())
+        .map(|v| v.message.clone())
+        .or_else(|| {
+            incident
+                .remediation
+                .as_ref()
+                .filter(|r| r.outcome.starts_with("error"))
+                .map(|r| r.outcome.clone())
+        });
+    incident.action_items = postmortem::action_items(&postmortem::Outcome {
+        hints: &hints,
+        stages: &incident.stages,
+        status: &incident.status,
+        share,
+        environment: &incident.environment,
+        unresolved_because,
+    });
+    incident.root_cause_hints = hints;
 }
 
 /// Writes `incident.json` and `incident.md`, logs the markdown, and builds

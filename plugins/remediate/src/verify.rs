@@ -1,11 +1,11 @@
 //! Verifying the remediation: the restored slot must be healthy and report
 //! the expected version ([`sluice_delivery::HealthCheck`]), and, when
 //! `verify.url` names a router, every one of `samples` requests through it
-//! must be answered by that version. When `flags.json` routes users
-//! (feature flags, by the `X-User` header), the router is sampled as users
-//! are routed: one request per user id `user-0` … `user-<n-1>`
-//! ([`user_sample_size`]), and every user must get that version; the share
-//! of users reaching each release is reported.
+//! must be answered by that version. The stage samples the router as users
+//! are routed (feature flags bucket by the `X-User` header): one request
+//! per user id `user-0` … `user-<n-1>` ([`user_sample_size`]), and every
+//! user must get that version; the share of users reaching each release is
+//! reported.
 
 use std::time::{Duration, Instant};
 

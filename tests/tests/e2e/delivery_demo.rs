@@ -6,20 +6,14 @@
 //! Needs `python3` and `tar` (both in the base image; `scripts/setup.sh`).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{metric, plugin, repo_root, Project};
 
-/// A free loopback port (bound, then released).
-pub(super) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+pub(super) use sluice_tests::free_port;
 
 pub(super) fn require(program: &str) {
     require_with(program, "scripts/setup.sh", "--version");
@@ -40,20 +34,20 @@ pub(super) fn require_with(program: &str, setup: &str, version_flag: &str) {
 /// The example environment, started detached; stopped on drop.
 pub(super) struct LocalEnv {
     config: PathBuf,
-    router: u16,
+    pub(super) router: u16,
     slots: Vec<(String, u16)>,
 }
 
 impl LocalEnv {
     /// Writes `env.json` for `root` (relative to `dir`) with free ports for
     /// `slots`, and starts the environment.
-    fn start(dir: &Path, root: &str, slots: &[&str]) -> LocalEnv {
+    pub(super) fn start(dir: &Path, root: &str, slots: &[&str]) -> LocalEnv {
         LocalEnv::start_with_load(dir, root, slots, 0.0)
     }
 
     /// Like [`start`](Self::start), with the environment's load generator
     /// sending `rps` quote requests a second through the router.
-    fn start_with_load(dir: &Path, root: &str, slots: &[&str], rps: f64) -> LocalEnv {
+    pub(super) fn start_with_load(dir: &Path, root: &str, slots: &[&str], rps: f64) -> LocalEnv {
         LocalEnv::start_full(dir, root, slots, rps, None)
     }
 
@@ -102,7 +96,7 @@ impl LocalEnv {
         env
     }
 
-    fn localenv(&self, args: &[&str]) -> std::process::Output {
+    pub(super) fn localenv(&self, args: &[&str]) -> std::process::Output {
         Command::new("python3")
             .arg(repo_root().join("examples/delivery/env/localenv.py"))
             .arg("--config")
@@ -120,11 +114,11 @@ impl LocalEnv {
             .unwrap_or_else(|| panic!("no slot {slot}"))
     }
 
-    fn url(&self, slot: &str) -> String {
+    pub(super) fn url(&self, slot: &str) -> String {
         format!("http://127.0.0.1:{}", self.port(slot))
     }
 
-    fn router_url(&self) -> String {
+    pub(super) fn router_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.router)
     }
 }
@@ -152,7 +146,7 @@ pub(super) fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-fn version_at(port: u16) -> Option<String> {
+pub(super) fn version_at(port: u16) -> Option<String> {
     let (status, body) = get(port, "/version")?;
     if status != 200 {
         return None;
@@ -177,7 +171,7 @@ pub(super) fn wait_for_version(port: u16, version: &str) {
 
 /// Copies the quote service's release `version` into
 /// `<root>/releases/<version>` as the deploy stage would unpack it.
-fn install_release(root: &Path, version: &str) {
+pub(super) fn install_release(root: &Path, version: &str) {
     let service = repo_root().join("examples/delivery/service");
     let dir = root.join("releases").join(version);
     std::fs::create_dir_all(&dir).expect("mkdir release");
@@ -195,7 +189,7 @@ fn install_release(root: &Path, version: &str) {
     std::fs::write(dir.join(".release.json"), meta.to_string()).expect("write .release.json");
 }
 
-fn point(root: &Path, slot: &str, version: &str) {
+pub(super) fn point(root: &Path, slot: &str, version: &str) {
     let slots = root.join("slots");
     std::fs::create_dir_all(&slots).expect("mkdir slots");
     let link = slots.join(slot);
@@ -204,7 +198,7 @@ fn point(root: &Path, slot: &str, version: &str) {
 }
 
 /// The bytes of artifact `name` of `stage` in run `run_id`, from the CAS.
-fn artifact(p: &Project, run_id: &str, stage: &str, name: &str) -> String {
+pub(super) fn artifact(p: &Project, run_id: &str, stage: &str, name: &str) -> String {
     let record = p.record(run_id);
     let list = record["stages"][stage]["artifacts"]
         .as_array()
@@ -219,7 +213,7 @@ fn artifact(p: &Project, run_id: &str, stage: &str, name: &str) -> String {
     p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
 }
 
-fn weights(p: &Project, root: &str) -> serde_json::Value {
+pub(super) fn weights(p: &Project, root: &str) -> serde_json::Value {
     serde_json::from_str(&p.read(&format!("{root}/weights.json"))).expect("weights.json is JSON")
 }
 
@@ -361,7 +355,7 @@ pub(super) fn copy_delivery_example(from: &Path, to: &Path) {
 /// plugins, the environment's free ports instead of 18100-18102, a shorter
 /// monitor window, and no trust policy (the e2e plugins are not all
 /// signed). Returns the name of the rewritten file.
-fn delivery_pipeline(p: &Project, env: &LocalEnv, file: &str) -> String {
+pub(super) fn delivery_pipeline(p: &Project, env: &LocalEnv, file: &str) -> String {
     let dist = repo_root().join("dist");
     let text = p
         .read(file)
@@ -532,7 +526,7 @@ fn delivery_demo_promotes_1_0_0_and_rolls_back_2_0_0() {
 
 /// Seconds since 2000-01-01 of an RFC 3339 UTC time
 /// (`2026-11-22T05:00:00Z` or with a fraction).
-fn secs(at: &str) -> f64 {
+pub(super) fn secs(at: &str) -> f64 {
     let at = at.trim_end_matches('Z');
     let (date, time) = at.split_once('T').expect("T");
     let d: Vec<i64> = date.split('-').map(|x| x.parse().expect("date")).collect();
@@ -550,56 +544,81 @@ fn secs(at: &str) -> f64 {
     days as f64 * 86_400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
 }
 
-/// Feature flags on the nginx target would be written to `flags.json` and
-/// ignored by nginx (issue 17 defect 9): the deploy refuses them at
-/// configuration time and names the alternative.
+/// Feature flags on the nginx target used to be written to `flags.json`
+/// and ignored by nginx (issue 17 defect 9), then refused; now nginx
+/// routes them. A `strategy: feature-flag` deploy of 2.0.0 at 10% after
+/// 1.0.0 writes the flag and, in the generated upstreams file, its
+/// `split_clients` on `X-User` to single-server upstreams of the two
+/// slots. (The reload is `true` here; delivery_traffic.rs runs real nginx.)
 #[test]
-fn feature_flags_are_refused_on_the_nginx_target() {
+fn feature_flags_are_routed_by_nginx_on_the_nginx_target() {
+    require("tar");
     let p = Project::new();
+    p.write("app/VERSION", "x\n");
     p.write(
         "sluice.yaml",
         &format!(
             r#"version: 1
 name: delivery
 stages:
+  build:
+    uses: {build}
+    with:
+      commands:
+        - [mkdir, -p, dist]
+        - [tar, -czf, "dist/app-${{{{ env.SERVICE_VERSION }}}}.tar.gz", -C, app, VERSION]
+      outputs: ["dist/app-${{{{ env.SERVICE_VERSION }}}}.tar.gz"]
+    grants: {{ workspace: write, exec: [mkdir, tar] }}
   deploy:
     uses: {deploy}
+    needs: [build]
     environment: production
     with:
       target:
         kind: nginx
         root: deploy/production
         slots: {{ blue: "http://127.0.0.1:18101", green: "http://127.0.0.1:18102" }}
-      version: "2.0.0"
+        reload: ["true"]
+      version: "${{{{ env.SERVICE_VERSION }}}}"
       strategy: feature-flag
       initial-percent: 10
-    grants: {{ workspace: write, exec: [nginx] }}
+    grants: {{ workspace: write, exec: ["true"] }}
 "#,
+            build = plugin("build").display(),
             deploy = plugin("deploy").display(),
         ),
     );
-    let run = p.sluice(&["run"]);
-    assert_ne!(run.code, 0, "{}", run.all());
-    assert!(
-        run.all()
-            .contains("feature flags are not supported on the nginx target; use weights"),
-        "{}",
-        run.all()
+    for v in ["1.0.0", "2.0.0"] {
+        let run = p.sluice_env(&["run"], &[("SERVICE_VERSION", v)]);
+        assert_eq!(run.code, 0, "{v}\n{}", run.all());
+    }
+    let flags: serde_json::Value =
+        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags.json");
+    assert_eq!(
+        flags,
+        serde_json::json!({"flags": {"release-2.0.0": {"on": "green", "off": "blue", "percent": 10.0}}})
     );
-    assert!(!p.path().join("deploy/production/flags.json").exists());
+    let conf = p.read("deploy/production/nginx/upstreams.conf");
+    for line in [
+        "split_clients \"release-2.0.0:$http_x_user\" $sluice_flag { 10.00% sluice__green; * sluice__blue; }",
+        "upstream sluice__green {\n    server 127.0.0.1:18102; # 2.0.0\n}",
+        "map \"\" $sluice_upstream {\n    default $sluice_by_flag;\n}",
+    ] {
+        assert!(conf.contains(line), "{line}\n{conf}");
+    }
 }
 
 /// nginx (`env/nginx.conf`) and Prometheus (`env/prometheus.yml`) of the
 /// example on free ports, started by the test and stopped on drop.
-struct Services {
+pub(super) struct Services {
     dir: PathBuf,
-    prometheus: u16,
+    pub(super) prometheus: u16,
     prom: Option<std::process::Child>,
 }
 
 impl Services {
     /// nginx on `nginx`, Prometheus on a free port, scraping `env`'s slots.
-    fn start(dir: &Path, env: &LocalEnv, nginx: u16) -> Services {
+    pub(super) fn start(dir: &Path, env: &LocalEnv, nginx: u16) -> Services {
         let setup = "scripts/setup-delivery-services.sh";
         require_with("nginx", setup, "-v");
         require_with("prometheus", setup, "--version");
@@ -726,12 +745,26 @@ fn delivery_demo_against_nginx_and_prometheus() {
 
     let run0 = p.sluice_env(&["run", &bootstrap], &[("SERVICE_VERSION", "1.0.0")]);
     assert_eq!(run0.code, 0, "bootstrap\n{}", run0.all());
+    // The `budget` stage needs two scrapes of the served requests to see
+    // an increase (with none, its gate is inconclusive and blocks).
+    wait_for_query(
+        services.prometheus,
+        r#"sum(increase(http_requests_total{job="quote",path!="/metrics"}[1h]))"#,
+    );
     let run1 = p.sluice_env(&["run", "e2e-nginx.yaml"], &[("SERVICE_VERSION", "1.0.0")]);
     assert_eq!(run1.code, 0, "1.0.0 must promote\n{}", run1.all());
     let rec1 = p.record(&run1.run_id());
     assert_eq!(
         rec1["stages"]["monitor"]["state"],
         "passed",
+        "{}",
+        run1.all()
+    );
+
+    // Nothing failed yet: the whole error budget is left.
+    assert_eq!(
+        metric(&rec1["stages"]["budget"], "monitor.error_budget_remaining"),
+        100.0,
         "{}",
         run1.all()
     );
@@ -769,12 +802,45 @@ fn delivery_demo_against_nginx_and_prometheus() {
     assert!(md.contains("canary.analysis"), "{md}");
 }
 
+/// Waits (up to 20 s) until Prometheus on `port` answers the instant
+/// `query` with at least one sample.
+pub(super) fn wait_for_query(port: u16, query: &str) {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let path = format!("/api/v1/query?query={encoded}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = get(port, &path);
+        let has_data = last
+            .as_ref()
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
+            .is_some_and(|v| {
+                v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+            });
+        if has_data {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("Prometheus on {port} has no data for `{query}` after 20 s: {last:?}");
+}
+
 /// A prepared environment with releases 1.0.0 and 2.0.0 on blue and green,
 /// the given `state.json`, `weights.json` and `flags.json`, its processes
 /// running, and a pipeline where `failing` (the fixture) fails gate `gate`
 /// and `remediate` runs `when: failure`. Returns the project, the
 /// environment and the run.
-fn remediate_scenario(
+pub(super) fn remediate_scenario(
     failing: &str,
     gate: &str,
     state: &str,
@@ -789,7 +855,7 @@ fn remediate_scenario(
 /// [`remediate_scenario`] with more `with:` lines for `remediate` (YAML,
 /// indented 6 spaces, each ending in a newline).
 #[allow(clippy::too_many_arguments)]
-fn remediate_scenario_with(
+pub(super) fn remediate_scenario_with(
     failing: &str,
     gate: &str,
     state: &str,
@@ -941,7 +1007,7 @@ fn remediate_turns_a_feature_flag_off() {
 }
 
 /// The `/version` the router answers for user `user` (`X-User`).
-fn version_for_user(router: u16, user: &str) -> String {
+pub(super) fn version_for_user(router: u16, user: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", router)).expect("router");
     write!(
         s,
@@ -1043,18 +1109,22 @@ fn delivery_example_files_are_valid() {
     let p = Project::new();
     copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
     let dist = repo_root().join("dist");
-    for file in [
+    const PIPELINES: [&str; 7] = [
         "sluice.yaml",
         "sluice-bootstrap.yaml",
         "sluice-nginx.yaml",
-        "sluice-policy.yaml",
-    ] {
+        "guide-canary.yaml",
+        "guide-feature-flag.yaml",
+        "guide-rolling.yaml",
+        "guide-blue-green.yaml",
+    ];
+    for file in PIPELINES.iter().chain(&["sluice-policy.yaml"]) {
         let text = p
             .read(file)
             .replace("../../dist", &dist.display().to_string());
         p.write(file, &text);
     }
-    for file in ["sluice.yaml", "sluice-bootstrap.yaml", "sluice-nginx.yaml"] {
+    for file in PIPELINES {
         let run = p.sluice(&["validate", file]);
         assert_eq!(run.code, 0, "{file}\n{}", run.all());
     }

@@ -171,6 +171,19 @@ fn a_failed_build_does_not_roll_production_back() {
     assert_eq!(link(&p, "green"), "../releases/1.1.0");
     let history = p.read(&format!("{ROOT}/history.jsonl"));
     assert!(!history.contains("\"rollback\""), "{history}");
+    // The incident says nobody was exposed by this run (before: SEV2
+    // "wide", 100% of the traffic, from the weights an earlier run left).
+    let run_id = record["run_id"].as_str().expect("run_id");
+    let incident: Value = serde_json::from_str(&super::delivery_demo::artifact(
+        &p,
+        run_id,
+        "remediate",
+        "incident.json",
+    ))
+    .expect("incident.json");
+    assert_eq!(incident["status"], "no-action", "{incident:#}");
+    assert_eq!(incident["severity"], "none", "{incident:#}");
+    assert_eq!(incident["exposure_share"], 0.0, "{incident:#}");
 }
 
 /// Defect 4: after 2.0.0 is rolled back, it is marked bad and is not

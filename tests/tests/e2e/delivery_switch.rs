@@ -24,19 +24,19 @@ use super::delivery_demo::{
 };
 
 /// Requests the load thread sends.
-const REQUESTS: usize = 1000;
+pub(super) const REQUESTS: usize = 1000;
 /// Requests sent before the deploy starts, and at least after it ends.
-const BEFORE: usize = 200;
-const AFTER: usize = 200;
+pub(super) const BEFORE: usize = 200;
+pub(super) const AFTER: usize = 200;
 
 /// nginx of the example (`env/nginx.conf`) on `port`, with `upstreams`
 /// as the first `upstreams.conf`; stopped on drop.
-struct Nginx {
+pub(super) struct Nginx {
     dir: PathBuf,
 }
 
 impl Nginx {
-    fn start(dir: &Path, port: u16, upstreams: &str) -> Nginx {
+    pub(super) fn start(dir: &Path, port: u16, upstreams: &str) -> Nginx {
         require_with("nginx", "scripts/setup-delivery-services.sh", "-v");
         let conf = std::fs::read_to_string(dir.join("env/nginx.conf"))
             .expect("env/nginx.conf")
@@ -76,7 +76,7 @@ impl Drop for Nginx {
 }
 
 /// One request's result: the version answered, or why it failed.
-type Answer = Result<String, String>;
+pub(super) type Answer = Result<String, String>;
 
 /// `GET /version` through nginx with `Connection: close`.
 fn request(port: u16) -> Answer {
@@ -104,7 +104,11 @@ fn request(port: u16) -> Answer {
 /// `deploy` starts after [`BEFORE`] requests, and the last [`AFTER`] are
 /// held back until it returned. Returns the answers in order and what
 /// `deploy` returned.
-fn under_load<T>(port: u16, pace: Duration, deploy: impl FnOnce() -> T) -> (Vec<Answer>, T) {
+pub(super) fn under_load<T>(
+    port: u16,
+    pace: Duration,
+    deploy: impl FnOnce() -> T,
+) -> (Vec<Answer>, T) {
     let sent = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let load = {
@@ -144,7 +148,7 @@ fn under_load<T>(port: u16, pace: Duration, deploy: impl FnOnce() -> T) -> (Vec<
 }
 
 /// Failed requests (index, reason), and answers per version.
-fn tally(
+pub(super) fn tally(
     answers: &[Answer],
 ) -> (
     Vec<(usize, String)>,
@@ -163,7 +167,7 @@ fn tally(
 
 /// A project with the delivery example, its environment on free ports for
 /// `slots` and nginx in front of them (first upstream: the first slot).
-fn setup(slots: &[&str]) -> (Project, LocalEnv, Nginx, u16) {
+pub(super) fn setup(slots: &[&str]) -> (Project, LocalEnv, Nginx, u16) {
     require("tar");
     let p = Project::new();
     copy_delivery_example(&repo_root().join("examples/delivery"), p.path());

@@ -10,13 +10,13 @@
 //! `scripts/setup-delivery-services.sh`. A missing program fails the test.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{metric, plugin, repo_root, Project};
+use sluice_tests::{free_port, metric, plugin, repo_root, Project};
 
 // ---------------------------------------------------------------- helpers
 
@@ -40,14 +40,6 @@ impl Server {
             panic!("{} exited early: {status}", self.what);
         }
     }
-}
-
-/// A free loopback port.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a free port")
 }
 
 /// Waits until something accepts on `port`.

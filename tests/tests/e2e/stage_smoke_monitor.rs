@@ -6,7 +6,7 @@
 //! `scripts/setup-delivery-services.sh`) scraping those services.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{gate, metric, plugin, repo_root, Project};
+use sluice_tests::{free_port, gate, metric, plugin, repo_root, Project};
 
 /// A child process killed (and reaped) when dropped. Its stderr goes to
 /// a file (a pipe nobody reads would block it once full).
@@ -160,14 +160,6 @@ fn fixture_server(dir: &Path) -> (Proc, u16) {
             panic!("fixture server printed {line:?}")
         });
     (proc, port)
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a free port")
 }
 
 /// A plain HTTP/1.0 GET: (status, body), or None when nothing answers.
