@@ -64,6 +64,12 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// List, copy out or export a run's artifacts (digests verified).
+    Artifacts {
+        /// Artifacts subcommand.
+        #[command(subcommand)]
+        command: ArtifactsCommand,
+    },
     /// Manage signing keys.
     Key {
         /// Key subcommand.
@@ -235,6 +241,41 @@ pub enum PluginCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `sluice artifacts …`.
+#[derive(Debug, Subcommand)]
+pub enum ArtifactsCommand {
+    /// List a run's artifacts: stage, name, size, digest, media type.
+    List {
+        /// The run id.
+        run_id: String,
+        /// `STAGE` or `STAGE/NAME` (default: every stage).
+        select: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy one artifact out of the store, verifying its digest.
+    Get {
+        /// The run id.
+        run_id: String,
+        /// `STAGE/NAME`, e.g. `build/dist/app.tar.gz`.
+        select: String,
+        /// Write it to this file instead of standard output (`-`).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Copy artifacts to `DIR/<stage>/<name>`, verifying every digest.
+    Export {
+        /// The run id.
+        run_id: String,
+        /// `STAGE` or `STAGE/NAME` (default: every stage).
+        select: Option<String>,
+        /// The directory to write to (created if needed).
+        #[arg(long)]
+        to: PathBuf,
     },
 }
 

@@ -6,6 +6,7 @@
 //! its status.
 
 use crate::commands::approve::ApproveError;
+use crate::commands::artifacts::ArtifactsError;
 use crate::commands::gc::GcError;
 use crate::commands::inspect::InspectError;
 use crate::commands::trust::Failure;
@@ -41,6 +42,9 @@ pub enum CliError {
     /// `approve`.
     #[error(transparent)]
     Approve(#[from] ApproveError),
+    /// `artifacts list|get|export`.
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactsError),
     /// A command's output cannot be written (other than to a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -87,11 +91,19 @@ impl CliError {
                 | Failure::Pipeline(_)
                 | Failure::Policy(_) => exit::INVALID,
             },
+            // A blob that fails its digest, or a copy that cannot be
+            // written, is a failure; a wrong run, stage or name is input.
+            CliError::Artifacts(
+                ArtifactsError::Store(_)
+                | ArtifactsError::Write { .. }
+                | ArtifactsError::Record(RecordError::Io { .. }),
+            ) => exit::FAILED,
             CliError::Validate(_)
             | CliError::Inspect(_)
             | CliError::Runs(_)
             | CliError::Gc(_)
-            | CliError::Approve(_) => exit::INVALID,
+            | CliError::Approve(_)
+            | CliError::Artifacts(_) => exit::INVALID,
             CliError::Output(_) | CliError::Runtime(_) => exit::FAILED,
         }
     }
@@ -115,7 +127,11 @@ impl CliError {
             CliError::Run(_) | CliError::Trust(_) | CliError::Output(_) | CliError::Runtime(_) => {
                 format!("error: {self}\n")
             }
-            CliError::Inspect(_) | CliError::Runs(_) | CliError::Gc(_) | CliError::Approve(_) => {
+            CliError::Inspect(_)
+            | CliError::Runs(_)
+            | CliError::Gc(_)
+            | CliError::Approve(_)
+            | CliError::Artifacts(_) => {
                 let mut out = format!("error: {self}\n");
                 let mut cause = std::error::Error::source(self);
                 while let Some(c) = cause {

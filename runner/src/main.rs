@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use sluice::cli::{Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand};
+use sluice::cli::{
+    ArtifactsCommand, Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand,
+};
 use sluice::error::CliError;
 use sluice::report::{console::Console, json::JsonLines, Event, Reporter};
 use sluice::{commands, exit, run};
@@ -283,6 +285,33 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
             finish(commands::inspect::inspect(&cli.cache_dir(), file, *json).await)
+        }
+        Command::Artifacts { command } => {
+            match command {
+                ArtifactsCommand::List {
+                    run_id,
+                    select,
+                    json,
+                } => finish(commands::artifacts::list(
+                    &cli.state_dir(),
+                    run_id,
+                    select.as_deref(),
+                    *json,
+                )),
+                ArtifactsCommand::Get {
+                    run_id,
+                    select,
+                    output,
+                } => finish(commands::artifacts::get(
+                    &cli.state_dir(),
+                    run_id,
+                    select,
+                    output.as_deref(),
+                )),
+                ArtifactsCommand::Export { run_id, select, to } => finish(
+                    commands::artifacts::export(&cli.state_dir(), run_id, select.as_deref(), to),
+                ),
+            }
         }
         Command::Runs { command } => match command {
             RunsCommand::List { json } => finish(commands::runs::list(&cli.state_dir(), *json)),

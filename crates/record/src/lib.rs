@@ -14,6 +14,7 @@
 //! or the scheduler: `sluice runs`, `approve` and `gc` read it alone.
 
 use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -414,7 +415,28 @@ impl RunStore {
     /// when the scheduler starts, see [`RunStore::begin`]).
     pub fn create(&self, record: &RunRecord) -> Result<(), RecordError> {
         let logs = self.run_dir(&record.run_id).join("logs");
-        std::fs::create_dir_all(&logs).map_err(Self::io(&logs))
+        std::fs::create_dir_all(&logs).map_err(Self::io(&logs))?;
+        self.ignore_in_git()
+    }
+
+    /// Writes `.gitignore` (`*`) at the top of the state directory unless
+    /// one is there: when it lies inside a repository (`.sluice/` in the
+    /// project, for one), runs, logs and artifacts never show up in
+    /// `git status`, a package or a commit. A file the user wrote is kept.
+    fn ignore_in_git(&self) -> Result<(), RecordError> {
+        let Some(top) = self.dir.parent() else {
+            return Ok(());
+        };
+        let path = top.join(".gitignore");
+        match File::options().write(true).create_new(true).open(&path) {
+            Ok(mut f) => f
+                .write_all(
+                    b"# written by sluice: nothing in its state directory belongs in git\n*\n",
+                )
+                .map_err(Self::io(&path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Self::io(&path)(e)),
+        }
     }
 
     /// Take the run's lock; fails with [`RecordError::Busy`] when another
@@ -646,6 +668,23 @@ mod tests {
             store.load("../x"),
             Err(RecordError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn the_state_directory_ignores_itself_in_git() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path().join(".sluice");
+        let store = RunStore::new(&top);
+        store.create(&record("r1")).expect("create");
+        let ignore = std::fs::read_to_string(top.join(".gitignore")).expect(".gitignore");
+        assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+        // A file the user wrote is kept as it is.
+        std::fs::write(top.join(".gitignore"), "runs/\n").expect("write");
+        store.create(&record("r2")).expect("create");
+        assert_eq!(
+            std::fs::read_to_string(top.join(".gitignore")).expect("read"),
+            "runs/\n"
+        );
     }
 
     #[test]

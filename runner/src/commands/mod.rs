@@ -2,6 +2,7 @@
 //! returns an exit code (errors go back to `main` for printing).
 
 pub mod approve;
+pub mod artifacts;
 pub mod gc;
 pub mod inspect;
 pub mod runs;

@@ -94,6 +94,35 @@ pub fn show(state_dir: &Path, run_id: &str, json: bool) -> Result<String, Record
         out.push_str(&format!("  {name}: {}{dur}{attempts}\n", s.state.as_str()));
         if let Some(p) = &s.plugin {
             out.push_str(&format!("    plugin {} {}\n", esc(&p.reference), p.digest));
+            let signer = p
+                .signer
+                .as_deref()
+                .map(|who| format!("signed by {}", esc(who)))
+                .unwrap_or_else(|| "no verified signature".to_string());
+            let rules = if p.policy_rules.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " · policy rule {}",
+                    p.policy_rules
+                        .iter()
+                        .map(|r| esc(r))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            out.push_str(&format!("      {signer}{rules}\n"));
+        }
+        for m in &s.metrics {
+            out.push_str(&format!(
+                "    metric {} = {}{}\n",
+                esc(&m.name),
+                m.value,
+                m.unit
+                    .as_deref()
+                    .map(|u| format!(" {}", esc(u)))
+                    .unwrap_or_default()
+            ));
         }
         if let Some(reason) = &s.reason {
             out.push_str(&format!("    reason: {}\n", esc(reason)));

@@ -2,6 +2,7 @@
 //! what a user sees (exit code, stage state, reason text, logs, records).
 
 mod approval_resume;
+mod artifacts_cli;
 mod artifacts_gates;
 mod cli;
 mod containment;
