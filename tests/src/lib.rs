@@ -37,6 +37,197 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// `GET path` on a loopback port with `Connection: close`: (status,
+/// body), or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Some((status, body.to_string()))
+}
+
+/// A python3 script run with `python3 -c script args..` that binds a
+/// loopback port and prints it as its first line (`8123` or `PORT 8123`);
+/// killed on drop.
+pub struct PyServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl PyServer {
+    pub fn start(script: &str, args: &[&str]) -> PyServer {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the e2e tests need python3 for their fixture HTTP servers and could not \
+                     start it ({e}); install python3 (apt-get install python3)"
+                )
+            });
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out)
+                .read_line(&mut line)
+                .expect("read port");
+        }
+        let port = line.trim().trim_start_matches("PORT ").parse();
+        let Ok(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the fixture server did not print its port: {line:?}")
+        };
+        PyServer { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `prometheus` on PATH, or a loud failure naming the setup script.
+pub fn require_prometheus() {
+    let found = Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "prometheus is not installed: this test runs a real Prometheus. Install it with \
+         `bash scripts/setup-delivery-services.sh` (apt-get install prometheus nginx)"
+    );
+}
+
+/// A real Prometheus in `dir` on a free loopback port, reading `config`
+/// (relative to `dir`), keeping its data in `<dir>/<data>` and writing its
+/// output to `<dir>/<data>.log`; ready (`/-/ready`) when returned, killed
+/// on drop.
+pub struct Prometheus {
+    child: std::process::Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    pub fn start(dir: &Path, config: &str, data: &str) -> Prometheus {
+        require_prometheus();
+        let port = free_port();
+        let log = dir.join(format!("{data}.log"));
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir for the prometheus log");
+        }
+        let file = std::fs::File::create(&log).expect("create the prometheus log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={config}"))
+            .arg(format!("--storage.tsdb.path={data}"))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .current_dir(dir)
+            .stdout(file.try_clone().expect("prometheus log"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start prometheus: {e}"));
+        let mut prom = Prometheus { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(port, "/-/ready").map(|(s, _)| s) != Some(200) {
+            prom.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        prom
+    }
+
+    /// Panics with Prometheus' output when it already exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let out = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("prometheus exited early ({status}):\n{out}");
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Prometheus' answer to the instant `query` on `port`: the JSON document
+/// of a 200, or None.
+pub fn prom_query(port: u16, query: &str) -> Option<serde_json::Value> {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, body) = http_get(port, &format!("/api/v1/query?query={encoded}"))?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+/// The first sample's value of the instant `query`, if any.
+pub fn prom_value(port: u16, query: &str) -> Option<f64> {
+    prom_query(port, query)?["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// Waits (up to 20 s) until Prometheus on `port` answers the instant
+/// `query` with at least one sample.
+pub fn wait_for_query(port: u16, query: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = prom_query(port, query);
+        let has_data = last.as_ref().is_some_and(|v| {
+            v["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        });
+        if has_data {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("Prometheus on {port} has no data for `{query}` after 20 s: {last:?}");
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -466,6 +657,33 @@ impl Project {
             }
         }
         record
+    }
+
+    /// The text of artifact `name` of `stage` (a stage of a run record),
+    /// read from the content-addressed store.
+    pub fn artifact(&self, stage: &serde_json::Value, name: &str) -> String {
+        let digest = stage["artifacts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["name"] == name))
+            .and_then(|a| a["digest"].as_str())
+            .unwrap_or_else(|| panic!("no artifact {name} in {stage:#}"));
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        self.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+    }
+
+    /// Stage `stage` of `record` (the record of run `run_id`), asserting
+    /// that it ended `state`; the stage and its log are in the message
+    /// when it did not.
+    pub fn assert_stage<'a>(
+        &self,
+        record: &'a serde_json::Value,
+        run_id: &str,
+        stage: &str,
+        state: &str,
+    ) -> &'a serde_json::Value {
+        let s = &record["stages"][stage];
+        assert_eq!(s["state"], state, "{s:#}\n{}", self.log(run_id, stage));
+        s
     }
 
     /// A stage's log of `run_id`.

@@ -470,15 +470,20 @@ impl NetPolicy {
 mod tests {
     use super::*;
 
-    fn policy(grants: &[&str]) -> NetPolicy {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = StageLog::create(
+    /// A stage log in `dir`, redacting nothing.
+    fn scratch_log(dir: &tempfile::TempDir) -> StageLog {
+        StageLog::create(
             &dir.path().join("x.log"),
             std::sync::Arc::new(super::super::logpipe::Redactor::new(Vec::<String>::new())),
             1 << 20,
             None,
         )
-        .expect("log");
+        .expect("log")
+    }
+
+    fn policy(grants: &[&str]) -> NetPolicy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = scratch_log(&dir);
         NetPolicy::new(
             &grants
                 .iter()
@@ -590,13 +595,7 @@ mod tests {
         assert!(server_name("not a name").is_err());
         // rustls refuses a root that is not a certificate, naming which.
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = StageLog::create(
-            &dir.path().join("x.log"),
-            std::sync::Arc::new(super::super::logpipe::Redactor::new(Vec::<String>::new())),
-            1 << 20,
-            None,
-        )
-        .expect("log");
+        let log = scratch_log(&dir);
         let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
         match NetPolicy::new(&[], &[garbage], log, Denials::default()) {
             Err(TlsSetupError::Root { index: 1, .. }) => {}

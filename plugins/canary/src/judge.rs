@@ -9,8 +9,8 @@
 //!    (`either`: twice the smaller tail) — exact at every count, so one
 //!    failure in 6 canary requests against none in 113 baseline ones is
 //!    p = 6/119 = 0.0504, not significant at 0.05. Other samples (latency)
-//!    get the two-sided Mann-Whitney U test (normal approximation, see
-//!    [`crate::stats`]);
+//!    get the two-sided Mann-Whitney U test (exact below 8 values a side
+//!    without ties, else the normal approximation, see [`crate::stats`]);
 //! 2. the *effect* is `center(canary) / center(baseline)` with `center` the
 //!    mean (default) or the median (1 when both are 0, infinite when only
 //!    the baseline is 0);

@@ -90,8 +90,9 @@
 //! 0.05): `errors` (any all-0/1 samples) with Fisher's exact test of the two
 //! proportions, one-sided in the bad direction (`either`: twice the smaller
 //! tail), exact at every count ([`stats::fisher_exact`]); `latency` with a
-//! two-sided Mann-Whitney U test (normal approximation with tie and
-//! continuity correction). `effect: p95` compares the 95th percentiles
+//! two-sided Mann-Whitney U test (exact when a side has fewer than 8 values
+//! and nothing is tied, else the normal approximation with tie and
+//! continuity correction, as scipy's `method="auto"`). `effect: p95` compares the 95th percentiles
 //! without a test: it fails when canary p95 > baseline p95 × `max-effect`
 //! (default 1.1) in the bad direction, and is inconclusive (the judge at
 //! best marginal) with fewer than 20 samples on a side. Score = 100 × passed / total (0 if

@@ -597,6 +597,15 @@ mod tests {
         SlotVersion::new(slot, version)
     }
 
+    /// A `local` target under `ws`, written to as the canary stage.
+    fn local_target(ws: &std::path::Path) -> Target {
+        let cfg: sluice_delivery::TargetConfig =
+            serde_json::from_str(r#"{"root":"env"}"#).expect("cfg");
+        Target::open(&cfg, ws, "production")
+            .expect("open")
+            .with_stage("canary")
+    }
+
     #[test]
     fn aborted_report() {
         let o = Outcome {
@@ -632,19 +641,10 @@ mod tests {
     #[test]
     fn flags_step_with_the_weights_and_go_at_the_end() {
         let ws = tempfile::tempdir().expect("tempdir");
-        let cfg: sluice_delivery::TargetConfig =
-            serde_json::from_str(r#"{"root":"env"}"#).expect("cfg");
-        let t = Target::open(&cfg, ws.path(), "production")
-            .expect("open")
-            .with_stage("canary");
-        let rule = |on: &str, off: &str, percent| FlagRule {
-            on: on.into(),
-            off: off.into(),
-            percent,
-        };
-        t.set_flag("release-2", &rule("green", "blue", 5.0))
+        let t = local_target(ws.path());
+        t.set_flag("release-2", &FlagRule::new("green", "blue", 5.0))
             .expect("flag");
-        t.set_flag("other", &rule("red", "blue", 30.0))
+        t.set_flag("other", &FlagRule::new("red", "blue", 30.0))
             .expect("other");
         let candidate = sv("green", "2");
         let flags = t.read_flags().expect("flags").turning_on(&candidate.slot);
@@ -652,7 +652,10 @@ mod tests {
         for w in [25, 50, 100] {
             step_flags(&t, &flags, w).expect("step");
             let now = t.read_flags().expect("flags");
-            assert_eq!(now.flags["release-2"], rule("green", "blue", f64::from(w)));
+            assert_eq!(
+                now.flags["release-2"],
+                FlagRule::new("green", "blue", f64::from(w))
+            );
             assert_eq!(now.flags["other"].percent, 30.0);
         }
         assert_eq!(
@@ -685,18 +688,10 @@ mod tests {
     #[test]
     fn resume_reapplies_the_saved_weight_and_flag() {
         let ws = tempfile::tempdir().expect("tempdir");
-        let cfg: sluice_delivery::TargetConfig =
-            serde_json::from_str(r#"{"root":"env"}"#).expect("cfg");
-        let t = Target::open(&cfg, ws.path(), "production")
-            .expect("open")
-            .with_stage("canary");
+        let t = local_target(ws.path());
         let (stable, candidate) = (sv("blue", "1"), sv("green", "2"));
         t.set_weights(&Weights::all_to(&stable)).expect("weights");
-        let rule = FlagRule {
-            on: "green".into(),
-            off: "blue".into(),
-            percent: 5.0,
-        };
+        let rule = FlagRule::new("green", "blue", 5.0);
         t.set_flag("release-2", &rule).expect("flag");
         let flags = t.read_flags().expect("flags").turning_on("green");
         reapply(&t, &stable, &candidate, &flags, 30).expect("reapply");

@@ -1,6 +1,6 @@
-//! Statistics for the judge: the two-sided Mann-Whitney U test (normal
-//! approximation with tie and continuity correction, as
-//! `scipy.stats.mannwhitneyu(x, y, method="asymptotic")` computes it),
+//! Statistics for the judge: the two-sided Mann-Whitney U test (exact for
+//! small samples without ties, else the normal approximation with tie and
+//! continuity correction: `scipy.stats.mannwhitneyu(x, y)`'s `method="auto"`),
 //! Fisher's exact test of two proportions ([`fisher_exact`]), medians,
 //! means and quantiles.
 //!
@@ -14,10 +14,14 @@
 //! standard deviations of terms (O(sqrt(n)), at most O(min(errors, n)));
 //! a million requests per side take well under a millisecond.
 //!
-//! The exact distribution of U is not computed: with the sample sizes the
-//! judge works with (tens to hundreds per side) the normal approximation is
-//! what Kayenta and scipy's `asymptotic` method use. For very small samples
-//! (fewer than ~8 per side) its p-values are only approximate.
+//! Mann-Whitney's p-value is exact, as scipy's `auto` method chooses, when
+//! a sample has fewer than 8 values and no value is tied: the null
+//! distribution of U is counted exactly (the coefficients of the Gaussian
+//! binomial coefficient, in integers) as long as it has at most
+//! [`EXACT_MAX_CELLS`] values. Otherwise — the sizes the judge usually
+//! works with, tens to hundreds per side, or any ties — the normal
+//! approximation is used, as Kayenta and scipy's `asymptotic` method do;
+//! it is accurate from about 8 values per side.
 
 /// The result of a Mann-Whitney U test of `x` (baseline) against `y` (canary).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +34,57 @@ pub struct MannWhitney {
     pub z: f64,
     /// Two-sided p-value (1.0 when every value is tied or a sample is empty).
     pub p_value: f64,
+    /// Whether `p_value` comes from the exact distribution of U (small
+    /// samples without ties) rather than the normal approximation.
+    pub exact: bool,
+}
+
+/// Below this many values in a sample (and without ties) the p-value is
+/// exact, as scipy's `method="auto"` decides.
+pub const EXACT_BELOW: usize = 8;
+
+/// The largest `n_x × n_y` (the support of U) counted exactly; beyond it a
+/// small sample against a very large one uses the approximation, which is
+/// good there.
+pub const EXACT_MAX_CELLS: usize = 100_000;
+
+/// How many of the `C(n1 + n2, n1)` orderings of two tie-free samples give
+/// each value of U (index = U): the coefficients of the Gaussian binomial
+/// coefficient `[n1 + n2 choose n1]_q`, built as the product over
+/// `j = 1..=k` of `(1 - q^(m + j)) / (1 - q^j)` with `k = min(n1, n2)` and
+/// `m = max(n1, n2)`; every partial product is itself a Gaussian binomial,
+/// so each division is exact. Counts fit `i128` for `k < 8` and the sizes
+/// [`EXACT_MAX_CELLS`] allows (`C(100_007, 7)` is about 2e31).
+fn u_distribution(n1: usize, n2: usize) -> Vec<i128> {
+    let (k, m) = (n1.min(n2), n1.max(n2));
+    let mut c = vec![0i128; k * m + 1];
+    c[0] = 1;
+    for j in 1..=k {
+        // The partial product so far has degree (j - 1) * m.
+        let top = j * m;
+        let a = m + j;
+        // Multiply by (1 - q^a), from the top so c[u - a] is still old.
+        for u in (a..=top).rev() {
+            c[u] -= c[u - a];
+        }
+        // Divide by (1 - q^j): c'[u] = c[u] + c'[u - j].
+        for u in j..=top {
+            c[u] += c[u - j];
+        }
+    }
+    c
+}
+
+/// Exact two-sided p-value of U = `u_max` (the larger of the two U
+/// statistics) for tie-free samples of sizes `n1`, `n2`:
+/// `min(1, 2 P(U >= u_max))`.
+fn exact_p_value(n1: usize, n2: usize, u_max: f64) -> f64 {
+    let dist = u_distribution(n1, n2);
+    let total: i128 = dist.iter().sum();
+    // u_max is a whole number without ties; round guards the float sum.
+    let from = (u_max.round().max(0.0) as usize).min(dist.len());
+    let tail: i128 = dist[from..].iter().sum();
+    (2.0 * tail as f64 / total as f64).min(1.0)
 }
 
 /// Ranks of `values` (1-based, ties get their mid-rank) and the tie
@@ -68,6 +123,7 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> MannWhitney {
             u_y: 0.0,
             z: 0.0,
             p_value: 1.0,
+            exact: false,
         };
     }
     let all: Vec<f64> = x.iter().chain(y).copied().collect();
@@ -84,16 +140,24 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> MannWhitney {
             u_y,
             z: 0.0,
             p_value: 1.0,
+            exact: false,
         };
     }
     let u = u_x.max(u_y);
     let z = (u - mu - 0.5) / variance.sqrt();
-    let p_value = (2.0 * normal_sf(z)).clamp(0.0, 1.0);
+    let exact =
+        ties == 0.0 && x.len().min(y.len()) < EXACT_BELOW && x.len() * y.len() <= EXACT_MAX_CELLS;
+    let p_value = if exact {
+        exact_p_value(x.len(), y.len(), u)
+    } else {
+        (2.0 * normal_sf(z)).clamp(0.0, 1.0)
+    };
     MannWhitney {
         u_x,
         u_y,
         z,
         p_value,
+        exact,
     }
 }
 
@@ -277,8 +341,9 @@ mod tests {
     }
 
     // Reference values from scipy 1.17.1:
-    // scipy.stats.mannwhitneyu(x, y, alternative="two-sided",
-    //                          method="asymptotic", use_continuity=True)
+    // scipy.stats.mannwhitneyu(x, y, alternative="two-sided") (method
+    // "auto": exact below 8 values without ties, else "asymptotic" with
+    // use_continuity=True)
     #[test]
     fn u_and_p_match_scipy_without_ties() {
         let x = [1.0, 2.0, 3.0, 4.0, 5.0];
@@ -286,8 +351,74 @@ mod tests {
         let r = mann_whitney_u(&x, &y);
         assert_eq!(r.u_x, 0.0);
         assert_eq!(r.u_y, 25.0);
-        // scipy: statistic=0.0, pvalue=0.012185780355344813
-        assert!(close(r.p_value, 0.012_185_780_355_344_813, 1e-6), "{r:?}");
+        // scipy (auto → exact): pvalue=0.007936507936507936 = 2/252; the
+        // normal approximation said 0.0122.
+        assert!(r.exact, "{r:?}");
+        assert!(close(r.p_value, 2.0 / 252.0, 1e-12), "{r:?}");
+    }
+
+    /// The exact p-value against brute force: every way of choosing which
+    /// of the n1 + n2 ranks belong to the first sample.
+    #[test]
+    fn exact_p_values_match_enumeration() {
+        fn brute(n1: usize, n2: usize, u_max: f64) -> f64 {
+            let n = n1 + n2;
+            let (mut hits, mut all) = (0u64, 0u64);
+            for mask in 0u32..(1 << n) {
+                if mask.count_ones() as usize != n1 {
+                    continue;
+                }
+                // U of the first sample: pairs (i in x, j in y) with rank i > j.
+                let mut u = 0usize;
+                for i in (0..n).filter(|i| mask & (1 << i) != 0) {
+                    u += (0..i).filter(|j| mask & (1 << j) == 0).count();
+                }
+                let u = u as f64;
+                let other = (n1 * n2) as f64 - u;
+                all += 1;
+                if u.max(other) >= u_max {
+                    hits += 1;
+                }
+            }
+            (hits as f64 / all as f64).min(1.0)
+        }
+        for (n1, n2) in [(1, 1), (2, 5), (3, 4), (4, 4), (7, 9), (5, 12)] {
+            for u_max in 0..=(n1 * n2) {
+                let u_max = u_max as f64;
+                if u_max < (n1 * n2) as f64 / 2.0 {
+                    continue;
+                }
+                let want = brute(n1, n2, u_max);
+                let got = exact_p_value(n1, n2, u_max);
+                assert!(
+                    close(got, want, 1e-12),
+                    "n1 {n1} n2 {n2} U {u_max}: {got} vs {want}"
+                );
+            }
+        }
+        // Counts stay exact for a tiny sample against a large one.
+        let d = u_distribution(7, 10_000);
+        assert_eq!(d.iter().sum::<i128>(), {
+            let mut c: i128 = 1;
+            for i in 0..7 {
+                c = c * (10_007 - i) / (i + 1);
+            }
+            c
+        });
+        assert!(d.iter().all(|&c| c >= 0));
+    }
+
+    /// Three slow requests against three fast ones: U = 9 of 9, the most
+    /// extreme ordering, p = 2/20 = 0.1 exactly (the normal approximation
+    /// said 0.08, closer to "significant" than the data allow).
+    #[test]
+    fn few_samples_use_the_exact_distribution() {
+        let r = mann_whitney_u(&[10.0, 11.0, 12.0], &[20.0, 21.0, 22.0]);
+        assert!(r.exact);
+        assert!(close(r.p_value, 0.1, 1e-12), "{r:?}");
+        // With a tie the approximation is used, as scipy does.
+        let r = mann_whitney_u(&[10.0, 11.0, 20.0], &[20.0, 21.0, 22.0]);
+        assert!(!r.exact);
     }
 
     #[test]

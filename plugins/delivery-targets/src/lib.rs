@@ -7,6 +7,7 @@
 //! | [`config`] | the `target:` block ([`TargetConfig`]), its validation and JSON schema |
 //! | [`target`] | [`Target`]: install, point slots, state, weights, flags, rollback, history |
 //! | [`state`] | the data files: [`State`], [`Weights`], [`Flags`], [`HistoryEntry`], [`ReleaseInfo`] |
+//! | [`history`] | reading `history.jsonl` back: times, the routing it describes, a release's first exposure |
 //! | [`release`] | unpacking / copying an artifact into `releases/<version>` ([`ArtifactFile`]) |
 //! | [`fsutil`] | atomic writes, atomic symlink switch (WASI `symlink-at` inside the component) |
 //! | [`nginx`] | upstream blocks (weights, affinity, header and flag routing), reload, JSON access-log parsing |
@@ -38,6 +39,7 @@ pub mod config;
 pub mod flags;
 pub mod fsutil;
 pub mod health;
+pub mod history;
 pub mod nginx;
 pub mod promtext;
 pub mod release;

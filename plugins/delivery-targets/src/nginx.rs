@@ -613,14 +613,6 @@ mod tests {
         assert_eq!(route_variable("a-b"), "$a_b_upstream");
     }
 
-    fn flag(on: &str, off: &str, percent: f64) -> FlagRule {
-        FlagRule {
-            on: on.into(),
-            off: off.into(),
-            percent,
-        }
-    }
-
     #[test]
     fn the_first_flag_routes_users_after_the_canary_header() {
         let (b, g) = (
@@ -630,8 +622,8 @@ mod tests {
         let w = Weights::split(&b, &g, 5);
         let flags = Flags {
             flags: BTreeMap::from([
-                ("release-2".to_string(), flag("green", "blue", 5.5)),
-                ("zzz".to_string(), flag("blue", "green", 50.0)),
+                ("release-2".to_string(), FlagRule::new("green", "blue", 5.5)),
+                ("zzz".to_string(), FlagRule::new("blue", "green", 50.0)),
             ]),
         };
         let r = Routing {
@@ -689,7 +681,7 @@ mod tests {
             (100.0, "{ 100.00% sluice__green; * sluice__blue; }"),
         ] {
             let f = Flags {
-                flags: BTreeMap::from([("f".to_string(), flag("green", "blue", percent))]),
+                flags: BTreeMap::from([("f".to_string(), FlagRule::new("green", "blue", percent))]),
             };
             let r = Routing {
                 flags: Some(&f),
@@ -723,15 +715,15 @@ mod tests {
             };
             render_with("sluice", &w, &slots(), &r).map(|_| ())
         };
-        let e = render("f", flag("green", "blue", 12.345)).expect_err("decimals");
+        let e = render("f", FlagRule::new("green", "blue", 12.345)).expect_err("decimals");
         assert!(
             e.message()
                 .contains("flag f: percent 12.345 has more than two decimals"),
             "{e}"
         );
-        let e = render("a\"b", flag("green", "blue", 5.0)).expect_err("name");
+        let e = render("a\"b", FlagRule::new("green", "blue", 5.0)).expect_err("name");
         assert!(e.message().contains("flag name"), "{e}");
-        let e = render("f", flag("red", "blue", 5.0)).expect_err("slot");
+        let e = render("f", FlagRule::new("red", "blue", 5.0)).expect_err("slot");
         assert!(e.message().contains("slot `red` has no URL"), "{e}");
     }
 

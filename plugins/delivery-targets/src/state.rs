@@ -254,6 +254,21 @@ impl Weights {
         }
     }
 
+    /// Weight 1 to each of `instances` (a rolling deploy's instances share
+    /// the traffic evenly).
+    pub fn even(instances: &[SlotVersion]) -> Self {
+        Self {
+            routes: instances
+                .iter()
+                .map(|i| Route {
+                    slot: i.slot.clone(),
+                    version: i.version.clone(),
+                    weight: 1,
+                })
+                .collect(),
+        }
+    }
+
     /// `100 - candidate_weight` to `stable`, `candidate_weight` (capped at
     /// 100) to `candidate`. The candidate route is kept at weight 0 so a
     /// router knows the slot.
@@ -299,6 +314,17 @@ pub struct FlagRule {
     pub off: String,
     /// Share of keys in the flag, 0–100 (see [`crate::flags::in_rollout`]).
     pub percent: f64,
+}
+
+impl FlagRule {
+    /// `FlagRule { on, off, percent }`.
+    pub fn new(on: impl Into<String>, off: impl Into<String>, percent: f64) -> Self {
+        Self {
+            on: on.into(),
+            off: off.into(),
+            percent,
+        }
+    }
 }
 
 /// `flags.json`.

@@ -26,6 +26,9 @@ use crate::state::{
 };
 use crate::{fsutil, nginx, webhook};
 
+/// Where an `nginx` target's upstreams file is, under its root.
+const UPSTREAMS_CONF: &str = "nginx/upstreams.conf";
+
 /// An environment reached through a target.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -206,7 +209,7 @@ impl Target {
     /// `<root>/nginx/upstreams.conf` (nginx).
     pub fn upstreams_path(&self) -> Option<PathBuf> {
         match self.kind() {
-            TargetKind::Nginx => self.root.as_ref().map(|r| r.join("nginx/upstreams.conf")),
+            TargetKind::Nginx => self.root.as_ref().map(|r| r.join(UPSTREAMS_CONF)),
             _ => None,
         }
     }
@@ -422,13 +425,10 @@ impl Target {
         } else {
             Flags::default()
         };
-        let routing = nginx::Routing {
-            affinity: self.config.affinity.as_ref(),
-            canary_header: self.config.canary_header.as_ref(),
-            flags: Some(&flags),
-        };
+        let routing = self.routing(&flags);
         if self.kind() == TargetKind::Nginx {
-            self.write_upstreams(root, weights, &routing)?;
+            let conf = self.render_upstreams(weights, &routing)?;
+            fsutil::write_atomic(&root.join(UPSTREAMS_CONF), conf.as_bytes())?;
         }
         self.write_routing(root, weights, &routing)?;
         fsutil::write_json(&root.join("weights.json"), weights)?;
@@ -438,20 +438,27 @@ impl Target {
         self.record("weights", None, None, Some(&detail))
     }
 
-    /// Writes `<root>/nginx/upstreams.conf` for `weights` and `routing`.
-    fn write_upstreams(
+    /// The routing configured for this target, with `flags`.
+    fn routing<'a>(&'a self, flags: &'a Flags) -> nginx::Routing<'a> {
+        nginx::Routing {
+            affinity: self.config.affinity.as_ref(),
+            canary_header: self.config.canary_header.as_ref(),
+            flags: Some(flags),
+        }
+    }
+
+    /// The text of `<root>/nginx/upstreams.conf` for `weights` and `routing`.
+    fn render_upstreams(
         &self,
-        root: &Path,
         weights: &Weights,
         routing: &nginx::Routing<'_>,
-    ) -> Result<(), StageError> {
-        let conf = nginx::render_with(
+    ) -> Result<String, StageError> {
+        nginx::render_with(
             self.config.upstream_name(),
             weights,
             &self.config.slots,
             routing,
-        )?;
-        fsutil::write_atomic(&root.join("nginx/upstreams.conf"), conf.as_bytes())
+        )
     }
 
     /// Writes `flags` to `flags.json`; on `nginx` also the upstreams file
@@ -474,19 +481,9 @@ impl Target {
             }
             return fsutil::write_json(&path, flags);
         }
-        let routing = nginx::Routing {
-            affinity: self.config.affinity.as_ref(),
-            canary_header: self.config.canary_header.as_ref(),
-            flags: Some(flags),
-        };
-        let conf = nginx::render_with(
-            self.config.upstream_name(),
-            &weights,
-            &self.config.slots,
-            &routing,
-        )?;
+        let conf = self.render_upstreams(&weights, &self.routing(flags))?;
         fsutil::write_json(&path, flags)?;
-        fsutil::write_atomic(&root.join("nginx/upstreams.conf"), conf.as_bytes())?;
+        fsutil::write_atomic(&root.join(UPSTREAMS_CONF), conf.as_bytes())?;
         nginx::reload(&self.config.reload_command()).context("reloading nginx")
     }
 
@@ -635,15 +632,7 @@ impl Target {
             // One instance at a time, drained first: repointing them all
             // at once restarts every process while nginx still routes to
             // them (6 failed requests in issue 17).
-            let mut layout: Vec<crate::state::Route> = state
-                .instances
-                .iter()
-                .map(|i| crate::state::Route {
-                    slot: i.slot.clone(),
-                    version: i.version.clone(),
-                    weight: 1,
-                })
-                .collect();
+            let mut layout = Weights::even(&state.instances).routes;
             let moves: Vec<(String, String)> = state
                 .instances
                 .iter()
@@ -669,18 +658,7 @@ impl Target {
                     inst.version = to.version.clone();
                 }
             }
-            let weights = Weights {
-                routes: state
-                    .instances
-                    .iter()
-                    .map(|i| crate::state::Route {
-                        slot: i.slot.clone(),
-                        version: i.version.clone(),
-                        weight: 1,
-                    })
-                    .collect(),
-            };
-            self.set_weights(&weights)?;
+            self.set_weights(&Weights::even(&state.instances))?;
             actions.push("weights evenly over the instances".into());
         } else {
             if self.slot_version(&to.slot)?.as_deref() != Some(to.version.as_str()) {
@@ -907,15 +885,8 @@ mod tests {
         let green = SlotVersion::new("green", "2.0.0");
         t.set_weights(&Weights::split(&blue, &green, 10))
             .expect("split");
-        t.set_flag(
-            "release-2.0.0",
-            &FlagRule {
-                on: "green".into(),
-                off: "blue".into(),
-                percent: 10.0,
-            },
-        )
-        .expect("flag");
+        t.set_flag("release-2.0.0", &FlagRule::new("green", "blue", 10.0))
+            .expect("flag");
         let mut s = t.read_state().expect("state");
         s.candidate = Some(green.clone());
         t.write_state(&mut s).expect("write");
@@ -956,11 +927,7 @@ mod tests {
         )
         .expect("cfg");
         let t = Target::open(&cfg, ws.path(), "production").expect("open");
-        let rule = |percent| FlagRule {
-            on: "green".into(),
-            off: "blue".into(),
-            percent,
-        };
+        let rule = |percent| FlagRule::new("green", "blue", percent);
         let e = t.set_flag("f", &rule(12.345)).expect_err("decimals");
         assert!(
             e.message().contains(

@@ -29,20 +29,6 @@ pub fn batches(r: Rolling) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Weights spread evenly over `instances`.
-fn even(instances: &[SlotVersion]) -> Weights {
-    Weights {
-        routes: instances
-            .iter()
-            .map(|i| Route {
-                slot: i.slot.clone(),
-                version: i.version.clone(),
-                weight: 1,
-            })
-            .collect(),
-    }
-}
-
 /// Points `slot` at `version` (http: the webhook deploys it).
 fn update(t: &Target, a: &ArtifactFile, slot: &str, version: &str) -> Result<(), StageError> {
     if t.kind() == TargetKind::Http {
@@ -234,7 +220,7 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
             .filter_map(|(slot, v)| v.as_ref().map(|v| SlotVersion::new(slot, v)))
             .collect();
         if !state.instances.is_empty() {
-            t.set_weights(&even(&state.instances))?;
+            t.set_weights(&Weights::even(&state.instances))?;
         }
         restored_state(
             t,
@@ -275,7 +261,7 @@ pub fn rolling(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, St
         .iter()
         .map(|slot| SlotVersion::new(slot, &s.version))
         .collect();
-    t.set_weights(&even(&state.instances))?;
+    t.set_weights(&Weights::even(&state.instances))?;
     if let Some(p) = &previous_version {
         crate::slots::supersede(&mut state, &SlotVersion::new(&first, p), &s.version, None);
     }

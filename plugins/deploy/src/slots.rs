@@ -272,7 +272,7 @@ pub fn idle(t: &Target, s: &Settings, a: &ArtifactFile) -> Result<Outcome, Stage
                 let percent = if unhealthy { 0.0 } else { s.initial_percent };
                 t.set_flag(
                     &s.flag,
-                    &FlagRule { on: slot.into(), off: stable.slot.clone(), percent },
+                    &FlagRule::new(slot, stable.slot.clone(), percent),
                 )?;
                 out.metrics.push(("deploy.flag_percent".into(), percent));
                 out.outputs.push(("flag".into(), s.flag.clone()));
@@ -317,16 +317,9 @@ mod tests {
         Settings::validate(c).expect("valid")
     }
 
-    fn rule(on: &str, off: &str, percent: f64) -> FlagRule {
-        FlagRule {
-            on: on.into(),
-            off: off.into(),
-            percent,
-        }
-    }
-
     #[test]
     fn flags_routing_users_to_the_idle_slot_are_stale() {
+        let rule = FlagRule::new;
         let flags = Flags {
             flags: [
                 ("left-over".to_string(), rule("green", "blue", 30.0)),

@@ -1,91 +1,42 @@
 //! When the watched release first got traffic in this run: the first entry
 //! of the target's `history.jsonl` written by this run after which a slot
 //! serving the release has traffic (a `weights` split giving it weight, or
-//! a `flag` turning it on). Remediate's incident report finds `exposed_at`
-//! the same way; the replay is repeated here so that the monitor does not
-//! depend on the remediate stage.
+//! a `flag` turning it on), found by replaying the history as `remediate`
+//! does ([`sluice_delivery::history`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
+use sluice_delivery::history::{first_exposure, parse_time, HistoryRouting};
 use sluice_delivery::HistoryEntry;
 
 /// The first entry of `history` written by `run_id` after which `version`
-/// has traffic. `known_slots` are the slots the target's state says serve
-/// `version`, for slots no history entry names. The whole history is
-/// replayed: `point` and `deploy` set a slot's version, `weights`
-/// (`slot=N …`) the split, `flag` (`name P% on=S off=T`, or `name removed
-/// …`) a flag.
+/// has traffic ([`HistoryRouting::routes_to`] a slot serving it). A slot
+/// serves `version` when the history last put it there or, for slots no
+/// history entry names, when it is one of `known_slots` (the slots the
+/// target's state says serve `version`).
 pub fn first_traffic<'a>(
     history: &'a [HistoryEntry],
     version: &str,
     known_slots: &BTreeSet<String>,
     run_id: &str,
 ) -> Option<&'a HistoryEntry> {
-    let mut versions: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut weights: BTreeMap<String, u32> = BTreeMap::new();
-    let mut flags: BTreeMap<String, (String, f64)> = BTreeMap::new();
-    for h in history {
-        match h.action.as_str() {
-            "point" | "deploy" => {
-                if let (Some(slot), Some(v)) = (&h.slot, &h.version) {
-                    versions.insert(slot, v);
-                }
-            }
-            "weights" => {
-                weights = h
-                    .detail
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .filter_map(|kv| {
-                        let (slot, w) = kv.split_once('=')?;
-                        Some((slot.to_string(), w.parse().ok()?))
-                    })
-                    .collect();
-            }
-            "flag" => {
-                let words: Vec<&str> = h
-                    .detail
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .collect();
-                if let [name, "removed", ..] = words[..] {
-                    flags.remove(name);
-                } else if let [name, pct, on, ..] = words[..] {
-                    if let (Some(p), Some(on)) = (
-                        pct.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()),
-                        on.strip_prefix("on="),
-                    ) {
-                        flags.insert(name.to_string(), (on.to_string(), p));
-                    }
-                }
-            }
-            _ => {}
-        }
-        if h.run_id.as_deref() != Some(run_id) {
-            continue;
-        }
-        let serves = |slot: &str| match versions.get(slot) {
-            Some(v) => *v == version,
-            None => known_slots.contains(slot),
-        };
-        let routed = weights.iter().any(|(slot, w)| *w > 0 && serves(slot))
-            || flags.values().any(|(on, p)| *p > 0.0 && serves(on));
-        if routed {
-            return Some(h);
-        }
-    }
-    None
+    first_exposure(
+        history,
+        |_, h| h.run_id.as_deref() == Some(run_id),
+        |routing: &HistoryRouting| {
+            routing.routes_to(|slot| match routing.version_on(slot) {
+                Some(v) => v == version,
+                None => known_slots.contains(slot),
+            })
+        },
+    )
 }
 
-/// An RFC 3339 history time (milliseconds or whole seconds) as Unix seconds.
+/// A history time (milliseconds or whole seconds) as Unix seconds.
 pub fn unix_seconds(at: &str) -> Option<f64> {
-    let t = humantime::parse_rfc3339_weak(at.trim_end_matches('Z'))
-        .ok()
-        .or_else(|| humantime::parse_rfc3339(at).ok())?;
-    t.duration_since(SystemTime::UNIX_EPOCH)
+    parse_time(at)?
+        .duration_since(SystemTime::UNIX_EPOCH)
         .ok()
         .map(|d| d.as_secs_f64())
 }

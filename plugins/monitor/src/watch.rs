@@ -184,13 +184,51 @@ fn api(
             }
             Ok(r)
         }
-        Err(e @ promapi::ApiError::Rejected { .. }) => Err(StageError::invalid_config(format!(
-            "with.source.prometheus.queries.{key}: {e}"
-        ))),
+        Err(e @ promapi::ApiError::Rejected { .. }) => Err(unusable(key, e)),
         Err(e) => Err(StageError::failed(format!(
             "Prometheus query {key} at {url}: {e}; check with.source.prometheus.address"
         ))),
     }
+}
+
+/// The single value of the instant query `q` at `time` (`None`: no data).
+fn instant_value(
+    env: &mut dyn Env,
+    s: &Settings,
+    address: &str,
+    (key, q): (&str, &str),
+    time: f64,
+    notes: &mut Vec<String>,
+) -> Result<Option<f64>, StageError> {
+    let r = api(
+        env,
+        &promapi::query_url(address, q, time),
+        key,
+        s.timeout,
+        notes,
+    )?;
+    promapi::single(&r).map_err(|e| unusable(key, e))
+}
+
+/// The single series of the range query `q` from `start` to `end`, a
+/// point every `step` seconds.
+fn range_series(
+    env: &mut dyn Env,
+    s: &Settings,
+    address: &str,
+    (key, q): (&str, &str),
+    (start, end, step): (f64, f64, f64),
+    notes: &mut Vec<String>,
+) -> Result<promapi::Points, StageError> {
+    let url = promapi::query_range_url(address, q, start, end, step);
+    let r = api(env, &url, key, s.timeout, notes)?;
+    promapi::single_series(&r).map_err(|e| unusable(key, e))
+}
+
+/// Prometheus refused query `key`, or its answer is not one series: the
+/// query is wrong for the stage.
+fn unusable(key: &str, e: impl std::fmt::Display) -> StageError {
+    StageError::invalid_config(format!("with.source.prometheus.queries.{key}: {e}"))
 }
 
 fn prometheus(
@@ -216,21 +254,8 @@ fn prometheus(
         let t = env.now();
         for (k, q) in queries.iter().enumerate() {
             let Some(q) = q else { continue };
-            let r = api(
-                env,
-                &promapi::query_url(address, q, t),
-                KEYS[k],
-                s.timeout,
-                &mut notes,
-            )?;
-            last[k] = promapi::single(&r)
-                .map_err(|e| {
-                    StageError::invalid_config(format!(
-                        "with.source.prometheus.queries.{}: {e}",
-                        KEYS[k]
-                    ))
-                })?
-                .map(|v| v * SCALE[k]);
+            last[k] =
+                instant_value(env, s, address, (KEYS[k], q), t, &mut notes)?.map(|v| v * SCALE[k]);
         }
         let mut sample = Sample {
             t: t - start,
@@ -264,16 +289,14 @@ fn prometheus(
             continue;
         }
         let step = s.interval.as_secs_f64().max(0.001);
-        let r = api(
+        let pts = range_series(
             env,
-            &promapi::query_range_url(address, q, start, end, step),
-            KEYS[k],
-            s.timeout,
+            s,
+            address,
+            (KEYS[k], q),
+            (start, end, step),
             &mut notes,
         )?;
-        let pts = promapi::single_series(&r).map_err(|e| {
-            StageError::invalid_config(format!("with.source.prometheus.queries.{}: {e}", KEYS[k]))
-        })?;
         values.push(Measure::from_option(
             mean(pts.iter().map(|p| p.1)).map(|v| v * SCALE[k]),
             "the query returned no data over the window",
@@ -337,16 +360,7 @@ fn prometheus_burn(
         let mut out = Vec::with_capacity(2);
         for w in [b.long, b.short] {
             let q = raw.replace(WINDOW_PLACEHOLDER, &promql_duration(w));
-            let r = api(
-                env,
-                &promapi::query_url(address, &q, end),
-                key,
-                s.timeout,
-                notes,
-            )?;
-            let v = promapi::single(&r).map_err(|e| {
-                StageError::invalid_config(format!("with.source.prometheus.queries.{key}: {e}"))
-            })?;
+            let v = instant_value(env, s, address, (key, &q), end, notes)?;
             out.push(Measure::from_option(
                 v.map(|ratio| burn_rate(ratio, target)),
                 format!(
@@ -365,16 +379,7 @@ fn prometheus_burn(
         WINDOW_PLACEHOLDER,
         &promql_duration(s.window().max(s.interval)),
     );
-    let r = api(
-        env,
-        &promapi::query_range_url(address, &q, end - long_s, end, step),
-        key,
-        s.timeout,
-        notes,
-    )?;
-    let pts = promapi::single_series(&r).map_err(|e| {
-        StageError::invalid_config(format!("with.source.prometheus.queries.{key}: {e}"))
-    })?;
+    let pts = range_series(env, s, address, (key, &q), (end - long_s, end, step), notes)?;
     let short_from = end - b.short.as_secs_f64();
     let long = mean(pts.iter().map(|p| p.1));
     let mut short = mean(pts.iter().filter(|p| p.0 >= short_from).map(|p| p.1));
@@ -424,16 +429,7 @@ fn prometheus_budget(
     };
     let period = promql_duration(s.period);
     let q = raw.replace(WINDOW_PLACEHOLDER, &period);
-    let r = api(
-        env,
-        &promapi::query_url(address, &q, end),
-        key,
-        s.timeout,
-        notes,
-    )?;
-    let v = promapi::single(&r).map_err(|e| {
-        StageError::invalid_config(format!("with.source.prometheus.queries.{key}: {e}"))
-    })?;
+    let v = instant_value(env, s, address, (key, &q), end, notes)?;
     let over = crate::slo::window_text(s.period.as_secs_f64());
     Ok(Some(Budget::new(
         Measure::from_option(

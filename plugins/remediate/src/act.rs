@@ -119,14 +119,6 @@ mod tests {
             .with_stage("remediate")
     }
 
-    fn flag(on: &str, off: &str, percent: f64) -> FlagRule {
-        FlagRule {
-            on: on.into(),
-            off: off.into(),
-            percent,
-        }
-    }
-
     /// Issue 17: a flag left over from an earlier release (on the stable
     /// slot, off the candidate's) sends most users to the candidate; the
     /// weights remediation takes it away as well.
@@ -142,9 +134,9 @@ mod tests {
             ..State::default()
         };
         t.write_state(&mut s).expect("state");
-        t.set_flag("release-1.0.0", &flag("green", "blue", 5.0))
+        t.set_flag("release-1.0.0", &FlagRule::new("green", "blue", 5.0))
             .expect("flag");
-        t.set_flag("other", &flag("red", "yellow", 5.0))
+        t.set_flag("other", &FlagRule::new("red", "yellow", 5.0))
             .expect("flag");
         let plan = Plan {
             action: Action::Weights,
@@ -176,7 +168,7 @@ mod tests {
         let green = SlotVersion::new("green", "2.0.0");
         t.set_weights(&Weights::split(&blue, &green, 10))
             .expect("weights");
-        t.set_flag("release-2.0.0", &flag("green", "blue", 30.0))
+        t.set_flag("release-2.0.0", &FlagRule::new("green", "blue", 30.0))
             .expect("flag");
         let plan = Plan {
             action: Action::Flag,

@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use sluice_delivery::history::parse_time;
 use sluice_delivery::{HistoryEntry, SlotVersion, State};
 
 use crate::evidence::Canary;
@@ -73,8 +74,8 @@ pub struct Incident {
     /// RFC 3339): when the failure was detected, if known.
     pub opened_at: Option<String>,
     /// When the failed release first got traffic in this run (RFC 3339):
-    /// the history entry ([`first_exposure`]) that first routed users to
-    /// it, if known.
+    /// the history entry ([`sluice_delivery::history::first_exposure`]) that
+    /// first routed users to it, if known.
     pub exposed_at: Option<String>,
     /// That history entry, as in the timeline.
     pub exposure: Option<String>,
@@ -117,13 +118,6 @@ pub struct Incident {
     pub timeline: Vec<Event>,
     /// Things the report could not know.
     pub warnings: Vec<String>,
-}
-
-/// Parses RFC 3339 (any offset handled by humantime's weak parser: UTC).
-pub fn parse_time(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
-        .ok()
-        .or_else(|| humantime::parse_rfc3339(s).ok())
 }
 
 /// RFC 3339 with milliseconds.
@@ -171,149 +165,6 @@ pub fn describe(h: &HistoryEntry) -> String {
         what.push_str(&format!(" — {d}"));
     }
     what
-}
-
-/// The environment's routing as the history says, replayed entry by entry
-/// ([`Routing::apply`]): `point` and `deploy` set a slot's version,
-/// `weights` (`slot=N …`) the split, `flag` (`name P% on=S off=T`, or
-/// `name removed …`) a flag.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Routing {
-    versions: std::collections::BTreeMap<String, String>,
-    weights: std::collections::BTreeMap<String, u32>,
-    /// name → (on slot, off slot, percent); sorted by name, as the
-    /// router reads them.
-    flags: std::collections::BTreeMap<String, (String, String, f64)>,
-}
-
-impl Routing {
-    /// The routing `weights.json` and `flags.json` describe (slot
-    /// versions from the routes).
-    pub fn from_files(weights: &sluice_delivery::Weights, flags: &sluice_delivery::Flags) -> Self {
-        Routing {
-            versions: weights
-                .routes
-                .iter()
-                .map(|r| (r.slot.clone(), r.version.clone()))
-                .collect(),
-            weights: weights
-                .routes
-                .iter()
-                .map(|r| (r.slot.clone(), r.weight))
-                .collect(),
-            flags: flags
-                .flags
-                .iter()
-                .map(|(n, f)| (n.clone(), (f.on.clone(), f.off.clone(), f.percent)))
-                .collect(),
-        }
-    }
-
-    /// Applies one history entry.
-    pub fn apply(&mut self, h: &HistoryEntry) {
-        match h.action.as_str() {
-            "point" | "deploy" => {
-                if let (Some(slot), Some(v)) = (&h.slot, &h.version) {
-                    self.versions.insert(slot.clone(), v.clone());
-                }
-            }
-            "weights" => {
-                self.weights = h
-                    .detail
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .filter_map(|kv| {
-                        let (slot, w) = kv.split_once('=')?;
-                        Some((slot.to_string(), w.parse().ok()?))
-                    })
-                    .collect();
-            }
-            "flag" => {
-                let words: Vec<&str> = h
-                    .detail
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .collect();
-                match words.as_slice() {
-                    [name, "removed", ..] => {
-                        self.flags.remove(*name);
-                    }
-                    [name, pct, on, rest @ ..] => {
-                        let off = rest
-                            .first()
-                            .and_then(|o| o.strip_prefix("off="))
-                            .unwrap_or_default();
-                        if let (Some(p), Some(on)) = (
-                            pct.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()),
-                            on.strip_prefix("on="),
-                        ) {
-                            self.flags
-                                .insert(name.to_string(), (on.to_string(), off.to_string(), p));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Whether `bad`'s slot serves its version (a slot whose version no
-    /// entry named is taken to serve it).
-    pub fn serves(&self, bad: &SlotVersion) -> bool {
-        self.versions
-            .get(&bad.slot)
-            .is_none_or(|v| *v == bad.version)
-    }
-
-    /// The share (0–1) of the traffic `bad`'s slot gets: the larger of
-    /// its share of the weights and the share of the users the router's
-    /// first flag (by name: it decides for every user with an id) sends
-    /// to it (`percent` through `on`, the rest through `off`). 0 when the
-    /// slot does not serve `bad`.
-    pub fn share(&self, bad: &SlotVersion) -> f64 {
-        if !self.serves(bad) {
-            return 0.0;
-        }
-        let total: u32 = self.weights.values().sum();
-        let by_weight = match self.weights.get(&bad.slot) {
-            Some(w) if total > 0 => f64::from(*w) / f64::from(total),
-            _ => 0.0,
-        };
-        let by_flag = self.flags.values().next().map_or(0.0, |(on, off, p)| {
-            let p = (p / 100.0).clamp(0.0, 1.0);
-            let mut share = 0.0;
-            if *on == bad.slot {
-                share += p;
-            }
-            if *off == bad.slot {
-                share += 1.0 - p;
-            }
-            share
-        });
-        by_weight.max(by_flag)
-    }
-}
-
-/// The first entry of `history` after which `bad` (its slot serving its
-/// version) takes traffic ([`Routing::share`] above 0), among the entries
-/// `eligible(index, entry)` accepts (those of this run). The whole history
-/// is replayed ([`Routing`]).
-pub fn first_exposure<'a>(
-    history: &'a [HistoryEntry],
-    bad: &SlotVersion,
-    eligible: impl Fn(usize, &HistoryEntry) -> bool,
-) -> Option<&'a HistoryEntry> {
-    let mut routing = Routing::default();
-    for (i, h) in history.iter().enumerate() {
-        routing.apply(h);
-        if eligible(i, h) && routing.share(bad) > 0.0 {
-            return Some(h);
-        }
-    }
-    None
 }
 
 /// The timeline: history entries, upstream stage starts and ends, and the
@@ -603,6 +454,7 @@ pub fn markdown(i: &Incident) -> String {
 mod tests {
     use super::*;
     use crate::upstream::GateResult;
+    use sluice_delivery::history::{first_exposure, HistoryRouting};
 
     fn canary_failed() -> StageResult {
         StageResult {
@@ -766,7 +618,8 @@ mod tests {
             ),
         ];
         let ours = |_: usize, h: &HistoryEntry| h.run_id.as_deref() == Some("r");
-        let e = first_exposure(&history, &bad, ours).expect("exposed");
+        let exposed = |r: &HistoryRouting| r.share(&bad) > 0.0;
+        let e = first_exposure(&history, ours, exposed).expect("exposed");
         assert_eq!(e.at, "2026-11-22T05:00:01.000Z");
         // Behind a flag: exposed when the flag turns the slot on.
         let flagged = vec![
@@ -786,7 +639,7 @@ mod tests {
                 "release-2 30% on=green off=blue",
             ),
         ];
-        let e = first_exposure(&flagged, &bad, ours).expect("exposed");
+        let e = first_exposure(&flagged, ours, exposed).expect("exposed");
         assert_eq!(e.at, "2026-11-22T05:00:00.700Z");
         // A removed flag routes nobody.
         let removed = vec![
@@ -806,7 +659,7 @@ mod tests {
             ),
             entry("2026-11-22T05:00:02Z", "r", "point", "green", ""),
         ];
-        assert!(first_exposure(&removed, &bad, ours).is_none());
+        assert!(first_exposure(&removed, ours, exposed).is_none());
         // Traffic from an earlier run is not this run's exposure.
         let earlier = vec![entry(
             "2026-11-22T05:00:00Z",
@@ -815,7 +668,7 @@ mod tests {
             "",
             "green=100",
         )];
-        assert!(first_exposure(&earlier, &bad, ours).is_none());
+        assert!(first_exposure(&earlier, ours, exposed).is_none());
         assert_eq!(
             seconds_between("2026-11-22T05:00:01.000Z", "2026-11-22T05:00:16.000Z"),
             Some(15.0)

@@ -323,14 +323,9 @@ mod tests {
     #[test]
     fn auto_turns_a_live_flag_off() {
         let mut s = canary_aborted();
-        s.flags.flags.insert(
-            "release-2.0.0".into(),
-            FlagRule {
-                on: "green".into(),
-                off: "blue".into(),
-                percent: 10.0,
-            },
-        );
+        s.flags
+            .flags
+            .insert("release-2.0.0".into(), FlagRule::new("green", "blue", 10.0));
         let p = decide(Action::Auto, None, &s).expect("plan");
         assert_eq!(p.action, Action::Flag);
         assert_eq!(p.expect, SlotVersion::new("blue", "1.0.0"));

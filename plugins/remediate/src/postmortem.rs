@@ -9,7 +9,9 @@ use serde::Serialize;
 use sluice_delivery::{HistoryEntry, SlotVersion};
 
 use crate::evidence::{Analysis, Canary, Monitor};
-use crate::incident::{format_time, parse_time, Routing};
+use sluice_delivery::history::{parse_time, HistoryRouting};
+
+use crate::incident::format_time;
 use crate::upstream::{GateResult, StageResult};
 
 /// Owner of a generated action item until someone takes it.
@@ -177,13 +179,13 @@ pub struct Exposure {
 
 /// The largest share of the traffic `bad` had after any history entry
 /// `eligible(index, entry)` accepts (this run's), replaying the whole
-/// history ([`Routing`]). `None` when no such entry exists.
+/// history ([`HistoryRouting`]). `None` when no such entry exists.
 pub fn exposure(
     history: &[HistoryEntry],
     bad: &SlotVersion,
     eligible: impl Fn(usize, &HistoryEntry) -> bool,
 ) -> Option<f64> {
-    let mut routing = Routing::default();
+    let mut routing = HistoryRouting::default();
     let mut max: Option<f64> = None;
     for (i, h) in history.iter().enumerate() {
         routing.apply(h);
@@ -204,7 +206,7 @@ pub fn weight_at_failure(
     stage: &str,
     eligible: impl Fn(usize, &HistoryEntry) -> bool,
 ) -> Option<f64> {
-    let mut routing = Routing::default();
+    let mut routing = HistoryRouting::default();
     let mut last = None;
     for (i, h) in history.iter().enumerate() {
         routing.apply(h);

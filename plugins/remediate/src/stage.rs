@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use sluice_delivery::history::{first_exposure, parse_time, HistoryRouting};
 use sluice_delivery::{HistoryEntry, ReleaseRecord, SlotVersion, State, Target, Verdict};
 use sluice_sdk::{Context, Gate, Report, StageError};
 
@@ -57,7 +58,7 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
     let opened_at = failed
         .iter()
         .filter_map(|s| s.finished_at.as_deref())
-        .filter_map(|t| incident::parse_time(t).map(|p| (p, t)))
+        .filter_map(|t| parse_time(t).map(|p| (p, t)))
         .min_by_key(|(p, _)| *p)
         .map(|(_, t)| t.to_string());
 
@@ -467,7 +468,7 @@ fn recovery_times(run_id: &str, history: &[HistoryEntry], from: usize, incident:
     let ours = of_this_run(run_id, history, from);
     let exposure = bad
         .as_ref()
-        .and_then(|bad| incident::first_exposure(history, bad, &ours));
+        .and_then(|bad| first_exposure(history, &ours, |r| r.share(bad) > 0.0));
     incident.exposed_at = exposure.map(|h| h.at.clone());
     incident.exposure = exposure.map(incident::describe);
     let since = |a: &Option<String>, b: &Option<String>| match (a, b) {
@@ -545,7 +546,7 @@ fn assess(
         ),
         (Some(s), _) if s > 0.0 => (Some(s), "history.jsonl of this run"),
         (_, Some(b)) => {
-            let now = incident::Routing::from_files(&snapshot.weights, &snapshot.flags);
+            let now = HistoryRouting::from_files(&snapshot.weights, &snapshot.flags);
             let s = now.share(b);
             match from_history {
                 // The history shows no traffic for it in this run, nor do

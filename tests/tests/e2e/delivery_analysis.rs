@@ -6,12 +6,15 @@
 //! 500 (a 30% error rate, without extra latency). Both record the paths
 //! they were asked for and list them at `/seen`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{gate, metric, plugin, Project};
+use sluice_tests::{gate, http_get, metric, Project, PyServer};
+
+use super::stage_canary::{
+    canary_project, feature_flag_state, grant_pause_env, json, kill_run, output, saved_step,
+    spawn_paused_run, stage, wait_in_run, WEIGHTS,
+};
 
 const SERVER: &str = r##"
 import sys, threading, json, urllib.parse
@@ -44,126 +47,32 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "##;
 
-/// A fixture server, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
+/// A fixture server in `mode` (`good` or `errors`), killed on drop.
+fn server(mode: &str) -> PyServer {
+    PyServer::start(SERVER, &[mode])
 }
 
-impl Server {
-    fn start(mode: &str) -> Server {
-        let mut child = Command::new("python3")
-            .args(["-c", SERVER, mode])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("delivery_analysis needs python3 ({e})"));
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            BufReader::new(out).read_line(&mut line).expect("read port");
-        }
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the fixture server did not print its port: {line:?}")
-        });
-        Server { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The paths requested so far.
-    fn seen(&self) -> Vec<String> {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
-                &format!("{}/seen", self.url()),
-            ])
-            .output()
-            .expect("python3");
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
-    }
+/// The paths `server` was asked for so far.
+fn seen(server: &PyServer) -> Vec<String> {
+    http_get(server.port, "/seen")
+        .and_then(|(_, body)| serde_json::from_str(&body).ok())
+        .unwrap_or_default()
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A project with stable 1.0.0 on blue and candidate 2.0.0 on green, and a
-/// `canary` stage whose `with:` ends with `rest` (YAML at 6 spaces).
-fn project(blue: &Server, green: &Server, rest: &str) -> Project {
-    let p = Project::new();
-    p.write(
-        "env/state.json",
-        r#"{"environment": "production", "strategy": "canary",
+/// Stable 1.0.0 on blue and candidate 2.0.0 on green.
+const STATE: &str = r#"{"environment": "production", "strategy": "canary",
             "stable": {"slot": "blue", "version": "1.0.0"},
-            "candidate": {"slot": "green", "version": "2.0.0"}}"#,
-    );
-    p.write(
-        "env/weights.json",
-        r#"{"routes": [{"slot": "blue", "version": "1.0.0", "weight": 100},
-                       {"slot": "green", "version": "2.0.0", "weight": 0}]}"#,
-    );
-    let pipeline = format!(
-        r#"version: 1
-name: canary-analysis-e2e
-stages:
-  canary:
-    uses: {canary}
-    environment: production
-    on-inconclusive: pause
-    grants:
-      workspace: write
-      network: ["127.0.0.1:{bp}", "127.0.0.1:{gp}"]
-    with:
-      target:
-        kind: local
-        root: env
-        slots: {{ blue: "{bu}", green: "{gu}" }}
-{rest}
-"#,
-        canary = plugin("canary").display(),
-        bp = blue.port,
-        gp = green.port,
-        bu = blue.url(),
-        gu = green.url(),
-    );
-    p.write("sluice.yaml", &pipeline);
-    p
-}
+            "candidate": {"slot": "green", "version": "2.0.0"}}"#;
 
-fn stage(p: &Project, run_id: &str) -> Value {
-    p.record(run_id)["stages"]["canary"].clone()
-}
-
-fn output(stage: &Value, name: &str) -> String {
-    stage["outputs"][name]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("output {name} missing in {stage:#}"))
-}
-
-fn json(p: &Project, rel: &str) -> Value {
-    serde_json::from_str(&p.read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+/// A project with [`STATE`] and a `canary` stage whose `with:` ends with
+/// `rest` (YAML at 6 spaces).
+fn project(blue: &PyServer, green: &PyServer, rest: &str) -> Project {
+    canary_project("canary-analysis-e2e", STATE, blue, green, rest)
 }
 
 /// The stage's `canary-analysis.json`, from the content-addressed store.
 fn analysis_artifact(p: &Project, stage: &Value) -> Value {
-    let digest = stage["artifacts"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["name"] == "canary-analysis.json"))
-        .and_then(|a| a["digest"].as_str())
-        .unwrap_or_else(|| panic!("no canary-analysis.json in {stage:#}"));
-    let hex = digest.trim_start_matches("sha256:");
-    let path = p
-        .state_dir()
-        .join(format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("artifact")).expect("JSON")
+    serde_json::from_str(&p.artifact(stage, "canary-analysis.json")).expect("JSON")
 }
 
 fn weight_of(p: &Project, slot: &str) -> Option<u64> {
@@ -181,8 +90,8 @@ fn weight_of(p: &Project, slot: &str) -> Option<u64> {
 /// plugin's schema refused `background-analysis` (invalid config).
 #[test]
 fn background_analysis_aborts_during_a_long_pause() {
-    let blue = Server::start("good");
-    let green = Server::start("errors");
+    let blue = server("good");
+    let green = server("errors");
     let p = project(
         &blue,
         &green,
@@ -253,7 +162,7 @@ fn background_analysis_aborts_during_a_long_pause() {
     assert!(history.contains("\"abort\""), "{history}");
     assert!(!history.contains("green=50"), "{history}");
     // The background only started at step 1 and measured both metrics.
-    let seen = green.seen();
+    let seen = seen(&green);
     assert!(seen.contains(&"/strict".to_string()), "{seen:?}");
 }
 
@@ -263,8 +172,8 @@ fn background_analysis_aborts_during_a_long_pause() {
 /// Before: the schema refused `dry-run` and `initial-delay`.
 #[test]
 fn dry_run_metric_fails_but_the_canary_promotes() {
-    let blue = Server::start("good");
-    let green = Server::start("errors");
+    let blue = server("good");
+    let green = server("errors");
     let p = project(
         &blue,
         &green,
@@ -329,8 +238,8 @@ metrics:
 /// its own threshold. Before: the schema refused `template` and `args`.
 #[test]
 fn template_with_args_is_used_by_two_steps() {
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let p = project(
         &blue,
         &green,
@@ -361,7 +270,7 @@ fn template_with_args_is_used_by_two_steps() {
         doc["analyses"][1]["details"]["template"],
         "analysis/error-rate.yaml"
     );
-    let seen = green.seen();
+    let seen = seen(&green);
     assert!(
         seen.contains(&"/quote".to_string()) && seen.contains(&"/cart".to_string()),
         "{seen:?}"
@@ -373,8 +282,8 @@ fn template_with_args_is_used_by_two_steps() {
 /// is a missing template file and an argument the template does not use.
 #[test]
 fn bad_template_is_rejected_with_a_clear_message() {
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let case = |analysis: &str| {
         let p = project(
             &blue,
@@ -426,7 +335,7 @@ fn bad_template_is_rejected_with_a_clear_message() {
 /// `groups`, `score` and `group`.
 #[test]
 fn weighted_groups_give_pass_marginal_and_fail() {
-    let blue = Server::start("good");
+    let blue = server("good");
     let judge = |weights: &str| {
         format!(
             r#"      steps:
@@ -445,7 +354,7 @@ fn weighted_groups_give_pass_marginal_and_fail() {
         )
     };
 
-    let good = Server::start("good");
+    let good = server("good");
     let p = project(&blue, &good, &judge("{ errors: 60, latency: 40 }"));
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -455,7 +364,7 @@ fn weighted_groups_give_pass_marginal_and_fail() {
     assert_eq!(metric(&s, "canary.group.errors.score"), 100.0);
     assert_eq!(metric(&s, "canary.group.latency.score"), 100.0);
 
-    let bad = Server::start("errors");
+    let bad = server("errors");
     let p = project(&blue, &bad, &judge("{ errors: 20, latency: 80 }"));
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 4, "{}", run.all());
@@ -500,8 +409,8 @@ fn weighted_groups_give_pass_marginal_and_fail() {
 /// Weights that do not sum to 100 are refused, naming the key.
 #[test]
 fn group_weights_must_sum_to_100() {
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let p = project(
         &blue,
         &green,
@@ -534,8 +443,8 @@ fn group_weights_must_sum_to_100() {
 /// `green=60`.
 #[test]
 fn resumed_canary_reapplies_its_saved_weight_and_flag() {
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let p = project(
         &blue,
         &green,
@@ -545,60 +454,22 @@ fn resumed_canary_reapplies_its_saved_weight_and_flag() {
         - pause: { duration: "${{ env.PAUSE }}" }
         - set-weight: 60"#,
     );
-    let yaml = p.read("sluice.yaml").replace(
-        "      workspace: write\n",
-        "      workspace: write\n      env: [PAUSE]\n",
-    );
-    p.write("sluice.yaml", &yaml);
-    let state = p
-        .read("env/state.json")
-        .replace(r#""strategy": "canary""#, r#""strategy": "feature-flag""#);
-    p.write("env/state.json", &state);
+    grant_pause_env(&p);
+    feature_flag_state(&p);
     const FLAG_AT_5: &str =
         r#"{"flags": {"release-2.0.0": {"on": "green", "off": "blue", "percent": 5.0}}}"#;
     p.write("env/flags.json", FLAG_AT_5);
 
-    let mut child = p
-        .command(&["run"])
-        .env("PAUSE", "120s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sluice");
-    let saved_step = || {
-        std::fs::read_to_string(p.path().join("env/canary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["next_step"].as_u64())
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while saved_step() != Some(2) {
-        assert!(
-            Instant::now() < deadline,
-            "the canary never reached the pause"
-        );
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the runner exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill(); // SIGKILL, in the pause
-    let _ = child.wait();
+    let mut child = spawn_paused_run(&p);
+    wait_in_run(&mut child, "the canary never reached the pause", || {
+        saved_step(&p) == Some(2)
+    });
+    let id = kill_run(&p, child); // SIGKILL, in the pause
     assert_eq!(weight_of(&p, "green"), Some(30));
 
     // The environment forgets the canary's weight and flag.
-    p.write(
-        "env/weights.json",
-        r#"{"routes": [{"slot": "blue", "version": "1.0.0", "weight": 100},
-                       {"slot": "green", "version": "2.0.0", "weight": 0}]}"#,
-    );
+    p.write("env/weights.json", WEIGHTS);
     p.write("env/flags.json", FLAG_AT_5);
-    let id = std::fs::read_dir(p.state_dir().join("runs"))
-        .expect("runs")
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .find(|id| p.state_dir().join(format!("runs/{id}/run.json")).is_file())
-        .expect("the killed run");
     let before = p.read("env/history.jsonl").lines().count();
 
     let resumed = p.sluice_env(&["run", "--resume", &id], &[("PAUSE", "100ms")]);

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_tests::{metric, plugin, repo_root, Project};
+use sluice_tests::{http_get, metric, plugin, repo_root, wait_for_query, Project, Prometheus};
+
+use super::delivery_switch::Nginx;
 
 pub(super) use sluice_tests::free_port;
 
@@ -129,25 +131,8 @@ impl Drop for LocalEnv {
     }
 }
 
-/// `GET path` on a loopback port: (status, body), or None when nothing
-/// answers.
-pub(super) fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
 pub(super) fn version_at(port: u16) -> Option<String> {
-    let (status, body) = get(port, "/version")?;
+    let (status, body) = http_get(port, "/version")?;
     if status != 200 {
         return None;
     }
@@ -199,18 +184,12 @@ pub(super) fn point(root: &Path, slot: &str, version: &str) {
 
 /// The bytes of artifact `name` of `stage` in run `run_id`, from the CAS.
 pub(super) fn artifact(p: &Project, run_id: &str, stage: &str, name: &str) -> String {
-    let record = p.record(run_id);
-    let list = record["stages"][stage]["artifacts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let a = list
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no artifact {name} of {stage}: {record}"));
-    let digest = a["digest"].as_str().unwrap_or_default();
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
+    p.artifact(&p.record(run_id)["stages"][stage], name)
+}
+
+/// `incident.json` of the `remediate` stage of run `run_id`.
+pub(super) fn incident_json(p: &Project, run_id: &str) -> serde_json::Value {
+    serde_json::from_str(&artifact(p, run_id, "remediate", "incident.json")).expect("incident.json")
 }
 
 pub(super) fn weights(p: &Project, root: &str) -> serde_json::Value {
@@ -325,9 +304,7 @@ stages:
     );
     assert!(md.contains("**weights**"), "{md}");
     assert!(md.contains("Now serving: **1.0.0** on slot blue"), "{md}");
-    let json: serde_json::Value =
-        serde_json::from_str(&artifact(&p, &run.run_id(), "remediate", "incident.json"))
-            .expect("incident.json");
+    let json = incident_json(&p, &run.run_id());
     assert_eq!(json["schema"], "sluice.incident/v1");
     assert_eq!(json["verification"]["outcome"], "passed");
     assert_eq!(json["failed_stages"][0]["stage"], "canary");
@@ -349,6 +326,30 @@ pub(super) fn copy_delivery_example(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
+}
+
+/// The delivery example copied into a fresh project, its environment
+/// (blue and green under `deploy/production`) started with the load
+/// generator sending `rps` requests a second.
+pub(super) fn example_with_load(rps: f64) -> (Project, LocalEnv) {
+    require("tar");
+    let p = Project::new();
+    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
+    let root = "deploy/production";
+    std::fs::create_dir_all(p.path().join(root)).expect("mkdir root");
+    let env = LocalEnv::start_with_load(p.path(), root, &["blue", "green"], rps);
+    (p, env)
+}
+
+/// Deploys `version` with the example's bootstrap pipeline (the run must
+/// pass) and waits until the router serves it; returns the rewritten
+/// pipeline's file name.
+pub(super) fn bootstrap(p: &Project, env: &LocalEnv, version: &str) -> String {
+    let bootstrap = delivery_pipeline(p, env, "sluice-bootstrap.yaml");
+    let run = p.sluice_env(&["run", &bootstrap], &[("SERVICE_VERSION", version)]);
+    assert_eq!(run.code, 0, "bootstrap {version}\n{}", run.all());
+    wait_for_version(env.router, version);
+    bootstrap
 }
 
 /// `examples/delivery/<file>` as a user runs it, with this checkout's
@@ -383,12 +384,8 @@ pub(super) fn delivery_pipeline(p: &Project, env: &LocalEnv, file: &str) -> Stri
 /// own, and the incident report names the failed gate.
 #[test]
 fn delivery_demo_promotes_1_0_0_and_rolls_back_2_0_0() {
-    require("tar");
-    let p = Project::new();
-    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
+    let (p, env) = example_with_load(10.0);
     let root = "deploy/production";
-    std::fs::create_dir_all(p.path().join(root)).expect("mkdir root");
-    let env = LocalEnv::start_with_load(p.path(), root, &["blue", "green"], 10.0);
     let bootstrap = delivery_pipeline(&p, &env, "sluice-bootstrap.yaml");
     let pipeline = delivery_pipeline(&p, &env, "sluice.yaml");
 
@@ -474,9 +471,7 @@ fn delivery_demo_promotes_1_0_0_and_rolls_back_2_0_0() {
     // Issue 17 defect 9: the time to recover counts from the first exposure
     // of 2.0.0 (the canary's first weight above 0 in this run), not from the
     // end of the failed stage; detection time is exposure → failure.
-    let json: serde_json::Value =
-        serde_json::from_str(&artifact(&p, &id2, "remediate", "incident.json"))
-            .expect("incident.json");
+    let json = incident_json(&p, &id2);
     let exposed_at = json["exposed_at"].as_str().expect("exposed_at");
     let exposure = json["exposure"].as_str().expect("exposure");
     assert!(exposure.starts_with("weights"), "{json}");
@@ -611,22 +606,13 @@ stages:
 /// nginx (`env/nginx.conf`) and Prometheus (`env/prometheus.yml`) of the
 /// example on free ports, started by the test and stopped on drop.
 pub(super) struct Services {
-    dir: PathBuf,
-    pub(super) prometheus: u16,
-    prom: Option<std::process::Child>,
+    _nginx: Nginx,
+    prom: Prometheus,
 }
 
 impl Services {
     /// nginx on `nginx`, Prometheus on a free port, scraping `env`'s slots.
     pub(super) fn start(dir: &Path, env: &LocalEnv, nginx: u16) -> Services {
-        let setup = "scripts/setup-delivery-services.sh";
-        require_with("nginx", setup, "-v");
-        require_with("prometheus", setup, "--version");
-        let prometheus = free_port();
-        let conf = std::fs::read_to_string(dir.join("env/nginx.conf"))
-            .expect("env/nginx.conf")
-            .replace("127.0.0.1:18180", &format!("127.0.0.1:{nginx}"));
-        std::fs::write(dir.join("env/nginx.conf"), conf).expect("write nginx.conf");
         let prom = std::fs::read_to_string(dir.join("env/prometheus.yml"))
             .expect("env/prometheus.yml")
             .replace(
@@ -638,69 +624,24 @@ impl Services {
                 &format!("127.0.0.1:{}", env.port("green")),
             );
         std::fs::write(dir.join("env/prometheus.yml"), prom).expect("write prometheus.yml");
-        for d in [
-            "deploy/nginx/tmp",
-            "deploy/production/nginx",
-            "deploy/prometheus",
-        ] {
-            std::fs::create_dir_all(dir.join(d)).expect("mkdir");
-        }
-        std::fs::write(
-            dir.join("deploy/production/nginx/upstreams.conf"),
-            format!(
+        let nginx = Nginx::start(
+            dir,
+            nginx,
+            &format!(
                 "upstream sluice {{\n    server 127.0.0.1:{};\n}}\n",
                 env.port("blue")
             ),
-        )
-        .expect("write upstreams.conf");
-        let out = Command::new("nginx")
-            .args(["-p", "./", "-c", "env/nginx.conf"])
-            .current_dir(dir)
-            .output()
-            .expect("run nginx");
-        assert!(
-            out.status.success(),
-            "nginx did not start:\n{}",
-            String::from_utf8_lossy(&out.stderr)
         );
-        let mut services = Services {
-            dir: dir.to_path_buf(),
-            prometheus,
-            prom: None,
-        };
-        let log = std::fs::File::create(dir.join("deploy/prometheus/prometheus.log")).expect("log");
-        let child = Command::new("prometheus")
-            .arg("--config.file=env/prometheus.yml")
-            .arg("--storage.tsdb.path=deploy/prometheus/data")
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus}"))
-            .current_dir(dir)
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        services.prom = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(prometheus, "/-/ready").map(|(s, _)| s) != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        let prom = Prometheus::start(dir, "env/prometheus.yml", "deploy/prometheus/data");
+        Services {
+            _nginx: nginx,
+            prom,
         }
-        services
     }
-}
 
-impl Drop for Services {
-    fn drop(&mut self) {
-        let _ = Command::new("nginx")
-            .args(["-p", "./", "-c", "env/nginx.conf", "-s", "quit"])
-            .current_dir(&self.dir)
-            .output();
-        if let Some(mut c) = self.prom.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    /// Prometheus' port.
+    pub(super) fn prometheus(&self) -> u16 {
+        self.prom.port
     }
 }
 
@@ -739,7 +680,7 @@ fn delivery_demo_against_nginx_and_prometheus() {
         .replace("127.0.0.1:18180", &format!("127.0.0.1:{nginx_port}"))
         .replace(
             "127.0.0.1:19090",
-            &format!("127.0.0.1:{}", services.prometheus),
+            &format!("127.0.0.1:{}", services.prometheus()),
         );
     p.write("e2e-nginx.yaml", &text);
 
@@ -748,7 +689,7 @@ fn delivery_demo_against_nginx_and_prometheus() {
     // The `budget` stage needs two scrapes of the served requests to see
     // an increase (with none, its gate is inconclusive and blocks).
     wait_for_query(
-        services.prometheus,
+        services.prometheus(),
         r#"sum(increase(http_requests_total{job="quote",path!="/metrics"}[1h]))"#,
     );
     let run1 = p.sluice_env(&["run", "e2e-nginx.yaml"], &[("SERVICE_VERSION", "1.0.0")]);
@@ -800,39 +741,6 @@ fn delivery_demo_against_nginx_and_prometheus() {
     }
     let md = artifact(&p, &run2.run_id(), "remediate", "incident.md");
     assert!(md.contains("canary.analysis"), "{md}");
-}
-
-/// Waits (up to 20 s) until Prometheus on `port` answers the instant
-/// `query` with at least one sample.
-pub(super) fn wait_for_query(port: u16, query: &str) {
-    let encoded: String = query
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let path = format!("/api/v1/query?query={encoded}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = None;
-    while Instant::now() < deadline {
-        last = get(port, &path);
-        let has_data = last
-            .as_ref()
-            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
-            .is_some_and(|v| {
-                v["data"]["result"]
-                    .as_array()
-                    .is_some_and(|r| !r.is_empty())
-            });
-        if has_data {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("Prometheus on {port} has no data for `{query}` after 20 s: {last:?}");
 }
 
 /// A prepared environment with releases 1.0.0 and 2.0.0 on blue and green,
@@ -996,9 +904,7 @@ fn remediate_turns_a_feature_flag_off() {
         assert_eq!(version_for_user(env.router, user), "1.0.0", "{user}");
     }
     // Verified as users are routed: 100 user ids, all on 1.0.0.
-    let json: serde_json::Value =
-        serde_json::from_str(&artifact(&p, &run.run_id(), "remediate", "incident.json"))
-            .expect("incident.json");
+    let json = incident_json(&p, &run.run_id());
     let msg = json["verification"]["message"].as_str().unwrap_or_default();
     assert!(
         msg.contains("100 of 100 users (one request per X-User user-0..user-99) answered 1.0.0"),
@@ -1091,9 +997,7 @@ fn remediate_verification_catches_a_flag_still_routing_users_to_the_bad_release(
         serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags");
     assert!(flags["flags"].get("release-2.0.0").is_none(), "{flags}");
     assert_eq!(flags["flags"]["new-checkout"]["percent"], 30.0, "{flags}");
-    let json: serde_json::Value =
-        serde_json::from_str(&artifact(&p, &run.run_id(), "remediate", "incident.json"))
-            .expect("incident.json");
+    let json = incident_json(&p, &run.run_id());
     assert_eq!(json["verification"]["outcome"], "failed", "{json:#}");
     let msg = json["verification"]["message"].as_str().unwrap_or_default();
     assert!(

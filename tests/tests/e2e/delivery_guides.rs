@@ -16,8 +16,8 @@ use serde_json::Value;
 use sluice_tests::{metric, repo_root, Project};
 
 use super::delivery_demo::{
-    artifact, copy_delivery_example, delivery_pipeline, require, secs, version_at,
-    version_for_user, wait_for_version, LocalEnv,
+    artifact, bootstrap, copy_delivery_example, delivery_pipeline, example_with_load,
+    incident_json, require, secs, version_at, version_for_user, wait_for_version, LocalEnv,
 };
 
 const ROOT: &str = "deploy/production";
@@ -28,18 +28,11 @@ const ROOT: &str = "deploy/production";
 /// ports with a 3 s monitor window. Returns the project, the environment
 /// and the rewritten pipeline's name.
 fn guide(file: &str, rps: f64) -> (Project, LocalEnv, String) {
-    require("tar");
-    let p = Project::new();
-    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
-    std::fs::create_dir_all(p.path().join(ROOT)).expect("mkdir root");
-    let env = LocalEnv::start_with_load(p.path(), ROOT, &["blue", "green"], rps);
-    let bootstrap = delivery_pipeline(&p, &env, "sluice-bootstrap.yaml");
+    let (p, env) = example_with_load(rps);
     let pipeline = delivery_pipeline(&p, &env, file);
     let text = p.read(&pipeline).replace("window: 30s", "window: 3s");
     p.write(&pipeline, &text);
-    let run = p.sluice_env(&["run", &bootstrap], &[("SERVICE_VERSION", "3.0.0")]);
-    assert_eq!(run.code, 0, "bootstrap 3.0.0\n{}", run.all());
-    wait_for_version(env.router, "3.0.0");
+    bootstrap(&p, &env, "3.0.0");
     (p, env, pipeline)
 }
 
@@ -114,8 +107,7 @@ fn assert_aborted_at_the_first_step(
 
     let rem = &rec["stages"]["remediate"];
     assert_eq!(rem["state"], "passed", "{}", run.all());
-    let json: Value = serde_json::from_str(&artifact(p, &id, "remediate", "incident.json"))
-        .expect("incident.json");
+    let json = incident_json(p, &id);
     assert_eq!(json["status"], "resolved", "{json}");
     let verification = json["verification"].to_string();
     assert!(
@@ -241,8 +233,7 @@ fn guide_feature_flag_ramp_aborts_and_every_user_gets_the_stable_release() {
         flags["flags"].as_object().is_none_or(|f| f.is_empty()),
         "the flag is removed: {flags}"
     );
-    let json: Value = serde_json::from_str(&artifact(&p, &id, "remediate", "incident.json"))
-        .expect("incident.json");
+    let json = incident_json(&p, &id);
     assert_eq!(json["status"], "resolved", "{json}");
     assert!(
         json["exposure"]

@@ -17,6 +17,7 @@ use serde_json::Value;
 use sluice_tests::{plugin, repo_root, Project, Run};
 
 use super::delivery_demo::{free_port, require, require_with};
+use super::delivery_rollback::{build_stage, deploy_stage, remediate_stage, write_app};
 
 /// The token the adapter accepts.
 const TOKEN: &str = "dpl-7f3c9a1e-platform-token-5b2d";
@@ -270,30 +271,13 @@ fn artifact_ref() -> String {
 /// without promoting, a `check` stage fails, and `remediate` rolls back.
 fn pipeline(p: &Project, target: &str, grants: &str, canary_and_rollback: bool) {
     let mut yaml = format!(
-        r#"version: 1
-name: deliver-http
-stages:
-  build:
-    uses: {build}
-    with:
-      commands:
-        - [sh, -c, "mkdir -p out && tar czf out/app.tgz -C app ."]
-      outputs: [out/app.tgz]
-      version-file: app/VERSION
-    grants: {{ workspace: write, exec: [sh] }}
-  deploy:
-    uses: {deploy}
-    needs: [build]
-    environment: production
-    with:
-      version: "${{{{ stages.build.outputs.version }}}}"
-      strategy: canary
-      initial-weight: 10
-      target: {target}
-    grants: {grants}
-"#,
-        build = plugin("build").display(),
-        deploy = plugin("deploy").display(),
+        "version: 1\nname: deliver-http\nstages:\n{}{}",
+        build_stage(""),
+        deploy_stage(
+            "build",
+            &format!("      strategy: canary\n      initial-weight: 10\n      target: {target}\n"),
+            grants
+        ),
     );
     if canary_and_rollback {
         yaml.push_str(&format!(
@@ -315,19 +299,14 @@ stages:
       commands:
         - [sh, -c, "echo the release fails its checks; exit 3"]
     grants: {{ exec: [sh] }}
-  remediate:
-    uses: {remediate}
-    needs: [deploy, canary, check]
-    when: failure
-    environment: production
-    with:
-      action: rollback
-      target: {target}
-    grants: {grants}
-"#,
+{remediate}"#,
             build = plugin("build").display(),
             canary = plugin("canary").display(),
-            remediate = plugin("remediate").display(),
+            remediate = remediate_stage(
+                "deploy, canary, check",
+                &format!("      action: rollback\n      target: {target}\n"),
+                grants
+            ),
         ));
     }
     p.write("sluice.yaml", &yaml);
@@ -337,11 +316,6 @@ fn grants(port: u16, ca: &str) -> String {
     format!(
         "{{ network: [\"127.0.0.1:{port}\"], secrets: [DEPLOY_TOKEN], tls-ca: [certs/{ca}.pem] }}"
     )
-}
-
-fn release(p: &Project, version: &str) {
-    p.write("app/VERSION", &format!("{version}\n"));
-    p.write("app/index.html", &format!("hello {version}\n"));
 }
 
 fn run_with(p: &Project, token: &str) -> (Run, Value) {
@@ -432,7 +406,7 @@ fn deploy_canary_and_rollback_over_https_with_a_private_ca() {
     let target = target(port, &format!("{AUTH}{}", artifact_ref()));
 
     pipeline(&p, &target, &grants(port, "platform-ca"), false);
-    release(&p, "1.0.0");
+    write_app(&p, "1.0.0");
     let (run1, record1) = run_with(&p, TOKEN);
     assert_eq!(run1.code, 0, "{}\n{record1:#}", run1.all());
     p.assert_nothing_contains(&run1, TOKEN.as_bytes());
@@ -440,7 +414,7 @@ fn deploy_canary_and_rollback_over_https_with_a_private_ca() {
     assert!(log.contains("certs/platform-ca.pem (sha256:"), "{log}");
 
     pipeline(&p, &target, &grants(port, "platform-ca"), true);
-    release(&p, "2.0.0");
+    write_app(&p, "2.0.0");
     let (run2, record2) = run_with(&p, TOKEN);
     assert_ne!(run2.code, 0, "the check fails the run: {}", run2.all());
     let stages = &record2["stages"];
@@ -539,7 +513,7 @@ fn a_refused_token_fails_with_a_clear_message_and_never_leaks() {
     let _adapter = Adapter::start(&p, port, "server.pem", "server.key");
 
     pipeline(&p, &target(port, AUTH), &grants(port, "platform-ca"), false);
-    release(&p, "1.0.0");
+    write_app(&p, "1.0.0");
     let (run, record) = run_with(&p, WRONG_TOKEN);
     assert_ne!(run.code, 0, "{}", run.all());
     let deploy = &record["stages"]["deploy"];
@@ -575,7 +549,7 @@ fn a_certificate_from_another_ca_is_a_tls_failure() {
     let _adapter = Adapter::start(&p, port, "impostor.pem", "impostor.key");
 
     pipeline(&p, &target(port, AUTH), &grants(port, "platform-ca"), false);
-    release(&p, "1.0.0");
+    write_app(&p, "1.0.0");
     let started = Instant::now();
     let (run, record) = run_with(&p, TOKEN);
     assert_ne!(run.code, 0, "{}", run.all());
@@ -618,7 +592,7 @@ fn a_tag_only_reference_and_a_bad_ca_file_are_config_errors() {
         &grants(port, "platform-ca"),
         false,
     );
-    release(&p, "2.0.0");
+    write_app(&p, "2.0.0");
     let (run, record) = run_with(&p, TOKEN);
     assert_ne!(run.code, 0, "{}", run.all());
     let reason = record["stages"]["deploy"]["reason"]

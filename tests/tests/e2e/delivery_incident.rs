@@ -7,12 +7,13 @@
 //! Also the deploy defect of a stale feature flag routing users to the
 //! idle slot.
 
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{plugin, Project};
 
 use super::delivery_demo::{
-    artifact, copy_delivery_example, delivery_pipeline, require, version_for_user,
+    artifact, bootstrap, delivery_pipeline, example_with_load, incident_json, version_for_user,
     wait_for_version, LocalEnv,
 };
+use super::delivery_rollback::remediate_stage;
 
 const ROOT: &str = "deploy/production";
 
@@ -21,16 +22,8 @@ const ROOT: &str = "deploy/production";
 /// bootstrap pipeline (stable on blue). Returns the project, the
 /// environment and the rewritten bootstrap pipeline's text.
 fn with_1_0_0(rps: f64) -> (Project, LocalEnv, String) {
-    require("tar");
-    let p = Project::new();
-    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
-    std::fs::create_dir_all(p.path().join(ROOT)).expect("mkdir root");
-    let env = LocalEnv::start_with_load(p.path(), ROOT, &["blue", "green"], rps);
-    let bootstrap = delivery_pipeline(&p, &env, "sluice-bootstrap.yaml");
-    let run0 = p.sluice_env(&["run", &bootstrap], &[("SERVICE_VERSION", "1.0.0")]);
-    assert_eq!(run0.code, 0, "bootstrap\n{}", run0.all());
-    wait_for_version(env.router, "1.0.0");
-    let text = p.read(&bootstrap);
+    let (p, env) = example_with_load(rps);
+    let text = p.read(&bootstrap(&p, &env, "1.0.0"));
     (p, env, text)
 }
 
@@ -50,11 +43,25 @@ fn pipeline(p: &Project, bootstrap: &str, deploy: &str, more: &str, file: &str) 
     p.write(file, &format!("{text}\n{more}"));
 }
 
+/// A `remediate` stage after `deploy` and `failed` on the pipeline's
+/// target (`*target`), verifying 20 requests through the router on
+/// `router`.
+fn verified_remediate(failed: &str, router: u16) -> String {
+    remediate_stage(
+        &format!("deploy, {failed}"),
+        &format!(
+            "      target: *target\n      verify: {{ url: \"http://127.0.0.1:{router}\", samples: 20, \
+             retries: 20, interval: 250ms }}\n"
+        ),
+        r#"{ workspace: write, network: ["127.0.0.1:*"] }"#,
+    )
+}
+
 fn incident(p: &Project, run_id: &str) -> (serde_json::Value, String) {
-    let json: serde_json::Value =
-        serde_json::from_str(&artifact(p, run_id, "remediate", "incident.json"))
-            .expect("incident.json");
-    (json, artifact(p, run_id, "remediate", "incident.md"))
+    (
+        incident_json(p, run_id),
+        artifact(p, run_id, "remediate", "incident.md"),
+    )
 }
 
 fn items_of(json: &serde_json::Value, kind: &str) -> Vec<serde_json::Value> {
@@ -74,11 +81,7 @@ fn items_of(json: &serde_json::Value, kind: &str) -> Vec<serde_json::Value> {
 /// analysis at a lower weight.
 #[test]
 fn incident_rates_the_demo_canary_failure_and_names_the_errors_metric() {
-    require("tar");
-    let p = Project::new();
-    copy_delivery_example(&repo_root().join("examples/delivery"), p.path());
-    std::fs::create_dir_all(p.path().join(ROOT)).expect("mkdir root");
-    let env = LocalEnv::start_with_load(p.path(), ROOT, &["blue", "green"], 10.0);
+    let (p, env) = example_with_load(10.0);
     let bootstrap = delivery_pipeline(&p, &env, "sluice-bootstrap.yaml");
     let pipeline = delivery_pipeline(&p, &env, "sluice.yaml");
     let run0 = p.sluice_env(&["run", &bootstrap], &[("SERVICE_VERSION", "1.0.0")]);
@@ -200,18 +203,9 @@ fn incident_of_a_monitor_failure_names_the_slo_breached() {
       slo: {{ error-rate: 1% }}
     grants: {{ network: ["127.0.0.1:*"] }}
 
-  remediate:
-    uses: {remediate}
-    needs: [deploy, monitor]
-    when: failure
-    environment: production
-    with:
-      target: *target
-      verify: {{ url: "http://127.0.0.1:{router}", samples: 20, retries: 20, interval: 250ms }}
-    grants: {{ workspace: write, network: ["127.0.0.1:*"] }}
-"#,
+{remediate}"#,
             monitor = plugin("monitor").display(),
-            remediate = plugin("remediate").display(),
+            remediate = verified_remediate("monitor", router),
         ),
         "monitor.yaml",
     );
@@ -291,18 +285,9 @@ fn incident_of_a_crashed_stage_says_unknown_and_points_at_its_log() {
     needs: [deploy]
     with: {{ mode: trap }}
 
-  remediate:
-    uses: {remediate}
-    needs: [deploy, canary]
-    when: failure
-    environment: production
-    with:
-      target: *target
-      verify: {{ url: "http://127.0.0.1:{router}", samples: 20, retries: 20, interval: 250ms }}
-    grants: {{ workspace: write, network: ["127.0.0.1:*"] }}
-"#,
+{remediate}"#,
             fixture = plugin("fixture").display(),
-            remediate = plugin("remediate").display(),
+            remediate = verified_remediate("canary", router),
         ),
         "crash.yaml",
     );

@@ -18,40 +18,51 @@ struct Run<'a> {
     action: &'a str,
 }
 
-/// Writes the pipeline: `build` (fails while the file `BUILD_FAILS`
-/// exists) → `deploy` → [`check`] → `remediate`.
-fn pipeline(p: &Project, r: &Run) {
-    let target = format!("{{ kind: local, root: {ROOT} }}");
-    let mut yaml = format!(
-        r#"version: 1
-name: deliver
-stages:
-  build:
+/// The `app/` of release `version`, which [`build_stage`] packs.
+pub(super) fn write_app(p: &Project, version: &str) {
+    p.write("app/VERSION", &format!("{version}\n"));
+    p.write("app/index.html", &format!("hello {version}\n"));
+}
+
+/// A `build` stage that runs `guard` (a shell command list ending in `&&`,
+/// or nothing) and tars `app/` into `out/app.tgz`, its version read from
+/// `app/VERSION`.
+pub(super) fn build_stage(guard: &str) -> String {
+    format!(
+        r#"  build:
     uses: {build}
     with:
       commands:
-        - [sh, -c, "test ! -f BUILD_FAILS && mkdir -p out && tar czf out/app.tgz -C app ."]
+        - [sh, -c, "{guard}mkdir -p out && tar czf out/app.tgz -C app ."]
       outputs: [out/app.tgz]
       version-file: app/VERSION
     grants: {{ workspace: write, exec: [sh] }}
-  deploy:
-    uses: {deploy}
-    needs: [build]
-    environment: production
-    with:
-      target: {target}
-      version: "${{{{ stages.build.outputs.version }}}}"
-      strategy: {strategy}
-    grants: {{ workspace: write }}
 "#,
         build = plugin("build").display(),
+    )
+}
+
+/// A `deploy` stage of the build's version to production after `needs`,
+/// with the `with:` lines `with` (indented 6) and `grants`.
+pub(super) fn deploy_stage(needs: &str, with: &str, grants: &str) -> String {
+    format!(
+        r#"  deploy:
+    uses: {deploy}
+    needs: [{needs}]
+    environment: production
+    with:
+      version: "${{{{ stages.build.outputs.version }}}}"
+{with}    grants: {grants}
+"#,
         deploy = plugin("deploy").display(),
-        strategy = r.strategy,
-    );
-    let mut needs = vec!["build", "deploy"];
-    if r.check_fails {
-        yaml.push_str(&format!(
-            r#"  check:
+    )
+}
+
+/// A `check` stage after `deploy` (the `fixture` plugin) that fails its
+/// gate `error-rate` (2.5 > 1).
+pub(super) fn failing_check() -> String {
+    format!(
+        r#"  check:
     uses: {fixture}
     needs: [deploy]
     with:
@@ -59,25 +70,51 @@ stages:
       gates:
         - {{ name: error-rate, verdict: fail, observed: 2.5, threshold: 1, message: "error-rate 2.5 > 1" }}
 "#,
-            fixture = plugin("fixture").display()
-        ));
-        needs.push("check");
-    }
-    yaml.push_str(&format!(
+        fixture = plugin("fixture").display()
+    )
+}
+
+/// A `remediate` stage (`when: failure`, production) after `needs`, with
+/// the `with:` lines `with` (indented 6) and `grants`.
+pub(super) fn remediate_stage(needs: &str, with: &str, grants: &str) -> String {
+    format!(
         r#"  remediate:
     uses: {remediate}
     needs: [{needs}]
     when: failure
     environment: production
     with:
-      target: {target}
-      action: {action}
-      verify: {{ enabled: false }}
-    grants: {{ workspace: write }}
+{with}    grants: {grants}
 "#,
         remediate = plugin("remediate").display(),
-        needs = needs.join(", "),
-        action = r.action,
+    )
+}
+
+/// Writes the pipeline: `build` (fails while the file `BUILD_FAILS`
+/// exists) → `deploy` → [`check`] → `remediate`.
+fn pipeline(p: &Project, r: &Run) {
+    let target = format!("{{ kind: local, root: {ROOT} }}");
+    let mut yaml = format!(
+        "version: 1\nname: deliver\nstages:\n{}{}",
+        build_stage("test ! -f BUILD_FAILS && "),
+        deploy_stage(
+            "build",
+            &format!("      target: {target}\n      strategy: {}\n", r.strategy),
+            "{ workspace: write }"
+        ),
+    );
+    let mut needs = vec!["build", "deploy"];
+    if r.check_fails {
+        yaml.push_str(&failing_check());
+        needs.push("check");
+    }
+    yaml.push_str(&remediate_stage(
+        &needs.join(", "),
+        &format!(
+            "      target: {target}\n      action: {}\n      verify: {{ enabled: false }}\n",
+            r.action
+        ),
+        "{ workspace: write }",
     ));
     p.write("sluice.yaml", &yaml);
 }
@@ -85,8 +122,7 @@ stages:
 /// Runs release `version` through the pipeline; returns (exit code, run
 /// record, everything printed).
 fn run(p: &Project, version: &str, r: &Run) -> (i32, Value, String) {
-    p.write("app/VERSION", &format!("{version}\n"));
-    p.write("app/index.html", &format!("hello {version}\n"));
+    write_app(p, version);
     pipeline(p, r);
     let run = p.sluice(&["run"]);
     let record = p.record(&run.run_id());
@@ -174,13 +210,7 @@ fn a_failed_build_does_not_roll_production_back() {
     // The incident says nobody was exposed by this run (before: SEV2
     // "wide", 100% of the traffic, from the weights an earlier run left).
     let run_id = record["run_id"].as_str().expect("run_id");
-    let incident: Value = serde_json::from_str(&super::delivery_demo::artifact(
-        &p,
-        run_id,
-        "remediate",
-        "incident.json",
-    ))
-    .expect("incident.json");
+    let incident = super::delivery_demo::incident_json(&p, run_id);
     assert_eq!(incident["status"], "no-action", "{incident:#}");
     assert_eq!(incident["severity"], "none", "{incident:#}");
     assert_eq!(incident["exposure_share"], 0.0, "{incident:#}");

@@ -7,14 +7,15 @@
 //! scrapes it every second. Both start once, on first use, and a watcher in
 //! the python process stops them when the test process exits.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{free_port, gate, metric, plugin, Project};
+use sluice_tests::{free_port, gate, metric, plugin, prom_value, require_prometheus, Project};
+
+use super::delivery_rollback::{build_stage, deploy_stage, write_app};
 
 /// The service, its load and Prometheus. Error shares per service: every
 /// Nth request answers 500 (0: none).
@@ -98,50 +99,11 @@ struct Shared {
     prom: u16,
 }
 
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
-    Some((status, body.to_string()))
-}
-
-fn prom_value(port: u16, query: &str) -> Option<f64> {
-    let q: String = query
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, body) = http_get(port, &format!("/api/v1/query?query={q}"))?;
-    if status != 200 {
-        return None;
-    }
-    let v: Value = serde_json::from_str(&body).ok()?;
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
 /// The service and Prometheus, started on first use.
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let found = Command::new("prometheus")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "prometheus is not installed: these tests run a real Prometheus. Install it with \
-             `bash scripts/setup-delivery-services.sh` (apt-get install prometheus nginx)"
-        );
+        require_prometheus();
         let dir = std::env::temp_dir().join(format!("sluice-e2e-slo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let script = dir.join("service.py");
@@ -213,20 +175,12 @@ fn monitor_stage(name: &str, queries: &str, with: &str, extra: &str) -> String {
 }
 
 fn monitor_json(p: &Project, stage: &Value) -> Value {
-    let a = stage["artifacts"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["name"] == "monitor.json"))
-        .unwrap_or_else(|| panic!("monitor.json missing in {stage:#}"));
-    let digest = a["digest"].as_str().unwrap_or_default();
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    serde_json::from_str(&p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..])))
-        .expect("monitor.json is JSON")
+    serde_json::from_str(&p.artifact(stage, "monitor.json")).expect("monitor.json is JSON")
 }
 
 /// build → budget (a look at the error budget, gated) → deploy.
 fn budget_gated_pipeline(p: &Project, svc: &str) {
-    p.write("app/VERSION", "1.0.0\n");
-    p.write("app/index.html", "hello\n");
+    write_app(p, "1.0.0");
     let budget = monitor_stage(
         "budget",
         &format!("            budget: '{}'\n", ratio("increase", svc)),
@@ -236,32 +190,16 @@ fn budget_gated_pipeline(p: &Project, svc: &str) {
     p.write(
         "sluice.yaml",
         &format!(
-            r#"version: 1
-name: budget-gate
-stages:
-  build:
-    uses: {build}
-    with:
-      commands:
-        - [sh, -c, "mkdir -p out && tar czf out/app.tgz -C app ."]
-      outputs: [out/app.tgz]
-      version-file: app/VERSION
-    grants: {{ workspace: write, exec: [sh] }}
-{budget}  deploy:
-    uses: {deploy}
-    needs: [build, budget]
-    environment: production
-    with:
-      version: "${{{{ stages.build.outputs.version }}}}"
-      target: {{ kind: local, root: deploy/production }}
-      strategy: recreate
-    grants: {{ workspace: write }}
-"#,
-            build = plugin("build").display(),
-            deploy = plugin("deploy").display(),
+            "version: 1\nname: budget-gate\nstages:\n{}{budget}{}",
+            build_stage(""),
+            deploy_stage("build, budget", LOCAL_RECREATE, "{ workspace: write }"),
         ),
     );
 }
+
+/// `with:` lines of a recreate deploy on the local target.
+const LOCAL_RECREATE: &str =
+    "      target: { kind: local, root: deploy/production }\n      strategy: recreate\n";
 
 /// A spent error budget blocks the deploy behind it; an intact one lets it
 /// through. The look takes `window: 0s`: one query over the 30-day period.
@@ -273,13 +211,7 @@ fn a_budget_gate_blocks_the_deploy_when_the_budget_is_spent() {
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 1, "{}", run.all());
     let record = p.record(&run.run_id());
-    let b = &record["stages"]["budget"];
-    assert_eq!(
-        b["state"],
-        "blocked",
-        "{b:#}\n{}",
-        p.log(&run.run_id(), "budget")
-    );
+    let b = p.assert_stage(&record, &run.run_id(), "budget", "blocked");
     let left = metric(b, "monitor.error_budget_remaining");
     assert!(
         left < -50.0 && left > -150.0,
@@ -338,13 +270,7 @@ fn a_fast_burn_fires_the_page_alerts_and_fails_the_stage() {
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 1, "{}", run.all());
     let record = p.record(&run.run_id());
-    let s = &record["stages"]["watch"];
-    assert_eq!(
-        s["state"],
-        "blocked",
-        "{s:#}\n{}",
-        p.log(&run.run_id(), "watch")
-    );
+    let s = p.assert_stage(&record, &run.run_id(), "watch", "blocked");
     for name in ["burn-rate-page-1h-5m", "burn-rate-page-6h-30m"] {
         let g = gate(s, name);
         assert_eq!(g["verdict"], "fail", "{g:#}");
@@ -402,13 +328,7 @@ fn a_slow_burn_fires_only_the_ticket_alerts_which_warn() {
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 0, "{}", run.all());
     let record = p.record(&run.run_id());
-    let s = &record["stages"]["watch"];
-    assert_eq!(
-        s["state"],
-        "warned",
-        "{s:#}\n{}",
-        p.log(&run.run_id(), "watch")
-    );
+    let s = p.assert_stage(&record, &run.run_id(), "watch", "warned");
     assert_eq!(gate(s, "burn-rate-page-1h-5m")["verdict"], "pass", "{s:#}");
     assert_eq!(gate(s, "burn-rate-page-6h-30m")["verdict"], "pass", "{s:#}");
     for name in ["burn-rate-ticket-1day-2h", "burn-rate-ticket-3days-6h"] {
@@ -461,13 +381,7 @@ stages:
     let run = p.sluice(&["run"]);
     assert_eq!(run.code, 0, "{}", run.all());
     let record = p.record(&run.run_id());
-    let st = &record["stages"]["watch"];
-    assert_eq!(
-        st["state"],
-        "warned",
-        "{st:#}\n{}",
-        p.log(&run.run_id(), "watch")
-    );
+    let st = p.assert_stage(&record, &run.run_id(), "watch", "warned");
     for name in ["burn-rate-page-1h-5m", "burn-rate-page-6h-30m"] {
         assert_eq!(gate(st, name)["verdict"], "pass", "{st:#}");
     }
@@ -545,8 +459,7 @@ fn a_bad_alert_config_is_a_clear_error() {
 fn exposure_counts_from_the_release_s_first_traffic_in_this_run() {
     let s = shared();
     let p = Project::new();
-    p.write("app/VERSION", "1.0.0\n");
-    p.write("app/index.html", "hello\n");
+    write_app(&p, "1.0.0");
     let scrape = |name: &str, needs: &str, window: &str, extra: &str, grants: &str| {
         format!(
             r#"  {name}:
@@ -569,29 +482,9 @@ fn exposure_counts_from_the_release_s_first_traffic_in_this_run() {
     p.write(
         "sluice.yaml",
         &format!(
-            r#"version: 1
-name: exposure
-stages:
-  build:
-    uses: {build}
-    with:
-      commands:
-        - [sh, -c, "mkdir -p out && tar czf out/app.tgz -C app ."]
-      outputs: [out/app.tgz]
-      version-file: app/VERSION
-    grants: {{ workspace: write, exec: [sh] }}
-  deploy:
-    uses: {deploy}
-    needs: [build]
-    environment: production
-    with:
-      version: "${{{{ stages.build.outputs.version }}}}"
-      target: {{ kind: local, root: deploy/production }}
-      strategy: recreate
-    grants: {{ workspace: write }}
-{wait}{watch}"#,
-            build = plugin("build").display(),
-            deploy = plugin("deploy").display(),
+            "version: 1\nname: exposure\nstages:\n{}{}{wait}{watch}",
+            build_stage(""),
+            deploy_stage("build", LOCAL_RECREATE, "{ workspace: write }"),
             wait = scrape("wait", "deploy", "3s", "", ""),
             watch = scrape(
                 "watch",

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_tests::{repo_root, Project};
+use sluice_tests::{http_get, repo_root, Project};
 
 use super::delivery_demo::{
-    copy_delivery_example, free_port, get, require, require_with, wait_for_version, LocalEnv,
+    copy_delivery_example, free_port, require, require_with, wait_for_version, LocalEnv,
 };
 
 /// Requests the load thread sends.
@@ -78,14 +78,19 @@ impl Drop for Nginx {
 /// One request's result: the version answered, or why it failed.
 pub(super) type Answer = Result<String, String>;
 
-/// `GET /version` through nginx with `Connection: close`.
-fn request(port: u16) -> Answer {
+/// `GET /version` on `port` with `headers` and `Connection: close`: the
+/// version answered, or why the request failed.
+pub(super) fn version_with(port: u16, headers: &[(&str, &str)]) -> Answer {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
     )
     .map_err(|e| format!("write: {e}"))?;
     let mut raw = String::new();
@@ -127,7 +132,7 @@ pub(super) fn under_load<T>(
                     std::thread::sleep(next - now);
                 }
                 next = Instant::now().max(next) + pace;
-                out.push(request(port));
+                out.push(version_with(port, &[]));
                 sent.store(i + 1, Ordering::SeqCst);
             }
             out
@@ -148,7 +153,7 @@ pub(super) fn under_load<T>(
 }
 
 /// Failed requests (index, reason), and answers per version.
-pub(super) fn tally(
+fn tally(
     answers: &[Answer],
 ) -> (
     Vec<(usize, String)>,
@@ -163,6 +168,32 @@ pub(super) fn tally(
         }
     }
     (failed, versions)
+}
+
+/// Asserts that all [`REQUESTS`] were answered and none failed, printing
+/// the tally for `what`; returns the answers per version.
+pub(super) fn assert_none_failed(
+    what: &str,
+    answers: &[Answer],
+) -> std::collections::BTreeMap<String, usize> {
+    let (failed, versions) = tally(answers);
+    eprintln!(
+        "{what}: {} of {REQUESTS} requests failed; answers {versions:?}",
+        failed.len()
+    );
+    assert_eq!(answers.len(), REQUESTS);
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    versions
+}
+
+/// Waits (up to 20 s) until nginx on `port` answers `/health` with 200 40
+/// times in a row: every instance behind it is up.
+pub(super) fn wait_for_nginx(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (0..40).any(|_| http_get(port, "/health").map(|(s, _)| s) != Some(200)) {
+        assert!(Instant::now() < deadline, "nginx did not answer 200");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A project with the delivery example, its environment on free ports for
@@ -186,19 +217,43 @@ pub(super) fn setup(slots: &[&str]) -> (Project, LocalEnv, Nginx, u16) {
     (p, env, nginx, nginx_port)
 }
 
-/// A pipeline `name`: the example's build, then `deploy` with the nginx
-/// target over `slots` and the `with:` lines `with` (indented 6 spaces).
-fn pipeline(p: &Project, env: &LocalEnv, name: &str, slots: &[&str], with: &str) {
-    let dist = repo_root().join("dist");
+/// The `target:` block (indented 6 spaces): `kind` over `slots`, plus
+/// `extra` lines (indented 8).
+pub(super) fn target_block(env: &LocalEnv, kind: &str, slots: &[&str], extra: &str) -> String {
     let slot_urls: Vec<String> = slots
         .iter()
         .map(|s| format!("{s}: \"http://127.0.0.1:{}\"", env.port(s)))
         .collect();
+    let nginx = if kind == "nginx" {
+        "        reload: [nginx, -p, ./, -c, env/nginx.conf, -s, reload]\n        access-log: \
+         deploy/nginx/access.log\n"
+    } else {
+        ""
+    };
+    format!(
+        "      target:\n        kind: {kind}\n        root: deploy/production\n        slots: {{ {} \
+         }}\n{nginx}{extra}",
+        slot_urls.join(", ")
+    )
+}
+
+/// A pipeline file `file` of pipeline `name`: the example's build, `deploy`
+/// with `target` and the `with:` lines `with` (indented 6), then `more`
+/// (further stages).
+pub(super) fn example_pipeline(
+    p: &Project,
+    file: &str,
+    name: &str,
+    target: &str,
+    with: &str,
+    more: &str,
+) {
+    let dist = repo_root().join("dist");
     p.write(
-        name,
+        file,
         &format!(
             r#"version: 1
-name: delivery-switch
+name: {name}
 defaults: {{ timeout: 2m }}
 stages:
   build:
@@ -217,19 +272,27 @@ stages:
     needs: [build]
     environment: production
     with:
-      target:
-        kind: nginx
-        root: deploy/production
-        slots: {{ {slots} }}
-        reload: [nginx, -p, ./, -c, env/nginx.conf, -s, reload]
-        access-log: deploy/nginx/access.log
-      version: ${{{{ stages.build.outputs.version }}}}
-      health-check: {{ path: /health, retries: 40, interval: 250ms, timeout: 2s }}
+{target}      version: ${{{{ stages.build.outputs.version }}}}
 {with}    grants: {{ workspace: write, network: ["127.0.0.1:*"], exec: [nginx] }}
-"#,
+{more}"#,
             dist = dist.display(),
-            slots = slot_urls.join(", "),
         ),
+    );
+}
+
+/// A pipeline `file`: the example's build, then `deploy` with the nginx
+/// target over `slots` and the `with:` lines `with` (indented 6 spaces).
+fn pipeline(p: &Project, env: &LocalEnv, file: &str, slots: &[&str], with: &str) {
+    example_pipeline(
+        p,
+        file,
+        "delivery-switch",
+        &target_block(env, "nginx", slots, ""),
+        &format!(
+            "      health-check: {{ path: /health, retries: 40, interval: 250ms, timeout: 2s \
+             }}\n{with}"
+        ),
+        "",
     );
 }
 
@@ -250,13 +313,7 @@ fn blue_green_switch_on_nginx_fails_no_request_of_1000() {
         p.sluice_env(&["run", "bg.yaml"], &[("SERVICE_VERSION", "2.0.0")])
     });
     assert_eq!(run.code, 0, "2.0.0 blue-green\n{}", run.all());
-    let (failed, versions) = tally(&answers);
-    eprintln!(
-        "blue-green over nginx: {} of {REQUESTS} requests failed; answers {versions:?}",
-        failed.len()
-    );
-    assert_eq!(answers.len(), REQUESTS);
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert_none_failed("blue-green over nginx", &answers);
     // The switch happened under the load: 1.0.0 before, 2.0.0 after.
     assert!(answers[..BEFORE]
         .iter()
@@ -297,23 +354,13 @@ fn rolling_deploy_on_nginx_fails_no_request_of_1000() {
         wait_for_version(env.port(s), "1.0.0");
     }
     // Every instance answers through nginx before the load starts.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while (0..40).any(|_| get(port, "/health").map(|(s, _)| s) != Some(200)) {
-        assert!(Instant::now() < deadline, "nginx did not answer 200");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_nginx(port);
 
     let (answers, run) = under_load(port, Duration::from_millis(12), || {
         p.sluice_env(&["run", "rolling.yaml"], &[("SERVICE_VERSION", "2.0.0")])
     });
     assert_eq!(run.code, 0, "2.0.0 rolling\n{}", run.all());
-    let (failed, versions) = tally(&answers);
-    eprintln!(
-        "rolling over nginx: {} of {REQUESTS} requests failed; answers {versions:?}",
-        failed.len()
-    );
-    assert_eq!(answers.len(), REQUESTS);
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert_none_failed("rolling over nginx", &answers);
     assert!(answers[..BEFORE]
         .iter()
         .all(|a| a.as_deref() == Ok("1.0.0")));

@@ -22,41 +22,16 @@
 //! Needs `python3`, `tar` and nginx (scripts/setup-delivery-services.sh).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{repo_root, Project};
 
-use super::delivery_demo::{copy_delivery_example, get, require, wait_for_version, LocalEnv};
-use super::delivery_switch::{setup, tally, under_load, AFTER, REQUESTS};
-
-/// `GET /version` on `port` with `headers` and `Connection: close`: the
-/// version answered, or why the request failed.
-fn version_with(port: u16, headers: &[(&str, &str)]) -> Result<String, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    write!(
-        s,
-        "GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
-    let status = raw.split_whitespace().nth(1).unwrap_or("none");
-    if status != "200" {
-        return Err(format!("status {status}"));
-    }
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("body: {e}"))?;
-    Ok(v["version"].as_str().unwrap_or_default().to_string())
-}
+use super::delivery_demo::{copy_delivery_example, require, wait_for_version, LocalEnv};
+use super::delivery_rollback::{failing_check, remediate_stage};
+use super::delivery_switch::{
+    assert_none_failed, example_pipeline, setup, target_block, under_load, version_with,
+    wait_for_nginx, Answer, AFTER, REQUESTS,
+};
 
 /// The router port of the example environment.
 fn router_port(env: &LocalEnv) -> u16 {
@@ -67,59 +42,9 @@ fn router_port(env: &LocalEnv) -> u16 {
         .expect("router port")
 }
 
-/// The `target:` block (indented 6 spaces): `kind` over `slots`, plus
-/// `extra` lines (indented 8).
-fn target_block(env: &LocalEnv, kind: &str, slots: &[&str], extra: &str) -> String {
-    let slot_urls: Vec<String> = slots
-        .iter()
-        .map(|s| format!("{s}: \"http://127.0.0.1:{}\"", env.port(s)))
-        .collect();
-    let nginx = if kind == "nginx" {
-        "        reload: [nginx, -p, ./, -c, env/nginx.conf, -s, reload]\n        access-log: \
-         deploy/nginx/access.log\n"
-    } else {
-        ""
-    };
-    format!(
-        "      target:\n        kind: {kind}\n        root: deploy/production\n        slots: {{ {} \
-         }}\n{nginx}{extra}",
-        slot_urls.join(", ")
-    )
-}
-
-/// A pipeline `name`: the example's build, `deploy` with `target` and the
-/// `with:` lines `with` (indented 6), then `more` (further stages).
-fn pipeline(p: &Project, name: &str, target: &str, with: &str, more: &str) {
-    let dist = repo_root().join("dist");
-    p.write(
-        name,
-        &format!(
-            r#"version: 1
-name: delivery-traffic
-defaults: {{ timeout: 2m }}
-stages:
-  build:
-    uses: {dist}/plugins/build.wasm
-    with:
-      commands:
-        - [mkdir, -p, dist]
-        - [tar, -czf, "dist/quote-service-${{{{ env.SERVICE_VERSION }}}}.tar.gz",
-           -C, service, app.py, metrics.py,
-           -C, "releases/${{{{ env.SERVICE_VERSION }}}}", quotes.py, VERSION]
-      outputs: ["dist/quote-service-${{{{ env.SERVICE_VERSION }}}}.tar.gz"]
-      version-file: "service/releases/${{{{ env.SERVICE_VERSION }}}}/VERSION"
-    grants: {{ workspace: write, exec: [mkdir, tar] }}
-  deploy:
-    uses: {dist}/plugins/deploy.wasm
-    needs: [build]
-    environment: production
-    with:
-{target}      version: ${{{{ stages.build.outputs.version }}}}
-{with}    grants: {{ workspace: write, network: ["127.0.0.1:*"], exec: [nginx] }}
-{more}"#,
-            dist = dist.display(),
-        ),
-    );
+/// [`example_pipeline`] named `delivery-traffic`.
+fn pipeline(p: &Project, file: &str, target: &str, with: &str, more: &str) {
+    example_pipeline(p, file, "delivery-traffic", target, with, more);
 }
 
 /// Runs `file` for `version`; the run must pass.
@@ -346,12 +271,19 @@ fn rolling_env(
     for s in slots {
         wait_for_version(env.port(s), "1.0.0");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while (0..40).any(|_| get(port, "/health").map(|(s, _)| s) != Some(200)) {
-        assert!(Instant::now() < deadline, "nginx did not answer 200");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_nginx(port);
     (p, env, nginx, port)
+}
+
+/// Some requests got 2.0.0, and every one after the run got 1.0.0 again.
+fn assert_2_0_0_then_1_0_0(versions: &BTreeMap<String, usize>, answers: &[Answer]) {
+    assert!(
+        versions.get("2.0.0").copied().unwrap_or(0) > 0,
+        "{versions:?}"
+    );
+    assert!(answers[REQUESTS - AFTER..]
+        .iter()
+        .all(|a| a.as_deref() == Ok("1.0.0")));
 }
 
 /// A rolling deploy of a 2.0.0 that cannot start on instance-1 (its
@@ -380,21 +312,9 @@ fn a_rolling_deploy_failing_in_batch_2_restores_batch_1_without_failed_requests(
         "{}",
         run.all()
     );
-    let (failed, versions) = tally(&answers);
-    eprintln!(
-        "rolling restore over nginx: {} of {REQUESTS} requests failed; answers {versions:?}",
-        failed.len()
-    );
-    assert_eq!(answers.len(), REQUESTS);
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let versions = assert_none_failed("rolling restore over nginx", &answers);
     // Batch 1 (instance-0) served 2.0.0 for a while, then went back.
-    assert!(
-        versions.get("2.0.0").copied().unwrap_or(0) > 0,
-        "{versions:?}"
-    );
-    assert!(answers[REQUESTS - AFTER..]
-        .iter()
-        .all(|a| a.as_deref() == Ok("1.0.0")));
+    assert_2_0_0_then_1_0_0(&versions, &answers);
     // instance-1 (down since batch 2 drained it) went back first; then
     // instance-0 was drained while the other three served.
     let history = p.read("deploy/production/history.jsonl");
@@ -415,46 +335,19 @@ fn a_rolling_deploy_failing_in_batch_2_restores_batch_1_without_failed_requests(
 /// rollout and the rollback): 0 failed, 1.0.0 everywhere afterwards.
 #[test]
 fn a_remediate_rollback_of_a_rolling_release_fails_no_request_of_1000() {
-    let more = format!(
-        r#"  check:
-    uses: {fixture}
-    needs: [deploy]
-    with:
-      mode: metric
-      gates:
-        - {{ name: error-rate, verdict: fail, observed: 2.5, threshold: 1, message: "error-rate 2.5 > 1" }}
-  remediate:
-    uses: {remediate}
-    needs: [build, deploy, check]
-    when: failure
-    environment: production
-    with:
-{{target}}      action: rollback
-      verify: {{ enabled: false }}
-    grants: {{ workspace: write, network: ["127.0.0.1:*"], exec: [nginx] }}
-"#,
-        fixture = plugin("fixture").display(),
-        remediate = repo_root().join("dist/plugins/remediate.wasm").display(),
-    );
+    let more = failing_check()
+        + &remediate_stage(
+            "build, deploy, check",
+            "{target}      action: rollback\n      verify: { enabled: false }\n",
+            NGINX_GRANTS,
+        );
     let (p, env, _nginx, port) = rolling_env(40, &more);
     let (answers, run) = under_load(port, Duration::from_millis(16), || {
         p.sluice_env(&["run", "more.yaml"], &[("SERVICE_VERSION", "2.0.0")])
     });
     assert_ne!(run.code, 0, "the check fails the run\n{}", run.all());
-    let (failed, versions) = tally(&answers);
-    eprintln!(
-        "rolling rollback over nginx: {} of {REQUESTS} requests failed; answers {versions:?}",
-        failed.len()
-    );
-    assert_eq!(answers.len(), REQUESTS);
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
-    assert!(
-        versions.get("2.0.0").copied().unwrap_or(0) > 0,
-        "{versions:?}"
-    );
-    assert!(answers[REQUESTS - AFTER..]
-        .iter()
-        .all(|a| a.as_deref() == Ok("1.0.0")));
+    let versions = assert_none_failed("rolling rollback over nginx", &answers);
+    assert_2_0_0_then_1_0_0(&versions, &answers);
     for i in 0..4 {
         wait_for_version(env.port(&format!("instance-{i}")), "1.0.0");
     }
@@ -515,6 +408,42 @@ fn canary_pipeline(p: &Project, name: &str, target: &str, steps: &str, promote: 
             canary = repo_root().join("dist/plugins/canary.wasm").display(),
         ),
     );
+}
+
+/// A `remediate` stage after `deploy` and `failed` (`action: auto`) that
+/// verifies 200 users through nginx; `{target}` and `{port}` as in
+/// [`flag_env`].
+fn verified_remediate(failed: &str) -> String {
+    remediate_stage(
+        &format!("deploy, {failed}"),
+        "{target}      action: auto\n      verify: { url: \"http://127.0.0.1:{port}\", samples: 200, \
+         retries: 20, interval: 250ms }\n",
+        NGINX_GRANTS,
+    )
+}
+
+/// The grants of a stage that changes the nginx target.
+const NGINX_GRANTS: &str = r#"{ workspace: write, network: ["127.0.0.1:*"], exec: [nginx] }"#;
+
+/// No flag is left, in `flags.json` or in nginx's configuration.
+fn assert_no_flag(p: &Project) {
+    let flags: serde_json::Value =
+        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags.json");
+    assert_eq!(flags, serde_json::json!({"flags": {}}), "{flags}");
+    let conf = p.read("deploy/production/nginx/upstreams.conf");
+    assert!(!conf.contains("split_clients"), "{conf}");
+}
+
+/// Users `user-0` to `user-199` all get `version` through nginx on `port`.
+fn assert_200_users_get(port: u16, version: &str) {
+    for i in 0..200 {
+        let u = format!("user-{i}");
+        assert_eq!(
+            version_with(port, &[("X-User", &u)]).as_deref(),
+            Ok(version),
+            "{u}"
+        );
+    }
 }
 
 /// Waits until nginx routes by the flag at `percent` (a user predicted in
@@ -624,11 +553,7 @@ fn flag_routing_on_nginx_matches_the_prediction_for_1000_users_and_only_grows() 
     canary_pipeline(&p, "promote.yaml", &target, "[{ set-weight: 50 }]", true);
     let run = p.sluice(&["run", "promote.yaml"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    let flags: serde_json::Value =
-        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags.json");
-    assert_eq!(flags, serde_json::json!({"flags": {}}), "{flags}");
-    let conf = p.read("deploy/production/nginx/upstreams.conf");
-    assert!(!conf.contains("split_clients"), "{conf}");
+    assert_no_flag(&p);
     // A user far outside the flag is on 2.0.0 now.
     let outsider = (0..1000)
         .map(|i| format!("user-{i}"))
@@ -636,14 +561,7 @@ fn flag_routing_on_nginx_matches_the_prediction_for_1000_users_and_only_grows() 
         .expect("a user outside 50%");
     wait_for(port, &[("X-User", &outsider)], "2.0.0");
     std::thread::sleep(Duration::from_secs(1));
-    for i in 0..200 {
-        let u = format!("user-{i}");
-        assert_eq!(
-            version_with(port, &[("X-User", &u)]).as_deref(),
-            Ok("2.0.0"),
-            "{u}"
-        );
-    }
+    assert_200_users_get(port, "2.0.0");
 }
 
 /// The example's 2.0.0 (quotes of 10+ gadgets fail) behind a flag on
@@ -668,18 +586,9 @@ fn a_bad_release_behind_a_flag_on_nginx_is_aborted_and_every_user_gets_stable() 
                 success-condition: result < 0.02
                 failure-condition: result >= 0.05
     grants: {{ workspace: write, network: ["127.0.0.1:*"], exec: [nginx] }}
-  remediate:
-    uses: {remediate}
-    needs: [deploy, canary]
-    when: failure
-    environment: production
-    with:
-{{target}}      action: auto
-      verify: {{ url: "http://127.0.0.1:{{port}}", samples: 200, retries: 20, interval: 250ms }}
-    grants: {{ workspace: write, network: ["127.0.0.1:*"], exec: [nginx] }}
-"#,
+{remediate}"#,
         canary = repo_root().join("dist/plugins/canary.wasm").display(),
-        remediate = repo_root().join("dist/plugins/remediate.wasm").display(),
+        remediate = verified_remediate("canary"),
     );
     let (p, _env, _nginx, port, _target) = flag_env(&more);
     let run = p.sluice_env(&["run", "more.yaml"], &[("SERVICE_VERSION", "2.0.0")]);
@@ -701,11 +610,7 @@ fn a_bad_release_behind_a_flag_on_nginx_is_aborted_and_every_user_gets_stable() 
     assert_eq!(remediate["state"], "passed", "{}", run.all());
     assert_eq!(remediate["outputs"]["status"], "resolved", "{remediate}");
     assert_eq!(remediate["outputs"]["version"], "1.0.0", "{remediate}");
-    let flags: serde_json::Value =
-        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags.json");
-    assert_eq!(flags, serde_json::json!({"flags": {}}), "{flags}");
-    let conf = p.read("deploy/production/nginx/upstreams.conf");
-    assert!(!conf.contains("split_clients"), "{conf}");
+    assert_no_flag(&p);
     let history = p.read("deploy/production/history.jsonl");
     assert!(
         history.contains("release-2.0.0 25% on=green off=blue"),
@@ -715,14 +620,7 @@ fn a_bad_release_behind_a_flag_on_nginx_is_aborted_and_every_user_gets_stable() 
         history.contains("release-2.0.0 removed (was 25%"),
         "{history}"
     );
-    for i in 0..200 {
-        let u = format!("user-{i}");
-        assert_eq!(
-            version_with(port, &[("X-User", &u)]).as_deref(),
-            Ok("1.0.0"),
-            "{u}"
-        );
-    }
+    assert_200_users_get(port, "1.0.0");
 }
 
 /// 2.0.0 behind a flag at 5% on nginx and a failing check: remediate
@@ -732,27 +630,7 @@ fn a_bad_release_behind_a_flag_on_nginx_is_aborted_and_every_user_gets_stable() 
 /// on 2.0.0.
 #[test]
 fn remediate_removes_a_flag_on_nginx_and_verifies_200_users_through_it() {
-    let more = format!(
-        r#"  check:
-    uses: {fixture}
-    needs: [deploy]
-    with:
-      mode: metric
-      gates:
-        - {{ name: error-rate, verdict: fail, observed: 2.5, threshold: 1, message: "error-rate 2.5 > 1" }}
-  remediate:
-    uses: {remediate}
-    needs: [deploy, check]
-    when: failure
-    environment: production
-    with:
-{{target}}      action: auto
-      verify: {{ url: "http://127.0.0.1:{{port}}", samples: 200, retries: 20, interval: 250ms }}
-    grants: {{ workspace: write, network: ["127.0.0.1:*"], exec: [nginx] }}
-"#,
-        fixture = plugin("fixture").display(),
-        remediate = repo_root().join("dist/plugins/remediate.wasm").display(),
-    );
+    let more = failing_check() + &verified_remediate("check");
     let (p, _env, _nginx, port, _target) = flag_env(&more);
     let run = p.sluice_env(&["run", "more.yaml"], &[("SERVICE_VERSION", "2.0.0")]);
     assert_ne!(run.code, 0, "the check fails the run\n{}", run.all());
@@ -761,24 +639,13 @@ fn remediate_removes_a_flag_on_nginx_and_verifies_200_users_through_it() {
     assert_eq!(remediate["state"], "passed", "{}", run.all());
     assert_eq!(remediate["outputs"]["action"], "flag", "{remediate}");
     assert_eq!(remediate["outputs"]["status"], "resolved", "{remediate}");
-    let flags: serde_json::Value =
-        serde_json::from_str(&p.read("deploy/production/flags.json")).expect("flags.json");
-    assert_eq!(flags, serde_json::json!({"flags": {}}), "{flags}");
-    let conf = p.read("deploy/production/nginx/upstreams.conf");
-    assert!(!conf.contains("split_clients"), "{conf}");
+    assert_no_flag(&p);
     let flagged: Vec<String> = (0..200)
         .map(|i| format!("user-{i}"))
         .filter(|u| sluice_delivery::flags::nginx_in_rollout(FLAG, u, 5.0))
         .collect();
     assert!(!flagged.is_empty(), "some of 200 users were in at 5%");
-    for i in 0..200 {
-        let u = format!("user-{i}");
-        assert_eq!(
-            version_with(port, &[("X-User", &u)]).as_deref(),
-            Ok("1.0.0"),
-            "{u}"
-        );
-    }
+    assert_200_users_get(port, "1.0.0");
 }
 
 /// A flag percentage nginx cannot express is refused at configuration

@@ -5,11 +5,11 @@
 //! The judge's decision (score, p-values, gate) and what the stage did to
 //! the environment (weights, state, history) are checked.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{gate, metric, plugin, Project};
+use sluice_tests::{gate, metric, plugin, Project, PyServer};
 
 /// A python3 stdlib HTTP server. `bad`: requests 0, 1, 2 of every 10 get
 /// a 500, and every request waits 200 ms first. It binds port 0 and prints
@@ -57,68 +57,37 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "##;
 
-/// A fixture server, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
+/// A fixture server in `mode` (`good` or `bad`), killed on drop.
+fn server(mode: &str) -> PyServer {
+    PyServer::start(SERVER, &[mode])
 }
 
-impl Server {
-    fn start(mode: &str) -> Server {
-        let mut child = Command::new("python3")
-            .args(["-c", SERVER, mode])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "stage_canary needs python3 for its fixture HTTP servers and could not \
-                     start it ({e}); install python3 (apt-get install python3)"
-                )
-            });
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            BufReader::new(out).read_line(&mut line).expect("read port");
-        }
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the fixture server did not print its port: {line:?}")
-        });
-        Server { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A project with a `local` target under `env/` whose state has stable
-/// 1.0.0 on slot blue and candidate 2.0.0 on slot green, and a pipeline
-/// whose `canary` stage has the given steps (YAML, indented 6 spaces).
-fn project(blue: &Server, green: &Server, steps: &str) -> Project {
-    let p = Project::new();
-    p.write(
-        "env/state.json",
-        r#"{"environment": "production", "strategy": "canary",
+/// Stable 1.0.0 on blue, candidate 2.0.0 on green, previous 0.9.0.
+const STATE: &str = r#"{"environment": "production", "strategy": "canary",
             "stable": {"slot": "blue", "version": "1.0.0"},
             "candidate": {"slot": "green", "version": "2.0.0"},
-            "previous": {"slot": "green", "version": "0.9.0"}}"#,
-    );
-    p.write(
-        "env/weights.json",
-        r#"{"routes": [{"slot": "blue", "version": "1.0.0", "weight": 100},
-                       {"slot": "green", "version": "2.0.0", "weight": 0}]}"#,
-    );
+            "previous": {"slot": "green", "version": "0.9.0"}}"#;
+
+/// All traffic on stable 1.0.0 (blue), none on candidate 2.0.0 (green).
+pub(super) const WEIGHTS: &str = r#"{"routes": [{"slot": "blue", "version": "1.0.0", "weight": 100},
+                       {"slot": "green", "version": "2.0.0", "weight": 0}]}"#;
+
+/// A project with a `local` target under `env/` holding `state` and
+/// [`WEIGHTS`], and a pipeline `name` whose `canary` stage's `with:` ends
+/// with `rest` (YAML, indented 6 spaces).
+pub(super) fn canary_project(
+    name: &str,
+    state: &str,
+    blue: &PyServer,
+    green: &PyServer,
+    rest: &str,
+) -> Project {
+    let p = Project::new();
+    p.write("env/state.json", state);
+    p.write("env/weights.json", WEIGHTS);
     let pipeline = format!(
         r#"version: 1
-name: canary-e2e
+name: {name}
 stages:
   canary:
     uses: {canary}
@@ -132,8 +101,7 @@ stages:
         kind: local
         root: env
         slots: {{ blue: "{bu}", green: "{gu}" }}
-      steps:
-{steps}
+{rest}
 "#,
         canary = plugin("canary").display(),
         bp = blue.port,
@@ -143,6 +111,18 @@ stages:
     );
     p.write("sluice.yaml", &pipeline);
     p
+}
+
+/// [`canary_project`] with [`STATE`] and the canary's `steps` (YAML,
+/// indented 8 spaces).
+fn project(blue: &PyServer, green: &PyServer, steps: &str) -> Project {
+    canary_project(
+        "canary-e2e",
+        STATE,
+        blue,
+        green,
+        &format!("      steps:\n{steps}"),
+    )
 }
 
 /// The judge used by both paths: latency by median with a generous
@@ -157,11 +137,11 @@ const JUDGE: &str = r#"            judge:
                 - { name: latency, sample: latency, direction: increase, effect: median, max-effect: 3 }
                 - { name: errors, sample: errors, direction: increase, critical: true }"#;
 
-fn stage(p: &Project, run_id: &str) -> Value {
+pub(super) fn stage(p: &Project, run_id: &str) -> Value {
     p.record(run_id)["stages"]["canary"].clone()
 }
 
-fn output(stage: &Value, name: &str) -> String {
+pub(super) fn output(stage: &Value, name: &str) -> String {
     let outputs = &stage["outputs"];
     let v = match outputs {
         Value::Object(m) => m.get(name).cloned(),
@@ -175,14 +155,14 @@ fn output(stage: &Value, name: &str) -> String {
         .unwrap_or_else(|| panic!("output {name} missing in {stage:#}"))
 }
 
-fn json(p: &Project, rel: &str) -> Value {
+pub(super) fn json(p: &Project, rel: &str) -> Value {
     serde_json::from_str(&p.read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 #[test]
 fn good_canary_is_promoted() {
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let steps = format!(
         r#"        - set-weight: 20
         - pause: {{ duration: 200ms }}
@@ -237,8 +217,8 @@ fn good_canary_is_promoted() {
 
 #[test]
 fn bad_canary_is_aborted_by_the_judge() {
-    let blue = Server::start("good");
-    let green = Server::start("bad");
+    let blue = server("good");
+    let green = server("bad");
     let steps = format!(
         "        - set-weight: 25\n        - analysis:\n{JUDGE}\n        - set-weight: 100"
     );
@@ -292,8 +272,8 @@ fn bad_canary_is_aborted_by_the_judge() {
 /// continues after the pause instead of starting over.
 #[test]
 fn indefinite_pause_continues_after_approval() {
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let p = project(
         &blue,
         &green,
@@ -355,8 +335,8 @@ fn indefinite_pause_continues_after_approval() {
 /// the gate.
 #[test]
 fn failing_analysis_metrics_abort() {
-    let blue = Server::start("good");
-    let green = Server::start("bad");
+    let blue = server("good");
+    let green = server("bad");
     let steps = format!(
         r#"        - set-weight: 30
         - analysis:
@@ -610,8 +590,8 @@ stages:
 /// next step and is promoted.
 #[test]
 fn inconclusive_analysis_pauses_then_continues() {
-    let blue = Server::start("good");
-    let green = Server::start("bad");
+    let blue = server("good");
+    let green = server("bad");
     let steps = r#"        - set-weight: 20
         - analysis:
             metrics:
@@ -647,8 +627,8 @@ fn inconclusive_analysis_pauses_then_continues() {
 fn a_first_release_without_candidate_passes_with_nothing_to_analyse() {
     // The first deploy of an environment gives the release all traffic, so
     // there is no candidate; the canary passes instead of failing the run.
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let steps = format!("        - set-weight: 20\n        - analysis:\n{JUDGE}\n");
     let p = project(&blue, &green, &steps);
     p.write(
@@ -675,10 +655,8 @@ fn a_first_release_without_candidate_passes_with_nothing_to_analyse() {
 /// goes back to 10, and step 0 / step 2 do not run again.
 #[test]
 fn killed_runner_resumes_the_canary_at_its_step() {
-    use std::time::{Duration, Instant};
-
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let steps = r#"        - set-weight: 10
         - analysis:
             metrics:
@@ -694,62 +672,33 @@ fn killed_runner_resumes_the_canary_at_its_step() {
                 provider: { synthetic: { measure: error-rate, requests: 5 } }
                 success-condition: result < 0.05"#;
     let p = project(&blue, &green, steps);
-    let yaml = p.read("sluice.yaml").replace(
-        "      workspace: write\n",
-        "      workspace: write\n      env: [PAUSE]\n",
-    );
-    p.write("sluice.yaml", &yaml);
+    grant_pause_env(&p);
 
-    let mut child = p
-        .command(&["run"])
-        .env("PAUSE", "120s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sluice");
+    let mut child = spawn_paused_run(&p);
     // Step 2 set the weight to 20: the canary is now in the pause of step 3.
-    let deadline = Instant::now() + Duration::from_secs(60);
     let history_has = |needle: &str| {
         std::fs::read_to_string(p.path().join("env/history.jsonl"))
             .unwrap_or_default()
             .contains(needle)
     };
-    while !history_has("green=20") {
-        assert!(
-            Instant::now() < deadline,
-            "the canary never reached step 2 (weight 20)"
-        );
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the runner exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_in_run(
+        &mut child,
+        "the canary never reached step 2 (weight 20)",
+        || history_has("green=20"),
+    );
     // canary.json follows the weight right away (bounded, so that a stage
     // that does not write it still gets killed and resumed below).
-    let saved_step = || {
-        std::fs::read_to_string(p.path().join("env/canary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["next_step"].as_u64())
-    };
     let until = Instant::now() + Duration::from_secs(3);
-    while saved_step() != Some(3) && Instant::now() < until {
+    while saved_step(&p) != Some(3) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill(); // SIGKILL
-    let _ = child.wait();
+    let id = kill_run(&p, child);
 
     let weights = json(&p, "env/weights.json");
     assert_eq!(weights["routes"][1]["weight"], 20, "{weights:#}");
     let progress = std::fs::read_to_string(p.path().join("env/canary.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    let id = std::fs::read_dir(p.state_dir().join("runs"))
-        .expect("runs")
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .find(|id| p.state_dir().join(format!("runs/{id}/run.json")).is_file())
-        .expect("the killed run");
     let before = p.read("env/history.jsonl").lines().count();
 
     let resumed = p.sluice_env(&["run", "--resume", &id], &[("PAUSE", "100ms")]);
@@ -786,15 +735,73 @@ fn killed_runner_resumes_the_canary_at_its_step() {
     assert_eq!(progress["reason"], "step 2 completed", "{progress:#}");
 }
 
-/// [`project`] for a feature-flag release: `state.json` says so and
-/// `flags.json` has 2.0.0's flag at 5% (as `deploy` with `strategy:
-/// feature-flag, initial-percent: 5` leaves it), plus an unrelated flag.
-fn flag_project(blue: &Server, green: &Server, steps: &str) -> Project {
-    let p = project(blue, green, steps);
+/// Lets the pipeline's `${{ env.PAUSE }}` come from the runner's
+/// environment.
+pub(super) fn grant_pause_env(p: &Project) {
+    let yaml = p.read("sluice.yaml").replace(
+        "      workspace: write\n",
+        "      workspace: write\n      env: [PAUSE]\n",
+    );
+    p.write("sluice.yaml", &yaml);
+}
+
+/// `sluice run` in the background with `PAUSE=120s`, output discarded.
+pub(super) fn spawn_paused_run(p: &Project) -> Child {
+    p.command(&["run"])
+        .env("PAUSE", "120s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sluice")
+}
+
+/// Polls `reached` for up to 60 s; panics with `what` when it never is, or
+/// when the runner exits first.
+pub(super) fn wait_in_run(child: &mut Child, what: &str, reached: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached() {
+        assert!(Instant::now() < deadline, "{what}");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the runner exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `next_step` the canary saved in `env/canary.json`, if any.
+pub(super) fn saved_step(p: &Project) -> Option<u64> {
+    std::fs::read_to_string(p.path().join("env/canary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["next_step"].as_u64())
+}
+
+/// SIGKILLs the runner; returns the id of the run it left.
+pub(super) fn kill_run(p: &Project, mut child: Child) -> String {
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::read_dir(p.state_dir().join("runs"))
+        .expect("runs")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|id| p.state_dir().join(format!("runs/{id}/run.json")).is_file())
+        .expect("the killed run")
+}
+
+/// Marks the state's release as a feature-flag one.
+pub(super) fn feature_flag_state(p: &Project) {
     let state = p
         .read("env/state.json")
         .replace(r#""strategy": "canary""#, r#""strategy": "feature-flag""#);
     p.write("env/state.json", &state);
+}
+
+/// [`project`] for a feature-flag release: `state.json` says so and
+/// `flags.json` has 2.0.0's flag at 5% (as `deploy` with `strategy:
+/// feature-flag, initial-percent: 5` leaves it), plus an unrelated flag.
+fn flag_project(blue: &PyServer, green: &PyServer, steps: &str) -> Project {
+    let p = project(blue, green, steps);
+    feature_flag_state(&p);
     p.write(
         "env/flags.json",
         r#"{"flags": {"release-2.0.0": {"on": "green", "off": "blue", "percent": 5.0},
@@ -819,8 +826,8 @@ fn flag_history(p: &Project) -> Vec<String> {
 /// records each change.
 #[test]
 fn feature_flag_canary_steps_the_flag_and_removes_it_on_promote() {
-    let blue = Server::start("good");
-    let green = Server::start("good");
+    let blue = server("good");
+    let green = server("good");
     let p = flag_project(
         &blue,
         &green,
@@ -853,8 +860,8 @@ fn feature_flag_canary_steps_the_flag_and_removes_it_on_promote() {
 /// candidate (before the fix it stayed at the last step's share).
 #[test]
 fn feature_flag_canary_removes_the_flag_on_abort() {
-    let blue = Server::start("good");
-    let green = Server::start("bad");
+    let blue = server("good");
+    let green = server("bad");
     let steps = format!(
         "        - set-weight: 25\n        - analysis:\n{JUDGE}\n        - set-weight: 100"
     );

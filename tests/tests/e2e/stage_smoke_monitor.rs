@@ -5,8 +5,7 @@
 //! a real Prometheus (the Debian package, installed by
 //! `scripts/setup-delivery-services.sh`) scraping those services.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::{free_port, gate, metric, plugin, repo_root, Project};
+use sluice_tests::{
+    free_port, gate, http_get, metric, plugin, prom_value, repo_root, Project, Prometheus,
+};
 
 /// A child process killed (and reaped) when dropped. Its stderr goes to
 /// a file (a pipe nobody reads would block it once full).
@@ -162,18 +163,6 @@ fn fixture_server(dir: &Path) -> (Proc, u16) {
     (proc, port)
 }
 
-/// A plain HTTP/1.0 GET: (status, body), or None when nothing answers.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
-    Some((status, body.to_string()))
-}
-
 /// Waits until `GET path` answers 200, or panics naming `what`.
 fn wait_ready(port: u16, path: &str, what: &str, proc: &mut Proc) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -193,17 +182,6 @@ fn write(p: &Project, rel: &str, text: &str) {
         .replace("{smoke}", &plugin("smoke").display().to_string())
         .replace("{monitor}", &plugin("monitor").display().to_string());
     p.write(rel, &text);
-}
-
-/// The text of artifact `name` of a stage, read from the CAS.
-fn artifact_text(p: &Project, stage: &Value, name: &str) -> String {
-    let a = stage["artifacts"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["name"] == name))
-        .unwrap_or_else(|| panic!("artifact {name} missing in {stage:#}"));
-    let digest = a["digest"].as_str().unwrap_or_default();
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    p.state(&format!("cas/sha256/{}/{}", &hex[..2], &hex[2..]))
 }
 
 fn run_stage(p: &Project, args: &[&str], stage: &str) -> (sluice_tests::Run, Value) {
@@ -261,7 +239,7 @@ stages:
     let p95 = metric(&s, "smoke.p95_ms");
     assert!(p95 > 0.0 && p95 < 5000.0, "{p95}");
     let results: Value =
-        serde_json::from_str(&artifact_text(&p, &s, "smoke.json")).expect("smoke.json is JSON");
+        serde_json::from_str(&p.artifact(&s, "smoke.json")).expect("smoke.json is JSON");
     let flaky = &results["probes"][2];
     assert_eq!(flaky["name"], "flaky");
     assert_eq!(flaky["attempts"], 3, "{results:#}");
@@ -277,7 +255,7 @@ stages:
         log.contains("| health | GET http://127.0.0.1:"),
         "the summary table is in the log:\n{log}"
     );
-    assert!(artifact_text(&p, &s, "smoke-summary.md").contains("| flaky |"));
+    assert!(p.artifact(&s, "smoke-summary.md").contains("| flaky |"));
 }
 
 #[test]
@@ -353,7 +331,7 @@ stages:
     );
 
     let results: Value =
-        serde_json::from_str(&artifact_text(&p, &s, "smoke.json")).expect("smoke.json is JSON");
+        serde_json::from_str(&p.artifact(&s, "smoke.json")).expect("smoke.json is JSON");
     assert_eq!(results["failed"], 4);
     assert_eq!(results["probes"][1]["failures"][0]["check"], "status");
 }
@@ -489,8 +467,8 @@ fn monitor_scrapes_a_metrics_endpoint_and_gates_on_slos() {
     assert_eq!(gate(bad, "p95-latency")["verdict"], "fail");
     assert_eq!(gate(bad, "availability")["verdict"], "fail");
     assert_eq!(gate(bad, "burn-rate")["verdict"], "fail");
-    let doc: Value = serde_json::from_str(&artifact_text(&p, bad, "monitor.json"))
-        .expect("monitor.json is JSON");
+    let doc: Value =
+        serde_json::from_str(&p.artifact(bad, "monitor.json")).expect("monitor.json is JSON");
     assert_eq!(doc["samples"].as_array().map(Vec::len), Some(2), "{doc:#}");
 
     // A malformed exposition fails the stage naming the line.
@@ -616,12 +594,8 @@ fn monitor_stops_at_the_failure_limit_and_reports_the_exposure() {
         metric(&record["stages"]["split"], "monitor.exposure_share"),
         0.25
     );
-    let doc: Value = serde_json::from_str(&artifact_text(
-        &p,
-        &record["stages"]["split"],
-        "monitor.json",
-    ))
-    .expect("monitor.json is JSON");
+    let doc: Value = serde_json::from_str(&p.artifact(&record["stages"]["split"], "monitor.json"))
+        .expect("monitor.json is JSON");
     assert_eq!(doc["stopped_early"], true, "{doc:#}");
     assert_eq!(doc["exposure"]["share"], 0.25, "{doc:#}");
 }
@@ -685,73 +659,24 @@ impl Drop for Traffic {
     }
 }
 
-/// `prometheus` on PATH, or a loud failure naming the setup script.
-fn require_prometheus() {
-    let found = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "prometheus is not installed: this test runs a real Prometheus. Install it with \
-         `bash scripts/setup-delivery-services.sh` (apt-get install prometheus nginx)"
-    );
-}
-
-/// Percent-encodes a PromQL query for a URL.
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The first value of an instant query, if any.
-fn prom_value(port: u16, query: &str) -> Option<f64> {
-    let (status, body) = http_get(port, &format!("/api/v1/query?query={}", encode(query)))?;
-    if status != 200 {
-        return None;
-    }
-    let v: Value = serde_json::from_str(&body).ok()?;
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
 #[test]
 fn monitor_queries_a_real_prometheus_scraping_the_example_service() {
-    require_prometheus();
     let p = Project::new();
     let (_v1, port1) = example_service(p.path(), "1.0.0");
     let (_v2, port2) = example_service(p.path(), "2.0.0");
     let _traffic = Traffic::start(vec![port1, port2]);
 
-    let prom_port = free_port();
-    let config = p.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+    p.write(
+        "prometheus.yml",
+        &format!(
             "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
              scrape_configs:\n\
              \x20 - job_name: quote-v1\n    static_configs: [{{ targets: ['127.0.0.1:{port1}'] }}]\n\
              \x20 - job_name: quote-v2\n    static_configs: [{{ targets: ['127.0.0.1:{port2}'] }}]\n"
         ),
-    )
-    .expect("write prometheus.yml");
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            p.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null());
-    let mut prom = spawn(cmd, p.path(), "prometheus", "prometheus");
-    wait_ready(prom_port, "/-/ready", "prometheus", &mut prom);
+    );
+    let mut prom = Prometheus::start(p.path(), "prometheus.yml", "tsdb");
+    let prom_port = prom.port;
     // Rates need a few scrapes of both services.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -804,13 +729,7 @@ fn monitor_queries_a_real_prometheus_scraping_the_example_service() {
     assert_eq!(run.code, 1, "{}", run.all());
     let record = p.record(&run.run_id());
 
-    let v1 = &record["stages"]["quote-v1"];
-    assert_eq!(
-        v1["state"],
-        "passed",
-        "{v1:#}\n{}",
-        p.log(&run.run_id(), "quote-v1")
-    );
+    let v1 = p.assert_stage(&record, &run.run_id(), "quote-v1", "passed");
     assert_eq!(metric(v1, "monitor.error_rate"), 0.0);
     let up = metric(v1, "monitor.availability");
     assert!(up > 50.0 && up <= 100.0, "{up}");
@@ -822,13 +741,7 @@ fn monitor_queries_a_real_prometheus_scraping_the_example_service() {
     }
 
     // 2.0.0 packs a 5-digit nonce into a u16: about a third of quotes fail.
-    let v2 = &record["stages"]["quote-v2"];
-    assert_eq!(
-        v2["state"],
-        "blocked",
-        "{v2:#}\n{}",
-        p.log(&run.run_id(), "quote-v2")
-    );
+    let v2 = p.assert_stage(&record, &run.run_id(), "quote-v2", "blocked");
     let err = metric(v2, "monitor.error_rate");
     assert!(err > 15.0 && err < 60.0, "error rate {err}%");
     let g = gate(v2, "error-rate");
@@ -855,7 +768,7 @@ fn monitor_queries_a_real_prometheus_scraping_the_example_service() {
         "instant samples are logged:\n{log}"
     );
     let doc: Value =
-        serde_json::from_str(&artifact_text(&p, v2, "monitor.json")).expect("monitor.json is JSON");
+        serde_json::from_str(&p.artifact(v2, "monitor.json")).expect("monitor.json is JSON");
     // Every look breaches the 5% SLO: the default failure-limit (2
     // tolerated) ends the 4-look watch at the third.
     assert_eq!(doc["samples"].as_array().map(Vec::len), Some(3), "{doc:#}");
