@@ -144,11 +144,17 @@ impl HistoryRouting {
         by_weight.max(by_flag)
     }
 
-    /// Whether a slot `serves` accepts has weight in the split or is the
-    /// `on` slot of any flag above 0%.
+    /// Whether a slot `serves` accepts gets requests: it has weight in the
+    /// split, or the flag that decides (the first by name, as the routers
+    /// pick it; see [`HistoryRouting::share`]) sends users to it — its `on`
+    /// slot above 0%, its `off` slot below 100%.
     pub fn routes_to(&self, serves: impl Fn(&str) -> bool) -> bool {
         self.weights.iter().any(|(slot, w)| *w > 0 && serves(slot))
-            || self.flags.values().any(|(on, _, p)| *p > 0.0 && serves(on))
+            || self
+                .flags
+                .values()
+                .next()
+                .is_some_and(|(on, off, p)| (*p > 0.0 && serves(on)) || (*p < 100.0 && serves(off)))
     }
 }
 
@@ -211,6 +217,22 @@ mod tests {
         r.apply(&h("weights", "", "", "blue=0 green=100"));
         r.apply(&h("point", "green", "1", ""));
         assert_eq!(r.share(&green), 0.0);
+    }
+
+    /// `routes_to` asks what the routers do: only the first flag decides,
+    /// and its `off` slot gets the users it does not turn on.
+    #[test]
+    fn routes_to_follows_the_deciding_flag_both_ways() {
+        let mut r = HistoryRouting::default();
+        r.apply(&h("weights", "", "", "blue=100 green=0"));
+        // A second flag turning green on does nothing: `a` decides.
+        r.apply(&h("flag", "", "", "a 0% on=blue off=red"));
+        r.apply(&h("flag", "", "", "b 50% on=green off=blue"));
+        assert!(!r.routes_to(|s| s == "green"));
+        // Users outside `a` go to its off slot.
+        assert!(r.routes_to(|s| s == "red"));
+        r.apply(&h("flag", "", "", "a 100% on=blue off=red"));
+        assert!(!r.routes_to(|s| s == "red"));
     }
 
     #[test]

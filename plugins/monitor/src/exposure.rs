@@ -1,8 +1,8 @@
 //! When the watched release first got traffic in this run: the first entry
 //! of the target's `history.jsonl` written by this run after which a slot
 //! serving the release has traffic (a `weights` split giving it weight, or
-//! a `flag` turning it on), found by replaying the history as `remediate`
-//! does ([`sluice_delivery::history`]).
+//! the deciding flag sending users to it), found by replaying the history
+//! as `remediate` does ([`sluice_delivery::history`]).
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
