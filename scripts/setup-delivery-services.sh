@@ -6,6 +6,8 @@
 #                instance on loopback with a temporary TSDB
 #   nginx        the Debian package (1.22 on bookworm); tests start their own
 #                instance with a prefix in a temporary directory
+#   chromium     the Debian package; tests/tests/e2e/html_report.rs renders
+#                `sluice report`'s page headless and checks the screenshot
 #
 # Safe to run again: packages already installed are not touched. The Debian
 # packages would start and enable system services (prometheus on :9090,
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(prometheus nginx)
+APT_PACKAGES=(prometheus nginx chromium)
 SERVICES=(prometheus nginx)
 
 fail() { echo "setup-delivery-services: error: $*" >&2; exit 1; }
@@ -81,7 +83,11 @@ fi
 
 command -v prometheus >/dev/null || fail "prometheus is not on PATH after installing it"
 command -v nginx >/dev/null || fail "nginx is not on PATH after installing it (it is in /usr/sbin)"
+command -v chromium >/dev/null || fail "chromium is not on PATH after installing it"
 
 step "versions"
 prometheus --version 2>&1 | head -n 1
 nginx -v 2>&1
+# Its wrapper script prints a shell warning on some systems; the version
+# line is the one that starts with "Chromium".
+chromium --version 2>/dev/null | grep -m1 '^Chromium' || true

@@ -7,7 +7,8 @@ scripts/setup.sh
 # Toolchains for the Python, JavaScript and C example stages (the tests
 # build them from source).
 scripts/setup-guest-toolchains.sh
-# Prometheus and nginx, which the delivery tests run for real on loopback.
+# Prometheus and nginx, which the delivery tests run for real on loopback, and
+# Chromium, which renders `sluice report` headless (html_report.rs).
 scripts/setup-delivery-services.sh
 # Style and docs first: a red check costs seconds, not a whole test run.
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

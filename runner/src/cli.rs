@@ -100,6 +100,22 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write one self-contained HTML page about a run: timeline, gates,
+    /// artifacts, test results, findings, logs, plugins, provenance.
+    Report {
+        /// The run id.
+        run_id: String,
+        /// The page to write (default `sluice-report-<RUN_ID>.html`);
+        /// artifacts are copied to `<FILE without .html>.files/` beside it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Do not copy artifacts beside the page (it then names them only).
+        #[arg(long)]
+        no_files: bool,
+        /// Open the page in the desktop's browser afterwards.
+        #[arg(long)]
+        open: bool,
+    },
     /// Approve a stage that waits for approval, so `run --resume` continues.
     Approve {
         /// The run id.
@@ -151,6 +167,29 @@ pub struct RunArgs {
     /// runner (default `https://sluice.dev/runner/<hostname>@<version>`).
     #[arg(long, env = "SLUICE_BUILDER_ID")]
     pub builder_id: Option<String>,
+    /// Native CI output (docs/ci.md): `github` (log groups, annotations,
+    /// job summary, outputs), `gitlab` (sections, Code Quality and JUnit
+    /// reports), `none`, or `auto` (the default: detected from
+    /// `GITHUB_ACTIONS` / `GITLAB_CI`).
+    #[arg(long, env = "SLUICE_CI", value_enum, value_name = "SYSTEM")]
+    pub ci: Option<CiFlag>,
+    /// GitLab: directory for `gl-code-quality-report.json` and `junit.xml`
+    /// (relative to the working directory).
+    #[arg(long, value_name = "DIR", default_value = "sluice-reports")]
+    pub ci_reports: PathBuf,
+}
+
+/// `sluice run --ci`: `auto` (detect from the environment), `github`,
+/// `gitlab`, or `none` (plain output). The variants carry no doc comments
+/// on purpose: clap would turn them into per-value help and switch the
+/// whole `run --help` to its long layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[allow(missing_docs)]
+pub enum CiFlag {
+    Auto,
+    Github,
+    Gitlab,
+    None,
 }
 
 /// `sluice key ...`.

@@ -11,6 +11,7 @@ use crate::commands::gc::GcError;
 use crate::commands::inspect::InspectError;
 use crate::commands::trust::Failure;
 use crate::exit;
+use crate::html_report::ReportError;
 use crate::run::RunError;
 use sluice_engine::admission::AdmissionError;
 use sluice_pipeline::PipelineError;
@@ -45,6 +46,9 @@ pub enum CliError {
     /// `artifacts list|get|export`.
     #[error(transparent)]
     Artifacts(#[from] ArtifactsError),
+    /// `report`.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// A command's output cannot be written (other than to a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -98,12 +102,18 @@ impl CliError {
                 | ArtifactsError::Write { .. }
                 | ArtifactsError::Record(RecordError::Io { .. }),
             ) => exit::FAILED,
+            CliError::Report(
+                ReportError::Store(_)
+                | ReportError::Write { .. }
+                | ReportError::Record(RecordError::Io { .. }),
+            ) => exit::FAILED,
             CliError::Validate(_)
             | CliError::Inspect(_)
             | CliError::Runs(_)
             | CliError::Gc(_)
             | CliError::Approve(_)
-            | CliError::Artifacts(_) => exit::INVALID,
+            | CliError::Artifacts(_)
+            | CliError::Report(_) => exit::INVALID,
             CliError::Output(_) | CliError::Runtime(_) => exit::FAILED,
         }
     }
@@ -131,7 +141,8 @@ impl CliError {
             | CliError::Runs(_)
             | CliError::Gc(_)
             | CliError::Approve(_)
-            | CliError::Artifacts(_) => {
+            | CliError::Artifacts(_)
+            | CliError::Report(_) => {
                 let mut out = format!("error: {self}\n");
                 let mut cause = std::error::Error::source(self);
                 while let Some(c) = cause {

@@ -21,12 +21,16 @@
 //!   `key`/`policy`/`plugin sign`.
 //! - [`run`]: `sluice run` end to end (record, plugin loading, scheduler).
 //! - [`report`]: console and JSON-lines output.
+//! - [`ci`]: native output in GitHub Actions and GitLab CI.
+//! - [`html_report`]: `sluice report`, one static HTML page about a run.
 //! - [`error`]: every way a command fails, and the one mapping of those
 //!   failures to [`exit`] codes and to what is printed.
 
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod html_report;
 pub mod report;
 pub mod run;
 

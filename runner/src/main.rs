@@ -41,6 +41,7 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
     } else {
         Arc::new(Console::stdout(!args.quiet))
     };
+    let reporter = ci_reporter(cli, args, reporter);
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -100,6 +101,31 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         Ok(record) => code(sluice::error::run_exit_code(record.status)),
         Err(e) => fail(&e.into()),
     }
+}
+
+/// `reporter` wrapped for the CI system in effect (docs/ci.md), if any.
+fn ci_reporter(cli: &Cli, args: &RunArgs, reporter: Arc<dyn Reporter>) -> Arc<dyn Reporter> {
+    use sluice::ci;
+    let var = |k: &str| std::env::var_os(k);
+    let Some(system) = ci::detect(args.ci, var) else {
+        return reporter;
+    };
+    let file = |k: &str| {
+        var(k)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    let opts = ci::CiOptions {
+        system,
+        json: args.json,
+        show_logs: !args.quiet,
+        state_dir: cli.state_dir(),
+        cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
+        reports_dir: args.ci_reports.clone(),
+        step_summary: file("GITHUB_STEP_SUMMARY"),
+        output: file("GITHUB_OUTPUT"),
+    };
+    Arc::new(ci::CiReporter::new(opts, Some(reporter)))
 }
 
 /// Passes events on, remembering the run id for the interruption message.
@@ -376,6 +402,20 @@ async fn dispatch(cli: Cli) -> ExitCode {
             &cli.state_dir(),
             &cli.cache_dir(),
             *dry_run,
+        )),
+        Command::Report {
+            run_id,
+            out,
+            no_files,
+            open,
+        } => finish(sluice::html_report::report(
+            &sluice::html_report::ReportArgs {
+                state_dir: &cli.state_dir(),
+                run_id,
+                out: out.as_deref(),
+                files: !no_files,
+                open: *open,
+            },
         )),
         Command::Approve { run_id, stage, by } => finish(commands::approve::approve(
             &cli.state_dir(),

@@ -508,7 +508,14 @@ impl Project {
             .env_remove("SLUICE_BUILDER_ID")
             .env_remove("SLUICE_REQUIRE_CLEAN")
             .env_remove("SLUICE_KILL_GRACE")
-            .env_remove("SLUICE_CONTAINMENT");
+            .env_remove("SLUICE_CONTAINMENT")
+            // Tests run inside CI systems too; their output must not turn
+            // into that system's (docs/ci.md) unless a test asks for it.
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITLAB_CI")
+            .env_remove("SLUICE_CI")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_OUTPUT");
         if self.allow_unsigned {
             cmd.env("SLUICE_ALLOW_UNSIGNED", "1");
         }

@@ -27,6 +27,16 @@ impl Console {
         }
     }
 
+    /// Print to `out` (the CI reporter renders into a buffer and places
+    /// the text inside each stage's log group).
+    pub fn to_writer(out: Box<dyn Write + Send>, color: bool, show_logs: bool) -> Console {
+        Console {
+            out: Mutex::new(out),
+            color,
+            show_logs,
+        }
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")

@@ -4,6 +4,7 @@
 mod approval_resume;
 mod artifacts_cli;
 mod artifacts_gates;
+mod ci_output;
 mod cli;
 mod containment;
 mod delivery_analysis;
@@ -18,6 +19,7 @@ mod delivery_traffic;
 mod events_schema;
 mod examples;
 mod hostile;
+mod html_report;
 mod inputs;
 mod integrity;
 mod pipeline_errors;
