@@ -18,6 +18,7 @@ mod delivery_switch;
 mod delivery_traffic;
 mod events_schema;
 mod examples;
+mod exec_streaming;
 mod hostile;
 mod html_report;
 mod inputs;
