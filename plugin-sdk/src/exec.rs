@@ -102,11 +102,9 @@ impl ExecOutput {
         }
     }
 
-    /// Tells the stage log what it needs to know about the output: a warning
-    /// when the output was cut at the stage's output cap. The output itself
-    /// is already in the log: the runner streams it there line by line as
-    /// the program writes it, stdout and stderr in the order written, so
-    /// copying it again would print every line twice.
+    /// Copies the output into the stage log: stdout to the log's stdout,
+    /// stderr to its stderr (each trimmed at the end), and a warning when
+    /// the output was cut at the stage's output cap.
     ///
     /// ```no_run
     /// let out = sluice_sdk::exec::Command::new("make").arg("test").run()?;
@@ -114,6 +112,12 @@ impl ExecOutput {
     /// # Ok::<(), sluice_sdk::exec::ExecError>(())
     /// ```
     pub fn echo(&self) {
+        if !self.stdout.is_empty() {
+            println!("{}", self.stdout_str().trim_end());
+        }
+        if !self.stderr.is_empty() {
+            eprintln!("{}", self.stderr_str().trim_end());
+        }
         if self.truncated {
             crate::log::warn(
                 "the command's output was cut at the stage's output cap (grants.output)",

@@ -1,9 +1,6 @@
 //! `sluice:stage/exec`: run a granted host program with a cleared
 //! environment, a working directory inside the workspace, a timeout and
-//! capped output. The output streams into the stage log line by line as
-//! it arrives ([`LinePump`]), stdout and stderr interleaved in the order
-//! the lines were written, while the guest still receives both streams,
-//! captured up to the output cap, when the program ends. Every program runs in the stage's process set
+//! capped output. Every program runs in the stage's process set
 //! ([`super::procs`]): what it leaves behind is stopped when it exits, and
 //! everything ends with the stage.
 //!
@@ -21,7 +18,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::bindings::wit_exec::{ErrorCode, Host, Output};
-use super::logpipe::{LogStream, StageLog};
 use super::procs::{ProcHandle, ProcsError};
 use super::state::{ExecGrant, StageState};
 
@@ -67,8 +63,7 @@ impl Host for StageState {
             .map(|ms| Duration::from_millis(ms.into()).min(left))
             .unwrap_or(left);
         let started = Instant::now();
-        let result =
-            spawn_and_wait(&binary, &args, &dir, &self.exec, &procs, &self.log, timeout).await;
+        let result = spawn_and_wait(&binary, &args, &dir, &self.exec, &procs, timeout).await;
         match &result {
             Ok(out) => self.log.note(&format!(
                 "exec {program} {} -> {} in {:.2}s{}",
@@ -188,68 +183,12 @@ fn resolve_cwd(grant: &ExecGrant, cwd: Option<&str>) -> Result<PathBuf, String> 
     Ok(real)
 }
 
-/// A partial line longer than this goes to the log without waiting for its
-/// newline (ended by one), so output without newlines cannot grow memory.
-const PARTIAL_LINE_MAX: usize = 64 * 1024;
-
-/// Feeds one output stream of a program into the stage log in whole lines.
-/// Whole lines, because both streams share one log: writing raw reads
-/// would cut a stdout line with a stderr one wherever the reads split.
-struct LinePump {
-    log: StageLog,
-    stream: LogStream,
-    /// The start of a line whose newline has not arrived yet.
-    partial: Vec<u8>,
-}
-
-impl LinePump {
-    fn new(log: &StageLog, stream: LogStream) -> LinePump {
-        LinePump {
-            log: log.clone(),
-            stream,
-            partial: Vec::new(),
-        }
-    }
-
-    /// Writes every line `bytes` completes; keeps the rest for later.
-    fn feed(&mut self, bytes: &[u8]) {
-        match bytes.iter().rposition(|&b| b == b'\n') {
-            Some(last) => {
-                let (lines, rest) = bytes.split_at(last + 1);
-                if self.partial.is_empty() {
-                    self.log.write(self.stream, lines);
-                } else {
-                    self.partial.extend_from_slice(lines);
-                    self.log.write(self.stream, &self.partial);
-                    self.partial.clear();
-                }
-                self.partial.extend_from_slice(rest);
-            }
-            None => self.partial.extend_from_slice(bytes),
-        }
-        if self.partial.len() > PARTIAL_LINE_MAX {
-            self.finish();
-        }
-    }
-
-    /// Writes what is left as a line of its own (the stream ended, or the
-    /// line is too long to hold).
-    fn finish(&mut self) {
-        if !self.partial.is_empty() {
-            self.partial.push(b'\n');
-            self.log.write(self.stream, &self.partial);
-            self.partial.clear();
-        }
-    }
-}
-
 async fn spawn_and_wait(
     binary: &Path,
     args: &[String],
     dir: &Path,
     grant: &ExecGrant,
     procs: &ProcHandle,
-    log: &StageLog,
     timeout: Duration,
 ) -> Result<Output, ErrorCode> {
     let mut cmd = Command::new(binary);
@@ -280,64 +219,40 @@ async fn spawn_and_wait(
         procs.stop_leftovers().await;
         status
     };
-    let mut out_pump = LinePump::new(log, LogStream::Stdout);
-    let mut err_pump = LinePump::new(log, LogStream::Stderr);
-    let result = {
-        // Two pipes cannot say which of two writes came first; when both
-        // have data at the same wake-up, stdout goes first (`biased`): the
-        // common case is a program reporting on stderr what it just did
-        // on stdout, and a fixed rule keeps the log reproducible.
-        let collect = async {
-            tokio::join!(
-                biased;
-                read_capped(stdout, cap, &mut out_pump),
-                read_capped(stderr, cap, &mut err_pump),
-                exited
-            )
-        };
-        tokio::pin!(collect);
-        tokio::select! {
-            ((stdout, t1), (stderr, t2), status) = &mut collect => {
-                let status = status
-                    .map_err(|e| ErrorCode::SpawnFailed(e.to_string()))?
-                    .code()
-                    .unwrap_or(-1);
-                Ok(Output {
-                    status,
-                    stdout,
-                    stderr,
-                    truncated: t1 || t2,
-                    timed_out: false,
-                })
-            }
-            () = tokio::time::sleep(timeout) => {
-                procs.stop_gracefully().await;
-                Ok(Output {
-                    status: -1,
-                    stdout: Vec::new(),
-                    stderr: format!("killed after {:.1}s timeout\n", timeout.as_secs_f64())
-                        .into_bytes(),
-                    truncated: false,
-                    timed_out: true,
-                })
-            }
+    let collect =
+        async { tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap), exited) };
+    tokio::pin!(collect);
+    tokio::select! {
+        ((stdout, t1), (stderr, t2), status) = &mut collect => {
+            let status = status
+                .map_err(|e| ErrorCode::SpawnFailed(e.to_string()))?
+                .code()
+                .unwrap_or(-1);
+            Ok(Output {
+                status,
+                stdout,
+                stderr,
+                truncated: t1 || t2,
+                timed_out: false,
+            })
         }
-    };
-    // The last lines without a newline (or cut by a timeout) still belong
-    // in the log.
-    out_pump.finish();
-    err_pump.finish();
-    result
+        () = tokio::time::sleep(timeout) => {
+            procs.stop_gracefully().await;
+            Ok(Output {
+                status: -1,
+                stdout: Vec::new(),
+                stderr: format!("killed after {:.1}s timeout\n", timeout.as_secs_f64())
+                    .into_bytes(),
+                truncated: false,
+                timed_out: true,
+            })
+        }
+    }
 }
 
 /// Read a pipe to its end, keeping at most `cap` bytes (draining the rest so
-/// the program never blocks on a full pipe) and passing every byte to
-/// `pump` as it arrives (the stage log applies its own cap).
-async fn read_capped<R: AsyncRead + Unpin>(
-    pipe: Option<R>,
-    cap: u64,
-    pump: &mut LinePump,
-) -> (Vec<u8>, bool) {
+/// the program never blocks on a full pipe).
+async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, cap: u64) -> (Vec<u8>, bool) {
     let Some(mut pipe) = pipe else {
         return (Vec::new(), false);
     };
@@ -348,7 +263,6 @@ async fn read_capped<R: AsyncRead + Unpin>(
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                pump.feed(&buf[..n]);
                 let room = (cap as usize).saturating_sub(kept.len());
                 if n > room {
                     truncated = true;
@@ -410,17 +324,9 @@ mod tests {
             "-c".to_string(),
             "echo 0123456789abcdefghij; echo err >&2".into(),
         ];
-        let out = spawn_and_wait(
-            &sh,
-            &args,
-            ws.path(),
-            &g,
-            &handle,
-            &StageLog::discarding().expect("null log"),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("runs");
+        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10))
+            .await
+            .expect("runs");
         assert_eq!(out.status, 0);
         assert_eq!(out.stdout.len(), 16);
         assert!(out.truncated);
@@ -433,115 +339,12 @@ mod tests {
             ws.path(),
             &g,
             &handle,
-            &StageLog::discarding().expect("null log"),
             Duration::from_millis(200),
         )
         .await
         .expect("runs");
         assert!(out.timed_out);
         assert!(started.elapsed() < Duration::from_secs(10));
-    }
-
-    /// A stage log that records the lines it passes on, with secret `hunter2`.
-    fn live_log(dir: &Path, cap: u64) -> (StageLog, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-        use std::sync::{Arc, Mutex};
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let live: super::super::logpipe::LiveFn = Arc::new(move |l: &str| {
-            sink.lock().expect("lines").push(l.to_owned());
-        });
-        let redactor = Arc::new(super::super::logpipe::Redactor::new(
-            ["hunter2".to_string()],
-        ));
-        let log =
-            StageLog::create(&dir.join("build.log"), redactor, cap, Some(live)).expect("stage log");
-        (log, lines)
-    }
-
-    #[test]
-    fn pump_writes_whole_lines_in_arrival_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (log, lines) = live_log(dir.path(), 1 << 20);
-        let mut out = LinePump::new(&log, LogStream::Stdout);
-        let mut err = LinePump::new(&log, LogStream::Stderr);
-        // A line split across reads waits for its end; a line of the other
-        // stream completed meanwhile goes first.
-        out.feed(b"out 1\nout ");
-        err.feed(b"err 1\n");
-        out.feed(b"2 hun");
-        out.feed(b"ter2\n");
-        err.feed(b"last without newline");
-        out.finish();
-        err.finish();
-        log.finish();
-        let got = lines.lock().expect("lines").clone();
-        assert_eq!(
-            got,
-            ["out 1", "err 1", "out 2 ***", "last without newline"],
-            "{got:?}"
-        );
-        let file = std::fs::read_to_string(dir.path().join("build.log")).expect("log file");
-        assert_eq!(file, "out 1\nerr 1\nout 2 ***\nlast without newline\n");
-    }
-
-    #[test]
-    fn pump_bounds_a_line_without_newline() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (log, lines) = live_log(dir.path(), 1 << 20);
-        let mut out = LinePump::new(&log, LogStream::Stdout);
-        let long = vec![b'x'; PARTIAL_LINE_MAX + 1];
-        out.feed(&long);
-        assert!(out.partial.is_empty(), "an over-long line is not held");
-        out.feed(b"tail\n");
-        log.finish();
-        let got = lines.lock().expect("lines").clone();
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].len(), PARTIAL_LINE_MAX + 1);
-        assert_eq!(got[1], "tail");
-    }
-
-    #[tokio::test]
-    async fn output_streams_to_the_log_and_is_captured_up_to_the_cap() {
-        let _serial = serial().await;
-        let ws = tempfile::tempdir().expect("tempdir");
-        let mut g = grant(Some(ws.path().to_path_buf()), ws.path().to_path_buf());
-        g.output_cap = 24;
-        // The log holds more than the capture cap but not everything.
-        let (log, lines) = live_log(ws.path(), 60);
-        let mut procs = procs();
-        let handle = procs.handle().expect("process set");
-        let sh = find_on_path("sh", &g.env).expect("sh on PATH");
-        let args = vec![
-            "-c".to_string(),
-            "for i in 1 2 3 4 5 6 7 8 9; do echo out $i; sleep 0.05; echo err $i >&2; sleep 0.05; done; printf 'no newline'"
-                .into(),
-        ];
-        let out = spawn_and_wait(
-            &sh,
-            &args,
-            ws.path(),
-            &g,
-            &handle,
-            &log,
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("runs");
-        log.finish();
-        assert_eq!(out.status, 0);
-        assert!(out.truncated);
-        // The guest gets each stream up to the cap, as before.
-        assert_eq!(out.stdout, b"out 1\nout 2\nout 3\nout 4\n");
-        assert_eq!(out.stderr, b"err 1\nerr 2\nerr 3\nerr 4\n");
-        // The log got the lines interleaved, up to its own cap (60 bytes
-        // is 10 lines), then its truncation marker.
-        let got = lines.lock().expect("lines").clone();
-        let expected: Vec<String> = (1..=5)
-            .flat_map(|i| [format!("out {i}"), format!("err {i}")])
-            .collect();
-        assert_eq!(got[..10], expected[..], "{got:?}");
-        assert_eq!(got.len(), 11, "{got:?}");
-        assert!(got[10].contains("output truncated"), "{got:?}");
     }
 
     #[tokio::test]
@@ -555,17 +358,9 @@ mod tests {
         let handle = procs.handle().expect("process set");
         let sh = find_on_path("sh", &g.env).expect("sh on PATH");
         let args = vec!["-c".to_string(), "env".into()];
-        let out = spawn_and_wait(
-            &sh,
-            &args,
-            ws.path(),
-            &g,
-            &handle,
-            &StageLog::discarding().expect("null log"),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("runs");
+        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10))
+            .await
+            .expect("runs");
         let env = String::from_utf8_lossy(&out.stdout);
         assert!(env.lines().any(|l| l == "PATH=/usr/bin:/bin"), "{env}");
         assert!(!env.contains("HOME="), "{env}");
@@ -643,17 +438,9 @@ mod tests {
             format!("(sleep 2; touch {}) & echo started", marker.display()),
         ];
         let started = Instant::now();
-        let out = spawn_and_wait(
-            &sh,
-            &args,
-            ws.path(),
-            &g,
-            &handle,
-            &StageLog::discarding().expect("null log"),
-            Duration::from_secs(20),
-        )
-        .await
-        .expect("runs");
+        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(20))
+            .await
+            .expect("runs");
         assert_eq!(out.status, 0);
         assert!(!out.timed_out);
         assert_eq!(out.stdout, b"started\n");

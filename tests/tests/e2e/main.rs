@@ -18,7 +18,6 @@ mod delivery_switch;
 mod delivery_traffic;
 mod events_schema;
 mod examples;
-mod exec_streaming;
 mod hostile;
 mod html_report;
 mod inputs;
