@@ -107,7 +107,7 @@ pub fn approve(
     record.updated_at = now();
     store.save(&record)?;
     Ok(format!(
-        "approved stage `{stage}` of run `{run_id}` as {by}; continue with `sluice run --resume {run_id}`"
+        "approved stage `{stage}` of run `{run_id}` as {by}; continue with `sluice run --resume {run_id}`\n"
     ))
 }
 

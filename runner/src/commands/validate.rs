@@ -8,10 +8,11 @@ use sluice_pipeline::{self as pipeline, PipelineError};
 pub fn validate(path: &Path) -> Result<String, PipelineError> {
     let p = pipeline::load(path)?;
     let mut out = format!(
-        "{}: pipeline `{}` is valid: {} stages\n",
+        "{}: pipeline `{}` is valid: {} stage{}\n",
         path.display(),
         p.name,
-        p.stages.len()
+        p.stages.len(),
+        if p.stages.len() == 1 { "" } else { "s" }
     );
     for name in p.topo_order() {
         if let Some(s) = p.stages.get(name) {

@@ -66,8 +66,9 @@ impl Reporter for Console {
     fn event(&self, event: &Event<'_>) {
         match event {
             Event::RunStarted { run_id, pipeline, stages, jobs, resumed } => self.line(format!(
-                "{} {run_id} · pipeline {pipeline} · {stages} stages · jobs {jobs}",
-                self.paint("1", if *resumed { "sluice resume" } else { "sluice run" })
+                "{} {run_id} · pipeline {pipeline} · {stages} stage{} · jobs {jobs}",
+                self.paint("1", if *resumed { "sluice resume" } else { "sluice run" }),
+                if *stages == 1 { "" } else { "s" }
             )),
             Event::PluginLoaded { reference, digest, cached, millis } => self.line(format!(
                 "  plugin {} sha256:{} {}",
