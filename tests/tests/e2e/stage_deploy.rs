@@ -503,6 +503,19 @@ fn instance_ports(n: usize) -> Vec<(String, u16)> {
         .collect()
 }
 
+/// `n` instances that all answer 200: their slots and ports, their running
+/// servers (stopped on drop), and the network grants that reach them.
+fn healthy_instances(p: &Project, n: usize) -> (Vec<(String, u16)>, Vec<Server>, String) {
+    let ports = instance_ports(n);
+    let slots = p.path().join("deploy/production/slots");
+    let servers = ports
+        .iter()
+        .map(|(s, port)| slot_server(*port, s, &slots.join(s), 200))
+        .collect();
+    let g = grants(&ports.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    (ports, servers, g)
+}
+
 fn rolling_with(ports: &[(String, u16)], batch: u32, health: &str) -> String {
     let slots: Vec<(&str, u16)> = ports.iter().map(|(s, p)| (s.as_str(), *p)).collect();
     format!(
@@ -515,13 +528,7 @@ fn rolling_with(ports: &[(String, u16)], batch: u32, health: &str) -> String {
 #[test]
 fn rolling_updates_every_instance_in_batches() {
     let p = Project::new();
-    let ports = instance_ports(3);
-    let slots = p.path().join("deploy/production/slots");
-    let _servers: Vec<Server> = ports
-        .iter()
-        .map(|(s, port)| slot_server(*port, s, &slots.join(s), 200))
-        .collect();
-    let g = grants(&ports.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    let (ports, _servers, g) = healthy_instances(&p, 3);
     pipeline(
         &p,
         &rolling_with(&ports, 2, "{ retries: 3, interval: 200ms }"),
@@ -668,13 +675,7 @@ fn batch_entries(h: &[Value], version: &str) -> Vec<String> {
 #[test]
 fn rolling_percentage_batches_pause_between_batches() {
     let p = Project::new();
-    let ports = instance_ports(3);
-    let slots = p.path().join("deploy/production/slots");
-    let _servers: Vec<Server> = ports
-        .iter()
-        .map(|(s, port)| slot_server(*port, s, &slots.join(s), 200))
-        .collect();
-    let g = grants(&ports.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    let (ports, _servers, g) = healthy_instances(&p, 3);
     pipeline(&p, &rolling_pause_with(&ports, "34%", None, "false"), &g);
     deploy_ok(&p, "1.0.0");
 
@@ -742,13 +743,7 @@ fn rolling_percentage_batches_pause_between_batches() {
 #[test]
 fn rolling_batch_unhealthy_after_the_pause_fails_and_restores() {
     let p = Project::new();
-    let ports = instance_ports(3);
-    let slots = p.path().join("deploy/production/slots");
-    let mut servers: Vec<Server> = ports
-        .iter()
-        .map(|(s, port)| slot_server(*port, s, &slots.join(s), 200))
-        .collect();
-    let g = grants(&ports.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    let (ports, mut servers, g) = healthy_instances(&p, 3);
     pipeline(&p, &rolling_pause_with(&ports, "1", None, "false"), &g);
     deploy_ok(&p, "1.0.0");
 
