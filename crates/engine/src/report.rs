@@ -60,6 +60,28 @@ pub enum Event<'a> {
         stage: &'a str,
         /// The line, without its newline.
         line: &'a str,
+        /// The record's level, for lines written through WIT 0.2's `log`
+        /// (absent for plain output and runner notes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        level: Option<LogLevel>,
+        /// The record's structured fields (`log`'s `fields`), as an object;
+        /// absent when there are none.
+        #[serde(
+            skip_serializing_if = "<[_]>::is_empty",
+            serialize_with = "fields_as_object"
+        )]
+        fields: &'a [(String, String)],
+    },
+    /// A running stage said how far it has got (WIT 0.2's `progress`).
+    StageProgress {
+        /// Stage.
+        stage: &'a str,
+        /// Units done.
+        done: u64,
+        /// Units in all, when known.
+        total: Option<u64>,
+        /// What it is doing (redacted).
+        message: &'a str,
     },
     /// An attempt failed and the stage will be tried again.
     StageRetrying {
@@ -108,6 +130,45 @@ pub enum Event<'a> {
         #[serde(flatten, serialize_with = "run_finished_fields")]
         record: &'a RunRecord,
     },
+}
+
+/// How important a log record is (WIT 0.2's `log.level`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Finest detail.
+    Trace,
+    /// Detail for whoever debugs the stage.
+    Debug,
+    /// What the stage is doing.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// `trace` … `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// `[(k, v), …]` as a JSON object (keys in the order given).
+fn fields_as_object<S: Serializer>(
+    fields: &&[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(fields.iter().map(|(k, v)| (k, v)))
 }
 
 /// The fields of a `stage_finished` event taken from the stage's record.

@@ -92,8 +92,14 @@ impl LocalExecutor {
         }
         let reporter = self.reporter.clone();
         let name = stage.to_string();
-        let live: Arc<dyn Fn(&str) + Send + Sync> =
-            Arc::new(move |line: &str| reporter.event(&Event::StageLog { stage: &name, line }));
+        let live: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
+            reporter.event(&Event::StageLog {
+                stage: &name,
+                line,
+                level: None,
+                fields: &[],
+            })
+        });
         let path = self.run_dir.join(relative);
         StageLog::create(&path, self.redactor.clone(), output_cap, Some(live))
             .map_err(|e| StageFailure::setup(format!("cannot open log {}: {e}", path.display())))

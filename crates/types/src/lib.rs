@@ -8,6 +8,7 @@
 //! | [`NetPattern`] | `api.example.com:443`, `*.internal:8000-8100`, `[::1]:*` | [`net`] |
 //! | [`StageName`], [`PipelineName`] | `build-2`, `shop-api.v2` | [`name`] |
 //! | [`OneOrMany`] | `a.xml` or `[a.xml, b.xml]` | [`one_or_many`] |
+//! | [`Finding`], [`ArtifactRole`] | (data of WIT 0.2's reports) | [`findings`] |
 //!
 //! Every type parses with [`FromStr`](std::str::FromStr), prints its
 //! canonical form with [`Display`](std::fmt::Display) (parsing the printed
@@ -25,6 +26,7 @@
 //! touches the filesystem, the network or the clock.
 
 pub mod duration;
+pub mod findings;
 pub mod name;
 pub mod net;
 pub mod one_or_many;
@@ -32,6 +34,9 @@ pub mod size;
 pub mod text;
 
 pub use duration::{Duration, DurationError, DurationProblem};
+pub use findings::{
+    check_annotations, ArtifactRole, Finding, FindingLevel, FindingLocation, ReportRuleError,
+};
 pub use name::{NameError, NameKind, NameProblem, PipelineName, StageName};
 pub use net::{HostPattern, NetMatch, NetPattern, NetPatternError, NetProblem, PortRange};
 pub use one_or_many::OneOrMany;

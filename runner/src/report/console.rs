@@ -87,11 +87,12 @@ impl Reporter for Console {
                 let extra = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
                 self.line(format!("{} {stage}{extra}", self.paint("36", "▶")))
             }
-            Event::StageLog { stage, line } => {
+            Event::StageLog { stage, line, .. } => {
                 if self.show_logs {
                     self.line(format!("  {} {}", self.paint("2", &format!("│ {stage}:")), esc(line)))
                 }
             }
+            Event::StageProgress { .. } => {}
             Event::StageRetrying { stage, attempt, of, reason } => self.line(format!(
                 "{} {stage} failed, retrying ({attempt}/{of}): {}",
                 self.paint("33", "↻"),

@@ -165,6 +165,8 @@ mod tests {
             Event::StageLog {
                 stage: "build",
                 line: "compiling\u{1b}[2J",
+                level: None,
+                fields: &[],
             },
             Event::StageRetrying {
                 stage: "build",
@@ -197,6 +199,7 @@ mod tests {
                 | Event::Warning { .. }
                 | Event::StageStarted { .. }
                 | Event::StageLog { .. }
+                | Event::StageProgress { .. }
                 | Event::StageRetrying { .. }
                 | Event::StageFinished { .. }
                 | Event::StageSkipped { .. }
