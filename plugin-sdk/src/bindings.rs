@@ -1,11 +1,12 @@
-//! Guest bindings generated from `wit/` (world `sluice:stage/stage`).
+//! Guest bindings generated from `wit/v0.2` (world `sluice:stage/stage@0.2.0`).
 //!
 //! Only the interfaces the SDK calls are generated: the sluice interfaces,
-//! `wasi:http` and the `wasi:io` / `wasi:clocks` types it uses. Rust's
-//! standard library already binds `wasi:cli`, `wasi:filesystem`,
-//! `wasi:random` and `wasi:sockets` itself, so those are mapped to an empty
-//! module and never generated. The component's imports are decided by what
-//! the final program calls, not by this list.
+//! `wasi:http`, and the `wasi:io` / `wasi:clocks` types they use
+//! (`wall-clock` because `types` uses its `datetime`). Rust's standard
+//! library already binds `wasi:cli`, `wasi:filesystem`, `wasi:random` and
+//! `wasi:sockets` itself, so those are mapped to an empty module and never
+//! generated. The component's imports are decided by what the final program
+//! calls, not by this list.
 //!
 //! This module is public only so that [`export_stage!`](crate::export_stage)
 //! can reach it from the plugin crate; it is not part of the SDK's API.
@@ -23,18 +24,21 @@ pub mod not_generated {}
 
 wit_bindgen::generate!({
     world: "stage",
-    path: "../wit",
+    path: "../wit/v0.2",
     with: {
-        "sluice:stage/types@0.1.0": generate,
-        "sluice:stage/exec@0.1.0": generate,
-        "sluice:stage/secrets@0.1.0": generate,
+        "sluice:stage/types@0.2.0": generate,
+        "sluice:stage/log@0.2.0": generate,
+        "sluice:stage/exec@0.2.0": generate,
+        "sluice:stage/secrets@0.2.0": generate,
+        "sluice:stage/cancel@0.2.0": generate,
+        "sluice:stage/plugin@0.2.0": generate,
         "wasi:http/types@0.2.12": generate,
         "wasi:http/outgoing-handler@0.2.12": generate,
         "wasi:io/error@0.2.12": generate,
         "wasi:io/poll@0.2.12": generate,
         "wasi:io/streams@0.2.12": generate,
         "wasi:clocks/monotonic-clock@0.2.12": generate,
-        "wasi:clocks/wall-clock@0.2.12": crate::bindings::not_generated,
+        "wasi:clocks/wall-clock@0.2.12": generate,
         "wasi:cli/environment@0.2.12": crate::bindings::not_generated,
         "wasi:cli/exit@0.2.12": crate::bindings::not_generated,
         "wasi:cli/stdin@0.2.12": crate::bindings::not_generated,

@@ -3,11 +3,14 @@
 use std::cell::RefCell;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
+use sluice_types::ArtifactRole;
 
 use crate::bindings::sluice::stage::types as wit;
 use crate::error::{ResultExt, StageError};
+use crate::report::{role_from_wit, ArtifactInfo};
 
 /// Guest path of the workspace preopen.
 pub const WORKSPACE_DIR: &str = "/workspace";
@@ -28,7 +31,7 @@ pub const OUTPUTS_DIR: &str = "/artifacts/out";
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Artifact {
     /// The stage that produced it.
     pub stage: String,
@@ -40,6 +43,29 @@ pub struct Artifact {
     pub size: u64,
     /// Media type declared by the producer (`application/octet-stream` if none).
     pub media_type: String,
+    /// The role the producer declared, if any.
+    pub role: Option<ArtifactRole>,
+    /// The producer's annotations, in the order it reported them.
+    pub annotations: Vec<(String, String)>,
+}
+
+impl Artifact {
+    /// The value of annotation `key`, if the producer set it.
+    ///
+    /// ```
+    /// let a = sluice_sdk::Artifact {
+    ///     annotations: vec![("org.opencontainers.image.version".into(), "1.4.0".into())],
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(a.annotation("org.opencontainers.image.version"), Some("1.4.0"));
+    /// assert_eq!(a.annotation("missing"), None);
+    /// ```
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A small value reported by a stage this one `needs`.
@@ -92,11 +118,18 @@ pub struct Context {
     outputs_dir: String,
     upstream: Vec<UpstreamOutput>,
     attempt: u32,
-    declared: Rc<RefCell<Vec<(String, String)>>>,
+    deadline: SystemTime,
+    grace_period: Duration,
+    declared: Rc<RefCell<Vec<ArtifactInfo>>>,
 }
 
 impl Context {
-    pub(crate) fn from_wit(c: wit::Context, declared: Rc<RefCell<Vec<(String, String)>>>) -> Self {
+    pub(crate) fn from_wit(c: wit::Context, declared: Rc<RefCell<Vec<ArtifactInfo>>>) -> Self {
+        // Built without `Duration::new`, which panics on a carry overflow.
+        let deadline = Duration::from_secs(c.deadline.seconds)
+            .checked_add(Duration::from_nanos(u64::from(c.deadline.nanoseconds)))
+            .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         Self {
             run_id: c.run_id,
             pipeline: c.pipeline,
@@ -107,12 +140,15 @@ impl Context {
             outputs_dir: c.outputs_dir,
             upstream: c.upstream.into_iter().map(UpstreamOutput::from).collect(),
             attempt: c.attempt,
+            deadline,
+            grace_period: Duration::from_nanos(c.grace_period),
             declared,
         }
     }
 
     /// A context built by hand, for unit tests of a stage's logic on the
-    /// host. `config` is the `with:` block as JSON.
+    /// host. `config` is the `with:` block as JSON; the deadline is an hour
+    /// from now and the grace period 10 s.
     ///
     /// ```
     /// let ctx = sluice_sdk::Context::for_test("build", r#"{"release": true}"#);
@@ -130,6 +166,8 @@ impl Context {
             outputs_dir: OUTPUTS_DIR.into(),
             upstream: Vec::new(),
             attempt: 1,
+            deadline: SystemTime::now() + Duration::from_secs(3600),
+            grace_period: Duration::from_secs(10),
             declared: Rc::default(),
         }
     }
@@ -239,6 +277,43 @@ impl Context {
         self.attempt
     }
 
+    /// When the attempt's `timeout:` runs out (wall clock). At the deadline
+    /// the runner cancels the stage (see [`cancel`](crate::cancel)) and
+    /// drops it [`grace_period`](Self::grace_period) later.
+    ///
+    /// ```
+    /// # let ctx = sluice_sdk::Context::for_test("s", "{}");
+    /// assert!(ctx.deadline() > std::time::SystemTime::now());
+    /// ```
+    pub fn deadline(&self) -> SystemTime {
+        self.deadline
+    }
+
+    /// How long the stage has until its deadline (zero once it has passed),
+    /// measured against the guest's wall clock.
+    ///
+    /// ```
+    /// # let ctx = sluice_sdk::Context::for_test("s", "{}");
+    /// let left = ctx.time_left();
+    /// # assert!(left > std::time::Duration::from_secs(60));
+    /// ```
+    pub fn time_left(&self) -> Duration {
+        self.deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// How long a cancelled stage may keep running to put things back
+    /// before the runner drops it (the stage's `grace-period:`).
+    ///
+    /// ```
+    /// # let ctx = sluice_sdk::Context::for_test("s", "{}");
+    /// assert_eq!(ctx.grace_period(), std::time::Duration::from_secs(10));
+    /// ```
+    pub fn grace_period(&self) -> Duration {
+        self.grace_period
+    }
+
     /// Artifacts of the stages this one `needs`, in pipeline order.
     ///
     /// ```
@@ -257,7 +332,7 @@ impl Context {
     /// # let ctx = sluice_sdk::Context::for_test("s", "{}");
     /// let a = Artifact {
     ///     stage: "test".into(), name: "reports/junit.xml".into(),
-    ///     digest: String::new(), size: 0, media_type: "application/xml".into(),
+    ///     media_type: "application/xml".into(), ..Default::default()
     /// };
     /// assert_eq!(ctx.input_path(&a), std::path::Path::new("/artifacts/in/test/reports/junit.xml"));
     /// ```
@@ -331,16 +406,47 @@ impl Context {
         bytes: impl AsRef<[u8]>,
         media_type: &str,
     ) -> Result<PathBuf, StageError> {
-        let rel = check_relative(relative_path)?;
-        let path = self.outputs_dir().join(&rel);
+        self.write_artifact_as(
+            ArtifactInfo::new(relative_path).media_type(media_type),
+            bytes,
+        )
+    }
+
+    /// Like [`write_artifact`](Self::write_artifact), with the whole
+    /// description: `info.path` is the relative path, and its media type,
+    /// role and annotations are declared in the report. The role and
+    /// annotations are checked with the runner's rules here, so a mistake
+    /// fails at the call that made it.
+    ///
+    /// ```no_run
+    /// use sluice_sdk::{ArtifactInfo, ArtifactRole};
+    /// # fn f(ctx: &sluice_sdk::Context) -> Result<(), sluice_sdk::StageError> {
+    /// ctx.write_artifact_as(
+    ///     ArtifactInfo::new("reports/lint.sarif")
+    ///         .media_type("application/sarif+json")
+    ///         .role(ArtifactRole::Report)
+    ///         .annotation("tool", "ruff"),
+    ///     b"{}",
+    /// )?;
+    /// # Ok(()) }
+    /// ```
+    pub fn write_artifact_as(
+        &self,
+        info: ArtifactInfo,
+        bytes: impl AsRef<[u8]>,
+    ) -> Result<PathBuf, StageError> {
+        let rel = check_relative(&info.path)?;
+        let info = ArtifactInfo { path: rel, ..info };
+        info.check().map_err(StageError::failed)?;
+        let path = self.outputs_dir().join(&info.path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
         let mut declared = self.declared.borrow_mut();
-        declared.retain(|(name, _)| *name != rel);
-        declared.push((rel, media_type.to_string()));
+        declared.retain(|d| d.path != info.path);
+        declared.push(info);
         Ok(path)
     }
 }
@@ -377,6 +483,8 @@ impl From<wit::Artifact> for Artifact {
             digest: a.digest,
             size: a.size,
             media_type: a.media_type,
+            role: a.role.map(role_from_wit),
+            annotations: a.annotations,
         }
     }
 }
@@ -402,6 +510,30 @@ mod tests {
         assert!(check_relative("/etc/passwd").is_err());
         assert!(check_relative("a/../../x").is_err());
         assert!(check_relative("").is_err());
+    }
+
+    #[test]
+    fn artifacts_are_written_and_declared_with_their_description() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = Context::for_test("s", "{}");
+        ctx.outputs_dir = dir.path().display().to_string();
+        let info = ArtifactInfo::new("./r/a.json")
+            .media_type("application/json")
+            .role(ArtifactRole::Report)
+            .annotation("k", "v");
+        let path = ctx.write_artifact_as(info, b"{}").expect("written");
+        assert!(path.ends_with("r/a.json"));
+        ctx.write_artifact("r/a.json", b"[]", "text/plain")
+            .expect("rewritten");
+        let declared = ctx.declared.borrow();
+        assert_eq!(declared.len(), 1);
+        assert_eq!(declared[0].path, "r/a.json");
+        assert_eq!(declared[0].role, None);
+
+        let bad = ArtifactInfo::new("x").role(ArtifactRole::Other("Not OK".into()));
+        let e = ctx.write_artifact_as(bad, b"").expect_err("bad role");
+        assert!(e.message().contains("artifact `x`"), "{e}");
+        assert!(!dir.path().join("x").exists());
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! [`StageError`]: why a stage could not produce a report.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use crate::info::Capability;
 
 /// Why a stage could not produce a [`Report`](crate::Report).
 ///
@@ -10,7 +13,7 @@ use std::fmt;
 /// | variant | meaning | retried |
 /// |---|---|---|
 /// | [`InvalidConfig`](Self::InvalidConfig) | the `with:` block is wrong | never |
-/// | [`Denied`](Self::Denied) | a capability was not granted | never |
+/// | [`Denied`](Self::Denied) | a capability was not granted (the runner names the grant to add) | never |
 /// | [`Failed`](Self::Failed) | the stage tried and failed | when the stage has `retries:` |
 ///
 /// `?` works on the SDK's own errors ([`ExecError`](crate::exec::ExecError),
@@ -34,9 +37,9 @@ pub enum StageError {
     /// The stage's `with:` block is wrong; the message says which key and
     /// how to fix it.
     InvalidConfig(String),
-    /// The stage needed a capability the pipeline did not grant; the message
-    /// names the grant to add.
-    Denied(String),
+    /// The stage needed a capability the pipeline did not grant. The runner
+    /// tells the user which grant to add, so there is no message.
+    Denied(Capability),
     /// The stage tried and failed.
     Failed(String),
 }
@@ -52,14 +55,15 @@ impl StageError {
         Self::InvalidConfig(msg.into())
     }
 
-    /// A missing grant. Name the grant to add in `msg`.
+    /// A missing grant: the capability the stage needed.
     ///
     /// ```
-    /// let e = sluice_sdk::StageError::denied("add `exec: [cargo]` to grants");
-    /// assert!(matches!(e, sluice_sdk::StageError::Denied(_)));
+    /// use sluice_sdk::{Capability, StageError};
+    /// let e = StageError::denied(Capability::exec("cargo"));
+    /// assert_eq!(e, StageError::Denied(Capability::exec("cargo")));
     /// ```
-    pub fn denied(msg: impl Into<String>) -> Self {
-        Self::Denied(msg.into())
+    pub fn denied(capability: Capability) -> Self {
+        Self::Denied(capability)
     }
 
     /// A failure of the work itself.
@@ -72,19 +76,24 @@ impl StageError {
         Self::Failed(msg.into())
     }
 
-    /// The message, without the variant.
+    /// The message, without the variant; for [`Denied`](Self::Denied), the
+    /// grant to add.
     ///
     /// ```
-    /// assert_eq!(sluice_sdk::StageError::denied("no").message(), "no");
+    /// use sluice_sdk::{Capability, StageError};
+    /// assert_eq!(StageError::failed("no").message(), "no");
+    /// assert_eq!(StageError::denied(Capability::exec("make")).message(), "grant `exec: [make]`");
     /// ```
-    pub fn message(&self) -> &str {
+    pub fn message(&self) -> Cow<'_, str> {
         match self {
-            Self::InvalidConfig(m) | Self::Denied(m) | Self::Failed(m) => m,
+            Self::InvalidConfig(m) | Self::Failed(m) => Cow::Borrowed(m),
+            Self::Denied(c) => Cow::Owned(format!("grant `{}`", c.grant())),
         }
     }
 
     /// The same error with `context: ` put in front of its message; the
-    /// variant is kept.
+    /// variant is kept. A [`Denied`](Self::Denied) error is returned as it
+    /// is: it carries only the capability, which is what the runner reports.
     ///
     /// ```
     /// use sluice_sdk::StageError;
@@ -94,7 +103,7 @@ impl StageError {
     pub fn with_context(self, context: impl fmt::Display) -> Self {
         match self {
             Self::InvalidConfig(m) => Self::InvalidConfig(format!("{context}: {m}")),
-            Self::Denied(m) => Self::Denied(format!("{context}: {m}")),
+            Self::Denied(c) => Self::Denied(c),
             Self::Failed(m) => Self::Failed(format!("{context}: {m}")),
         }
     }
@@ -104,7 +113,7 @@ impl fmt::Display for StageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidConfig(m) => write!(f, "invalid config: {m}"),
-            Self::Denied(m) => write!(f, "denied: {m}"),
+            Self::Denied(c) => write!(f, "denied: {c} (grant `{}`)", c.grant()),
             Self::Failed(m) => write!(f, "failed: {m}"),
         }
     }
@@ -155,5 +164,20 @@ impl<T, E: Into<StageError>> ResultExt<T> for Result<T, E> {
 
     fn with_context<C: fmt::Display>(self, f: impl FnOnce() -> C) -> Result<T, StageError> {
         self.map_err(|e| e.into().with_context(f()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denied_keeps_its_capability_through_context() {
+        let e = StageError::denied(Capability::secret("TOKEN")).with_context("deploying");
+        assert_eq!(e, StageError::Denied(Capability::secret("TOKEN")));
+        assert_eq!(
+            e.to_string(),
+            "denied: secret TOKEN (grant `secrets: [TOKEN]`)"
+        );
     }
 }

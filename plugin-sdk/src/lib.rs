@@ -1,7 +1,7 @@
 //! The Rust SDK for writing [sluice] pipeline stages.
 //!
 //! A stage is a WebAssembly component (`wasm32-wasip2`) that implements the
-//! `sluice:stage@0.1.0` world. This crate hides the generated bindings:
+//! `sluice:stage@0.2.0` world (it exports `sluice:stage/plugin@0.2.0`). This crate hides the generated bindings:
 //! implement [`Stage`], export it with [`export_stage!`], and build the crate
 //! as a `cdylib` with `cargo build --release --target wasm32-wasip2`.
 //!
@@ -38,14 +38,19 @@
 //! | config, inputs, upstream outputs | [`Context`] |
 //! | workspace and artifact files | `std::fs` on [`Context::workspace`], [`Context::input_path`], [`Context::write_artifact`] |
 //! | environment variables | `std::env::var` |
-//! | host programs | [`exec`] |
+//! | host programs (run to the end, or spawn and stream) | [`exec`] |
 //! | secrets | [`secrets`] |
 //! | HTTP | [`http`] |
 //! | config values (durations, one-or-many) | [`values`] |
-//! | logging | [`info`](fn@info), [`warn`](fn@warn), [`error`](fn@error), [`debug`](fn@debug) and the macros of the same names |
+//! | logging | [`info`](fn@info), [`warn`](fn@warn), [`error`](fn@error), [`debug`](fn@debug), the macros of the same names, and [`log`] for fields |
+//! | progress | [`progress`](fn@progress) |
+//! | cancellation, deadline | [`cancel`], [`Context::deadline`], [`Context::grace_period`] |
+//! | findings (SARIF) | [`findings`], [`Report::findings`] |
+//! | artifact roles and annotations | [`ArtifactInfo`], [`Context::write_artifact_as`], [`Artifact::role`] |
 //!
 //! Errors: return [`StageError`] from `run`; `?` converts I/O, exec, secret
-//! and HTTP errors, keeping "denied" distinct from "failed". A panic traps
+//! and HTTP errors, keeping "denied" (with the [`Capability`] that was
+//! missing) distinct from "failed". A panic traps
 //! the component, which also fails the stage, but returning `Err` gives the
 //! user a better message and lets the runner decide on retries.
 //!
@@ -59,11 +64,13 @@
 
 #[doc(hidden)]
 pub mod bindings;
+pub mod cancel;
 mod context;
 mod error;
 pub mod exec;
 #[doc(hidden)]
 pub mod export;
+pub mod findings;
 pub mod http;
 mod info;
 pub mod log;
@@ -75,14 +82,15 @@ pub mod workspace;
 pub use context::{Artifact, Context, UpstreamOutput, INPUTS_DIR, OUTPUTS_DIR, WORKSPACE_DIR};
 pub use error::{ResultExt, StageError};
 pub use export::Stage;
-pub use info::{Capability, PluginInfo};
-pub use log::{debug, error, info, warn};
-pub use report::{Gate, Metric, Report, Verdict};
+pub use info::{Capability, PluginInfo, StageKind};
+pub use log::{debug, error, info, progress, warn};
+pub use report::{ArtifactInfo, Gate, Metric, Report, Verdict};
 /// The value types shared with the runner (durations, sizes, network
 /// patterns, names) and text helpers such as
 /// [`types::text::closest`]; the ones a config usually needs are also in
 /// [`values`].
 pub use sluice_types as types;
+pub use sluice_types::ArtifactRole;
 
 /// Everything a stage usually needs: `use sluice_sdk::prelude::*;`.
 ///
@@ -92,8 +100,9 @@ pub use sluice_types as types;
 /// # assert!(r.is_ok());
 /// ```
 pub mod prelude {
+    pub use crate::findings::{Finding, FindingLevel};
     pub use crate::{
-        Artifact, Capability, Context, Gate, PluginInfo, Report, ResultExt, Stage, StageError,
-        Verdict,
+        Artifact, ArtifactInfo, ArtifactRole, Capability, Context, Gate, PluginInfo, Report,
+        ResultExt, Stage, StageError, StageKind, Verdict,
     };
 }

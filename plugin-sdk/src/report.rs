@@ -1,4 +1,8 @@
-//! [`Report`] builder and [`Gate`]s: what a stage returns when it ran.
+//! [`Report`] builder, [`Gate`]s and [`ArtifactInfo`]: what a stage
+//! returns when it ran.
+
+use sluice_types::findings::{Finding, FindingLevel, FindingLocation};
+use sluice_types::ArtifactRole;
 
 use crate::bindings::sluice::stage::types as wit;
 
@@ -129,6 +133,129 @@ pub struct Metric {
     pub unit: Option<String>,
 }
 
+/// A file the stage left under `/artifacts/out`, described: media type, role
+/// and annotations.
+///
+/// ```
+/// use sluice_sdk::{ArtifactInfo, ArtifactRole};
+/// let info = ArtifactInfo::new("dist/app.tar.gz")
+///     .media_type("application/gzip")
+///     .role(ArtifactRole::Package)
+///     .annotation("org.opencontainers.image.version", "1.4.0");
+/// assert_eq!(info.annotations.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArtifactInfo {
+    /// Path relative to `/artifacts/out`, `/`-separated.
+    pub path: String,
+    /// IANA media type; `application/octet-stream` when `None`.
+    pub media_type: Option<String>,
+    /// What the artifact is for.
+    pub role: Option<ArtifactRole>,
+    /// Key/value annotations for consumers (keys unique, at most 64 pairs
+    /// and 16 KiB in total).
+    pub annotations: Vec<(String, String)>,
+}
+
+impl ArtifactInfo {
+    /// A description of the file at `relative_path` (`/`-separated).
+    ///
+    /// ```
+    /// let info = sluice_sdk::ArtifactInfo::new("report.html");
+    /// # assert!(info.role.is_none());
+    /// ```
+    pub fn new(relative_path: impl Into<String>) -> Self {
+        Self {
+            path: relative_path.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the media type.
+    ///
+    /// ```
+    /// let info = sluice_sdk::ArtifactInfo::new("a.json").media_type("application/json");
+    /// # assert_eq!(info.media_type.as_deref(), Some("application/json"));
+    /// ```
+    pub fn media_type(mut self, media_type: impl Into<String>) -> Self {
+        self.media_type = Some(media_type.into());
+        self
+    }
+
+    /// Sets the role; an [`ArtifactRole::Other`] word must be lowercase
+    /// letters, digits and dashes (at most 64).
+    ///
+    /// ```
+    /// use sluice_sdk::{ArtifactInfo, ArtifactRole};
+    /// let info = ArtifactInfo::new("img.tar").role(ArtifactRole::Other("container-image".into()));
+    /// # assert!(info.role.is_some());
+    /// ```
+    pub fn role(mut self, role: ArtifactRole) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    /// Adds an annotation; setting a key again replaces its value.
+    ///
+    /// ```
+    /// let info = sluice_sdk::ArtifactInfo::new("a").annotation("k", "1").annotation("k", "2");
+    /// assert_eq!(info.annotations, vec![("k".to_string(), "2".to_string())]);
+    /// ```
+    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        let value = value.into();
+        match self.annotations.iter_mut().find(|(k, _)| *k == key) {
+            Some(pair) => pair.1 = value,
+            None => self.annotations.push((key, value)),
+        }
+        self
+    }
+
+    /// Checks the role and annotations with the runner's rules.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if let Some(role) = &self.role {
+            role.check()
+                .map_err(|e| format!("artifact `{}`: {e}", self.path))?;
+        }
+        sluice_types::check_annotations(&self.path, &self.annotations).map_err(|e| e.to_string())
+    }
+
+    fn into_wit(self) -> wit::ArtifactInfo {
+        wit::ArtifactInfo {
+            path: self.path,
+            media_type: self.media_type,
+            role: self.role.map(role_into_wit),
+            annotations: self.annotations,
+        }
+    }
+}
+
+pub(crate) fn role_into_wit(role: ArtifactRole) -> wit::ArtifactRole {
+    match role {
+        ArtifactRole::Report => wit::ArtifactRole::Report,
+        ArtifactRole::TestResults => wit::ArtifactRole::TestResults,
+        ArtifactRole::Coverage => wit::ArtifactRole::Coverage,
+        ArtifactRole::Package => wit::ArtifactRole::Package,
+        ArtifactRole::Sbom => wit::ArtifactRole::Sbom,
+        ArtifactRole::Provenance => wit::ArtifactRole::Provenance,
+        ArtifactRole::Log => wit::ArtifactRole::Log,
+        ArtifactRole::Other(s) => wit::ArtifactRole::Other(s),
+    }
+}
+
+pub(crate) fn role_from_wit(role: wit::ArtifactRole) -> ArtifactRole {
+    match role {
+        wit::ArtifactRole::Report => ArtifactRole::Report,
+        wit::ArtifactRole::TestResults => ArtifactRole::TestResults,
+        wit::ArtifactRole::Coverage => ArtifactRole::Coverage,
+        wit::ArtifactRole::Package => ArtifactRole::Package,
+        wit::ArtifactRole::Sbom => ArtifactRole::Sbom,
+        wit::ArtifactRole::Provenance => ArtifactRole::Provenance,
+        wit::ArtifactRole::Log => ArtifactRole::Log,
+        wit::ArtifactRole::Other(s) => ArtifactRole::Other(s),
+    }
+}
+
 /// What a stage returns when it ran to completion.
 ///
 /// ```
@@ -156,8 +283,14 @@ pub struct Report {
     pub gates: Vec<Gate>,
     /// Small named values for later stages (`${{ stages.<s>.outputs.<name> }}`).
     pub outputs: Vec<(String, String)>,
-    /// Media types of files under `/artifacts/out` (relative path → media type).
-    pub artifacts: Vec<(String, String)>,
+    /// Descriptions of files under `/artifacts/out`.
+    pub artifacts: Vec<ArtifactInfo>,
+    /// What the stage found: `None` when it does not report findings,
+    /// `Some(empty)` when it looked and found nothing.
+    pub findings: Option<Vec<Finding>>,
+    /// Set by [`skip_sdk_checks`](Self::skip_sdk_checks).
+    #[doc(hidden)]
+    pub skip_sdk_checks: bool,
 }
 
 impl Report {
@@ -241,13 +374,53 @@ impl Report {
     /// let r = sluice_sdk::Report::new("ok").artifact("sbom.json", "application/spdx+json");
     /// # assert_eq!(r.artifacts.len(), 1);
     /// ```
-    pub fn artifact(
-        mut self,
-        relative_path: impl Into<String>,
-        media_type: impl Into<String>,
-    ) -> Self {
-        self.artifacts
-            .push((relative_path.into(), media_type.into()));
+    pub fn artifact(self, relative_path: impl Into<String>, media_type: impl Into<String>) -> Self {
+        self.artifact_info(ArtifactInfo::new(relative_path).media_type(media_type))
+    }
+
+    /// Describes a file the stage wrote under `/artifacts/out`, with role
+    /// and annotations. A second description of the same path replaces the
+    /// first.
+    ///
+    /// ```
+    /// use sluice_sdk::{ArtifactInfo, ArtifactRole, Report};
+    /// let r = Report::new("ok").artifact_info(
+    ///     ArtifactInfo::new("junit.xml").media_type("application/xml").role(ArtifactRole::TestResults),
+    /// );
+    /// # assert_eq!(r.artifacts[0].role, Some(ArtifactRole::TestResults));
+    /// ```
+    pub fn artifact_info(mut self, info: ArtifactInfo) -> Self {
+        self.artifacts.retain(|a| a.path != info.path);
+        self.artifacts.push(info);
+        self
+    }
+
+    /// Sets the stage's findings (even an empty list: "looked and found
+    /// nothing", which writes an empty SARIF run). Accepts [`Finding`]s or
+    /// [`FindingBuilder`](crate::findings::FindingBuilder)s. The SDK checks
+    /// them before the report leaves the stage; a bad one fails the stage
+    /// with a message naming it.
+    ///
+    /// ```
+    /// use sluice_sdk::{findings, Report};
+    /// let r = Report::new("2 findings").findings([
+    ///     findings::warning("E501", "line too long").at("src/a.py", 3),
+    ///     findings::note("TODO", "left a TODO").at("src/b.py", 9),
+    /// ]);
+    /// assert_eq!(r.findings.map(|f| f.len()), Some(2));
+    /// assert_eq!(Report::new("clean").findings(Vec::<sluice_sdk::findings::Finding>::new()).findings, Some(vec![]));
+    /// ```
+    pub fn findings<F: Into<Finding>>(mut self, findings: impl IntoIterator<Item = F>) -> Self {
+        self.findings = Some(findings.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Returns the report without the SDK's own checks of findings and
+    /// artifact descriptions, so that the runner sees what the stage wrote.
+    /// Only for test plugins that exercise the runner's checks.
+    #[doc(hidden)]
+    pub fn skip_sdk_checks(mut self) -> Self {
+        self.skip_sdk_checks = true;
         self
     }
 
@@ -280,7 +453,82 @@ impl Report {
                 })
                 .collect(),
             outputs: self.outputs,
-            artifacts: self.artifacts,
+            artifacts: self
+                .artifacts
+                .into_iter()
+                .map(ArtifactInfo::into_wit)
+                .collect(),
+            findings: self
+                .findings
+                .map(|f| f.into_iter().map(finding_into_wit).collect()),
+        }
+    }
+}
+
+fn finding_into_wit(f: Finding) -> wit::Finding {
+    wit::Finding {
+        rule_id: f.rule_id,
+        level: match f.level {
+            FindingLevel::Note => wit::FindingLevel::Note,
+            FindingLevel::Warning => wit::FindingLevel::Warning,
+            FindingLevel::Error => wit::FindingLevel::Error,
+        },
+        message: f.message,
+        location: f.location.map(|l: FindingLocation| wit::Location {
+            path: l.path,
+            start_line: l.start_line,
+            start_column: l.start_column,
+            end_line: l.end_line,
+            end_column: l.end_column,
+        }),
+        fingerprint: f.fingerprint,
+        help_uri: f.help_uri,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_descriptions_are_checked() {
+        let ok = ArtifactInfo::new("a.tar")
+            .role(ArtifactRole::Other("container-image".into()))
+            .annotation("v", "1");
+        assert_eq!(ok.check(), Ok(()));
+        let bad_role = ArtifactInfo::new("a.tar").role(ArtifactRole::Other("Bad Role".into()));
+        let e = bad_role.check().err().unwrap_or_default();
+        assert!(
+            e.starts_with("artifact `a.tar`: artifact role `Bad Role`"),
+            "{e}"
+        );
+        let mut bad = ArtifactInfo::new("b");
+        bad.annotations = vec![("k".into(), "1".into()), ("k".into(), "2".into())];
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn a_second_description_replaces_the_first() {
+        let r = Report::new("x")
+            .artifact("a", "text/plain")
+            .artifact_info(ArtifactInfo::new("a").role(ArtifactRole::Log));
+        assert_eq!(r.artifacts.len(), 1);
+        assert_eq!(r.artifacts[0].media_type, None);
+    }
+
+    #[test]
+    fn roles_map_both_ways() {
+        for role in [
+            ArtifactRole::Report,
+            ArtifactRole::TestResults,
+            ArtifactRole::Coverage,
+            ArtifactRole::Package,
+            ArtifactRole::Sbom,
+            ArtifactRole::Provenance,
+            ArtifactRole::Log,
+            ArtifactRole::Other("x".into()),
+        ] {
+            assert_eq!(role_from_wit(role_into_wit(role.clone())), role);
         }
     }
 }

@@ -16,20 +16,25 @@ use std::fmt;
 
 use crate::bindings::sluice::stage::secrets as wit;
 use crate::error::StageError;
+use crate::info::Capability;
 
-/// Why a secret could not be read. The message comes from the host.
+/// Why a secret could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretError {
-    /// The secret is not in the stage's `grants.secrets`.
+    /// The secret (named here) is not in the stage's `grants.secrets`.
     Denied(String),
-    /// The secret is granted but the runner has no value for it.
+    /// The secret is granted but the runner has no value for it (the
+    /// host's message).
     NotFound(String),
 }
 
 impl fmt::Display for SecretError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Denied(m) => write!(f, "secret denied: {m}"),
+            Self::Denied(n) => write!(
+                f,
+                "secret denied: `{n}` is not in the stage's grants.secrets"
+            ),
             Self::NotFound(m) => write!(f, "secret not found: {m}"),
         }
     }
@@ -38,12 +43,12 @@ impl fmt::Display for SecretError {
 impl std::error::Error for SecretError {}
 
 impl From<SecretError> for StageError {
-    /// [`SecretError::Denied`] becomes [`StageError::Denied`] with the
-    /// host's message (which names the grant to add);
-    /// [`SecretError::NotFound`] becomes [`StageError::Failed`].
+    /// [`SecretError::Denied`] becomes [`StageError::Denied`] with
+    /// [`Capability::Secret`]; [`SecretError::NotFound`] becomes
+    /// [`StageError::Failed`].
     fn from(e: SecretError) -> Self {
         match e {
-            SecretError::Denied(m) => StageError::denied(m),
+            SecretError::Denied(name) => StageError::denied(Capability::Secret(name)),
             SecretError::NotFound(_) => StageError::failed(e.to_string()),
         }
     }
@@ -59,7 +64,20 @@ impl From<SecretError> for StageError {
 /// ```
 pub fn get(name: &str) -> Result<String, SecretError> {
     wit::get(name).map_err(|e| match e {
-        wit::ErrorCode::Denied(m) => SecretError::Denied(m),
+        wit::ErrorCode::Denied(_) => SecretError::Denied(name.to_string()),
         wit::ErrorCode::NotFound(m) => SecretError::NotFound(m),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denied_becomes_a_secret_capability() {
+        let e: StageError = SecretError::Denied("TOKEN".into()).into();
+        assert_eq!(e, StageError::Denied(Capability::secret("TOKEN")));
+        let e: StageError = SecretError::NotFound("no value".into()).into();
+        assert!(matches!(e, StageError::Failed(_)));
+    }
 }

@@ -146,8 +146,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
     /// Do not stream stage logs to the console (they are still recorded).
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Print everything: debug and trace log lines, every progress report
+    /// and every finding (by default: the first 10 of each stage).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Trust policy to enforce (overrides the pipeline's `policy:`).
     #[arg(long)]
     pub policy: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! The `sluice` binary: parse arguments, dispatch, and hand every failure
 //! to [`CliError`], which says what to print and which exit code to use.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,8 @@ use sluice::cli::{
     ArtifactsCommand, Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand,
 };
 use sluice::error::CliError;
-use sluice::report::{console::Console, json::JsonLines, Event, Reporter};
+use sluice::report::console::{self, Console, ConsoleOptions, Verbosity};
+use sluice::report::{json::JsonLines, Event, Reporter};
 use sluice::{commands, exit, run};
 use sluice_host::procs;
 use sluice_record::RunStatus;
@@ -36,12 +38,27 @@ fn fail(err: &CliError) -> ExitCode {
 }
 
 async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
+    let ci = sluice::ci::detect(args.ci, |k| std::env::var_os(k));
     let reporter: Arc<dyn Reporter> = if args.json {
         Arc::new(JsonLines::stdout())
     } else {
-        Arc::new(Console::stdout(!args.quiet))
+        let verbosity = match (args.quiet, args.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, false) => Verbosity::Normal,
+            (false, true) => Verbosity::Verbose,
+        };
+        let opts = ConsoleOptions {
+            state_dir: Some(cli.state_dir()),
+            cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
+            ..ConsoleOptions::plain(verbosity)
+        };
+        // A detected CI system renders its own plain console into log
+        // groups; no live area is drawn into a CI log.
+        let live = ci.is_none()
+            && console::live_allowed(std::io::stdout().is_terminal(), |k| std::env::var(k).ok());
+        Arc::new(Console::stdout(opts, live))
     };
-    let reporter = ci_reporter(cli, args, reporter);
+    let reporter = ci_reporter(cli, args, ci, reporter);
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -71,7 +88,9 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         require_clean: args.require_clean,
         builder_id: args.builder_id.clone(),
         interrupt: Some(interrupt_rx),
+        stop_wait_ms: Arc::default(),
     };
+    let stop_wait = opts.stop_wait_ms.clone();
     let run = run::run(&opts, reporter);
     tokio::pin!(run);
     let outcome = tokio::select! {
@@ -84,7 +103,7 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
             // it has no record yet.
             let _ = interrupt_tx.send(Some(format!("interrupted by {}", first.name())));
             let stopped = tokio::select! {
-                outcome = tokio::time::timeout(SETUP_STOP_WAIT, &mut run) => outcome.ok(),
+                outcome = tokio::time::timeout(stop_wait_after_signal(&stop_wait), &mut run) => outcome.ok(),
                 _ = Signals::next(&mut signals) => {
                     let _ = tokio::task::spawn_blocking(procs::kill_all_now).await;
                     None
@@ -104,10 +123,15 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
 }
 
 /// `reporter` wrapped for the CI system in effect (docs/ci.md), if any.
-fn ci_reporter(cli: &Cli, args: &RunArgs, reporter: Arc<dyn Reporter>) -> Arc<dyn Reporter> {
+fn ci_reporter(
+    cli: &Cli,
+    args: &RunArgs,
+    system: Option<sluice::ci::CiSystem>,
+    reporter: Arc<dyn Reporter>,
+) -> Arc<dyn Reporter> {
     use sluice::ci;
     let var = |k: &str| std::env::var_os(k);
-    let Some(system) = ci::detect(args.ci, var) else {
+    let Some(system) = system else {
         return reporter;
     };
     let file = |k: &str| {
@@ -119,6 +143,7 @@ fn ci_reporter(cli: &Cli, args: &RunArgs, reporter: Arc<dyn Reporter>) -> Arc<dy
         system,
         json: args.json,
         show_logs: !args.quiet,
+        verbose: args.verbose,
         state_dir: cli.state_dir(),
         cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
         reports_dir: args.ci_reports.clone(),
@@ -169,8 +194,18 @@ impl Interrupt {
 }
 
 /// How long an interrupted run may take to stop by itself (cancel its
-/// stages, write its record) before it is dropped.
+/// stages, write its record) before it is dropped, while it is being set
+/// up; once its stages run, see [`stop_wait_after_signal`].
 const SETUP_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long to wait for an interrupted run: its cancelled stages' longest
+/// grace period plus the scheduler's backstop (what the run reported once
+/// its stages started), and a little for writing the record; at least
+/// [`SETUP_STOP_WAIT`]. A second signal ends the wait at once.
+fn stop_wait_after_signal(stop_wait_ms: &std::sync::atomic::AtomicU64) -> std::time::Duration {
+    let ms = stop_wait_ms.load(std::sync::atomic::Ordering::Relaxed);
+    SETUP_STOP_WAIT.max(std::time::Duration::from_millis(ms) + std::time::Duration::from_secs(5))
+}
 
 impl Signals {
     /// `None` (default handling: the runner dies) when they cannot be

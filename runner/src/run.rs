@@ -55,6 +55,10 @@ pub struct RunOptions {
     pub builder_id: Option<String>,
     /// Stops the run when a reason is sent (a signal to the runner).
     pub interrupt: Option<scheduler::Interrupt>,
+    /// Set once the stages start: how long an interrupted run may take to
+    /// stop (its longest grace period plus the scheduler's backstop), in
+    /// milliseconds. Zero while the run is still being set up.
+    pub stop_wait_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a run could not be carried out (as opposed to a run that failed).
@@ -299,7 +303,8 @@ async fn load_plugins(
             digest: plugin.digest.clone(),
             name: Some(info.name.clone()),
             version: Some(info.version.clone()),
-            kind: Some(info.kind.clone()),
+            kind: Some(sluice_host::sandbox::kind_name(&info.kind).to_owned()),
+            wit: Some(plugin.wit.to_string()),
             signer: None,
             policy_rules: Vec::new(),
         };
@@ -536,6 +541,16 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
         retry_backoff: Duration::from_millis(250),
         interrupt: opts.interrupt.clone(),
     };
+    let longest_grace = pipeline
+        .stages
+        .values()
+        .map(|s| s.grace_period)
+        .max()
+        .unwrap_or_default();
+    opts.stop_wait_ms.store(
+        u64::try_from((longest_grace + scheduler::CANCEL_BACKSTOP).as_millis()).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let scheduler = Scheduler::new(&pipeline, record, &store, reporter.as_ref(), options);
     clock.mark("run created");
     let record = scheduler.run(orchestrator).await?;

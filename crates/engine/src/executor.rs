@@ -23,6 +23,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use sluice_pipeline::gates::PluginGate;
 use sluice_pipeline::WorkspaceAccess;
@@ -64,6 +65,10 @@ pub struct StageJob {
     pub upstream: Vec<UpstreamOutput>,
     /// Wall-clock limit of the attempt.
     pub timeout: Duration,
+    /// How long the attempt may run on once cancelled (or at its
+    /// timeout) before it is dropped; see the WIT's `cancel` interface.
+    #[serde(default)]
+    pub grace_period: Duration,
     /// The stage's log, relative to the run directory (`logs/<stage>.log`).
     pub log: String,
 }
@@ -187,7 +192,12 @@ pub trait Executor: Send + Sync {
     /// outcome, never a panic. The executor writes the stage's output and
     /// its own notes to the job's log, including a last note saying why
     /// the attempt failed when it did.
-    fn run(&self, job: StageJob) -> OutcomeFuture<'_>;
+    ///
+    /// When `cancel` fires, the executor tells the stage (WIT 0.2's
+    /// `cancel` interface), lets it run for the job's grace period at most,
+    /// then drops it, and answers [`StageFailure::Cancelled`]. A stage
+    /// that cannot be told (WIT 0.1) is dropped at once.
+    fn run(&self, job: StageJob, cancel: CancellationToken) -> OutcomeFuture<'_>;
 
     /// Add a runner note (`[sluice] <message>`) to the log `log` (relative
     /// to the run directory) of `stage`, redacted and shown live like the
@@ -307,6 +317,12 @@ pub enum StageFailure {
         kind: TrapKind,
         /// What to tell the user.
         message: String,
+    },
+    /// The attempt was cancelled (fail-fast, an interrupt) while it ran.
+    #[error("cancelled{}", if *.in_grace { " (it ended within its grace period)" } else { " (dropped at the end of its grace period)" })]
+    Cancelled {
+        /// Whether the stage returned by itself within its grace period.
+        in_grace: bool,
     },
     /// The attempt ran past its timeout.
     #[error(
@@ -455,7 +471,23 @@ impl StageFailure {
                 | StageFailure::Setup { .. }
                 | StageFailure::InstancePool { .. }
                 | StageFailure::Provenance(_)
+                | StageFailure::Cancelled { .. }
         )
+    }
+
+    /// The runner's last note in the stage log: `stage failed: 3 tests
+    /// failed`, `stage timed out after 10m …`, `stage denied: …` — the
+    /// failure's own text after `stage`, without a doubled `failed:`.
+    pub fn log_note(&self) -> String {
+        match self {
+            StageFailure::Failed { message } | StageFailure::Rejected { message } => {
+                format!("stage failed: {message}")
+            }
+            StageFailure::InvalidConfig { .. } | StageFailure::Setup { .. } => {
+                format!("stage failed: {self}")
+            }
+            other => format!("stage {other}"),
+        }
     }
 
     /// [`StageFailure::Setup`] with `message`.
@@ -503,6 +535,8 @@ mod tests {
                     digest: format!("sha256:{}", "a".repeat(64)),
                     size: 1234,
                     media_type: "application/gzip".into(),
+                    role: None,
+                    annotations: Default::default(),
                 },
             }],
             upstream: vec![UpstreamOutput {
@@ -511,6 +545,7 @@ mod tests {
                 value: "1.2.3".into(),
             }],
             timeout: Duration::from_millis(90_500),
+            grace_period: Duration::from_secs(10),
             log: "logs/test.log".into(),
         }
     }
@@ -624,6 +659,24 @@ mod tests {
             "failed: input artifacts of `build`: gone"
         );
         assert!(!StageFailure::setup("x").retryable());
+        assert_eq!(
+            StageFailure::Failed {
+                message: "3 tests failed".into()
+            }
+            .log_note(),
+            "stage failed: 3 tests failed"
+        );
+        assert_eq!(
+            StageFailure::Timeout {
+                after: Duration::from_secs(2)
+            }
+            .log_note(),
+            "stage timed out after 2s; raise the stage's `timeout:` if it needs longer"
+        );
+        assert_eq!(
+            StageFailure::Cancelled { in_grace: true }.log_note(),
+            "stage cancelled (it ended within its grace period)"
+        );
         assert!(StageFailure::Exit { code: 1 }.retryable());
     }
 }

@@ -9,6 +9,7 @@
 //!   published;
 //! - [`redact`]: secret values out of logs, reasons and statements;
 //! - [`report`]: the events a run emits and the [`report::Reporter`] port;
+//! - [`sarif`]: SARIF 2.1.0 from a stage's typed findings;
 //! - [`executor`]: the executor port: a serialisable [`executor::StageJob`]
 //!   in, a [`executor::StageOutcome`] (or a typed
 //!   [`executor::StageFailure`]) out, values of env and secrets through
@@ -28,4 +29,5 @@ pub mod orchestrator;
 pub mod provenance;
 pub mod redact;
 pub mod report;
+pub mod sarif;
 pub mod scheduler;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::executor::{
     ConfigOrigin, EnvSource, Executor, JobGrants, JobInput, JobPlugin, ProvenanceFailure,
@@ -82,6 +83,7 @@ impl Attempts for Orchestrator {
         stage: String,
         attempt: u32,
         record: Arc<RunRecord>,
+        cancel: CancellationToken,
     ) -> AttemptFuture {
         Box::pin(async move {
             let started = Instant::now();
@@ -89,16 +91,18 @@ impl Attempts for Orchestrator {
             if let Some(p) = self.plugins.get(&stage) {
                 rec.plugin = Some(p.clone());
             }
-            let (state, retryable) =
-                match self.run_attempt(&stage, attempt, &record, &mut rec).await {
-                    Ok(state) => (state, false),
-                    Err(failure) => {
-                        // Failure messages carry plugin text: redact the
-                        // run's secrets and bound it before it is stored.
-                        rec.reason = Some(plugin_reason(&failure.to_string(), &self.redactor));
-                        (StageState::Failed, failure.retryable())
-                    }
-                };
+            let (state, retryable) = match self
+                .run_attempt(&stage, attempt, &record, &mut rec, cancel)
+                .await
+            {
+                Ok(state) => (state, false),
+                Err(failure) => {
+                    // Failure messages carry plugin text: redact the
+                    // run's secrets and bound it before it is stored.
+                    rec.reason = Some(plugin_reason(&failure.to_string(), &self.redactor));
+                    (StageState::Failed, failure.retryable())
+                }
+            };
             rec.duration_ms = Some(started.elapsed().as_millis() as u64);
             AttemptOutcome {
                 state,
@@ -116,6 +120,7 @@ impl Orchestrator {
         attempt: u32,
         record: &RunRecord,
         rec: &mut StageRecord,
+        cancel: CancellationToken,
     ) -> Result<StageState, StageFailure> {
         let stage = self
             .pipeline
@@ -140,19 +145,24 @@ impl Orchestrator {
                     );
                 }
                 self.executor
-                    .note(stage_name, &rec.log, &format!("stage failed: {failure}"));
+                    .note(stage_name, &rec.log, &failure.log_note());
                 return Err(failure);
             }
         };
         // The executor says in the log why its part failed.
-        let report = self.executor.run(job).await.result?;
+        let report = self.executor.run(job, cancel.clone()).await.result?;
+        // A stage that returned a report after it was told to stop is
+        // still cancelled: nothing it published is taken.
+        if cancel.is_cancelled() {
+            return Err(StageFailure::Cancelled { in_grace: true });
+        }
         let result = self.accept(stage, report, rec).and_then(|state| {
             self.attest(stage_name, stage, record, &started_on, rec)?;
             Ok(state)
         });
         if let Err(failure) = &result {
             self.executor
-                .note(stage_name, &rec.log, &format!("stage failed: {failure}"));
+                .note(stage_name, &rec.log, &failure.log_note());
         }
         result
     }
@@ -250,6 +260,7 @@ impl Orchestrator {
             inputs,
             upstream,
             timeout: stage.timeout,
+            grace_period: stage.grace_period,
             log: log.to_string(),
         })
     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::executor::{LogReport, OutcomeFuture, StageOutcome, TrapKind};
 use sluice_record::artifacts::ArtifactRecord;
+use tokio_util::sync::CancellationToken;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -40,7 +41,11 @@ impl FakeExecutor {
 }
 
 impl Executor for FakeExecutor {
-    fn run(&self, job: StageJob) -> OutcomeFuture<'_> {
+    fn run(
+        &self,
+        job: StageJob,
+        _cancel: tokio_util::sync::CancellationToken,
+    ) -> OutcomeFuture<'_> {
         Box::pin(async move {
             let result = (self.answer)(&job);
             let log = LogReport {
@@ -112,6 +117,7 @@ impl Fixture {
                     name: Some("fake".into()),
                     version: Some("1.0.0".into()),
                     kind: Some("custom".into()),
+                    wit: None,
                     signer: None,
                     policy_rules: Vec::new(),
                 };
@@ -189,7 +195,9 @@ async fn a_config_that_breaks_the_schema_fails_without_running_the_stage() -> Te
         .ok_or("shared")?
         .schemas
         .insert("s".into(), schema);
-    let outcome = orchestrator.attempt("s".into(), 1, f.record(&[])).await;
+    let outcome = orchestrator
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
 
     assert!(fake.jobs().is_empty(), "the executor was called");
     assert_eq!(outcome.state, StageState::Failed);
@@ -212,7 +220,9 @@ async fn a_template_that_does_not_expand_is_invalid_config() -> TestResult {
     let f = Fixture::new("  s: { uses: ./p.wasm, with: { home: \"${{ env.NOPE }}\" } }\n")?;
     let fake = FakeExecutor::new(Box::new(|_| Ok(report(Vec::new()))));
     let orchestrator = f.orchestrator(fake.clone(), BTreeMap::new(), BTreeMap::new());
-    let outcome = orchestrator.attempt("s".into(), 2, f.record(&[])).await;
+    let outcome = orchestrator
+        .attempt("s".into(), 2, f.record(&[]), CancellationToken::new())
+        .await;
     assert!(fake.jobs().is_empty());
     assert_eq!(outcome.state, StageState::Failed);
     let notes: Vec<String> = fake.notes().into_iter().map(|n| n.2).collect();
@@ -252,7 +262,12 @@ async fn the_job_names_secrets_and_never_carries_their_values() -> TestResult {
     let orchestrator = f.orchestrator(fake.clone(), env, secrets);
     let built = f.stored(&[("app.bin", "binary")])?;
     let outcome = orchestrator
-        .attempt("s".into(), 1, f.record(&[("build", built.clone())]))
+        .attempt(
+            "s".into(),
+            1,
+            f.record(&[("build", built.clone())]),
+            CancellationToken::new(),
+        )
         .await;
 
     let jobs = fake.jobs();
@@ -323,7 +338,7 @@ async fn the_orchestrator_writes_provenance_for_published_artifacts() -> TestRes
 
     let outcome = orchestrator
         .clone()
-        .attempt("build".into(), 1, f.record(&[]))
+        .attempt("build".into(), 1, f.record(&[]), CancellationToken::new())
         .await;
     assert_eq!(
         outcome.state,
@@ -366,7 +381,9 @@ async fn the_orchestrator_writes_provenance_for_published_artifacts() -> TestRes
     );
 
     // Nothing published: nothing to attest.
-    let outcome = orchestrator.attempt("check".into(), 1, f.record(&[])).await;
+    let outcome = orchestrator
+        .attempt("check".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
     assert_eq!(outcome.state, StageState::Passed);
     assert!(outcome.record.artifacts.is_empty());
     Ok(())
@@ -378,7 +395,9 @@ async fn a_reserved_artifact_name_fails_the_stage_and_says_so_in_the_log() -> Te
     let forged = f.stored(&[(provenance::PROVENANCE_NAME, "{}")])?;
     let fake = FakeExecutor::new(Box::new(move |_| Ok(report(forged.clone()))));
     let orchestrator = f.orchestrator(fake.clone(), BTreeMap::new(), BTreeMap::new());
-    let outcome = orchestrator.attempt("s".into(), 1, f.record(&[])).await;
+    let outcome = orchestrator
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
     assert_eq!(outcome.state, StageState::Failed);
     let reason = outcome.record.reason.unwrap_or_default();
     assert!(
@@ -389,7 +408,7 @@ async fn a_reserved_artifact_name_fails_the_stage_and_says_so_in_the_log() -> Te
     );
     let notes = fake.notes();
     assert_eq!(notes.len(), 1);
-    assert_eq!(notes[0].2, format!("stage failed: {reason}"));
+    assert_eq!(notes[0].2, format!("stage {reason}"));
     Ok(())
 }
 
@@ -408,7 +427,9 @@ async fn gates_are_evaluated_on_the_report() -> TestResult {
         Ok(r)
     }));
     let orchestrator = f.orchestrator(fake, BTreeMap::new(), BTreeMap::new());
-    let outcome = orchestrator.attempt("s".into(), 1, f.record(&[])).await;
+    let outcome = orchestrator
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
     assert_eq!(outcome.state, StageState::Blocked);
     assert_eq!(outcome.record.verdict, Some(Verdict::Fail));
     let reason = outcome.record.reason.unwrap_or_default();
@@ -426,7 +447,9 @@ async fn a_trap_from_the_executor_is_kept_as_is() -> TestResult {
         })
     }));
     let orchestrator = f.orchestrator(fake, BTreeMap::new(), BTreeMap::new());
-    let outcome = orchestrator.attempt("s".into(), 1, f.record(&[])).await;
+    let outcome = orchestrator
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
     assert_eq!(outcome.state, StageState::Failed);
     assert!(outcome.retryable);
     assert_eq!(

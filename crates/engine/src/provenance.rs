@@ -644,6 +644,7 @@ mod tests {
             name: Some("build".into()),
             version: Some("0.1.0".into()),
             kind: Some("build".into()),
+            wit: None,
             signer: None,
             policy_rules: Vec::new(),
         };
@@ -661,6 +662,8 @@ mod tests {
             digest: "sha256:dd".into(),
             size: 1,
             media_type: "text/plain".into(),
+            role: None,
+            annotations: Default::default(),
         };
         let inputs = [Input {
             stage: "hello",
@@ -686,6 +689,8 @@ mod tests {
                 digest: "sha256:cc".into(),
                 size: 3,
                 media_type: "application/gzip".into(),
+                role: None,
+                annotations: Default::default(),
             }],
         );
         assert_eq!(s["_type"], "https://in-toto.io/Statement/v1");

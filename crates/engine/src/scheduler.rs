@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::report::{Event, Reporter};
 use sluice_pipeline::{Pipeline, When};
@@ -37,14 +38,24 @@ pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptOutcome> + Send>>;
 /// Runs one attempt of one stage. `record` is a snapshot of the run so far
 /// (finished stages' outputs and artifacts).
 pub trait Attempts: Send + Sync + 'static {
-    /// Start attempt `attempt` (1-based) of `stage`.
+    /// Start attempt `attempt` (1-based) of `stage`. When `cancel` fires,
+    /// the attempt should end within the stage's grace period (a stage
+    /// told so may put things back first); the scheduler drops it a
+    /// little after that ([`CANCEL_BACKSTOP`]) and ignores its outcome.
     fn attempt(
         self: Arc<Self>,
         stage: String,
         attempt: u32,
         record: Arc<RunRecord>,
+        cancel: CancellationToken,
     ) -> AttemptFuture;
 }
+
+/// How long past the longest grace period of the cancelled stages the
+/// scheduler waits before it drops attempts that did not end: the
+/// executor ends them at their grace period, this only covers one that
+/// does not.
+pub const CANCEL_BACKSTOP: Duration = Duration::from_secs(5);
 
 /// Scheduling options.
 #[derive(Debug, Clone)]
@@ -97,6 +108,8 @@ struct Node {
     when: When,
     approval: bool,
     retries: u32,
+    /// `grace-period:`: how long a cancelled attempt may take to end.
+    grace: Duration,
 }
 
 /// Drives one run to its end (or to a pause).
@@ -123,6 +136,8 @@ pub struct Scheduler<'a> {
     first_failure: Option<String>,
     reporter: &'a dyn Reporter,
     options: Options,
+    /// The cancellation token of each running attempt, by stage.
+    cancels: HashMap<String, CancellationToken>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -159,6 +174,7 @@ impl<'a> Scheduler<'a> {
                     when: s.when,
                     approval: s.approval,
                     retries: s.retries,
+                    grace: s.grace_period,
                 }
             })
             .collect();
@@ -183,6 +199,7 @@ impl<'a> Scheduler<'a> {
             first_failure: None,
             reporter,
             options,
+            cancels: HashMap::new(),
         };
         for i in 0..scheduler.nodes.len() {
             let unfinished = scheduler.nodes[i]
@@ -321,7 +338,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn spawn_attempt<E: Attempts>(
-        &self,
+        &mut self,
         executor: &Arc<E>,
         tasks: &mut JoinSet<(String, AttemptOutcome)>,
         running: &mut HashMap<tokio::task::Id, String>,
@@ -331,15 +348,28 @@ impl<'a> Scheduler<'a> {
     ) {
         let node = &self.nodes[index];
         let view = Arc::new(self.record.view(&node.context));
-        let fut = executor.clone().attempt(node.name.clone(), attempt, view);
+        let cancel = CancellationToken::new();
+        let fut = executor
+            .clone()
+            .attempt(node.name.clone(), attempt, view, cancel.clone());
         let name = node.name.clone();
+        let waiting = cancel.clone();
         let handle = tasks.spawn(async move {
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    // Cancelled during the back-off: the attempt never
+                    // starts (the scheduler records the cancellation).
+                    () = waiting.cancelled() => {
+                        let record = StageRecord::pending(&name);
+                        return (name, AttemptOutcome { state: StageState::Cancelled, retryable: false, record });
+                    }
+                }
             }
             (name, fut.await)
         });
         running.insert(handle.id(), node.name.clone());
+        self.cancels.insert(node.name.clone(), cancel);
     }
 
     /// Start or skip ready stages while there is room.
@@ -454,6 +484,7 @@ impl<'a> Scheduler<'a> {
                     )
                 }
             };
+            self.cancels.remove(&stage);
             let Some(&index) = self.index.get(&stage) else {
                 continue;
             };
@@ -558,9 +589,28 @@ impl<'a> Scheduler<'a> {
         if running.is_empty() {
             return;
         }
-        tasks.abort_all();
-        // Wait until every task is gone, so no sandbox outlives the decision.
-        while tasks.join_next().await.is_some() {}
+        // Tell every running attempt to stop, give them their grace
+        // periods to put things back (a canary restores its traffic), then
+        // drop what is left. Wait until every task is gone, so no sandbox
+        // outlives the decision.
+        let mut grace = Duration::ZERO;
+        for name in running.values() {
+            if let Some(cancel) = self.cancels.get(name) {
+                cancel.cancel();
+            }
+            if let Some(&i) = self.index.get(name) {
+                grace = grace.max(self.nodes[i].grace);
+            }
+        }
+        let drained = tokio::time::timeout(grace + CANCEL_BACKSTOP, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        self.cancels.clear();
         // In pipeline order, so the events and the journal are the same on
         // every run (the map's order is random).
         let mut names: Vec<String> = running.drain().map(|(_, n)| n).collect();
@@ -763,6 +813,8 @@ mod lost_producer_tests {
             digest: format!("sha256:{}", "a".repeat(64)),
             size: 1,
             media_type: sluice_record::artifacts::DEFAULT_MEDIA_TYPE.into(),
+            role: None,
+            annotations: Default::default(),
         }
     }
 

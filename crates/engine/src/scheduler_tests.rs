@@ -232,6 +232,7 @@ impl Attempts for Fake {
         stage: String,
         attempt: u32,
         _record: Arc<RunRecord>,
+        _cancel: tokio_util::sync::CancellationToken,
     ) -> AttemptFuture {
         Box::pin(self.play(stage, attempt))
     }
@@ -433,7 +434,8 @@ async fn fail_fast_cancels_the_running_stage_and_starts_no_new_success_stage() -
     let fake = h
         .fake()
         .on("build", [fail(1)])
-        .on("lint", [pass(10)])
+        // Longer than its grace period (10 s) and the backstop: dropped.
+        .on("lint", [pass(100)])
         .on("report", [pass(1)])
         .on("cleanup", [pass(2)])
         .arc();
@@ -1337,5 +1339,42 @@ async fn the_dependents_of_a_blocked_stage_are_skipped() -> TestResult {
         reason(&record, "announce"),
         "`publish` did not pass (skipped)"
     );
+    Ok(())
+}
+
+const GRACE: &str = "  build: { uses: ./p.wasm }
+  canary: { uses: ./p.wasm, grace-period: 30s }
+  docs: { uses: ./p.wasm, grace-period: 0s }
+";
+
+/// A cancelled attempt that ends within its stage's grace period is waited
+/// for (a canary putting traffic back), not dropped; one that does not is
+/// dropped once the longest grace period (and the backstop) has passed.
+#[tokio::test(start_paused = true)]
+async fn cancelled_attempts_get_their_grace_period_before_they_are_dropped() -> TestResult {
+    let h = Harness::new(GRACE)?;
+    let fake = h
+        .fake()
+        .on("build", [fail(1)])
+        .on("canary", [pass(20)])
+        .on("docs", [pass(100)])
+        .arc();
+    let started = tokio::time::Instant::now();
+    let record = h.run(h.new_record()?, &fake, options(3, true)).await?;
+    assert_eq!(
+        fake.dropped(),
+        ["docs#1"],
+        "only the stage past its grace is dropped"
+    );
+    assert_eq!(
+        stages(&record),
+        [
+            "build failed x1",
+            "canary cancelled x1",
+            "docs cancelled x1"
+        ]
+    );
+    // 1 s until build failed, then 30 s of grace and the 5 s backstop.
+    assert_eq!(started.elapsed(), Duration::from_secs(36));
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! `sluice:stage/exec`: run a granted host program with a cleared
 //! environment, a working directory inside the workspace, a timeout and
 //! capped output. Every program runs in the stage's process set
-//! ([`super::procs`]): what it leaves behind is stopped when it exits, and
-//! everything ends with the stage.
+//! ([`super::procs`]): what it leaves behind is stopped when it exits
+//! (once no program the stage `spawn`ed still runs), and everything ends
+//! with the stage. The checks here are shared with 0.2's `spawn`
+//! ([`super::exec_v2`]).
 //!
 //! Programs are looked up only in absolute `PATH` entries (like sudo and
 //! systemd): an empty or relative entry would make the lookup depend on
@@ -17,9 +19,75 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use super::bindings::wit_exec::{ErrorCode, Host, Output};
-use super::procs::{ProcHandle, ProcsError};
-use super::state::{ExecGrant, StageState};
+use super::bindings::wit_exec_v1::{ErrorCode, Host, Output};
+use super::logpipe::StageLog;
+use super::procs::{ProcHandle, ProcsError, StageProcs};
+use super::state::{Denials, ExecGrant, StageState};
+
+/// Why a program cannot be started, shared by every version of `exec`
+/// (each maps it to its own `error-code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Not in `grants.exec`.
+    Denied(String),
+    /// Granted but not on the host PATH.
+    NotFound(String),
+    /// A bad `cwd`, `env` or argument.
+    InvalidArgument(String),
+    /// The system (or the ending stage) refused to start it.
+    SpawnFailed(String),
+}
+
+impl From<Refusal> for ErrorCode {
+    fn from(r: Refusal) -> ErrorCode {
+        match r {
+            Refusal::Denied(m) => ErrorCode::Denied(m),
+            Refusal::NotFound(m) => ErrorCode::NotFound(m),
+            Refusal::InvalidArgument(m) => ErrorCode::InvalidArgument(m),
+            Refusal::SpawnFailed(m) => ErrorCode::SpawnFailed(m),
+        }
+    }
+}
+
+/// The file `program` runs: refused (and recorded as a denial) unless
+/// granted; looked up on the PATH once per attempt, which is noted in the
+/// log.
+pub(crate) fn granted_binary(
+    grant: &mut ExecGrant,
+    denials: &Denials,
+    log: &StageLog,
+    program: &str,
+) -> Result<PathBuf, Refusal> {
+    if !grant.programs.iter().any(|p| p == program) {
+        let msg = format!(
+            "exec of `{program}` is not allowed: grants.exec is [{}]; add `{program}` to the stage's grants.exec to allow it",
+            grant.programs.join(", ")
+        );
+        denials.push(log, msg.clone());
+        return Err(Refusal::Denied(msg));
+    }
+    if let Some(binary) = grant.resolved.get(program) {
+        return Ok(binary.clone());
+    }
+    // Once per attempt: later calls run the same file even if PATH
+    // directories change meanwhile.
+    let binary = find_on_path(program, &grant.env).ok_or_else(|| {
+        Refusal::NotFound(format!(
+            "`{program}` is granted but was not found in the absolute directories of the host PATH"
+        ))
+    })?;
+    log.note(&format!("exec: `{program}` is {}", binary.display()));
+    grant.resolved.insert(program.to_string(), binary.clone());
+    Ok(binary)
+}
+
+/// The stage's process set, created on first use.
+pub(crate) fn process_set(procs: &mut StageProcs) -> Result<ProcHandle, Refusal> {
+    procs.handle().map_err(|e| match e {
+        ProcsError::Stopping => Refusal::SpawnFailed(e.to_string()),
+        ProcsError::Spawn(e) => Refusal::SpawnFailed(e.to_string()),
+    })
+}
 
 impl Host for StageState {
     async fn run(
@@ -29,47 +97,32 @@ impl Host for StageState {
         cwd: Option<String>,
         timeout_ms: Option<u32>,
     ) -> Result<Output, ErrorCode> {
-        if !self.exec.programs.contains(&program) {
-            let msg = format!(
-                "exec of `{program}` is not allowed: grants.exec is [{}]; add `{program}` to the stage's grants.exec to allow it",
-                self.exec.programs.join(", ")
-            );
-            self.denials.push(&self.log, msg.clone());
-            return Err(ErrorCode::Denied(msg));
-        }
-        let binary = match self.exec.resolved.get(&program) {
-            Some(binary) => binary.clone(),
-            None => {
-                // Once per attempt: later calls run the same file even if
-                // PATH directories change meanwhile.
-                let binary = find_on_path(&program, &self.exec.env).ok_or_else(|| {
-                    ErrorCode::NotFound(format!(
-                        "`{program}` is granted but was not found in the absolute directories of the host PATH"
-                    ))
-                })?;
-                self.log
-                    .note(&format!("exec: `{program}` is {}", binary.display()));
-                self.exec.resolved.insert(program.clone(), binary.clone());
-                binary
-            }
-        };
+        let binary = granted_binary(&mut self.exec, &self.denials, &self.log, &program)?;
         let dir = resolve_cwd(&self.exec, cwd.as_deref()).map_err(ErrorCode::InvalidArgument)?;
-        let procs = self.procs.handle().map_err(|e| match e {
-            ProcsError::Stopping => ErrorCode::SpawnFailed(e.to_string()),
-            ProcsError::Spawn(e) => ErrorCode::SpawnFailed(e.to_string()),
-        })?;
+        let procs = process_set(&mut self.procs)?;
         let left = self.deadline.saturating_duration_since(Instant::now());
         let timeout = timeout_ms
             .map(|ms| Duration::from_millis(ms.into()).min(left))
             .unwrap_or(left);
         let started = Instant::now();
-        let result = spawn_and_wait(&binary, &args, &dir, &self.exec, &procs, timeout).await;
+        let result = spawn_and_wait(
+            &binary,
+            &args,
+            &dir,
+            &self.exec,
+            &procs,
+            timeout,
+            &self.cancel,
+        )
+        .await;
         match &result {
             Ok(out) => self.log.note(&format!(
                 "exec {program} {} -> {} in {:.2}s{}",
                 args.join(" "),
                 if out.timed_out {
                     "killed (timeout)".to_string()
+                } else if out.status == -1 && self.cancel.is_cancelled() {
+                    "killed (the stage was cancelled)".to_string()
                 } else {
                     format!("exit {}", out.status)
                 },
@@ -88,7 +141,7 @@ impl Host for StageState {
 
 /// Find `program` in the absolute directories of the `PATH` the program
 /// will run with.
-fn find_on_path(program: &str, env: &[(String, String)]) -> Option<PathBuf> {
+pub(crate) fn find_on_path(program: &str, env: &[(String, String)]) -> Option<PathBuf> {
     let path = env
         .iter()
         .find(|(k, _)| k == "PATH")
@@ -116,7 +169,7 @@ fn absolute_path_only(path: &str) -> String {
 }
 
 /// The program's environment: the granted one, with `PATH` filtered.
-fn program_env(env: &[(String, String)]) -> impl Iterator<Item = (String, String)> + '_ {
+pub(crate) fn program_env(env: &[(String, String)]) -> impl Iterator<Item = (String, String)> + '_ {
     env.iter().map(|(k, v)| {
         if k == "PATH" {
             (k.clone(), absolute_path_only(v))
@@ -140,7 +193,7 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Map the guest's `cwd` to a host directory inside the workspace.
-fn resolve_cwd(grant: &ExecGrant, cwd: Option<&str>) -> Result<PathBuf, String> {
+pub(crate) fn resolve_cwd(grant: &ExecGrant, cwd: Option<&str>) -> Result<PathBuf, String> {
     let Some(root) = &grant.workspace else {
         return match cwd {
             // Made on first use: most stages never run a program.
@@ -190,6 +243,7 @@ async fn spawn_and_wait(
     grant: &ExecGrant,
     procs: &ProcHandle,
     timeout: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Output, ErrorCode> {
     let mut cmd = Command::new(binary);
     cmd.args(args)
@@ -204,8 +258,9 @@ async fn spawn_and_wait(
     // only, which then stops the stage's processes itself.
     #[cfg(unix)]
     cmd.process_group(0);
-    let mut child = procs
-        .spawn(&mut cmd)
+    let (mut child, running) = procs
+        .spawn_program(&mut cmd)
+        .await
         .map_err(|e| ErrorCode::SpawnFailed(format!("{}: {e}", binary.display())))?;
     let pid = child.id();
     let cap = grant.output_cap;
@@ -214,8 +269,10 @@ async fn spawn_and_wait(
     let exited = async {
         let status = child.wait().await;
         procs.reaped(pid);
-        // What it left running goes now; that also closes the pipes those
-        // processes inherited, which the reads below wait for.
+        drop(running);
+        // What it left running goes now (unless a program the stage
+        // spawned still runs); that also closes the pipes those processes
+        // inherited, which the reads below wait for.
         procs.stop_leftovers().await;
         status
     };
@@ -237,7 +294,13 @@ async fn spawn_and_wait(
             })
         }
         () = tokio::time::sleep(timeout) => {
-            procs.stop_gracefully().await;
+            // Programs the stage `spawn`ed run beside this one: stop this
+            // program's process group only, not the whole set.
+            if procs.others_running(pid) {
+                procs.stop_program(pid, super::procs::kill_grace()).await;
+            } else {
+                procs.stop_gracefully().await;
+            }
             Ok(Output {
                 status: -1,
                 stdout: Vec::new(),
@@ -245,6 +308,23 @@ async fn spawn_and_wait(
                     .into_bytes(),
                 truncated: false,
                 timed_out: true,
+            })
+        }
+        // A stage blocked in this call cannot see its cancellation: end the
+        // program so that the stage gets control back within its grace
+        // period (programs it `spawn`ed are its own to stop).
+        () = cancel.cancelled() => {
+            if procs.others_running(pid) {
+                procs.stop_program(pid, super::procs::kill_grace()).await;
+            } else {
+                procs.stop_gracefully().await;
+            }
+            Ok(Output {
+                status: -1,
+                stdout: Vec::new(),
+                stderr: b"killed: the stage was cancelled\n".to_vec(),
+                truncated: false,
+                timed_out: false,
             })
         }
     }
@@ -324,9 +404,17 @@ mod tests {
             "-c".to_string(),
             "echo 0123456789abcdefghij; echo err >&2".into(),
         ];
-        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10))
-            .await
-            .expect("runs");
+        let out = spawn_and_wait(
+            &sh,
+            &args,
+            ws.path(),
+            &g,
+            &handle,
+            Duration::from_secs(10),
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("runs");
         assert_eq!(out.status, 0);
         assert_eq!(out.stdout.len(), 16);
         assert!(out.truncated);
@@ -340,6 +428,7 @@ mod tests {
             &g,
             &handle,
             Duration::from_millis(200),
+            &tokio_util::sync::CancellationToken::new(),
         )
         .await
         .expect("runs");
@@ -358,9 +447,17 @@ mod tests {
         let handle = procs.handle().expect("process set");
         let sh = find_on_path("sh", &g.env).expect("sh on PATH");
         let args = vec!["-c".to_string(), "env".into()];
-        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10))
-            .await
-            .expect("runs");
+        let out = spawn_and_wait(
+            &sh,
+            &args,
+            ws.path(),
+            &g,
+            &handle,
+            Duration::from_secs(10),
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("runs");
         let env = String::from_utf8_lossy(&out.stdout);
         assert!(env.lines().any(|l| l == "PATH=/usr/bin:/bin"), "{env}");
         assert!(!env.contains("HOME="), "{env}");
@@ -438,9 +535,17 @@ mod tests {
             format!("(sleep 2; touch {}) & echo started", marker.display()),
         ];
         let started = Instant::now();
-        let out = spawn_and_wait(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(20))
-            .await
-            .expect("runs");
+        let out = spawn_and_wait(
+            &sh,
+            &args,
+            ws.path(),
+            &g,
+            &handle,
+            Duration::from_secs(20),
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("runs");
         assert_eq!(out.status, 0);
         assert!(!out.timed_out);
         assert_eq!(out.stdout, b"started\n");
@@ -451,5 +556,40 @@ mod tests {
         );
         std::thread::sleep(Duration::from_secs(3));
         assert!(!marker.exists(), "the background child survived");
+    }
+
+    /// A stage blocked in `run` cannot see its cancellation: the program is
+    /// ended so that the stage gets control back in its grace period.
+    #[tokio::test]
+    async fn cancelling_the_stage_ends_a_blocking_run() {
+        let _serial = serial().await;
+        let ws = tempfile::tempdir().expect("tempdir");
+        let g = grant(Some(ws.path().to_path_buf()), ws.path().to_path_buf());
+        let mut procs = procs();
+        let handle = procs.handle().expect("process set");
+        let sh = find_on_path("sh", &g.env).expect("sh on PATH");
+        let args = vec!["-c".to_string(), "sleep 30".into()];
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            trigger.cancel();
+        });
+        let started = Instant::now();
+        let out = spawn_and_wait(
+            &sh,
+            &args,
+            ws.path(),
+            &g,
+            &handle,
+            Duration::from_secs(30),
+            &cancel,
+        )
+        .await
+        .expect("runs");
+        assert_eq!(out.status, -1);
+        assert!(!out.timed_out);
+        assert_eq!(out.stderr, b"killed: the stage was cancelled\n");
+        assert!(started.elapsed() < Duration::from_secs(20), "ended early");
     }
 }

@@ -24,7 +24,9 @@ pub mod bindings;
 pub mod capabilities;
 pub mod engine;
 mod exec;
+pub mod exec_v2;
 pub mod fsguard;
+pub mod guest_api;
 pub mod logpipe;
 pub mod net;
 pub mod procs;
@@ -39,7 +41,6 @@ use std::time::Duration;
 use wasmtime::component::{types::ComponentItem, Component, Linker};
 use wasmtime::Engine;
 
-use bindings::StagePre;
 pub use engine::{CacheOutcome, PoolSizing};
 use engine::{CompileCache, EpochTicker};
 use state::StageState;
@@ -62,15 +63,53 @@ pub enum HostError {
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
     /// The component does not fit the `sluice:stage` world.
-    #[error("the component does not implement the sluice:stage@0.1.0 world: {0}")]
-    WrongWorld(String),
+    #[error("the component does not implement the sluice:stage@{version} world: {message}")]
+    WrongWorld {
+        /// The version it looked like (`0.2.0` when it exports
+        /// `sluice:stage/plugin@0.2.0`, else `0.1.0`).
+        version: WitVersion,
+        /// wasmtime's reason.
+        message: String,
+    },
+}
+
+/// Which version of the `sluice:stage` package a plugin targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum WitVersion {
+    /// `sluice:stage@0.1.0`: exports the functions `describe` and `run`.
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    /// `sluice:stage@0.2.0`: exports the interface `plugin`.
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+impl std::fmt::Display for WitVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WitVersion::V0_1 => "0.1.0",
+            WitVersion::V0_2 => "0.2.0",
+        })
+    }
+}
+
+/// The export that marks a 0.2 component.
+pub const PLUGIN_EXPORT_V2: &str = "sluice:stage/plugin@0.2.0";
+
+/// A linked plugin, by the version of the world it targets.
+#[derive(Clone)]
+pub(crate) enum PluginPre {
+    V1(bindings::v1::StagePre<StageState>),
+    V2(bindings::v2::StagePre<StageState>),
 }
 
 /// A plugin ready to instantiate: compiled, linked, checked against the
 /// world.
 #[derive(Clone)]
 pub struct Plugin {
-    pub(crate) pre: StagePre<StageState>,
+    pub(crate) pre: PluginPre,
+    /// The `sluice:stage` version it targets.
+    pub wit: WitVersion,
     /// `sha256:<hex>` of the component bytes.
     pub digest: String,
     /// Whether it came from the compile cache.
@@ -106,21 +145,17 @@ impl Host {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         fsguard::add_to_linker(&mut linker).map_err(link)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
-        bindings::wit_exec::add_to_linker::<_, wasmtime::component::HasSelf<StageState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link)?;
-        bindings::wit_secrets::add_to_linker::<_, wasmtime::component::HasSelf<StageState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link)?;
-        bindings::wit::add_to_linker::<_, wasmtime::component::HasSelf<StageState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link)?;
+        // Both versions side by side: their interfaces have different
+        // names (`…@0.1.0`, `…@0.2.0`), and WASI is shared.
+        type Own = wasmtime::component::HasSelf<StageState>;
+        bindings::wit_exec_v1::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
+        bindings::wit_secrets_v1::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
+        bindings::wit_v1::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
+        bindings::wit_exec::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
+        bindings::wit_secrets::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
+        bindings::wit_log::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
+        bindings::wit_cancel::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
+        bindings::wit::add_to_linker::<_, Own>(&mut linker, |s| s).map_err(link)?;
         let cache = match cache_dir {
             Some(dir) => CompileCache::open(dir, &engine)?,
             None => CompileCache::disabled(),
@@ -146,13 +181,19 @@ impl Host {
         check_component_header(bytes)?;
         let (component, cache, load_time) =
             self.cache.load_or_compile(&self.engine, digest, bytes)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
-        let pre = StagePre::new(pre).map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
+        let wit = wit_version(&component, &self.engine);
+        let wrong = |e: wasmtime::Error| HostError::WrongWorld {
+            version: wit,
+            message: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
+        let pre = match wit {
+            WitVersion::V0_1 => PluginPre::V1(bindings::v1::StagePre::new(pre).map_err(wrong)?),
+            WitVersion::V0_2 => PluginPre::V2(bindings::v2::StagePre::new(pre).map_err(wrong)?),
+        };
         Ok(Plugin {
             pre,
+            wit,
             digest: digest.to_string(),
             cache,
             load_time,
@@ -165,6 +206,20 @@ impl Host {
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         Ok(shape_of(&component, &self.engine))
+    }
+}
+
+/// 0.2 if the component exports [`PLUGIN_EXPORT_V2`], else 0.1 (whose
+/// exports, the functions `describe` and `run`, the linking then checks).
+fn wit_version(component: &Component, engine: &Engine) -> WitVersion {
+    let exports_v2 = component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name == PLUGIN_EXPORT_V2);
+    if exports_v2 {
+        WitVersion::V0_2
+    } else {
+        WitVersion::V0_1
     }
 }
 

@@ -47,6 +47,11 @@ pub enum LogStream {
     Stdout,
     /// The stage's standard error.
     Stderr,
+    /// Standard output of a program the stage runs with output mode `log`
+    /// (WIT 0.2 `exec`).
+    ProgramStdout,
+    /// Standard error of such a program.
+    ProgramStderr,
 }
 
 impl LogStream {
@@ -54,6 +59,8 @@ impl LogStream {
         match self {
             LogStream::Stdout => 0,
             LogStream::Stderr => 1,
+            LogStream::ProgramStdout => 2,
+            LogStream::ProgramStderr => 3,
         }
     }
 }
@@ -63,7 +70,32 @@ pub use sluice_engine::executor::LogStats;
 
 /// Console callback: receives each complete, redacted line of the log,
 /// without its line ending, invalid UTF-8 shown as U+FFFD.
-pub type LiveFn = Arc<dyn Fn(&str) + Send + Sync>;
+pub type LiveFn = Arc<dyn Fn(LiveLine<'_>) + Send + Sync>;
+
+/// One line of the log, as [`LiveFn`] gets it.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveLine<'a> {
+    /// The line (for a log record: its message).
+    pub text: &'a str,
+    /// The level of a log record (WIT 0.2 `log`); `None` for output and
+    /// runner notes.
+    pub level: Option<LogLevel>,
+    /// The record's fields, redacted.
+    pub fields: &'a [(String, String)],
+}
+
+impl<'a> LiveLine<'a> {
+    /// A plain line.
+    pub fn plain(text: &'a str) -> LiveLine<'a> {
+        LiveLine {
+            text,
+            level: None,
+            fields: &[],
+        }
+    }
+}
+
+pub use sluice_engine::report::LogLevel;
 
 /// Per-stream state.
 #[derive(Default)]
@@ -156,7 +188,7 @@ struct Inner {
     redactor: Arc<Redactor>,
     cap: u64,
     live: Option<LiveFn>,
-    streams: [StreamState; 2],
+    streams: [StreamState; 4],
     /// Raw stage bytes admitted under the cap.
     accepted: u64,
     bytes_seen: u64,
@@ -324,6 +356,67 @@ impl StageLog {
         self.note_inner(msg, true);
     }
 
+    /// Writes a log record (WIT 0.2 `log`): one line `<level> <message>
+    /// key=value …` in the file, and the message with its level and fields
+    /// to `live`. Newlines in the message are shown as `\n`. Redacted, and
+    /// counted against the output cap like the stage's own output (past
+    /// it, the record is counted and dropped).
+    pub fn record(&self, level: LogLevel, message: &str, fields: &[(String, String)]) {
+        let mut g = self.lock();
+        let size = message.len()
+            + fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
+        g.bytes_seen = g.bytes_seen.saturating_add(size as u64);
+        if g.finished || g.truncated {
+            return;
+        }
+        if g.accepted.saturating_add(size as u64) > g.cap {
+            g.truncate();
+            return;
+        }
+        g.accepted = g.accepted.saturating_add(size as u64);
+        let one_line = |s: &str| s.replace('\r', "\\r").replace('\n', "\\n");
+        let message = one_line(&g.redactor.redact_str(message));
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| {
+                (
+                    one_line(&g.redactor.redact_str(k)),
+                    one_line(&g.redactor.redact_str(v)),
+                )
+            })
+            .collect();
+        let mut line = format!("{:<5} {message}", level.as_str());
+        for (k, v) in &fields {
+            if v.is_empty() || v.contains([' ', '"', '=']) {
+                line.push_str(&format!(" {k}={v:?}"));
+            } else {
+                line.push_str(&format!(" {k}={v}"));
+            }
+        }
+        let mut buf = Vec::with_capacity(line.len() + 2);
+        if !g.at_line_start {
+            buf.push(b'\n');
+        }
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        g.write_file(&buf);
+        if let Some(live) = &g.live {
+            live(LiveLine {
+                text: &message,
+                level: Some(level),
+                fields: &fields,
+            });
+        }
+    }
+
+    /// `text` with every secret value of the run replaced.
+    pub fn redact(&self, text: &str) -> String {
+        self.lock().redactor.redact_str(text)
+    }
+
     fn note_inner(&self, msg: &str, always: bool) {
         let mut g = self.lock();
         if g.finished {
@@ -377,8 +470,9 @@ impl StageLog {
         let mut g = self.lock();
         if !g.finished {
             if !g.truncated {
-                g.end_stream(0);
-                g.end_stream(1);
+                for idx in 0..g.streams.len() {
+                    g.end_stream(idx);
+                }
             }
             g.finished = true;
             // No fsync: a log survives a killed runner through the page
@@ -466,8 +560,9 @@ impl Inner {
         if self.truncated {
             return;
         }
-        self.end_stream(0);
-        self.end_stream(1);
+        for idx in 0..self.streams.len() {
+            self.end_stream(idx);
+        }
         self.truncated = true;
         let marker = format!(
             "output truncated: the stage wrote more than {} to stdout/stderr; the rest was dropped",
@@ -514,7 +609,7 @@ impl Inner {
         buf.push(b'\n');
         self.write_file(&buf);
         if let Some(live) = &self.live {
-            live(&format!("{RUNNER_PREFIX}{line}"));
+            live(LiveLine::plain(&format!("{RUNNER_PREFIX}{line}")));
         }
     }
 
@@ -522,7 +617,7 @@ impl Inner {
     fn call_live(&self, line: &[u8]) {
         if let Some(live) = &self.live {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            live(&String::from_utf8_lossy(line));
+            live(LiveLine::plain(&String::from_utf8_lossy(line)));
         }
     }
 
@@ -613,8 +708,15 @@ mod tests {
         let path = dir.path().join("runs/r1/logs/build.log");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
-        let live: LiveFn = Arc::new(move |l: &str| {
-            sink.lock().expect("lines").push(l.to_owned());
+        let live: LiveFn = Arc::new(move |l: LiveLine<'_>| {
+            let mut line = match l.level {
+                Some(level) => format!("{}: {}", level.as_str(), l.text),
+                None => l.text.to_owned(),
+            };
+            for (k, v) in l.fields {
+                line.push_str(&format!(" {k}={v}"));
+            }
+            sink.lock().expect("lines").push(line);
         });
         let redactor = Arc::new(Redactor::new(secrets.iter().map(|s| (*s).to_owned())));
         let log = StageLog::create(&path, redactor, cap, Some(live))?;
@@ -1026,6 +1128,74 @@ mod tests {
         f.log.finish();
         assert_eq!(f.text(), "out err\n***\n");
         assert_eq!(f.lines(), ["err", "out ***"]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn records_are_redacted_one_line_counted_and_interleave_on_line_boundaries() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.log");
+        let lines = Arc::new(Mutex::new(Vec::<(
+            Option<LogLevel>,
+            String,
+            Vec<(String, String)>,
+        )>::new()));
+        let sink = lines.clone();
+        let live: LiveFn = Arc::new(move |l: LiveLine<'_>| {
+            if let Ok(mut v) = sink.lock() {
+                v.push((l.level, l.text.to_owned(), l.fields.to_vec()));
+            }
+        });
+        let redactor = Arc::new(Redactor::new(vec!["hunter22".to_owned()]));
+        let log = StageLog::create(&path, redactor, 1 << 20, Some(live))?;
+        log.write(LogStream::Stdout, b"partial");
+        log.record(
+            LogLevel::Warn,
+            "token hunter22\nsecond line",
+            &[("file".into(), "a b.py".into()), ("n".into(), "3".into())],
+        );
+        log.write(LogStream::ProgramStderr, b"from a program\n");
+        log.write(LogStream::Stdout, b" rest\n");
+        let stats = log.finish();
+        let text = std::fs::read_to_string(&path)?;
+        assert_eq!(
+            text,
+            "partial\nwarn  token ***\\nsecond line file=\"a b.py\" n=3\nfrom a program\n rest\n"
+        );
+        let got = lines.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(got[0].0, Some(LogLevel::Warn));
+        assert_eq!(got[0].1, "token ***\\nsecond line");
+        assert_eq!(got[0].2[0], ("file".to_owned(), "a b.py".to_owned()));
+        assert_eq!(got[1], (None, "from a program".to_owned(), vec![]));
+        assert!(stats.bytes_seen > 0);
+        Ok(())
+    }
+
+    #[test]
+    fn records_past_the_cap_are_dropped_with_the_marker() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.log");
+        let log = StageLog::create(
+            &path,
+            Arc::new(Redactor::new(Vec::<String>::new())),
+            20,
+            None,
+        )?;
+        log.record(LogLevel::Info, "short", &[]);
+        log.record(LogLevel::Info, "this one is far too long for the cap", &[]);
+        let stats = log.finish();
+        assert!(stats.truncated);
+        let text = std::fs::read_to_string(&path)?;
+        assert!(text.starts_with("info  short\n"), "{text}");
+        assert!(text.contains("output truncated"), "{text}");
+        assert!(!text.contains("far too long"), "{text}");
         Ok(())
     }
 }

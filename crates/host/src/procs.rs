@@ -5,16 +5,35 @@
 //! holds every program the attempt runs and everything they start (see
 //! below for how). The set is ended
 //!
-//! - when a program exits normally: whatever it left running (a `cmd &`, a
-//!   daemon) is stopped at once (SIGTERM, then SIGKILL after
+//! - when a program exits normally and no other program of the stage is
+//!   still running: whatever the stage's programs left running (a `cmd &`,
+//!   a daemon) is stopped at once (SIGTERM, then SIGKILL after
 //!   [`LEFTOVER_GRACE`]);
-//! - when an `exec` call times out: SIGTERM, the kill grace, SIGKILL;
+//! - when an `exec` call times out: SIGTERM, the kill grace, SIGKILL (to
+//!   the whole set when it was the only program running, else to its own
+//!   process group);
 //! - when the stage ends in any way, its guard is dropped (normal return,
 //!   stage timeout, fail-fast cancellation drops the stage's future): the
 //!   same, finished on a background thread, which the runner waits for
 //!   before it exits ([`stop_all`]);
 //! - when the runner gets SIGINT or SIGTERM: [`stop_all`] ends every live
 //!   set; a second signal calls [`kill_all_now`].
+//!
+//! **Concurrent programs** (WIT 0.2 `spawn`): several programs of one
+//! stage may run at once, so one exiting must not stop the others. Each
+//! program started through `ProcHandle::spawn_program` counts as
+//! *running* until its `Running` token is dropped (after its exit status
+//! was collected). Leftovers are stopped only when a program exits while
+//! no other is running; until then what an exited program left behind
+//! keeps running, and it is stopped when the last running program exits
+//! or, at the latest, with the stage. A program spawned while leftovers
+//! are being stopped waits until that stop is over, so the stop never
+//! catches it. Killing one program (`ProcHandle::stop_program`: `kill`,
+//! its timeout, dropping its `process`) signals its process group only:
+//! what it started in a group or session of its own (`setsid`) is a
+//! leftover like any other. The set counts how often the runner signalled
+//! all of it (`ProcHandle::signalled`), so that a program dying of a
+//! signal meanwhile is reported as killed by the runner.
 //!
 //! The kill grace is 3 s, or `SLUICE_KILL_GRACE` (a duration as the
 //! pipeline file writes one: `500ms`, `10s`; see `sluice_types::duration`).
@@ -394,6 +413,12 @@ struct SetState {
     leaders: Vec<i32>,
     /// The cgroup is removed and the set unregistered.
     removed: bool,
+    /// Programs started through `spawn_program` whose [`Running`] token is
+    /// alive: leftovers are not stopped while any is.
+    running: HashSet<i32>,
+    /// How many times the runner signalled the whole set: a program that
+    /// died of a signal meanwhile was killed by the runner.
+    signalled: u64,
 }
 
 /// One stage attempt's processes.
@@ -401,6 +426,9 @@ struct ProcSet {
     id: u64,
     log: StageLog,
     state: Mutex<SetState>,
+    /// Held while leftovers are stopped, and by `spawn_program` while it
+    /// starts a program: a leftover stop never catches a new program.
+    leftover_stop: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ProcSet {
@@ -442,7 +470,10 @@ impl ProcSet {
                 term_sent: None,
                 leaders: Vec::new(),
                 removed: false,
+                running: HashSet::new(),
+                signalled: 0,
             }),
+            leftover_stop: Arc::new(tokio::sync::Mutex::new(())),
         });
         let mut r = registry();
         if r.stopping {
@@ -520,6 +551,7 @@ impl ProcSet {
             return 0;
         }
         st.term_sent = Some(Instant::now());
+        st.signalled += 1;
         let members = self.members_locked(&st);
         members
             .iter()
@@ -529,7 +561,8 @@ impl ProcSet {
 
     /// SIGKILL to every member (cgroup.kill when the kernel has it).
     fn kill_once(&self) {
-        let st = self.state();
+        let mut st = self.state();
+        st.signalled += 1;
         match &st.kind {
             Kind::Cgroup { dir, .. } => kill_cgroup(dir),
             Kind::Fallback => {
@@ -566,6 +599,7 @@ impl ProcSet {
                 Some(at) => at,
                 None => {
                     st.term_sent = Some(Instant::now());
+                    st.signalled += 1;
                     for pid in &first {
                         send_signal(*pid, Signal::Term);
                     }
@@ -766,12 +800,64 @@ impl Drop for StageProcs {
 pub(crate) struct ProcHandle(Arc<ProcSet>);
 
 impl ProcHandle {
-    /// Start `cmd` in the set (it joins before it execs).
+    /// Start `cmd` in the set (it joins before it execs), not counted as
+    /// running (tests of the set itself; programs use `spawn_program`).
+    #[cfg(test)]
     pub(crate) fn spawn(
         &self,
         cmd: &mut tokio::process::Command,
     ) -> Result<tokio::process::Child, ProcsError> {
         self.0.spawn(cmd)
+    }
+
+    /// Start `cmd` in the set as a running program (see the module doc):
+    /// waits while leftovers are being stopped, and leftovers are not
+    /// stopped while the returned token is alive. Drop the token once the
+    /// program's exit status is collected (or the program is abandoned).
+    pub(crate) async fn spawn_program(
+        &self,
+        cmd: &mut tokio::process::Command,
+    ) -> Result<(tokio::process::Child, Running), ProcsError> {
+        let _no_leftover_stop = self.0.leftover_stop.lock().await;
+        let child = self.0.spawn(cmd)?;
+        let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        self.0.state().running.insert(pid);
+        Ok((
+            child,
+            Running {
+                set: self.0.clone(),
+                pid,
+            },
+        ))
+    }
+
+    /// Whether programs other than `pid` are running in the set.
+    pub(crate) fn others_running(&self, pid: Option<u32>) -> bool {
+        let pid = pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        self.0.state().running.iter().any(|p| *p != pid)
+    }
+
+    /// How many times the runner has signalled the whole set so far (a
+    /// program that died of a signal while this changed was killed by
+    /// the runner, not by someone else).
+    pub(crate) fn signalled(&self) -> u64 {
+        self.0.state().signalled
+    }
+
+    /// Stop one program's process group: SIGTERM, then SIGKILL once
+    /// `grace` has passed with members left. Returns whether the group
+    /// still existed. Finishes even if the caller goes away.
+    pub(crate) async fn stop_program(&self, pid: Option<u32>, grace: Duration) -> bool {
+        let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()) else {
+            return false;
+        };
+        let set = self.0.clone();
+        run_blocking(move || {
+            let found = stop_group(pgid, grace);
+            set.reap_orphans();
+            found
+        })
+        .await
     }
 
     /// tokio collected the exit status of program `pid`: from now on that
@@ -782,11 +868,21 @@ impl ProcHandle {
         }
     }
 
-    /// After a program exited: stop what it left running, at once. Returns
-    /// how many processes were stopped.
+    /// After a program exited: stop what the stage's programs left
+    /// running, at once, unless another program is still running (then
+    /// the last one to exit does it). Returns how many processes were
+    /// stopped.
     pub(crate) async fn stop_leftovers(&self) -> usize {
+        let no_spawn = self.0.leftover_stop.clone().lock_owned().await;
+        if !self.0.state().running.is_empty() {
+            return 0;
+        }
         let set = self.0.clone();
-        let stopped = run_blocking(move || set.stop(LEFTOVER_GRACE).len()).await;
+        let stopped = run_blocking(move || {
+            let _no_spawn = no_spawn;
+            set.stop(LEFTOVER_GRACE).len()
+        })
+        .await;
         if stopped > 0 {
             self.0.log.note(&format!(
                 "stopped {stopped} leftover process{} of the stage ({})",
@@ -819,6 +915,47 @@ impl ProcHandle {
         ));
         stopped
     }
+}
+
+/// A program counted as running in its set (see
+/// [`ProcHandle::spawn_program`]); dropping it ends the count.
+pub(crate) struct Running {
+    set: Arc<ProcSet>,
+    pid: i32,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.set.state().running.remove(&self.pid);
+    }
+}
+
+/// SIGTERM to process group `pgid`, wait until no live process is left in
+/// it or `grace` passed, then SIGKILL until it is empty (bounded).
+/// Returns false when the group had no process to signal. Blocking.
+fn stop_group(pgid: i32, grace: Duration) -> bool {
+    if !signal_group(pgid, Signal::Term) {
+        return false;
+    }
+    let term_at = Instant::now();
+    // Zombies count as members for kill(2) but are already gone.
+    let live = || {
+        scan_proc()
+            .iter()
+            .any(|p| p.pgrp == pgid && !p.zombie && p.pid != own_pid())
+    };
+    while live() {
+        if kill_now_requested() || term_at.elapsed() >= grace {
+            let bound = Instant::now() + KILL_BOUND;
+            while live() && Instant::now() < bound {
+                signal_group(pgid, Signal::Kill);
+                std::thread::sleep(POLL / 4);
+            }
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    true
 }
 
 fn plural(n: usize) -> &'static str {
@@ -1054,6 +1191,30 @@ fn send_signal(_pid: i32, _sig: Signal) -> bool {
     false
 }
 
+/// Signal every process in process group `pgid`. Never groups 0 or 1 or
+/// the runner's own group.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn signal_group(pgid: i32, sig: Signal) -> bool {
+    // SAFETY: getpgrp(2) only reads the caller's process group.
+    let own_group = unsafe { libc::getpgrp() };
+    if pgid <= 1 || pgid == own_group {
+        return false;
+    }
+    let sig = match sig {
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    // SAFETY: kill(2) with a negative pid signals that process group; a
+    // group that is gone gives ESRCH.
+    unsafe { libc::kill(-pgid, sig) == 0 }
+}
+
+#[cfg(not(unix))]
+fn signal_group(_pgid: i32, _sig: Signal) -> bool {
+    false
+}
+
 /// Collect an adopted orphan's exit status.
 #[cfg(unix)]
 #[allow(unsafe_code)]
@@ -1142,7 +1303,7 @@ pub(crate) mod tests {
     }
 
     /// Pids of live processes whose command line contains `token`.
-    fn with_token(token: &str) -> Vec<i32> {
+    pub(crate) fn with_token(token: &str) -> Vec<i32> {
         scan_proc()
             .into_iter()
             .filter(|p| !p.zombie && p.pid != own_pid())

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -12,11 +16,12 @@ use wasmtime_wasi::cli::AsyncStdoutStream;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::bindings::wit;
+use super::bindings::{wit, wit_v1};
+use super::guest_api::{Progress, ProgressFn};
 use super::logpipe::{LogStream, StageLog};
 use super::net::NetPolicy;
 use super::state::{Denials, ExecGrant, MemoryLimiter, StageState};
-use super::Plugin;
+use super::{Plugin, PluginPre, WitVersion};
 use sluice_engine::executor::ConfigOrigin;
 pub use sluice_engine::executor::{StageFailure, TrapKind};
 
@@ -73,6 +78,12 @@ pub struct StageRequest {
     pub max_handles: usize,
     /// The stage's log.
     pub log: StageLog,
+    /// Fires when the runner cancels the attempt (fail-fast, interrupt).
+    pub cancel: CancellationToken,
+    /// How long a cancelled (or timed-out) 0.2 stage may run on.
+    pub grace_period: Duration,
+    /// Where `log.progress` goes.
+    pub progress: Option<ProgressFn>,
 }
 
 fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, StageFailure> {
@@ -153,17 +164,58 @@ fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, Stag
         denials: denials.clone(),
         deadline,
         procs: super::procs::StageProcs::new(req.log.clone()),
+        // The guest's own token: it fires on the runner's cancellation and
+        // at the timeout (see `run_stage`).
+        cancel: CancellationToken::new(),
+        progress: Progress::new(req.progress.clone()),
     })
+}
+
+/// When the guest is cut off, movable while it runs (a cancellation moves
+/// it to the end of the grace period). Read by the epoch callback.
+#[derive(Clone)]
+struct HardDeadline {
+    base: Instant,
+    /// Nanoseconds after `base`.
+    after: Arc<AtomicU64>,
+}
+
+impl HardDeadline {
+    fn new(at: Instant) -> HardDeadline {
+        let base = Instant::now();
+        let d = HardDeadline {
+            base,
+            after: Arc::new(AtomicU64::new(u64::MAX)),
+        };
+        d.set(at);
+        d
+    }
+
+    /// Move the deadline to `at` (never later than it is).
+    fn set(&self, at: Instant) {
+        let nanos =
+            u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        self.after.fetch_min(nanos, Ordering::Relaxed);
+    }
+
+    fn passed(&self) -> bool {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        now >= self.after.load(Ordering::Relaxed)
+    }
 }
 
 /// Make a store whose guest traps at `deadline` and yields to other tasks
 /// at every epoch tick before that.
-fn new_store(plugin: &Plugin, state: StageState, deadline: Instant) -> Store<StageState> {
-    let mut store = Store::new(plugin.pre.engine(), state);
+fn new_store(plugin: &Plugin, state: StageState, deadline: HardDeadline) -> Store<StageState> {
+    let engine = match &plugin.pre {
+        PluginPre::V1(pre) => pre.engine(),
+        PluginPre::V2(pre) => pre.engine(),
+    };
+    let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Yield(1))
@@ -172,36 +224,105 @@ fn new_store(plugin: &Plugin, state: StageState, deadline: Instant) -> Store<Sta
     store
 }
 
+/// Why the runner stopped waiting for a guest.
+enum Stop {
+    Cancelled,
+    Timeout,
+}
+
 /// Run one attempt of a stage.
+///
+/// At the stage's timeout or when `req.cancel` fires, a 0.2 guest is told
+/// (its `cancel` pollable) and gets `req.grace_period` to return; then, and
+/// at once for a 0.1 guest (which cannot be told), it is dropped. Whatever
+/// it returns after being told is not taken: the attempt is cancelled or
+/// timed out.
 pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report, StageFailure> {
     let denials = Denials::default();
     let state = build_state(&req, &denials)?;
-    let deadline = state.deadline;
-    let mut store = new_store(plugin, state, deadline);
-    let call = async {
-        let stage = plugin.pre.instantiate_async(&mut store).await?;
-        stage.call_run(&mut store, &req.context).await
+    let soft_deadline = state.deadline;
+    let guest_cancel = state.cancel.clone();
+    let progress = state.progress.clone();
+    let grace = match plugin.wit {
+        WitVersion::V0_1 => Duration::ZERO,
+        WitVersion::V0_2 => req.grace_period,
     };
-    let outcome = tokio::time::timeout(req.timeout.saturating_add(TIMEOUT_GRACE), call).await;
-    let limiter = &store.data().limiter;
-    let result = match outcome {
-        Err(_) => Err(StageFailure::Timeout { after: req.timeout }),
-        Ok(Err(e)) => Err(classify_error(&e, limiter, req.timeout, req.max_handles)),
-        Ok(Ok(Err(stage_error))) => Err(match stage_error {
-            wit::StageError::InvalidConfig(message) => StageFailure::InvalidConfig {
-                origin: ConfigOrigin::Plugin,
-                message,
-            },
-            wit::StageError::Denied(message) => StageFailure::Denied {
-                message,
-                then_failed: None,
-            },
-            wit::StageError::Failed(message) => StageFailure::Failed { message },
-        }),
-        Ok(Ok(Ok(report))) => Ok(report),
+    let hard = HardDeadline::new(soft_deadline.checked_add(grace).unwrap_or(soft_deadline));
+    let mut store = new_store(plugin, state, hard.clone());
+    let mut call = Box::pin(async {
+        match &plugin.pre {
+            PluginPre::V1(pre) => {
+                let stage = pre.instantiate_async(&mut store).await?;
+                let ctx = context_v1(&req.context);
+                stage
+                    .call_run(&mut store, &ctx)
+                    .await
+                    .map(|r| r.map(report_from_v1).map_err(error_from_v1))
+            }
+            PluginPre::V2(pre) => {
+                let stage = pre.instantiate_async(&mut store).await?;
+                stage
+                    .sluice_stage_plugin()
+                    .call_run(&mut store, &req.context)
+                    .await
+                    .map(|r| r.map_err(error_from_v2))
+            }
+        }
+    });
+    let stop = tokio::select! {
+        finished = &mut call => {
+            drop(call);
+            progress.flush();
+            let limiter = &store.data().limiter;
+            let result = match finished {
+                Err(e) => Err(classify_error(&e, limiter, req.timeout, req.max_handles)),
+                Ok(Err(failure)) => Err(failure),
+                Ok(Ok(report)) => Ok(report),
+            };
+            return with_denials(result, &denials);
+        }
+        () = req.cancel.cancelled() => Stop::Cancelled,
+        () = tokio::time::sleep_until(soft_deadline.into()) => Stop::Timeout,
     };
-    // A stage that failed after the sandbox refused it something fails
-    // *because* of that refusal: say so, whatever the stage reported.
+    guest_cancel.cancel();
+    let in_grace = if grace.is_zero() {
+        false
+    } else {
+        hard.set(Instant::now() + grace);
+        req.log.note(&format!(
+            "{}: the stage has its grace period of {} to finish",
+            match stop {
+                Stop::Cancelled => "cancelled",
+                Stop::Timeout => "timed out",
+            },
+            sluice_types::Duration::from(grace)
+        ));
+        let ended = tokio::time::timeout(grace + TIMEOUT_GRACE, &mut call).await;
+        progress.flush();
+        match ended {
+            Ok(_) => {
+                req.log.note("the stage ended within its grace period");
+                true
+            }
+            Err(_) => {
+                req.log
+                    .note("the stage did not end within its grace period and was dropped");
+                false
+            }
+        }
+    };
+    match stop {
+        Stop::Cancelled => Err(StageFailure::Cancelled { in_grace }),
+        Stop::Timeout => Err(StageFailure::Timeout { after: req.timeout }),
+    }
+}
+
+/// A stage that failed after the sandbox refused it something fails
+/// *because* of that refusal: say so, whatever the stage reported.
+fn with_denials(
+    result: Result<wit::Report, StageFailure>,
+    denials: &Denials,
+) -> Result<wit::Report, StageFailure> {
     let Some(denied) = denials.list().into_iter().next() else {
         return result;
     };
@@ -210,12 +331,215 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
             message.clone()
         }
         Err(StageFailure::Exit { code }) => sluice_engine::executor::exit_reason(*code),
+        // The stage passed the refusal on (`denied(capability)`): the
+        // sandbox's words say what is granted now and what to add.
+        Err(StageFailure::Denied { .. }) => {
+            return Err(StageFailure::Denied {
+                message: denied,
+                then_failed: None,
+            })
+        }
         _ => return result,
     };
     Err(StageFailure::Denied {
         message: denied,
         then_failed: Some(then_failed),
     })
+}
+
+/// A 0.2 `stage-error` as the runner's failure.
+fn error_from_v2(e: wit::StageError) -> StageFailure {
+    match e {
+        wit::StageError::InvalidConfig(message) => StageFailure::InvalidConfig {
+            origin: ConfigOrigin::Plugin,
+            message,
+        },
+        wit::StageError::Denied(capability) => StageFailure::Denied {
+            message: denied_message(&capability),
+            then_failed: None,
+        },
+        wit::StageError::Failed(message) => StageFailure::Failed { message },
+    }
+}
+
+/// A 0.1 `stage-error` as the runner's failure.
+fn error_from_v1(e: wit_v1::StageError) -> StageFailure {
+    match e {
+        wit_v1::StageError::InvalidConfig(message) => StageFailure::InvalidConfig {
+            origin: ConfigOrigin::Plugin,
+            message,
+        },
+        wit_v1::StageError::Denied(message) => StageFailure::Denied {
+            message,
+            then_failed: None,
+        },
+        wit_v1::StageError::Failed(message) => StageFailure::Failed { message },
+    }
+}
+
+/// What to tell the user when a stage says it lacks `capability`: what it
+/// needs and the grant to add.
+pub fn denied_message(capability: &wit::Capability) -> String {
+    use wit::Capability as C;
+    match capability {
+        C::WorkspaceRead => {
+            "the stage needs to read the workspace; add `grants: { workspace: read }` to the stage".to_owned()
+        }
+        C::WorkspaceWrite => {
+            "the stage needs to write the workspace; add `grants: { workspace: write }` to the stage".to_owned()
+        }
+        C::Env(name) => format!(
+            "the stage needs the environment variable `{name}`; add `{name}` to the stage's grants.env"
+        ),
+        C::Network(pattern) => format!(
+            "the stage needs network access to `{pattern}`; add `{pattern}` to the stage's grants.network"
+        ),
+        C::Exec(program) => format!(
+            "the stage needs to run `{program}`; add `{program}` to the stage's grants.exec"
+        ),
+        C::Secret(name) => format!(
+            "the stage needs the secret `{name}`; add `{name}` to the stage's grants.secrets"
+        ),
+    }
+}
+
+/// 0.2's context as 0.1 has it (0.1 has no deadline, grace period, roles
+/// or annotations).
+fn context_v1(c: &wit::Context) -> wit_v1::Context {
+    wit_v1::Context {
+        run_id: c.run_id.clone(),
+        pipeline: c.pipeline.clone(),
+        stage: c.stage.clone(),
+        environment: c.environment.clone(),
+        config: c.config.clone(),
+        inputs: c
+            .inputs
+            .iter()
+            .map(|a| wit_v1::Artifact {
+                stage: a.stage.clone(),
+                name: a.name.clone(),
+                digest: a.digest.clone(),
+                size: a.size,
+                media_type: a.media_type.clone(),
+            })
+            .collect(),
+        outputs_dir: c.outputs_dir.clone(),
+        upstream: c
+            .upstream
+            .iter()
+            .map(|o| wit_v1::OutputValue {
+                stage: o.stage.clone(),
+                name: o.name.clone(),
+                value: o.value.clone(),
+            })
+            .collect(),
+        attempt: c.attempt,
+    }
+}
+
+fn verdict_from_v1(v: wit_v1::Verdict) -> wit::Verdict {
+    match v {
+        wit_v1::Verdict::Pass => wit::Verdict::Pass,
+        wit_v1::Verdict::Warn => wit::Verdict::Warn,
+        wit_v1::Verdict::Fail => wit::Verdict::Fail,
+        wit_v1::Verdict::Inconclusive => wit::Verdict::Inconclusive,
+    }
+}
+
+/// A 0.1 report in 0.2's shape: artifacts with a media type only, and no
+/// findings (`none`: the stage does not report findings).
+fn report_from_v1(r: wit_v1::Report) -> wit::Report {
+    wit::Report {
+        summary: r.summary,
+        metrics: r
+            .metrics
+            .into_iter()
+            .map(|m| wit::Metric {
+                name: m.name,
+                value: m.value,
+                unit: m.unit,
+            })
+            .collect(),
+        gates: r
+            .gates
+            .into_iter()
+            .map(|g| wit::Gate {
+                name: g.name,
+                verdict: verdict_from_v1(g.verdict),
+                observed: g.observed,
+                threshold: g.threshold,
+                message: g.message,
+            })
+            .collect(),
+        outputs: r.outputs,
+        artifacts: r
+            .artifacts
+            .into_iter()
+            .map(|(path, media_type)| wit::ArtifactInfo {
+                path,
+                media_type: Some(media_type),
+                role: None,
+                annotations: Vec::new(),
+            })
+            .collect(),
+        findings: None,
+    }
+}
+
+fn capability_from_v1(c: wit_v1::Capability) -> wit::Capability {
+    match c {
+        wit_v1::Capability::WorkspaceRead => wit::Capability::WorkspaceRead,
+        wit_v1::Capability::WorkspaceWrite => wit::Capability::WorkspaceWrite,
+        wit_v1::Capability::Env(n) => wit::Capability::Env(n),
+        wit_v1::Capability::Network(n) => wit::Capability::Network(n),
+        wit_v1::Capability::Exec(n) => wit::Capability::Exec(n),
+        wit_v1::Capability::Secret(n) => wit::Capability::Secret(n),
+    }
+}
+
+/// 0.1's kind string as 0.2's `stage-kind`.
+pub fn stage_kind(kind: &str) -> wit::StageKind {
+    use wit::StageKind as K;
+    match kind {
+        "lint" => K::Lint,
+        "test" => K::Test,
+        "scan" => K::Scan,
+        "build" => K::Build,
+        "deploy" => K::Deploy,
+        "smoke" => K::Smoke,
+        "canary" => K::Canary,
+        "monitor" => K::Monitor,
+        "remediate" => K::Remediate,
+        other => K::Custom(other.to_owned()),
+    }
+}
+
+/// A `stage-kind` as text (`lint` …, or the custom word).
+pub fn kind_name(kind: &wit::StageKind) -> &str {
+    use wit::StageKind as K;
+    match kind {
+        K::Lint => "lint",
+        K::Test => "test",
+        K::Scan => "scan",
+        K::Build => "build",
+        K::Deploy => "deploy",
+        K::Smoke => "smoke",
+        K::Canary => "canary",
+        K::Monitor => "monitor",
+        K::Remediate => "remediate",
+        K::Custom(s) => s,
+    }
+}
+
+fn info_from_v1(i: wit_v1::PluginInfo) -> wit::PluginInfo {
+    wit::PluginInfo {
+        name: i.name,
+        version: i.version,
+        kind: stage_kind(&i.kind),
+        description: i.description,
+        config_schema: i.config_schema,
+        capabilities: i.capabilities.into_iter().map(capability_from_v1).collect(),
+    }
 }
 
 /// Why a call into the guest failed, by the types wasmtime returns: the
@@ -300,6 +624,11 @@ pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> 
             outputs_dir: "/artifacts/out".into(),
             upstream: Vec::new(),
             attempt: 1,
+            deadline: wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime {
+                seconds: 0,
+                nanoseconds: 0,
+            },
+            grace_period: 0,
         },
         workspace: None,
         inputs_dir: None,
@@ -318,14 +647,25 @@ pub async fn describe(plugin: &Plugin) -> Result<wit::PluginInfo, StageFailure> 
         timeout: DESCRIBE_TIMEOUT,
         max_handles: 1024,
         log,
+        cancel: CancellationToken::new(),
+        grace_period: Duration::ZERO,
+        progress: None,
     };
     let denials = Denials::default();
     let state = build_state(&req, &denials)?;
-    let deadline = state.deadline;
+    let deadline = HardDeadline::new(state.deadline);
     let mut store = new_store(plugin, state, deadline);
     let call = async {
-        let stage = plugin.pre.instantiate_async(&mut store).await?;
-        stage.call_describe(&mut store).await
+        match &plugin.pre {
+            PluginPre::V1(pre) => {
+                let stage = pre.instantiate_async(&mut store).await?;
+                stage.call_describe(&mut store).await.map(info_from_v1)
+            }
+            PluginPre::V2(pre) => {
+                let stage = pre.instantiate_async(&mut store).await?;
+                stage.sluice_stage_plugin().call_describe(&mut store).await
+            }
+        }
     };
     match tokio::time::timeout(req.timeout + TIMEOUT_GRACE, call).await {
         Err(_) => Err(StageFailure::DescribeTimeout { after: req.timeout }),

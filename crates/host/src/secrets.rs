@@ -4,7 +4,7 @@
 //! from the variable `NPM_TOKEN`) and are redacted from every log by the
 //! stage's [`Redactor`](super::logpipe::Redactor).
 
-use super::bindings::wit_secrets::{ErrorCode, Host};
+use super::bindings::wit_secrets_v1::{ErrorCode, Host};
 use super::state::StageState;
 
 impl Host for StageState {
@@ -28,5 +28,3 @@ impl Host for StageState {
         }
     }
 }
-
-impl super::bindings::wit::Host for StageState {}

@@ -9,9 +9,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::bindings::wit;
-use crate::logpipe::{Redactor, StageLog};
+use crate::guest_api::ProgressFn;
+use crate::logpipe::{LiveLine, Redactor, StageLog};
 use crate::sandbox::{self, StageFailure, StageRequest, TrapKind};
 use crate::Plugin;
 use sluice_engine::executor::{
@@ -19,11 +23,13 @@ use sluice_engine::executor::{
     StageReport, RESERVED_OUTPUT_PREFIX,
 };
 use sluice_engine::report::{Event, Reporter};
+use sluice_engine::sarif::{self, FINDINGS_FILE, SARIF_MEDIA_TYPE};
 use sluice_pipeline::gates::{PluginGate, Verdict};
 use sluice_pipeline::WorkspaceAccess;
 use sluice_record::artifacts::{ArtifactRecord, Cas, IngestLimits};
 use sluice_record::workdir::WorkDirs;
 use sluice_record::MetricRecord;
+use sluice_types::{ArtifactRole, Finding, FindingLevel, FindingLocation};
 
 /// Runs stage jobs in their sandboxes, in this process.
 pub struct LocalExecutor {
@@ -48,10 +54,10 @@ pub struct LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
-    fn run(&self, job: StageJob) -> OutcomeFuture<'_> {
+    fn run(&self, job: StageJob, cancel: CancellationToken) -> OutcomeFuture<'_> {
         Box::pin(async move {
             let path = job.log.clone();
-            let (result, stats) = self.run_job(&job).await;
+            let (result, stats) = self.run_job(&job, cancel).await;
             StageOutcome {
                 result,
                 log: LogReport {
@@ -92,12 +98,12 @@ impl LocalExecutor {
         }
         let reporter = self.reporter.clone();
         let name = stage.to_string();
-        let live: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
+        let live: crate::logpipe::LiveFn = Arc::new(move |line: LiveLine<'_>| {
             reporter.event(&Event::StageLog {
                 stage: &name,
-                line,
-                level: None,
-                fields: &[],
+                line: line.text,
+                level: line.level,
+                fields: line.fields,
             })
         });
         let path = self.run_dir.join(relative);
@@ -108,6 +114,7 @@ impl LocalExecutor {
     async fn run_job(
         &self,
         job: &StageJob,
+        cancel: CancellationToken,
     ) -> (
         Result<StageReport, StageFailure>,
         Option<sluice_engine::executor::LogStats>,
@@ -123,9 +130,9 @@ impl LocalExecutor {
         if job.attempt > 1 {
             log.note(&format!("attempt {} of stage `{}`", job.attempt, job.stage));
         }
-        let result = self.sandboxed(job, plugin, &log).await;
+        let result = self.sandboxed(job, plugin, &log, cancel).await;
         if let Err(failure) = &result {
-            log.final_note(&format!("stage failed: {failure}"));
+            log.final_note(&failure.log_note());
         }
         let stats = log.finish();
         if let Some(e) = &stats.io_error {
@@ -139,6 +146,7 @@ impl LocalExecutor {
         job: &StageJob,
         plugin: &Plugin,
         log: &StageLog,
+        cancel: CancellationToken,
     ) -> Result<StageReport, StageFailure> {
         // Only what the stage uses is made (see `workdir`): `in/<need>/`
         // for each need that produced artifacts (else `/artifacts/in` is
@@ -196,6 +204,13 @@ impl LocalExecutor {
                 digest: i.artifact.digest.clone(),
                 size: i.artifact.size,
                 media_type: i.artifact.media_type.clone(),
+                role: i.artifact.role.as_ref().map(role_to_wit),
+                annotations: i
+                    .artifact
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             })
             .collect();
         let upstream = job
@@ -250,6 +265,8 @@ impl LocalExecutor {
                 outputs_dir: "/artifacts/out".into(),
                 upstream,
                 attempt: job.attempt,
+                deadline: datetime(SystemTime::now() + job.timeout),
+                grace_period: u64::try_from(job.grace_period.as_nanos()).unwrap_or(u64::MAX),
             },
             workspace,
             inputs_dir: Some(inputs_dir),
@@ -267,16 +284,43 @@ impl LocalExecutor {
             timeout: job.timeout,
             max_handles: self.max_handles,
             log: log.clone(),
+            cancel,
+            grace_period: job.grace_period,
+            progress: Some(self.progress_sink(&job.stage)),
         };
         let report = sandbox::run_stage(plugin, request)
             .await
             .map_err(|failure| with_panic_message(failure, log))?;
         let report = checked_report(report, &self.redactor)?;
-        let artifacts = self
+        let findings = findings_of(&report, &self.redactor)?;
+        let mut declared: Vec<(String, String)> = report
+            .artifacts
+            .iter()
+            .map(|a| {
+                let media = a
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| sluice_record::artifacts::DEFAULT_MEDIA_TYPE.to_owned());
+                (a.path.clone(), media)
+            })
+            .collect();
+        if let Some(findings) = &findings {
+            write_findings(job, outputs_dir, findings)?;
+            declared.push((FINDINGS_FILE.to_owned(), SARIF_MEDIA_TYPE.to_owned()));
+            let count = |level| findings.iter().filter(|f| f.level == level).count();
+            log.note(&format!(
+                "{} findings ({} errors, {} warnings, {} notes) written to {FINDINGS_FILE}",
+                findings.len(),
+                count(FindingLevel::Error),
+                count(FindingLevel::Warning),
+                count(FindingLevel::Note),
+            ));
+        }
+        let mut artifacts = self
             .cas
             .ingest_dir(
                 outputs_dir,
-                &report.artifacts,
+                &declared,
                 &IngestLimits {
                     max_total_bytes: job.grants.artifacts,
                     ..IngestLimits::default()
@@ -285,6 +329,12 @@ impl LocalExecutor {
             .map_err(|e| StageFailure::Outputs {
                 message: e.to_string(),
             })?;
+        describe_artifacts(
+            &mut artifacts,
+            &report.artifacts,
+            findings.is_some(),
+            &self.redactor,
+        );
         drop(outputs);
         // Inputs and outputs now live in the CAS; the copies are not needed.
         let _ = std::fs::remove_dir_all(&work);
@@ -487,6 +537,16 @@ fn checked_report(
             return fail(format!("the plugin reported output `{k}` twice"));
         }
     }
+    for a in &report.artifacts {
+        if let Some(role) = &a.role {
+            if let Err(e) = role_from_wit(role).check() {
+                return fail(format!("the plugin declared artifact `{}`: {e}", a.path));
+            }
+        }
+        if let Err(e) = sluice_types::check_annotations(&a.path, &a.annotations) {
+            return fail(format!("the plugin declared {e}"));
+        }
+    }
     let outputs_size: usize = report.outputs.iter().map(|(k, v)| k.len() + v.len()).sum();
     if outputs_size > limits::OUTPUTS_BYTES {
         return fail(format!(
@@ -519,4 +579,169 @@ fn clip(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// A role as the WIT has it.
+fn role_to_wit(role: &ArtifactRole) -> wit::ArtifactRole {
+    match role {
+        ArtifactRole::Report => wit::ArtifactRole::Report,
+        ArtifactRole::TestResults => wit::ArtifactRole::TestResults,
+        ArtifactRole::Coverage => wit::ArtifactRole::Coverage,
+        ArtifactRole::Package => wit::ArtifactRole::Package,
+        ArtifactRole::Sbom => wit::ArtifactRole::Sbom,
+        ArtifactRole::Provenance => wit::ArtifactRole::Provenance,
+        ArtifactRole::Log => wit::ArtifactRole::Log,
+        ArtifactRole::Other(s) => wit::ArtifactRole::Other(s.clone()),
+    }
+}
+
+/// A role the plugin reported.
+fn role_from_wit(role: &wit::ArtifactRole) -> ArtifactRole {
+    match role {
+        wit::ArtifactRole::Report => ArtifactRole::Report,
+        wit::ArtifactRole::TestResults => ArtifactRole::TestResults,
+        wit::ArtifactRole::Coverage => ArtifactRole::Coverage,
+        wit::ArtifactRole::Package => ArtifactRole::Package,
+        wit::ArtifactRole::Sbom => ArtifactRole::Sbom,
+        wit::ArtifactRole::Provenance => ArtifactRole::Provenance,
+        wit::ArtifactRole::Log => ArtifactRole::Log,
+        wit::ArtifactRole::Other(s) => ArtifactRole::Other(s.clone()),
+    }
+}
+
+/// A wall-clock time as `wasi:clocks/wall-clock.datetime`.
+fn datetime(at: SystemTime) -> wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime {
+        seconds: since.as_secs(),
+        nanoseconds: since.subsec_nanos(),
+    }
+}
+
+impl LocalExecutor {
+    /// `log.progress` of `stage` as `stage_progress` events.
+    fn progress_sink(&self, stage: &str) -> ProgressFn {
+        let reporter = self.reporter.clone();
+        let stage = stage.to_owned();
+        Arc::new(move |done, total, message: &str| {
+            reporter.event(&Event::StageProgress {
+                stage: &stage,
+                done,
+                total,
+                message,
+            })
+        })
+    }
+}
+
+/// The report's findings as the runner's type, checked (count, empty
+/// fields, paths, help URIs) and redacted; `None` when the stage does not
+/// report findings.
+fn findings_of(
+    report: &wit::Report,
+    redactor: &Redactor,
+) -> Result<Option<Vec<Finding>>, StageFailure> {
+    let Some(list) = &report.findings else {
+        return Ok(None);
+    };
+    let redact = |s: &str| redactor.redact_str(s);
+    let findings: Vec<Finding> = list
+        .iter()
+        .map(|f| Finding {
+            rule_id: redact(&f.rule_id),
+            level: match f.level {
+                wit::FindingLevel::Note => FindingLevel::Note,
+                wit::FindingLevel::Warning => FindingLevel::Warning,
+                wit::FindingLevel::Error => FindingLevel::Error,
+            },
+            message: redact(&f.message),
+            location: f.location.as_ref().map(|l| FindingLocation {
+                path: redact(&l.path),
+                start_line: l.start_line,
+                start_column: l.start_column,
+                end_line: l.end_line,
+                end_column: l.end_column,
+            }),
+            fingerprint: f.fingerprint.as_deref().map(redact),
+            help_uri: f.help_uri.as_deref().map(redact),
+        })
+        .collect();
+    Finding::check_all(&findings).map_err(|e| StageFailure::Rejected {
+        message: format!("the plugin reported a bad finding: {e}"),
+    })?;
+    Ok(Some(findings))
+}
+
+/// Write the findings as SARIF to `<outputs>/findings.sarif`. The name is
+/// the runner's: a stage that left a file of that name itself (a file, a
+/// link, anything) fails instead of being overwritten or followed.
+fn write_findings(
+    job: &StageJob,
+    outputs_dir: &Path,
+    findings: &[Finding],
+) -> Result<(), StageFailure> {
+    use std::io::Write;
+    let name = Path::new(&job.plugin.reference)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(&job.stage);
+    let doc = sarif::document(
+        &sarif::Tool {
+            name,
+            version: None,
+            stage: &job.stage,
+            digest: &job.plugin.digest,
+        },
+        findings,
+    );
+    let path = outputs_dir.join(FINDINGS_FILE);
+    let outputs = |message: String| StageFailure::Outputs { message };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                outputs(format!(
+                    "the stage reported findings and also left a `{FINDINGS_FILE}` of its own in /artifacts/out; the runner writes that file from the findings: name the stage's own file differently"
+                ))
+            } else {
+                outputs(format!("cannot write {}: {e}", path.display()))
+            }
+        })?;
+    let bytes =
+        serde_json::to_vec(&doc).map_err(|e| outputs(format!("cannot encode SARIF: {e}")))?;
+    file.write_all(&bytes)
+        .map_err(|e| outputs(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Put the roles and annotations the report gave onto the stored
+/// artifacts (by name, as the store normalised it), redacted; the
+/// runner's SARIF is a `report`.
+fn describe_artifacts(
+    artifacts: &mut [ArtifactRecord],
+    infos: &[wit::ArtifactInfo],
+    runner_sarif: bool,
+    redactor: &Redactor,
+) {
+    let by_name: HashMap<&str, &wit::ArtifactInfo> = infos
+        .iter()
+        .map(|i| (sluice_record::artifacts::normalize_declared(&i.path), i))
+        .collect();
+    for a in artifacts.iter_mut() {
+        if runner_sarif && a.name == FINDINGS_FILE {
+            a.role = Some(ArtifactRole::Report);
+            continue;
+        }
+        if let Some(info) = by_name.get(a.name.as_str()) {
+            a.role = info.role.as_ref().map(role_from_wit);
+            a.annotations = info
+                .annotations
+                .iter()
+                .map(|(k, v)| (redactor.redact_str(k), redactor.redact_str(v)))
+                .collect();
+        }
+    }
 }

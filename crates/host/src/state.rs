@@ -141,6 +141,10 @@ pub struct StageState {
     /// The host processes `exec` started; dropping it (the stage ended,
     /// timed out or was cancelled) ends them all.
     pub(crate) procs: StageProcs,
+    /// Fires when the stage is cancelled (WIT 0.2 `cancel`).
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
+    /// Where `log.progress` goes.
+    pub(crate) progress: super::guest_api::Progress,
 }
 
 impl WasiView for StageState {

@@ -230,6 +230,7 @@ mod tests {
                     gates: vec![],
                     when: When::Success,
                     timeout: Duration::from_secs(1),
+                    grace_period: Duration::ZERO,
                     retries: 0,
                     environment: None,
                     approval: false,

@@ -70,8 +70,8 @@ pub use crate::model::{
     WorkspaceAccess,
 };
 pub use crate::resolve::{
-    DEFAULT_ARTIFACTS, DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT, MAX_MEMORY, MAX_RETRIES,
-    MAX_TIMEOUT,
+    DEFAULT_ARTIFACTS, DEFAULT_GRACE_PERIOD, DEFAULT_MEMORY, DEFAULT_OUTPUT, DEFAULT_TIMEOUT,
+    MAX_GRACE_PERIOD, MAX_MEMORY, MAX_RETRIES, MAX_TIMEOUT,
 };
 pub use crate::template::{
     expand, referenced_stages, TemplateContext, TemplateError, TemplateProblem,

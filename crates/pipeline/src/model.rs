@@ -67,6 +67,10 @@ pub struct Stage {
     pub when: When,
     /// Wall-clock limit for one attempt.
     pub timeout: Duration,
+    /// How long a cancelled attempt (fail-fast, an interrupt, its timeout)
+    /// may run on to put things back before it is dropped
+    /// (`grace-period:`; WIT 0.2 stages only, 0.1 ones cannot tell).
+    pub grace_period: Duration,
     /// Extra attempts after a failure (0..=10).
     pub retries: u32,
     /// The environment the stage acts on (e.g. `production`), if any.

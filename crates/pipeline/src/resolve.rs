@@ -29,6 +29,11 @@ pub const DEFAULT_OUTPUT: u64 = 1 << 20;
 pub const DEFAULT_ARTIFACTS: u64 = 10 << 30;
 /// Timeout when neither the stage nor `defaults` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Grace period when the stage sets none: enough to reload a proxy or
+/// write a note, short enough that fail-fast still feels fast.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// The longest grace period a stage may ask for.
+pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(10 * 60);
 /// The most retries a stage may ask for.
 pub const MAX_RETRIES: u32 = 10;
 /// The longest timeout a stage (or `defaults`) may set: 7 days. Long enough
@@ -216,6 +221,7 @@ fn resolve_stage(
             defaults.timeout,
             r,
         )?,
+        grace_period: grace_period(wire.grace_period.as_ref(), &path.key("grace-period"), r)?,
         retries: retries(wire.retries, &path.key("retries"), defaults.retries, r)?,
         environment: wire.environment.clone(),
         approval: wire.approval.is_some_and(|a| a.0),
@@ -483,6 +489,29 @@ fn duration(
             ),
             "use at most `7d`; a stage that must watch longer can run again in a later pipeline"
                 .to_owned(),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// `grace-period:`: zero is allowed (drop at once), at most
+/// [`MAX_GRACE_PERIOD`].
+fn grace_period(value: Option<&Quantity>, path: &YamlPath, r: &Reporter<'_>) -> Result<Duration> {
+    let Some(Quantity(text)) = value else {
+        return Ok(DEFAULT_GRACE_PERIOD);
+    };
+    let parsed = text
+        .parse::<sluice_types::Duration>()
+        .map_err(|e| r.value(path, e.message(), e.hint))?
+        .get();
+    if parsed > MAX_GRACE_PERIOD {
+        return Err(r.value(
+            path,
+            format!(
+                "grace period `{}` is longer than the 10 minutes a cancelled stage may take to stop",
+                text.trim()
+            ),
+            "use at most `10m`".to_owned(),
         ));
     }
     Ok(parsed)

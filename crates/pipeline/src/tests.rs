@@ -867,3 +867,32 @@ fn tls_ca_grant_is_read_at_load_time() {
     assert!(ca.digest.starts_with("sha256:") && ca.digest.len() == 71);
     assert_eq!(ca.certificates, 1);
 }
+
+#[test]
+fn grace_periods_default_to_ten_seconds_allow_zero_and_stop_at_ten_minutes() {
+    let fixture = Fixture::new();
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n");
+    let pipeline = fixture.load(&src).expect("no grace period");
+    assert_eq!(
+        pipeline.stages["lint"].grace_period,
+        crate::DEFAULT_GRACE_PERIOD
+    );
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    grace-period: 0s\n");
+    let pipeline = fixture.load(&src).expect("zero is allowed");
+    assert_eq!(pipeline.stages["lint"].grace_period, Duration::ZERO);
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    grace-period: 11m\n");
+    assert_error(
+        &src,
+        6,
+        19,
+        "grace period `11m` is longer than the 10 minutes",
+        "use at most `10m`",
+    );
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    grace-period: soon\n");
+    let err = fixture
+        .load(&src)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("grace-period"), "{err}");
+}

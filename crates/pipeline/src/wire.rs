@@ -53,6 +53,7 @@ pub struct WireStage {
     pub gates: Vec<WireGate>,
     pub when: Option<When>,
     pub timeout: Option<Quantity>,
+    pub grace_period: Option<Quantity>,
     pub retries: Option<u32>,
     pub environment: Option<String>,
     pub approval: Option<Approval>,

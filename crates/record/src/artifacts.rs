@@ -62,6 +62,12 @@ pub struct ArtifactRecord {
     pub size: u64,
     /// Media type declared by the stage, or [`DEFAULT_MEDIA_TYPE`].
     pub media_type: String,
+    /// What it is for, when the producer said (WIT 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<sluice_types::ArtifactRole>,
+    /// The producer's annotations (WIT 0.2), by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Bounds on what one stage may leave in its output directory.
@@ -284,7 +290,9 @@ fn validate_name(name: &str) -> Result<(), ArtifactError> {
 
 /// Normalizes a name from a stage's report: the stage may write
 /// `/artifacts/out/x`, `./x` or `x`; all mean `x`.
-fn normalize_declared(name: &str) -> &str {
+/// A declared artifact name as the walk finds it: without `./` or
+/// `/artifacts/out/` in front.
+pub fn normalize_declared(name: &str) -> &str {
     let name = name.strip_prefix(GUEST_OUT_DIR).unwrap_or(name);
     let mut name = name;
     while let Some(rest) = name.strip_prefix("./") {
@@ -468,6 +476,8 @@ impl Cas {
                 digest,
                 size,
                 media_type: media_type.to_owned(),
+                role: None,
+                annotations: Default::default(),
             });
         }
         Ok(records)
@@ -996,6 +1006,8 @@ mod tests {
             digest: ABC_SHA256.into(),
             size: 3,
             media_type: "text/plain".into(),
+            role: None,
+            annotations: Default::default(),
         };
         let json = serde_json::to_value(&r)?;
         assert_eq!(json["media_type"], "text/plain");
@@ -1188,6 +1200,8 @@ mod tests {
             digest: ABC_SHA256.into(),
             size: 3,
             media_type: DEFAULT_MEDIA_TYPE.into(),
+            role: None,
+            annotations: Default::default(),
         }];
         let err = f
             .cas

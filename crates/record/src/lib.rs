@@ -156,6 +156,9 @@ pub struct PluginRecord {
     /// Stage kind from `describe` (`build`, `test`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The `sluice:stage` version it targets (`0.1.0`, `0.2.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wit: Option<String>,
     /// Who signed it (verified), when a signature was checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,

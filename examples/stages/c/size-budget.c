@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// File-size budget check: a sluice stage written in C.
+// File-size budget check: a sluice stage written in C (WIT sluice:stage@0.2.0).
 //
 //   with:
 //     budgets:                     # required, at least one
@@ -16,10 +16,15 @@
 //
 // Reports metrics `size.total` (bytes matched by any budget, each file
 // once) and `size.over_budget` (budgets exceeded), gate `size-budget`, the
-// artifact `size-report.json`, and one `size.<n>` output per budget.
-// Logs go to stderr.
+// artifact `size-report.json` (role `report`), one `size.<n>` output per
+// budget, and one finding `size-budget` per exceeded budget, located at the
+// largest file it matched (the runner writes findings as SARIF,
+// `findings.sarif`). It logs through the `log` import with levels and
+// fields, reports progress while it walks the workspace, and stops between
+// files when the runner cancels it.
 //
-// Build: ./build.sh (wit-bindgen c + clang-19 for wasm32-wasi + wasm-component-ld).
+// Build: ./build.sh (wit-bindgen c against wit/v0.2 + clang-19 for
+// wasm32-wasi + wasm-component-ld).
 
 #include <ctype.h>
 #include <dirent.h>
@@ -37,15 +42,6 @@
 #define MAX_BUDGETS 64
 
 // ---------------------------------------------------------------- helpers
-
-static void logf_(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("[size-budget] ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 // A malloc'd printf. Everything returned to the host must be malloc'd: the
 // generated post-return code frees it.
@@ -70,6 +66,37 @@ static stage_string_t str(const char *s) {
     stage_string_t r;
     stage_string_dup(&r, s);
     return r;
+}
+
+// One record in the stage log. `fields` is NULL or a NULL-terminated list of
+// key, value, key, value ...; the message is printf-formatted. The host
+// copies what it is passed, so everything here stays ours to free.
+static void slog(sluice_stage_log_level_t level, const char *const *fields, const char *f, ...) {
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(NULL, 0, f, ap);
+    va_end(ap);
+    char *text = malloc((size_t)n + 1);
+    va_start(ap, f);
+    vsnprintf(text, (size_t)n + 1, f, ap);
+    va_end(ap);
+    size_t count = 0;
+    while (fields && fields[2 * count]) count++;
+    stage_tuple2_string_string_t pairs[count ? count : 1];
+    for (size_t i = 0; i < count; i++) {
+        pairs[i].f0 = (stage_string_t){(uint8_t *)fields[2 * i], strlen(fields[2 * i])};
+        pairs[i].f1 = (stage_string_t){(uint8_t *)fields[2 * i + 1], strlen(fields[2 * i + 1])};
+    }
+    stage_string_t message = {(uint8_t *)text, (size_t)n};
+    stage_list_tuple2_string_string_t list = {pairs, count};
+    sluice_stage_log_log(level, &message, &list);
+    free(text);
+}
+
+// Progress: `done` of an unknown total, and what is being looked at.
+static void progress(uint64_t done, const char *what) {
+    stage_string_t message = {(uint8_t *)what, strlen(what)};
+    sluice_stage_log_progress(done, NULL, &message);
 }
 
 // ------------------------------------------------- a minimal JSON reader
@@ -188,6 +215,8 @@ typedef struct {
     double max_bytes;
     double total;   // bytes matched
     int files;      // files matched
+    char *largest;  // the largest file matched (workspace-relative), or NULL
+    double largest_bytes;
 } budget_t;
 
 typedef struct {
@@ -285,7 +314,9 @@ static int skip_dir(const char *name) {
 }
 
 // Adds every regular file under WORKSPACE/rel to the budgets it matches.
-static int walk(config_t *cfg, const char *rel, double *total, int *files, char **err) {
+// `seen` counts the files looked at, for progress. Stops with an error when
+// the runner cancels the stage.
+static int walk(config_t *cfg, const char *rel, double *total, int *files, uint64_t *seen, char **err) {
     char *dirpath = rel[0] ? fmt("%s/%s", WORKSPACE, rel) : fmt("%s", WORKSPACE);
     DIR *d = opendir(dirpath);
     if (!d) {
@@ -301,15 +332,28 @@ static int walk(config_t *cfg, const char *rel, double *total, int *files, char 
         char *full = fmt("%s/%s", WORKSPACE, child);
         struct stat st;
         if (lstat(full, &st) != 0) {
-            logf_("skipping %s: %s", child, strerror(errno));
+            const char *fields[] = {"path", child, "error", strerror(errno), NULL};
+            slog(SLUICE_STAGE_LOG_LEVEL_WARN, fields, "skipping %s", child);
         } else if (S_ISDIR(st.st_mode)) {
-            ok = walk(cfg, child, total, files, err);
+            ok = walk(cfg, child, total, files, seen, err);
         } else if (S_ISREG(st.st_mode)) {
+            if (sluice_stage_cancel_is_cancelled()) {
+                *err = fmt("cancelled after %llu file(s)", (unsigned long long)*seen);
+                ok = 0;
+            } else {
+                progress(++*seen, child);
+            }
             int counted = 0;
-            for (int i = 0; i < cfg->n; i++) {
-                if (!matches(cfg->budgets[i].path, child)) continue;
-                cfg->budgets[i].total += (double)st.st_size;
-                cfg->budgets[i].files++;
+            for (int i = 0; ok && i < cfg->n; i++) {
+                budget_t *b = &cfg->budgets[i];
+                if (!matches(b->path, child)) continue;
+                b->total += (double)st.st_size;
+                b->files++;
+                if (!b->largest || (double)st.st_size > b->largest_bytes) {
+                    free(b->largest);
+                    b->largest = fmt("%s", child);
+                    b->largest_bytes = (double)st.st_size;
+                }
                 if (!counted) { *total += (double)st.st_size; (*files)++; counted = 1; }
             }
         }
@@ -333,10 +377,10 @@ static void json_escape(FILE *f, const char *s) {
 
 // ---------------------------------------------------------------- exports
 
-void exports_stage_describe(stage_plugin_info_t *ret) {
+void exports_sluice_stage_plugin_describe(sluice_stage_types_plugin_info_t *ret) {
     ret->name = str("size-budget");
-    ret->version = str("0.1.0");
-    ret->kind = str("lint");
+    ret->version = str("0.2.0");
+    ret->kind.tag = SLUICE_STAGE_TYPES_STAGE_KIND_LINT;
     ret->description = str("Checks that workspace files stay within size budgets.");
     ret->config_schema.is_some = true;
     ret->config_schema.val = str(
@@ -351,46 +395,92 @@ void exports_stage_describe(stage_plugin_info_t *ret) {
     ret->capabilities.ptr[0].tag = SLUICE_STAGE_TYPES_CAPABILITY_WORKSPACE_READ;
 }
 
-static bool fail_with(stage_stage_error_t *err, uint8_t tag, char *msg) {
-    logf_("%s", msg);
+// All of them, not only the first `n`: a `with:` refused halfway leaves a
+// path in the budget it was reading (unused entries are zeroed).
+static void free_budgets(config_t *cfg) {
+    for (int i = 0; i < MAX_BUDGETS; i++) {
+        free(cfg->budgets[i].path);
+        free(cfg->budgets[i].largest);
+        cfg->budgets[i].path = cfg->budgets[i].largest = NULL;
+    }
+    cfg->n = 0;
+}
+
+// `invalid-config` or `failed` with a malloc'd message (which the generated
+// post-return code frees).
+static bool fail_with(sluice_stage_types_stage_error_t *err, uint8_t tag, char *msg) {
+    slog(SLUICE_STAGE_LOG_LEVEL_ERROR, NULL, "%s", msg);
     err->tag = tag;
-    err->val.failed = str_take(msg); // all three cases hold a string at the same place
+    if (tag == SLUICE_STAGE_TYPES_STAGE_ERROR_INVALID_CONFIG) err->val.invalid_config = str_take(msg);
+    else err->val.failed = str_take(msg);
     return false;
 }
 
-bool exports_stage_run(stage_context_t *ctx, stage_report_t *ret, stage_stage_error_t *err) {
+// The finding for an exceeded budget, at the largest file it matched.
+static void over_finding(const budget_t *b, int enforce, sluice_stage_types_finding_t *f) {
+    f->rule_id = str("size-budget");
+    f->level = enforce ? SLUICE_STAGE_TYPES_FINDING_LEVEL_ERROR : SLUICE_STAGE_TYPES_FINDING_LEVEL_WARNING;
+    f->message = str_take(fmt("%s is %.0f bytes in %d file(s), budget %.0f; the largest is %s (%.0f bytes)", b->path,
+                              b->total, b->files, b->max_bytes, b->largest ? b->largest : "?", b->largest_bytes));
+    if (b->largest) {
+        f->location.is_some = true;
+        f->location.val.path = str(b->largest);
+        f->location.val.start_line = 0; // the whole file
+    }
+    // One budget is one finding across runs, whatever the sizes.
+    f->fingerprint.is_some = true;
+    f->fingerprint.val = str_take(fmt("size-budget:%s", b->path));
+}
+
+bool exports_sluice_stage_plugin_run(sluice_stage_types_context_t *ctx, sluice_stage_types_report_t *ret,
+                                     sluice_stage_types_stage_error_t *err) {
     static config_t cfg;
     char *msg = NULL;
     if (!parse_config((const char *)ctx->config.ptr, ctx->config.len, &cfg, &msg)) {
-        stage_context_free(ctx);
+        sluice_stage_types_context_free(ctx);
+        free_budgets(&cfg);
         return fail_with(err, SLUICE_STAGE_TYPES_STAGE_ERROR_INVALID_CONFIG, msg);
     }
     char *outdir = ctx->outputs_dir.len ? fmt("%.*s", (int)ctx->outputs_dir.len, (const char *)ctx->outputs_dir.ptr)
                                         : fmt("/artifacts/out");
-    logf_("stage %.*s of run %.*s: %d budget(s)", (int)ctx->stage.len, (const char *)ctx->stage.ptr,
-          (int)ctx->run_id.len, (const char *)ctx->run_id.ptr, cfg.n);
-    stage_context_free(ctx);
+    {
+        // The runner already tags every record with the stage and the run.
+        char *budgets = fmt("%d", cfg.n);
+        const char *fields[] = {"budgets", budgets, NULL};
+        slog(SLUICE_STAGE_LOG_LEVEL_INFO, fields, "checking %d budget(s)", cfg.n);
+        free(budgets);
+    }
+    sluice_stage_types_context_free(ctx);
 
     struct stat st;
     if (stat(WORKSPACE, &st) != 0) {
         free(outdir);
-        return fail_with(err, SLUICE_STAGE_TYPES_STAGE_ERROR_DENIED,
-                         fmt("no workspace: grant `workspace: read` to this stage"));
+        free_budgets(&cfg);
+        // The runner names the grant to add.
+        err->tag = SLUICE_STAGE_TYPES_STAGE_ERROR_DENIED;
+        err->val.denied.tag = SLUICE_STAGE_TYPES_CAPABILITY_WORKSPACE_READ;
+        return false;
     }
     double total = 0;
     int files = 0;
-    if (!walk(&cfg, "", &total, &files, &msg)) {
+    uint64_t seen = 0;
+    if (!walk(&cfg, "", &total, &files, &seen, &msg)) {
         free(outdir);
+        free_budgets(&cfg);
         return fail_with(err, SLUICE_STAGE_TYPES_STAGE_ERROR_FAILED, msg);
     }
+    progress(seen, "done");
 
     int over = 0;
     for (int i = 0; i < cfg.n; i++) {
         budget_t *b = &cfg.budgets[i];
         int bad = b->total > b->max_bytes;
         over += bad;
-        logf_("%s %s: %.0f of %.0f bytes in %d file(s)", bad ? "OVER" : "ok  ", b->path, b->total,
-              b->max_bytes, b->files);
+        char *bytes = fmt("%.0f", b->total), *max = fmt("%.0f", b->max_bytes), *n = fmt("%d", b->files);
+        const char *fields[] = {"budget", b->path, "bytes", bytes, "max-bytes", max, "files", n, NULL};
+        slog(bad ? SLUICE_STAGE_LOG_LEVEL_WARN : SLUICE_STAGE_LOG_LEVEL_INFO, fields, "%s %s: %.0f of %.0f bytes in %d file(s)",
+             bad ? "OVER" : "ok", b->path, b->total, b->max_bytes, b->files);
+        free(bytes); free(max); free(n);
     }
 
     // The artifact.
@@ -399,6 +489,7 @@ bool exports_stage_run(stage_context_t *ctx, stage_report_t *ret, stage_stage_er
     if (!f) {
         char *m = fmt("writing %s: %s", report_path, strerror(errno));
         free(report_path); free(outdir);
+        free_budgets(&cfg);
         return fail_with(err, SLUICE_STAGE_TYPES_STAGE_ERROR_FAILED, m);
     }
     fprintf(f, "{\n  \"total-bytes\": %.0f,\n  \"files\": %d,\n  \"budgets\": [", total, files);
@@ -413,7 +504,10 @@ bool exports_stage_run(stage_context_t *ctx, stage_report_t *ret, stage_stage_er
     int closed = fclose(f);
     free(report_path);
     free(outdir);
-    if (closed != 0) return fail_with(err, SLUICE_STAGE_TYPES_STAGE_ERROR_FAILED, fmt("writing size-report.json failed"));
+    if (closed != 0) {
+        free_budgets(&cfg);
+        return fail_with(err, SLUICE_STAGE_TYPES_STAGE_ERROR_FAILED, fmt("writing size-report.json failed"));
+    }
 
     // The report.
     ret->summary = str_take(fmt("Size budgets: %d of %d exceeded, %.0f bytes in %d file(s)", over, cfg.n, total, files));
@@ -456,11 +550,26 @@ bool exports_stage_run(stage_context_t *ctx, stage_report_t *ret, stage_stage_er
         ret->outputs.ptr[i].f0 = str_take(fmt("size.%d", i));
         ret->outputs.ptr[i].f1 = str_take(fmt("%.0f", cfg.budgets[i].total));
     }
-    ret->artifacts.len = 1;
-    ret->artifacts.ptr = calloc(1, sizeof(stage_tuple2_string_string_t));
-    ret->artifacts.ptr[0].f0 = str("size-report.json");
-    ret->artifacts.ptr[0].f1 = str("application/json");
 
-    for (int i = 0; i < cfg.n; i++) free(cfg.budgets[i].path);
+    ret->artifacts.len = 1;
+    ret->artifacts.ptr = calloc(1, sizeof(sluice_stage_types_artifact_info_t));
+    sluice_stage_types_artifact_info_t *a = &ret->artifacts.ptr[0];
+    a->path = str("size-report.json");
+    a->media_type.is_some = true;
+    a->media_type.val = str("application/json");
+    a->role.is_some = true;
+    a->role.val.tag = SLUICE_STAGE_TYPES_ARTIFACT_ROLE_REPORT;
+    a->annotations.len = 0;
+    a->annotations.ptr = NULL;
+
+    // `some` even when every budget holds: the check ran and found nothing.
+    ret->findings.is_some = true;
+    ret->findings.val.len = (size_t)over;
+    ret->findings.val.ptr = over ? calloc((size_t)over, sizeof(sluice_stage_types_finding_t)) : NULL;
+    for (int i = 0, k = 0; i < cfg.n; i++) {
+        if (cfg.budgets[i].total > cfg.budgets[i].max_bytes) over_finding(&cfg.budgets[i], cfg.enforce, &ret->findings.val.ptr[k++]);
+    }
+
+    free_budgets(&cfg);
     return true;
 }

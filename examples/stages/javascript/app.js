@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// package.json policy check: a sluice stage written in JavaScript.
+// package.json policy check: a sluice stage written in JavaScript
+// (WIT sluice:stage@0.2.0).
 //
 // Finds package.json files in the workspace (or the ones `with.files` names)
 // and checks each against a policy:
@@ -10,18 +11,27 @@
 //   allowed-licenses:       if set, `license` must be one of these SPDX ids
 //   enforce:                true (default): the gate fails on any violation; false: it warns
 //
-// Reports metric `policy.violations` (and `policy.files`), gate
-// `package-policy`, and the artifact `policy-report.json`. Logs to stderr.
+// Reports one finding per violated rule (rule id `forbidden-dependency`,
+// `unpinned`, `license`, `required-field`, `malformed` or `unreadable`, at
+// the package.json and, when it can tell, the line), which the runner writes
+// as SARIF (`findings.sarif`); metric `policy.violations` (and
+// `policy.files`), gate `package-policy`, and the artifact
+// `policy-report.json` (role `report`). It logs through the `log` import with
+// levels and fields, reports progress per file, and stops between files when
+// the runner cancels it.
 //
 // ComponentizeJS runs the module in StarlingMonkey, which has no Node `fs`:
 // files are read through the WASI 0.2 filesystem interfaces the world imports.
 //
-// Build: ./build.sh (componentize-js app.js --wit ../../../wit --world-name stage --out package-policy.wasm)
+// Build: ./build.sh (componentize-js app.js --wit ../../../wit/v0.2 --world-name stage --out package-policy.wasm)
 
 import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';
+import { log as stageLog, progress } from 'sluice:stage/log@0.2.0';
+import { isCancelled } from 'sluice:stage/cancel@0.2.0';
 
 const SKIP_DIRS = new Set(['node_modules', '.git', '.sluice', 'target', 'dist']);
 const DEP_FIELDS = ['dependencies', 'devDependencies', 'peerDependencies', 'optionalDependencies'];
+const HELP_URI = 'https://docs.npmjs.com/cli/configuring-npm/package-json';
 const EXACT = /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
 
 const CONFIG_SCHEMA = {
@@ -37,7 +47,9 @@ const CONFIG_SCHEMA = {
   },
 };
 
-const log = (msg) => console.error(`[package-policy] ${msg}`);
+// One record in the stage log; `fields` (an object) are kept as data.
+const log = (level, message, fields = {}) =>
+  stageLog(level, message, Object.entries(fields).map(([k, v]) => [k, String(v)]));
 
 class StageError extends Error {
   constructor(tag, val) {
@@ -144,24 +156,38 @@ function matchesName(pattern, name) {
   return pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
 }
 
-function checkPackage(file, pkg, policy) {
+// The 1-based line of the first `"key"` in the file's text (after the first
+// `"within"`, when given), 0 if none: good enough to point a reader at it.
+function lineOf(text, key, within) {
+  const from = within === undefined ? 0 : Math.max(0, text.indexOf(JSON.stringify(within)));
+  const at = text.indexOf(JSON.stringify(key), from);
+  return at < 0 ? 0 : text.slice(0, at).split('\n').length;
+}
+
+function checkPackage(file, text, pkg, policy) {
   const v = [];
-  const add = (rule, message) => v.push({ file, rule, message });
+  // `subject` (the field or dependency) keeps a finding's fingerprint stable
+  // when only the details (a version) change.
+  const add = (rule, message, key, within) => v.push({
+    file, rule, message,
+    line: key === undefined ? 0 : lineOf(text, key, within),
+    subject: key === undefined ? message : within === undefined ? key : `${within}.${key}`,
+  });
   for (const field of policy.requiredFields) {
     if (pkg[field] === undefined || pkg[field] === '') add('required-field', `missing field \`${field}\``);
   }
   if (policy.allowedLicenses && pkg.license !== undefined && !policy.allowedLicenses.includes(pkg.license)) {
-    add('license', `license \`${pkg.license}\` is not one of ${policy.allowedLicenses.join(', ')}`);
+    add('license', `license \`${pkg.license}\` is not one of ${policy.allowedLicenses.join(', ')}`, 'license');
   }
   for (const field of DEP_FIELDS) {
     const deps = pkg[field];
     if (deps === undefined) continue;
-    if (deps === null || typeof deps !== 'object') { add('malformed', `\`${field}\` is not an object`); continue; }
+    if (deps === null || typeof deps !== 'object') { add('malformed', `\`${field}\` is not an object`, field); continue; }
     for (const [name, version] of Object.entries(deps)) {
       const bad = policy.forbidden.find((p) => matchesName(p, name));
-      if (bad) add('forbidden-dependency', `${field}.${name} is forbidden (matches \`${bad}\`)`);
+      if (bad) add('forbidden-dependency', `${field}.${name} is forbidden (matches \`${bad}\`)`, name, field);
       if (policy.pinVersions && field !== 'peerDependencies' && !EXACT.test(String(version))) {
-        add('unpinned', `${field}.${name}@${version} is not pinned to an exact version`);
+        add('unpinned', `${field}.${name}@${version} is not pinned to an exact version`, name, field);
       }
     }
   }
@@ -170,21 +196,34 @@ function checkPackage(file, pkg, policy) {
 
 // --- the exports -----------------------------------------------------------------
 
-export function describe() {
+function finding(v, policy) {
+  return {
+    ruleId: v.rule,
+    level: policy.enforce ? 'error' : 'warning',
+    message: v.message,
+    location: { path: v.file, startLine: v.line ?? 0 },
+    // The rule, the file and what it is about identify a violation across runs.
+    fingerprint: `${v.rule}:${v.file}:${v.subject ?? ''}`,
+    helpUri: HELP_URI,
+  };
+}
+
+function describe() {
   return {
     name: 'package-policy',
-    version: '0.1.0',
-    kind: 'lint',
+    version: '0.2.0',
+    kind: { tag: 'lint' },
     description: 'Checks package.json files against a dependency and metadata policy.',
     configSchema: JSON.stringify(CONFIG_SCHEMA),
     capabilities: [{ tag: 'workspace-read' }],
   };
 }
 
-export function run(ctx) {
+function run(ctx) {
   const policy = loadConfig(ctx.config);
   const workspace = preopen('/workspace');
-  if (!workspace) throw new StageError('denied', 'no workspace: grant `workspace: read` to this stage');
+  // The runner names the grant to add.
+  if (!workspace) throw new StageError('denied', { tag: 'workspace-read' });
   const outPath = ctx.outputsDir || '/artifacts/out';
   const out = preopen(outPath);
   if (!out) throw new StageError('failed', `${outPath} is not available`);
@@ -195,27 +234,38 @@ export function run(ctx) {
   } catch (e) {
     throw new StageError('failed', `listing the workspace: ${fsMessage(e)}`);
   }
-  log(`stage ${ctx.stage} of run ${ctx.runId}: checking ${files.length} package.json file(s)`);
+  // The runner already tags every record with the stage and the run.
+  log('info', `checking ${files.length} package.json file(s)`, { files: files.length });
 
   const violations = [];
-  for (const file of files) {
-    let pkg;
+  const total = BigInt(files.length);
+  for (const [i, file] of files.entries()) {
+    if (isCancelled()) {
+      log('warn', 'cancelled', { checked: i, total: files.length });
+      throw new StageError('failed', `cancelled after ${i} of ${files.length} file(s)`);
+    }
+    progress(BigInt(i), total, `checking ${file}`);
+    let text, pkg;
     try {
-      pkg = JSON.parse(readFile(workspace, file));
+      text = readFile(workspace, file);
+      pkg = JSON.parse(text);
     } catch (e) {
-      violations.push({ file, rule: 'unreadable', message: `cannot read or parse: ${fsMessage(e)}` });
-      log(`${file}: cannot read or parse: ${fsMessage(e)}`);
+      const v = { file, rule: 'unreadable', message: `cannot read or parse: ${fsMessage(e)}`, line: 0 };
+      violations.push(v);
+      log('error', `${file}: ${v.message}`, { path: file, rule: v.rule });
       continue;
     }
-    for (const v of checkPackage(file, pkg, policy)) {
-      log(`${v.file}: ${v.message}`);
+    for (const v of checkPackage(file, text, pkg, policy)) {
+      log('warn', `${v.file}: ${v.message}`, { path: v.file, rule: v.rule, line: v.line });
       violations.push(v);
     }
   }
-  log(`${violations.length} violation(s) in ${files.length} file(s)`);
+  progress(total, total, 'done');
+  log('info', `${violations.length} violation(s) in ${files.length} file(s)`, { violations: violations.length, files: files.length });
 
   try {
-    writeFile(out, 'policy-report.json', JSON.stringify({ files, violations }, null, 2) + '\n');
+    const doc = { files, violations: violations.map(({ file, rule, message }) => ({ file, rule, message })) };
+    writeFile(out, 'policy-report.json', JSON.stringify(doc, null, 2) + '\n');
   } catch (e) {
     throw new StageError('failed', `writing ${outPath}/policy-report.json: ${fsMessage(e)}`);
   }
@@ -233,6 +283,16 @@ export function run(ctx) {
     ],
     gates: [{ name: 'package-policy', verdict, observed: n, threshold: 0, message }],
     outputs: [['violations', String(n)]],
-    artifacts: [['policy-report.json', 'application/json']],
+    artifacts: [{
+      path: 'policy-report.json',
+      mediaType: 'application/json',
+      role: { tag: 'report' },
+      annotations: [['policy.enforce', String(policy.enforce)]],
+    }],
+    // An empty list when the policy holds: the check ran and found nothing.
+    findings: violations.map((v) => finding(v, policy)),
   };
 }
+
+// A 0.2 stage exports the interface `plugin` rather than top-level functions.
+export const plugin = { describe, run };

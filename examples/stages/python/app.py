@@ -1,42 +1,59 @@
 # SPDX-License-Identifier: Apache-2.0
-"""License-header check: a sluice stage written in Python.
+"""License-header check: a sluice stage written in Python (WIT sluice:stage@0.2.0).
 
 Reads every workspace file whose name matches `with.include` (glob patterns,
 default: common source extensions), checks that `with.header` appears in its
 first `with.lines` lines (default 10), and reports:
 
+- one finding `license-header` per file without the header (level `error`
+  when `with.required` is true, else `warning`), located at the file; the
+  runner writes them as SARIF (`findings.sarif`), so this stage has no SARIF
+  code of its own;
 - metric `license.missing`: files without the header;
 - metric `license.checked`: files looked at;
 - gate `license-header`: fail when any file misses the header and
   `with.required` is true, warn when it is false (the default);
-- artifact `license-report.json`: the list of files checked and missing.
+- artifact `license-report.json` (role `report`): the files checked and
+  missing.
 
-Logging goes to stderr, which the runner captures into the stage log.
+It logs through the `log` import (levels and key/value fields), reports
+progress while it reads the files, and stops between files when the runner
+cancels it.
 
-Build: ./build.sh  (componentize-py -d ../../../wit -w stage componentize app -o license-check.wasm)
+Build: ./build.sh  (componentize-py -d ../../../wit/v0.2 -w stage componentize app -o license-check.wasm)
 """
 
 import fnmatch
 import json
 import os
-import sys
 
-import wit_world
 from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import cancel
+from wit_world.imports import log as stage_log
+from wit_world.imports.log import Level
 from wit_world.imports.sluice_stage_types import (
+    ArtifactInfo,
+    ArtifactRole_Report,
     Capability_WorkspaceRead,
+    Finding,
+    FindingLevel,
     Gate,
+    Location,
     Metric,
     PluginInfo,
     Report,
     StageError_Denied,
     StageError_Failed,
     StageError_InvalidConfig,
+    StageKind_Lint,
     Verdict,
 )
 
 WORKSPACE = "/workspace"
 DEFAULT_INCLUDE = ["*.py", "*.rs", "*.js", "*.ts", "*.c", "*.h", "*.go", "*.java"]
+RULE_ID = "license-header"
+HELP_URI = "https://spdx.dev/learn/handling-license-info/"
 SKIP_DIRS = {".git", ".sluice", "node_modules", "target", "__pycache__", ".venv"}
 
 CONFIG_SCHEMA = {
@@ -57,8 +74,9 @@ CONFIG_SCHEMA = {
 }
 
 
-def log(msg: str) -> None:
-    print(f"[license-check] {msg}", file=sys.stderr, flush=True)
+def log(level: Level, message: str, **fields) -> None:
+    """One record in the stage log: the runner keeps `fields` as data."""
+    stage_log.log(level, message, [(k.replace("_", "-"), str(v)) for k, v in fields.items()])
 
 
 def invalid(msg: str) -> Err:
@@ -140,12 +158,24 @@ def has_header(path: str, header: str, lines: int) -> bool:
     return False
 
 
-class WitWorld(wit_world.WitWorld):
+def missing_finding(rel: str, cfg: dict) -> Finding:
+    return Finding(
+        rule_id=RULE_ID,
+        level=FindingLevel.ERROR if cfg["required"] else FindingLevel.WARNING,
+        message=f"`{cfg['header']}` is not in the first {cfg['lines']} lines of the file",
+        location=Location(path=rel, start_line=0, start_column=None, end_line=None, end_column=None),
+        # The rule and the path identify it across runs.
+        fingerprint=f"{RULE_ID}:{rel}",
+        help_uri=HELP_URI,
+    )
+
+
+class Plugin(exports.Plugin):
     def describe(self) -> PluginInfo:
         return PluginInfo(
             name="license-check",
-            version="0.1.0",
-            kind="lint",
+            version="0.2.0",
+            kind=StageKind_Lint(),
             description="Checks that workspace source files carry a license header.",
             config_schema=json.dumps(CONFIG_SCHEMA),
             capabilities=[Capability_WorkspaceRead()],
@@ -154,22 +184,37 @@ class WitWorld(wit_world.WitWorld):
     def run(self, ctx) -> Report:
         cfg = load_config(ctx.config)
         if not os.path.isdir(WORKSPACE):
-            raise Err(StageError_Denied("no workspace: grant `workspace: read` to this stage"))
-        log(f"stage {ctx.stage} of run {ctx.run_id}: looking for {cfg['header']!r} "
-            f"in the first {cfg['lines']} lines of {', '.join(cfg['include'])}")
+            # The runner names the grant to add.
+            raise Err(StageError_Denied(Capability_WorkspaceRead()))
+        # The runner already tags every record with the stage and the run.
+        log(Level.INFO, "looking for the license header",
+            header=cfg["header"], lines=cfg["lines"], include=",".join(cfg["include"]))
 
-        checked, missing = [], []
         try:
-            for full, rel in walk(WORKSPACE):
-                if not matches(rel, cfg["include"]) or matches(rel, cfg["exclude"]):
-                    continue
-                checked.append(rel)
-                if not has_header(full, cfg["header"], cfg["lines"]):
-                    log(f"missing header: {rel}")
-                    missing.append(rel)
+            candidates = [(full, rel) for full, rel in walk(WORKSPACE)
+                          if matches(rel, cfg["include"]) and not matches(rel, cfg["exclude"])]
         except OSError as e:
             raise Err(StageError_Failed(f"reading the workspace: {e}"))
-        log(f"checked {len(checked)} files, {len(missing)} without the header")
+
+        checked, missing, findings = [], [], []
+        total = len(candidates)
+        for i, (full, rel) in enumerate(candidates):
+            if cancel.is_cancelled():
+                log(Level.WARN, "cancelled", checked=len(checked), total=total)
+                raise Err(StageError_Failed(f"cancelled after {len(checked)} of {total} files"))
+            stage_log.progress(i, total, f"checking {rel}")
+            try:
+                ok = has_header(full, cfg["header"], cfg["lines"])
+            except OSError as e:
+                raise Err(StageError_Failed(f"reading {rel}: {e}"))
+            checked.append(rel)
+            if not ok:
+                log(Level.WARN, f"missing header: {rel}", path=rel)
+                missing.append(rel)
+                findings.append(missing_finding(rel, cfg))
+        stage_log.progress(total, total, "done")
+        log(Level.INFO, f"checked {len(checked)} files, {len(missing)} without the header",
+            checked=len(checked), missing=len(missing))
 
         out_dir = ctx.outputs_dir or "/artifacts/out"
         report_doc = {"header": cfg["header"], "checked": checked, "missing": missing}
@@ -198,5 +243,9 @@ class WitWorld(wit_world.WitWorld):
             gates=[Gate(name="license-header", verdict=verdict, observed=float(len(missing)),
                         threshold=0.0, message=message)],
             outputs=[("missing", str(len(missing)))],
-            artifacts=[("license-report.json", "application/json")],
+            artifacts=[ArtifactInfo(path="license-report.json", media_type="application/json",
+                                    role=ArtifactRole_Report(),
+                                    annotations=[("license.header", cfg["header"])])],
+            # `some([])` when every file is fine: the check ran and found nothing.
+            findings=findings,
         )

@@ -69,7 +69,8 @@ pub enum HttpError {
     InvalidUrl(String),
     /// The host refused a header, the method or another part of the request.
     InvalidRequest(String),
-    /// The host does not allow this destination (see `grants.network`).
+    /// The host does not allow this destination (`host:port`, named here;
+    /// see `grants.network`).
     Denied(String),
     /// The request failed: DNS, connection, TLS, timeout, protocol.
     Request(String),
@@ -89,7 +90,10 @@ impl fmt::Display for HttpError {
         match self {
             Self::InvalidUrl(m) => write!(f, "invalid URL {m}"),
             Self::InvalidRequest(m) => write!(f, "invalid HTTP request: {m}"),
-            Self::Denied(m) => write!(f, "HTTP request denied: {m}"),
+            Self::Denied(a) => write!(
+                f,
+                "HTTP request denied: the runner refused {a} (is it in the stage's grants.network?)"
+            ),
             Self::Request(m) => write!(f, "HTTP request failed: {m}"),
             Self::Body(m) => write!(f, "HTTP body error: {m}"),
             Self::TooLarge { limit } => write!(f, "HTTP response body larger than {limit} bytes"),
@@ -101,12 +105,14 @@ impl fmt::Display for HttpError {
 impl std::error::Error for HttpError {}
 
 impl From<HttpError> for StageError {
-    /// [`HttpError::Denied`] becomes [`StageError::Denied`] (its message
-    /// names the destination and `grants.network`); the rest
-    /// [`StageError::Failed`].
+    /// [`HttpError::Denied`] becomes [`StageError::Denied`] with
+    /// [`Capability::Network`](crate::Capability::Network) of the
+    /// destination; the rest [`StageError::Failed`].
     fn from(e: HttpError) -> Self {
         match e {
-            HttpError::Denied(m) => StageError::denied(m),
+            HttpError::Denied(authority) => {
+                StageError::denied(crate::Capability::Network(authority))
+            }
             _ => StageError::failed(e.to_string()),
         }
     }

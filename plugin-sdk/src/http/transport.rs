@@ -24,7 +24,7 @@ pub(crate) struct Outgoing<'a> {
 }
 
 pub(crate) fn send(out: Outgoing<'_>) -> Result<Response, HttpError> {
-    let authority = out.target.authority.clone();
+    let authority = out.target.host_port();
     let code_error = |code: wasi::ErrorCode| code_error(code, &authority);
     let fields = wasi::Fields::from_list(&out.headers)
         .map_err(|e| HttpError::InvalidRequest(format!("header refused by the host: {e:?}")))?;
@@ -179,16 +179,12 @@ fn stream_error(e: StreamError, code_error: &dyn Fn(wasi::ErrorCode) -> HttpErro
     }
 }
 
-/// A readable error for a `wasi:http` error code on a request to `authority`.
+/// A readable error for a `wasi:http` error code on a request to `authority`
+/// (`host:port`).
 fn code_error(code: wasi::ErrorCode, authority: &str) -> HttpError {
     use wasi::ErrorCode as E;
     let msg = match &code {
-        E::HttpRequestDenied => {
-            return HttpError::Denied(format!(
-                "HTTP request to {authority} is not allowed: the runner refused it \
-                 (is it in the stage's `grants.network`?)"
-            ))
-        }
+        E::HttpRequestDenied => return HttpError::Denied(authority.to_string()),
         E::DnsError(p) => format!(
             "DNS lookup failed{}",
             p.rcode

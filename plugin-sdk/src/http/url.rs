@@ -17,6 +17,26 @@ pub(crate) struct Target {
     pub path_with_query: String,
 }
 
+impl Target {
+    /// `host:port`, with the scheme's default port when the URL names
+    /// none: the form of a `grants.network` entry.
+    pub fn host_port(&self) -> String {
+        let has_port = match self.authority.rfind(']') {
+            Some(end) => self.authority[end..].contains(':'),
+            None => self.authority.contains(':'),
+        };
+        if has_port {
+            self.authority.clone()
+        } else {
+            let port = match self.scheme {
+                UrlScheme::Http => 80,
+                UrlScheme::Https => 443,
+            };
+            format!("{}:{port}", self.authority)
+        }
+    }
+}
+
 /// Parses `scheme://host[:port][/path][?query][#fragment]`; the fragment is
 /// dropped, user info (`user@host`) is refused.
 pub(crate) fn parse(url: &str) -> Result<Target, HttpError> {
@@ -77,6 +97,12 @@ mod tests {
         assert_eq!(ok("http://h").path_with_query, "/");
         assert_eq!(ok("HTTP://h?x=1").path_with_query, "/?x=1");
         assert_eq!(ok("http://[::1]:80/x").authority, "[::1]:80");
+        assert_eq!(ok("http://[::1]/x").host_port(), "[::1]:80");
+        assert_eq!(ok("https://example.com/x").host_port(), "example.com:443");
+        assert_eq!(
+            ok("https://example.com:8443").host_port(),
+            "example.com:8443"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sluice_sdk::exec::{Command, ExecError, ExecOutput};
-use sluice_sdk::StageError;
+use sluice_sdk::{Capability, StageError};
 
 /// How many lines of a failed command's output the error quotes.
 const TAIL_LINES: usize = 20;
@@ -62,8 +62,12 @@ pub fn run_all(
             exec = exec.timeout(t);
         }
         let started = Instant::now();
-        let out = exec.run().map_err(|e| exec_error(i, cmd, e))?;
-        out.echo();
+        // Streamed into the log as it runs (a long build is not silent),
+        // and kept to quote when the command fails.
+        let out = exec
+            .tee_output()
+            .map(sluice_sdk::exec::Output::into_exec_output)
+            .map_err(|e| exec_error(i, cmd, e))?;
         if !out.success() {
             return Err(failure(i, commands.len(), cmd, &out));
         }
@@ -81,11 +85,13 @@ pub fn run_all(
 fn exec_error(i: usize, cmd: &BuildCommand, e: ExecError) -> StageError {
     let p = &cmd.program;
     match e {
-        ExecError::Denied(_) => StageError::denied(format!(
-            "build command {} runs `{p}`, which the stage may not run: add `{p}` to the stage's \
-             grants.exec (grants: {{ exec: [{p}] }})",
-            i + 1
-        )),
+        ExecError::Denied(_) => {
+            sluice_sdk::error!(
+                "build command {} runs `{p}`, which the stage may not run",
+                i + 1
+            );
+            StageError::denied(Capability::exec(p.as_str()))
+        }
         ExecError::NotFound(m) => StageError::failed(format!(
             "build command {} runs `{p}`, which is not installed on this machine: {m}",
             i + 1

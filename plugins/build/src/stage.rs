@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use sluice_sdk::{Context, Report, StageError};
+use sluice_sdk::{Capability, Context, Report, StageError};
 
 use crate::commands;
 use crate::config::Settings;
@@ -68,9 +68,12 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
 fn require_workspace(root: &Path) -> Result<(), StageError> {
     match std::fs::metadata(root) {
         Ok(m) if m.is_dir() => Ok(()),
-        _ => Err(StageError::denied(
-            "the build stage collects its outputs from the workspace: add `workspace: write` to \
-             the stage's grants (`workspace: read` when it only publishes files that exist)",
-        )),
+        _ => {
+            sluice_sdk::error(
+                "the build stage collects its outputs from the workspace (`workspace: read` is \
+                 enough when it only publishes files that exist)",
+            );
+            Err(StageError::denied(Capability::WorkspaceWrite))
+        }
     }
 }

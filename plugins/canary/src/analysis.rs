@@ -295,7 +295,8 @@ pub trait Clock {
     fn sleep(&mut self, d: Duration);
 }
 
-/// The wall clock (`std::time::Instant`, `std::thread::sleep`).
+/// The wall clock (`std::time::Instant`, and sleeps that end early when
+/// the stage is cancelled).
 pub struct RealClock(std::time::Instant);
 
 impl RealClock {
@@ -316,7 +317,9 @@ impl Clock for RealClock {
         self.0.elapsed()
     }
     fn sleep(&mut self, d: Duration) {
-        std::thread::sleep(d);
+        // Ends early when the runner cancels the stage; the driver checks
+        // `cancel::is_cancelled` after every wait.
+        let _ = sluice_sdk::cancel::sleep(d);
     }
 }
 

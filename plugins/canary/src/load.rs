@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn denied_stops() {
         let r = generate(2, "http://b", None, |_| {
-            Err(StageError::denied("grants.network"))
+            Err(StageError::denied(sluice_sdk::Capability::network("b:80")))
         });
         assert!(matches!(r, Err(StageError::Denied(_))));
     }

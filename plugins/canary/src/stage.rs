@@ -40,8 +40,23 @@ impl TargetDriver<'_> {
     }
 }
 
+/// The runner cancelled the stage (fail-fast, an interrupt, its timeout):
+/// stop before the next change of traffic or decision. `run` then puts all
+/// traffic back on the stable release within the grace period.
+fn stop_if_cancelled() -> Result<(), StageError> {
+    if sluice_sdk::cancel::is_cancelled() {
+        Err(StageError::failed(CANCELLED))
+    } else {
+        Ok(())
+    }
+}
+
+/// The failure a cancelled canary ends with.
+const CANCELLED: &str = "cancelled by the runner";
+
 impl Driver for TargetDriver<'_> {
     fn set_weight(&mut self, weight: u32) -> Result<(), StageError> {
+        stop_if_cancelled()?;
         self.target
             .set_weights(&Weights::split(self.stable, self.candidate, weight))
             .context("setting the canary weight")?;
@@ -57,6 +72,7 @@ impl Driver for TargetDriver<'_> {
                 None
             }
         };
+        stop_if_cancelled()?;
         Ok(self.background_ended(index, ended))
     }
 
@@ -66,6 +82,7 @@ impl Driver for TargetDriver<'_> {
             Some(b) => b.poll(index, &self.clock, &mut |p| measure(p, ph))?,
             None => None,
         };
+        stop_if_cancelled()?;
         Ok(self.background_ended(index, ended))
     }
 
@@ -78,6 +95,10 @@ impl Driver for TargetDriver<'_> {
 
     fn analyse(&mut self, index: usize, analysis: &Analysis) -> Result<StepAnalysis, StageError> {
         let r = assess(index, analysis, self.sources, &mut self.clock)?;
+        // An analysis cut short by the cancellation measured too little:
+        // it must not decide anything (least of all that the release is
+        // bad).
+        stop_if_cancelled()?;
         for line in &r.lines {
             sluice_sdk::info!("step {index}: {line}");
         }
@@ -306,7 +327,11 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         flags: &flags,
         background: settings.background.clone().map(Background::new),
     };
-    let outcome = steps::run(&settings.steps, start, weight, &mut driver)?;
+    let outcome = match steps::run(&settings.steps, start, weight, &mut driver) {
+        Ok(outcome) if !sluice_sdk::cancel::is_cancelled() => outcome,
+        Err(e) if !sluice_sdk::cancel::is_cancelled() => return Err(e),
+        _ => return Err(restore_when_cancelled(&target, &stable, &candidate)),
+    };
 
     let decided = Decided::from(&outcome, settings.promote);
     match decided {
@@ -388,6 +413,45 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         "application/json",
     )?;
     Ok(report)
+}
+
+/// Put all traffic back on `stable` (weights and flags) because the runner
+/// cancelled the stage, and say so in the history. The candidate keeps its
+/// verdict (it was not judged), and the saved progress stays, so that
+/// `sluice run --resume` re-applies the last completed step's weight.
+fn restore_when_cancelled(
+    target: &Target,
+    stable: &SlotVersion,
+    candidate: &SlotVersion,
+) -> StageError {
+    sluice_sdk::warn!(
+        "cancelled by the runner: putting all traffic back on {} (slot {})",
+        stable.version,
+        stable.slot
+    );
+    let restored = target
+        .set_weights(&Weights::split(stable, candidate, 0))
+        .context("cancelled: setting the canary weight back to 0")
+        .and_then(|()| remove_flags(target, candidate).map(|_| ()))
+        .and_then(|()| {
+            target.record(
+                "cancel",
+                Some(&candidate.version),
+                Some(&candidate.slot),
+                Some("canary cancelled by the runner; all traffic to stable"),
+            )
+        });
+    match restored {
+        Ok(()) => StageError::failed(format!(
+            "{CANCELLED}: all traffic is back on {} (slot {})",
+            stable.version, stable.slot
+        )),
+        Err(e) => StageError::failed(format!(
+            "{CANCELLED}, and putting the traffic back on {} failed: {}",
+            stable.version,
+            e.message()
+        )),
+    }
 }
 
 /// The decision, with what a pause needs.

@@ -154,7 +154,8 @@ pub fn symlink(target: &str, link: &Path) -> Result<(), StageError> {
                 | wasip2::filesystem::types::ErrorCode::NotPermitted
                 | wasip2::filesystem::types::ErrorCode::ReadOnly
         ) {
-            StageError::denied(format!("{msg} (grant `workspace: write`)"))
+            sluice_sdk::error(&msg);
+            StageError::denied(sluice_sdk::Capability::WorkspaceWrite)
         } else {
             StageError::failed(msg)
         }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::json;
-use sluice_sdk::{ResultExt, StageError};
+use sluice_sdk::{Capability, ResultExt, StageError};
 
 use crate::config::{TargetConfig, TargetKind};
 use crate::release::{self, ArtifactFile};
@@ -234,12 +234,12 @@ impl Target {
                 e.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
             ) {
-                StageError::denied(format!(
-                    "cannot write {}: the {} target writes under the workspace; add \
-                     `grants: {{ workspace: write }}` ({e})",
+                sluice_sdk::error!(
+                    "cannot write {}: the {} target writes under the workspace ({e})",
                     root.display(),
                     self.kind().as_str()
-                ))
+                );
+                StageError::denied(Capability::WorkspaceWrite)
             } else {
                 StageError::from(e).with_context(format!("creating {}", root.display()))
             }

@@ -73,6 +73,7 @@ mod tests {
             digest: "sha256:00".into(),
             size: 1,
             media_type: "application/gzip".into(),
+            ..Artifact::default()
         }
     }
 

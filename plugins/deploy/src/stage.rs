@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use sluice_delivery::{ArtifactFile, Target, TargetKind};
-use sluice_sdk::{Context, Report, StageError};
+use sluice_sdk::{Capability, Context, Report, StageError};
 
 use crate::config::{Settings, Strategy};
 use crate::{rolling, select, slots};
@@ -16,10 +16,11 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
     let environment = sluice_delivery::environment_name(ctx.environment(), &s.target);
     let workspace = ctx.workspace();
     if s.target.kind != TargetKind::Http && !workspace.is_dir() {
-        return Err(StageError::denied(format!(
-            "the {} target writes under the workspace: add `grants: {{ workspace: write }}`",
+        sluice_sdk::error!(
+            "the {} target writes under the workspace",
             s.target.kind.as_str()
-        )));
+        );
+        return Err(StageError::denied(Capability::WorkspaceWrite));
     }
     let target = Target::from_context(ctx, &s.target)?;
     target.ensure_writable()?;

@@ -32,12 +32,12 @@ impl Stage for Lint {
         for note in &result.notes {
             sluice_sdk::warn(note);
         }
+        // Every finding is in the SARIF, which the console summarises (by
+        // level and rule, the first ten with locations): in the log they
+        // are detail, shown with `--verbose` (10,000 findings must not
+        // scroll past on the console).
         for f in result.findings() {
-            match f.level {
-                Level::Error => sluice_sdk::error(f),
-                Level::Warning => sluice_sdk::warn(f),
-                Level::Note => sluice_sdk::info(f),
-            }
+            sluice_sdk::log::debug_with(f, &[("level", level_word(f.level))]);
         }
         let json = sarif::to_json(&result.runs)
             .map_err(|e| StageError::failed(format!("writing {SARIF_ARTIFACT}: {e}")))?;
@@ -47,6 +47,15 @@ impl Stage for Lint {
             sluice_sdk::info!("{first}; {} binary file(s) skipped", result.binary);
         }
         Ok(report)
+    }
+}
+
+/// SARIF's word for a level.
+fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warning => "warning",
+        Level::Note => "note",
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sluice_sdk::StageError;
+use sluice_sdk::{Capability, StageError};
 
 use crate::config::{Alert, Scrape, Settings, Source, WINDOW_PLACEHOLDER};
 use crate::promapi::{self, QueryResult};
@@ -18,7 +18,7 @@ use crate::values::promql_duration;
 /// Why a request got no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchError {
-    /// Not in `grants.network`.
+    /// This `host:port` is not in `grants.network`.
     Denied(String),
     /// Connection refused, timeout…
     Failed(String),
@@ -157,7 +157,7 @@ const SCALE: [f64; 3] = [100.0, 1000.0, 100.0];
 
 fn get(env: &mut dyn Env, url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), StageError> {
     env.get(url, timeout).map_err(|e| match e {
-        FetchError::Denied(m) => StageError::denied(m),
+        FetchError::Denied(host_port) => StageError::denied(Capability::Network(host_port)),
         FetchError::Failed(m) => StageError::failed(m),
     })
 }
@@ -639,7 +639,11 @@ fn scrape_once(
 ) -> Result<Snapshot, ScrapeError> {
     let (status, body) = match env.get(&sc.url, timeout) {
         Ok(x) => x,
-        Err(FetchError::Denied(m)) => return Err(ScrapeError::Stage(StageError::denied(m))),
+        Err(FetchError::Denied(host_port)) => {
+            return Err(ScrapeError::Stage(StageError::denied(Capability::Network(
+                host_port,
+            ))))
+        }
         Err(FetchError::Failed(m)) => return Err(ScrapeError::Down(m)),
     };
     if !(200..300).contains(&status) {
@@ -822,7 +826,7 @@ mod tests {
             err.contains("every scrape of http://h/metrics failed"),
             "{err}"
         );
-        let mut e = env(vec![Err(FetchError::Denied("grants.network".into()))]);
+        let mut e = env(vec![Err(FetchError::Denied("prometheus:9090".into()))]);
         assert!(matches!(run(&mut e, &s), Err(StageError::Denied(_))));
     }
 

@@ -47,9 +47,13 @@ impl Verification {
 
 fn denied(e: HttpError) -> StageError {
     match e {
-        HttpError::Denied(m) => StageError::denied(format!(
-            "{m}; add the slot's and router's host:port to `grants.network` (e.g. `127.0.0.1:*`)"
-        )),
+        HttpError::Denied(host_port) => {
+            sluice_sdk::error!(
+                "HTTP request to {host_port} refused: add the slot's and router's host:port to \
+                 `grants.network` (e.g. `127.0.0.1:*`)"
+            );
+            StageError::denied(sluice_sdk::Capability::Network(host_port))
+        }
         other => StageError::failed(other.to_string()),
     }
 }

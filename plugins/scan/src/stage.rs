@@ -34,10 +34,8 @@ impl Stage for ScanStage {
         // Without the grant there is no /workspace at all; say so before a
         // relative `advisories` path is reported missing.
         if let Err(e) = std::fs::read_dir(&roots.workspace) {
-            return Err(StageError::denied(format!(
-                "cannot read {}: {e}; grant the stage `workspace: read` (grants: {{ workspace: read }})",
-                roots.workspace.display()
-            )));
+            sluice_sdk::error!("cannot read {}: {e}", roots.workspace.display());
+            return Err(StageError::denied(Capability::WorkspaceRead));
         }
         let settings = Settings::from_options(options, &roots)
             .map_err(|e| StageError::invalid_config(e.to_string()))?;
@@ -56,9 +54,10 @@ impl Stage for ScanStage {
         let started = std::time::Instant::now();
         let outcome =
             scan::run(&roots.workspace, &settings, db.as_ref(), &skip).map_err(|e| match e {
-                scan::ScanError::Root { .. } => StageError::denied(format!(
-                    "{e}; grant the stage `workspace: read` (grants: {{ workspace: read }})"
-                )),
+                scan::ScanError::Root { .. } => {
+                    sluice_sdk::error(&e);
+                    StageError::denied(Capability::WorkspaceRead)
+                }
                 scan::ScanError::Rules(_) => StageError::failed(e.to_string()),
             })?;
 

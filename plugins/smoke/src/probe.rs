@@ -12,7 +12,8 @@ use crate::config::Probe;
 /// Why a request produced no response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// The host refused the destination (missing `grants.network`): never retried.
+    /// The host refused the destination (`host:port`, missing from
+    /// `grants.network`): never retried.
     #[error("{0}")]
     Denied(String),
     /// Connection refused, timeout, DNS, body error…: retried.
@@ -69,7 +70,8 @@ pub struct ProbeResult {
     pub backoff_ms: Vec<f64>,
 }
 
-/// A denied request stops the stage: retrying cannot help.
+/// A denied request (to this `host:port`) stops the stage: retrying cannot
+/// help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied(pub String);
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use sluice_sdk::http::{HttpError, Method, Request};
-use sluice_sdk::{Context, Report, StageError};
+use sluice_sdk::{Capability, Context, Report, StageError};
 
 use crate::check::Observed;
 use crate::config::{Probe, Settings};
@@ -70,7 +70,8 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
     for p in &s.probes {
         sluice_sdk::info!("probe {}: {} {}", p.name, p.method, p.url);
         let r = probe::run(&mut transport, p, s.timeout, backoff).map_err(|d| {
-            StageError::denied(format!("probe {}: {} {}: {}", p.name, p.method, p.url, d.0))
+            sluice_sdk::error!("probe {}: {} {}: refused", p.name, p.method, p.url);
+            StageError::denied(Capability::Network(d.0))
         })?;
         done.push(r);
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sluice_sdk::exec::{Command, ExecError, ExecOutput};
-use sluice_sdk::StageError;
+use sluice_sdk::{Capability, StageError};
 
 /// A validated `with.command` (+ `with.cwd`, `with.timeout`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,9 @@ impl CommandSpec {
         sluice_sdk::exec::command_line(&self.program, &self.args)
     }
 
-    /// Runs the command and echoes its output into the stage log.
+    /// Runs the command, its output streaming into the stage log as it
+    /// arrives (a long test run is not silent) and kept to quote when it
+    /// fails.
     ///
     /// A command that ran is `Ok` whatever its exit status. Not granted →
     /// [`StageError::Denied`] naming `grants.exec`; a bad `cwd` →
@@ -39,18 +41,18 @@ impl CommandSpec {
         if let Some(t) = self.timeout {
             cmd = cmd.timeout(t);
         }
-        let out = cmd.run().map_err(|e| self.exec_error(e))?;
-        out.echo();
-        Ok(out)
+        cmd.tee_output()
+            .map(sluice_sdk::exec::Output::into_exec_output)
+            .map_err(|e| self.exec_error(e))
     }
 
     fn exec_error(&self, e: ExecError) -> StageError {
         let p = &self.program;
         match e {
-            ExecError::Denied(_) => StageError::denied(format!(
-                "the test command runs `{p}`, which the stage may not run: add `{p}` to the \
-                 stage's grants.exec (grants: {{ exec: [{p}] }})"
-            )),
+            ExecError::Denied(_) => {
+                sluice_sdk::error!("the test command runs `{p}`, which the stage may not run");
+                StageError::denied(Capability::exec(p.as_str()))
+            }
             ExecError::NotFound(m) => StageError::failed(format!(
                 "the test command runs `{p}`, which is not installed on this machine: {m}"
             )),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use sluice_sdk::exec::ExecOutput;
-use sluice_sdk::{Context, Gate, Report, StageError};
+use sluice_sdk::{Capability, Context, Gate, Report, StageError};
 
 use crate::command::CommandSpec;
 use crate::config::Settings;
@@ -80,10 +80,13 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
 fn require_workspace(root: &Path) -> Result<(), StageError> {
     match std::fs::metadata(root) {
         Ok(m) if m.is_dir() => Ok(()),
-        _ => Err(StageError::denied(
-            "the test stage reads its reports from the workspace: add `workspace: read` to the \
-             stage's grants (`workspace: write` when the test command writes the reports there)",
-        )),
+        _ => {
+            sluice_sdk::error(
+                "the test stage reads its reports from the workspace (`workspace: write` when \
+                 the test command writes the reports there)",
+            );
+            Err(StageError::denied(Capability::WorkspaceRead))
+        }
     }
 }
 

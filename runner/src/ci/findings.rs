@@ -90,7 +90,8 @@ pub struct Reports {
     pub problems: Vec<String>,
 }
 
-fn is_sarif(a: &ArtifactRecord) -> bool {
+/// Whether `a` is a SARIF log (by media type or name).
+pub fn is_sarif(a: &ArtifactRecord) -> bool {
     a.media_type == "application/sarif+json"
         || a.name.ends_with(".sarif")
         || a.name.ends_with(".sarif.json")
@@ -140,10 +141,10 @@ pub fn collect(record: &RunRecord, cas: &Cas, cwd: &Path) -> Reports {
 }
 
 /// The blob of `a` as text, after checking its digest.
-fn read(cas: &Cas, a: &ArtifactRecord) -> Result<String, String> {
+pub fn read(cas: &Cas, a: &ArtifactRecord) -> Result<String, String> {
     if a.size > MAX_REPORT_BYTES {
         return Err(format!(
-            "{} bytes is over the {} MiB read for CI output",
+            "{} bytes is over the {} MiB read for summaries and annotations",
             a.size,
             MAX_REPORT_BYTES / (1024 * 1024)
         ));

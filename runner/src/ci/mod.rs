@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::cli::CiFlag;
-use crate::report::{console::Console, Event, Reporter};
+use crate::report::console::{Console, ConsoleOptions, Verbosity};
+use crate::report::{Event, Reporter};
 use sluice_files::fsutil::write_atomic;
 use sluice_record::artifacts::Cas;
 use sluice_record::RunRecord;
@@ -66,6 +67,8 @@ pub struct CiOptions {
     pub json: bool,
     /// Stream stage log lines (not `--quiet`).
     pub show_logs: bool,
+    /// `--verbose`: every log line and every finding.
+    pub verbose: bool,
     /// The state directory (its `cas/` holds the reports).
     pub state_dir: PathBuf,
     /// The working directory: absolute finding paths under it are made
@@ -119,10 +122,18 @@ impl CiReporter {
             Some(json) => (json, None),
             None => {
                 let buffer = Arc::new(Mutex::new(Vec::new()));
+                let verbosity = match (opts.show_logs, opts.verbose) {
+                    (false, _) => Verbosity::Quiet,
+                    (true, false) => Verbosity::Normal,
+                    (true, true) => Verbosity::Verbose,
+                };
                 let console: Arc<dyn Reporter> = Arc::new(Console::to_writer(
                     Box::new(Captured(buffer.clone())),
-                    false,
-                    opts.show_logs,
+                    ConsoleOptions {
+                        state_dir: Some(opts.state_dir.clone()),
+                        cwd: opts.cwd.clone(),
+                        ..ConsoleOptions::plain(verbosity)
+                    },
                 ));
                 (console, Some(buffer))
             }
@@ -263,6 +274,7 @@ impl Reporter for CiReporter {
         match event {
             Event::StageStarted { stage, .. }
             | Event::StageLog { stage, .. }
+            | Event::StageProgress { stage, .. }
             | Event::StageRetrying { stage, .. } => groups.stage(stage, &text, false),
             Event::StageFinished { stage, .. } | Event::StageCancelled { stage, .. }
                 if groups.knows(stage) =>

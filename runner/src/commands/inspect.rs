@@ -57,6 +57,7 @@ pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> Result<String
             reason: e.to_string(),
         })?;
     let caps: Vec<String> = info.capabilities.iter().map(capability).collect();
+    let kind = sandbox::kind_name(&info.kind);
     if json {
         let schema: Option<serde_json::Value> = info
             .config_schema
@@ -64,20 +65,21 @@ pub async fn inspect(cache_dir: &Path, file: &Path, json: bool) -> Result<String
             .map(|s| serde_json::from_str(s).unwrap_or(serde_json::Value::String(s.to_string())));
         let v = serde_json::json!({
             "file": file.display().to_string(), "digest": digest, "size": bytes.len(),
-            "name": info.name, "version": info.version, "kind": info.kind,
+            "name": info.name, "version": info.version, "kind": kind,
+            "wit": plugin.wit,
             "description": info.description, "capabilities": caps, "config_schema": schema,
             "imports": shape.imports, "exports": shape.exports,
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
     }
     let mut out = format!(
-        "{} {} ({})\n  {}\n  file: {} ({} bytes)\n  digest: {digest}\n",
+        "{} {} ({kind})\n  {}\n  file: {} ({} bytes)\n  digest: {digest}\n  wit: sluice:stage@{}\n",
         info.name,
         info.version,
-        info.kind,
         info.description,
         file.display(),
-        bytes.len()
+        bytes.len(),
+        plugin.wit,
     );
     out.push_str("  capabilities:\n");
     if caps.is_empty() {

@@ -44,6 +44,8 @@ fn data(workspace: &Path, findings: Vec<sarif::Finding>) -> Data {
         digest: format!("sha256:{}", "ab".repeat(32)),
         size: 12,
         media_type: "text/plain".into(),
+        role: None,
+        annotations: Default::default(),
     });
     build.plugin = Some(PluginRecord {
         reference: "plugins/build.wasm".into(),
@@ -51,6 +53,7 @@ fn data(workspace: &Path, findings: Vec<sarif::Finding>) -> Data {
         name: Some("build".into()),
         version: Some("0.1.0".into()),
         kind: None,
+        wit: None,
         signer: Some("<img src=x onerror=alert(1)>".into()),
         policy_rules: vec!["trusted[0] \"ci\"".into()],
     });

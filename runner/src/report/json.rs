@@ -84,6 +84,7 @@ impl Reporter for JsonLines {
 mod tests {
     use super::*;
     use indexmap::IndexMap;
+    use sluice_engine::report::LogLevel;
     use sluice_pipeline::gates::{GateResult, GateSource, Verdict};
     use sluice_record::artifacts::ArtifactRecord;
     use sluice_record::{MetricRecord, RunRecord, RunStatus, StageRecord, StageState};
@@ -124,6 +125,8 @@ mod tests {
             digest: format!("sha256:{}", "ab".repeat(32)),
             size: 42,
             media_type: "application/octet-stream".into(),
+            role: None,
+            annotations: Default::default(),
         });
         r
     }
@@ -142,7 +145,11 @@ mod tests {
 
     /// One of each variant; the `match` makes a new variant a compile
     /// error here until it is added to the list (and so to the schema).
-    fn every_event<'a>(finished: &'a StageRecord, run: &'a RunRecord) -> Vec<Event<'a>> {
+    fn every_event<'a>(
+        finished: &'a StageRecord,
+        run: &'a RunRecord,
+        fields: &'a [(String, String)],
+    ) -> Vec<Event<'a>> {
         let events = vec![
             Event::RunStarted {
                 run_id: "r-1",
@@ -191,6 +198,26 @@ mod tests {
                 run_id: "r-1",
             },
             Event::RunFinished { record: run },
+            // Added in v1 without breaking it: appended, so the indices
+            // above stay those of `lines_keep_the_field_names…`.
+            Event::StageLog {
+                stage: "build",
+                line: "cache miss",
+                level: Some(LogLevel::Warn),
+                fields,
+            },
+            Event::StageProgress {
+                stage: "build",
+                done: 3,
+                total: Some(10),
+                message: "compiling",
+            },
+            Event::StageProgress {
+                stage: "build",
+                done: 7,
+                total: None,
+                message: "",
+            },
         ];
         for e in &events {
             match e {
@@ -211,6 +238,13 @@ mod tests {
         events
     }
 
+    fn fields() -> Vec<(String, String)> {
+        vec![
+            ("key".to_string(), "sha256:ab".to_string()),
+            ("dir".to_string(), "target".to_string()),
+        ]
+    }
+
     fn at() -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(1_796_616_306_123_456)
     }
@@ -221,7 +255,8 @@ mod tests {
         let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
         let finished = stage(StageState::Warned);
         let run = run_record();
-        let events = every_event(&finished, &run);
+        let fields = fields();
+        let events = every_event(&finished, &run, &fields);
         let mut names = Vec::new();
         for event in &events {
             let line = to_line(event, at());
@@ -265,6 +300,7 @@ mod tests {
             .collect();
         let mut sorted = names.clone();
         sorted.sort();
+        sorted.dedup();
         let mut listed_sorted = listed.clone();
         listed_sorted.sort();
         assert_eq!(sorted, listed_sorted);
@@ -277,7 +313,8 @@ mod tests {
         let json = |e: &Event<'_>| -> serde_json::Value {
             serde_json::from_str(&to_line(e, at())).expect("json")
         };
-        let events = every_event(&finished, &run);
+        let fields = fields();
+        let events = every_event(&finished, &run, &fields);
         let ts = "2026-12-07T04:05:06.123456Z";
         assert_eq!(
             json(&events[0]),
@@ -344,6 +381,24 @@ mod tests {
             serde_json::json!({
                 "event": "run_finished", "ts": ts, "run_id": "r-1", "status": "paused",
                 "stages": { "build": "warned", "deploy": "pending" } })
+        );
+        assert_eq!(
+            json(&events[11]),
+            serde_json::json!({
+                "event": "stage_log", "ts": ts, "stage": "build", "line": "cache miss",
+                "level": "warn", "fields": { "key": "sha256:ab", "dir": "target" } })
+        );
+        assert_eq!(
+            json(&events[12]),
+            serde_json::json!({
+                "event": "stage_progress", "ts": ts, "stage": "build", "done": 3,
+                "total": 10, "message": "compiling" })
+        );
+        assert_eq!(
+            json(&events[13]),
+            serde_json::json!({
+                "event": "stage_progress", "ts": ts, "stage": "build", "done": 7,
+                "total": null, "message": "" })
         );
         // `event` comes first, so a reader can dispatch before parsing on.
         assert!(to_line(&events[3], at()).starts_with(r#"{"event":"stage_started","#));

@@ -12,11 +12,21 @@ fn plugin_inspect_shows_describe_and_imports() {
     assert!(run.stdout.starts_with("fixture "), "{}", run.all());
     assert!(run.stdout.contains("digest: sha256:"), "{}", run.all());
     assert!(
-        run.stdout.contains("sluice:stage/exec@0.1.0"),
+        run.stdout.contains("sluice:stage/exec@0.2.0"),
         "{}",
         run.all()
     );
-    assert!(run.stdout.contains("run (func)"), "{}", run.all());
+    // 0.2 exports the interface, 0.1 the functions.
+    assert!(
+        run.stdout.contains("sluice:stage/plugin@0.2.0"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains("wit: sluice:stage@0.2.0"),
+        "{}",
+        run.all()
+    );
 
     let json = p.sluice(&[
         "plugin",

@@ -883,3 +883,57 @@ fn feature_flag_canary_removes_the_flag_on_abort() {
     let state = json(&p, "env/state.json");
     assert_eq!(state["stable"]["version"], "1.0.0", "{state:#}");
 }
+
+/// Issue 18: fail-fast cancels a canary that is at 30% and pausing; the
+/// canary is told (WIT 0.2 `cancel`), puts all traffic back on the stable
+/// release within its grace period, and only then does the runner exit.
+#[test]
+fn a_cancelled_canary_restores_its_weights_before_the_runner_exits() {
+    let blue = server("good");
+    let green = server("good");
+    let p = project(
+        &blue,
+        &green,
+        "        - set-weight: 30\n        - pause: { duration: 10m }\n",
+    );
+    let pipeline = p.read("sluice.yaml")
+        + "    grace-period: 30s
+  wait:
+    uses: {fixture}
+    with: { mode: sleep, seconds: 3 }
+  tests:
+    uses: {fixture}
+    needs: [wait]
+    with: { mode: fail, message: unit tests failed }
+";
+    p.write("sluice.yaml", &pipeline);
+    let started = std::time::Instant::now();
+    let run = p.sluice(&["run", "--jobs", "3"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        started.elapsed().as_secs() < 120,
+        "cancelled, not paused for 10m"
+    );
+    let canary = stage(&p, &run.run_id());
+    assert_eq!(canary["state"], "cancelled", "{canary:#}");
+    // The weights the canary had set (30% on green) are back to stable.
+    let weights = json(&p, "env/weights.json");
+    let weight_of = |slot: &str| {
+        weights["routes"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["slot"] == slot))
+            .map(|r| r["weight"].as_u64().unwrap_or(0))
+    };
+    assert_eq!(weight_of("blue"), Some(100), "{weights:#}");
+    assert_eq!(weight_of("green"), Some(0), "{weights:#}");
+    let log = p.log(&run.run_id(), "canary");
+    assert!(log.contains("set weight 30") || log.contains("30"), "{log}");
+    assert!(log.contains("putting all traffic back on 1.0.0"), "{log}");
+    assert!(
+        log.contains("the stage ended within its grace period"),
+        "{log}"
+    );
+    // The candidate was not judged: its verdict is not `bad`.
+    let state = json(&p, "env/state.json");
+    assert_ne!(state["verdicts"]["2.0.0"], "bad", "{state:#}");
+}

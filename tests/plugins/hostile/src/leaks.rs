@@ -10,8 +10,10 @@ use crate::config::With;
 /// - `report` (default): into the summary, a metric name, a metric unit, an
 ///   output name and value, a gate name and a gate message; passes.
 /// - `artifact-name`: writes an artifact `leak-<value>.txt`; passes.
-/// - `failed`, `denied`, `invalid-config`: returns that error with the value
-///   in its message.
+/// - `failed`, `invalid-config`: returns that error with the value in its
+///   message.
+/// - `denied`: returns `denied(network(<message>))`, the value in the
+///   capability (0.2's `denied` carries only a capability).
 pub fn leak_report(ctx: &Context, c: &With<'_>) -> Result<Report, StageError> {
     let name = c.text("secret").unwrap_or_else(|| "DEPLOY_TOKEN".into());
     let value = sluice_sdk::secrets::get(&name)?;
@@ -34,7 +36,7 @@ pub fn leak_report(ctx: &Context, c: &With<'_>) -> Result<Report, StageError> {
             Ok(Report::new("wrote an artifact"))
         }
         "failed" => Err(StageError::failed(message)),
-        "denied" => Err(StageError::denied(message)),
+        "denied" => Err(StageError::denied(Capability::Network(message))),
         "invalid-config" => Err(StageError::invalid_config(message)),
         other => Err(StageError::invalid_config(format!(
             "with.into: unknown target `{other}`"

@@ -22,7 +22,7 @@
 //! | `exit-zero` | `std::process::exit(0)` from inside `run` | — |
 //!
 //! Numbers may be given as numbers or numeric strings. Every run first logs
-//! ``[info] hostile mode `<mode>` ``.
+//! ``hostile mode `<mode>` `` at info level.
 
 mod config;
 mod files;
