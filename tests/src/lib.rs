@@ -847,3 +847,18 @@ pub fn node<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> (i32, String) 
         ),
     )
 }
+
+/// Copies the directory `from` into `to`, recursively (test fixture trees
+/// into a project).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy fixture file");
+        }
+    }
+}

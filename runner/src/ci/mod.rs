@@ -92,21 +92,6 @@ pub struct CiReporter {
     out: Mutex<Box<dyn Write + Send>>,
 }
 
-/// A `Write` into a shared buffer.
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -128,7 +113,7 @@ impl CiReporter {
                     (true, true) => Verbosity::Verbose,
                 };
                 let console: Arc<dyn Reporter> = Arc::new(Console::to_writer(
-                    Box::new(Captured(buffer.clone())),
+                    Box::new(crate::report::SharedBuffer(buffer.clone())),
                     ConsoleOptions {
                         state_dir: Some(opts.state_dir.clone()),
                         cwd: opts.cwd.clone(),

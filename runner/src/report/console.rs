@@ -526,31 +526,8 @@ mod tests {
     use indexmap::IndexMap;
     use sluice_record::artifacts::ArtifactRecord;
     use sluice_record::{RunRecord, StageRecord};
-    use std::sync::Arc;
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if let Ok(mut b) = self.0.lock() {
-                b.extend_from_slice(buf);
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Buffer {
-        fn text(&self) -> String {
-            self.0
-                .lock()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        }
-    }
+    use crate::report::SharedBuffer as Buffer;
 
     fn console(verbosity: Verbosity) -> (Console, Buffer) {
         let out = Buffer::default();

@@ -7,26 +7,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_tests::{plugin, repo_root, Project};
+use sluice_tests::{copy_tree, plugin, repo_root, Project};
 
 /// Extra trailing-whitespace warnings written beside the lint fixture.
 const EXTRA: usize = 30;
 /// The fixture's own findings (tests/fixtures/lint/README.md).
 const ERRORS: usize = 8;
 const WARNINGS: usize = 3 + EXTRA;
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
-}
 
 /// The lint fixture tree plus `notes/many.txt` with [`EXTRA`] lines that
 /// end in a space, and a pipeline with one `lint` stage.

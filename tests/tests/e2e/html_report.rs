@@ -7,21 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sluice_tests::{plugin, repo_root, Project};
-
-/// Copies `from` into `to`, recursively.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
-}
+use sluice_tests::{copy_tree, plugin, repo_root, Project};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 

@@ -3,29 +3,14 @@
 //! warnings from the stage's own checks, plus 1 error, 1 warning and 1 note
 //! from the canned external linter output `lint-output.sarif`.
 
-use std::path::Path;
 
 use serde_json::Value;
-use sluice_tests::{metric, plugin, repo_root, Project};
+use sluice_tests::{copy_tree, metric, plugin, repo_root, Project};
 
 /// Errors the stage's own checks find in the fixture tree.
 const OWN_ERRORS: f64 = 8.0;
 /// Warnings the stage's own checks find in the fixture tree.
 const OWN_WARNINGS: f64 = 3.0;
-
-/// Copies `from` into `to`, recursively.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
-}
 
 /// A project holding the lint fixture tree and a pipeline whose stage
 /// `lint` has the given `with:` / `grants:` / `gates:` lines (indented

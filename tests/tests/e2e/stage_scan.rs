@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use sluice_tests::{plugin, repo_root, Project, Run};
+use sluice_tests::{copy_tree, plugin, repo_root, Project, Run};
 
 /// Every secret finding in the fixture workspace: (rule, file, line, column).
 /// Everything else there is a near-miss, suppressed, binary, too large or
@@ -125,20 +125,6 @@ const NOT_READ: &[&str] = &[
     "logs/big.log",
     ".venv/lib/python3.11/site-packages/vendored/conf.py",
 ];
-
-/// Copies `from` into `to`, recursively.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
-}
 
 /// Relative paths of every file under `dir`.
 fn files_under(dir: &Path, prefix: &str, out: &mut Vec<String>) {
