@@ -392,16 +392,25 @@ impl Renderer {
                     let paint = |code: &str, text: &str| self.paint(code, text);
                     lines.extend(summary::stage_table(record, &paint));
                 }
-                let mut counts: Vec<(StageState, usize)> = Vec::new();
-                for r in record.stages.values() {
-                    match counts.iter_mut().find(|(s, _)| *s == r.state) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((r.state, 1)),
-                    }
-                }
-                let tally = counts
+                // Always in this order, whatever order the stages ended in,
+                // so that two runs' lines compare at a glance.
+                const ORDER: [StageState; 9] = [
+                    StageState::Passed,
+                    StageState::Warned,
+                    StageState::Failed,
+                    StageState::Blocked,
+                    StageState::Cancelled,
+                    StageState::Skipped,
+                    StageState::AwaitingApproval,
+                    StageState::Running,
+                    StageState::Pending,
+                ];
+                let tally = ORDER
                     .iter()
-                    .map(|(s, n)| format!("{n} {}", s.as_str()))
+                    .filter_map(|state| {
+                        let n = record.stages.values().filter(|r| r.state == *state).count();
+                        (n > 0).then(|| format!("{n} {}", state.as_str()))
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 let (word, color) = match record.status {

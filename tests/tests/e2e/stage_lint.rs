@@ -3,7 +3,6 @@
 //! warnings from the stage's own checks, plus 1 error, 1 warning and 1 note
 //! from the canned external linter output `lint-output.sarif`.
 
-
 use serde_json::Value;
 use sluice_tests::{copy_tree, metric, plugin, repo_root, Project};
 
