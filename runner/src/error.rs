@@ -10,11 +10,11 @@ use crate::commands::artifacts::ArtifactsError;
 use crate::commands::gc::GcError;
 use crate::commands::inspect::InspectError;
 use crate::commands::trust::Failure;
+use crate::commands::validate::ValidateError;
 use crate::exit;
 use crate::html_report::ReportError;
 use crate::run::RunError;
 use sluice_engine::admission::AdmissionError;
-use sluice_pipeline::PipelineError;
 use sluice_record::{RecordError, RunStatus};
 
 /// Why a `sluice` command failed.
@@ -24,9 +24,10 @@ pub enum CliError {
     /// error: it ends with [`exit::FAILED`] through its status).
     #[error(transparent)]
     Run(#[from] RunError),
-    /// `sluice validate`: the pipeline is invalid.
+    /// `sluice validate`: the pipeline or a stage's `with:` is invalid, or
+    /// a plugin cannot be described.
     #[error(transparent)]
-    Validate(#[from] PipelineError),
+    Validate(#[from] ValidateError),
     /// `key generate`, `plugin sign|attest|verify`, `policy check`,
     /// `verify-artifact`, and the verification before `plugin inspect`.
     #[error(transparent)]
@@ -107,6 +108,7 @@ impl CliError {
                 | ReportError::Write { .. }
                 | ReportError::Record(RecordError::Io { .. }),
             ) => exit::FAILED,
+            CliError::Validate(ValidateError::Host(_)) => exit::FAILED,
             CliError::Validate(_)
             | CliError::Inspect(_)
             | CliError::Runs(_)
@@ -127,14 +129,19 @@ impl CliError {
     ///   `  caused by: …` line per underlying cause.
     pub fn report(&self) -> String {
         match self {
-            CliError::Validate(e)
+            CliError::Validate(ValidateError::Config(_)) => line(self.to_string()),
+            CliError::Validate(ValidateError::Pipeline(e))
             | CliError::Run(RunError::Pipeline(e))
             | CliError::Trust(Failure::Pipeline(e)) => line(e.to_string()),
             CliError::Run(RunError::Policy(e)) | CliError::Trust(Failure::Policy(e)) => {
                 line(e.to_string())
             }
             CliError::Trust(Failure::RefusedReport(report)) => line(report.clone()),
-            CliError::Run(_) | CliError::Trust(_) | CliError::Output(_) | CliError::Runtime(_) => {
+            CliError::Run(_)
+            | CliError::Trust(_)
+            | CliError::Validate(_)
+            | CliError::Output(_)
+            | CliError::Runtime(_) => {
                 format!("error: {self}\n")
             }
             CliError::Inspect(_)
@@ -176,6 +183,7 @@ fn line(mut text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_pipeline::PipelineError;
     use std::path::PathBuf;
 
     #[test]
@@ -224,7 +232,7 @@ mod tests {
             source_line: Some("stagez:".into()),
         };
         let text = e.to_string();
-        let err = CliError::Validate(e);
+        let err = CliError::Validate(ValidateError::Pipeline(e));
         assert_eq!(err.exit_code(), exit::INVALID);
         assert_eq!(err.report(), format!("{text}\n"));
         assert!(err.report().starts_with("error: unknown field"));

@@ -319,7 +319,9 @@ fn finish<E: Into<CliError>>(result: Result<String, E>) -> ExitCode {
 async fn dispatch(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Run(args) => run_command(&cli, args).await,
-        Command::Validate { pipeline } => finish(commands::validate::validate(pipeline)),
+        Command::Validate { pipeline } => {
+            finish(commands::validate::validate(pipeline, &cli.cache_dir()).await)
+        }
         Command::Plugin {
             command:
                 PluginCommand::Inspect {

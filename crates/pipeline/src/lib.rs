@@ -166,3 +166,49 @@ pub fn parse_str(raw: &str, path: &Path) -> Result<Pipeline, PipelineError> {
     };
     resolve::resolve(wire, origin, &reporter)
 }
+
+/// A located error about stage `stage`'s `with:` at `path` (the segments
+/// below `with:`; numbers are list indices), pointing at the key when
+/// `at_key` (an unknown key) and at the value otherwise. For problems found
+/// after loading, such as `with:` against the plugin's config schema
+/// (`sluice validate`). The file is read again for the positions; if that
+/// fails, the error points at its start.
+pub fn with_error(
+    pipeline: &Pipeline,
+    stage: &str,
+    path: &[String],
+    at_key: bool,
+    message: &str,
+    hint: &str,
+) -> PipelineError {
+    let src = sluice_files::fsutil::read_input_file(
+        &pipeline.path,
+        sluice_files::fsutil::MAX_PIPELINE_BYTES,
+        "pipeline file",
+    )
+    .ok()
+    .and_then(|bytes| String::from_utf8(bytes).ok())
+    .unwrap_or_default();
+    let map = SourceMap::build(&src);
+    let mut yaml = sluice_files::locate::YamlPath::root()
+        .key("stages")
+        .key(stage)
+        .key("with");
+    for segment in path {
+        yaml = match segment.parse::<usize>() {
+            Ok(i) => yaml.index(i),
+            Err(_) => yaml.key(segment),
+        };
+    }
+    let reporter = Reporter {
+        file: &pipeline.path,
+        src: &src,
+        map: &map,
+    };
+    let location = if at_key {
+        map.key(&yaml)
+    } else {
+        map.value(&yaml)
+    };
+    reporter.at(location, message, hint)
+}

@@ -157,7 +157,7 @@ fn validate_describes_a_good_pipeline() {
     let p = Project::new();
     p.write(
         "sluice.yaml",
-        "version: 1\nname: ok\nstages:\n  a: { uses: \"{fixture}\" }\n  b: { uses: \"{fixture}\", needs: [a] }\n",
+        "version: 1\nname: ok\nstages:\n  a: { uses: \"{fixture}\", with: { mode: pass } }\n  b: { uses: \"{fixture}\", needs: [a], with: { mode: pass } }\n",
     );
     let run = p.sluice(&["validate"]);
     assert_eq!(run.code, 0, "{}", run.all());

@@ -279,6 +279,47 @@ fn pipeline_diagnostic(name: &str, yaml: &str) {
 
 const HEAD: &str = "version: 1\nname: demo\nstages:\n";
 
+/// Issue 19: `validate` checks every stage's `with:` against the config
+/// schema its plugin publishes (it used to say "valid" and leave typos to
+/// `run`, where a second stage's error was recorded as cancelled by
+/// fail-fast), each problem located, an unknown key with the closest key
+/// the plugin knows; a `${{ }}` value is left to the run.
+#[test]
+fn validate_checks_with_against_each_plugins_schema() {
+    let p = project();
+    for name in ["test", "scan"] {
+        std::fs::copy(plugin(name), p.path().join(format!("plugins/{name}.wasm")))
+            .expect("copy plugin");
+    }
+    let yaml = format!(
+        "{HEAD}  test:\n    uses: plugins/test.wasm\n    with:\n      command: [python3, -m, pytest]\n      junit: reports/junit.xml\n      fromat: junit\n  scan:\n    uses: plugins/scan.wasm\n    with:\n      entropy: 4\n      max-file-size: \"${{{{ env.MAX }}}}\"\n"
+    );
+    std::fs::write(p.path().join("sluice.yaml"), &yaml).expect("write sluice.yaml");
+    let validate = p.sluice_timeout(&["validate"], &[], LIMIT);
+    assert_eq!(validate.code, 2, "{}", validate.all());
+    settings(Some(&p)).bind(|| {
+        assert_snapshot!(
+            "validate__with_typos",
+            format!(
+                "--- sluice.yaml\n{yaml}{}",
+                transcript("sluice validate", &validate)
+            )
+        );
+    });
+    // Fixed, it is valid; the templated value is counted, not checked.
+    let fixed = yaml
+        .replace("      fromat: junit\n", "")
+        .replace("entropy: 4", "entropy-threshold: \"${{ env.T }}\"");
+    std::fs::write(p.path().join("sluice.yaml"), &fixed).expect("write sluice.yaml");
+    let validate = p.sluice_timeout(&["validate"], &[], LIMIT);
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate.stdout.contains("checked against the plugin's config schema for 2 stages; 1 value with `${{ }}` templates"),
+        "{}",
+        validate.all()
+    );
+}
+
 #[test]
 fn pipeline_unknown_key_suggests_the_right_one() {
     pipeline_diagnostic(
@@ -442,7 +483,7 @@ fn pipeline_empty_file() {
 #[test]
 fn pipeline_with_a_byte_order_mark_is_valid() {
     let p = project();
-    let yaml = format!("\u{feff}{HEAD}  build:\n    uses: plugins/fixture.wasm\n  test:\n    uses: plugins/fixture.wasm\n    needs: [build]\n");
+    let yaml = format!("\u{feff}{HEAD}  build:\n    uses: plugins/fixture.wasm\n    with: {{ mode: pass }}\n  test:\n    uses: plugins/fixture.wasm\n    needs: [build]\n    with: {{ mode: pass }}\n");
     std::fs::write(p.path().join("sluice.yaml"), &yaml).expect("write");
     let run = p.sluice(&["validate"]);
     assert_eq!(run.code, 0, "{}", run.all());
