@@ -18,11 +18,21 @@ use crate::finding::Level;
 use crate::rules::Rule;
 use crate::walk::Selection;
 
-/// Directories skipped unless `default-excludes: false`.
-pub const DEFAULT_EXCLUDES: [&str; 5] = [
+/// Directories skipped unless `default-excludes: false`: version control,
+/// build output, dependencies and the caches test and lint tools leave
+/// behind (their files are not the project's, and a second run must not
+/// find more than the first).
+pub const DEFAULT_EXCLUDES: [&str; 12] = [
     "**/.git/**",
     "**/target/**",
     "**/node_modules/**",
+    "**/.pytest_cache/**",
+    "**/.hypothesis/**",
+    "**/.ruff_cache/**",
+    "**/.mypy_cache/**",
+    "**/.tox/**",
+    "**/.nox/**",
+    "**/__pycache__/**",
     ".sluice/**",
     "dist/**",
 ];
@@ -57,6 +67,10 @@ pub struct Config {
     /// Whether [`DEFAULT_EXCLUDES`] apply. Default `true`.
     #[serde(default = "yes")]
     pub default_excludes: bool,
+    /// Whether `.gitignore`, `.ignore` and `.git/info/exclude` are
+    /// respected. Default `true`.
+    #[serde(default = "yes")]
+    pub gitignore: bool,
     /// Globs of JSON files parsed as JSONC. Default [`DEFAULT_JSONC`].
     #[serde(default)]
     pub jsonc: Option<Vec<String>>,
@@ -260,6 +274,20 @@ impl Settings {
         }
         glob_set("with.exclude", &config.exclude)?;
         exclude_patterns.extend(config.exclude.iter().cloned());
+        let external: Vec<External> = config
+            .external
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| external(i, e))
+            .collect::<Result<_, _>>()?;
+        // The reports external linters write are this stage's own output:
+        // checking them would add findings on every second run.
+        exclude_patterns.extend(
+            external
+                .iter()
+                .filter_map(|e| e.output.as_deref())
+                .map(globset::escape),
+        );
         let exclude = glob_set("with.exclude", &exclude_patterns)?;
         // A directory is skipped whole when `dir/**` is excluded.
         let prune_patterns: Vec<String> = exclude_patterns
@@ -290,15 +318,10 @@ impl Settings {
             };
             levels.insert(rule, level);
         }
-        let external = config
-            .external
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| external(i, e))
-            .collect::<Result<_, _>>()?;
         Ok(Settings {
             paths,
-            selection: Selection::new(include, exclude, prune),
+            selection: Selection::new(include, exclude, prune)
+                .respect_ignore_files(config.gitignore),
             jsonc,
             max_file_size: config
                 .max_file_size

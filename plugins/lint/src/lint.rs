@@ -2,6 +2,7 @@
 //! external linter, collected as one [`ToolRun`] per tool. Knows nothing of
 //! the SDK's report types, so it runs natively in tests.
 
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -19,9 +20,12 @@ use crate::walk;
 pub struct LintResult {
     /// `sluice-lint` first (when `builtin`), then each external tool.
     pub runs: Vec<ToolRun>,
-    /// Files the stage's own checks looked at: text files read, plus files
-    /// reported as too large. Binary files are not counted.
-    pub files: usize,
+    /// Whether the stage's own checks ran (`builtin`).
+    pub builtin: bool,
+    /// Files the stage's own checks looked at (workspace-relative): text
+    /// files read, plus files reported as too large. Binary files are not
+    /// counted.
+    pub checked: BTreeSet<String>,
     /// Binary files that were skipped.
     pub binary: usize,
     /// Things worth a warning in the log (unreadable paths, cut output).
@@ -32,6 +36,36 @@ impl LintResult {
     /// Every finding, in run order.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.runs.iter().flat_map(|r| r.findings.iter())
+    }
+
+    /// Files looked at, from all sources: those the stage's own checks read
+    /// and those external tools reported findings in (external tools do
+    /// not say which files they read without a finding). Findings without
+    /// a file, or in a file outside the workspace, do not count.
+    pub fn files(&self) -> usize {
+        let external = self
+            .runs
+            .iter()
+            .skip(usize::from(self.builtin))
+            .flat_map(|r| r.findings.iter())
+            .filter_map(|f| f.location.as_ref())
+            .map(|l| l.path.as_str())
+            .filter(|p| !p.is_empty() && !Path::new(p).is_absolute())
+            .filter(|p| !self.checked.contains(*p));
+        let external: BTreeSet<&str> = external.collect();
+        self.checked.len() + external.len()
+    }
+
+    /// The external tools that ran, in order, each once.
+    pub fn external_tools(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        let own = usize::from(self.builtin);
+        for r in self.runs.iter().skip(own) {
+            if !names.contains(&r.name.as_str()) {
+                names.push(&r.name);
+            }
+        }
+        names
     }
 }
 
@@ -44,7 +78,8 @@ pub fn lint(
 ) -> Result<LintResult, StageError> {
     let mut result = LintResult {
         runs: Vec::new(),
-        files: 0,
+        builtin: settings.builtin,
+        checked: BTreeSet::new(),
         binary: 0,
         notes: Vec::new(),
     };
@@ -107,7 +142,7 @@ fn builtin(
     }
     for entry in walked.files {
         if let Some(hit) = checks::size::check(entry.size, settings.max_file_size) {
-            result.files += 1;
+            result.checked.insert(entry.rel.clone());
             run.findings
                 .extend(checks::to_finding(&entry.rel, hit, settings));
             continue;
@@ -122,7 +157,7 @@ fn builtin(
         match checks::check_file(&entry.rel, &bytes, settings) {
             Outcome::Binary => result.binary += 1,
             Outcome::Checked(found) => {
-                result.files += 1;
+                result.checked.insert(entry.rel.clone());
                 run.findings.extend(found);
             }
         }
@@ -179,7 +214,7 @@ mod tests {
         ]);
         let s = settings(r#"{"max-file-size": 200}"#);
         let r = lint(ws.path(), &s, &NoExec).expect("lints");
-        assert_eq!(r.files, 4, "ok.yaml bad.json notes.txt big.txt");
+        assert_eq!(r.files(), 4, "ok.yaml bad.json notes.txt big.txt");
         assert_eq!(r.binary, 1);
         let c = Counts::of(r.findings());
         assert_eq!((c.errors, c.warnings), (1, 3), "{:#?}", r.runs);

@@ -4,7 +4,7 @@
 use sluice_sdk::{Gate, Report};
 
 use crate::config::FailOn;
-use crate::finding::{Counts, Finding};
+use crate::finding::{Counts, Finding, SELF_TOOL};
 use crate::lint::LintResult;
 
 /// How many findings the summary lists.
@@ -24,7 +24,7 @@ pub fn build(result: &LintResult, fail_on: FailOn) -> Report {
         .metric("lint.errors", counts.errors as f64)
         .metric("lint.warnings", counts.warnings as f64)
         .metric("lint.notes", counts.notes as f64)
-        .metric("lint.files", result.files as f64)
+        .metric("lint.files", result.files() as f64)
         .output("errors", counts.errors.to_string())
         .output("warnings", counts.warnings.to_string())
         .output("sarif", SARIF_ARTIFACT);
@@ -51,11 +51,13 @@ pub fn build(result: &LintResult, fail_on: FailOn) -> Report {
     report
 }
 
-/// First line: the counts; then the first findings, errors first.
+/// First line: the counts and what was checked; then the first findings,
+/// errors first.
+///
+/// - built-in checks on: `8 errors, 3 warnings in 16 files (sluice-lint, ruff)`
+/// - built-in checks off: `2 errors from clippy (external); built-in checks off`
+/// - nothing ran: `nothing checked: built-in checks off and no external linters`
 fn summary(result: &LintResult, c: Counts) -> String {
-    let tools: Vec<&str> = result.runs.iter().map(|r| r.name.as_str()).collect();
-    let mut tools_dedup = tools.clone();
-    tools_dedup.dedup();
     let mut counts = Vec::new();
     if c.errors > 0 || (c.warnings == 0 && c.notes == 0) {
         counts.push(format!("{} error{}", c.errors, plural(c.errors)));
@@ -66,17 +68,26 @@ fn summary(result: &LintResult, c: Counts) -> String {
     if c.notes > 0 {
         counts.push(format!("{} note{}", c.notes, plural(c.notes)));
     }
-    let mut text = format!(
-        "{} in {} file{} ({})",
-        counts.join(", "),
-        result.files,
-        plural(result.files),
-        if tools_dedup.is_empty() {
-            "no tools".to_string()
-        } else {
-            tools_dedup.join(", ")
-        }
-    );
+    let counts = counts.join(", ");
+    let external = result.external_tools();
+    let mut text = if result.builtin {
+        let files = result.files();
+        let tools: Vec<&str> = std::iter::once(SELF_TOOL)
+            .chain(external.iter().copied())
+            .collect();
+        format!(
+            "{counts} in {files} file{} ({})",
+            plural(files),
+            tools.join(", ")
+        )
+    } else if external.is_empty() {
+        "nothing checked: built-in checks off and no external linters".to_string()
+    } else {
+        format!(
+            "{counts} from {} (external); built-in checks off",
+            external.join(", ")
+        )
+    };
     let mut findings: Vec<&Finding> = result.findings().collect();
     // Stable: keeps file order within a level.
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
@@ -115,8 +126,9 @@ fn fail_on_name(f: FailOn) -> &'static str {
 mod tests {
     use super::*;
     use crate::external::ToolRun;
-    use crate::finding::{Level, Location, SELF_TOOL};
+    use crate::finding::{Level, Location};
     use sluice_sdk::Verdict;
+    use std::collections::BTreeSet;
 
     fn result(levels: &[Level]) -> LintResult {
         let mut run = ToolRun::new(SELF_TOOL);
@@ -131,7 +143,11 @@ mod tests {
         }
         LintResult {
             runs: vec![run, ToolRun::new("ruff")],
-            files: 3,
+            builtin: true,
+            checked: ["f0.txt", "f1.txt", "f2.txt"]
+                .map(String::from)
+                .into_iter()
+                .collect(),
             binary: 0,
             notes: vec![],
         }
@@ -173,6 +189,76 @@ mod tests {
             r.summary
         );
         assert!(r.summary.contains("- … and 2 more"), "{}", r.summary);
+    }
+
+    fn external_finding(tool: &str, level: Level, path: Option<&str>) -> Finding {
+        Finding {
+            tool: tool.into(),
+            rule: "x".into(),
+            level,
+            message: "m".into(),
+            location: path.map(|p| Location::at(p, Some(1), None)),
+        }
+    }
+
+    #[test]
+    fn builtin_off_says_what_was_checked() {
+        let mut clippy = ToolRun::new("clippy");
+        clippy.findings = vec![
+            external_finding("clippy", Level::Error, Some("src/lib.rs")),
+            external_finding("clippy", Level::Error, Some("src/main.rs")),
+        ];
+        let result = LintResult {
+            runs: vec![clippy],
+            builtin: false,
+            checked: BTreeSet::new(),
+            binary: 0,
+            notes: vec![],
+        };
+        let r = build(&result, FailOn::Never);
+        assert_eq!(
+            r.summary.lines().next(),
+            Some("2 errors from clippy (external); built-in checks off")
+        );
+        assert_eq!(
+            metric(&r, "lint.files"),
+            Some(2.0),
+            "files from all sources"
+        );
+
+        let nothing = LintResult {
+            runs: vec![],
+            builtin: false,
+            checked: BTreeSet::new(),
+            binary: 0,
+            notes: vec![],
+        };
+        assert_eq!(
+            build(&nothing, FailOn::Never).summary,
+            "nothing checked: built-in checks off and no external linters"
+        );
+    }
+
+    #[test]
+    fn files_count_external_findings_outside_the_checked_set() {
+        let mut r = result(&[Level::Warning]);
+        r.runs[1].findings = vec![
+            // Already counted by the built-in checks.
+            external_finding("ruff", Level::Warning, Some("f0.txt")),
+            external_finding("ruff", Level::Warning, Some("src/app.py")),
+            external_finding("ruff", Level::Warning, Some("src/app.py")),
+            external_finding("ruff", Level::Note, None),
+            external_finding("ruff", Level::Note, Some("/usr/lib/python3/x.py")),
+        ];
+        let report = build(&r, FailOn::Never);
+        assert_eq!(metric(&report, "lint.files"), Some(4.0));
+        assert!(
+            report
+                .summary
+                .starts_with("4 warnings, 2 notes in 4 files (sluice-lint, ruff)"),
+            "{}",
+            report.summary
+        );
     }
 
     #[test]

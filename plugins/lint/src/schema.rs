@@ -55,6 +55,10 @@ pub fn schema() -> Value {
                 "description": "Whether the built-in excludes apply (default true).",
                 "type": "boolean"
             },
+            "gitignore": {
+                "description": "Whether files ignored by the workspace's .gitignore, .ignore and .git/info/exclude files are skipped (default true).",
+                "type": "boolean"
+            },
             "jsonc": {
                 "description": format!("Globs of JSON files that may contain comments and trailing commas (default {}).", DEFAULT_JSONC.join(", ")),
                 "allOf": [globs]
@@ -127,6 +131,7 @@ mod tests {
             "include",
             "exclude",
             "default-excludes",
+            "gitignore",
             "jsonc",
             "max-file-size",
             "line-endings",
@@ -149,7 +154,7 @@ mod tests {
     fn schema_keys_match_the_config_type() {
         // Every key the schema documents is accepted by the config type.
         let all = r#"{"paths": ["."], "include": ["**"], "exclude": [], "default-excludes": true,
-            "jsonc": [], "max-file-size": "1MiB", "line-endings": "lf", "rules": {},
+            "gitignore": true, "jsonc": [], "max-file-size": "1MiB", "line-endings": "lf", "rules": {},
             "builtin": true, "external": [{"command": ["cat"], "format": "sarif", "cwd": ".",
             "output": "x.sarif", "name": "n", "timeout": "1m"}], "fail-on": "error"}"#;
         let ctx = sluice_sdk::Context::for_test("lint", all);

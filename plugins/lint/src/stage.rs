@@ -44,7 +44,11 @@ impl Stage for Lint {
         ctx.write_artifact(SARIF_ARTIFACT, json, "application/sarif+json")?;
         let report = report::build(&result, settings.fail_on);
         if let Some(first) = report.summary.lines().next() {
-            sluice_sdk::info!("{first}; {} binary file(s) skipped", result.binary);
+            if result.builtin {
+                sluice_sdk::info!("{first}; {} binary file(s) skipped", result.binary);
+            } else {
+                sluice_sdk::info!("{first}");
+            }
         }
         Ok(report)
     }

@@ -1,6 +1,16 @@
-//! Selecting the files to check: walk the configured roots under the
-//! workspace, skip excluded directories without entering them, keep files
-//! that match `include` and not `exclude`.
+//! Selecting the files to check: walk the workspace, skip excluded
+//! directories without entering them, keep files under the configured roots
+//! that match `include` and not `exclude`, and (unless `gitignore: false`)
+//! skip what the project's `.gitignore`, `.ignore` and `.git/info/exclude`
+//! files ignore, with git's precedence (a deeper file wins, `!` re-includes).
+//!
+//! The walk is the `ignore` crate's sequential walker (its parallel one
+//! needs threads, which `wasm32-wasip2` lacks). It always starts at the
+//! workspace root, so a `.gitignore` there applies to `paths: [src]` too,
+//! and never reads ignore files above the workspace (they are not the
+//! project's). Ignore files are read whether or not `.git` exists: a CI
+//! checkout may come without it. The user's global git excludes are not
+//! read (they are on the host, not in the workspace).
 //!
 //! Symbolic links are never followed (a link to a directory could loop or
 //! leave the workspace, and git tracks the link, not its target). Entries
@@ -11,32 +21,42 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
+use ignore::WalkBuilder;
 
 /// Compiled include / exclude globs, matched against `/`-separated paths
-/// relative to the workspace root.
+/// relative to the workspace root, and whether ignore files are respected.
 #[derive(Debug, Clone)]
 pub struct Selection {
     include: GlobSet,
     exclude: GlobSet,
     prune: GlobSet,
+    ignore_files: bool,
 }
 
 impl Selection {
-    /// `prune` matches directories that are skipped whole.
+    /// `prune` matches directories that are skipped whole. Ignore files are
+    /// respected unless [`Selection::respect_ignore_files`] says otherwise.
     pub fn new(include: GlobSet, exclude: GlobSet, prune: GlobSet) -> Self {
         Self {
             include,
             exclude,
             prune,
+            ignore_files: true,
         }
     }
 
-    /// Whether the file at `rel` is checked.
+    /// Whether `.gitignore`, `.ignore` and `.git/info/exclude` apply.
+    pub fn respect_ignore_files(mut self, yes: bool) -> Self {
+        self.ignore_files = yes;
+        self
+    }
+
+    /// Whether the file at `rel` is checked (ignore files aside).
     pub fn wants_file(&self, rel: &str) -> bool {
         self.include.is_match(rel) && !self.exclude.is_match(rel)
     }
 
-    /// Whether the directory at `rel` is entered.
+    /// Whether the directory at `rel` is entered (ignore files aside).
     pub fn enters_dir(&self, rel: &str) -> bool {
         !self.prune.is_match(rel) && !self.exclude.is_match(rel)
     }
@@ -58,17 +78,21 @@ pub struct Entry {
 pub struct Walk {
     /// Files to check, in path order, each once.
     pub files: Vec<Entry>,
-    /// Paths that could not be read, with the reason (logged, not fatal).
-    pub unreadable: Vec<(String, io::Error)>,
+    /// Paths that could not be read (or ignore files with bad lines), with
+    /// the reason (logged, not fatal).
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// Walks each of `roots` (relative to `workspace`; `""` is the workspace
 /// itself) and returns the selected files.
 ///
 /// A root that does not exist is an error: a typo in `with.paths` must not
-/// silently check nothing.
+/// silently check nothing. A root naming a file is checked if it matches
+/// `include`/`exclude`, even when an ignore file ignores it (it was asked
+/// for by name); files under a root directory obey the ignore files.
 pub fn walk(workspace: &Path, roots: &[String], sel: &Selection) -> io::Result<Walk> {
     let mut out = Walk::default();
+    let mut dirs = Vec::new();
     for root in roots {
         let path = if root.is_empty() {
             workspace.to_path_buf()
@@ -77,7 +101,7 @@ pub fn walk(workspace: &Path, roots: &[String], sel: &Selection) -> io::Result<W
         };
         let meta = fs::symlink_metadata(&path)?;
         if meta.is_dir() {
-            visit_dir(&path, root, sel, &mut out);
+            dirs.push(root.clone());
         } else if meta.is_file() && sel.wants_file(root) {
             out.files.push(Entry {
                 rel: root.clone(),
@@ -86,51 +110,116 @@ pub fn walk(workspace: &Path, roots: &[String], sel: &Selection) -> io::Result<W
             });
         }
     }
+    if !dirs.is_empty() {
+        visit(workspace, dirs, sel, &mut out);
+    }
     out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     out.files.dedup_by(|a, b| a.rel == b.rel);
     Ok(out)
 }
 
-fn visit_dir(dir: &Path, rel: &str, sel: &Selection, out: &mut Walk) {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            out.unreadable.push((display(rel), e));
-            return;
-        }
-    };
-    let mut children: Vec<(String, PathBuf)> = Vec::new();
-    for entry in entries {
-        match entry {
-            Ok(e) => children.push((e.file_name().to_string_lossy().into_owned(), e.path())),
-            Err(e) => out.unreadable.push((display(rel), e)),
-        }
-    }
-    children.sort();
-    for (name, path) in children {
-        let child_rel = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
+/// One walk from the workspace root, entering only directories on the way
+/// to or inside one of `dirs`.
+fn visit(workspace: &Path, dirs: Vec<String>, sel: &Selection, out: &mut Walk) {
+    let ignore_files = sel.ignore_files;
+    let filter_sel = sel.clone();
+    let filter_root = workspace.to_path_buf();
+    let filter_dirs = dirs.clone();
+    let mut builder = WalkBuilder::new(workspace);
+    builder
+        .standard_filters(false)
+        .hidden(false)
+        .parents(false)
+        .follow_links(false)
+        .git_global(false)
+        .ignore(ignore_files)
+        .git_ignore(ignore_files)
+        .git_exclude(ignore_files)
+        .require_git(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |e| {
+            if e.depth() == 0 || !e.file_type().is_some_and(|t| t.is_dir()) {
+                return true;
+            }
+            let rel = relative(&filter_root, e.path());
+            // Directories above a root are passed through; the excludes
+            // apply inside the roots (a root named explicitly is entered).
+            if filter_dirs.iter().any(|d| is_ancestor(&rel, d)) {
+                return true;
+            }
+            filter_dirs.iter().any(|d| is_within(&rel, d)) && filter_sel.enters_dir(&rel)
+        });
+    for item in builder.build() {
+        let entry = match item {
+            Ok(e) => e,
             Err(e) => {
-                out.unreadable.push((child_rel, e));
+                let at = error_path(&e)
+                    .map(|p| relative(workspace, p))
+                    .unwrap_or_default();
+                out.unreadable.push((display(&at), e.to_string()));
                 continue;
             }
         };
-        if meta.is_dir() {
-            if sel.enters_dir(&child_rel) {
-                visit_dir(&path, &child_rel, sel, out);
-            }
-        } else if meta.is_file() && sel.wants_file(&child_rel) {
-            out.files.push(Entry {
-                rel: child_rel,
-                path,
-                size: meta.len(),
-            });
+        // A directory whose ignore file has a bad line carries the error;
+        // the file's other lines still apply.
+        if let Some(e) = entry.error() {
+            let at = error_path(e)
+                .map(|p| relative(workspace, p))
+                .unwrap_or_else(|| relative(workspace, entry.path()));
+            out.unreadable.push((display(&at), e.to_string()));
         }
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let rel = relative(workspace, entry.path());
+        if !dirs.iter().any(|d| is_within(&rel, d)) || !sel.wants_file(&rel) {
+            continue;
+        }
+        match entry.metadata() {
+            Ok(meta) => out.files.push(Entry {
+                rel,
+                path: entry.into_path(),
+                size: meta.len(),
+            }),
+            Err(e) => out.unreadable.push((rel, e.to_string())),
+        }
+    }
+}
+
+/// `/`-separated path of `path` relative to `root` (`""` for the root).
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `rel` is `dir` or inside it (`""` is the workspace root).
+fn is_within(rel: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || rel == dir
+        || rel
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `rel` is a directory strictly above `dir`.
+fn is_ancestor(rel: &str, dir: &str) -> bool {
+    dir.strip_prefix(rel)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The path an `ignore` error is about, when it names one.
+fn error_path(e: &ignore::Error) -> Option<&Path> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        ignore::Error::Partial(errs) => errs.iter().find_map(error_path),
+        _ => None,
     }
 }
 
@@ -245,6 +334,147 @@ mod tests {
         assert!(
             !n.iter().any(|p| p.starts_with("loop") || p == "b.yaml"),
             "{n:?}"
+        );
+    }
+
+    fn write_all(dir: &Path, files: &[(&str, &str)]) {
+        for (f, text) in files {
+            let p = dir.join(f);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent).expect("mkdir");
+            }
+            fs::write(&p, text).expect("write");
+        }
+    }
+
+    /// A project with ignore files at several levels and the caches Python
+    /// tools leave behind.
+    fn ignored_tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_all(
+            dir.path(),
+            &[
+                (".gitignore", "build/\n*.log\n!keep.log\n/generated.json\n"),
+                (".ignore", "scratch/\n"),
+                (".git/info/exclude", "local-notes.txt\n"),
+                ("app.py", "x\n"),
+                ("keep.log", "x\n"),
+                ("debug.log", "x \n"),
+                ("generated.json", "{"),
+                ("local-notes.txt", "x \n"),
+                ("build/out.json", "{"),
+                ("scratch/try.yaml", "a: ["),
+                ("sub/.gitignore", "local.txt\n"),
+                ("sub/local.txt", "x \n"),
+                ("sub/kept.txt", "x\n"),
+                ("sub/generated.json", "{}\n"),
+                ("sub/deeper/run.log", "x\n"),
+                (".pytest_cache/v/cache/nodeids", "[\n"),
+                (".pytest_cache/README.md", "x \n"),
+                (".hypothesis/examples/a", "x \n"),
+                (".ruff_cache/0.1/x", "x \n"),
+                (".mypy_cache/3.12/x.json", "{"),
+                ("pkg/__pycache__/m.txt", "x \n"),
+                (".tox/py312/log.txt", "x \n"),
+                (".nox/s/x.txt", "x \n"),
+            ],
+        );
+        dir
+    }
+
+    #[test]
+    fn ignore_files_and_tool_caches_are_respected() {
+        let t = ignored_tree();
+        assert_eq!(
+            names(t.path(), "{}"),
+            [
+                ".gitignore",
+                ".ignore",
+                "app.py",
+                "keep.log",
+                "sub/.gitignore",
+                "sub/generated.json",
+                "sub/kept.txt",
+            ],
+            "`/generated.json` is anchored to the root; `!keep.log` re-includes"
+        );
+        // A root below the workspace still obeys the root's .gitignore.
+        assert_eq!(
+            names(t.path(), r#"{"paths": ["sub"]}"#),
+            ["sub/.gitignore", "sub/generated.json", "sub/kept.txt"]
+        );
+        // A file asked for by name is checked even when it is ignored.
+        assert_eq!(
+            names(t.path(), r#"{"paths": ["debug.log"]}"#),
+            ["debug.log"]
+        );
+    }
+
+    #[test]
+    fn gitignore_false_checks_ignored_files_but_keeps_default_excludes() {
+        let t = ignored_tree();
+        let all = names(t.path(), r#"{"gitignore": false}"#);
+        for f in [
+            "build/out.json",
+            "debug.log",
+            "generated.json",
+            "local-notes.txt",
+            "scratch/try.yaml",
+            "sub/local.txt",
+            "sub/deeper/run.log",
+        ] {
+            assert!(all.contains(&f.to_string()), "{f} missing from {all:?}");
+        }
+        assert!(
+            !all.iter().any(|f| f.contains("cache")
+                || f.starts_with(".") && !f.starts_with(".git") && !f.starts_with(".ignore")),
+            "{all:?}"
+        );
+        let everything = names(
+            t.path(),
+            r#"{"gitignore": false, "default-excludes": false}"#,
+        );
+        assert!(
+            everything.contains(&".pytest_cache/README.md".to_string()),
+            "{everything:?}"
+        );
+    }
+
+    #[test]
+    fn external_reports_are_not_checked() {
+        let t = ignored_tree();
+        write_all(
+            t.path(),
+            &[("reports/flake8.json", "{}\n{}\n"), ("ruff.sarif", "{}")],
+        );
+        let n = names(
+            t.path(),
+            r#"{"external": [
+                {"command": ["flake8"], "format": "sarif", "output": "reports/flake8.json"},
+                {"command": ["ruff"], "format": "sarif", "output": "./ruff.sarif"}]}"#,
+        );
+        assert!(
+            !n.iter()
+                .any(|f| f == "reports/flake8.json" || f == "ruff.sarif"),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_ignore_line_is_reported_not_fatal() {
+        let t = ignored_tree();
+        write_all(t.path(), &[("sub/.gitignore", "local.txt\n[z-a]\n")]);
+        let s = settings("{}");
+        let w = walk(t.path(), &s.paths, &s.selection).expect("walk");
+        assert!(
+            w.unreadable.iter().any(|(_, e)| e.contains("[z-a]")),
+            "{:?}",
+            w.unreadable
+        );
+        let files: Vec<&str> = w.files.iter().map(|e| e.rel.as_str()).collect();
+        assert!(
+            !files.contains(&"sub/local.txt"),
+            "the valid line still applies: {files:?}"
         );
     }
 }

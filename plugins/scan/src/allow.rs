@@ -7,8 +7,9 @@
 //! - an exact **advisory id or alias** (`GHSA-…`, `RUSTSEC-…`, `CVE-…`,
 //!   `PYSEC-…`), which ignores that vulnerability everywhere, or
 //! - a **regular expression** (`regex` crate syntax) tested against the
-//!   secret value itself, e.g. `^AKIA[0-9A-Z]{12}EXAMPLE$` to accept AWS's
-//!   documentation key. The value never leaves the stage.
+//!   secret value itself, e.g. `^AKIA[0-9A-Z]{9}EXAMPLE$` to accept keys shaped
+//!   like AWS's documentation key (4 + 9 + 7 = 20 characters; that exact
+//!   key and its secret are suppressed by default already). The value never leaves the stage.
 //!
 //! Every entry is compiled as a regex up front, so a malformed one is a
 //! configuration error even when it was meant as a fingerprint.
@@ -100,6 +101,16 @@ mod tests {
         let a = list(&["GHSA-x84v-xcm2-53pg"]);
         assert!(a.allows_advisory(["PYSEC-2018-28", "GHSA-x84v-xcm2-53pg"]));
         assert!(!a.allows_advisory(["GHSA-x84v-xcm2-53p"]));
+    }
+
+    #[test]
+    fn the_documented_aws_example_regex_matches_the_example_key() {
+        // The module docs suggest this entry; it must match AWS's key
+        // (4 + 9 + 7 characters) and not a key of another length.
+        let a = list(&["^AKIA[0-9A-Z]{9}EXAMPLE$"]);
+        let key = ["AKIA", "IOSFODNN7", "EXAMPLE"].concat();
+        assert!(a.allows_secret("x:y:1", &key));
+        assert!(!a.allows_secret("x:y:1", &["AKIA", "IOSFODNN7AB", "EXAMPLE"].concat()));
     }
 
     #[test]

@@ -5,12 +5,12 @@
 //! and saying how to fix it; the stage turns it into
 //! `StageError::InvalidConfig`.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::allow::Allowlist;
-use crate::secrets::DEFAULT_ENTROPY_THRESHOLD;
+use crate::osv::source::{AdvisoriesOption, CacheOption, CacheSettings, Source};
 use crate::walk::PathFilter;
 
 /// Default `max-file-size`: 1 MiB.
@@ -49,16 +49,23 @@ pub struct Options {
     /// Read lockfiles and check them against the advisories (default true).
     #[serde(default)]
     pub dependencies: Option<bool>,
-    /// Directory of OSV JSON advisories: relative to the workspace, or an
-    /// absolute path under `/artifacts/in/`.
+    /// Advisory sources: directories of OSV JSON, `.zip` dumps, dump URLs
+    /// or `{api: <base URL>}`, one or a list (see [`crate::osv::source`]).
     #[serde(default)]
-    pub advisories: Option<String>,
+    pub advisories: Option<AdvisoriesOption>,
+    /// Where OSV API answers and downloaded dumps are cached, relative to
+    /// the workspace (default `.sluice-osv-cache`), or `false`.
+    #[serde(default)]
+    pub cache: Option<CacheOption>,
+    /// How long a cached answer is used (default `1h`).
+    #[serde(default)]
+    pub cache_max_age: Option<sluice_sdk::values::ConfigDuration>,
     /// Accepted findings: fingerprints, advisory ids, or regexes on the
     /// secret value (see [`crate::allow`]).
     #[serde(default)]
     pub allow: Vec<String>,
     /// Minimum Shannon entropy (bits per character) for `generic-secret`
-    /// (default 3.5).
+    /// (default: scaled to each value's length and charset).
     #[serde(default)]
     pub entropy_threshold: Option<f64>,
 }
@@ -116,12 +123,16 @@ pub struct Settings {
     pub secrets: bool,
     /// Whether lockfiles are read.
     pub dependencies: bool,
-    /// The advisory directory, resolved and checked to exist.
-    pub advisories: Option<PathBuf>,
+    /// The advisory sources, resolved (paths checked to exist); empty
+    /// when none was given.
+    pub advisories: Vec<Source>,
+    /// Where network answers are cached.
+    pub cache: CacheSettings,
     /// The allowlist.
     pub allow: Allowlist,
-    /// `generic-secret` entropy threshold.
-    pub entropy_threshold: f64,
+    /// `generic-secret` entropy threshold; `None` scales it with each
+    /// value's length and charset.
+    pub entropy_threshold: Option<f64>,
 }
 
 impl Settings {
@@ -165,16 +176,16 @@ impl Settings {
             ));
         }
 
-        let entropy_threshold = options
-            .entropy_threshold
-            .unwrap_or(DEFAULT_ENTROPY_THRESHOLD);
-        if !(entropy_threshold.is_finite() && entropy_threshold > 0.0 && entropy_threshold <= 8.0) {
-            return Err(ConfigError::new(
-                "with.entropy-threshold",
-                format!(
-                    "{entropy_threshold} is out of range; use bits per character between 0 and 8 (default {DEFAULT_ENTROPY_THRESHOLD})"
-                ),
-            ));
+        let entropy_threshold = options.entropy_threshold;
+        if let Some(t) = entropy_threshold {
+            if !(t.is_finite() && t > 0.0 && t <= 8.0) {
+                return Err(ConfigError::new(
+                    "with.entropy-threshold",
+                    format!(
+                        "{t} is out of range; use bits per character between 0 and 8, or remove it to scale the threshold with each value's length and charset (the default)"
+                    ),
+                ));
+            }
         }
 
         let allow = Allowlist::new(&options.allow).map_err(|e| {
@@ -188,10 +199,15 @@ impl Settings {
             )
         })?;
 
-        let advisories = match options.advisories {
-            Some(raw) => Some(resolve_advisories(&raw, roots)?),
-            None => None,
+        let advisories = match &options.advisories {
+            Some(a) => crate::osv::source::resolve(a, roots)?,
+            None => Vec::new(),
         };
+        let cache = CacheSettings::resolve(
+            options.cache.as_ref(),
+            options.cache_max_age.map(|d| d.get()),
+            roots,
+        )?;
 
         Ok(Settings {
             filter,
@@ -199,6 +215,7 @@ impl Settings {
             secrets,
             dependencies,
             advisories,
+            cache,
             allow,
             entropy_threshold,
         })
@@ -215,48 +232,6 @@ fn first_line(s: &str) -> String {
         .trim()
         .trim_start_matches("error: ")
         .to_string()
-}
-
-/// Resolves `with.advisories` and checks the directory exists.
-fn resolve_advisories(raw: &str, roots: &Roots) -> Result<PathBuf, ConfigError> {
-    const KEY: &str = "with.advisories";
-    let fix = "give a directory of OSV .json files relative to the workspace (e.g. `security/osv`), or under /artifacts/in/<stage>/ when an earlier stage produced it";
-    let p = Path::new(raw.trim());
-    if raw.trim().is_empty() {
-        return Err(ConfigError::new(KEY, format!("is empty; {fix}")));
-    }
-    let resolved = if p.is_absolute() {
-        let allowed = [&roots.workspace, &roots.inputs];
-        if !allowed.iter().any(|r| p.starts_with(r)) || has_parent(p) {
-            return Err(ConfigError::new(
-                KEY,
-                format!("`{raw}` is outside the workspace and /artifacts/in; {fix}"),
-            ));
-        }
-        p.to_path_buf()
-    } else {
-        if has_parent(p) {
-            return Err(ConfigError::new(
-                KEY,
-                format!("`{raw}` must not contain `..`; {fix}"),
-            ));
-        }
-        roots.workspace.join(p)
-    };
-    if !resolved.is_dir() {
-        return Err(ConfigError::new(
-            KEY,
-            format!(
-                "directory `{raw}` not found (looked at {}); {fix}",
-                resolved.display()
-            ),
-        ));
-    }
-    Ok(resolved)
-}
-
-fn has_parent(p: &Path) -> bool {
-    p.components().any(|c| matches!(c, Component::ParentDir))
 }
 
 #[cfg(test)]
@@ -287,8 +262,8 @@ mod tests {
         let s = settings("{}").unwrap_or_else(|e| panic!("{e}"));
         assert!(s.secrets && s.dependencies);
         assert_eq!(s.max_file_size, DEFAULT_MAX_FILE_SIZE);
-        assert_eq!(s.entropy_threshold, DEFAULT_ENTROPY_THRESHOLD);
-        assert!(s.advisories.is_none());
+        assert_eq!(s.entropy_threshold, None);
+        assert!(s.advisories.is_empty());
         assert!(!s.filter.includes_file("web/node_modules/a/index.js"));
         assert!(s.filter.includes_file("src/main.rs"));
     }
@@ -358,7 +333,7 @@ mod tests {
             .unwrap_or_default();
         let s = settings(&format!(r#"{{"advisories": "{name}"}}"#));
         let _ = std::fs::remove_dir(&dir);
-        assert_eq!(s.map(|s| s.advisories).ok().flatten(), Some(dir));
+        assert_eq!(s.map(|s| s.advisories).ok(), Some(vec![Source::Dir(dir)]));
     }
 
     #[test]
@@ -371,17 +346,17 @@ mod tests {
             inputs: inputs.clone(),
         };
         let options = Options {
-            advisories: Some(db.display().to_string()),
+            advisories: Some(db.display().to_string().into()),
             ..Options::default()
         };
         let resolved = Settings::from_options(options, &roots).map(|s| s.advisories);
         let escape = Options {
-            advisories: Some(format!("{}/../../etc", db.display())),
+            advisories: Some(format!("{}/../../etc", db.display()).into()),
             ..Options::default()
         };
         let escaped = Settings::from_options(escape, &roots).map(|s| s.advisories);
         let _ = std::fs::remove_dir_all(&inputs);
-        assert_eq!(resolved.ok().flatten(), Some(db));
+        assert_eq!(resolved.ok(), Some(vec![Source::Dir(db)]));
         assert!(escaped.is_err());
     }
 }

@@ -28,9 +28,10 @@ pub fn metrics(o: &Outcome) -> Vec<(&'static str, f64, Option<&'static str>)> {
         m.push(("vulns.medium", o.count(Severity::Medium) as f64, None));
         m.push(("vulns.low", o.count(Severity::Low) as f64, None));
         m.push(("vulns.unknown", o.count(Severity::Unknown) as f64, None));
-        m.push(("vulns.total", o.vulns.len() as f64, None));
+        m.push(("vulns.total", o.vuln_total() as f64, None));
+        m.push(("vulns.packages", o.vulnerable_packages() as f64, None));
     }
-    m.push(("deps.packages", o.dependencies.len() as f64, None));
+    m.push(("deps.packages", o.package_count() as f64, None));
     m.push(("scan.files", o.files as f64, None));
     m.push(("scan.bytes", o.bytes as f64, Some("bytes")));
     m
@@ -90,14 +91,15 @@ pub fn summary(o: &Outcome) -> String {
             format!(" ({})", parts.join(", "))
         };
         head.push(format!(
-            "{}{detail} in {}",
-            plural(o.vulns.len(), "vulnerability"),
-            plural(o.dependencies.len(), "package")
+            "{}{detail} in {} of {}",
+            plural(o.vuln_total(), "vulnerability"),
+            o.vulnerable_packages(),
+            plural(o.package_count(), "package")
         ));
     } else if !o.dependencies.is_empty() {
         head.push(format!(
             "{} not checked (no advisory database)",
-            plural(o.dependencies.len(), "package")
+            plural(o.package_count(), "package")
         ));
     }
     let mut text = format!(
@@ -132,6 +134,13 @@ pub fn summary(o: &Outcome) -> String {
         text.push_str(&format!(
             "\n- … and {} more in scan.json / scan.sarif",
             total - SUMMARY_FINDINGS
+        ));
+    }
+    // Never silent about lockfiles it could not check.
+    if !o.unread_lockfiles.is_empty() {
+        text.push_str(&format!(
+            "\n\nNot read (lockfile format not supported, so not checked): {}",
+            o.unread_lockfiles.join(", ")
         ));
     }
     text
@@ -179,9 +188,10 @@ pub fn json_report(o: &Outcome, tool_version: &str) -> Value {
         "tool": "sluice-scan",
         "version": tool_version,
         "counts": counts,
-        "suppressed": { "inline": o.ignored_inline, "allowlisted": o.allowlisted },
+        "suppressed": { "inline": o.ignored_inline, "allowlisted": o.allowlisted, "placeholders": o.placeholders },
         "skipped": { "binary": o.skipped_binary, "too_large": o.skipped_large },
         "lockfiles": o.lockfiles,
+        "unread_lockfiles": o.unread_lockfiles,
         "findings": findings,
         "warnings": o.warnings,
     })
@@ -238,16 +248,77 @@ mod tests {
                 vuln("low-pkg", Severity::Low),
                 vuln("crit-pkg", Severity::Critical),
             ],
+            dependencies: vec![dep("low-pkg"), dep("crit-pkg"), dep("safe-pkg")],
             ..Outcome::default()
         };
         let s = summary(&o);
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(
             lines[0],
-            "0 secrets, 2 vulnerabilities (1 critical, 1 low) in 0 packages · 3 files scanned"
+            "0 secrets, 2 vulnerabilities (1 critical, 1 low) in 2 of 3 packages · 3 files scanned"
         );
         assert!(lines[1].starts_with("- crit-pkg"));
         assert!(lines[2].starts_with("- low-pkg"));
+        assert_eq!(lines.len(), 3, "{s}");
+    }
+
+    fn dep(name: &str) -> crate::deps::Dependency {
+        crate::deps::Dependency {
+            ecosystem: Ecosystem::PyPi,
+            name: name.into(),
+            version: "2.19.1".into(),
+            file: "requirements.txt".into(),
+            line: None,
+        }
+    }
+
+    #[test]
+    fn counts_are_vulnerabilities_and_vulnerable_packages() {
+        // One package version with two advisories, pinned in two files
+        // (as go.mod and go.sum both pin it): 2 vulnerabilities in 1
+        // package, whatever the number of files.
+        let mut a = vuln("Requests", Severity::High);
+        a.file = "go.mod".into();
+        let mut b = vuln("requests", Severity::High);
+        b.file = "go.sum".into();
+        let mut c = vuln("requests", Severity::Medium);
+        c.id = "GHSA-j8r2-6x86-q33q".into();
+        let mut d2 = dep("requests");
+        d2.file = "requirements-dev.txt".into();
+        let o = Outcome {
+            vulns_checked: true,
+            vulns: vec![a, b, c],
+            dependencies: vec![dep("requests"), d2, dep("six")],
+            ..Outcome::default()
+        };
+        let m: Vec<(&str, f64)> = metrics(&o).into_iter().map(|(n, v, _)| (n, v)).collect();
+        for expected in [
+            ("vulns.high", 1.0),
+            ("vulns.medium", 1.0),
+            ("vulns.total", 2.0),
+            ("vulns.packages", 1.0),
+            ("deps.packages", 2.0),
+        ] {
+            assert!(m.contains(&expected), "{expected:?} in {m:?}");
+        }
+        assert!(
+            summary(&o).starts_with("2 vulnerabilities (1 high, 1 medium) in 1 of 2 packages"),
+            "{}",
+            summary(&o)
+        );
+    }
+
+    #[test]
+    fn unread_lockfiles_are_listed_in_the_summary_and_json() {
+        let o = Outcome {
+            unread_lockfiles: vec!["Gemfile.lock".into(), "php/composer.lock".into()],
+            ..Outcome::default()
+        };
+        assert!(summary(&o).ends_with(
+            "\n\nNot read (lockfile format not supported, so not checked): Gemfile.lock, php/composer.lock"
+        ));
+        let j = json_report(&o, "0");
+        assert_eq!(j["unread_lockfiles"][1], "php/composer.lock");
     }
 
     #[test]

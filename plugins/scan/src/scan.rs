@@ -77,12 +77,16 @@ impl VulnFinding {
 pub struct Outcome {
     /// Secret findings, by file and position.
     pub secrets: Vec<SecretFinding>,
-    /// Vulnerable packages, most severe first.
+    /// Findings, most severe first: one per advisory and lockfile entry
+    /// (counted per package version by [`Outcome::vuln_total`]).
     pub vulns: Vec<VulnFinding>,
     /// Packages read from lockfiles.
     pub dependencies: Vec<Dependency>,
     /// Lockfiles read.
     pub lockfiles: Vec<String>,
+    /// Files that look like lockfiles of a format the scanner does not
+    /// read ([`deps::looks_like_lockfile`]): not checked, and said so.
+    pub unread_lockfiles: Vec<String>,
     /// Files read (for secrets, as lockfiles, or both).
     pub files: u64,
     /// Bytes read.
@@ -95,6 +99,8 @@ pub struct Outcome {
     pub ignored_inline: usize,
     /// Findings suppressed by `with.allow`.
     pub allowlisted: usize,
+    /// Secret matches suppressed as documentation examples or placeholders.
+    pub placeholders: usize,
     /// Things the user should know.
     pub warnings: Vec<String>,
     /// Whether secrets were scanned.
@@ -103,10 +109,55 @@ pub struct Outcome {
     pub vulns_checked: bool,
 }
 
+/// What counts as one vulnerability: one advisory (duplicates merged by
+/// alias) affecting one package version, wherever it is pinned.
+fn vuln_key(v: &VulnFinding) -> (Ecosystem, String, String, &str) {
+    (
+        v.ecosystem,
+        v.ecosystem.normalize_name(&v.package),
+        v.version.trim().to_string(),
+        v.id.as_str(),
+    )
+}
+
 impl Outcome {
-    /// Number of vulnerabilities in `severity`.
+    /// Number of vulnerabilities in `severity`: distinct (package version,
+    /// advisory) pairs, so the same pin in two lockfiles counts once.
     pub fn count(&self, severity: Severity) -> usize {
-        self.vulns.iter().filter(|v| v.severity == severity).count()
+        let keys: std::collections::HashSet<_> = self
+            .vulns
+            .iter()
+            .filter(|v| v.severity == severity)
+            .map(vuln_key)
+            .collect();
+        keys.len()
+    }
+
+    /// Number of vulnerabilities of any severity (see [`count`](Self::count)).
+    pub fn vuln_total(&self) -> usize {
+        let keys: std::collections::HashSet<_> = self.vulns.iter().map(vuln_key).collect();
+        keys.len()
+    }
+
+    /// Number of distinct package versions with at least one vulnerability.
+    pub fn vulnerable_packages(&self) -> usize {
+        let keys: std::collections::HashSet<_> = self
+            .vulns
+            .iter()
+            .map(|v| {
+                let (e, n, ver, _) = vuln_key(v);
+                (e, n, ver)
+            })
+            .collect();
+        keys.len()
+    }
+
+    /// Number of distinct package versions read from lockfiles
+    /// ([`Dependency::key`]).
+    pub fn package_count(&self) -> usize {
+        let keys: std::collections::HashSet<_> =
+            self.dependencies.iter().map(Dependency::key).collect();
+        keys.len()
     }
 }
 
@@ -149,13 +200,17 @@ pub fn run(
         ..Outcome::default()
     };
 
+    let mut includes = Vec::new();
     let walk_warnings = crate::walk::walk(root, &settings.filter, skip, |entry| {
         let name = entry.rel.rsplit('/').next().unwrap_or(&entry.rel);
         let lockfile = if settings.dependencies {
-            LockfileKind::detect(name)
+            LockfileKind::detect_path(&entry.rel)
         } else {
             None
         };
+        if settings.dependencies && lockfile.is_none() && deps::looks_like_lockfile(name) {
+            out.unread_lockfiles.push(entry.rel.clone());
+        }
         if scanner.is_none() && lockfile.is_none() {
             return;
         }
@@ -202,6 +257,7 @@ pub fn run(
             let r = s.scan(&entry.rel, &text);
             out.ignored_inline += r.ignored_inline;
             out.allowlisted += r.allowlisted;
+            out.placeholders += r.placeholders;
             out.secrets.extend(r.findings);
         }
         if let Some(kind) = lockfile {
@@ -209,6 +265,7 @@ pub fn run(
             out.lockfiles.push(entry.rel.clone());
             out.dependencies.extend(parsed.dependencies);
             out.warnings.extend(parsed.warnings);
+            includes.extend(parsed.includes);
         }
     })
     .map_err(|source| ScanError::Root {
@@ -216,6 +273,25 @@ pub fn run(
         source,
     })?;
     out.warnings.extend(walk_warnings);
+    if !includes.is_empty() {
+        let mut seen: std::collections::HashSet<String> = out.lockfiles.iter().cloned().collect();
+        let (files, parsed) = deps::read_includes(root, &mut seen, includes, MAX_LOCKFILE_SIZE);
+        out.lockfiles.extend(files);
+        out.dependencies.extend(parsed.dependencies);
+        out.warnings.extend(parsed.warnings);
+    }
+    if !out.unread_lockfiles.is_empty() {
+        out.unread_lockfiles.sort();
+        out.warnings.push(format!(
+            "{} not read (format not supported), so not checked for vulnerabilities: {}",
+            if out.unread_lockfiles.len() == 1 {
+                "1 lockfile".to_string()
+            } else {
+                format!("{} lockfiles", out.unread_lockfiles.len())
+            },
+            out.unread_lockfiles.join(", ")
+        ));
+    }
 
     if let Some(db) = db.filter(|_| settings.dependencies) {
         match_vulns(&mut out, db, settings);
@@ -223,6 +299,14 @@ pub fn run(
     out.secrets
         .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     Ok(out)
+}
+
+/// Matches the dependencies already read into `out` against `db`: for
+/// advisories that can only be fetched once the packages are known (the
+/// OSV API), after a [`run`] without a database.
+pub fn check_dependencies(out: &mut Outcome, db: &AdvisoryDb, settings: &Settings) {
+    out.vulns_checked = true;
+    match_vulns(out, db, settings);
 }
 
 /// Matches every dependency against `db`, merging advisories that are

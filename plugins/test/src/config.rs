@@ -7,6 +7,7 @@ use sluice_sdk::{Context, StageError};
 use crate::command::CommandSpec;
 use crate::coverage::Format;
 use crate::files::check_pattern;
+use crate::runner::Runner;
 use sluice_sdk::values::{ConfigDuration, OneOrMany};
 
 /// `with:` as written in the pipeline.
@@ -25,6 +26,9 @@ pub struct Config {
     /// JUnit XML report(s): path or glob, or a list, relative to the workspace.
     #[serde(default)]
     pub junit: Option<OneOrMany>,
+    /// Where the results come from: JUnit files, or `cargo test`'s output.
+    #[serde(default)]
+    pub format: Option<ResultFormat>,
     /// Optional coverage report.
     #[serde(default)]
     pub coverage: Option<CoverageConfig>,
@@ -41,12 +45,26 @@ pub struct CoverageConfig {
     pub format: Option<Format>,
 }
 
+/// `with.format`: where the test results come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResultFormat {
+    /// The JUnit XML files named by `with.junit`.
+    Junit,
+    /// The command's console output, in libtest's stable human format
+    /// (`cargo test`); see [`crate::libtest`].
+    Cargo,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The command to run, if any.
     pub command: Option<CommandSpec>,
-    /// JUnit patterns (checked: relative, inside the workspace, valid globs).
+    /// Where the results come from.
+    pub format: ResultFormat,
+    /// JUnit patterns (checked: relative, inside the workspace, valid
+    /// globs); empty with [`ResultFormat::Cargo`].
     pub junit: Vec<String>,
     /// Coverage report path and format.
     pub coverage: Option<(String, Format)>,
@@ -60,28 +78,6 @@ impl Settings {
 
     /// Checks what serde cannot.
     pub fn validate(c: Config) -> Result<Self, StageError> {
-        let junit =
-            match c.junit {
-                None => return Err(StageError::invalid_config(
-                    "with.junit: missing; set it to the JUnit XML file your tests write, relative \
-                     to the workspace (a path or glob), e.g. `junit: reports/junit.xml`",
-                )),
-                Some(list) if list.is_empty() => {
-                    return Err(StageError::invalid_config(
-                        "with.junit: empty list; name at least one JUnit XML file or glob",
-                    ))
-                }
-                Some(list) => list,
-            };
-        for (i, p) in junit.iter().enumerate() {
-            let key = if junit.was_list() {
-                format!("with.junit[{i}]")
-            } else {
-                "with.junit".to_string()
-            };
-            check_pattern(&key, p)?;
-        }
-        let coverage = c.coverage.map(coverage).transpose()?;
         let command = match c.command {
             Some(argv) => Some(command(argv, c.cwd, c.timeout)?),
             None => {
@@ -94,8 +90,64 @@ impl Settings {
                 None
             }
         };
+        let runner = command
+            .as_ref()
+            .map_or(Runner::Other, |c| Runner::detect(&c.program, &c.args));
+        let coverage = c.coverage.map(coverage).transpose()?;
+        let format = match (c.format, &c.junit) {
+            (Some(f), _) => f,
+            // `cargo test` writes no JUnit on stable Rust: its console
+            // output is the report.
+            (None, None) if runner == Runner::CargoTest => ResultFormat::Cargo,
+            (None, _) => ResultFormat::Junit,
+        };
+        if format == ResultFormat::Cargo {
+            if command.is_none() {
+                return Err(StageError::invalid_config(
+                    "with.format: `cargo` reads the test command's output; add \
+                     `command: [cargo, test]`, or use `format: junit` to read existing reports",
+                ));
+            }
+            if c.junit.is_some() {
+                return Err(StageError::invalid_config(
+                    "with.junit: not read with `format: cargo` (the results come from the \
+                     command's output, and the stage writes the junit.xml artifact itself); \
+                     remove `junit`, or set `format: junit`",
+                ));
+            }
+            return Ok(Self {
+                command,
+                format,
+                junit: Vec::new(),
+                coverage,
+            });
+        }
+        let junit = match c.junit {
+            None => {
+                return Err(StageError::invalid_config(format!(
+                    "with.junit: missing; set it to the JUnit XML file your tests write, relative \
+                     to the workspace (a path or glob), e.g. `junit: reports/junit.xml` ({})",
+                    runner.junit_hint()
+                )))
+            }
+            Some(list) if list.is_empty() => {
+                return Err(StageError::invalid_config(
+                    "with.junit: empty list; name at least one JUnit XML file or glob",
+                ))
+            }
+            Some(list) => list,
+        };
+        for (i, p) in junit.iter().enumerate() {
+            let key = if junit.was_list() {
+                format!("with.junit[{i}]")
+            } else {
+                "with.junit".to_string()
+            };
+            check_pattern(&key, p)?;
+        }
         Ok(Self {
             command,
+            format,
             junit: junit.into_vec(),
             coverage,
         })
@@ -253,10 +305,52 @@ mod tests {
     }
 
     #[test]
+    fn cargo_test_reads_its_output() -> Result<(), StageError> {
+        // Detected from the command when `junit` is left out.
+        let s = settings(r#"{"command": ["cargo", "test", "--no-fail-fast"]}"#)?;
+        assert_eq!(s.format, ResultFormat::Cargo);
+        assert!(s.junit.is_empty());
+        // Asked for explicitly, with any program.
+        let s = settings(r#"{"command": ["sh", "-c", "cargo test"], "format": "cargo"}"#)?;
+        assert_eq!(s.format, ResultFormat::Cargo);
+        // `cargo test` with `junit` keeps reading JUnit (nightly libtest).
+        let s = settings(r#"{"command": ["cargo", "test"], "junit": "j.xml"}"#)?;
+        assert_eq!(s.format, ResultFormat::Junit);
+        Ok(())
+    }
+
+    #[test]
+    fn cargo_format_errors() {
+        assert!(config_error(r#"{"format": "cargo"}"#).starts_with("with.format: `cargo` reads"));
+        assert!(config_error(
+            r#"{"format": "cargo", "command": ["cargo", "test"], "junit": "a.xml"}"#
+        )
+        .starts_with("with.junit: not read with `format: cargo`"));
+        assert!(config_error(r#"{"format": "json", "junit": "a"}"#)
+            .starts_with("with.format: unknown variant `json`"));
+        assert!(
+            config_error(r#"{"format": "junit", "command": ["cargo", "test"]}"#)
+                .starts_with("with.junit: missing")
+        );
+    }
+
+    #[test]
+    fn missing_junit_hints_at_the_runner() {
+        let e = config_error(r#"{"command": ["cargo", "nextest", "run"]}"#);
+        assert!(e.contains("[profile.default.junit]"), "{e}");
+        let e = config_error(r#"{"command": ["go", "test", "./..."]}"#);
+        assert!(e.contains("gotestsum --junitfile"), "{e}");
+        let e = config_error(r#"{"command": ["npx", "jest"]}"#);
+        assert!(e.contains("jest-junit"), "{e}");
+    }
+
+    #[test]
     fn schema_is_json() -> Result<(), serde_json::Error> {
         let v: serde_json::Value = serde_json::from_str(SCHEMA)?;
         assert_eq!(v["additionalProperties"], false);
-        assert_eq!(v["required"][0], "junit");
+        // `junit` is optional in the schema: `format: cargo` needs none.
+        assert!(v.get("required").is_none());
+        assert_eq!(v["properties"]["format"]["enum"][1], "cargo");
         Ok(())
     }
 }

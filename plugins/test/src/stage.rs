@@ -7,10 +7,12 @@ use sluice_sdk::exec::ExecOutput;
 use sluice_sdk::{Capability, Context, Gate, Report, StageError};
 
 use crate::command::CommandSpec;
-use crate::config::Settings;
+use crate::config::{ResultFormat, Settings};
 use crate::files::Snapshot;
+use crate::junit::Results;
 use crate::reports::{self, CoverageReport, JunitFile, JunitFiles};
-use crate::summary;
+use crate::runner::Runner;
+use crate::{libtest, nextest, summary, writer};
 
 /// How many lines of the command's output an error quotes.
 const TAIL_LINES: usize = 20;
@@ -41,27 +43,56 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
         None => None,
     };
     let before = ran.as_ref().map(|(_, _, b)| b);
-
-    let files = reports::junit_files(&root, &settings.junit, coverage_rel, before)?;
-    if files.fresh.is_empty() {
-        return Err(no_reports(
-            &settings.junit,
-            &files,
-            ran.as_ref().map(|(c, o, _)| (*c, o)),
-        ));
+    if let Some((_, out, _)) = &ran {
+        if out.truncated {
+            sluice_sdk::warn!(
+                "the test command's output was cut off at the stage's output limit; results \
+                 read from it may be incomplete"
+            );
+        }
     }
-    let (results, junit_files) = reports::read_junit(files.fresh)?;
+
+    let (results, sources) = match (&settings.format, &ran) {
+        (ResultFormat::Cargo, Some((cmd, out, _))) => {
+            let results = cargo_results(cmd, out)?;
+            (results, Sources::Output(cmd.display()))
+        }
+        _ => {
+            let files = reports::junit_files(&root, &settings.junit, coverage_rel, before)?;
+            if files.fresh.is_empty() {
+                return Err(no_reports(
+                    &settings.junit,
+                    &files,
+                    ran.as_ref().map(|(c, o, _)| (*c, o)),
+                ));
+            }
+            let (mut results, junit_files) = reports::read_junit(files.fresh)?;
+            if let Some((cmd, out, _)) = &ran {
+                add_nextest_counts(cmd, out, &mut results);
+            }
+            (results, Sources::Files(junit_files))
+        }
+    };
+    if let Some(declared) = results.declared {
+        sluice_sdk::info!(
+            "the reports' tests= attributes add up to {declared}, the stage counts {} test \
+             cases (pytest counts every subtest and teardown report there; a subtest is not a \
+             test of its own here)",
+            results.total()
+        );
+    }
     let coverage = match &settings.coverage {
         Some((rel, format)) => reports::read_coverage(&root, rel, *format, before)?,
         None => None,
     };
 
-    write_artifacts(ctx, &results, &junit_files, coverage.as_ref())?;
+    write_artifacts(ctx, &results, &sources, coverage.as_ref())?;
 
     let mut report = Report::new(summary::short(&results, coverage.as_ref()))
         .metric("tests.passed", results.passed() as f64)
         .metric("tests.failed", results.failed() as f64)
         .metric("tests.skipped", results.skipped() as f64)
+        .metric("tests.not_run", results.not_run() as f64)
         .metric("tests.total", results.total() as f64)
         .metric_with_unit("tests.duration_s", results.duration_s, "s");
     if let Some(pct) = coverage.as_ref().and_then(|c| c.percent) {
@@ -74,6 +105,62 @@ pub fn run(ctx: &Context) -> Result<Report, StageError> {
     }
     sluice_sdk::info!("{}", summary::headline(&results, coverage.as_ref()));
     Ok(report)
+}
+
+/// Where the results were read from.
+enum Sources {
+    /// JUnit files.
+    Files(Vec<JunitFile>),
+    /// The output of this command line (`format: cargo`).
+    Output(String),
+}
+
+/// `format: cargo`: the results in `cargo test`'s console output.
+fn cargo_results(cmd: &CommandSpec, out: &ExecOutput) -> Result<Results, StageError> {
+    let results = libtest::parse(&out.stdout_str(), &out.stderr_str()).map_err(|e| {
+        if out.success() {
+            StageError::failed(format!(
+                "the test command `{}` succeeded but printed no test results: {e}; with \
+                 `format: cargo` the command must be `cargo test` (its stdout is read)",
+                cmd.display()
+            ))
+        } else {
+            StageError::failed(format!(
+                "the test command `{}` {} and printed no test results (did it build?){}",
+                cmd.display(),
+                out.outcome(),
+                quoted_tail(out)
+            ))
+        }
+    })?;
+    if libtest::target_failed(&out.stderr_str()) && !cmd.args.iter().any(|a| a == "--no-fail-fast")
+    {
+        sluice_sdk::warn!(
+            "cargo stops at the first test target that fails: the targets after it (and the \
+             doc-tests) did not run and are not counted; add `--no-fail-fast` to run them all"
+        );
+    }
+    Ok(results)
+}
+
+/// nextest leaves skipped and not-run tests out of its JUnit report: take
+/// their numbers from its summary line when this run was nextest's.
+fn add_nextest_counts(cmd: &CommandSpec, out: &ExecOutput, results: &mut Results) {
+    if Runner::detect(&cmd.program, &cmd.args) != Runner::Nextest {
+        return;
+    }
+    let Some(s) = nextest::summary(&out.stderr_str()) else {
+        return;
+    };
+    results.unnamed.skipped += s.skipped.saturating_sub(results.skipped());
+    results.unnamed.not_run += s.not_run.saturating_sub(results.not_run());
+    if s.not_run > 0 {
+        sluice_sdk::warn!(
+            "nextest did not run {} tests (it stops at the first failure); add \
+             `--no-fail-fast` to run them all",
+            s.not_run
+        );
+    }
 }
 
 /// The reports are read from the workspace, so the stage needs it.
@@ -150,8 +237,9 @@ fn no_reports(
         )),
         Some((cmd, _)) => StageError::failed(format!(
             "the test command `{}` succeeded but wrote no JUnit report matching `{wanted}`{stale}; \
-             make the command write one there (pytest: --junitxml=PATH) or fix with.junit",
-            cmd.display()
+             make the command write one there ({}) or fix with.junit",
+            cmd.display(),
+            Runner::detect(&cmd.program, &cmd.args).junit_hint()
         )),
         None => StageError::failed(format!(
             "no JUnit report matches `{wanted}` in the workspace; set with.junit to where the \
@@ -169,28 +257,36 @@ fn quoted_tail(out: &ExecOutput) -> String {
     }
 }
 
-/// `junit.xml` (or `junit/<path>` for several), the coverage report, and
-/// `test-summary.md`.
+/// `junit.xml` (or `junit/<path>` for several; written from the results
+/// for `format: cargo`), the coverage report, and `test-summary.md`.
 fn write_artifacts(
     ctx: &Context,
-    results: &crate::junit::Results,
-    junit: &[JunitFile],
+    results: &Results,
+    sources: &Sources,
     coverage: Option<&CoverageReport>,
 ) -> Result<(), StageError> {
-    let single = junit.len() == 1;
-    for f in junit {
-        let name = if single {
-            "junit.xml".to_string()
-        } else {
-            format!("junit/{}", f.found.rel)
-        };
-        ctx.write_artifact(&name, &f.bytes, "application/xml")?;
-    }
+    let sources = match sources {
+        Sources::Files(junit) => {
+            let single = junit.len() == 1;
+            for f in junit {
+                let name = if single {
+                    "junit.xml".to_string()
+                } else {
+                    format!("junit/{}", f.found.rel)
+                };
+                ctx.write_artifact(&name, &f.bytes, "application/xml")?;
+            }
+            junit.iter().map(|f| f.found.rel.clone()).collect()
+        }
+        Sources::Output(line) => {
+            ctx.write_artifact("junit.xml", writer::to_xml(results), "application/xml")?;
+            vec![format!("the output of `{line}`")]
+        }
+    };
     if let Some(c) = coverage {
         let (name, media_type) = c.format.artifact();
         ctx.write_artifact(name, &c.bytes, media_type)?;
     }
-    let sources: Vec<String> = junit.iter().map(|f| f.found.rel.clone()).collect();
     ctx.write_artifact(
         "test-summary.md",
         summary::markdown(results, coverage, &sources),
@@ -239,6 +335,91 @@ mod tests {
                 "`python3 -m pytest` exited 2 although no test failed: FAIL Required test coverage of 90% not reached".into()
             ))
         );
+    }
+
+    fn run_cmd(program: &str, args: &[&str]) -> CommandSpec {
+        CommandSpec {
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: None,
+            timeout: None,
+        }
+    }
+
+    fn output(status: i32, stdout: &str, stderr: &str) -> ExecOutput {
+        ExecOutput {
+            stdout: stdout.as_bytes().to_vec(),
+            ..out(status, stderr)
+        }
+    }
+
+    #[test]
+    fn a_successful_command_without_a_report_gets_its_runners_hint() {
+        let files = JunitFiles::default();
+        let hint = |c: CommandSpec| {
+            no_reports(&["junit.xml".into()], &files, Some((&c, &out(0, ""))))
+                .message()
+                .to_string()
+        };
+        let cargo = hint(run_cmd("cargo", &["test"]));
+        assert!(
+            cargo.starts_with("the test command `cargo test` succeeded but wrote no JUnit report")
+                && cargo.contains("set `format: cargo`")
+                && !cargo.contains("pytest"),
+            "{cargo}"
+        );
+        assert!(hint(cmd()).contains("--junitxml=PATH"));
+        assert!(hint(run_cmd("cargo", &["nextest", "run"])).contains("[profile.default.junit]"));
+        assert!(hint(run_cmd("npx", &["jest"])).contains("jest-junit"));
+        assert!(hint(run_cmd("go", &["test", "./..."])).contains("gotestsum --junitfile"));
+        // An unknown runner gets the whole list.
+        let other = hint(run_cmd("make", &["check"]));
+        assert!(
+            other.contains("pytest") && other.contains("format: cargo"),
+            "{other}"
+        );
+    }
+
+    #[test]
+    fn cargo_output_results_and_errors() -> Result<(), StageError> {
+        let stdout = include_str!("../../../tests/fixtures/test-stage/cargo-test.stdout");
+        let stderr = include_str!("../../../tests/fixtures/test-stage/cargo-test.stderr");
+        let c = run_cmd("cargo", &["test", "--no-fail-fast"]);
+        let r = cargo_results(&c, &output(101, stdout, stderr))?;
+        assert_eq!((r.passed(), r.failed(), r.skipped()), (4, 3, 2));
+        // A build failure: no libtest output, the compiler's error quoted.
+        let e = cargo_results(&c, &output(101, "", "error[E0308]: mismatched types"));
+        let m = e.map(|_| ()).expect_err("no results").message().to_string();
+        assert!(
+            m.starts_with("the test command `cargo test --no-fail-fast` exited 101 and printed no test results")
+                && m.ends_with("error[E0308]: mismatched types"),
+            "{m}"
+        );
+        let e = cargo_results(&c, &output(0, "hello\n", ""));
+        let m = e.map(|_| ()).expect_err("no results").message().to_string();
+        assert!(m.contains("succeeded but printed no test results"), "{m}");
+        Ok(())
+    }
+
+    #[test]
+    fn nextest_summary_adds_skipped_and_not_run() -> Result<(), String> {
+        let xml = include_str!("../../../tests/fixtures/test-stage/nextest-fail-fast.xml");
+        let stderr = include_str!("../../../tests/fixtures/test-stage/nextest-fail-fast.stderr");
+        let mut r = crate::junit::parse(xml)?;
+        add_nextest_counts(
+            &run_cmd("cargo", &["nextest", "run"]),
+            &output(100, "", stderr),
+            &mut r,
+        );
+        assert_eq!(
+            (r.passed(), r.failed(), r.skipped(), r.not_run(), r.total()),
+            (1, 1, 2, 3, 7)
+        );
+        // Only for nextest's own runs: another command's output is not read.
+        let mut r = crate::junit::parse(xml)?;
+        add_nextest_counts(&cmd(), &output(1, "", stderr), &mut r);
+        assert_eq!((r.skipped(), r.not_run()), (0, 0));
+        Ok(())
     }
 
     #[test]

@@ -9,10 +9,16 @@ use crate::reports::CoverageReport;
 /// How many failed tests the short summary lists (the artifact lists all).
 const SHORT_LIST: usize = 5;
 
-/// `4 passed, 3 failed, 2 skipped (9 tests in 0.41s); line coverage 75.0%`.
+/// `4 passed, 3 failed, 2 skipped (9 tests in 0.41s); line coverage 75.0%`
+/// (`, 2 not run` after `skipped` when a runner stopped early).
 pub fn headline(r: &Results, coverage: Option<&CoverageReport>) -> String {
+    let not_run = if r.not_run() > 0 {
+        format!(", {} not run", r.not_run())
+    } else {
+        String::new()
+    };
     let mut s = format!(
-        "{} passed, {} failed, {} skipped ({} tests in {:.2}s)",
+        "{} passed, {} failed, {} skipped{not_run} ({} tests in {:.2}s)",
         r.passed(),
         r.failed(),
         r.skipped(),
@@ -28,7 +34,8 @@ pub fn headline(r: &Results, coverage: Option<&CoverageReport>) -> String {
     s
 }
 
-/// The report summary: the headline, then the first few failed tests.
+/// The report summary: the headline, then the first few failed tests with
+/// the first line of their message.
 pub fn short(r: &Results, coverage: Option<&CoverageReport>) -> String {
     let mut s = headline(r, coverage);
     if r.total() == 0 {
@@ -39,6 +46,9 @@ pub fn short(r: &Results, coverage: Option<&CoverageReport>) -> String {
         s.push('\n');
         for f in failures.iter().take(SHORT_LIST) {
             let _ = write!(s, "\n- `{}`", f.id());
+            if let Some(m) = &f.message {
+                let _ = write!(s, ": {}", one_line(m));
+            }
         }
         if failures.len() > SHORT_LIST {
             let _ = write!(
@@ -54,14 +64,18 @@ pub fn short(r: &Results, coverage: Option<&CoverageReport>) -> String {
 /// The `test-summary.md` artifact.
 pub fn markdown(r: &Results, coverage: Option<&CoverageReport>, sources: &[String]) -> String {
     let mut s = String::from("# Test summary\n\n");
-    let _ = writeln!(s, "| passed | failed | skipped | total | duration |");
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
     let _ = writeln!(
         s,
-        "| {} | {} | {} | {} | {:.2}s |\n",
+        "| passed | failed | skipped | not run | total | duration |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} | {} | {:.2}s |\n",
         r.passed(),
         r.failed(),
         r.skipped(),
+        r.not_run(),
         r.total(),
         r.duration_s
     );
@@ -126,7 +140,7 @@ mod tests {
     fn markdown_lists_every_failure_with_its_message() -> Result<(), String> {
         let r = parse(PYTEST)?;
         let md = markdown(&r, None, &["reports/junit.xml".into()]);
-        assert!(md.contains("| 4 | 3 | 2 | 9 | 0.41s |"), "{md}");
+        assert!(md.contains("| 4 | 3 | 2 | 0 | 9 | 0.41s |"), "{md}");
         assert!(md.contains(
             "- `tests.test_pricing::test_bulk_discount_rounds_half_up`: AssertionError: assert Decimal('17.99') == Decimal('18.00')\n"
         ), "{md}");
@@ -146,8 +160,26 @@ mod tests {
             "{s}"
         );
         assert_eq!(s.matches("\n- `").count(), 3);
+        assert!(
+            s.contains("\n- `tests.test_broken`: collection failure"),
+            "{s}"
+        );
         let none = short(&Results::default(), None);
         assert!(none.contains("No tests ran"));
         Ok(())
+    }
+
+    #[test]
+    fn not_run_tests_are_named_in_the_headline() {
+        let mut r = Results::default();
+        r.unnamed.passed = 92;
+        r.unnamed.failed = 1;
+        r.unnamed.skipped = 1;
+        r.unnamed.not_run = 2;
+        assert_eq!(
+            headline(&r, None),
+            "92 passed, 1 failed, 1 skipped, 2 not run (96 tests in 0.00s)"
+        );
+        assert!(markdown(&r, None, &[]).contains("| 92 | 1 | 1 | 2 | 96 | 0.00s |"));
     }
 }

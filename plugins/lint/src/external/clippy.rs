@@ -10,6 +10,20 @@
 //! are rustc's closing summaries ("aborting due to ...", "N warnings
 //! emitted"). The same diagnostic reported for several targets (lib and
 //! tests) is kept once.
+//!
+//! # Macro expansions
+//!
+//! A lint that fires inside a macro's expansion (`assert_eq!(a, 0.5)` and
+//! `clippy::float_cmp`) has its primary span in the macro's definition —
+//! for the standard library's macros a file outside the workspace,
+//! `/rustc/<hash>/library/core/src/macros/mod.rs:46` — with an
+//! `expansion` whose `span` is the call site (and, for a macro called from
+//! a macro, that span has an `expansion` of its own). The finding is put at
+//! the outermost span of that chain whose file is inside the workspace: the
+//! line a user wrote. When no span of the chain is inside the workspace the
+//! finding keeps no location rather than a path outside it. Each call site
+//! stays its own finding (duplicates are only the same chain reported
+//! twice).
 
 use std::collections::HashSet;
 
@@ -49,6 +63,41 @@ struct Span {
     column_start: u32,
     #[serde(default)]
     is_primary: bool,
+    /// Set when the span is inside a macro's expansion.
+    #[serde(default)]
+    expansion: Option<Box<Expansion>>,
+}
+
+/// Where a macro was expanded: `span` is its call site.
+#[derive(Debug, Deserialize)]
+struct Expansion {
+    span: Span,
+}
+
+impl Span {
+    /// This span, then each call site it was expanded from, innermost first.
+    fn chain(&self) -> impl Iterator<Item = &Span> {
+        std::iter::successors(Some(self), |s| s.expansion.as_ref().map(|e| &e.span))
+    }
+
+    /// `file:line:col` of every span of the chain, to tell call sites apart.
+    fn chain_key(&self) -> String {
+        self.chain()
+            .map(|s| format!("{}:{}:{}", s.file_name, s.line_start, s.column_start))
+            .collect::<Vec<_>>()
+            .join(" <- ")
+    }
+}
+
+/// The location of `span`: the outermost span of its expansion chain in a
+/// workspace file, or `None` when all of it is outside the workspace.
+fn locate(span: &Span, resolver: &Resolver) -> Option<Location> {
+    let chain: Vec<&Span> = span.chain().collect();
+    chain.iter().rev().find_map(|s| {
+        resolver
+            .inside(&s.file_name)
+            .map(|path| Location::at(path, Some(s.line_start), Some(s.column_start)))
+    })
 }
 
 /// What a cargo JSON stream held.
@@ -98,18 +147,21 @@ pub fn parse(text: &str, name: &str, resolver: &Resolver) -> Parsed {
             .as_ref()
             .map(|c| c.code.clone())
             .unwrap_or_else(|| format!("rustc-{}", d.level.replace(' ', "-").replace(':', "")));
-        let location = d
+        let primary = d
             .spans
             .iter()
             .find(|s| s.is_primary)
-            .or_else(|| d.spans.first())
-            .map(|s| {
-                Location::at(
-                    resolver.path(&s.file_name),
-                    Some(s.line_start),
-                    Some(s.column_start),
-                )
-            });
+            .or_else(|| d.spans.first());
+        let location = primary.and_then(|s| locate(s, resolver));
+        // The key holds the whole expansion chain: one macro definition
+        // called from 13 places is 13 findings, while the same diagnostic
+        // reported for the lib and the test target is one.
+        let key = format!(
+            "{rule}\u{0}{}\u{0}{}\u{0}{}",
+            d.level,
+            d.message,
+            primary.map(Span::chain_key).unwrap_or_default()
+        );
         let finding = Finding {
             tool: name.to_string(),
             rule: rule.clone(),
@@ -117,7 +169,6 @@ pub fn parse(text: &str, name: &str, resolver: &Resolver) -> Parsed {
             message: d.message,
             location,
         };
-        let key = finding.to_string();
         if !seen.insert(key) {
             continue;
         }
@@ -175,6 +226,13 @@ mod tests {
     const WARNINGS: &str = include_str!("testdata/clippy-warnings.jsonl");
     /// The same crate with `-- -D warnings`: the lints become errors.
     const DENY: &str = include_str!("testdata/clippy-deny.jsonl");
+    /// Real output of `cargo clippy --all-targets --message-format=json --
+    /// -W clippy::float_cmp` (clippy 0.1.95) on the crate in
+    /// `tests/fixtures/lint-project/macros/`: `assert_eq!` on floats at
+    /// `src/lib.rs:20` and `:21`, and once more through a local macro
+    /// `same!` (defined at line 14, called at line 22). Each primary span
+    /// is `/rustc/<hash>/library/core/src/macros/mod.rs:46:21`.
+    const MACROS: &str = include_str!("testdata/clippy-macros.jsonl");
 
     fn resolver() -> Resolver {
         Resolver::new(std::path::Path::new("/nonexistent-workspace"), None)
@@ -239,6 +297,38 @@ mod tests {
         assert_eq!(
             p.run.rules["E0308"].help_uri.as_deref(),
             Some("https://doc.rust-lang.org/error_codes/E0308.html")
+        );
+    }
+
+    #[test]
+    fn macro_findings_land_on_the_call_site() {
+        let p = parse(MACROS, "clippy", &resolver());
+        assert_eq!(p.diagnostics, 3);
+        let lines: Vec<String> = p.run.findings.iter().map(|f| f.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "src/lib.rs:20:9 warning clippy::float_cmp strict comparison of `f32` or `f64` [clippy]",
+                "src/lib.rs:21:9 warning clippy::float_cmp strict comparison of `f32` or `f64` [clippy]",
+                // Through `same!`: the outermost span in the workspace is
+                // the call of `same!`, not the `assert_eq!` in its body.
+                "src/lib.rs:22:9 warning clippy::float_cmp strict comparison of `f32` or `f64` [clippy]",
+            ]
+        );
+        // The lib and the test target reporting the same chain: kept once.
+        let twice = format!("{MACROS}\n{MACROS}");
+        assert_eq!(parse(&twice, "clippy", &resolver()).run.findings.len(), 3);
+    }
+
+    #[test]
+    fn a_chain_entirely_outside_the_workspace_keeps_no_path() {
+        let line = r#"{"reason":"compiler-message","message":{"message":"m","code":{"code":"clippy::x"},"level":"warning","spans":[{"file_name":"/rustc/abc/library/core/src/macros/mod.rs","line_start":46,"column_start":21,"is_primary":true,"expansion":{"span":{"file_name":"/root/.cargo/registry/src/index.crates.io-1/dep-1.0.0/src/lib.rs","line_start":3,"column_start":1,"is_primary":false,"expansion":null},"macro_decl_name":"assert!","def_site_span":{"file_name":"/rustc/abc/library/core/src/macros/mod.rs","line_start":40,"column_start":1,"is_primary":false,"expansion":null}}}]}}"#;
+        let p = parse(line, "clippy", &resolver());
+        assert_eq!(p.run.findings.len(), 1);
+        assert_eq!(p.run.findings[0].location, None);
+        assert_eq!(
+            p.run.findings[0].to_string(),
+            "- warning clippy::x m [clippy]"
         );
     }
 

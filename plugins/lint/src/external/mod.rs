@@ -11,13 +11,22 @@
 //! A linter that exits non-zero is normal (it found something). The stage
 //! fails only when the program could not run, was killed by its timeout, or
 //! exited non-zero without producing a readable report.
+//!
+//! A report named in `output:` must be this run's. Before the program runs
+//! the stage removes the file (tools such as flake8 append to their
+//! `--output-file`, so a kept file would hold two reports); that needs
+//! `grants.workspace: write`. When it cannot remove it, it records the
+//! file's modification time and size, and afterwards refuses a report that
+//! is unchanged: it is left from an earlier run, and taking it for this
+//! run's would report old findings as new.
 
 pub mod clippy;
 pub mod sarif_in;
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sluice_sdk::exec::{ExecError, ExecOutput};
 use sluice_sdk::StageError;
@@ -127,6 +136,21 @@ pub struct Outcome {
 /// mounted (`/workspace`), used to read `output:` files and map paths.
 pub fn run(ext: &External, exec: &dyn Exec, workspace: &Path) -> Result<Outcome, StageError> {
     let label = ext.label();
+    let mut notes = Vec::new();
+    let previous = match &ext.output {
+        Some(rel) => {
+            let prepared = prepare_output(&workspace.join(rel));
+            if let Some(e) = &prepared.kept_because {
+                notes.push(format!(
+                    "{label}: could not remove the previous report `{rel}` before the tool ran ({e}); \
+                     a report it does not rewrite will be refused (grant `workspace: write` so the \
+                     stage can remove it)"
+                ));
+            }
+            Some(prepared)
+        }
+        None => None,
+    };
     let out = exec
         .run(&ext.program, &ext.args, ext.cwd.as_deref(), ext.timeout)
         .map_err(|e| {
@@ -143,16 +167,9 @@ pub fn run(ext: &External, exec: &dyn Exec, workspace: &Path) -> Result<Outcome,
             stderr_tail(&out)
         )));
     }
-    let mut notes = Vec::new();
-    let report = match &ext.output {
-        Some(rel) => std::fs::read(workspace.join(rel)).map_err(|e| {
-            StageError::failed(format!(
-                "{label}: could not read its report `{rel}` ({e}); it exited {}{}",
-                out.status,
-                stderr_tail(&out)
-            ))
-        })?,
-        None => {
+    let report = match (&ext.output, &previous) {
+        (Some(rel), Some(previous)) => read_output(workspace, rel, previous, &label, &out)?,
+        _ => {
             if out.truncated {
                 notes.push(format!(
                     "{label}: output was cut at the stage's output cap; raise grants.output or have the tool write a file and set `output:`"
@@ -160,6 +177,15 @@ pub fn run(ext: &External, exec: &dyn Exec, workspace: &Path) -> Result<Outcome,
             }
             out.stdout.clone()
         }
+    };
+    // When an old report could not be removed and the tool appended to it,
+    // the file holds two reports: say why it does not parse.
+    let appended_hint = match (&ext.output, previous.as_ref().and_then(|p| p.stamp)) {
+        (Some(rel), Some(_)) => format!(
+            " (the previous `{rel}` could not be removed before the tool ran, and some tools \
+             append to their output file: grant `workspace: write` so the stage can remove it)"
+        ),
+        _ => String::new(),
     };
     let resolver = Resolver::new(workspace, ext.cwd.as_deref());
     let mut runs = match ext.format {
@@ -197,7 +223,7 @@ pub fn run(ext: &External, exec: &dyn Exec, workspace: &Path) -> Result<Outcome,
                 let cut = if out.truncated && ext.output.is_none() {
                     " (its output was cut at the stage's output cap: raise grants.output or set `output:`)"
                 } else {
-                    ""
+                    appended_hint.as_str()
                 };
                 StageError::failed(format!(
                     "{label}: its output is not a SARIF 2.1.0 log: {e}{cut}"
@@ -216,6 +242,88 @@ pub fn run(ext: &External, exec: &dyn Exec, workspace: &Path) -> Result<Outcome,
         });
     }
     Ok(Outcome { runs, notes })
+}
+
+/// What identifies one version of a file: modification time and size (as
+/// the test stage's report snapshot does).
+type Stamp = (Option<SystemTime>, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok(), meta.len()))
+}
+
+/// The state of an `output:` file just before the tool runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedOutput {
+    /// The stamp of a previous report that could not be removed.
+    pub stamp: Option<Stamp>,
+    /// Whether a previous report was removed.
+    pub removed: bool,
+    /// Why a previous report was kept (it could not be removed).
+    pub kept_because: Option<String>,
+}
+
+/// Removes the previous report at `path` so that the tool writes a new one
+/// (and one that appends does not append to the old). When it cannot be
+/// removed (a read-only workspace), remembers its stamp so that
+/// [`read_output`] can tell whether the tool rewrote it.
+pub fn prepare_output(path: &Path) -> PreparedOutput {
+    let mut prepared = PreparedOutput {
+        stamp: None,
+        removed: false,
+        kept_because: None,
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(_) => {}
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => match std::fs::remove_file(path) {
+            Ok(()) => prepared.removed = true,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                prepared.stamp = stamp(path);
+                prepared.kept_because = Some(e.to_string());
+            }
+        },
+    }
+    prepared
+}
+
+/// Reads the `output:` report `rel`, refusing one this run did not write.
+pub fn read_output(
+    workspace: &Path,
+    rel: &str,
+    previous: &PreparedOutput,
+    label: &str,
+    out: &ExecOutput,
+) -> Result<Vec<u8>, StageError> {
+    let path = workspace.join(rel);
+    let now = stamp(&path);
+    if now.is_none() && previous.removed {
+        return Err(StageError::failed(format!(
+            "{label} did not write its report `{rel}` (the previous one was removed before it \
+             ran, so findings from an earlier run are not reported); it exited {}{}",
+            out.status,
+            stderr_tail(out)
+        )));
+    }
+    if previous.stamp.is_some() && now == previous.stamp {
+        return Err(StageError::failed(format!(
+            "{label}: its report `{rel}` is left from an earlier run (it is unchanged since \
+             before the tool ran, so it is not this run's and is refused); it exited {}{}. Make \
+             the tool write `{rel}`, or delete the file (grant `workspace: write` so the stage \
+             removes it before each run)",
+            out.status,
+            stderr_tail(out)
+        )));
+    }
+    std::fs::read(&path).map_err(|e| {
+        StageError::failed(format!(
+            "{label}: could not read its report `{rel}` ({e}); it exited {}{}",
+            out.status,
+            stderr_tail(out)
+        ))
+    })
 }
 
 /// `clippy` for `cargo clippy ...`, otherwise `cargo` (check, build).
@@ -297,6 +405,35 @@ impl Resolver {
         }
     }
 
+    /// `raw` as a workspace-relative path when it names a file inside the
+    /// workspace, `None` when it is outside: absolute paths that are not
+    /// under the workspace and match no file there, relative paths that
+    /// climb out of it, and the toolchain's and cargo's own sources
+    /// (`/rustc/<hash>/library/...`, `~/.cargo/registry/...`,
+    /// `.../lib/rustlib/...`), which a path suffix must never map onto a
+    /// workspace file of the same name.
+    pub fn inside(&self, raw: &str) -> Option<String> {
+        let slashed = raw.replace('\\', "/");
+        let toolchain = slashed.starts_with("/rustc/")
+            || [
+                "/.cargo/registry/",
+                "/.cargo/git/",
+                "/.rustup/",
+                "/lib/rustlib/",
+            ]
+            .iter()
+            .any(|m| slashed.contains(m));
+        if toolchain && !Path::new(raw).starts_with(&self.workspace) {
+            return None;
+        }
+        let mapped = self.path(raw);
+        let outside = mapped.is_empty()
+            || Path::new(&mapped).is_absolute()
+            || mapped == ".."
+            || mapped.starts_with("../");
+        (!outside).then_some(mapped)
+    }
+
     /// A SARIF `artifactLocation.uri` (percent-encoded, maybe `file://`),
     /// relative to the base URI `base` when given.
     pub fn uri(&self, uri: &str, base: Option<&str>) -> String {
@@ -375,6 +512,9 @@ mod tests {
     struct Fake {
         answer: Result<ExecOutput, ExecError>,
         calls: RefCell<Vec<Call>>,
+        /// A file the "tool" appends to when it runs, as flake8 does with
+        /// `--output-file`.
+        appends: Option<(PathBuf, String)>,
     }
 
     impl Fake {
@@ -391,7 +531,12 @@ mod tests {
             Self {
                 answer,
                 calls: RefCell::new(Vec::new()),
+                appends: None,
             }
+        }
+        fn appending(mut self, path: PathBuf, text: &str) -> Self {
+            self.appends = Some((path, text.to_string()));
+            self
         }
     }
 
@@ -406,6 +551,16 @@ mod tests {
             self.calls
                 .borrow_mut()
                 .push((program.into(), args.to_vec(), cwd.map(str::to_string)));
+            if let Some((path, text)) = &self.appends {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| ExecError::SpawnFailed(e.to_string()))?;
+                f.write_all(text.as_bytes())
+                    .map_err(|e| ExecError::SpawnFailed(e.to_string()))?;
+            }
             self.answer.clone()
         }
     }
@@ -460,8 +615,7 @@ mod tests {
     #[test]
     fn sarif_from_an_output_file() {
         let ws = workspace();
-        std::fs::write(ws.path().join("report.sarif"), SARIF).expect("write");
-        let fake = Fake::ok(0, "not json", "");
+        let fake = Fake::ok(0, "not json", "").appending(ws.path().join("report.sarif"), SARIF);
         let ext = external(
             r#"{"command": ["ruff"], "format": "sarif", "output": "report.sarif", "name": "py"}"#,
         );
@@ -476,6 +630,91 @@ mod tests {
                 .contains("could not read its report `missing.sarif`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_appending_tool_runs_twice_with_one_report() {
+        let ws = workspace();
+        let report = ws.path().join("reports/flake8.sarif");
+        std::fs::create_dir_all(ws.path().join("reports")).expect("mkdir");
+        let fake = Fake::ok(1, "", "").appending(report.clone(), SARIF);
+        let ext = external(
+            r#"{"command": ["flake8", "--output-file=reports/flake8.sarif"], "format": "sarif", "output": "reports/flake8.sarif"}"#,
+        );
+        for round in 1..=2 {
+            let out = run(&ext, &fake, ws.path()).unwrap_or_else(|e| panic!("run {round}: {e}"));
+            assert_eq!(out.runs[0].findings.len(), 1, "run {round}");
+            assert!(out.notes.is_empty(), "{:?}", out.notes);
+            assert_eq!(
+                std::fs::read_to_string(&report).expect("read"),
+                SARIF,
+                "run {round}: the old report was removed, not appended to"
+            );
+        }
+    }
+
+    #[test]
+    fn a_report_the_tool_did_not_write_is_refused() {
+        let ws = workspace();
+        std::fs::write(ws.path().join("old.sarif"), SARIF).expect("write");
+        let fake = Fake::ok(0, "", "flake8: no such option\n");
+        let ext = external(r#"{"command": ["flake8"], "format": "sarif", "output": "old.sarif"}"#);
+        let e = run(&ext, &fake, ws.path()).expect_err("stale");
+        assert!(matches!(e, StageError::Failed(_)), "{e:?}");
+        assert!(
+            e.message().contains("did not write its report `old.sarif`")
+                && e.message().contains("stderr: flake8: no such option"),
+            "{e}"
+        );
+        assert!(
+            !ws.path().join("old.sarif").exists(),
+            "removed before the run"
+        );
+    }
+
+    #[test]
+    fn a_stale_report_that_could_not_be_removed_is_refused() {
+        let ws = workspace();
+        let path = ws.path().join("ruff.sarif");
+        std::fs::write(&path, SARIF).expect("write");
+        // What `prepare_output` records when the workspace is read-only.
+        let kept = PreparedOutput {
+            stamp: stamp(&path),
+            removed: false,
+            kept_because: Some("Read-only file system".into()),
+        };
+        let out = ExecOutput {
+            status: 0,
+            stdout: vec![],
+            stderr: vec![],
+            truncated: false,
+            timed_out: false,
+        };
+        let e = read_output(ws.path(), "ruff.sarif", &kept, "ruff", &out).expect_err("stale");
+        assert!(
+            e.message()
+                .starts_with("ruff: its report `ruff.sarif` is left from an earlier run"),
+            "{e}"
+        );
+        assert!(e.message().contains("grant `workspace: write`"), "{e}");
+        // Rewritten by the tool: accepted.
+        std::fs::write(&path, format!("{SARIF}\n")).expect("rewrite");
+        let bytes = read_output(ws.path(), "ruff.sarif", &kept, "ruff", &out).expect("fresh");
+        assert!(bytes.ends_with(b"\n"));
+    }
+
+    #[test]
+    fn prepare_output_removes_files_only() {
+        let ws = workspace();
+        let file = ws.path().join("app.py");
+        let p = prepare_output(&file);
+        assert_eq!((p.removed, p.stamp, p.kept_because), (true, None, None));
+        assert!(!file.exists());
+        let p = prepare_output(&ws.path().join("missing.sarif"));
+        assert!(!p.removed && p.stamp.is_none());
+        let p = prepare_output(&ws.path().join("src"));
+        assert!(!p.removed, "a directory is left alone");
+        assert!(ws.path().join("src/main.rs").exists());
     }
 
     #[test]
@@ -564,6 +803,28 @@ mod tests {
         assert_eq!(r.uri("app.py", Some("file:///home/ci/repo/")), "app.py");
         let root = Resolver::new(ws.path(), None);
         assert_eq!(root.path("./a/../app.py"), "app.py");
+    }
+
+    #[test]
+    fn inside_refuses_toolchain_and_outside_paths() {
+        let ws = workspace();
+        std::fs::create_dir_all(ws.path().join("src/macros")).expect("mkdir");
+        std::fs::write(ws.path().join("src/macros/mod.rs"), "x\n").expect("write");
+        let r = Resolver::new(ws.path(), None);
+        assert_eq!(r.inside("src/main.rs").as_deref(), Some("src/main.rs"));
+        assert_eq!(
+            r.inside("/home/ci/repo/svc/src/lib.rs").as_deref(),
+            Some("svc/src/lib.rs")
+        );
+        for outside in [
+            "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/macros/mod.rs",
+            "/root/.cargo/registry/src/index.crates.io-1/serde-1.0.0/src/main.rs",
+            "/usr/lib/rustlib/src/rust/library/std/src/macros/mod.rs",
+            "/elsewhere/nothing.rs",
+            "../sibling/src/lib.rs",
+        ] {
+            assert_eq!(r.inside(outside), None, "{outside}");
+        }
     }
 
     #[test]

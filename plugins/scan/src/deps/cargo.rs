@@ -46,7 +46,7 @@ pub fn parse(path: &str, text: &str) -> Result<Parsed, toml::de::Error> {
         .collect();
     Ok(Parsed {
         dependencies,
-        warnings: Vec::new(),
+        ..Parsed::default()
     })
 }
 

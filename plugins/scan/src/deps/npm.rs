@@ -6,7 +6,8 @@
 //! itself (`name`, for aliases). The root (`""`), workspace folders (keys
 //! outside `node_modules`) and symlinks (`link: true`) are not packages from
 //! the registry and are skipped. lockfileVersion 1 files have only the
-//! nested `dependencies` tree, which is read instead.
+//! nested `dependencies` tree, which is read instead (an alias there has
+//! the version `npm:real-name@1.2.3` and is read as `real-name`).
 
 use std::collections::HashMap;
 
@@ -62,11 +63,10 @@ fn walk_v1(
 ) {
     for (name, entry) in deps {
         if let Some(version) = entry.get("version").and_then(Value::as_str) {
-            // `file:`, `git+…` and URL versions are not registry versions.
-            if !version.contains(':') {
+            if let Some((real, version)) = v1_registry_version(name, version) {
                 out.push(Dependency {
                     ecosystem: Ecosystem::Npm,
-                    name: name.clone(),
+                    name: real.to_string(),
                     version: version.to_string(),
                     file: path.to_string(),
                     line: lines.get(name.as_str()).copied(),
@@ -77,6 +77,20 @@ fn walk_v1(
             walk_v1(path, nested, lines, out);
         }
     }
+}
+
+/// The registry package and version of a version-1 entry `name`:
+/// an alias (`"lp": { "version": "npm:left-pad@1.3.0" }`, which npm 6
+/// writes for `npm:` dependencies) is the package it aliases; `file:`,
+/// `git+…` and URL versions are not registry versions (`None`).
+fn v1_registry_version<'a>(name: &'a str, version: &'a str) -> Option<(&'a str, &'a str)> {
+    let Some(target) = version.strip_prefix("npm:") else {
+        return (!version.contains(':')).then_some((name, version));
+    };
+    // `@scope/pkg@1.2.3`: the version follows the last `@` after the first character.
+    let at = target.get(1..)?.rfind('@')? + 1;
+    let (real, version) = (&target[..at], &target[at + 1..]);
+    (!real.is_empty() && !version.is_empty() && !version.contains(':')).then_some((real, version))
 }
 
 /// Line of the first `"key": {` for every object key in the file. npm
@@ -176,6 +190,37 @@ mod tests {
             .map(|d| (d.name.as_str(), d.version.as_str()))
             .collect();
         assert_eq!(got, vec![("debug", "2.6.8"), ("ms", "2.0.0")]);
+    }
+
+    #[test]
+    fn version_1_aliases_are_the_aliased_package() {
+        // As npm 6 writes `"lp": "npm:left-pad@1.3.0"` dependencies.
+        let v1 = r#"{
+  "lockfileVersion": 1,
+  "dependencies": {
+    "lp": {
+      "version": "npm:left-pad@1.3.0",
+      "resolved": "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz"
+    },
+    "types": { "version": "npm:@types/node@20.1.0" },
+    "bad": { "version": "npm:@" },
+    "noversion": { "version": "npm:left-pad@" },
+    "gitalias": { "version": "npm:x@git+https://example.invalid/x.git" }
+  }
+}"#;
+        let p = parse("package-lock.json", v1).unwrap_or_default();
+        let got: Vec<(&str, &str, Option<usize>)> = p
+            .dependencies
+            .iter()
+            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("left-pad", "1.3.0", Some(4)),
+                ("@types/node", "20.1.0", Some(8)),
+            ]
+        );
     }
 
     #[test]

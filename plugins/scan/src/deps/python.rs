@@ -1,17 +1,28 @@
-//! Python: `requirements*.txt` and `poetry.lock`.
+//! Python: `requirements*.txt`, `poetry.lock`, `Pipfile.lock` and `uv.lock`.
 //!
 //! requirements files: each requirement is checked only when it pins one
 //! exact version (`name==1.2.3` or `name===1.2.3`, extras and environment
 //! markers allowed, `--hash` options ignored, `\` continuations joined).
 //! Anything else (`>=`, `~=`, `==1.*`, no specifier, several clauses) is
-//! reported as a warning: its installed version is unknown. Option lines
-//! (`-r`, `-c`, `--index-url`), editable installs (`-e`) and direct
-//! references (`name @ https://…`, paths, VCS URLs) are skipped silently
-//! or with a warning, since they name no PyPI version.
+//! reported as a warning: its installed version is unknown. `-r file` /
+//! `--requirement file` lines are returned as [`Include`]s for the caller
+//! to follow (inside the workspace only, see
+//! [`read_includes`](super::read_includes)); other option lines (`-c`,
+//! `--index-url`), editable installs (`-e`) and direct references
+//! (`name @ https://…`, paths, VCS URLs) are skipped silently or with a
+//! warning, since they name no PyPI version.
+//!
+//! `Pipfile.lock` (JSON): the `default` and `develop` sections, each entry
+//! pinned as `"version": "==1.2.3"`; git, path and editable entries have
+//! no version and are skipped with a warning. `uv.lock` (TOML): the
+//! `[[package]]` entries whose `source` is a `registry`; `editable`,
+//! `virtual`, `path`, `directory`, `git` and `url` sources are the
+//! project itself or not on PyPI.
 
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::{toml_package_lines, Dependency, Parsed};
+use super::{toml_package_lines, Dependency, Include, LockfileError, Parsed};
 use crate::version::Ecosystem;
 
 /// Reads a requirements file. It cannot fail: lines it does not
@@ -21,6 +32,14 @@ pub fn parse_requirements(path: &str, text: &str) -> Parsed {
     for (line_no, logical) in logical_lines(text) {
         let line = strip_comment(&logical);
         let line = line.trim();
+        if let Some(target) = include_target(line) {
+            parsed.includes.push(Include {
+                from: path.to_string(),
+                line: line_no,
+                target: target.to_string(),
+            });
+            continue;
+        }
         if line.is_empty() || line.starts_with('-') {
             continue;
         }
@@ -61,6 +80,19 @@ pub fn parse_requirements(path: &str, text: &str) -> Parsed {
         }
     }
     parsed
+}
+
+/// The file of a `-r file`, `-rfile`, `--requirement file` or
+/// `--requirement=file` line.
+fn include_target(line: &str) -> Option<&str> {
+    let rest = if let Some(r) = line.strip_prefix("--requirement") {
+        r.strip_prefix('=').unwrap_or(r)
+    } else {
+        line.strip_prefix("-r")?
+    };
+    // `-rfile` is valid, but `-rx` must not swallow another option.
+    let target = rest.trim();
+    (!target.is_empty()).then_some(target)
 }
 
 /// `==1.2.3` / `=== 1.2.3` → the version; `None` for anything looser.
@@ -159,8 +191,143 @@ pub fn parse_poetry(path: &str, text: &str) -> Result<Parsed, toml::de::Error> {
         .collect();
     Ok(Parsed {
         dependencies,
-        warnings: Vec::new(),
+        ..Parsed::default()
     })
+}
+
+/// Reads a `Pipfile.lock`: `default` then `develop` packages.
+pub fn parse_pipfile(path: &str, text: &str) -> Result<Parsed, LockfileError> {
+    let root: Value = serde_json::from_str(text).map_err(|e| LockfileError::json(path, &e))?;
+    let Some(obj) = root.as_object() else {
+        return Err(LockfileError::at(path, Some(1), "expected a JSON object"));
+    };
+    if !obj.contains_key("default") && !obj.contains_key("develop") {
+        return Err(LockfileError::at(
+            path,
+            Some(1),
+            "no `default` or `develop` section; not a Pipfile.lock",
+        ));
+    }
+    let lines = section_key_lines(text);
+    let mut parsed = Parsed::default();
+    for section in ["default", "develop"] {
+        let Some(packages) = obj.get(section).and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, entry) in packages {
+            let line = lines.get(&(section, name.as_str())).copied();
+            let version = entry.get("version").and_then(Value::as_str);
+            match version.and_then(|v| v.trim().strip_prefix("==")) {
+                Some(v) if !v.trim().is_empty() => parsed.dependencies.push(Dependency {
+                    ecosystem: Ecosystem::PyPi,
+                    name: name.clone(),
+                    version: v.trim().to_string(),
+                    file: path.to_string(),
+                    line,
+                }),
+                _ => parsed.warnings.push(format!(
+                    "{path}{}: `{name}` ({section}) has no `==` version (git, path or editable); not checked",
+                    line.map(|l| format!(":{l}")).unwrap_or_default()
+                )),
+            }
+        }
+    }
+    parsed
+        .dependencies
+        .sort_by_key(|d| d.line.unwrap_or(usize::MAX));
+    Ok(parsed)
+}
+
+/// Lines of `"name": {` keys one level inside the `default` and `develop`
+/// objects of a Pipfile.lock (pipenv writes one key per line, indented by
+/// 4 spaces under 0-indented sections at 4 spaces' depth).
+fn section_key_lines(text: &str) -> std::collections::HashMap<(&'static str, &str), usize> {
+    let mut out = std::collections::HashMap::new();
+    let mut section: Option<&'static str> = None;
+    let mut section_indent = 0;
+    for (i, raw) in text.lines().enumerate() {
+        let indent = raw.len() - raw.trim_start().len();
+        let t = raw.trim_start();
+        let Some(rest) = t.strip_prefix('"') else {
+            continue;
+        };
+        let Some(end) = rest.find('"') else { continue };
+        let key = &rest[..end];
+        if !rest[end + 1..].trim_start().starts_with(':') {
+            continue;
+        }
+        match key {
+            "default" | "develop" | "_meta" => {
+                section = match key {
+                    "default" => Some("default"),
+                    "develop" => Some("develop"),
+                    _ => None,
+                };
+                section_indent = indent;
+            }
+            _ => {
+                if let Some(s) = section {
+                    if indent > section_indent && indent <= section_indent + 4 {
+                        out.entry((s, key)).or_insert(i + 1);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct UvLock {
+    #[serde(default)]
+    package: Vec<UvPackage>,
+}
+
+#[derive(Deserialize)]
+struct UvPackage {
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    source: Option<toml::Table>,
+}
+
+/// Reads a `uv.lock`: `[[package]]` entries from a registry.
+pub fn parse_uv(path: &str, text: &str) -> Result<Parsed, LockfileError> {
+    let lock: UvLock = toml::from_str(text).map_err(|e| LockfileError::toml(path, text, &e))?;
+    let lines = toml_package_lines(text);
+    let mut parsed = Parsed::default();
+    for p in lock.package {
+        let from_registry = p
+            .source
+            .as_ref()
+            .is_some_and(|s| s.contains_key("registry"));
+        // The project itself (`editable`/`virtual`) is not a PyPI package
+        // and carries no finding; git/path/url sources are worth a note.
+        let Some(version) = p.version.filter(|_| from_registry) else {
+            let kind = p
+                .source
+                .as_ref()
+                .and_then(|s| s.keys().next().cloned())
+                .unwrap_or_else(|| "no".to_string());
+            if !matches!(kind.as_str(), "editable" | "virtual") {
+                parsed.warnings.push(format!(
+                    "{path}: `{}` comes from a {kind} source, not a registry; not checked",
+                    p.name
+                ));
+            }
+            continue;
+        };
+        let line = lines.get(&(p.name.clone(), version.clone())).copied();
+        parsed.dependencies.push(Dependency {
+            ecosystem: Ecosystem::PyPi,
+            name: p.name,
+            version,
+            file: path.to_string(),
+            line,
+        });
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -265,6 +432,96 @@ python-versions = "^3.10"
             pins(&p),
             vec![("pyyaml", "5.3.1", Some(3)), ("jinja2", "3.1.4", Some(10))]
         );
+    }
+
+    const PIPFILE: &str =
+        include_str!("../../../../tests/fixtures/scan/lockfiles/workspace/pipenv/Pipfile.lock");
+    const UV: &str =
+        include_str!("../../../../tests/fixtures/scan/lockfiles/workspace/uvproj/uv.lock");
+
+    #[test]
+    fn include_lines_are_collected() {
+        let text = "-r base.txt\n-rcommon.txt\n--requirement=req/a.txt\n--requirement b.txt\n-c constraints.txt\nsix==1.16.0\n";
+        let p = parse_requirements("requirements/dev.txt", text);
+        let got: Vec<(&str, usize, &str)> = p
+            .includes
+            .iter()
+            .map(|i| (i.from.as_str(), i.line, i.target.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("requirements/dev.txt", 1, "base.txt"),
+                ("requirements/dev.txt", 2, "common.txt"),
+                ("requirements/dev.txt", 3, "req/a.txt"),
+                ("requirements/dev.txt", 4, "b.txt"),
+            ]
+        );
+        assert_eq!(pins(&p), vec![("six", "1.16.0", Some(6))]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn pipfile_lock_default_and_develop() {
+        let p = parse_pipfile("Pipfile.lock", PIPFILE).unwrap_or_default();
+        assert_eq!(
+            pins(&p),
+            vec![
+                ("certifi", "2024.2.2", Some(19)),
+                ("requests", "2.25.0", Some(27)),
+                ("pytest", "7.4.4", Some(41)),
+            ]
+        );
+        assert_eq!(
+            p.warnings,
+            vec!["Pipfile.lock:34: `internal-sdk` (default) has no `==` version (git, path or editable); not checked"]
+        );
+    }
+
+    #[test]
+    fn pipfile_lock_errors_name_the_line() {
+        let e = parse_pipfile(
+            "Pipfile.lock",
+            "{\n  \"default\": {\n    \"a\": {\"version\": \"==1\"},\n  ]\n}",
+        )
+        .err();
+        assert_eq!(e.as_ref().and_then(|e| e.line), Some(4), "{e:?}");
+        assert!(e.is_some_and(|e| e
+            .to_string()
+            .starts_with("Pipfile.lock:4: cannot read this lockfile: ")));
+        let e = parse_pipfile("Pipfile.lock", "{\"packages\": {}}").err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("Pipfile.lock:1: cannot read this lockfile: no `default` or `develop` section; not a Pipfile.lock")
+        );
+    }
+
+    #[test]
+    fn uv_lock_registry_packages() {
+        let p = parse_uv("uv.lock", UV).unwrap_or_default();
+        assert_eq!(
+            pins(&p),
+            vec![
+                ("aiohttp", "3.8.4", Some(5)),
+                ("multidict", "6.0.5", Some(14))
+            ]
+        );
+        assert_eq!(
+            p.warnings,
+            vec!["uv.lock: `vendored-tool` comes from a git source, not a registry; not checked"]
+        );
+    }
+
+    #[test]
+    fn uv_lock_errors_name_the_line() {
+        let e = parse_uv(
+            "uv.lock",
+            "version = 1\n\n[[package]]\nname = \"a\"\nversion = 1.0.0\n",
+        )
+        .err();
+        assert_eq!(e.as_ref().and_then(|e| e.line), Some(5), "{e:?}");
+        let e = parse_uv("uv.lock", "[[package]]\nversion = \"1.0\"\n").err();
+        assert!(e.is_some_and(|e| e.message.contains("name")));
     }
 
     #[test]

@@ -7,8 +7,13 @@
 //! [`AdvisoryDb::matches`] returns the advisories that affect one package
 //! version, with severity and fix information.
 
+pub mod api;
+pub mod cache;
+pub mod http;
 pub mod model;
 pub mod range;
+pub mod source;
+pub mod zip;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -120,18 +125,37 @@ impl AdvisoryDb {
                     continue;
                 }
             };
-            match parse_file(&text) {
-                Ok(list) => {
-                    for a in list {
-                        db.add(a);
-                    }
-                }
-                Err(e) => db
-                    .warnings
-                    .push(format!("advisory file {shown} is not OSV JSON: {e}")),
+            if let Err(e) = db.add_json(&text) {
+                db.warnings
+                    .push(format!("advisory file {shown} is not OSV JSON: {e}"));
             }
         }
         Ok(db)
+    }
+
+    /// Adds the advisories of one OSV JSON text (an object or an array).
+    pub fn add_json(&mut self, text: &str) -> Result<usize, serde_json::Error> {
+        let list = parse_file(text)?;
+        let n = list.len();
+        for a in list {
+            self.add(a);
+        }
+        Ok(n)
+    }
+
+    /// Moves every advisory and warning of `other` into `self`. An
+    /// advisory whose id is already loaded is not added twice (the same
+    /// record often comes from two sources, e.g. a dump and the API).
+    pub fn merge(&mut self, other: AdvisoryDb) {
+        let known: std::collections::HashSet<String> =
+            self.advisories.iter().map(|a| a.id.clone()).collect();
+        for a in other.advisories {
+            if !known.contains(&a.id) {
+                self.add(a);
+            }
+        }
+        self.warnings.extend(other.warnings);
+        self.files += other.files;
     }
 
     /// A database of the given advisories (for tests and embedding).

@@ -9,7 +9,8 @@
 //!
 //! | id | finds |
 //! |---|---|
-//! | `private-key` | `-----BEGIN … PRIVATE KEY-----` blocks with a base64 body of ≥ 64 characters and an `END` line |
+//! | `gcp-service-account` | the `private_key` of a Google Cloud service-account JSON key (`"type": "service_account"`), a PEM block with `\n` escapes |
+//! | `private-key` | `-----BEGIN … PRIVATE KEY-----` blocks with a base64 body of ≥ 64 characters and an `END` line (also with `\n` escapes, as in JSON) |
 //! | `aws-access-key-id` | `AKIA…`/`ASIA…` + 16 upper-case alphanumerics |
 //! | `aws-secret-access-key` | a 40-character key assigned to `aws_secret_access_key` (any case and separator) |
 //! | `github-token` | `ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` + exactly 36 alphanumerics |
@@ -19,12 +20,18 @@
 //! | `slack-webhook` | `https://hooks.slack.com/services/…` (also `workflows/`, `triggers/`) |
 //! | `stripe-secret-key` | `sk_live_` / `rk_live_` + ≥ 24 alphanumerics |
 //! | `google-api-key` | `AIza` + exactly 35 of `[A-Za-z0-9_-]` |
-//! | `url-credentials` | `scheme://user:password@host`, unless the password is a placeholder, equals the user name, or the host is an `example.*` / `.invalid` domain |
-//! | `generic-secret` | `password`, `passwd`, `secret`, `token`, `api_key`, `apikey`, `access_key`, `private_key`, `auth_key`, `credentials` (optionally followed by `_key` or `s`) assigned with `=`, `:`, `:=` or `=>` a value of 6–256 characters without whitespace whose Shannon entropy exceeds `entropy-threshold` and that is not a placeholder. An unquoted value must be a whole token of `[A-Za-z0-9+/=_.~-]` ending the line (or followed by `,`, `;`, `#`, `//`), contain a digit, and not look like an identifier (`SOME_CONSTANT`, `snake_case_2`, `self.field`) — this keeps type annotations and code out |
+//! | `jwt` | a JSON Web Token: three base64url parts, the header decoding to a JSON object with `alg` and the payload to a JSON object |
+//! | `azure-storage-key` | `AccountKey=` + 86 base64 characters + `==` (a storage connection string) |
+//! | `azure-sas-token` | the `sig=` of a shared access signature URL whose query also has `sv=` and `se=` (or `si=`) |
+//! | `url-credentials` | `scheme://user:password@host` or `scheme://:password@host`, unless the password is a placeholder (`${VAR}`, `$VAR`, `<password>`, `***`, …), equals the user name, or the host is an `example.*` / `.invalid` domain |
+//! | `generic-secret` | `password`, `passwd`, `pass`, `pwd`, `secret`, `token`, `api_key`, `apikey`, `access_key`, `private_key`, `auth_key`, `credentials` (optionally followed by `_key` or `s`) assigned with `=`, `:`, `:=` or `=>` (code, YAML, JSON, `.env`, INI) a value of 8–256 characters without whitespace that is not a placeholder, a version, a path, a URL or a word. For the password keywords that is enough; for the others the value must have ≥ 12 characters, not read as words run together (`AWSAccessKeyId`), and reach the [scaled entropy threshold](super::entropy::scaled_threshold) for its length and charset (or `entropy-threshold` when set). Key names that are types (`AWS::IAM::AccessKey`) or cursors and request ids (`NextToken`, `nextPageToken`, `ClientToken`) are skipped. An unquoted value must be a whole token ending the line (or followed by `,`, `;`, `#`, `//`) and not look like an identifier (`SOME_CONSTANT`, `snake_case_2`, `self.field`) — this keeps type annotations and code out |
 //!
 //! Not reported: Stripe test keys (`sk_test_`), public keys and
 //! certificates, tokens of the wrong length, anything on a line that
-//! contains `sluice:ignore-secret`.
+//! contains `sluice:ignore-secret`, and — counted as suppressed
+//! placeholders — published documentation examples (AWS's example key
+//! pair, the Azurite key, jwt.io's token) and placeholder tokens such as
+//! `ghp_XXXX…` ([`super::examples`]).
 
 /// What a rule checks on the captured value after the regex matched.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,8 +47,14 @@ pub enum Check {
     PrivateKeyBody,
     /// `url-credentials`: see the table above.
     UrlPassword,
-    /// `generic-secret`: entropy, placeholder and unquoted-value checks.
+    /// `generic-secret`: entropy, placeholder and unquoted-value checks;
+    /// groups `name` (what precedes the keyword in the key) and `kw`.
     Generic,
+    /// `jwt`: header and payload decode to JSON objects, header has `alg`.
+    Jwt,
+    /// `azure-sas-token`: the query (groups `ctx` and `tail`) has `sv=`
+    /// and `se=` or `si=`.
+    SasQuery,
 }
 
 /// One rule of the set.
@@ -69,6 +82,15 @@ pub struct RuleSpec {
 
 /// The rules, most specific first.
 pub const RULES: &[RuleSpec] = &[
+    RuleSpec {
+        id: "gcp-service-account",
+        name: "Google Cloud service-account key",
+        help: "A Google Cloud service-account JSON key with its private key is committed. Delete the key in IAM, and use workload identity or a secret store.",
+        pattern: r#"(?s)"type"\s*:\s*"service_account".*?"private_key"\s*:\s*"-----BEGIN [A-Z ]{0,16}PRIVATE KEY-----(?:\\n)?(?P<secret>[^"]{64,}?)-----END [A-Z ]{0,16}PRIVATE KEY-----"#,
+        check: Check::PrivateKeyBody,
+        keywords: &["\"service_account\""],
+        multiline: true,
+    },
     RuleSpec {
         id: "private-key",
         name: "Private key",
@@ -160,21 +182,48 @@ pub const RULES: &[RuleSpec] = &[
         multiline: false,
     },
     RuleSpec {
+        id: "jwt",
+        name: "JSON Web Token",
+        help: "A signed JSON Web Token is committed; whoever holds it can act as its subject until it expires. Revoke the session or rotate the signing key.",
+        pattern: r"\b(?P<secret>eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,})",
+        check: Check::Jwt,
+        keywords: &["eyj"],
+        multiline: false,
+    },
+    RuleSpec {
+        id: "azure-storage-key",
+        name: "Azure storage account key",
+        help: "An Azure storage account key (a connection string's AccountKey) is committed. Rotate the key and use a managed identity or Key Vault.",
+        pattern: r#"(?i)AccountKey[ \t]*=[ \t]*["']?(?P<secret>[A-Za-z0-9+/]{86}==)"#,
+        check: Check::None,
+        keywords: &["accountkey"],
+        multiline: false,
+    },
+    RuleSpec {
+        id: "azure-sas-token",
+        name: "Azure shared access signature",
+        help: "An Azure shared access signature (a URL with sv=, se= and sig=) is committed. Revoke it (rotate the key or its access policy) and issue SAS tokens at run time.",
+        pattern: r#"(?i)(?P<ctx>[?&;](?:[a-z]{2,6}=[^&;\s"'<>]*[&;])*)sig=(?P<secret>[A-Za-z0-9%+/]{30,}(?:=|%3d){0,2})(?P<tail>(?:[&;][a-z]{2,6}=[^&;\s"'<>]*)*)"#,
+        check: Check::SasQuery,
+        keywords: &["sig="],
+        multiline: false,
+    },
+    RuleSpec {
         id: "url-credentials",
         name: "Credentials in URL",
-        help: "A URL carries a user name and password. Move the password to a secret and build the URL at run time.",
-        pattern: r#"(?i)\b[a-z][a-z0-9+.\-]{1,30}://(?P<user>[^:/?#\s@"'<>\[\]{}]{1,128}):(?P<secret>[^@/?#\s"'<>]{1,256})@(?P<host>[a-z0-9][a-z0-9.\-_]*)"#,
+        help: "A URL carries a password (with or without a user name). Move the password to a secret and build the URL at run time.",
+        pattern: r#"(?i)\b[a-z][a-z0-9+.\-]{1,30}://(?P<user>[^:/?#\s@"'<>\[\]{}]{0,128}):(?P<secret>[^@/?#\s"'<>]{1,256})@(?P<host>[a-z0-9][a-z0-9.\-_]*)"#,
         check: Check::UrlPassword,
         keywords: &["://"],
         multiline: false,
     },
     RuleSpec {
         id: "generic-secret",
-        name: "High-entropy secret assignment",
-        help: "A password, token or key with high entropy is assigned in a file. Move it to a secret store; if it is not a secret, add `sluice:ignore-secret` to the line or its fingerprint to `with.allow`.",
-        pattern: r#"(?im)(?:password|passwd|secret|token|api[_.\-]?key|apikey|access[_.\-]?key|private[_.\-]?key|auth[_.\-]?key|credentials?)(?:[_.\-]?key)?s?["']?[ \t]*(?::=|=>|=|:)[ \t]*(?:"(?P<dq>[^"\s]{6,256})"|'(?P<sq>[^'\s]{6,256})'|(?P<bare>[A-Za-z0-9+/=_\-.~]{6,256})[ \t]*(?:[,;#]|//|\r?$))"#,
+        name: "Secret assignment",
+        help: "A password, or a token or key with high entropy, is assigned in a file. Move it to a secret store; if it is not a secret, add `sluice:ignore-secret` to the line or its fingerprint to `with.allow`.",
+        pattern: r#"(?im)(?P<name>[A-Za-z0-9_.:\-]{0,40})(?P<kw>password|passwd|(?:^|[^a-z:])(?:pass|pwd)|secret|token|api[_.\-]?key|apikey|access[_.\-]?key|private[_.\-]?key|auth[_.\-]?key|credentials?)(?:[_.\-]?key)?s?["']?[ \t]*(?::=|=>|=|:)[ \t]*(?:"(?P<dq>[^"\s]{6,256})"|'(?P<sq>[^'\s]{6,256})'|(?P<bare>[A-Za-z0-9+/_\-.~!@%^&*?]{6,256}={0,2})[ \t]*(?:[,;#]|//|\r?$))"#,
         check: Check::Generic,
-        keywords: &["passw", "secret", "token", "key", "credential"],
+        keywords: &["pass", "pwd", "secret", "token", "key", "credential"],
         multiline: false,
     },
 ];
@@ -191,8 +240,11 @@ pub fn rule(id: &str) -> Option<&'static RuleSpec> {
 
 /// Whether a private key body (the text between the `BEGIN` and `END`
 /// lines) looks like real key material: headers such as `Proc-Type:` are
-/// dropped, and what is left must be ≥ 64 base64 characters.
+/// dropped, and what is left must be ≥ 64 base64 characters. `\n` and
+/// `\r` escapes (a PEM inside a JSON or `.env` string) count as line
+/// breaks.
 pub fn private_key_body_ok(body: &str) -> bool {
+    let body = body.replace("\\n", "\n").replace("\\r", "");
     let mut n = 0usize;
     for line in body.lines() {
         let line = line.trim();
@@ -208,6 +260,77 @@ pub fn private_key_body_ok(body: &str) -> bool {
         }
     }
     n >= 64
+}
+
+/// Decodes base64url or standard base64, with or without `=` padding.
+/// `None` for any other character or an impossible length.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for b in text.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether `token` is a JWT: three `.`-separated base64url parts whose
+/// header is a JSON object with a string `alg` and whose payload is a
+/// JSON object.
+///
+/// ```
+/// use sluice_plugin_scan::secrets::rules::jwt_ok;
+/// // {"alg":"HS256"} . {"sub":"1"} . signature
+/// assert!(jwt_ok("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXBhcnQtb2stMTIz"));
+/// assert!(!jwt_ok("eyJub3BlIjoxfQ.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXBhcnQtb2stMTIz"));
+/// ```
+pub fn jwt_ok(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let json = |part: &str| -> Option<serde_json::Map<String, serde_json::Value>> {
+        let bytes = base64_decode(part)?;
+        match serde_json::from_slice(&bytes).ok()? {
+            serde_json::Value::Object(map) => Some(map),
+            _ => None,
+        }
+    };
+    let header_ok = json(header).is_some_and(|h| h.get("alg").is_some_and(|a| a.is_string()));
+    header_ok && json(payload).is_some()
+}
+
+/// Whether the query around a `sig=` (`ctx` before it, `tail` after it)
+/// is a shared access signature's: it has `sv=` (service version) and
+/// `se=` (expiry) or `si=` (stored access policy).
+pub fn sas_query_ok(ctx: &str, tail: &str) -> bool {
+    let names: Vec<String> = ctx
+        .split(['?', '&', ';'])
+        .chain(tail.split(['&', ';']))
+        .filter_map(|p| p.split_once('=').map(|(k, _)| k.to_ascii_lowercase()))
+        .collect();
+    let has = |n: &str| names.iter().any(|k| k == n);
+    has("sv") && (has("se") || has("si"))
 }
 
 /// Hosts whose URLs are documentation, never real endpoints.

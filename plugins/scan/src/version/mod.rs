@@ -7,7 +7,13 @@
 //! | [`Ecosystem::CratesIo`] | `crates.io` | SemVer 2.0 ([`semver`](mod@self::semver)) | exactly |
 //! | [`Ecosystem::Npm`] | `npm` | SemVer 2.0 | exactly |
 //! | [`Ecosystem::PyPi`] | `PyPI` | PEP 440 ([`pep440`]) | PEP 503-normalized |
+//! | [`Ecosystem::Go`] | `Go` | SemVer 2.0 with a `v` prefix; pseudo-versions compare as SemVer pre-releases ([`go`]) | exactly |
+//!
+//! npm pre-releases (`1.0.0-beta.2`) sort before their release, as OSV's
+//! npm ranges expect; SemVer ranges from OSV's `SEMVER` type are
+//! evaluated the same way for every ecosystem.
 
+pub mod go;
 pub mod pep440;
 pub mod semver;
 
@@ -21,8 +27,10 @@ pub enum Ecosystem {
     CratesIo,
     /// npm packages (`package-lock.json`).
     Npm,
-    /// Python packages (`requirements.txt`, `poetry.lock`).
+    /// Python packages (`requirements.txt`, `poetry.lock`, `Pipfile.lock`, `uv.lock`).
     PyPi,
+    /// Go modules (`go.mod`, `go.sum`).
+    Go,
 }
 
 impl Ecosystem {
@@ -37,6 +45,7 @@ impl Ecosystem {
             Self::CratesIo => "crates.io",
             Self::Npm => "npm",
             Self::PyPi => "PyPI",
+            Self::Go => "Go",
         }
     }
 
@@ -54,6 +63,7 @@ impl Ecosystem {
             "crates.io" => Some(Self::CratesIo),
             "npm" => Some(Self::Npm),
             "PyPI" | "pypi" => Some(Self::PyPi),
+            "Go" => Some(Self::Go),
             _ => None,
         }
     }
@@ -70,14 +80,16 @@ impl Ecosystem {
     pub fn normalize_name(self, name: &str) -> String {
         match self {
             Self::PyPi => pep440::normalize_name(name),
-            Self::CratesIo | Self::Npm => name.trim().to_string(),
+            Self::CratesIo | Self::Npm | Self::Go => name.trim().to_string(),
         }
     }
 
     /// The version scheme OSV `ECOSYSTEM` ranges of this ecosystem use.
     pub fn scheme(self) -> Scheme {
         match self {
-            Self::CratesIo | Self::Npm => Scheme::Semver,
+            // Go versions are SemVer; `parse_lenient` drops the `v` and
+            // `+incompatible` as `go::parse` does.
+            Self::CratesIo | Self::Npm | Self::Go => Scheme::Semver,
             Self::PyPi => Scheme::Pep440,
         }
     }
@@ -140,10 +152,43 @@ mod tests {
 
     #[test]
     fn ecosystems_round_trip_their_osv_names() {
-        for e in [Ecosystem::CratesIo, Ecosystem::Npm, Ecosystem::PyPi] {
+        for e in [
+            Ecosystem::CratesIo,
+            Ecosystem::Npm,
+            Ecosystem::PyPi,
+            Ecosystem::Go,
+        ] {
             assert_eq!(Ecosystem::from_osv(e.osv_name()), Some(e));
         }
-        assert_eq!(Ecosystem::from_osv("Go"), None);
+        assert_eq!(Ecosystem::from_osv("Maven"), None);
+    }
+
+    #[test]
+    fn go_versions_parse_like_go() {
+        // Whatever Version::parse does with a Go version must agree with go::parse.
+        for text in [
+            "v1.2.3",
+            "v2.0.0+incompatible",
+            "v0.0.0-20220314234659-1baeb1ce4c0b",
+            "v1.3.0-rc.1.0.20220101000000-abcdefabcdef",
+        ] {
+            let ours = match Version::parse(Ecosystem::Go.scheme(), text) {
+                Some(Version::Semver(v)) => Some(v),
+                _ => None,
+            };
+            assert_eq!(ours, go::parse(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn npm_prereleases_compare_as_semver() {
+        let v = |s: &str| Version::parse(Ecosystem::Npm.scheme(), s);
+        let (Some(beta), Some(rc), Some(rel)) = (v("4.0.0-beta.3"), v("4.0.0-rc.0"), v("4.0.0"))
+        else {
+            panic!("npm versions parse");
+        };
+        assert_eq!(beta.compare(&rc), Some(Ordering::Less));
+        assert_eq!(rc.compare(&rel), Some(Ordering::Less));
     }
 
     #[test]
