@@ -131,6 +131,12 @@ pub struct Results {
 }
 
 impl Results {
+    /// (passed, failed, skipped, total), for the tests' assertions.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
+        (self.passed(), self.failed(), self.skipped(), self.total())
+    }
+
     fn count(&self, f: impl Fn(&TestCase) -> bool) -> usize {
         self.cases.iter().filter(|c| f(c)).count()
     }
@@ -512,14 +518,10 @@ mod tests {
     const GO: &str = include_str!("../../../tests/fixtures/test-stage/go-junit-report.xml");
     const BARE: &str = include_str!("../../../tests/fixtures/test-stage/surefire-bare.xml");
 
-    fn counts(r: &Results) -> (usize, usize, usize, usize) {
-        (r.passed(), r.failed(), r.skipped(), r.total())
-    }
-
     #[test]
     fn pytest_report() -> Result<(), String> {
         let r = parse(PYTEST)?;
-        assert_eq!(counts(&r), (4, 3, 2, 9));
+        assert_eq!(r.counts(), (4, 3, 2, 9));
         assert!((r.duration_s - 0.412).abs() < 1e-9, "{}", r.duration_s);
         let failed: Vec<(String, String)> = r
             .failures()
@@ -550,7 +552,7 @@ mod tests {
     #[test]
     fn nextest_report_with_flaky_and_timeout() -> Result<(), String> {
         let r = parse(NEXTEST)?;
-        assert_eq!(counts(&r), (5, 2, 0, 7));
+        assert_eq!(r.counts(), (5, 2, 0, 7));
         assert_eq!(r.flaky(), 1);
         assert!((r.duration_s - 1.843).abs() < 1e-9);
         let ids: Vec<String> = r.failures().map(TestCase::id).collect();
@@ -574,7 +576,7 @@ mod tests {
     #[test]
     fn jest_report() -> Result<(), String> {
         let r = parse(JEST)?;
-        assert_eq!(counts(&r), (3, 1, 1, 5));
+        assert_eq!(r.counts(), (3, 1, 1, 5));
         assert!((r.duration_s - 2.318).abs() < 1e-9);
         // jest-junit puts the message in the text, not an attribute.
         assert_eq!(
@@ -590,7 +592,7 @@ mod tests {
     #[test]
     fn go_junit_report_with_build_failure() -> Result<(), String> {
         let r = parse(GO)?;
-        assert_eq!(counts(&r), (3, 2, 1, 6));
+        assert_eq!(r.counts(), (3, 2, 1, 6));
         // No time on <testsuites>: the suites' times are summed.
         assert!((r.duration_s - 0.517).abs() < 1e-9, "{}", r.duration_s);
         let ids: Vec<String> = r.failures().map(TestCase::id).collect();
@@ -607,7 +609,7 @@ mod tests {
     #[test]
     fn bare_testsuite_with_suite_level_error() -> Result<(), String> {
         let r = parse(BARE)?;
-        assert_eq!(counts(&r), (2, 1, 1, 4));
+        assert_eq!(r.counts(), (2, 1, 1, 4));
         assert!((r.duration_s - 1234.5).abs() < 1e-9);
         let f = r.failures().next().ok_or("one failure")?;
         assert_eq!(f.id(), "com.example.InventoryIT");
@@ -625,7 +627,7 @@ mod tests {
         // (nightly libtest): three documents (unit, integration, doc-tests),
         // with the ignored tests left out of the <testcase>s.
         let r = parse(LIBTEST)?;
-        assert_eq!(counts(&r), (4, 3, 2, 9));
+        assert_eq!(r.counts(), (4, 3, 2, 9));
         assert_eq!(r.unnamed.skipped, 2);
         assert_eq!(r.declared, None);
         let failed: Vec<(String, String)> = r
@@ -665,7 +667,7 @@ mod tests {
             "<testsuite><testcase name='z' classname=\"?>\"><failure message=\"m\"/></testcase><testcase name=\"self\"/></testsuite>\n\n",
         );
         let r = parse(text)?;
-        assert_eq!(counts(&r), (2, 1, 1, 4));
+        assert_eq!(r.counts(), (2, 1, 1, 4));
         let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["x", "y>", "z", "self"]);
         Ok(())
@@ -690,7 +692,7 @@ mod tests {
         // ran; the skipped and not-run numbers come from its stderr
         // (crate::nextest).
         let r = parse(NEXTEST_FAIL_FAST)?;
-        assert_eq!(counts(&r), (1, 1, 0, 2));
+        assert_eq!(r.counts(), (1, 1, 0, 2));
         assert_eq!(
             r.failures()
                 .next()
@@ -709,16 +711,16 @@ mod tests {
 <testcase classname="t" name="test_many"><failure message="subtest i=2 failed"/></testcase>
 </testsuite></testsuites>"#;
         let r = parse(text)?;
-        assert_eq!(counts(&r), (0, 1, 0, 1));
+        assert_eq!(r.counts(), (0, 1, 0, 1));
         assert_eq!(r.declared, Some(5));
         // A suite whose missing tests are not all skips adds no skips.
         let text = r#"<testsuite tests="4" skipped="1"><testcase name="a"/></testsuite>"#;
-        assert_eq!(counts(&parse(text)?), (1, 0, 0, 1));
+        assert_eq!(parse(text)?.counts(), (1, 0, 0, 1));
         // Nonsense counts are ignored.
         let text = r#"<testsuite tests="1" skipped="9"><testcase name="a"/></testsuite>"#;
-        assert_eq!(counts(&parse(text)?), (1, 0, 0, 1));
+        assert_eq!(parse(text)?.counts(), (1, 0, 0, 1));
         let text = r#"<testsuite tests="x" skipped="-1"><testcase name="a"/></testsuite>"#;
-        assert_eq!(counts(&parse(text)?), (1, 0, 0, 1));
+        assert_eq!(parse(text)?.counts(), (1, 0, 0, 1));
         Ok(())
     }
 
@@ -752,7 +754,7 @@ mod tests {
     fn empty_suite_has_no_tests() -> Result<(), String> {
         let r =
             parse(r#"<testsuites time="0.01"><testsuite name="none" tests="0"/></testsuites>"#)?;
-        assert_eq!(counts(&r), (0, 0, 0, 0));
+        assert_eq!(r.counts(), (0, 0, 0, 0));
         Ok(())
     }
 }

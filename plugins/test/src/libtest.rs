@@ -344,15 +344,11 @@ mod tests {
     const STDERR: &str = include_str!("../../../tests/fixtures/test-stage/cargo-test.stderr");
     const QUIET: &str = include_str!("../../../tests/fixtures/test-stage/cargo-test-quiet.stdout");
 
-    fn counts(r: &Results) -> (usize, usize, usize, usize) {
-        (r.passed(), r.failed(), r.skipped(), r.total())
-    }
-
     #[test]
     fn unit_integration_and_doc_tests_with_failures() -> Result<(), String> {
         let r = parse(STDOUT, STDERR)?;
         // 1/1/1 (unit) + 2/1/1 (integration) + 1/1/0 (doc-tests).
-        assert_eq!(counts(&r), (4, 3, 2, 9));
+        assert_eq!(r.counts(), (4, 3, 2, 9));
         assert_eq!(r.unnamed, Unnamed::default());
         assert!((r.duration_s - 0.18).abs() < 1e-9, "{}", r.duration_s);
         let failed: Vec<(String, String)> = r
@@ -394,7 +390,7 @@ mod tests {
     #[test]
     fn quiet_output_counts_from_the_result_lines() -> Result<(), String> {
         let r = parse(QUIET, "")?;
-        assert_eq!(counts(&r), (4, 3, 2, 9));
+        assert_eq!(r.counts(), (4, 3, 2, 9));
         // Only the failures have names; the rest are counted.
         assert_eq!(r.cases.len(), 3);
         assert_eq!(
@@ -419,7 +415,7 @@ mod tests {
         let out = "\nrunning 1 test\ntest api_adds ... ok\n\ntest result: ok. 1 passed; 0 failed; \
                    0 ignored; 0 measured; 3 filtered out; finished in 0.00s\n";
         let r = parse(out, "")?;
-        assert_eq!(counts(&r), (1, 0, 0, 1));
+        assert_eq!(r.counts(), (1, 0, 0, 1));
         Ok(())
     }
 
@@ -429,7 +425,7 @@ mod tests {
                    failures:\n\nfailures:\n    b\n\ntest result: FAILED. 1 passed; 1 failed; 0 \
                    ignored; 0 measured; 0 filtered out; finished in 0.01s\n";
         let r = parse(out, "")?;
-        assert_eq!(counts(&r), (1, 1, 0, 2));
+        assert_eq!(r.counts(), (1, 1, 0, 2));
         assert_eq!(
             r.failures()
                 .next()
@@ -467,7 +463,7 @@ mod tests {
     fn truncated_output_counts_what_it_has() -> Result<(), String> {
         // Output cut off before `test result:`: the named tests still count.
         let r = parse("running 3 tests\ntest a ... ok\ntest b ... FAILED\n", "")?;
-        assert_eq!(counts(&r), (1, 1, 0, 2));
+        assert_eq!(r.counts(), (1, 1, 0, 2));
         Ok(())
     }
 

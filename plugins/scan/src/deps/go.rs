@@ -253,13 +253,7 @@ fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pins(p: &Parsed) -> Vec<(&str, &str, Option<usize>)> {
-        p.dependencies
-            .iter()
-            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
-            .collect()
-    }
+    use crate::deps::tests_support::pins;
 
     const GO_MOD: &str =
         include_str!("../../../../tests/fixtures/scan/lockfiles/workspace/gosvc/go.mod");

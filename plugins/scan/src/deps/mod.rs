@@ -657,3 +657,17 @@ mod tests {
         assert_eq!(json_err.err().and_then(|e| e.line), Some(4));
     }
 }
+
+/// What the readers' tests compare: (name, version, line) of each pin.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::Parsed;
+
+    /// The pins of `p`, in the order read.
+    pub(crate) fn pins(p: &Parsed) -> Vec<(&str, &str, Option<usize>)> {
+        p.dependencies
+            .iter()
+            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
+            .collect()
+    }
+}

@@ -113,6 +113,7 @@ fn key_lines(text: &str) -> HashMap<&str, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deps::tests_support::pins;
 
     const V3: &str = r#"{
   "name": "web",
@@ -153,11 +154,7 @@ mod tests {
     #[test]
     fn reads_the_packages_map() {
         let p = parse("package-lock.json", V3).unwrap_or_default();
-        let got: Vec<(&str, &str, Option<usize>)> = p
-            .dependencies
-            .iter()
-            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
-            .collect();
+        let got = pins(&p);
         assert_eq!(
             got,
             vec![
@@ -209,11 +206,7 @@ mod tests {
   }
 }"#;
         let p = parse("package-lock.json", v1).unwrap_or_default();
-        let got: Vec<(&str, &str, Option<usize>)> = p
-            .dependencies
-            .iter()
-            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
-            .collect();
+        let got = pins(&p);
         assert_eq!(
             got,
             vec![

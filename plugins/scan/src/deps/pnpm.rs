@@ -166,13 +166,7 @@ fn section_key_lines(text: &str) -> HashMap<(&'static str, String), usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pins(p: &Parsed) -> Vec<(&str, &str, Option<usize>)> {
-        p.dependencies
-            .iter()
-            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
-            .collect()
-    }
+    use crate::deps::tests_support::pins;
 
     const V5: &str =
         include_str!("../../../../tests/fixtures/scan/lockfiles/workspace/pnpm-v5/pnpm-lock.yaml");

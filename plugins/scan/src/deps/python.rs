@@ -333,13 +333,7 @@ pub fn parse_uv(path: &str, text: &str) -> Result<Parsed, LockfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pins(p: &Parsed) -> Vec<(&str, &str, Option<usize>)> {
-        p.dependencies
-            .iter()
-            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
-            .collect()
-    }
+    use crate::deps::tests_support::pins;
 
     #[test]
     fn requirements_pins_and_warnings() {

@@ -280,13 +280,7 @@ pub(crate) fn top_level_key_lines(text: &str) -> HashMap<String, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pins(p: &Parsed) -> Vec<(&str, &str, Option<usize>)> {
-        p.dependencies
-            .iter()
-            .map(|d| (d.name.as_str(), d.version.as_str(), d.line))
-            .collect()
-    }
+    use crate::deps::tests_support::pins;
 
     const V1: &str =
         include_str!("../../../../tests/fixtures/scan/lockfiles/workspace/web-yarn1/yarn.lock");
