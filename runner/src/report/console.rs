@@ -371,7 +371,18 @@ impl Renderer {
                 }
                 lines.extend(self.findings(stage, record));
                 if record.state == StageState::Failed || record.state == StageState::Blocked {
-                    lines.push(format!("    log: {}", record.log));
+                    // A path the user can open, not one relative to a run
+                    // directory they would have to find first.
+                    let log = match &self.opts.state_dir {
+                        Some(state) if !self.run_id.is_empty() => state
+                            .join("runs")
+                            .join(&self.run_id)
+                            .join(&record.log)
+                            .display()
+                            .to_string(),
+                        _ => record.log.clone(),
+                    };
+                    lines.push(format!("    log: {}", esc(&log)));
                 }
                 lines
             }
