@@ -862,3 +862,16 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A `scan.json` vulnerability finding as (package, version, advisory id,
+/// severity, file, line), the shape the scan tests compare.
+pub fn vuln_row(f: &serde_json::Value) -> (&str, &str, &str, &str, &str, u64) {
+    (
+        f["package"].as_str().unwrap_or_default(),
+        f["version"].as_str().unwrap_or_default(),
+        f["id"].as_str().unwrap_or_default(),
+        f["severity"].as_str().unwrap_or_default(),
+        f["file"].as_str().unwrap_or_default(),
+        f["line"].as_u64().unwrap_or_default(),
+    )
+}

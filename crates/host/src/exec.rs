@@ -371,6 +371,21 @@ mod tests {
         }
     }
 
+    /// `spawn_and_wait` for a stage that is never cancelled.
+    async fn run_uncancelled(
+        binary: &Path,
+        args: &[String],
+        dir: &Path,
+        grant: &ExecGrant,
+        procs: &ProcHandle,
+        timeout: Duration,
+    ) -> Output {
+        let never = tokio_util::sync::CancellationToken::new();
+        spawn_and_wait(binary, args, dir, grant, procs, timeout, &never)
+            .await
+            .expect("runs")
+    }
+
     fn procs() -> StageProcs {
         StageProcs::new(StageLog::discarding().expect("null log"))
     }
@@ -404,34 +419,23 @@ mod tests {
             "-c".to_string(),
             "echo 0123456789abcdefghij; echo err >&2".into(),
         ];
-        let out = spawn_and_wait(
-            &sh,
-            &args,
-            ws.path(),
-            &g,
-            &handle,
-            Duration::from_secs(10),
-            &tokio_util::sync::CancellationToken::new(),
-        )
-        .await
-        .expect("runs");
+        let out =
+            run_uncancelled(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10)).await;
         assert_eq!(out.status, 0);
         assert_eq!(out.stdout.len(), 16);
         assert!(out.truncated);
         assert_eq!(out.stderr, b"err\n");
         let args = vec!["-c".to_string(), "sleep 30".into()];
         let started = Instant::now();
-        let out = spawn_and_wait(
+        let out = run_uncancelled(
             &sh,
             &args,
             ws.path(),
             &g,
             &handle,
             Duration::from_millis(200),
-            &tokio_util::sync::CancellationToken::new(),
         )
-        .await
-        .expect("runs");
+        .await;
         assert!(out.timed_out);
         assert!(started.elapsed() < Duration::from_secs(10));
     }
@@ -447,17 +451,8 @@ mod tests {
         let handle = procs.handle().expect("process set");
         let sh = find_on_path("sh", &g.env).expect("sh on PATH");
         let args = vec!["-c".to_string(), "env".into()];
-        let out = spawn_and_wait(
-            &sh,
-            &args,
-            ws.path(),
-            &g,
-            &handle,
-            Duration::from_secs(10),
-            &tokio_util::sync::CancellationToken::new(),
-        )
-        .await
-        .expect("runs");
+        let out =
+            run_uncancelled(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(10)).await;
         let env = String::from_utf8_lossy(&out.stdout);
         assert!(env.lines().any(|l| l == "PATH=/usr/bin:/bin"), "{env}");
         assert!(!env.contains("HOME="), "{env}");
@@ -535,17 +530,8 @@ mod tests {
             format!("(sleep 2; touch {}) & echo started", marker.display()),
         ];
         let started = Instant::now();
-        let out = spawn_and_wait(
-            &sh,
-            &args,
-            ws.path(),
-            &g,
-            &handle,
-            Duration::from_secs(20),
-            &tokio_util::sync::CancellationToken::new(),
-        )
-        .await
-        .expect("runs");
+        let out =
+            run_uncancelled(&sh, &args, ws.path(), &g, &handle, Duration::from_secs(20)).await;
         assert_eq!(out.status, 0);
         assert!(!out.timed_out);
         assert_eq!(out.stdout, b"started\n");

@@ -1150,9 +1150,9 @@ mod tests {
             log: log.clone(),
             denials,
             deadline: Instant::now() + Duration::from_secs(60),
-            procs: StageProcs::new(log),
+            procs: StageProcs::new(log.clone()),
             cancel: tokio_util::sync::CancellationToken::new(),
-            progress: Progress::new(None),
+            progress: Progress::new(None, log),
         }
     }
 

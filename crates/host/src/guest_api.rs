@@ -32,6 +32,10 @@ pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>, &str) + Send + Sync>;
 #[derive(Clone)]
 pub struct Progress {
     sink: Option<ProgressFn>,
+    /// Redacts messages, only those actually sent: a stage may report
+    /// progress for every file of a large tree, and most reports are
+    /// replaced before they are due.
+    log: StageLog,
     state: Arc<Mutex<ProgressState>>,
 }
 
@@ -42,28 +46,21 @@ struct ProgressState {
 }
 
 impl Progress {
-    /// Reports to `sink` (`None`: progress is dropped, as for `describe`).
-    pub fn new(sink: Option<ProgressFn>) -> Progress {
+    /// Reports to `sink` (`None`: progress is dropped, as for `describe`),
+    /// messages redacted by `log`'s redactor.
+    pub fn new(sink: Option<ProgressFn>, log: StageLog) -> Progress {
         Progress {
             sink,
+            log,
             state: Arc::default(),
         }
     }
 
     /// Report progress now, or hold it until [`PROGRESS_INTERVAL`] has
     /// passed since the last report.
-    pub fn report(&self, log: &StageLog, done: u64, total: Option<u64>, message: &str) {
-        let Some(sink) = &self.sink else {
+    pub fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        if self.sink.is_none() {
             return;
-        };
-        let mut message = log.redact(message).replace(['\n', '\r'], " ");
-        if message.len() > PROGRESS_MESSAGE_MAX {
-            let mut end = PROGRESS_MESSAGE_MAX;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
         }
         let Ok(mut state) = self.state.lock() else {
             return;
@@ -76,21 +73,35 @@ impl Progress {
             state.last_sent = Some(now);
             state.pending = None;
             drop(state);
-            sink(done, total, &message);
+            self.send(done, total, message);
         } else {
-            state.pending = Some((done, total, message));
+            state.pending = Some((done, total, message.to_owned()));
         }
     }
 
     /// Send what is held back (the stage ended).
     pub fn flush(&self) {
+        let pending = self.state.lock().ok().and_then(|mut s| s.pending.take());
+        if let Some((done, total, message)) = pending {
+            self.send(done, total, &message);
+        }
+    }
+
+    /// Redact, make one line, cut, and hand to the sink.
+    fn send(&self, done: u64, total: Option<u64>, message: &str) {
         let Some(sink) = &self.sink else {
             return;
         };
-        let pending = self.state.lock().ok().and_then(|mut s| s.pending.take());
-        if let Some((done, total, message)) = pending {
-            sink(done, total, &message);
+        let mut message = self.log.redact(message).replace(['\n', '\r'], " ");
+        if message.len() > PROGRESS_MESSAGE_MAX {
+            let mut end = PROGRESS_MESSAGE_MAX;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
         }
+        sink(done, total, &message);
     }
 }
 
@@ -118,7 +129,7 @@ impl wit_log::Host for StageState {
         total: Option<u64>,
         message: String,
     ) -> wasmtime::Result<()> {
-        self.progress.report(&self.log, done, total, &message);
+        self.progress.report(done, total, &message);
         Ok(())
     }
 }
@@ -175,16 +186,37 @@ mod tests {
                 v.push((d, t, m.to_owned()));
             }
         });
-        let progress = Progress::new(Some(sink));
-        let log = StageLog::discarding()?;
+        let progress = Progress::new(Some(sink), StageLog::discarding()?);
         for i in 0..50 {
-            progress.report(&log, i, Some(50), &format!("file {i}\nnext"));
+            progress.report(i, Some(50), &format!("file {i}\nnext"));
         }
         progress.flush();
         let got = seen.lock().map(|v| v.clone()).unwrap_or_default();
         assert_eq!(got.first(), Some(&(0, Some(50), "file 0 next".to_owned())));
         assert_eq!(got.last(), Some(&(49, Some(50), "file 49 next".to_owned())));
         assert!(got.len() < 10, "rate-limited: {}", got.len());
+        Ok(())
+    }
+
+    /// Held-back reports are redacted when they are sent, not when made.
+    #[test]
+    fn held_back_progress_is_redacted_when_sent() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let redactor = Arc::new(crate::logpipe::Redactor::new(vec!["hunter22".to_owned()]));
+        let log = StageLog::create(&dir.path().join("s.log"), redactor, 1 << 20, None)?;
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink_seen = seen.clone();
+        let sink: ProgressFn = Arc::new(move |_, _, m: &str| {
+            if let Ok(mut v) = sink_seen.lock() {
+                v.push(m.to_owned());
+            }
+        });
+        let progress = Progress::new(Some(sink), log);
+        progress.report(1, None, "first");
+        progress.report(2, None, "token hunter22");
+        progress.flush();
+        let got = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(got, ["first", "token ***"]);
         Ok(())
     }
 }

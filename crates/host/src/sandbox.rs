@@ -167,7 +167,7 @@ fn build_state(req: &StageRequest, denials: &Denials) -> Result<StageState, Stag
         // The guest's own token: it fires on the runner's cancellation and
         // at the timeout (see `run_stage`).
         cancel: CancellationToken::new(),
-        progress: Progress::new(req.progress.clone()),
+        progress: Progress::new(req.progress.clone(), req.log.clone()),
     })
 }
 

@@ -7,7 +7,7 @@
 //! the stage must find there is listed exactly below.
 
 use serde_json::Value;
-use sluice_tests::{copy_tree, metric, plugin, repo_root, Project};
+use sluice_tests::{copy_tree, metric, plugin, repo_root, vuln_row, Project};
 
 /// Every finding: (package, version, advisory, severity, lockfile, line).
 /// Most severe first, then by file, package and advisory (the stage's order).
@@ -265,19 +265,7 @@ fn every_lockfile_format_is_read_and_matched() {
     // scan.json: exactly the expected findings, in order.
     let report: Value = serde_json::from_str(&p.artifact(s, "scan.json")).expect("scan.json");
     let findings = report["findings"].as_array().expect("findings");
-    let got: Vec<(&str, &str, &str, &str, &str, u64)> = findings
-        .iter()
-        .map(|f| {
-            (
-                f["package"].as_str().unwrap_or_default(),
-                f["version"].as_str().unwrap_or_default(),
-                f["id"].as_str().unwrap_or_default(),
-                f["severity"].as_str().unwrap_or_default(),
-                f["file"].as_str().unwrap_or_default(),
-                f["line"].as_u64().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let got: Vec<(&str, &str, &str, &str, &str, u64)> = findings.iter().map(vuln_row).collect();
     assert_eq!(got, VULNS.to_vec());
     let jwt = &findings[4];
     assert_eq!(jwt["ecosystem"], "Go");

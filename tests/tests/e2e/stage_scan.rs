@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use sluice_tests::{copy_tree, plugin, repo_root, Project, Run};
+use sluice_tests::{copy_tree, plugin, repo_root, vuln_row, Project, Run};
 
 /// Every secret finding in the fixture workspace: (rule, file, line, column).
 /// Everything else there is a near-miss, suppressed, binary, too large or
@@ -282,16 +282,7 @@ fn finds_exactly_the_planted_secrets_and_vulnerable_packages() {
     let vulns: Vec<(&str, &str, &str, &str, &str, u64)> = findings
         .iter()
         .filter(|f| f["kind"] == "vulnerability")
-        .map(|f| {
-            (
-                f["package"].as_str().unwrap_or_default(),
-                f["version"].as_str().unwrap_or_default(),
-                f["id"].as_str().unwrap_or_default(),
-                f["severity"].as_str().unwrap_or_default(),
-                f["file"].as_str().unwrap_or_default(),
-                f["line"].as_u64().unwrap_or_default(),
-            )
-        })
+        .map(vuln_row)
         .collect();
     assert_eq!(vulns, VULNS.to_vec());
     // The PYSEC duplicate of the requests advisory was merged, not counted.
