@@ -303,7 +303,7 @@ pub fn read_plugins(
             PluginRef::Oci(r) => {
                 return Err(AdmissionError::Unusable {
                     stage: name.clone(),
-                    reference: r.clone(),
+                    reference: r.to_string(),
                     reason: Unusable::Oci,
                 })
             }

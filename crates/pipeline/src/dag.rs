@@ -213,7 +213,7 @@ mod tests {
             .map(|(name, needs)| {
                 let stage = Stage {
                     name: (*name).to_owned(),
-                    uses: PluginRef::Oci(String::new()),
+                    uses: PluginRef::Path(std::path::PathBuf::new()),
                     needs: needs.iter().map(|n| (*n).to_owned()).collect(),
                     with: serde_json::json!({}),
                     grants: Grants {

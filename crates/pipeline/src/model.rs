@@ -88,15 +88,15 @@ pub struct Stage {
 pub enum PluginRef {
     /// A component file on disk (absolute path; it existed at load time).
     Path(PathBuf),
-    /// An OCI reference, kept verbatim (`oci://registry/repo:tag@sha256:…`).
-    Oci(String),
+    /// An OCI reference (`oci://registry/repo:tag@sha256:…`), parsed.
+    Oci(sluice_types::OciReference),
 }
 
 impl fmt::Display for PluginRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PluginRef::Path(path) => write!(f, "{}", path.display()),
-            PluginRef::Oci(reference) => f.write_str(reference),
+            PluginRef::Oci(reference) => write!(f, "{reference}"),
         }
     }
 }

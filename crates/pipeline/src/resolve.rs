@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use crate::dag::{self, DagError};
 use crate::error::{PipelineError, Reporter};
 use crate::model::{GateSpec, Grants, Pipeline, PluginRef, Stage, TlsCa, When};
-use crate::shapes::{check_oci, is_identifier};
+use crate::shapes::is_identifier;
 use crate::template;
 use crate::tls_ca::{load_tls_ca, TlsCaError};
 use crate::wire::{Quantity, WireDefaults, WireGate, WireGrants, WirePipeline, WireStage};
@@ -231,16 +231,10 @@ fn resolve_stage(
 }
 
 fn resolve_uses(text: &str, path: &YamlPath, dir: &Path, r: &Reporter<'_>) -> Result<PluginRef> {
-    const OCI_HINT: &str = "write `oci://registry/repository:tag`, optionally pinned with \
-                            `@sha256:<64 hex digits>`";
-    if let Some(reference) = text.strip_prefix("oci://") {
-        return match check_oci(reference) {
-            Ok(()) => Ok(PluginRef::Oci(text.to_owned())),
-            Err(problem) => Err(r.value(
-                path,
-                format!("`{text}` is not a valid OCI reference: {problem}"),
-                OCI_HINT.to_owned(),
-            )),
+    if text.starts_with(sluice_types::oci::OCI_SCHEME) {
+        return match text.parse::<sluice_types::OciReference>() {
+            Ok(reference) => Ok(PluginRef::Oci(reference)),
+            Err(e) => Err(r.value(path, e.to_string(), e.hint().to_owned())),
         };
     }
     if text.contains("://") || text.trim().is_empty() {
@@ -248,7 +242,8 @@ fn resolve_uses(text: &str, path: &YamlPath, dir: &Path, r: &Reporter<'_>) -> Re
             path,
             format!("`{text}` is neither a plugin path nor an `oci://` reference"),
             format!(
-                "give the path of a `.wasm` component relative to the pipeline file, or {OCI_HINT}"
+                "give the path of a `.wasm` component relative to the pipeline file, or write \
+                 `oci://registry/repository:tag`, optionally pinned with `@sha256:<64 hex digits>`"
             ),
         ));
     }

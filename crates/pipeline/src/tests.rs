@@ -175,7 +175,7 @@ fn loads_a_full_pipeline() {
 
     let deploy = &pipeline.stages["deploy"];
     assert!(
-        matches!(&deploy.uses, PluginRef::Oci(r) if r.starts_with("oci://ghcr.io/acme/deploy:1.2.0@sha256:"))
+        matches!(&deploy.uses, PluginRef::Oci(r) if r.to_string().starts_with("oci://ghcr.io/acme/deploy:1.2.0@sha256:"))
     );
     assert_eq!(
         deploy.uses.to_string(),

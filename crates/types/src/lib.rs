@@ -7,6 +7,7 @@
 //! | [`ByteSize`] | `1048576`, `512KB`, `256MiB`, `1.5GiB` | [`size`] |
 //! | [`NetPattern`] | `api.example.com:443`, `*.internal:8000-8100`, `[::1]:*` | [`net`] |
 //! | [`StageName`], [`PipelineName`] | `build-2`, `shop-api.v2` | [`name`] |
+//! | [`OciReference`] | `oci://ghcr.io/acme/lint:1.2.0@sha256:…` | [`oci`] |
 //! | [`OneOrMany`] | `a.xml` or `[a.xml, b.xml]` | [`one_or_many`] |
 //! | [`Finding`], [`ArtifactRole`] | (data of WIT 0.2's reports) | [`findings`] |
 //!
@@ -29,6 +30,7 @@ pub mod duration;
 pub mod findings;
 pub mod name;
 pub mod net;
+pub mod oci;
 pub mod one_or_many;
 pub mod size;
 pub mod text;
@@ -39,6 +41,7 @@ pub use findings::{
 };
 pub use name::{NameError, NameKind, NameProblem, PipelineName, StageName};
 pub use net::{HostPattern, NetMatch, NetPattern, NetPatternError, NetProblem, PortRange};
+pub use oci::{OciProblem, OciReference, OciReferenceError};
 pub use one_or_many::OneOrMany;
 pub use size::{ByteSize, SizeError, SizeProblem};
 
