@@ -51,6 +51,29 @@ pub enum Command {
         /// The pipeline file.
         #[arg(default_value = "sluice.yaml")]
         pipeline: PathBuf,
+        /// Resolve and pull `oci://` plugins (as `run` does) to check `with:`
+        /// against their schemas; without it only pinned plugins already in
+        /// the pull cache are described and the registry is not contacted.
+        #[arg(long)]
+        pull: bool,
+        /// Every `oci://` plugin must be pinned in the lock file.
+        #[arg(long)]
+        locked: bool,
+        /// Registry options (with --pull).
+        #[command(flatten)]
+        registry: crate::registry::RegistryArgs,
+    },
+    /// Pin the pipeline's `oci://` plugins: resolve every tag, pull each
+    /// plugin into the pull cache and write the lock file beside the
+    /// pipeline (`sluice.lock` for `sluice.yaml`), which `run` reads and
+    /// `run --locked` enforces.
+    Lock {
+        /// The pipeline file.
+        #[arg(default_value = "sluice.yaml")]
+        pipeline: PathBuf,
+        /// Registry options.
+        #[command(flatten)]
+        registry: crate::registry::RegistryArgs,
     },
     /// Work with plugin components.
     Plugin {
@@ -115,6 +138,19 @@ pub enum Command {
         /// Open the page in the desktop's browser afterwards.
         #[arg(long)]
         open: bool,
+    },
+    /// Create a stage project (`new stage`) or a starter pipeline
+    /// (`new pipeline`).
+    New {
+        /// New subcommand.
+        #[command(subcommand)]
+        command: NewCommand,
+    },
+    /// Work with one stage on its own (`stage test`).
+    Stage {
+        /// Stage subcommand.
+        #[command(subcommand)]
+        command: StageCommand,
     },
     /// Approve a stage that waits for approval, so `run --resume` continues.
     Approve {
@@ -181,6 +217,14 @@ pub struct RunArgs {
     /// (relative to the working directory).
     #[arg(long, value_name = "DIR", default_value = "sluice-reports")]
     pub ci_reports: PathBuf,
+    /// OCI plugins must be pinned in the pipeline's lock file (`sluice.lock`,
+    /// written by `sluice lock`): a reference it lacks, or a tag that now
+    /// points to another manifest, is refused.
+    #[arg(long)]
+    pub locked: bool,
+    /// Registry options for `oci://` plugins.
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
 }
 
 /// `sluice run --ci`: `auto` (detect from the environment), `github`,
@@ -194,6 +238,113 @@ pub enum CiFlag {
     Github,
     Gitlab,
     None,
+}
+
+/// `sluice new ...`.
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// Write a new stage project: source on the language's SDK, build.sh,
+    /// a native test, a test input for `sluice stage test`, the WIT, a
+    /// README.
+    Stage {
+        /// The stage's name: lowercase letters, digits, `-` and `_`
+        /// (e.g. `todo-check`).
+        name: String,
+        /// The language: rust, python, js or c.
+        #[arg(long, value_enum)]
+        lang: StageLang,
+        /// Where to write it (default: ./NAME); must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Rust: the `plugin-sdk` directory the crate depends on (default:
+        /// the one of the repository this binary was built from, if it is
+        /// still there).
+        #[arg(long, value_name = "DIR")]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Write a starter sluice.yaml for the project in a directory (Python
+    /// with pytest, Rust with cargo, Node with npm), using the reference
+    /// stages.
+    Pipeline {
+        /// The project directory (default: the current one).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The directory holding the reference plugins (lint.wasm, test.wasm,
+        /// scan.wasm, build.wasm; default: `dist/plugins` of the repository
+        /// this binary was built from, if it is still there).
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
+    },
+}
+
+/// The languages `sluice new stage` has templates for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[allow(missing_docs)]
+pub enum StageLang {
+    Rust,
+    Python,
+    Js,
+    C,
+}
+
+/// `sluice stage ...`.
+#[derive(Debug, Subcommand)]
+pub enum StageCommand {
+    /// Run one stage without writing a pipeline, under the same sandbox,
+    /// grants and checks as `sluice run`; print its report, gates, outputs
+    /// and artifacts. Exit 0 when it passed, 1 when it failed or an
+    /// expectation did not hold, 2 for bad input, 3 when a trust policy
+    /// refuses the plugin.
+    Test(StageTestArgs),
+}
+
+/// `sluice stage test`.
+#[derive(Debug, Args)]
+pub struct StageTestArgs {
+    /// The stage's component file (`.wasm`).
+    pub plugin: PathBuf,
+    /// The stage's config (its `with:`): a JSON file, or inline JSON
+    /// (`--with '{"include": ["src/**"]}'`). Default `{}`.
+    #[arg(long = "with", value_name = "CONFIG")]
+    pub with: Option<String>,
+    /// The directory mounted as `/workspace` (read-only unless
+    /// `--grant workspace=write`). Default: an empty temporary directory,
+    /// not granted.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// A grant, in the pipeline's grammar: `workspace=read|write`,
+    /// `exec=PROGRAM`, `env=NAME`, `network=HOST:PORT`, `secret=NAME`,
+    /// `tls-ca=FILE`, `memory=SIZE`, `output=SIZE`, `artifacts=SIZE`.
+    /// Repeat for more.
+    #[arg(long = "grant", value_name = "KIND=VALUE")]
+    pub grants: Vec<String>,
+    /// An artifact of an upstream stage: readable by the stage at
+    /// `/artifacts/in/STAGE/NAME`, listed in its context's inputs.
+    #[arg(long = "input", value_name = "STAGE/NAME=FILE")]
+    pub inputs: Vec<String>,
+    /// The stage's name in the run (default: the plugin file's name).
+    #[arg(long, value_name = "NAME")]
+    pub stage: Option<String>,
+    /// The stage's timeout (e.g. `30s`, `5m`; default as in a pipeline).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Print one JSON document instead of text (the stage's log is then
+    /// not streamed; it is in the file named by `log`).
+    #[arg(long)]
+    pub json: bool,
+    /// A JSON file the result must contain (a subset of the `--json`
+    /// document: state, metrics, gates, outputs, findings counts, …);
+    /// exit 1 with the differences when it does not.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
+    /// Write the --expect file from this result instead of checking it
+    /// (keeping the keys it already has).
+    #[arg(long, requires = "expect")]
+    pub update: bool,
+    /// A trust policy the plugin must pass (besides the operator policy,
+    /// if any). Without any policy an unsigned plugin runs, with a note.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 /// `sluice key ...`.
@@ -224,13 +375,48 @@ pub enum PolicyCommand {
 /// `sluice plugin ...`.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Sign a plugin: writes FILE.sigstore.json (Sigstore bundle v0.3).
+    /// Sign a plugin: writes FILE.sigstore.json (Sigstore bundle v0.3); for
+    /// an `oci://` reference, signs the component in the registry and
+    /// attaches the bundle as a referrer.
     Sign {
-        /// The component file.
+        /// The component file, or `oci://REGISTRY/REPO:TAG[@sha256:…]`.
         file: PathBuf,
         /// The private key (NAME.key); password from SLUICE_KEY_PASSWORD or a prompt.
         #[arg(long)]
         key: PathBuf,
+        /// Registry access (for an `oci://` reference).
+        #[command(flatten)]
+        registry: crate::registry::RegistryArgs,
+    },
+    /// Push a component to an OCI registry (the Wasm artifact format `wkg`
+    /// reads), with FILE.sigstore.json and FILE.intoto.sigstore.json as
+    /// referrers; prints the pinned reference last.
+    Push {
+        /// The component file.
+        file: PathBuf,
+        /// Where to: `oci://REGISTRY/REPO:TAG`.
+        reference: String,
+        /// Also sign the component with this private key and attach the
+        /// signature (password from SLUICE_KEY_PASSWORD or a prompt).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Registry access.
+        #[command(flatten)]
+        registry: crate::registry::RegistryArgs,
+    },
+    /// Pull a component from an OCI registry, with its signatures
+    /// (FILE.sigstore.json) and attestations (FILE.intoto.sigstore.json);
+    /// every digest is checked.
+    Pull {
+        /// `oci://REGISTRY/REPO:TAG`, `…@sha256:…` or both.
+        reference: String,
+        /// The file to write (default: NAME.wasm, NAME the repository's
+        /// last path component).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Registry access.
+        #[command(flatten)]
+        registry: crate::registry::RegistryArgs,
     },
     /// Attest to a plugin: signs an in-toto statement (subject: the plugin's
     /// digest) as a DSSE bundle and adds it to FILE.intoto.sigstore.json.
@@ -249,7 +435,8 @@ pub enum PluginCommand {
     },
     /// Verify a plugin's signature against a policy or a public key.
     Verify {
-        /// The component file.
+        /// The component file, or `oci://REGISTRY/REPO:TAG[@sha256:…]`
+        /// (pulled, its signatures read from the registry).
         file: PathBuf,
         /// Evaluate it under this trust policy (with the operator policy,
         /// if any, as in `run`).
@@ -269,6 +456,9 @@ pub enum PluginCommand {
         /// --pipeline that uses FILE).
         #[arg(long, requires = "pipeline")]
         stage: Option<String>,
+        /// Registry access (for an `oci://` reference).
+        #[command(flatten)]
+        registry: crate::registry::RegistryArgs,
     },
     /// Show what a plugin says about itself and what it imports and exports.
     Inspect {

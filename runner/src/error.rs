@@ -9,6 +9,9 @@ use crate::commands::approve::ApproveError;
 use crate::commands::artifacts::ArtifactsError;
 use crate::commands::gc::GcError;
 use crate::commands::inspect::InspectError;
+use crate::commands::new::NewError;
+use crate::commands::oci::OciCommandError;
+use crate::commands::stage_test::StageTestError;
 use crate::commands::trust::Failure;
 use crate::commands::validate::ValidateError;
 use crate::exit;
@@ -50,6 +53,15 @@ pub enum CliError {
     /// `report`.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// `stage test` (a failure of the run itself is [`CliError::Run`]).
+    #[error(transparent)]
+    StageTest(StageTestError),
+    /// `new stage`, `new pipeline`.
+    #[error(transparent)]
+    New(#[from] NewError),
+    /// `plugin push|pull` and `plugin sign oci://…`.
+    #[error(transparent)]
+    Oci(#[from] OciCommandError),
     /// A command's output cannot be written (other than to a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -67,6 +79,12 @@ impl CliError {
         match self {
             CliError::Run(e) => match e {
                 RunError::Admission(AdmissionError::Refused { .. }) => exit::REFUSED,
+                // Content that is not what its digest or the lock says is
+                // refused like a bad signature; a registry that is down is
+                // no fault of the input.
+                RunError::Oci(e) if e.is_refusal() => exit::REFUSED,
+                RunError::Oci(e) if e.is_unreachable() => exit::FAILED,
+                RunError::Oci(_) => exit::INVALID,
                 RunError::Pipeline(_)
                 | RunError::Plugin { .. }
                 | RunError::Resume { .. }
@@ -88,6 +106,9 @@ impl CliError {
             },
             CliError::Trust(f) => match f {
                 Failure::Refused(_) | Failure::RefusedReport(_) => exit::REFUSED,
+                Failure::Oci(e) if e.is_refusal() => exit::REFUSED,
+                Failure::Oci(e) if e.is_unreachable() => exit::FAILED,
+                Failure::Oci(_) => exit::INVALID,
                 Failure::Invalid(_)
                 | Failure::Input(_)
                 | Failure::Key(_)
@@ -109,6 +130,27 @@ impl CliError {
                 | ReportError::Record(RecordError::Io { .. }),
             ) => exit::FAILED,
             CliError::Validate(ValidateError::Host(_)) => exit::FAILED,
+            CliError::Validate(ValidateError::Oci(e)) if e.is_refusal() => exit::REFUSED,
+            CliError::Validate(ValidateError::Oci(e)) if e.is_unreachable() => exit::FAILED,
+            CliError::StageTest(StageTestError::Admission(AdmissionError::Refused { .. })) => {
+                exit::REFUSED
+            }
+            CliError::StageTest(
+                StageTestError::Record(_) | StageTestError::Artifacts(_) | StageTestError::Run(_),
+            )
+            | CliError::New(NewError::Write { .. }) => exit::FAILED,
+            CliError::StageTest(_) | CliError::New(_) => exit::INVALID,
+            // Content that is not what its digest says is refused like a
+            // bad signature; a registry that does not answer is no fault of
+            // the input (as in `run`); credentials, TLS trust, references
+            // and files are input.
+            CliError::Oci(OciCommandError::Registry(e)) if e.is_integrity() => exit::REFUSED,
+            CliError::Oci(OciCommandError::Registry(e)) if e.is_unreachable() => exit::FAILED,
+            CliError::Oci(OciCommandError::Trust(
+                Failure::Refused(_) | Failure::RefusedReport(_),
+            )) => exit::REFUSED,
+            CliError::Oci(OciCommandError::Write { .. }) => exit::FAILED,
+            CliError::Oci(_) => exit::INVALID,
             CliError::Validate(_)
             | CliError::Inspect(_)
             | CliError::Runs(_)
@@ -133,12 +175,26 @@ impl CliError {
             CliError::Validate(ValidateError::Pipeline(e))
             | CliError::Run(RunError::Pipeline(e))
             | CliError::Trust(Failure::Pipeline(e)) => line(e.to_string()),
-            CliError::Run(RunError::Policy(e)) | CliError::Trust(Failure::Policy(e)) => {
-                line(e.to_string())
+            CliError::Run(RunError::Policy(e))
+            | CliError::Trust(Failure::Policy(e))
+            | CliError::StageTest(StageTestError::Policy(e)) => line(e.to_string()),
+            CliError::StageTest(StageTestError::Pipeline(e)) => line(e.to_string()),
+            CliError::StageTest(StageTestError::Config(text) | StageTestError::Expect(text)) => {
+                line(text.clone())
+            }
+            CliError::StageTest(StageTestError::Schema(problems)) => {
+                let mut out = line(problems.join("\n"));
+                if problems.len() > 1 {
+                    out.push_str(&format!("{} problems in the config\n", problems.len()));
+                }
+                out
             }
             CliError::Trust(Failure::RefusedReport(report)) => line(report.clone()),
             CliError::Run(_)
             | CliError::Trust(_)
+            | CliError::StageTest(_)
+            | CliError::New(_)
+            | CliError::Oci(_)
             | CliError::Validate(_)
             | CliError::Output(_)
             | CliError::Runtime(_) => {
@@ -158,6 +214,17 @@ impl CliError {
                 }
                 out
             }
+        }
+    }
+}
+
+impl From<StageTestError> for CliError {
+    /// A run that could not be carried out is reported (and exits) as
+    /// `sluice run` reports it.
+    fn from(e: StageTestError) -> CliError {
+        match e {
+            StageTestError::Run(run) => CliError::Run(run),
+            other => CliError::StageTest(other),
         }
     }
 }

@@ -20,6 +20,10 @@
 //! - [`commands`]: `validate`, `plugin inspect`, `runs`, `approve`, `gc`,
 //!   `key`/`policy`/`plugin sign`.
 //! - [`run`]: `sluice run` end to end (record, plugin loading, scheduler).
+//! - [`oci_plugins`]: plugins from OCI registries (resolve, pull cache,
+//!   referrers, `sluice.lock`).
+//! - [`registry`]: the registry options (`--registry-ca`,
+//!   `--insecure-registry`) of every command that talks to registries.
 //! - [`report`]: console and JSON-lines output.
 //! - [`ci`]: native output in GitHub Actions and GitLab CI.
 //! - [`html_report`]: `sluice report`, one static HTML page about a run.
@@ -31,6 +35,8 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod html_report;
+pub mod oci_plugins;
+pub mod registry;
 pub mod report;
 pub mod run;
 

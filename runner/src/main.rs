@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use sluice::cli::{
     ArtifactsCommand, Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand,
+    StageCommand,
 };
 use sluice::error::CliError;
 use sluice::report::console::{self, Console, ConsoleOptions, Verbosity};
@@ -18,7 +19,15 @@ use sluice_host::procs;
 use sluice_record::RunStatus;
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    // rustls-platform-verifier logs each certificate it rejects at ERROR;
+    // the registry commands' own error says the same and names the fix
+    // (`--registry-ca`), so it shows only when asked for by name.
+    let filter = if filter.contains("rustls_platform_verifier") {
+        filter.to_owned()
+    } else {
+        format!("{filter},rustls_platform_verifier=off")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -90,8 +99,12 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         interrupt: Some(interrupt_rx),
         stop_wait_ms: Arc::default(),
     };
+    let oci = run::OciRunOptions {
+        registry: args.registry.access(),
+        locked: args.locked,
+    };
     let stop_wait = opts.stop_wait_ms.clone();
-    let run = run::run(&opts, reporter);
+    let run = run::run_with(&opts, &oci, reporter);
     tokio::pin!(run);
     let outcome = tokio::select! {
         outcome = &mut run => outcome,
@@ -119,6 +132,55 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
     match outcome {
         Ok(record) => code(sluice::error::run_exit_code(record.status)),
         Err(e) => fail(&e.into()),
+    }
+}
+
+/// `sluice stage test`: one stage through the run's code path; its
+/// processes are stopped afterwards, as after `sluice run`.
+async fn stage_test_command(cli: &Cli, args: &sluice::cli::StageTestArgs) -> ExitCode {
+    procs::init();
+    let mut signals = Signals::watch();
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(None);
+    let globals = commands::stage_test::Globals {
+        state_dir: cli.state_dir.clone().filter(|p| !p.as_os_str().is_empty()),
+        cache_dir: cli.cache_dir(),
+        operator_policy: cli.operator_policy.clone(),
+        interrupt: Some(interrupt_rx),
+    };
+    let test = commands::stage_test::stage_test(args, &globals);
+    tokio::pin!(test);
+    // A signal cancels the stage as in `sluice run` (its grace period, its
+    // programs stopped); the result so far is still printed.
+    let mut signalled = None;
+    let outcome = tokio::select! {
+        outcome = &mut test => outcome,
+        first = Signals::next(&mut signals) => {
+            signalled = Some(first);
+            let _ = interrupt_tx.send(Some(format!("interrupted by {}", first.name())));
+            tokio::select! {
+                outcome = &mut test => outcome,
+                _ = Signals::next(&mut signals) => {
+                    let _ = tokio::task::spawn_blocking(procs::kill_all_now).await;
+                    std::process::exit(match first {
+                        Interrupt::Int => exit::SIGINT,
+                        Interrupt::Term => exit::SIGTERM,
+                    })
+                }
+            }
+        }
+    };
+    end_stage_processes(&mut signals).await;
+    let result = match outcome {
+        Ok(o) => match print_output(&o.stdout) {
+            Ok(()) => code(o.code),
+            Err(e) => fail(&CliError::Output(e)),
+        },
+        Err(e) => fail(&e.into()),
+    };
+    match signalled {
+        Some(Interrupt::Int) => code(exit::SIGINT),
+        Some(Interrupt::Term) => code(exit::SIGTERM),
+        None => result,
     }
 }
 
@@ -319,9 +381,24 @@ fn finish<E: Into<CliError>>(result: Result<String, E>) -> ExitCode {
 async fn dispatch(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Run(args) => run_command(&cli, args).await,
-        Command::Validate { pipeline } => {
-            finish(commands::validate::validate(pipeline, &cli.cache_dir()).await)
+        Command::Validate {
+            pipeline,
+            pull,
+            locked,
+            registry,
+        } => {
+            let oci = commands::validate::ValidateOci {
+                registry: registry.access(),
+                pull: *pull,
+                locked: *locked,
+            };
+            finish(commands::validate::validate_with(pipeline, &cli.cache_dir(), &oci).await)
         }
+        Command::Lock { pipeline, registry } => finish(
+            commands::lock::lock(pipeline, &cli.cache_dir(), &registry.access())
+                .await
+                .map_err(CliError::from),
+        ),
         Command::Plugin {
             command:
                 PluginCommand::Inspect {
@@ -386,8 +463,36 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         },
         Command::Plugin {
-            command: PluginCommand::Sign { file, key },
-        } => finish(commands::trust::plugin_sign(file, key)),
+            command:
+                PluginCommand::Sign {
+                    file,
+                    key,
+                    registry,
+                },
+        } => match file
+            .to_str()
+            .filter(|f| f.starts_with(sluice_types::oci::OCI_SCHEME))
+        {
+            Some(reference) => finish(commands::oci::sign(reference, key, registry).await),
+            None => finish(commands::trust::plugin_sign(file, key)),
+        },
+        Command::Plugin {
+            command:
+                PluginCommand::Push {
+                    file,
+                    reference,
+                    sign,
+                    registry,
+                },
+        } => finish(commands::oci::push(file, reference, sign.as_deref(), registry).await),
+        Command::Plugin {
+            command:
+                PluginCommand::Pull {
+                    reference,
+                    output,
+                    registry,
+                },
+        } => finish(commands::oci::pull(reference, output.as_deref(), registry).await),
         Command::Plugin {
             command:
                 PluginCommand::Attest {
@@ -410,17 +515,38 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     key,
                     pipeline,
                     stage,
+                    registry,
                 },
-        } => finish(commands::trust::plugin_verify(
-            file,
-            commands::trust::VerifyWith {
+        } => {
+            let with = commands::trust::VerifyWith {
                 policy: policy.as_deref(),
                 key: key.as_deref(),
                 operator_policy: cli.operator_policy.as_deref(),
                 pipeline: pipeline.as_deref(),
                 stage: stage.as_deref(),
-            },
-        )),
+            };
+            match file.to_str().filter(|f| f.starts_with("oci://")) {
+                Some(reference) => finish(
+                    async {
+                        let reference =
+                            reference
+                                .parse::<sluice_types::OciReference>()
+                                .map_err(|e| {
+                                    commands::trust::Failure::Invalid(format!("{e}; {}", e.hint()))
+                                })?;
+                        commands::trust::plugin_verify_oci(
+                            &reference,
+                            with,
+                            &registry.access(),
+                            &cli.cache_dir(),
+                        )
+                        .await
+                    }
+                    .await,
+                ),
+                None => finish(commands::trust::plugin_verify(file, with)),
+            }
+        }
         Command::Key {
             command: KeyCommand::Generate { out, force },
         } => finish(commands::trust::key_generate(out, *force)),
@@ -454,6 +580,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 open: *open,
             },
         )),
+        Command::Stage {
+            command: StageCommand::Test(args),
+        } => stage_test_command(&cli, args).await,
+        Command::New { command } => finish(commands::new::new(command)),
         Command::Approve { run_id, stage, by } => finish(commands::approve::approve(
             &cli.state_dir(),
             run_id,

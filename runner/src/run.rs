@@ -61,6 +61,17 @@ pub struct RunOptions {
     pub stop_wait_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// How a run gets its plugins from OCI registries ([`run_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct OciRunOptions {
+    /// How to reach registries (`--registry-ca`, `--insecure-registry`,
+    /// credentials).
+    pub registry: crate::oci_plugins::RegistryAccess,
+    /// `--locked`: every OCI reference must be in the lock file, and a tag
+    /// that moved is refused.
+    pub locked: bool,
+}
+
 /// Why a run could not be carried out (as opposed to a run that failed).
 /// [`crate::error::CliError`] maps each to its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +146,9 @@ pub enum RunError {
     /// The task reading the git source for provenance did not finish.
     #[error("reading the git source failed: {0}")]
     SourceRead(#[from] tokio::task::JoinError),
+    /// An OCI plugin cannot be resolved, pulled or matched to the lock.
+    #[error(transparent)]
+    Oci(#[from] crate::oci_plugins::OciRunError),
     /// `--builder-id` (`SLUICE_BUILDER_ID`) is not a usable URI.
     #[error(transparent)]
     BuilderId(#[from] sluice_engine::provenance::BuilderIdError),
@@ -174,10 +188,13 @@ type LoadedPlugins = (
 /// The plugins of the stages that will run, read, hashed and admitted under
 /// the policy; nothing compiled yet.
 struct AdmittedPlugins {
-    files: HashMap<PathBuf, admission::PluginFile>,
+    /// By [`admission::plugin_key`].
+    files: HashMap<String, admission::PluginFile>,
     admitted: HashMap<String, Admitted>,
-    /// Stages by plugin file, in pipeline order: each file loads once.
-    by_path: IndexMap<PathBuf, Vec<String>>,
+    /// Stages by plugin key, in pipeline order: each plugin loads once.
+    by_path: IndexMap<String, Vec<String>>,
+    /// The registry origin of OCI plugins, by plugin key.
+    origins: HashMap<String, sluice_record::OciPluginRecord>,
     warnings: Vec<String>,
 }
 
@@ -189,11 +206,25 @@ fn admit_plugins(
     reporter: &dyn Reporter,
     policies: &Policies,
     allow_unsigned: bool,
+    pulled: crate::oci_plugins::OciPlugins,
 ) -> Result<AdmittedPlugins, RunError> {
-    let files = admission::read_plugins(pipeline, stages)?;
+    let mut origins = HashMap::new();
+    let mut oci_files = HashMap::new();
+    for (reference, plugin) in pulled.plugins {
+        origins.insert(
+            admission::plugin_key(&PluginRef::Oci(reference.clone())),
+            plugin.origin,
+        );
+        oci_files.insert(reference, plugin.file);
+    }
+    let files = admission::read_plugins(pipeline, stages, &oci_files)?;
     let mut admitted: HashMap<String, Admitted> = HashMap::new();
     let mut warnings = Vec::new();
-    let mut by_path: IndexMap<PathBuf, Vec<String>> = IndexMap::new();
+    for w in pulled.warnings {
+        reporter.event(&Event::Warning { message: &w });
+        warnings.push(w);
+    }
+    let mut by_path: IndexMap<String, Vec<String>> = IndexMap::new();
     // One line per warning, not per stage: 100 stages of one unsigned
     // plugin are one fact.
     let mut stages_by_warning: IndexMap<String, Vec<String>> = IndexMap::new();
@@ -201,10 +232,8 @@ fn admit_plugins(
         let Some(stage) = pipeline.stages.get(name) else {
             continue;
         };
-        let PluginRef::Path(path) = &stage.uses else {
-            continue;
-        };
-        let Some(file) = files.get(path) else {
+        let key = admission::plugin_key(&stage.uses);
+        let Some(file) = files.get(&key) else {
             continue;
         };
         let decision = admission::admit(name, stage, file, policies, allow_unsigned)?;
@@ -215,7 +244,7 @@ fn admit_plugins(
                 .push(name.clone());
         }
         admitted.insert(name.clone(), decision);
-        by_path.entry(path.clone()).or_default().push(name.clone());
+        by_path.entry(key).or_default().push(name.clone());
     }
     for (warning, names) in stages_by_warning {
         let w = format!("{}: {warning}", stage_list(&names));
@@ -226,6 +255,7 @@ fn admit_plugins(
         files,
         admitted,
         by_path,
+        origins,
         warnings,
     })
 }
@@ -242,25 +272,27 @@ async fn load_plugins(
         files,
         admitted,
         by_path,
+        mut origins,
         warnings,
     } = admitted;
     let mut jobs = Vec::new();
-    for (path, users) in by_path {
-        let Some(file) = files.get(&path).cloned() else {
+    for (key, users) in by_path {
+        let Some(file) = files.get(&key).cloned() else {
             continue;
         };
+        let origin = origins.remove(&key);
         let host = host.clone();
         jobs.push(tokio::task::spawn_blocking(move || {
             let loaded = host
                 .load(&file.bytes, &file.digest)
                 .map_err(|e| e.to_string());
-            (file, users, loaded)
+            (file, origin, users, loaded)
         }));
     }
     let mut plugins = HashMap::new();
     let mut schemas = HashMap::new();
     for job in jobs {
-        let (file, users, loaded) = job.await.map_err(|e| RunError::Plugin {
+        let (file, origin, users, loaded) = job.await.map_err(|e| RunError::Plugin {
             stage: String::new(),
             reference: String::new(),
             message: format!("loading task failed: {e}"),
@@ -271,8 +303,13 @@ async fn load_plugins(
             reference: reference.clone(),
             message,
         })?;
+        // A plugin from a registry is shown pinned to the manifest that
+        // runs: `oci://registry/repository:tag@sha256:<manifest>`.
+        let shown = origin
+            .as_ref()
+            .map_or_else(|| reference.clone(), |o| o.pinned());
         reporter.event(&Event::PluginLoaded {
-            reference: &reference,
+            reference: &shown,
             digest: &plugin.digest,
             cached: plugin.cache == sluice_host::CacheOutcome::Hit,
             millis: plugin.load_time.as_millis() as u64,
@@ -307,6 +344,7 @@ async fn load_plugins(
             wit: Some(plugin.wit.to_string()),
             signer: None,
             policy_rules: Vec::new(),
+            oci: origin,
         };
         let schema = match info.config_schema.as_deref().map(ConfigSchema::compile) {
             Some(Ok(schema)) => Some(schema),
@@ -334,6 +372,38 @@ async fn load_plugins(
     Ok((plugins, schemas, warnings))
 }
 
+/// Resolves and pulls the OCI plugins of the stages that will run (none:
+/// no registry is contacted and no lock file read). A resumed run keeps the
+/// manifests it started with.
+async fn pull_oci_plugins(
+    pipeline: &Pipeline,
+    record: &RunRecord,
+    stages: &[String],
+    opts: &OciRunOptions,
+    cache_dir: PathBuf,
+) -> Result<crate::oci_plugins::OciPlugins, RunError> {
+    use crate::oci_plugins::{self as oci, LockFile, OciRunError};
+    let references = oci::references(pipeline, stages);
+    if references.is_empty() {
+        return Ok(oci::OciPlugins::default());
+    }
+    let lock_file = oci::lock_path(&pipeline.path);
+    let lock = LockFile::read(&lock_file).map_err(OciRunError::from)?;
+    let pins = record
+        .stages
+        .values()
+        .filter_map(|s| s.plugin.as_ref()?.oci.as_ref())
+        .map(|o| (o.reference.clone(), o.manifest.clone()))
+        .collect();
+    let settings = oci::Settings {
+        registry: opts.registry.options().map_err(OciRunError::Options)?,
+        cache_dir,
+        locked: opts.locked,
+        pins,
+    };
+    Ok(oci::pull_all(&references, &settings, lock.as_ref(), &lock_file).await?)
+}
+
 /// The runner's provenance signing key; its password comes from
 /// `SLUICE_KEY_PASSWORD` (a run never prompts).
 fn load_provenance_key(path: &Path) -> Result<sluice_trust::PrivateKey, RunError> {
@@ -341,8 +411,18 @@ fn load_provenance_key(path: &Path) -> Result<sluice_trust::PrivateKey, RunError
     Ok(orchestrator::load_signing_key(path, password.as_bytes())?)
 }
 
-/// Start (or resume) a run and drive it to its end or a pause.
+/// Start (or resume) a run and drive it to its end or a pause, with the
+/// default registry settings (no `--locked`).
 pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRecord, RunError> {
+    run_with(opts, &OciRunOptions::default(), reporter).await
+}
+
+/// Start (or resume) a run and drive it to its end or a pause.
+pub async fn run_with(
+    opts: &RunOptions,
+    oci: &OciRunOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<RunRecord, RunError> {
     let clock = PhaseClock::start();
     let store = RunStore::new(&opts.state_dir);
     // A resumed run is locked before anything else; a new run gets a record
@@ -438,6 +518,20 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     // The engine is built on another thread while this one reads, hashes
     // and admits the plugins: neither needs the other.
     let cache_dir = usable_cache_dir(&opts.cache_dir, &pipeline.workspace).map(Path::to_path_buf);
+    // The pull cache lives beside the compile cache, under its rules: when
+    // the compile cache is not usable (inside the workspace), pulls go to a
+    // directory of this run only.
+    let (pull_cache, _pull_cache_tmp) = match &cache_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let tmp = tempfile::tempdir().map_err(|e| RunError::Plugin {
+                stage: String::new(),
+                reference: String::new(),
+                message: format!("cannot create a temporary pull cache: {e}"),
+            })?;
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+    };
     let sweep = start_sweep(&opts.state_dir, cache_dir.clone());
     let engine = tokio::task::spawn_blocking(move || Host::new(cache_dir.as_deref(), &pool));
     let policy_path = opts.policy.clone().or_else(|| pipeline.policy.clone());
@@ -458,12 +552,15 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     record.policy = policy_path.clone();
     record.operator_policy = policies.operator().map(|p| p.file().to_path_buf());
     record.unsigned_plugins_allowed = allow_unsigned;
+    let pulled = pull_oci_plugins(&pipeline, &record, &to_run, oci, pull_cache).await?;
+    clock.mark("OCI plugins resolved");
     let admitted = admit_plugins(
         &pipeline,
         &to_run,
         reporter.as_ref(),
         &policies,
         allow_unsigned,
+        pulled,
     )?;
     clock.mark("plugins read and admitted");
     let host = Arc::new(engine.await.map_err(|e| {
@@ -563,8 +660,9 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
 /// Removes what killed runners left behind, on a blocking thread beside the
 /// run (it never delays a stage): temporary files older than
 /// [`workdir::STALE_TEMP_AGE`](sluice_record::workdir::STALE_TEMP_AGE) in the CAS,
-/// the run directories and the compile cache (younger ones may be written by
-/// a concurrent runner right now), and the `work/` directories of runs no
+/// the run directories, the compile cache and the pull cache's entries
+/// (younger ones may be written by a concurrent runner right now), and the
+/// `work/` directories of runs no
 /// runner holds. This run's own directory is either locked already (resume)
 /// or has no `work/` yet, so the sweep never touches it.
 fn start_sweep(
@@ -581,6 +679,14 @@ fn start_sweep(
         }
         if let Some(cache) = cache_dir {
             swept += sluice_record::workdir::remove_stale_temp_files(&cache, &sweep);
+            // The pull cache (`oci/<manifest>/`) writes its files the same
+            // way, one directory per entry.
+            let entries = std::fs::read_dir(cache.join("oci")).into_iter().flatten();
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    swept += sluice_record::workdir::remove_stale_temp_files(&entry.path(), &sweep);
+                }
+            }
         }
         tracing::debug!(
             target: "sluice::timing",

@@ -2,6 +2,8 @@
 //! per test process, give each test its own working directory, run the real
 //! `sluice` binary there, and read what a user would see.
 
+pub mod registry;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

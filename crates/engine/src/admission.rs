@@ -12,6 +12,11 @@
 //! (`..` and symbolic links) to the real file, relative to the pipeline's
 //! (canonical) directory, so `plugins/../evil/x.wasm` and a link
 //! `plugins/x.wasm -> ../evil/x.wasm` are both matched as `evil/x.wasm`.
+//!
+//! Plugins from OCI registries are pulled by the caller (into the pull
+//! cache, digests checked) and arrive as [`pulled_plugin_file`]s: matched by
+//! the reference's policy name `oci://registry/repository`, their bundles
+//! the registry's signature referrers; from there on, the same order.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -21,6 +26,7 @@ use sha2::{Digest, Sha256};
 use sluice_files::fsutil::InputError;
 use sluice_pipeline::{Pipeline, PluginRef, Stage, WorkspaceAccess};
 use sluice_trust::{self as trust, Decision, PluginInput, Policies, RequestedGrants};
+use sluice_types::OciReference;
 
 /// Largest plugin file the runner reads.
 pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;
@@ -85,8 +91,9 @@ pub enum AdmissionError {
 /// Why a stage's plugin cannot be used at all (before any policy).
 #[derive(Debug, thiserror::Error)]
 pub enum Unusable {
-    /// `uses:` names an OCI reference.
-    #[error("OCI plugin references are not supported by this runner yet; pull the component and use its file path")]
+    /// `uses:` names an OCI reference that was not pulled before
+    /// admission (the caller resolves and pulls every reference first).
+    #[error("OCI plugin references are pulled before admission, and this one was not; run `sluice lock` or pull it with `sluice plugin pull`")]
     Oci,
     /// The file (or a bundle beside it) cannot be read.
     #[error(transparent)]
@@ -288,29 +295,41 @@ pub fn requested(stage: &Stage) -> RequestedGrants {
     }
 }
 
-/// Read (once per file) the plugins of `stages`.
+/// The key of a stage's plugin in [`read_plugins`]'s map: `uses:` as
+/// resolved (the absolute path, or the OCI reference as written).
+pub fn plugin_key(uses: &PluginRef) -> String {
+    uses.to_string()
+}
+
+/// Read (once per file) the plugins of `stages`, keyed by [`plugin_key`].
+/// OCI references come already pulled, in `pulled` (by reference as
+/// written; see [`pulled_plugin_file`]); one missing there is unusable.
 pub fn read_plugins(
     pipeline: &Pipeline,
     stages: &[String],
-) -> Result<HashMap<PathBuf, PluginFile>, AdmissionError> {
-    let mut files: HashMap<PathBuf, PluginFile> = HashMap::new();
+    pulled: &HashMap<OciReference, PluginFile>,
+) -> Result<HashMap<String, PluginFile>, AdmissionError> {
+    let mut files: HashMap<String, PluginFile> = HashMap::new();
     for name in stages {
         let Some(stage) = pipeline.stages.get(name) else {
             continue;
         };
+        let key = plugin_key(&stage.uses);
+        if files.contains_key(&key) {
+            continue;
+        }
         let path = match &stage.uses {
             PluginRef::Path(p) => p.clone(),
             PluginRef::Oci(r) => {
-                return Err(AdmissionError::Unusable {
+                let file = pulled.get(r).ok_or_else(|| AdmissionError::Unusable {
                     stage: name.clone(),
                     reference: r.to_string(),
                     reason: Unusable::Oci,
-                })
+                })?;
+                files.insert(key, file.clone());
+                continue;
             }
         };
-        if files.contains_key(&path) {
-            continue;
-        }
         let unusable = |reference: String| {
             let stage = name.clone();
             move |e: PluginFileError| AdmissionError::Unusable {
@@ -323,9 +342,32 @@ pub fn read_plugins(
         let (real, reference) =
             canonical_reference(&pipeline.dir, &path).map_err(unusable(written))?;
         let file = read_plugin_file(&real, reference.clone()).map_err(unusable(reference))?;
-        files.insert(path.clone(), file);
+        files.insert(key, file);
     }
     Ok(files)
+}
+
+/// A plugin pulled from a registry, as admission sees it: read from the
+/// pull cache (`path`, whose sha256 must be `component_digest`, else it is
+/// refused like any tampered file), matched by the reference's policy name
+/// (`oci://registry/repository`), with the signatures and attestations the
+/// registry holds as referrers of its manifest. Nothing is parsed.
+pub fn pulled_plugin_file(
+    reference: &OciReference,
+    path: &Path,
+    signatures: Option<String>,
+    attestations: Option<String>,
+) -> Result<PluginFile, PluginFileError> {
+    let (bytes, digest) = read_plugin(path)?;
+    Ok(PluginFile {
+        path: path.to_path_buf(),
+        reference: reference.policy_name(),
+        bytes: std::sync::Arc::new(bytes),
+        digest,
+        imports: std::sync::OnceLock::new(),
+        bundle: signatures,
+        attestations,
+    })
 }
 
 /// `file` resolved to its real path (`..` and symbolic links), and that
@@ -594,6 +636,61 @@ mod tests {
             )
         );
         assert!(matches!(read_bundle(&missing), Ok(None)));
+    }
+
+    #[test]
+    fn pulled_plugins_are_matched_by_their_policy_name_and_never_read_as_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cached = dir.path().join("component.wasm");
+        std::fs::write(&cached, b"\0asm\x0d\0\x01\0").expect("write");
+        let reference: OciReference = format!(
+            "oci://Registry.Example:5000/team/lint:1.0@sha256:{}",
+            "ab".repeat(32)
+        )
+        .parse()
+        .expect("reference");
+        let file =
+            pulled_plugin_file(&reference, &cached, Some("{}".into()), None).expect("pulled file");
+        // Policies match `oci://registry/repository`: no tag, no digest.
+        assert_eq!(file.reference, "oci://registry.example:5000/team/lint");
+        assert_eq!(file.bundle.as_deref(), Some("{}"));
+        assert_eq!(
+            file.digest,
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(b"\0asm\x0d\0\x01\0"))
+            )
+        );
+        // A missing cache file is an error naming it, not an empty plugin.
+        let err = pulled_plugin_file(&reference, &dir.path().join("gone.wasm"), None, None)
+            .expect_err("missing");
+        assert_eq!(err.path(), dir.path().join("gone.wasm"));
+
+        let pipeline_file = dir.path().join("sluice.yaml");
+        std::fs::write(
+            &pipeline_file,
+            format!("version: 1\nname: p\nstages:\n  a: {{ uses: \"{reference}\" }}\n  b: {{ uses: \"{reference}\" }}\n"),
+        )
+        .expect("write pipeline");
+        let pipeline = sluice_pipeline::load(&pipeline_file).expect("pipeline");
+        let stages = vec!["a".to_owned(), "b".to_owned()];
+        // Not pulled: unusable, never looked up as a path.
+        let err = read_plugins(&pipeline, &stages, &HashMap::new()).expect_err("not pulled");
+        assert!(matches!(
+            err,
+            AdmissionError::Unusable {
+                reason: Unusable::Oci,
+                ..
+            }
+        ));
+        let pulled = HashMap::from([(reference.clone(), file)]);
+        let files = read_plugins(&pipeline, &stages, &pulled).expect("read");
+        assert_eq!(files.len(), 1, "one plugin for both stages");
+        let key = plugin_key(&PluginRef::Oci(reference));
+        assert_eq!(
+            files.get(&key).map(|f| f.reference.as_str()),
+            Some("oci://registry.example:5000/team/lint")
+        );
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl Fixture {
                     wit: None,
                     signer: None,
                     policy_rules: Vec::new(),
+                    oci: None,
                 };
                 (name.clone(), record)
             })

@@ -495,8 +495,13 @@ fn uri_segment(name: &str) -> String {
 }
 
 /// The digest-addressed URI of a plugin: `sluice:plugin/<name>@sha256:<hex>`
-/// (never its local path).
+/// (never its local path); for a plugin pulled from a registry, its
+/// reference pinned to the manifest that ran,
+/// `oci://registry/repository:tag@sha256:<manifest>`.
 pub fn plugin_uri(plugin: &PluginRecord) -> String {
+    if let Some(oci) = &plugin.oci {
+        return oci.pinned();
+    }
     let name = plugin.name.as_deref().unwrap_or("plugin");
     format!(
         "sluice:plugin/{}@sha256:{}",
@@ -553,11 +558,20 @@ pub fn statement(facts: &BuildFacts<'_>, subjects: &[ArtifactRecord]) -> Value {
         .iter()
         .map(|a| json!({ "name": a.name, "digest": { "sha256": sha256_of(&a.digest) } }))
         .collect();
-    let mut deps = vec![json!({
+    let mut plugin_dep = json!({
         "uri": plugin_uri(facts.plugin),
         "name": facts.plugin.name.clone().unwrap_or_else(|| "plugin".into()),
         "digest": { "sha256": sha256_of(&facts.plugin.digest) },
-    })];
+    });
+    // A plugin pulled from a registry: the manifest it was resolved to
+    // names where it came from; the digest stays the component's.
+    if let Some(oci) = &facts.plugin.oci {
+        plugin_dep["annotations"] = json!({
+            "ociReference": oci.reference,
+            "ociManifestDigest": oci.manifest,
+        });
+    }
+    let mut deps = vec![plugin_dep];
     if let Some(dep) = facts.source.and_then(source_dependency) {
         deps.push(dep);
     }
@@ -647,6 +661,7 @@ mod tests {
             wit: None,
             signer: None,
             policy_rules: Vec::new(),
+            oci: None,
         };
         let src = SourceState {
             revision: Some(SourceRevision {
@@ -703,6 +718,47 @@ mod tests {
         assert_eq!(deps[1]["annotations"]["dirty"], false);
         assert_eq!(deps[2]["name"], "hello/greeting.txt");
         assert_eq!(deps[2]["digest"]["sha256"], "dd");
+    }
+
+    #[test]
+    fn a_plugin_from_a_registry_is_named_by_its_pinned_reference() {
+        let manifest = format!("sha256:{}", "ab".repeat(32));
+        let plugin = PluginRecord {
+            reference: "oci://127.0.0.1:5000/sluice/lint".into(),
+            digest: "sha256:aa".into(),
+            name: Some("lint".into()),
+            version: None,
+            kind: None,
+            wit: None,
+            signer: None,
+            policy_rules: Vec::new(),
+            oci: Some(sluice_record::OciPluginRecord {
+                reference: "oci://127.0.0.1:5000/sluice/lint:1.0".into(),
+                manifest: manifest.clone(),
+            }),
+        };
+        let facts = BuildFacts {
+            run_id: "r1",
+            pipeline: "p",
+            pipeline_digest: "sha256:bb",
+            stage: "lint",
+            with_template: &json!({}),
+            plugin: &plugin,
+            source: None,
+            inputs: &[],
+            builder_id: "https://ci.example.org/r1",
+            started_on: "t0",
+            finished_on: "t1",
+        };
+        let s = statement(&facts, &[]);
+        let dep = &s["predicate"]["buildDefinition"]["resolvedDependencies"][0];
+        assert_eq!(
+            dep["uri"],
+            format!("oci://127.0.0.1:5000/sluice/lint:1.0@{manifest}")
+        );
+        // The digest is the component's: what the policy verified and ran.
+        assert_eq!(dep["digest"]["sha256"], "aa");
+        assert_eq!(dep["annotations"]["ociManifestDigest"], manifest);
     }
 
     #[test]

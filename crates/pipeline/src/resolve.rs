@@ -241,10 +241,9 @@ fn resolve_uses(text: &str, path: &YamlPath, dir: &Path, r: &Reporter<'_>) -> Re
         return Err(r.value(
             path,
             format!("`{text}` is neither a plugin path nor an `oci://` reference"),
-            format!(
-                "give the path of a `.wasm` component relative to the pipeline file, or write \
-                 `oci://registry/repository:tag`, optionally pinned with `@sha256:<64 hex digits>`"
-            ),
+            "give the path of a `.wasm` component relative to the pipeline file, or write \
+             `oci://registry/repository:tag`, optionally pinned with `@sha256:<64 hex digits>`"
+                .to_owned(),
         ));
     }
     let file = join(dir, text);

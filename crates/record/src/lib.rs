@@ -165,6 +165,34 @@ pub struct PluginRecord {
     /// The trust-policy rules that admitted it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy_rules: Vec<String>,
+    /// Where it was pulled from, for a plugin from an OCI registry (absent
+    /// for plugin files, and in records written before registries were
+    /// supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciPluginRecord>,
+}
+
+/// The registry origin of a plugin pulled by reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciPluginRecord {
+    /// `uses:` as written (`oci://registry/repository:tag`, maybe pinned).
+    pub reference: String,
+    /// `sha256:<hex>` of the manifest the run resolved it to: what the
+    /// tag pointed at (the component's own digest is
+    /// [`PluginRecord::digest`]).
+    pub manifest: String,
+}
+
+impl OciPluginRecord {
+    /// The reference pinned to the manifest that ran:
+    /// `oci://registry/repository[:tag]@sha256:<manifest>`.
+    pub fn pinned(&self) -> String {
+        let unpinned = self
+            .reference
+            .split_once('@')
+            .map_or(self.reference.as_str(), |(name, _)| name);
+        format!("{unpinned}@{}", self.manifest)
+    }
 }
 
 /// A recorded approval.
@@ -710,6 +738,37 @@ mod tests {
         std::fs::write(store.run_dir("r1").join("run.json"), b"{").expect("write");
         let err = store.load("r1").expect_err("corrupt");
         assert!(err.to_string().contains("not a valid run record"), "{err}");
+    }
+
+    #[test]
+    fn plugin_records_without_a_registry_origin_still_load() {
+        // A record written before plugins came from registries.
+        let old = r#"{"reference":"plugins/a.wasm","digest":"sha256:00","policy_rules":["r"]}"#;
+        let plugin: PluginRecord = serde_json::from_str(old).expect("old record");
+        assert_eq!(plugin.oci, None);
+        assert!(!serde_json::to_string(&plugin)
+            .expect("json")
+            .contains("oci"));
+        let mut pulled = plugin.clone();
+        pulled.oci = Some(OciPluginRecord {
+            reference: "oci://127.0.0.1:5000/sluice/lint:1.0".into(),
+            manifest: format!("sha256:{}", "ab".repeat(32)),
+        });
+        let json = serde_json::to_string(&pulled).expect("json");
+        let back: PluginRecord = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, pulled);
+        assert_eq!(
+            back.oci.map(|o| o.pinned()),
+            Some(format!(
+                "oci://127.0.0.1:5000/sluice/lint:1.0@sha256:{}",
+                "ab".repeat(32)
+            ))
+        );
+        let already = OciPluginRecord {
+            reference: format!("oci://r/x:1@sha256:{}", "cd".repeat(32)),
+            manifest: format!("sha256:{}", "cd".repeat(32)),
+        };
+        assert_eq!(already.pinned(), already.reference);
     }
 
     #[test]

@@ -25,6 +25,11 @@
 //!   its real path (`..` and symbolic links resolved) relative to the
 //!   pipeline's resolved directory (see `sluice_engine::admission`), or an OCI
 //!   reference; `*` stays within a path segment and `**` crosses segments.
+//!   A glob that starts with `oci://` matches only OCI references, by their
+//!   policy name `oci://registry/repository` (ClusterImagePolicy's `images:`
+//!   globs, with the scheme: `oci://ghcr.io/acme/**`); any other glob matches
+//!   only plugin files, so `**` never admits a plugin from a registry and a
+//!   directory named like a registry never satisfies an OCI rule.
 //!   With an operator policy, see [`crate::operator`].
 //! - Every rule that matches must pass. A rule checks, in this order and
 //!   stopping at its first failure: the digest pin, the bundle
@@ -137,7 +142,7 @@ pub(crate) struct TrustedRootRef {
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
     pub(crate) name: String,
-    pub(crate) patterns: Patterns,
+    pub(crate) patterns: MatchPatterns,
     /// `None`: the rule does not require a signature.
     pub(crate) authorities: Option<Vec<Authority>>,
     /// Lowercase sha256 hex.
@@ -152,6 +157,29 @@ pub(crate) struct Rule {
     pub(crate) threshold: usize,
     /// Attestations the plugin must carry.
     pub(crate) attestations: Vec<AttestationCondition>,
+}
+
+/// A rule's `match` globs as written, compiled in two sets: globs that
+/// start with `oci://` match only OCI references (by their policy name,
+/// `oci://registry/repository`), all others only plugin files. Keeping them
+/// apart means a directory named like a registry can never satisfy a rule
+/// written for a registry, and a path glob such as `**` never admits a
+/// plugin pulled from a registry.
+#[derive(Debug, Clone)]
+pub(crate) struct MatchPatterns {
+    pub(crate) written: Vec<String>,
+    pub(crate) files: GlobSet,
+    pub(crate) oci: GlobSet,
+}
+
+impl MatchPatterns {
+    fn matches(&self, reference: &str) -> bool {
+        if reference.starts_with(sluice_types::oci::OCI_SCHEME) {
+            self.oci.is_match(reference)
+        } else {
+            self.files.is_match(reference)
+        }
+    }
 }
 
 /// Globs as written, and compiled.
@@ -484,6 +512,18 @@ impl Policy {
         let mut signer = None;
         if let Some(authorities) = &rule.authorities {
             let Some(bundle) = &input.bundle else {
+                if plugin.starts_with(sluice_types::oci::OCI_SCHEME) {
+                    return fail(
+                        vec![format!(
+                            "{prefix}: `{plugin}` is not signed: the registry holds no Sigstore \
+                             bundle referring to this manifest; sign it in the registry with \
+                             `sluice plugin sign {plugin}:TAG --key KEY.key` (or push it with \
+                             `sluice plugin push FILE {plugin}:TAG --sign KEY.key`) with a key \
+                             the rule trusts"
+                        )],
+                        None,
+                    );
+                }
                 let err = TrustError::Unsigned {
                     file: plugin.to_owned(),
                     bundle: bundle_path(Path::new(plugin)).display().to_string(),
@@ -505,6 +545,16 @@ impl Policy {
         if !rule.attestations.is_empty() {
             let file = crate::policy_rules::attestation_path(Path::new(plugin));
             let Some(attestations) = &input.attestations else {
+                if plugin.starts_with(sluice_types::oci::OCI_SCHEME) {
+                    return fail(
+                        vec![format!(
+                            "{prefix}: the rule requires attestations, but the registry holds \
+                             none referring to this manifest; push the plugin with its \
+                             `FILE.intoto.sigstore.json` beside it (`sluice plugin push`)"
+                        )],
+                        signer,
+                    );
+                }
                 return fail(
                     vec![format!(
                         "{prefix}: the rule requires attestations, but there is none at {}; \
@@ -741,18 +791,32 @@ impl Policy {
 }
 
 fn explain_rule(out: &mut String, rule: &Rule) {
-    let globs: Vec<String> = rule
+    let (oci, files): (Vec<&String>, Vec<&String>) = rule
         .patterns
         .written
         .iter()
-        .map(|g| format!("`{g}`"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "Rule `{}` applies to plugins matching {}:",
-        rule.name,
-        globs.join(" or ")
-    );
+        .partition(|g| g.starts_with(sluice_types::oci::OCI_SCHEME));
+    let quoted = |globs: &[&String]| {
+        globs
+            .iter()
+            .map(|g| format!("`{g}`"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let scope = match (files.is_empty(), oci.is_empty()) {
+        (_, true) => format!("plugins matching {}", quoted(&files)),
+        (true, false) => format!(
+            "plugins from registries whose reference (without tag or digest) matches {}",
+            quoted(&oci)
+        ),
+        (false, false) => format!(
+            "plugin files matching {} and plugins from registries whose reference (without tag \
+             or digest) matches {}",
+            quoted(&files),
+            quoted(&oci)
+        ),
+    };
+    let _ = writeln!(out, "Rule `{}` applies to {scope}:", rule.name);
     if rule.mode == Some(Mode::Warn) {
         let _ = writeln!(
             out,

@@ -23,8 +23,8 @@ use sluice_types::{NetPattern, OneOrMany};
 
 use crate::keys::load_public;
 use crate::policy::{
-    Authority, MaxGrants, Mode, NoMatch, Patterns, Policy, Rule, SubjectMatch, TrustedRootRef,
-    WorkspaceLevel,
+    Authority, MatchPatterns, MaxGrants, Mode, NoMatch, Patterns, Policy, Rule, SubjectMatch,
+    TrustedRootRef, WorkspaceLevel,
 };
 use crate::policy_rules::{
     AttestationCondition, Evidence, Field, FieldCondition, IssuerMatch, StaticAction,
@@ -515,13 +515,36 @@ fn build_rule(
             format!("{at}.match")
         }
     };
-    let matcher = glob_set(patterns, true).map_err(|(j, e)| {
-        reporter.value(
-            &item(j),
-            format!("rule `{name}`: invalid glob `{}`: {e}", patterns[j]),
-            "`*` matches within one path segment, `**` across segments, `?` one character",
-        )
-    })?;
+    // OCI globs and file globs are compiled apart (see `MatchPatterns`);
+    // each keeps the index of the glob as written, for errors.
+    let mut file_globs: Vec<(String, usize)> = Vec::new();
+    let mut oci_globs: Vec<(String, usize)> = Vec::new();
+    for (j, glob) in patterns.iter().enumerate() {
+        match oci_glob(glob) {
+            OciGlob::File => file_globs.push((glob.clone(), j)),
+            OciGlob::Oci(normalized) => oci_globs.push((normalized, j)),
+            OciGlob::Malformed { problem, hint } => {
+                return Err(reporter.value(
+                    &item(j),
+                    format!("rule `{name}`: `{glob}` is not a glob of OCI references: {problem}"),
+                    hint,
+                ))
+            }
+        }
+    }
+    let compile = |globs: &[(String, usize)]| {
+        let written: Vec<String> = globs.iter().map(|(g, _)| g.clone()).collect();
+        glob_set(&written, true).map_err(|(k, e)| {
+            let j = globs.get(k).map_or(0, |(_, j)| *j);
+            reporter.value(
+                &item(j),
+                format!("rule `{name}`: invalid glob `{}`: {e}", patterns[j]),
+                "`*` matches within one path segment, `**` across segments, `?` one character",
+            )
+        })
+    };
+    let files = compile(&file_globs)?;
+    let oci = compile(&oci_globs)?;
 
     if let Some(action) = rule.static_action {
         let others = [
@@ -692,9 +715,10 @@ fn build_rule(
 
     Ok(Rule {
         name: name.clone(),
-        patterns: Patterns {
+        patterns: MatchPatterns {
             written: patterns.to_vec(),
-            set: matcher,
+            files,
+            oci,
         },
         authorities,
         digest,
@@ -959,6 +983,67 @@ fn build_authority(
              as separate list items",
         )),
     }
+}
+
+/// What a `match` glob is.
+#[derive(Debug, PartialEq, Eq)]
+enum OciGlob {
+    /// A glob of plugin files (it does not start with `oci://`).
+    File,
+    /// A glob of OCI policy names, its registry part in lowercase (as
+    /// [`sluice_types::OciReference::policy_name`] prints it).
+    Oci(String),
+    /// It starts like an OCI reference but cannot match one.
+    Malformed { problem: String, hint: &'static str },
+}
+
+/// Sorts a `match` glob: OCI references are matched by their policy name,
+/// `oci://registry/repository`, so a glob with a tag or digest, without a
+/// repository, or with a repository in uppercase could never match and is
+/// refused here rather than silently matching nothing.
+fn oci_glob(glob: &str) -> OciGlob {
+    const HINT: &str = "an OCI glob names `oci://registry/repository` without tag or digest \
+                        (e.g. `oci://ghcr.io/acme/**` or `oci://127.0.0.1:*/team/*`); pin content \
+                        with the rule's `digest:`";
+    let malformed = |problem: String| OciGlob::Malformed {
+        problem,
+        hint: HINT,
+    };
+    let Some(rest) = glob.strip_prefix(sluice_types::oci::OCI_SCHEME) else {
+        let lower = glob.to_ascii_lowercase();
+        if lower.starts_with("oci:") {
+            return malformed("the scheme is written `oci://`, in lowercase".into());
+        }
+        return OciGlob::File;
+    };
+    // Every reference, whatever the registry.
+    if rest == "**" {
+        return OciGlob::Oci(glob.to_owned());
+    }
+    let Some((registry, repository)) = rest
+        .split_once('/')
+        .filter(|(r, p)| !r.is_empty() && !p.is_empty())
+    else {
+        return malformed("it names no repository after the registry".into());
+    };
+    if rest.contains('@') {
+        return malformed("it pins a digest; references are matched without tag or digest".into());
+    }
+    if repository.contains(':') {
+        return malformed(
+            "it names a tag; tags move, so references are matched without tag or digest".into(),
+        );
+    }
+    if repository.chars().any(|c| c.is_ascii_uppercase()) {
+        return malformed(format!(
+            "repository `{repository}` has uppercase letters, which no OCI repository has"
+        ));
+    }
+    OciGlob::Oci(format!(
+        "{}{}/{repository}",
+        sluice_types::oci::OCI_SCHEME,
+        registry.to_ascii_lowercase()
+    ))
 }
 
 /// Compiles globs; on failure returns the index of the bad one.

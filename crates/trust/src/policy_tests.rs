@@ -1064,3 +1064,153 @@ fn explain_mode_and_static_rules() -> TestResult {
     );
     Ok(())
 }
+
+const REGISTRY_POLICY: &str = "\
+mode: enforce
+no-match: deny
+rules:
+  - name: team
+    match: [\"oci://Reg.Example/team/**\", \"oci://127.0.0.1:*/sluice/*\"]
+    authorities:
+      - key: keys/release.pub
+  - name: files
+    match: [\"**\"]
+";
+
+#[test]
+fn oci_globs_match_references_and_path_globs_match_files_only() -> TestResult {
+    let s = Setup::new()?;
+    let policy = s.policy(REGISTRY_POLICY)?;
+    let bytes = b"\0asm lint";
+    let bundle = Some(sign_blob(bytes, &s.release)?);
+    let decide = |reference: &str| policy.evaluate(&input(reference, bytes, bundle.clone()));
+
+    // The registry host is matched in lowercase; `**` crosses segments.
+    for reference in [
+        "oci://reg.example/team/lint",
+        "oci://reg.example/team/sub/lint",
+        "oci://127.0.0.1:5000/sluice/lint",
+    ] {
+        let d = decide(reference);
+        assert!(d.admitted, "{reference}: {}", reasons(&d));
+        assert_eq!(d.matched_rules, ["team"], "{reference}");
+    }
+    // A directory named like the registry is a file: only `files` matches.
+    let d = decide("reg.example/team/lint");
+    assert_eq!(d.matched_rules, ["files"]);
+    // `oci://**` and `oci://*/**` cover every reference, and no file.
+    for glob in ["oci://**", "oci://*/**"] {
+        let any = s.policy(&format!("rules:\n  - name: any\n    match: \"{glob}\"\n"))?;
+        let eval = |reference: &str| any.evaluate(&input(reference, bytes, None));
+        assert_eq!(eval("oci://ghcr.io/a/b/c").matched_rules, ["any"], "{glob}");
+        assert_eq!(
+            eval("oci://127.0.0.1:5000/x").matched_rules,
+            ["any"],
+            "{glob}"
+        );
+        assert!(eval("plugins/x.wasm").matched_rules.is_empty(), "{glob}");
+    }
+    // `*` stays in its segment; other registries and repositories are not
+    // covered, and the file glob `**` never matches a reference.
+    for reference in [
+        "oci://127.0.0.1:5000/sluice/team/lint",
+        "oci://reg.example.evil/team/lint",
+        "oci://reg.example/teams/lint",
+        "oci://other.example/team/lint",
+    ] {
+        let d = decide(reference);
+        assert!(
+            d.matched_rules.is_empty(),
+            "{reference}: {:?}",
+            d.matched_rules
+        );
+        assert!(!d.admitted, "{reference}");
+        assert!(
+            reasons(&d).contains(&format!("add a rule whose `match` covers `{reference}`")),
+            "{}",
+            reasons(&d)
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn an_oci_rule_checks_signatures_and_says_how_to_sign_in_the_registry() -> TestResult {
+    let s = Setup::new()?;
+    let policy = s.policy(REGISTRY_POLICY)?;
+    let bytes = b"\0asm lint";
+    let unsigned = policy.evaluate(&input("oci://reg.example/team/lint", bytes, None));
+    assert!(!unsigned.admitted);
+    let reason = reasons(&unsigned);
+    assert!(
+        reason.contains(
+            "`oci://reg.example/team/lint` is not signed: the registry holds no Sigstore bundle"
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("sluice plugin sign oci://reg.example/team/lint:TAG --key KEY.key"),
+        "{reason}"
+    );
+    // A signature over other bytes (a consistent but modified component
+    // under the old signature) is refused.
+    let other = sign_blob(b"\0asm original", &s.release)?;
+    let forged = policy.evaluate(&input("oci://reg.example/team/lint", bytes, Some(other)));
+    assert!(!forged.admitted, "{:?}", forged);
+    // Signed by a key the rule does not trust.
+    let stranger = sign_blob(bytes, &s.stranger)?;
+    let d = policy.evaluate(&input("oci://reg.example/team/lint", bytes, Some(stranger)));
+    assert!(!d.admitted);
+    Ok(())
+}
+
+#[test]
+fn malformed_oci_globs_name_the_place_and_the_fix() -> TestResult {
+    let s = Setup::new()?;
+    let rule = |glob: &str| format!("rules:\n  - name: a\n    match: [\"x\", \"{glob}\"]\n");
+    let cases = [
+        ("oci://ghcr.io/acme/lint:1.0", "it names a tag"),
+        ("oci://ghcr.io/acme/lint@sha256:abab", "it pins a digest"),
+        ("oci://ghcr.io", "it names no repository"),
+        ("oci://ghcr.io/", "it names no repository"),
+        ("oci:/ghcr.io/acme/**", "the scheme is written `oci://`"),
+        ("OCI://ghcr.io/acme/**", "the scheme is written `oci://`"),
+        ("oci://ghcr.io/Acme/**", "has uppercase letters"),
+        ("oci://ghcr.io/acme/[lint", "invalid glob"),
+    ];
+    for (glob, problem) in cases {
+        let (line, column, message) = error_of(&s, &rule(glob));
+        assert_eq!((line, column), (3, 18), "{glob}: {message}");
+        assert!(message.contains(problem), "{glob}: {message}");
+        if problem != "invalid glob" {
+            assert!(
+                message.contains(&format!("`{glob}` is not a glob of OCI references")),
+                "{message}"
+            );
+        }
+    }
+    let err = s
+        .policy(&rule("oci://ghcr.io/acme/lint:1"))
+        .err()
+        .ok_or("accepted")?;
+    assert!(
+        err.hint()
+            .is_some_and(|h| h.contains("pin content with the rule's `digest:`")),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn explain_tells_file_globs_and_oci_globs_apart() -> TestResult {
+    let s = Setup::new()?;
+    let yaml = "rules:\n  - name: both\n    match: [\"plugins/*.wasm\", \"oci://ghcr.io/acme/**\"]\n  - name: registry\n    match: \"oci://127.0.0.1:*/sluice/**\"\n";
+    let text = s.policy(yaml)?.explain();
+    for expected in [
+        "Rule `both` applies to plugin files matching `plugins/*.wasm` and plugins from registries whose reference (without tag or digest) matches `oci://ghcr.io/acme/**`:",
+        "Rule `registry` applies to plugins from registries whose reference (without tag or digest) matches `oci://127.0.0.1:*/sluice/**`:",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    Ok(())
+}

@@ -48,6 +48,9 @@ pub enum Failure {
     /// A signature or provenance does not verify.
     #[error("{0}")]
     Refused(String),
+    /// An `oci://` plugin cannot be resolved, pulled or matched to the lock.
+    #[error(transparent)]
+    Oci(#[from] crate::oci_plugins::OciRunError),
     /// `plugin verify`'s report of a plugin a policy refuses, printed as
     /// it is.
     #[error("{0}")]
@@ -142,13 +145,20 @@ pub fn key_generate(out: &Path, force: bool) -> Result<String, Failure> {
     ))
 }
 
+/// The signing key `key` (cosign-style encrypted PEM), its password from
+/// `SLUICE_KEY_PASSWORD` or a prompt. Shared by `plugin sign FILE` and the
+/// registry commands (`plugin push --sign`, `plugin sign oci://…`).
+pub fn load_signing_key(key: &Path) -> Result<trust::PrivateKey, Failure> {
+    let pem = read_text(key, "private key", MAX_KEY_BYTES)?;
+    let password = password(false)?;
+    Ok(trust::load_private(&pem, password.as_bytes())?)
+}
+
 /// `sluice plugin sign FILE --key NAME.key`.
 pub fn plugin_sign(file: &Path, key: &Path) -> Result<String, Failure> {
     let (bytes, digest) = read_plugin(file)?;
     validate_component(&bytes).map_err(component(file))?;
-    let pem = read_text(key, "private key", MAX_KEY_BYTES)?;
-    let password = password(false)?;
-    let private = trust::load_private(&pem, password.as_bytes())?;
+    let private = load_signing_key(key)?;
     let bundle = trust::sign_blob(&bytes, &private)?;
     let out = trust::bundle_path(file);
     sluice_files::fsutil::write_atomic(&out, bundle.as_bytes())
@@ -190,9 +200,7 @@ pub fn plugin_attest(
             predicate.display()
         ))
     })?;
-    let pem = read_text(key, "private key", MAX_KEY_BYTES)?;
-    let password = password(false)?;
-    let private = trust::load_private(&pem, password.as_bytes())?;
+    let private = load_signing_key(key)?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -287,6 +295,120 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
     if let Some(key) = with.key {
         return verify_with_key(file, key);
     }
+    let (pipeline, policies) = verify_policies(&with)?;
+    // The directory references are relative to: the pipeline's, as in
+    // `run`; else the policy file's.
+    let base = match (&pipeline, policies.pipeline().or(policies.operator())) {
+        (Some(p), _) => p.dir.clone(),
+        (None, Some(policy)) => policy
+            .file()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        (None, None) => PathBuf::from("."),
+    };
+    let (real, reference) = canonical_reference(&base, file)?;
+    let plugin = read_plugin_file(&real, reference.clone())?;
+    let header = format!(
+        "plugin {}\n  reference: {reference} (relative to {})\n  digest: {}\n",
+        file.display(),
+        if pipeline.is_some() {
+            "the pipeline's directory"
+        } else {
+            "the policy file's directory"
+        },
+        plugin.digest
+    );
+    let uses = |stage: &sluice_pipeline::Stage| match &stage.uses {
+        sluice_pipeline::PluginRef::Path(path) => {
+            std::fs::canonicalize(path).is_ok_and(|r| r == real)
+        }
+        sluice_pipeline::PluginRef::Oci(_) => false,
+    };
+    verdict(
+        file,
+        &plugin,
+        header,
+        pipeline.as_ref(),
+        &policies,
+        with.stage,
+        uses,
+    )
+}
+
+/// `plugin verify oci://…`: the reference resolved and pulled as `run`
+/// does it (with `--pipeline`, under the pipeline's lock file), its
+/// signatures taken from the registry's referrers, then evaluated exactly
+/// as [`plugin_verify`] evaluates a file, matched by the reference's policy
+/// name.
+pub async fn plugin_verify_oci(
+    reference: &sluice_types::OciReference,
+    with: VerifyWith<'_>,
+    registry: &crate::oci_plugins::RegistryAccess,
+    cache_dir: &Path,
+) -> Result<String, Failure> {
+    use crate::oci_plugins::{self as oci, LockFile, OciRunError};
+    let pipeline = with.pipeline.map(sluice_pipeline::load).transpose()?;
+    let lock_file = pipeline
+        .as_ref()
+        .map_or_else(|| PathBuf::from("sluice.lock"), |p| oci::lock_path(&p.path));
+    // Only a pipeline's own lock pins its references.
+    let lock = match &pipeline {
+        Some(_) => LockFile::read(&lock_file).map_err(OciRunError::from)?,
+        None => None,
+    };
+    let settings = oci::Settings {
+        registry: registry.options().map_err(OciRunError::Options)?,
+        cache_dir: cache_dir.to_path_buf(),
+        locked: false,
+        pins: Default::default(),
+    };
+    let mut pulled = oci::pull_all(
+        std::slice::from_ref(reference),
+        &settings,
+        lock.as_ref(),
+        &lock_file,
+    )
+    .await?;
+    let Some(found) = pulled.plugins.remove(reference) else {
+        return Err(invalid(format!("{reference} was not pulled")));
+    };
+    let shown = PathBuf::from(reference.to_string());
+    let mut header = format!(
+        "plugin {reference}\n  pinned: {}\n  reference: {} (policies match this name)\n  digest: {}\n",
+        found.origin.pinned(),
+        found.file.reference,
+        found.file.digest
+    );
+    for w in &pulled.warnings {
+        header.push_str(&format!("  warning: {w}\n"));
+    }
+    if let Some(key) = with.key {
+        return verify_bundles_with_key(&shown, &found.file, key, header);
+    }
+    let (_, policies) = verify_policies(&with)?;
+    let uses = |stage: &sluice_pipeline::Stage| match &stage.uses {
+        sluice_pipeline::PluginRef::Oci(r) => {
+            r.policy_name() == reference.policy_name() && r.tag() == reference.tag()
+        }
+        sluice_pipeline::PluginRef::Path(_) => false,
+    };
+    verdict(
+        &shown,
+        &found.file,
+        header,
+        pipeline.as_ref(),
+        &policies,
+        with.stage,
+        uses,
+    )
+}
+
+/// The pipeline of `--pipeline` and the policies in effect: the operator's
+/// and `--policy` (else the pipeline's `policy:`).
+fn verify_policies(
+    with: &VerifyWith<'_>,
+) -> Result<(Option<sluice_pipeline::Pipeline>, Policies), Failure> {
     let pipeline = with.pipeline.map(sluice_pipeline::load).transpose()?;
     let policy_path = with
         .policy
@@ -302,29 +424,23 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
             trust::operator::lookup_order()
         )));
     }
-    // The directory references are relative to: the pipeline's, as in
-    // `run`; else the policy file's.
-    let base = match (&pipeline, policies.pipeline().or(policies.operator())) {
-        (Some(p), _) => p.dir.clone(),
-        (None, Some(policy)) => policy
-            .file()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-        (None, None) => PathBuf::from("."),
-    };
-    let (real, reference) = canonical_reference(&base, file)?;
-    let plugin = read_plugin_file(&real, reference.clone())?;
+    Ok((pipeline, policies))
+}
 
+/// Evaluates `plugin` for every stage of `pipeline` that `uses` it (or
+/// `stage`), or once without grants; the report, or the refusal.
+fn verdict(
+    file: &Path,
+    plugin: &admission::PluginFile,
+    header: String,
+    pipeline: Option<&sluice_pipeline::Pipeline>,
+    policies: &Policies,
+    stage: Option<&str>,
+    uses_file: impl Fn(&sluice_pipeline::Stage) -> bool,
+) -> Result<String, Failure> {
     let mut checks: Vec<(Option<String>, RequestedGrants)> = Vec::new();
-    if let Some(p) = &pipeline {
-        let uses_file = |stage: &sluice_pipeline::Stage| match &stage.uses {
-            sluice_pipeline::PluginRef::Path(path) => {
-                std::fs::canonicalize(path).is_ok_and(|r| r == real)
-            }
-            sluice_pipeline::PluginRef::Oci(_) => false,
-        };
-        match with.stage {
+    if let Some(p) = pipeline {
+        match stage {
             Some(name) => {
                 let stage = p.stages.get(name).ok_or_else(|| {
                     invalid(format!(
@@ -362,16 +478,7 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
         checks.push((None, RequestedGrants::default()));
     }
 
-    let mut out = format!(
-        "plugin {}\n  reference: {reference} (relative to {})\n  digest: {}\n",
-        file.display(),
-        if pipeline.is_some() {
-            "the pipeline's directory"
-        } else {
-            "the policy file's directory"
-        },
-        plugin.digest
-    );
+    let mut out = header;
     if let Some(op) = policies.operator() {
         out.push_str(&format!(
             "  operator policy: {} ({:?} mode)\n",
@@ -392,7 +499,7 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
     let mut all_admitted = true;
     let mut signer_shown = false;
     for (stage, grants) in checks {
-        let decision = admission::evaluate(&policies, &plugin, grants).map_err(component(file))?;
+        let decision = admission::evaluate(policies, plugin, grants).map_err(component(file))?;
         if !signer_shown {
             signer_shown = true;
             match &decision.signer {
@@ -427,6 +534,47 @@ pub fn plugin_verify(file: &Path, with: VerifyWith<'_>) -> Result<String, Failur
     validate_component(&plugin.bytes).map_err(component(file))?;
     out.push_str("  result: ADMITTED\n");
     Ok(out)
+}
+
+/// `plugin verify oci://… --key PUB`: any one of the registry's signatures
+/// by that key, then the component.
+fn verify_bundles_with_key(
+    shown: &Path,
+    plugin: &admission::PluginFile,
+    key: &Path,
+    mut out: String,
+) -> Result<String, Failure> {
+    let public = trust::load_public(&read_text(key, "public key", MAX_KEY_BYTES)?)?;
+    let Some(text) = &plugin.bundle else {
+        return Err(refused(format!(
+            "{}: unsigned: the registry holds no signature referring to this manifest; sign it \
+             with `sluice plugin sign {} --key KEY.key`",
+            shown.display(),
+            shown.display()
+        )));
+    };
+    let bundles = sluice_oci::split_bundle_file(text, "the registry's signatures")
+        .map_err(|e| refused(format!("{}: {e}", shown.display())))?;
+    let opts = VerifyOptions {
+        keys: vec![public],
+        trusted_root: None,
+    };
+    let mut last = String::new();
+    for bundle in bundles {
+        let bundle = String::from_utf8_lossy(&bundle);
+        match trust::verify_blob(&plugin.bytes, &bundle, &opts) {
+            Ok(verified) => {
+                validate_component(&plugin.bytes).map_err(component(shown))?;
+                out.push_str(&format!(
+                    "  signed by: {}\n  result: VERIFIED\n",
+                    verified.signer
+                ));
+                return Ok(out);
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(refused(format!("{}: {last}", shown.display())))
 }
 
 /// `plugin verify FILE --key PUB`: the signature first, then the component.

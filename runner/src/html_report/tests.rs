@@ -56,6 +56,7 @@ fn data(workspace: &Path, findings: Vec<sarif::Finding>) -> Data {
         wit: None,
         signer: Some("<img src=x onerror=alert(1)>".into()),
         policy_rules: vec!["trusted[0] \"ci\"".into()],
+        oci: None,
     });
     build.gates.push(GateResult {
         name: "size".into(),

@@ -4,6 +4,7 @@
 mod approval_resume;
 mod artifacts_cli;
 mod artifacts_gates;
+mod authoring;
 mod ci_output;
 mod cli;
 mod console;
@@ -24,6 +25,8 @@ mod html_report;
 mod inputs;
 mod integrity;
 mod lint_project;
+mod oci_registry;
+mod oci_run;
 mod pipeline_errors;
 mod pipes;
 mod policy_features;
