@@ -26,6 +26,8 @@ echo "==> node --test (JavaScript SDK, sdk/js; the JavaScript example)"
 node --test sdk/js/test/
 (cd examples/stages/javascript && node --test test/)
 echo "==> pytest (Python SDK, sdk/python; the Python example)"
+# The SDK's component tests run the real runner.
+cargo build -q -p sluice
 (cd sdk/python && python3 -m pytest -q -p no:cacheprovider)
 (cd examples/stages/python && python3 -m pytest -q -p no:cacheprovider test_app.py)
 echo "==> cargo test --workspace"

@@ -678,15 +678,7 @@ fn start_sweep(
             swept += cas.sweep_temp(&sweep);
         }
         if let Some(cache) = cache_dir {
-            swept += sluice_record::workdir::remove_stale_temp_files(&cache, &sweep);
-            // The pull cache (`oci/<manifest>/`) writes its files the same
-            // way, one directory per entry.
-            let entries = std::fs::read_dir(cache.join("oci")).into_iter().flatten();
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    swept += sluice_record::workdir::remove_stale_temp_files(&entry.path(), &sweep);
-                }
-            }
+            swept += crate::commands::gc::sweep_cache_dir(&cache, &sweep);
         }
         tracing::debug!(
             target: "sluice::timing",

@@ -22,7 +22,7 @@ use tokio::process::Command;
 use super::bindings::wit_exec_v1::{ErrorCode, Host, Output};
 use super::logpipe::StageLog;
 use super::procs::{ProcHandle, ProcsError, StageProcs};
-use super::state::{Denials, ExecGrant, StageState};
+use super::state::{Denials, DeniedCall, ExecGrant, StageState};
 
 /// Why a program cannot be started, shared by every version of `exec`
 /// (each maps it to its own `error-code`).
@@ -63,7 +63,7 @@ pub(crate) fn granted_binary(
             "exec of `{program}` is not allowed: grants.exec is [{}]; add `{program}` to the stage's grants.exec to allow it",
             grant.programs.join(", ")
         );
-        denials.push(log, msg.clone());
+        denials.push(log, DeniedCall::Exec(program.to_owned()), msg.clone());
         return Err(Refusal::Denied(msg));
     }
     if let Some(binary) = grant.resolved.get(program) {

@@ -29,7 +29,7 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 };
 use wasmtime_wasi::p2::FsError;
 
-use super::state::StageState;
+use super::state::{DeniedCall, StageState};
 
 /// The WASI filesystem interface wasmtime-wasi 48 defines (guests importing
 /// any 0.2.x resolve to it).
@@ -117,6 +117,7 @@ pub fn add_to_linker(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
                         let shown = sluice_engine::report::escape_controls(&path).into_owned();
                         state.denials.push(
                             &state.log,
+                            DeniedCall::File,
                             format!(
                                 "refused to open `{shown}`: it is {}, not a regular file or directory (opening it could block the stage where its timeout cannot reach)",
                                 kind.describe()

@@ -31,7 +31,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 use sluice_types::{HostPattern, NetMatch, NetPattern};
 
 use super::logpipe::StageLog;
-use super::state::Denials;
+use super::state::{Denials, DeniedCall};
 
 /// The network grants of one stage.
 #[derive(Clone)]
@@ -155,7 +155,7 @@ impl NetPolicy {
     }
 
     fn deny(&self, message: String) -> HttpError {
-        self.denials.push(&self.log, message);
+        self.denials.push(&self.log, DeniedCall::Network, message);
         HttpError::HttpRequestDenied
     }
 

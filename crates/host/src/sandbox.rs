@@ -20,7 +20,7 @@ use super::bindings::{wit, wit_v1};
 use super::guest_api::{Progress, ProgressFn};
 use super::logpipe::{LogStream, StageLog};
 use super::net::NetPolicy;
-use super::state::{Denials, ExecGrant, MemoryLimiter, StageState};
+use super::state::{Denials, DeniedCall, ExecGrant, MemoryLimiter, StageState};
 use super::{Plugin, PluginPre, WitVersion};
 use sluice_engine::executor::ConfigOrigin;
 pub use sluice_engine::executor::{StageFailure, TrapKind};
@@ -249,6 +249,9 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
     };
     let hard = HardDeadline::new(soft_deadline.checked_add(grace).unwrap_or(soft_deadline));
     let mut store = new_store(plugin, state, hard.clone());
+    // What a 0.2 stage said it was denied (`denied(capability)`), to find
+    // the sandbox's refusal behind it.
+    let mut claimed: Option<DeniedCall> = None;
     let mut call = Box::pin(async {
         match &plugin.pre {
             PluginPre::V1(pre) => {
@@ -261,11 +264,16 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
             }
             PluginPre::V2(pre) => {
                 let stage = pre.instantiate_async(&mut store).await?;
-                stage
+                let result = stage
                     .sluice_stage_plugin()
                     .call_run(&mut store, &req.context)
-                    .await
-                    .map(|r| r.map_err(error_from_v2))
+                    .await?;
+                Ok(result.map_err(|e| {
+                    if let wit::StageError::Denied(capability) = &e {
+                        claimed = denied_call(capability);
+                    }
+                    error_from_v2(e)
+                }))
             }
         }
     });
@@ -279,7 +287,7 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
                 Ok(Err(failure)) => Err(failure),
                 Ok(Ok(report)) => Ok(report),
             };
-            return with_denials(result, &denials);
+            return with_denials(result, &denials, claimed.as_ref());
         }
         () = req.cancel.cancelled() => Stop::Cancelled,
         () = tokio::time::sleep_until(soft_deadline.into()) => Stop::Timeout,
@@ -317,12 +325,39 @@ pub async fn run_stage(plugin: &Plugin, req: StageRequest) -> Result<wit::Report
     }
 }
 
+/// The kind of sandbox refusal a stage's `denied(capability)` points at
+/// (`None`: the sandbox never records that kind, e.g. a missing workspace
+/// grant, which is no call at all).
+fn denied_call(capability: &wit::Capability) -> Option<DeniedCall> {
+    use wit::Capability as C;
+    match capability {
+        C::Exec(program) => Some(DeniedCall::Exec(program.clone())),
+        C::Secret(name) => Some(DeniedCall::Secret(name.clone())),
+        C::Network(_) => Some(DeniedCall::Network),
+        C::WorkspaceRead | C::WorkspaceWrite | C::Env(_) => None,
+    }
+}
+
 /// A stage that failed after the sandbox refused it something fails
-/// *because* of that refusal: say so, whatever the stage reported.
+/// *because* of that refusal: say so, whatever the stage reported. A stage
+/// that names what it was denied (`claimed`, WIT 0.2) is taken at its
+/// word: the sandbox's refusal of that call when there is one (it says
+/// what is granted now), else the stage's own words — never an earlier
+/// refusal the stage handled.
 fn with_denials(
     result: Result<wit::Report, StageFailure>,
     denials: &Denials,
+    claimed: Option<&DeniedCall>,
 ) -> Result<wit::Report, StageFailure> {
+    if let (Some(call), Err(StageFailure::Denied { .. })) = (claimed, &result) {
+        return match denials.first_of(call) {
+            Some(message) => Err(StageFailure::Denied {
+                message,
+                then_failed: None,
+            }),
+            None => result,
+        };
+    }
     let Some(denied) = denials.list().into_iter().next() else {
         return result;
     };

@@ -5,7 +5,7 @@
 //! stage's [`Redactor`](super::logpipe::Redactor).
 
 use super::bindings::wit_secrets_v1::{ErrorCode, Host};
-use super::state::StageState;
+use super::state::{DeniedCall, StageState};
 
 impl Host for StageState {
     async fn get(&mut self, name: String) -> Result<String, ErrorCode> {
@@ -14,7 +14,8 @@ impl Host for StageState {
                 "secret `{name}` is not granted: grants.secrets is [{}]; add `{name}` to the stage's grants.secrets to allow it",
                 self.secret_grants.join(", ")
             );
-            self.denials.push(&self.log, msg.clone());
+            self.denials
+                .push(&self.log, DeniedCall::Secret(name.clone()), msg.clone());
             return Err(ErrorCode::Denied(msg));
         }
         match self.secrets.get(&name) {

@@ -30,13 +30,27 @@ pub struct Denials(Arc<Mutex<DenialList>>);
 
 #[derive(Debug, Default)]
 struct DenialList {
-    kept: Vec<String>,
+    kept: Vec<(DeniedCall, String)>,
     total: u64,
+}
+
+/// What kind of call the sandbox refused: lets the runner match a stage's
+/// own `denied(capability)` to the refusal behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeniedCall {
+    /// `exec` of this program.
+    Exec(String),
+    /// `secrets.get` of this name.
+    Secret(String),
+    /// An outgoing HTTP request.
+    Network,
+    /// Opening a workspace file (a FIFO, a device).
+    File,
 }
 
 impl Denials {
     /// Remember a refusal (and log it, while few have been logged).
-    pub fn push(&self, log: &StageLog, message: String) {
+    pub fn push(&self, log: &StageLog, call: DeniedCall, message: String) {
         let Ok(mut list) = self.0.lock() else {
             return;
         };
@@ -48,13 +62,26 @@ impl Denials {
             log.note("denied: further refused calls are counted, not logged");
         }
         if list.kept.len() < DENIALS_KEPT {
-            list.kept.push(message);
+            list.kept.push((call, message));
         }
     }
 
     /// The first refusals (at most [`DENIALS_KEPT`]).
     pub fn list(&self) -> Vec<String> {
-        self.0.lock().map(|l| l.kept.clone()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|l| l.kept.iter().map(|(_, m)| m.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The first kept refusal of `call`'s kind (any request, for
+    /// [`DeniedCall::Network`]).
+    pub fn first_of(&self, call: &DeniedCall) -> Option<String> {
+        let list = self.0.lock().ok()?;
+        list.kept
+            .iter()
+            .find(|(c, _)| c == call)
+            .map(|(_, m)| m.clone())
     }
 
     /// How many calls were refused in all.

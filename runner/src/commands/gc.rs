@@ -2,8 +2,8 @@
 //!
 //! - What every run already sweeps at its start ([`sluice_record::workdir::sweep_runs`]):
 //!   temporary files older than [`STALE_TEMP_AGE`] in the CAS, the run
-//!   directories and the compile cache, and the `work/` directories of runs
-//!   no runner holds.
+//!   directories, the compile cache and the pull cache's entries, and the
+//!   `work/` directories of runs no runner holds.
 //! - CAS blobs that no run record references. Records are the only thing
 //!   that point into the CAS, so a blob none of them names is garbage: left
 //!   by a run whose directory was deleted, or replaced by a producer that
@@ -48,8 +48,25 @@ struct Collected {
     young: usize,
 }
 
-/// Sweep the state directory and the compile cache, then remove the blobs
-/// no run references (only list them with `dry_run`). Returns the report.
+/// Remove stale temporary files from the cache directory: the compile
+/// cache's, and those of each pull-cache entry (`oci/<manifest>/`), which
+/// are written the same way (temp file, then rename). `run` sweeps at its
+/// start with this too, so the cache has one set of lifetime rules.
+pub fn sweep_cache_dir(cache_dir: &Path, sweep: &Sweep) -> workdir::Swept {
+    let mut swept = workdir::remove_stale_temp_files(cache_dir, sweep);
+    let entries = std::fs::read_dir(cache_dir.join("oci"))
+        .into_iter()
+        .flatten();
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            swept += workdir::remove_stale_temp_files(&entry.path(), sweep);
+        }
+    }
+    swept
+}
+
+/// Sweep the state directory and the caches, then remove the blobs no run
+/// references (only list them with `dry_run`). Returns the report.
 pub fn gc(state_dir: &Path, cache_dir: &Path, dry_run: bool) -> Result<String, GcError> {
     let sweep = Sweep {
         older_than: STALE_TEMP_AGE,
@@ -60,7 +77,7 @@ pub fn gc(state_dir: &Path, cache_dir: &Path, dry_run: bool) -> Result<String, G
     let referenced = referenced_digests(state_dir)?;
     let mut swept = workdir::sweep_runs(state_dir, &sweep);
     swept += cas.sweep_temp(&sweep);
-    swept += workdir::remove_stale_temp_files(cache_dir, &sweep);
+    swept += sweep_cache_dir(cache_dir, &sweep);
     let collected = collect_blobs(&cas, &referenced, dry_run)?;
 
     let verb = if dry_run { "would remove" } else { "removed" };
@@ -231,6 +248,32 @@ mod tests {
             cas.blob_path(&new.digest)?.exists(),
             "a recent blob was removed"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn gc_sweeps_stale_temporary_files_of_the_pull_cache_too() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let state = dir.path().join("state");
+        let cache = dir.path().join("cache");
+        let entry = cache.join("oci").join("ab".repeat(32));
+        std::fs::create_dir_all(&entry)?;
+        // A pull killed mid-write, one written a moment ago by another
+        // runner, and the entry's real files.
+        let stale = entry.join(".tmpAbC123");
+        let fresh = entry.join(".tmpXyZ789");
+        let component = entry.join("component.wasm");
+        for file in [&stale, &fresh, &component] {
+            std::fs::write(file, "x")?;
+        }
+        age(&stale, 3)?;
+        age(&component, 3)?;
+
+        let report = gc(&state, &cache, false)?;
+        assert!(report.contains(&stale.display().to_string()), "{report}");
+        assert!(!stale.exists(), "a stale pull-cache temp file was kept");
+        assert!(fresh.exists(), "a temp file being written was removed");
+        assert!(component.exists(), "a cache entry's file was removed");
         Ok(())
     }
 

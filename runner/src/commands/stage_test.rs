@@ -215,17 +215,25 @@ pub async fn stage_test(args: &StageTestArgs, g: &Globals) -> Result<Outcome, St
     admission::admit(&stage, stage_def, file, &policies, allow_unsigned)?;
     check_config(&args.plugin, file, &config, g).await?;
 
-    let state_dir = match &g.state_dir {
-        Some(dir) => dir.clone(),
-        None => tempfile::Builder::new()
-            .prefix("sluice-stage-test-state-")
-            .tempdir()
-            .map_err(|source| StageTestError::Io {
-                what: "temporary state directory",
-                path: std::env::temp_dir(),
-                source,
-            })?
-            .keep(),
+    // Without `--state-dir`, the state of a passed stage is removed (an
+    // author runs this in a loop); a failed one's is kept for its log.
+    let temp_state = match &g.state_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("sluice-stage-test-state-")
+                .tempdir()
+                .map_err(|source| StageTestError::Io {
+                    what: "temporary state directory",
+                    path: std::env::temp_dir(),
+                    source,
+                })?,
+        ),
+    };
+    let state_dir = match (&g.state_dir, &temp_state) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_path_buf(),
+        (None, None) => std::env::temp_dir(),
     };
     let resume = if inputs.is_empty() {
         None
@@ -282,6 +290,17 @@ pub async fn stage_test(args: &StageTestArgs, g: &Globals) -> Result<Outcome, St
                     })).collect::<Vec<_>>(),
                 }),
             );
+        }
+    }
+    if let Some(temp) = temp_state {
+        if code == exit::PASSED {
+            if let Value::Object(m) = &mut result {
+                m.insert("state_dir".into(), Value::Null);
+                m.insert("log".into(), Value::Null);
+            }
+        } else {
+            // Kept: the failure's log is what the author reads next.
+            let _ = temp.keep();
         }
     }
     let stdout = if args.json {

@@ -273,4 +273,20 @@ fn secrets_are_redacted_everywhere() {
     assert_eq!(run.code, 1, "{}", run.all());
     let r = reason(&p, &run.run_id());
     assert!(r.contains("secret `DEPLOY_TOKEN` is not granted"), "{r}");
+
+    // A stage that handled an earlier refusal (exec of `git`) and then
+    // returns `denied(secret)`: the reason is the secret, the refusal the
+    // stage named, not the first one in the log.
+    let p = Project::new();
+    one_stage(
+        &p,
+        "    with: { mode: secret, name: DEPLOY_TOKEN, program: git }\n",
+    );
+    let run = p.sluice_env(&["run"], &[("DEPLOY_TOKEN", secret)]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let r = reason(&p, &run.run_id());
+    assert!(r.contains("secret `DEPLOY_TOKEN` is not granted"), "{r}");
+    assert!(!r.contains("git"), "the reason names a refusal the stage handled: {r}");
+    let log = p.log(&run.run_id(), "s");
+    assert!(log.contains("exec of `git` is not allowed"), "{log}");
 }

@@ -269,7 +269,10 @@ pub(super) fn render(r: &Value) -> String {
             section(&mut out, "findings", lines);
         }
     }
-    out.push_str(&format!("  log       {}\n", str_of(&r["log"])));
+    match r["log"].as_str() {
+        Some(log) => out.push_str(&format!("  log       {log}\n")),
+        None => out.push_str("  log       not kept: the stage passed (--state-dir DIR keeps runs)\n"),
+    }
     out
 }
 
