@@ -21,61 +21,12 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(prometheus nginx chromium)
 SERVICES=(prometheus nginx)
 
-fail() { echo "setup-delivery-services: error: $*" >&2; exit 1; }
-step() { echo "==> $*"; }
+source scripts/lib/apt-services.sh
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || fail "not root and sudo is not installed; run this script as root"
-  sudo="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-
-if [ ${#missing[@]} -gt 0 ]; then
-  # Keep the packages' maintainer scripts from starting their services
-  # (invoke-rc.d honours /usr/sbin/policy-rc.d exit 101). An existing
-  # policy-rc.d (Docker images ship one) is left as it is.
-  policy_added=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\n# added by sluice scripts/setup-delivery-services.sh while installing\nexit 101\n' \
-      | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-    $sudo chmod 755 /usr/sbin/policy-rc.d
-    policy_added=1
-  fi
-  remove_policy() { if [ -n "$policy_added" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi; }
-  trap remove_policy EXIT
-
-  step "apt-get update"
-  $sudo apt-get update -qq || fail "apt-get update failed"
-  step "apt-get install ${missing[*]}"
-  # No recommends: prometheus recommends prometheus-node-exporter, another
-  # system service the tests do not use.
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" \
-    || fail "apt-get could not install ${missing[*]}"
-  remove_policy
-  trap - EXIT
-fi
+apt_install_missing "${APT_PACKAGES[@]}"
 
 # Stop and disable the system services, whatever started them.
-for svc in "${SERVICES[@]}"; do
-  if command -v systemctl >/dev/null; then
-    # stop needs a running systemd; disable also works offline (containers).
-    if [ -d /run/systemd/system ]; then $sudo systemctl stop "$svc" 2>/dev/null || true; fi
-    $sudo systemctl disable "$svc" >/dev/null 2>&1 || true
-  fi
-  if [ -x "/etc/init.d/$svc" ]; then
-    $sudo "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
-    if command -v update-rc.d >/dev/null; then
-      $sudo update-rc.d "$svc" disable >/dev/null 2>&1 || true
-    fi
-  fi
-done
+stop_system_services "${SERVICES[@]}"
 # The system nginx, if one was started anyway (by its own pid file).
 if [ -s /run/nginx.pid ]; then
   $sudo nginx -s quit 2>/dev/null || true

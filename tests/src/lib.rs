@@ -2,6 +2,7 @@
 //! per test process, give each test its own working directory, run the real
 //! `sluice` binary there, and read what a user would see.
 
+pub mod expect;
 pub mod registry;
 
 use std::io::Read;

@@ -21,6 +21,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::{Project, Run};
+
 /// The watchdog: runs the registry, stops it (and removes `$2`, the
 /// instance's directory, when `$3` is `cleanup`) once stdin closes.
 const WATCHDOG: &str = r#"
@@ -80,7 +82,9 @@ pub fn require_wkg() {
     );
 }
 
-fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
+/// Runs `cmd`, which must succeed (the failure names `what` and shows what
+/// it printed); its standard output.
+pub fn run_ok(cmd: &mut Command, what: &str) -> Vec<u8> {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run it: {e}"));
@@ -132,23 +136,23 @@ impl Registry {
     /// A registry of the caller's own, with TLS and auth; stopped and
     /// removed on drop.
     pub fn start_private() -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-registry-")
-            .tempdir()
-            .expect("temp dir");
-        let root = dir.path().to_path_buf();
-        Registry::start_in(Some(dir), root, true)
+        Registry::start_own(true)
     }
 
     /// A registry of the caller's own over plain HTTP without auth (for
     /// `--insecure-registry`); stopped and removed on drop.
     pub fn start_plain() -> Registry {
+        Registry::start_own(false)
+    }
+
+    /// A registry in a temporary directory of its own (removed on drop).
+    fn start_own(tls: bool) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("sluice-registry-")
             .tempdir()
             .expect("temp dir");
         let root = dir.path().to_path_buf();
-        Registry::start_in(Some(dir), root, false)
+        Registry::start_in(Some(dir), root, tls)
     }
 
     fn start_in(dir: Option<tempfile::TempDir>, root: PathBuf, tls: bool) -> Registry {
@@ -170,7 +174,7 @@ impl Registry {
         );
         if tls {
             Registry::make_tls(&root);
-            let htpasswd = run(
+            let htpasswd = run_ok(
                 Command::new("htpasswd").args(["-Bbn", &user, &password]),
                 "htpasswd",
             );
@@ -213,7 +217,7 @@ impl Registry {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
         ];
-        run(
+        run_ok(
             Command::new("openssl")
                 .current_dir(root)
                 .args(["req", "-x509"])
@@ -224,7 +228,7 @@ impl Registry {
                 .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
             "openssl (CA)",
         );
-        run(
+        run_ok(
             Command::new("openssl")
                 .current_dir(root)
                 .arg("req")
@@ -239,7 +243,7 @@ impl Registry {
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         )
         .expect("write server.ext");
-        run(
+        run_ok(
             Command::new("openssl")
                 .current_dir(root)
                 .args(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem"])
@@ -321,6 +325,16 @@ impl Registry {
         ]
     }
 
+    /// `sluice args…` in `p`, reaching this registry ([`Registry::env`]),
+    /// with `extra` added to the environment (a key password, a cache).
+    pub fn sluice(&self, p: &Project, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let env = self.env();
+        let mut all: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        all.extend_from_slice(extra);
+        p.sluice_env(args, &all)
+    }
+
     /// Stops the registry (its storage stays).
     pub fn stop(&self) {
         let taken = self.process.lock().expect("registry lock").take();
@@ -379,6 +393,58 @@ impl Registry {
         }
         *process = Some((child, stdin));
     }
+}
+
+/// The pinned reference (`oci://…@sha256:…`) `sluice plugin push` prints
+/// on its last line.
+pub fn pinned(push: &Run) -> String {
+    let last = push
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(
+        last.starts_with("oci://") && last.contains("@sha256:"),
+        "push did not end with the pinned reference:\n{}",
+        push.all()
+    );
+    last
+}
+
+/// The digest (`sha256:…`) of a pinned reference.
+pub fn digest_of(pinned: &str) -> String {
+    pinned
+        .split_once('@')
+        .map(|(_, d)| d.to_owned())
+        .unwrap_or_else(|| panic!("not a pinned reference: {pinned}"))
+}
+
+/// `sha256:<hex>` of `bytes` (by `sha256sum`).
+pub fn sha256(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run sha256sum");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("write to sha256sum");
+    let out = child.wait_with_output().expect("sha256sum");
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!(
+        "sha256:{}",
+        text.split_whitespace().next().unwrap_or_default()
+    )
+}
+
+/// `sha256:<hex>` of the file at `path`.
+pub fn sha256_file(path: &Path) -> String {
+    sha256(&std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())))
 }
 
 impl Drop for Registry {

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use insta::{assert_snapshot, Settings};
 use serde_json::Value;
+use sluice_tests::expect::Expect;
 use sluice_tests::{plugin, repo_root, Project, Run};
 
 /// Paths, run ids and digests blanked; the snapshots are in
@@ -61,6 +62,16 @@ fn project() -> Project {
     p
 }
 
+/// `sluice stage test PLUGIN --with WITH EXTRA…` in `p`.
+fn stage_test(p: &Project, plugin: &str, with: &str, extra: &[&str]) -> Run {
+    p.sluice(&[&["stage", "test", plugin, "--with", with][..], extra].concat())
+}
+
+/// [`stage_test`] of the fixture plugin at `plugins/fixture.wasm`.
+fn fixture_test(p: &Project, with: &str, extra: &[&str]) -> Run {
+    stage_test(p, "plugins/fixture.wasm", with, extra)
+}
+
 fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
 }
@@ -71,22 +82,10 @@ const METRIC: &str = r#"{"mode": "metric", "metrics": {"demo.count": 3}, "gates"
 fn stage_test_prints_the_report_gates_outputs_and_artifacts() {
     let p = project();
     p.write("config.json", METRIC);
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        "config.json",
-        "--workspace",
-        "ws",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = fixture_test(&p, "config.json", &["--workspace", "ws"]);
+    run.expect_code(0);
     // The log of the stage streams to stderr as it runs.
-    assert!(
-        run.stderr.contains("fixture mode `metric`"),
-        "{}",
-        run.all()
-    );
+    run.expect_stderr("fixture mode `metric`");
     settings(&p).bind(|| {
         assert_snapshot!(
             "authoring__stage_test_passed",
@@ -113,15 +112,8 @@ fn stage_test_prints_the_report_gates_outputs_and_artifacts() {
 fn stage_test_json_is_one_document_and_expect_checks_a_subset() {
     let p = project();
     let with = METRIC;
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        with,
-        "--json",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = fixture_test(&p, with, &["--json"]);
+    run.expect_code(0);
     let doc = json(&run);
     assert_eq!(doc["state"], "passed");
     assert_eq!(doc["metrics"]["demo.count"], 3.0);
@@ -133,47 +125,21 @@ fn stage_test_json_is_one_document_and_expect_checks_a_subset() {
     );
 
     // --update writes a new expectation; it then holds.
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        with,
-        "--expect",
-        "expected.json",
-        "--update",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = fixture_test(&p, with, &["--expect", "expected.json", "--update"]);
+    run.expect_code(0);
     let written: Value = serde_json::from_str(&p.read("expected.json")).expect("JSON");
     assert_eq!(written["metrics"]["demo.count"], 3.0, "{written:#}");
     assert!(written.get("run_id").is_none(), "{written:#}");
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        with,
-        "--expect",
-        "expected.json",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("checks hold"), "{}", run.all());
+    let run = fixture_test(&p, with, &["--expect", "expected.json"]);
+    run.expect_code(0).expect_stdout("checks hold");
 
     // A mismatch: exit 1, the differences by path.
     p.write(
         "expected.json",
         r#"{"metrics": {"demo.count": 2, "demo.other": 1}, "gates": {"demo": {"verdict": "pass"}}, "state": "passed"}"#,
     );
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        with,
-        "--expect",
-        "expected.json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.all());
+    let run = fixture_test(&p, with, &["--expect", "expected.json"]);
+    run.expect_code(1);
     let expect_part: String = run
         .stdout
         .lines()
@@ -181,17 +147,8 @@ fn stage_test_json_is_one_document_and_expect_checks_a_subset() {
         .map(|l| format!("{l}\n"))
         .collect();
     settings(&p).bind(|| assert_snapshot!("authoring__stage_test_expect_mismatch", expect_part));
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        with,
-        "--expect",
-        "expected.json",
-        "--json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.all());
+    let run = fixture_test(&p, with, &["--expect", "expected.json", "--json"]);
+    run.expect_code(1);
     let doc = json(&run);
     assert_eq!(doc["expect"]["matched"], false);
     assert_eq!(
@@ -208,17 +165,8 @@ fn stage_test_inputs_are_upstream_artifacts() {
         "build/dist/report.json={}",
         p.root().join("data/report.json").display()
     );
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        r#"{"mode": "read"}"#,
-        "--input",
-        &input,
-        "--json",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = fixture_test(&p, r#"{"mode": "read"}"#, &["--input", &input, "--json"]);
+    run.expect_code(0);
     let doc = json(&run);
     assert_eq!(doc["metrics"]["fixture.inputs"], 1.0, "{doc:#}");
     assert_eq!(
@@ -237,18 +185,10 @@ fn stage_test_inputs_are_upstream_artifacts() {
         ("build/x=missing.json", "cannot read missing.json"),
         ("fixture/x=ws/notes.txt", "is the stage under test"),
     ] {
-        let run = p.sluice(&[
-            "stage",
-            "test",
-            "plugins/fixture.wasm",
-            "--with",
-            r#"{"mode": "read"}"#,
-            "--input",
-            bad,
-        ]);
+        let run = fixture_test(&p, r#"{"mode": "read"}"#, &["--input", bad]);
         assert_eq!(run.code, 2, "{bad}: {}", run.all());
         assert!(run.stderr.contains(says), "{bad}: {}", run.all());
-        assert!(run.stderr.contains("--input"), "{}", run.all());
+        run.expect_stderr("--input");
     }
 }
 
@@ -258,85 +198,36 @@ fn stage_test_grants_use_the_pipeline_grammar() {
     let exec = r#"{"mode": "exec", "program": "echo", "args": ["hi"]}"#;
     // Without the grant the call is denied: the stage fails (exit 1) and
     // the reason names the grant to add.
-    let run = p.sluice(&["stage", "test", "plugins/fixture.wasm", "--with", exec]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout.contains("stage `fixture` failed"),
-        "{}",
-        run.all()
-    );
-    assert!(run.stdout.contains("grants.exec"), "{}", run.all());
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        exec,
-        "--grant",
-        "exec=echo",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stderr.contains("hi"), "{}", run.all());
+    let run = fixture_test(&p, exec, &[]);
+    run.expect_code(1)
+        .expect_stdout("stage `fixture` failed")
+        .expect_stdout("grants.exec");
+    let run = fixture_test(&p, exec, &["--grant", "exec=echo"]);
+    run.expect_code(0).expect_stderr("hi");
 
     // A value the pipeline's grammar refuses is reported against the flag.
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        exec,
-        "--grant",
-        "network=no-port",
-    ]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.starts_with("error: --grant network=no-port: "),
-        "{}",
-        run.all()
-    );
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        exec,
-        "--timeout",
-        "600",
-    ]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.starts_with("error: --timeout 600: "),
-        "{}",
-        run.all()
-    );
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        exec,
-        "--grant",
-        "sockets=all",
-    ]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.contains("`sockets` is not a grant"),
-        "{}",
-        run.all()
-    );
+    for (flag, value) in [("--grant", "network=no-port"), ("--timeout", "600")] {
+        let run = fixture_test(&p, exec, &[flag, value]);
+        run.expect_code(2);
+        assert!(
+            run.stderr.starts_with(&format!("error: {flag} {value}: ")),
+            "{}",
+            run.all()
+        );
+    }
+    let run = fixture_test(&p, exec, &["--grant", "sockets=all"]);
+    run.expect_code(2).expect_stderr("`sockets` is not a grant");
 }
 
 #[test]
 fn stage_test_a_failing_stage_exits_1() {
     let p = project();
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
+    let run = fixture_test(
+        &p,
         r#"{"mode": "fail", "message": "the database is down"}"#,
-    ]);
-    assert_eq!(run.code, 1, "{}", run.all());
+        &[],
+    );
+    run.expect_code(1);
     assert!(
         run.stdout.starts_with("stage `fixture` failed: ")
             && run.stdout.contains("the database is down"),
@@ -350,47 +241,29 @@ fn stage_test_refuses_bad_input_with_exit_2() {
     let p = project();
     // A missing plugin.
     let run = p.sluice(&["stage", "test", "plugins/missing.wasm"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("plugins/missing.wasm"), "{}", run.all());
+    run.expect_code(2).expect_stderr("plugins/missing.wasm");
     // A file that is not a component.
     p.write("plugins/text.wasm", "not wasm at all\n");
     let run = p.sluice(&["stage", "test", "plugins/text.wasm", "--with", "{}"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("text.wasm: the file is not a WebAssembly binary"),
-        "{}",
-        run.all()
-    );
+    run.expect_code(2)
+        .expect_stderr("text.wasm: the file is not a WebAssembly binary");
 
     // Config that is not JSON: the file, line and column.
     p.write(
         "bad.json",
         "{\n  \"mode\": \"pass\",\n  \"text\": oops\n}\n",
     );
-    let bad_json = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        "bad.json",
-    ]);
-    assert_eq!(bad_json.code, 2, "{}", bad_json.all());
+    let bad_json = fixture_test(&p, "bad.json", &[]);
+    bad_json.expect_code(2);
     // Config that breaks the plugin's schema: every problem, located.
     p.write(
         "schema.json",
         "{\n  \"mode\": \"nope\",\n  \"lines\": true\n}\n",
     );
-    let schema = p.sluice(&[
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        "schema.json",
-    ]);
-    assert_eq!(schema.code, 2, "{}", schema.all());
-    let not_object = p.sluice(&["stage", "test", "plugins/fixture.wasm", "--with", "[1]"]);
-    assert_eq!(not_object.code, 2, "{}", not_object.all());
+    let schema = fixture_test(&p, "schema.json", &[]);
+    schema.expect_code(2);
+    let not_object = fixture_test(&p, "[1]", &[]);
+    not_object.expect_code(2);
     settings(&p).bind(|| {
         assert_snapshot!(
             "authoring__stage_test_bad_config",
@@ -413,7 +286,7 @@ fn stage_test_refuses_bad_input_with_exit_2() {
     });
     // --update needs --expect.
     let run = p.sluice(&["stage", "test", "plugins/fixture.wasm", "--update"]);
-    assert_eq!(run.code, 2, "{}", run.all());
+    run.expect_code(2);
 }
 
 #[test]
@@ -432,48 +305,30 @@ fn stage_test_an_operator_policy_refuses_an_unsigned_plugin() {
     );
     let policy = policy.display().to_string();
     let with = r#"{"mode": "pass"}"#;
-    let run = p.sluice(&[
-        "--operator-policy",
-        &policy,
-        "stage",
-        "test",
-        "unsigned/fixture.wasm",
-        "--with",
-        with,
-    ]);
-    assert_eq!(run.code, 3, "{}", run.all());
-    assert!(
-        run.stderr.contains("refused by the trust policy"),
-        "{}",
-        run.all()
-    );
+    let under_operator_policy = |file: &str| {
+        p.sluice(&[
+            "--operator-policy",
+            &policy,
+            "stage",
+            "test",
+            file,
+            "--with",
+            with,
+        ])
+    };
+    under_operator_policy("unsigned/fixture.wasm")
+        .expect_code(3)
+        .expect_stderr("refused by the trust policy");
     // Signed by the demo key: admitted, and the output says by whom.
-    let run = p.sluice(&[
-        "--operator-policy",
-        &policy,
-        "stage",
-        "test",
-        "plugins/fixture.wasm",
-        "--with",
-        with,
-    ]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("signed by"), "{}", run.all());
+    under_operator_policy("plugins/fixture.wasm")
+        .expect_code(0)
+        .expect_stdout("signed by");
     // A policy given with --policy refuses it the same way.
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "unsigned/fixture.wasm",
-        "--with",
-        with,
-        "--policy",
-        &policy,
-    ]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = stage_test(&p, "unsigned/fixture.wasm", with, &["--policy", &policy]);
+    run.expect_code(3);
     // Without any policy, an unsigned build runs, with a note.
-    let run = p.sluice(&["stage", "test", "unsigned/fixture.wasm", "--with", with]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("note: "), "{}", run.all());
+    let run = stage_test(&p, "unsigned/fixture.wasm", with, &[]);
+    run.expect_code(0).expect_stdout("note: ");
 }
 
 // ---- sluice new stage ----
@@ -508,8 +363,7 @@ fn sh(dir: &Path, program: &str, args: &[&str], env: &[(&str, &Path)]) -> String
 fn new_built_stage(lang: &str, env: &[(&str, &Path)]) -> (Project, PathBuf) {
     let p = Project::new();
     let run = p.sluice(&["new", "stage", "demo", "--lang", lang]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("next steps"), "{}", run.all());
+    run.expect_code(0).expect_stdout("next steps");
     let dir = p.path().join("demo");
     for file in [
         "build.sh",
@@ -526,31 +380,20 @@ fn new_built_stage(lang: &str, env: &[(&str, &Path)]) -> (Project, PathBuf) {
         dir.join("demo.wasm").is_file(),
         "{lang}: build.sh wrote no demo.wasm"
     );
-    let run = p.sluice(&[
-        "stage",
-        "test",
+    let run = stage_test(
+        &p,
         "demo/demo.wasm",
-        "--with",
         "demo/test/config.json",
-        "--workspace",
-        "demo/test/workspace",
-        "--expect",
-        "demo/test/expected.json",
-    ]);
+        &[
+            "--workspace",
+            "demo/test/workspace",
+            "--expect",
+            "demo/test/expected.json",
+        ],
+    );
     assert_eq!(run.code, 0, "{lang}: {}", run.all());
     assert!(run.stdout.contains("checks hold"), "{lang}: {}", run.all());
     (p, dir)
-}
-
-/// The template of `lang` exists in this checkout (the Python and
-/// JavaScript ones come with their SDKs).
-fn template_exists(lang: &str) -> bool {
-    let dir = repo_root().join("runner/templates/stage").join(lang);
-    let there = dir.is_dir();
-    if !there {
-        eprintln!("skipped: {} does not exist yet", dir.display());
-    }
-    there
 }
 
 #[test]
@@ -576,50 +419,32 @@ fn new_stage_c_builds_tests_and_passes_stage_test() {
     assert!(dir.join("sluice_stage.h").is_file());
     // Without --workspace the stage gets none: it says it was denied, and
     // the runner names the grant to add.
-    let run = p.sluice(&[
-        "stage",
-        "test",
-        "demo/demo.wasm",
-        "--with",
-        "demo/test/config.json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stdout.contains("workspace: read"), "{}", run.all());
+    let run = stage_test(&p, "demo/demo.wasm", "demo/test/config.json", &[]);
+    run.expect_code(1).expect_stdout("workspace: read");
     // The expectation file is the stage's CI: a change shows as a diff.
-    let run = p.sluice(&[
-        "stage",
-        "test",
+    let run = stage_test(
+        &p,
         "demo/demo.wasm",
-        "--with",
         r#"{"suffix": ".md"}"#,
-        "--workspace",
-        "demo/test/workspace",
-        "--expect",
-        "demo/test/expected.json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout
-            .contains(r#"metrics."demo.files": expected 2, got 1"#),
-        "{}",
-        run.all()
+        &[
+            "--workspace",
+            "demo/test/workspace",
+            "--expect",
+            "demo/test/expected.json",
+        ],
     );
+    run.expect_code(1)
+        .expect_stdout(r#"metrics."demo.files": expected 2, got 1"#);
 }
 
 #[test]
 fn new_stage_python_builds_tests_and_passes_stage_test() {
-    if !template_exists("python") {
-        return;
-    }
     let (_p, dir) = new_built_stage("python", &[]);
     sh(&dir, "python3", &["-m", "pytest", "-q"], &[]);
 }
 
 #[test]
 fn new_stage_js_builds_tests_and_passes_stage_test() {
-    if !template_exists("js") {
-        return;
-    }
     let toolchain = repo_root().join("examples/stages/javascript");
     let (_p, dir) = new_built_stage("js", &[("SLUICE_JS_TOOLCHAIN", &toolchain)]);
     sh(&dir, "node", &["--test"], &[]);
@@ -629,21 +454,16 @@ fn new_stage_js_builds_tests_and_passes_stage_test() {
 fn new_stage_refuses_what_it_cannot_do() {
     let p = Project::new();
     let run = p.sluice(&["new", "stage", "Demo_Stage", "--lang", "c"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("uppercase"), "{}", run.all());
+    run.expect_code(2).expect_stderr("uppercase");
     p.write("taken/file.txt", "x");
     let run = p.sluice(&["new", "stage", "demo", "--lang", "c", "--dir", "taken"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.contains("already exists and is not empty"),
-        "{}",
-        run.all()
-    );
+    run.expect_code(2)
+        .expect_stderr("already exists and is not empty");
     assert_eq!(p.read("taken/file.txt"), "x");
     // An empty directory is fine.
     std::fs::create_dir(p.path().join("empty")).expect("mkdir");
     let run = p.sluice(&["new", "stage", "demo", "--lang", "c", "--dir", "empty"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    run.expect_code(0);
     assert!(p.path().join("empty/demo.c").is_file());
     // Rust needs the SDK by path: a directory that is not it is refused.
     let run = p.sluice(&[
@@ -657,12 +477,11 @@ fn new_stage_refuses_what_it_cannot_do() {
         "--sdk-path",
         "taken",
     ]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("--sdk-path"), "{}", run.all());
+    run.expect_code(2).expect_stderr("--sdk-path");
     assert!(!p.path().join("r").exists());
     // By default, the SDK of the repository the binary was built from.
     let run = p.sluice(&["new", "stage", "demo", "--lang", "rust", "--dir", "r"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    run.expect_code(0);
     let manifest = p.read("r/Cargo.toml");
     let sdk = repo_root().join("plugin-sdk").canonicalize().expect("sdk");
     assert!(
@@ -680,18 +499,17 @@ fn new_pipeline_validates(files: &[(&str, &str)], kind: &str, expect_in_yaml: &[
     }
     let run = p.sluice(&["new", "pipeline"]);
     assert_eq!(run.code, 0, "{kind}: {}", run.all());
-    assert!(run.stdout.contains(kind), "{}", run.all());
+    run.expect_stdout(kind);
     let yaml = p.read("sluice.yaml");
     for needle in expect_in_yaml {
         assert!(yaml.contains(needle), "{kind}: no {needle} in\n{yaml}");
     }
     let run = p.sluice(&["validate"]);
     assert_eq!(run.code, 0, "{kind}: {}\n{yaml}", run.all());
-    assert!(run.stdout.contains("is valid: 4 stages"), "{}", run.all());
+    run.expect_stdout("is valid: 4 stages");
     // Never overwritten.
     let run = p.sluice(&["new", "pipeline"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("already exists"), "{}", run.all());
+    run.expect_code(2).expect_stderr("already exists");
 }
 
 #[test]
@@ -739,12 +557,10 @@ fn new_pipeline_refuses_an_unknown_project_and_missing_plugins() {
     let p = Project::new();
     p.write("README.md", "nothing to build\n");
     let run = p.sluice(&["new", "pipeline"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("Cargo.toml"), "{}", run.all());
+    run.expect_code(2).expect_stderr("Cargo.toml");
     p.write("Cargo.toml", "[package]\nname = \"x\"\n");
     let run = p.sluice(&["new", "pipeline", "--plugins", "nowhere"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("--plugins"), "{}", run.all());
+    run.expect_code(2).expect_stderr("--plugins");
     assert!(!p.path().join("sluice.yaml").exists());
     // --dir writes into another directory, plugins from --plugins.
     p.write("sub/package.json", r#"{"scripts": {"test": "jest"}}"#);
@@ -757,8 +573,8 @@ fn new_pipeline_refuses_an_unknown_project_and_missing_plugins() {
         "--plugins",
         &plugins.display().to_string(),
     ]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    run.expect_code(0);
     assert!(p.read("sub/sluice.yaml").contains("command: [npm, test]"));
     let run = p.sluice(&["validate", "sub/sluice.yaml"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    run.expect_code(0);
 }

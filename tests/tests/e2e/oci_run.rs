@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use sluice_tests::registry::Registry;
+use sluice_tests::expect::Expect;
+use sluice_tests::registry::{digest_of, pinned, run_ok, sha256, Registry};
 use sluice_tests::{plugin, repo_root, Project, Run};
 
 use crate::stage_test_build::copy_example;
@@ -32,21 +33,21 @@ fn demo_pub() -> PathBuf {
 
 /// `sluice args…` in `p`, reaching `registry` (its CA and credentials).
 fn sluice(p: &Project, registry: &Registry, args: &[&str]) -> Run {
-    let env = registry.env();
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    env.push(("SLUICE_KEY_PASSWORD", KEY_PASSWORD));
-    p.sluice_env(args, &env)
+    registry.sluice(p, args, &[("SLUICE_KEY_PASSWORD", KEY_PASSWORD)])
 }
 
 /// The same, with the pull and compile caches in `cache` (a test that must
 /// not see what other tests pulled).
 fn sluice_cached(p: &Project, registry: &Registry, cache: &Path, args: &[&str]) -> Run {
-    let env = registry.env();
     let cache = cache.display().to_string();
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    env.push(("SLUICE_KEY_PASSWORD", KEY_PASSWORD));
-    env.push(("SLUICE_CACHE_DIR", &cache));
-    p.sluice_env(args, &env)
+    registry.sluice(
+        p,
+        args,
+        &[
+            ("SLUICE_KEY_PASSWORD", KEY_PASSWORD),
+            ("SLUICE_CACHE_DIR", &cache),
+        ],
+    )
 }
 
 /// Pushes `file` to `reference`, signed with the demo key when `sign`;
@@ -60,16 +61,7 @@ fn push(p: &Project, registry: &Registry, file: &Path, reference: &str, sign: bo
     }
     let run = sluice(p, registry, &args);
     assert_eq!(run.code, 0, "push {reference}: {}", run.all());
-    let pinned = run
-        .stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("oci://"))
-        .unwrap_or_else(|| panic!("no pinned reference printed:\n{}", run.all()));
-    let (_, digest) = pinned
-        .split_once('@')
-        .unwrap_or_else(|| panic!("not pinned: {pinned}"));
-    digest.trim().to_owned()
+    digest_of(&pinned(&run))
 }
 
 /// The four reference stages of the quickstart, pushed once per test
@@ -108,31 +100,33 @@ fn variant(tag: &str) -> Vec<u8> {
     bytes
 }
 
-/// Writes [`variant`]`(tag)` to `<tmp>/<file>`; its path.
-fn write_variant(p: &Project, file: &str, tag: &str) -> PathBuf {
-    p.write_outside(file, &variant(tag))
+/// Pushes [`variant`]`(tag)` (written to `<tmp>/<tag>.wasm`) to
+/// `reference` like [`push`]; the manifest digest.
+fn push_variant(
+    p: &Project,
+    registry: &Registry,
+    reference: &str,
+    tag: &str,
+    sign: bool,
+) -> String {
+    let file = p.write_outside(&format!("{tag}.wasm"), &variant(tag));
+    push(p, registry, &file, reference, sign)
 }
 
-/// `sha256:<hex>` of `bytes` (by `sha256sum`).
-fn sha256(bytes: &[u8]) -> String {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run sha256sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(bytes)
-        .expect("write to sha256sum");
-    let out = child.wait_with_output().expect("sha256sum");
-    let text = String::from_utf8_lossy(&out.stdout);
-    format!(
-        "sha256:{}",
-        text.split_whitespace().next().unwrap_or_default()
-    )
+/// [`variant`]`(tag)` pushed to `e2e/<repo>:1.0` of `registry` (signed
+/// when `sign`) and a [`one_stage`] pipeline running it: the reference and
+/// the manifest digest.
+fn one_stage_pushed(
+    p: &Project,
+    registry: &Registry,
+    repo: &str,
+    tag: &str,
+    sign: bool,
+) -> (String, String) {
+    let reference = registry.reference(&format!("e2e/{repo}:1.0"));
+    let manifest = push_variant(p, registry, &reference, tag, sign);
+    one_stage(p, &reference);
+    (reference, manifest)
 }
 
 /// A one-stage pipeline running `reference`, under a policy that trusts the
@@ -182,18 +176,13 @@ fn the_quickstart_runs_from_signed_references_under_a_reference_policy() {
 
     // The policy explains the reference rule.
     let check = p.sluice(&["policy", "check", "sluice-policy.yaml"]);
-    assert_eq!(check.code, 0, "{}", check.all());
-    assert!(
-        check.stdout.contains(
-            "applies to plugins from registries whose reference (without tag or digest) \
-             matches `oci://127.0.0.1:*/sluice/**`"
-        ),
-        "{}",
-        check.all()
+    check.expect_code(0).expect_stdout(
+        "applies to plugins from registries whose reference (without tag or digest) \
+             matches `oci://127.0.0.1:*/sluice/**`",
     );
 
     let run = sluice(&p, registry, &["run"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    run.expect_code(0);
     let record = p.record(&run.run_id());
     for name in ["lint", "test", "scan", "build"] {
         let stage = &record["stages"][name];
@@ -252,114 +241,66 @@ fn the_quickstart_runs_from_signed_references_under_a_reference_policy() {
             "sluice.yaml",
         ],
     );
-    assert_eq!(verify.code, 0, "{}", verify.all());
-    assert!(
-        verify.stdout.contains("stage `test` (its grants checked)"),
-        "{}",
-        verify.all()
-    );
-    assert!(
-        verify.stdout.contains("result: ADMITTED"),
-        "{}",
-        verify.all()
-    );
+    verify
+        .expect_code(0)
+        .expect_stdout("stage `test` (its grants checked)")
+        .expect_stdout("result: ADMITTED");
 }
 
 #[test]
 fn a_tag_moved_to_another_digest_is_refused_under_locked() {
     let registry = Registry::shared();
     let p = Project::trusted_only();
-    let reference = registry.reference("e2e/moved:1.0");
-    let first = write_variant(&p, "moved-1.wasm", "moved-1");
-    let first_manifest = push(&p, registry, &first, &reference, true);
-    one_stage(&p, &reference);
+    let (reference, first_manifest) = one_stage_pushed(&p, registry, "moved", "moved-1", true);
 
     // Without a lock, `--locked` refuses, naming the lock file and the fix.
     let unlocked = sluice(&p, registry, &["run", "--locked"]);
-    assert_eq!(unlocked.code, 2, "{}", unlocked.all());
-    assert!(
-        unlocked.stderr.contains(&format!(
-            "--locked: plugin {reference} is not pinned in sluice.lock; run `sluice lock`"
-        )),
-        "{}",
-        unlocked.all()
-    );
+    unlocked.expect_code(2).expect_stderr(&format!(
+        "--locked: plugin {reference} is not pinned in sluice.lock; run `sluice lock`"
+    ));
     let validate = sluice(&p, registry, &["validate"]);
-    assert_eq!(validate.code, 0, "{}", validate.all());
-    assert!(
-        validate.stdout.contains("lock: no sluice.lock"),
-        "{}",
-        validate.all()
-    );
+    validate
+        .expect_code(0)
+        .expect_stdout("lock: no sluice.lock");
 
     let lock = sluice(&p, registry, &["lock"]);
-    assert_eq!(lock.code, 0, "{}", lock.all());
-    assert!(
-        lock.stdout
-            .contains(&format!("manifest {first_manifest} (new)")),
-        "{}",
-        lock.all()
-    );
+    lock.expect_code(0)
+        .expect_stdout(&format!("manifest {first_manifest} (new)"));
     assert!(p.read("sluice.lock").contains(&first_manifest));
     let validate = sluice(&p, registry, &["validate", "--locked"]);
-    assert_eq!(validate.code, 0, "{}", validate.all());
-    assert!(
-        validate
-            .stdout
-            .contains("lock: sluice.lock pins 1 of 1 OCI reference"),
-        "{}",
-        validate.all()
-    );
+    validate
+        .expect_code(0)
+        .expect_stdout("lock: sluice.lock pins 1 of 1 OCI reference");
     let validate = sluice(&p, registry, &["validate", "--pull", "--locked"]);
-    assert_eq!(validate.code, 0, "{}", validate.all());
-    assert!(
-        validate
-            .stdout
-            .contains(&format!("pulled {reference}@{first_manifest}")),
-        "{}",
-        validate.all()
-    );
+    validate
+        .expect_code(0)
+        .expect_stdout(&format!("pulled {reference}@{first_manifest}"));
 
     // Someone pushes another build under the same tag.
-    let second = write_variant(&p, "moved-2.wasm", "moved-2");
-    let second_manifest = push(&p, registry, &second, &reference, true);
+    let second_manifest = push_variant(&p, registry, &reference, "moved-2", true);
     assert_ne!(first_manifest, second_manifest);
 
     let refused = sluice(&p, registry, &["run", "--locked"]);
-    assert_eq!(refused.code, 3, "{}", refused.all());
+    refused.expect_code(3);
     let stale = sluice(&p, registry, &["validate", "--pull", "--locked"]);
-    assert_eq!(stale.code, 3, "{}", stale.all());
-    assert!(
-        refused.stderr.contains(&format!(
-            "--locked: the tag of plugin {reference} moved: sluice.lock pins manifest \
+    stale.expect_code(3);
+    refused.expect_stderr(&format!(
+        "--locked: the tag of plugin {reference} moved: sluice.lock pins manifest \
              {first_manifest}, but the registry now resolves it to {second_manifest}; if the new \
              content is intended, run `sluice lock` to accept it"
-        )),
-        "{}",
-        refused.all()
-    );
+    ));
     // Without --locked the lock still pins the tag: the locked build runs.
     let pinned = sluice(&p, registry, &["run"]);
-    assert_eq!(pinned.code, 0, "{}", pinned.all());
-    assert!(
-        pinned
-            .stdout
-            .contains(&format!("plugin {reference}@{first_manifest} ")),
-        "{}",
-        pinned.all()
-    );
+    pinned
+        .expect_code(0)
+        .expect_stdout(&format!("plugin {reference}@{first_manifest} "));
     // `sluice lock` accepts the new build, and says so.
     let relock = sluice(&p, registry, &["lock"]);
-    assert_eq!(relock.code, 0, "{}", relock.all());
-    assert!(
-        relock.stdout.contains(&format!(
-            "manifest {second_manifest} (changed from {first_manifest})"
-        )),
-        "{}",
-        relock.all()
-    );
+    relock.expect_code(0).expect_stdout(&format!(
+        "manifest {second_manifest} (changed from {first_manifest})"
+    ));
     let accepted = sluice(&p, registry, &["run", "--locked"]);
-    assert_eq!(accepted.code, 0, "{}", accepted.all());
+    accepted.expect_code(0);
     let record = p.record(&accepted.run_id());
     assert_eq!(
         record["stages"]["noop"]["plugin"]["oci"]["manifest"],
@@ -377,84 +318,54 @@ fn a_tag_moved_to_another_digest_is_refused_under_locked() {
     let lock = p.read("sluice.lock").replace(&component, &other);
     p.write("sluice.lock", &lock);
     let mismatch = sluice(&p, registry, &["run"]);
-    assert_eq!(mismatch.code, 3, "{}", mismatch.all());
-    assert!(
-        mismatch.stderr.contains(&format!(
-            "manifest {second_manifest} holds component {component}, but sluice.lock pins \
+    mismatch.expect_code(3).expect_stderr(&format!(
+        "manifest {second_manifest} holds component {component}, but sluice.lock pins \
              component {other}"
-        )),
-        "{}",
-        mismatch.all()
-    );
+    ));
 }
 
 #[test]
 fn an_unsigned_pushed_plugin_is_refused() {
     let registry = Registry::shared();
     let p = Project::trusted_only();
-    let reference = registry.reference("e2e/unsigned:1.0");
-    let file = write_variant(&p, "unsigned.wasm", "unsigned");
-    push(&p, registry, &file, &reference, false);
-    one_stage(&p, &reference);
+    let (reference, _) = one_stage_pushed(&p, registry, "unsigned", "unsigned", false);
     let run = sluice(&p, registry, &["run"]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    run.expect_code(3);
     let policy_name = registry.reference("e2e/unsigned");
-    assert!(
-        run.stderr
-            .contains(&format!("plugin {policy_name} refused by the trust policy")),
-        "{}",
-        run.all()
-    );
-    assert!(
-        run.stderr.contains(&format!(
+    run.expect_stderr(&format!("plugin {policy_name} refused by the trust policy"))
+        .expect_stderr(&format!(
             "`{policy_name}` is not signed: the registry holds no Sigstore bundle referring to \
              this manifest; sign it in the registry with `sluice plugin sign {policy_name}:TAG"
-        )),
-        "{}",
-        run.all()
-    );
+        ));
     let public = demo_pub().display().to_string();
     let verify = sluice(
         &p,
         registry,
         &["plugin", "verify", &reference, "--key", &public],
     );
-    assert_eq!(verify.code, 3, "{}", verify.all());
-    assert!(
-        verify
-            .stderr
-            .contains("unsigned: the registry holds no signature referring to this manifest"),
-        "{}",
-        verify.all()
-    );
+    verify
+        .expect_code(3)
+        .expect_stderr("unsigned: the registry holds no signature referring to this manifest");
 
     // Signing it in the registry makes it run.
     let key = demo_key().display().to_string();
     let sign = sluice(&p, registry, &["plugin", "sign", &reference, "--key", &key]);
-    assert_eq!(sign.code, 0, "{}", sign.all());
+    sign.expect_code(0);
     let verify = sluice(
         &p,
         registry,
         &["plugin", "verify", &reference, "--key", &public],
     );
-    assert_eq!(verify.code, 0, "{}", verify.all());
-    assert!(
-        verify.stdout.contains("result: VERIFIED"),
-        "{}",
-        verify.all()
-    );
+    verify.expect_code(0).expect_stdout("result: VERIFIED");
     let run = sluice(&p, registry, &["run"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    run.expect_code(0);
 }
 
 #[test]
 fn a_resumed_run_keeps_the_manifests_it_started_with() {
     let registry = Registry::shared();
     let p = Project::trusted_only();
-    let reference = registry.reference("e2e/resumed:1.0");
-    let first = write_variant(&p, "resumed-1.wasm", "resumed-1");
-    let first_manifest = push(&p, registry, &first, &reference, true);
-    one_stage(&p, &reference);
+    let (reference, first_manifest) = one_stage_pushed(&p, registry, "resumed", "resumed-1", true);
     p.write(
         "sluice.yaml",
         &format!(
@@ -462,16 +373,15 @@ fn a_resumed_run_keeps_the_manifests_it_started_with() {
         ),
     );
     let paused = sluice(&p, registry, &["run"]);
-    assert_eq!(paused.code, 4, "{}", paused.all());
+    paused.expect_code(4);
     let id = paused.run_id();
     // The tag moves while the run waits for approval.
-    let second = write_variant(&p, "resumed-2.wasm", "resumed-2");
-    let second_manifest = push(&p, registry, &second, &reference, true);
+    let second_manifest = push_variant(&p, registry, &reference, "resumed-2", true);
     assert_ne!(first_manifest, second_manifest);
     let approve = p.sluice(&["approve", &id, "after"]);
-    assert_eq!(approve.code, 0, "{}", approve.all());
+    approve.expect_code(0);
     let resumed = sluice(&p, registry, &["run", "--resume", &id]);
-    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    resumed.expect_code(0);
     let record = p.record(&id);
     for stage in ["before", "after"] {
         assert_eq!(
@@ -497,14 +407,10 @@ fn a_blob_tampered_in_the_registry_storage_is_detected() {
     std::fs::write(&blob, variant("tampered-bbbb")).expect("tamper");
 
     let run = sluice(&p, registry, &["run"]);
-    assert_eq!(run.code, 3, "{}", run.all());
-    assert!(
-        run.stderr.contains(&format!("plugin {reference}: "))
-            && run.stderr.contains("digest mismatch"),
-        "{}",
-        run.all()
-    );
-    assert!(run.stderr.contains(&sha256(&original)), "{}", run.all());
+    run.expect_code(3)
+        .expect_stderr(&format!("plugin {reference}: "))
+        .expect_stderr("digest mismatch")
+        .expect_stderr(&sha256(&original));
 }
 
 /// What an attacker with push access does after pushing a modified
@@ -553,12 +459,9 @@ call("PUT", "manifests/sha256-" + subject.split(":")[1], index, "application/vnd
 fn a_consistent_forgery_under_the_old_signature_is_refused() {
     let registry = Registry::shared();
     let p = Project::trusted_only();
-    let reference = registry.reference("e2e/forged:1.0");
-    let genuine = write_variant(&p, "genuine.wasm", "genuine");
-    push(&p, registry, &genuine, &reference, true);
-    one_stage(&p, &reference);
+    let (reference, _) = one_stage_pushed(&p, registry, "forged", "genuine", true);
     let before = sluice(&p, registry, &["run"]);
-    assert_eq!(before.code, 0, "{}", before.all());
+    before.expect_code(0);
     // The attacker pulls the genuine plugin with its signature…
     let pulled = p.root().join("pulled.wasm");
     let pull = sluice(
@@ -572,48 +475,33 @@ fn a_consistent_forgery_under_the_old_signature_is_refused() {
             &pulled.display().to_string(),
         ],
     );
-    assert_eq!(pull.code, 0, "{}", pull.all());
+    pull.expect_code(0);
     let signature = p.root().join("pulled.wasm.sigstore.json");
     assert!(signature.exists(), "{}", pull.all());
     // …pushes a modified build under the same tag, and attaches the
     // genuine signature to it: every digest in the registry is consistent.
-    let forged = write_variant(&p, "forged.wasm", "forged!");
-    let forged_manifest = push(&p, registry, &forged, &reference, false);
-    let attach = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(ATTACH_OLD_SIGNATURE)
-        .arg(registry.registry())
-        .arg("e2e/forged")
-        .arg(registry.user())
-        .arg(registry.password())
-        .arg(registry.ca_file())
-        .arg(&forged_manifest)
-        .arg(&signature)
-        .output()
-        .expect("run python3");
-    assert!(
-        attach.status.success(),
-        "attaching failed: {}",
-        String::from_utf8_lossy(&attach.stderr)
+    let forged_manifest = push_variant(&p, registry, &reference, "forged!", false);
+    run_ok(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(ATTACH_OLD_SIGNATURE)
+            .arg(registry.registry())
+            .arg("e2e/forged")
+            .arg(registry.user())
+            .arg(registry.password())
+            .arg(registry.ca_file())
+            .arg(&forged_manifest)
+            .arg(&signature),
+        "attaching the old signature",
     );
 
     let run = sluice(&p, registry, &["run"]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    run.expect_code(3);
     let policy_name = registry.reference("e2e/forged");
-    assert!(
-        run.stderr
-            .contains(&format!("plugin {policy_name} refused by the trust policy")),
-        "{}",
-        run.all()
-    );
+    run.expect_stderr(&format!("plugin {policy_name} refused by the trust policy"));
     // A signature was found and checked: the refusal is the signature's,
     // not a missing bundle or a digest mismatch.
-    assert!(
-        run.stderr
-            .contains("the bundle was made for a different file"),
-        "{}",
-        run.all()
-    );
+    run.expect_stderr("the bundle was made for a different file");
     assert!(!run.stderr.contains("is not signed"), "{}", run.all());
     assert!(
         !run.stderr.contains("digest mismatch"),
@@ -628,71 +516,54 @@ fn offline_runs_use_the_pull_cache_and_say_what_is_missing() {
     let p = Project::trusted_only();
     let cache = p.root().join("cache");
     let reference = registry.reference("e2e/offline:1.0");
-    let file = write_variant(&p, "offline.wasm", "offline");
-    let manifest = push(&p, &registry, &file, &reference, true);
+    let manifest = push_variant(&p, &registry, &reference, "offline", true);
     let other_reference = registry.reference("e2e/other:1.0");
-    let other = write_variant(&p, "other.wasm", "other");
-    let other_manifest = push(&p, &registry, &other, &other_reference, true);
+    let other_manifest = push_variant(&p, &registry, &other_reference, "other", true);
     one_stage(&p, &reference);
     let lock = sluice_cached(&p, &registry, &cache, &["lock"]);
-    assert_eq!(lock.code, 0, "{}", lock.all());
+    lock.expect_code(0);
     let online = sluice_cached(&p, &registry, &cache, &["run", "--locked"]);
-    assert_eq!(online.code, 0, "{}", online.all());
+    online.expect_code(0);
 
     registry.stop();
     // Locked and cached: runs, and says the registry did not answer.
     let offline = sluice_cached(&p, &registry, &cache, &["run", "--locked"]);
-    assert_eq!(offline.code, 0, "{}", offline.all());
-    assert!(
-        offline.stdout.contains(&format!(
+    offline
+        .expect_code(0)
+        .expect_stdout(&format!(
             "registry {} is unreachable (",
             registry.registry()
-        )) && offline.stdout.contains(&format!(
+        ))
+        .expect_stdout(&format!(
             "{reference} runs from the pull cache, with the signatures cached when pulled; \
              --locked could not check that its tags still point to the locked manifests"
-        )),
-        "{}",
-        offline.all()
-    );
-    assert!(
-        offline
-            .stdout
-            .contains(&format!("plugin {reference}@{manifest} ")),
-        "{}",
-        offline.all()
-    );
+        ))
+        .expect_stdout(&format!("plugin {reference}@{manifest} "));
     // `validate` needs no network either.
     let validate = sluice_cached(&p, &registry, &cache, &["validate"]);
-    assert_eq!(validate.code, 0, "{}", validate.all());
+    validate.expect_code(0);
 
     // A tag neither pinned nor locked cannot be resolved.
     one_stage(&p, &other_reference);
     let unpinned = sluice_cached(&p, &registry, &cache, &["run"]);
-    assert_eq!(unpinned.code, 1, "{}", unpinned.all());
-    assert!(
-        unpinned.stderr.contains(&format!(
+    unpinned
+        .expect_code(1)
+        .expect_stderr(&format!(
             "plugin {other_reference}: registry {} is unreachable (",
             registry.registry()
-        )) && unpinned.stderr.contains(
+        ))
+        .expect_stderr(
             "the tag `1.0` is pinned neither in `uses:` nor in sluice.lock; run `sluice lock` \
-             while the registry is reachable"
-        ),
-        "{}",
-        unpinned.all()
-    );
+             while the registry is reachable",
+        );
     // Pinned but never pulled: not in the cache.
     let pinned = format!("{other_reference}@{other_manifest}");
     one_stage(&p, &pinned);
     let uncached = sluice_cached(&p, &registry, &cache, &["run"]);
-    assert_eq!(uncached.code, 1, "{}", uncached.all());
-    assert!(
-        uncached.stderr.contains(&format!(
-            "manifest {other_manifest} is not in the pull cache; run it once while the registry \
+    uncached.expect_code(1).expect_stderr(&format!(
+        "manifest {other_manifest} is not in the pull cache; run it once while the registry \
              is reachable, or `sluice lock`"
-        )),
-        "{}",
-        uncached.all()
-    );
+    ));
 
     // A corrupted cache entry is an integrity failure, and is removed.
     one_stage(&p, &reference);
@@ -701,12 +572,7 @@ fn offline_runs_use_the_pull_cache_and_say_what_is_missing() {
     assert!(cached.exists(), "{}", cached.display());
     std::fs::write(&cached, variant("offline-corrupted")).expect("corrupt");
     let corrupted = sluice_cached(&p, &registry, &cache, &["run", "--locked"]);
-    assert_eq!(corrupted.code, 3, "{}", corrupted.all());
-    assert!(
-        corrupted.stderr.contains("corrupted"),
-        "{}",
-        corrupted.all()
-    );
+    corrupted.expect_code(3).expect_stderr("corrupted");
 }
 
 #[test]
@@ -714,8 +580,7 @@ fn a_pipeline_mixes_plugin_files_and_references() {
     let registry = Registry::shared();
     let p = Project::trusted_only();
     let reference = registry.reference("e2e/mixed:1.0");
-    let file = write_variant(&p, "mixed.wasm", "mixed");
-    let manifest = push(&p, registry, &file, &reference, true);
+    let manifest = push_variant(&p, registry, &reference, "mixed", true);
     std::fs::create_dir_all(p.path().join("plugins")).expect("mkdir");
     std::fs::copy(plugin("noop"), p.path().join("plugins/noop.wasm")).expect("copy");
     std::fs::copy(
@@ -739,7 +604,7 @@ fn a_pipeline_mixes_plugin_files_and_references() {
         ),
     );
     let run = sluice(&p, registry, &["run", "--jobs", "1"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    run.expect_code(0);
     let record = p.record(&run.run_id());
     assert_eq!(
         record["stages"]["local"]["plugin"]["policy_rules"][0],
@@ -788,26 +653,14 @@ fn a_broken_lock_file_or_an_insecure_remote_registry_is_invalid_input() {
         "version: 1\nplugins:\n  oci://127.0.0.1:9/e2e/never:1.0: { manifest: sha256:00 }\n",
     );
     let run = p.sluice(&["run"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("sluice.lock: it is not a sluice lock file")
-            && run
-                .stderr
-                .contains("delete it and run `sluice lock` to write it again"),
-        "{}",
-        run.all()
-    );
+    run.expect_code(2)
+        .expect_stderr("sluice.lock: it is not a sluice lock file")
+        .expect_stderr("delete it and run `sluice lock` to write it again");
     let validate = p.sluice(&["validate"]);
-    assert_eq!(validate.code, 2, "{}", validate.all());
+    validate.expect_code(2);
 
     std::fs::remove_file(p.path().join("sluice.lock")).expect("rm");
     let run = p.sluice(&["run", "--insecure-registry", "registry.example:5000"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("--insecure-registry registry.example:5000 refused: plain HTTP is only allowed for loopback registries"),
-        "{}",
-        run.all()
-    );
+    run.expect_code(2)
+        .expect_stderr("--insecure-registry registry.example:5000 refused: plain HTTP is only allowed for loopback registries");
 }

@@ -286,7 +286,10 @@ fn secrets_are_redacted_everywhere() {
     assert_eq!(run.code, 1, "{}", run.all());
     let r = reason(&p, &run.run_id());
     assert!(r.contains("secret `DEPLOY_TOKEN` is not granted"), "{r}");
-    assert!(!r.contains("git"), "the reason names a refusal the stage handled: {r}");
+    assert!(
+        !r.contains("git"),
+        "the reason names a refusal the stage handled: {r}"
+    );
     let log = p.log(&run.run_id(), "s");
     assert!(log.contains("exec of `git` is not allowed"), "{log}");
 }

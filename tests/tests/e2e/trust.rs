@@ -3,21 +3,34 @@
 
 use std::path::PathBuf;
 
+use sluice_tests::expect::Expect;
 use sluice_tests::{node, plugin, sigstore_js, Project};
 
-const PASSWORD: &str = "test-password";
+/// The password of the keys the trust and OCI tests generate.
+pub(crate) const PASSWORD: &str = "test-password";
+
+/// `p` with a copy of the fixture plugin at `plugins/fixture.wasm`.
+pub(crate) fn with_fixture(p: Project) -> Project {
+    std::fs::create_dir_all(p.path().join("plugins")).expect("mkdir");
+    std::fs::copy(plugin("fixture"), p.path().join("plugins/fixture.wasm")).expect("copy");
+    p
+}
+
+/// `sluice key generate --out OUT` in `p` (`OUT.key`, `OUT.pub`), with
+/// [`PASSWORD`].
+pub(crate) fn generate_key(p: &Project, out: &str) {
+    p.sluice_env(
+        &["key", "generate", "--out", out],
+        &[("SLUICE_KEY_PASSWORD", PASSWORD)],
+    )
+    .expect_code(0);
+}
 
 /// A trusted-only project with its own key and a signed copy of the
 /// fixture at `plugins/fixture.wasm`.
 fn signed_project() -> Project {
-    let p = Project::trusted_only();
-    std::fs::create_dir_all(p.path().join("plugins")).expect("mkdir");
-    std::fs::copy(plugin("fixture"), p.path().join("plugins/fixture.wasm")).expect("copy");
-    let gen = p.sluice_env(
-        &["key", "generate", "--out", "keys/release"],
-        &[("SLUICE_KEY_PASSWORD", PASSWORD)],
-    );
-    assert_eq!(gen.code, 0, "{}", gen.all());
+    let p = with_fixture(Project::trusted_only());
+    generate_key(&p, "keys/release");
     let sign = p.sluice_env(
         &[
             "plugin",
@@ -154,11 +167,7 @@ fn refusals_exit_3_and_say_why() {
 
     // Signed by a key the policy does not trust.
     let p = signed_project();
-    let other = p.sluice_env(
-        &["key", "generate", "--out", "keys/other"],
-        &[("SLUICE_KEY_PASSWORD", PASSWORD)],
-    );
-    assert_eq!(other.code, 0, "{}", other.all());
+    generate_key(&p, "keys/other");
     p.write("policy.yaml", "rules:\n  - name: first-party\n    match: [\"plugins/*.wasm\"]\n    authorities:\n      - key: keys/other.pub\n");
     pipeline(&p, "");
     let run = p.sluice(&["run"]);
@@ -248,11 +257,7 @@ fn allow_unsigned_is_marked_loudly() {
 #[test]
 fn build_provenance_is_signed_and_verifiable() {
     let p = Project::new();
-    let gen = p.sluice_env(
-        &["key", "generate", "--out", "runner"],
-        &[("SLUICE_KEY_PASSWORD", PASSWORD)],
-    );
-    assert_eq!(gen.code, 0, "{}", gen.all());
+    generate_key(&p, "runner");
     p.write("src/main.txt", "source\n");
     p.write(
         "sluice.yaml",

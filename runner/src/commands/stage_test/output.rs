@@ -271,7 +271,9 @@ pub(super) fn render(r: &Value) -> String {
     }
     match r["log"].as_str() {
         Some(log) => out.push_str(&format!("  log       {log}\n")),
-        None => out.push_str("  log       not kept: the stage passed (--state-dir DIR keeps runs)\n"),
+        None => {
+            out.push_str("  log       not kept: the stage passed (--state-dir DIR keeps runs)\n")
+        }
     }
     out
 }
