@@ -180,6 +180,14 @@ impl Results {
         self.cases.iter().filter(|c| c.is_failure())
     }
 
+    /// Each failure's id and message (for tests' assertions).
+    #[cfg(test)]
+    pub(crate) fn failed_with_messages(&self) -> Vec<(String, String)> {
+        self.failures()
+            .map(|c| (c.id(), c.message.clone().unwrap_or_default()))
+            .collect()
+    }
+
     /// Adds the tests of another file.
     pub fn merge(&mut self, other: Results) {
         self.cases.extend(other.cases);
@@ -523,10 +531,7 @@ mod tests {
         let r = parse(PYTEST)?;
         assert_eq!(r.counts(), (4, 3, 2, 9));
         assert!((r.duration_s - 0.412).abs() < 1e-9, "{}", r.duration_s);
-        let failed: Vec<(String, String)> = r
-            .failures()
-            .map(|c| (c.id(), c.message.clone().unwrap_or_default()))
-            .collect();
+        let failed = r.failed_with_messages();
         assert_eq!(
             failed,
             [
@@ -630,10 +635,7 @@ mod tests {
         assert_eq!(r.counts(), (4, 3, 2, 9));
         assert_eq!(r.unnamed.skipped, 2);
         assert_eq!(r.declared, None);
-        let failed: Vec<(String, String)> = r
-            .failures()
-            .map(|c| (c.id(), c.message.clone().unwrap_or_default()))
-            .collect();
+        let failed = r.failed_with_messages();
         assert_eq!(
             failed,
             [

@@ -351,10 +351,7 @@ mod tests {
         assert_eq!(r.counts(), (4, 3, 2, 9));
         assert_eq!(r.unnamed, Unnamed::default());
         assert!((r.duration_s - 0.18).abs() < 1e-9, "{}", r.duration_s);
-        let failed: Vec<(String, String)> = r
-            .failures()
-            .map(|c| (c.id(), c.message.clone().unwrap_or_default()))
-            .collect();
+        let failed = r.failed_with_messages();
         assert_eq!(
             failed,
             [
