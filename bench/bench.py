@@ -11,7 +11,7 @@ the figures with `met` / `NOT met`.
 
 Environment:
   BENCH_QUICK=1     fewer repetitions (a smoke run of the suite, ~1 minute)
-  BENCH_ONLY=1,2,6  run only these sections
+  BENCH_ONLY=1,2,6  run only these sections (7: the fleet; needs nats-server)
   BENCH_SCAN_MB=50  size of the generated tree for the scan benchmark
 """
 
@@ -166,8 +166,10 @@ def fresh_state():
     return d
 
 
-def sluice_run(pipe, cache=CACHE, json_events=True, timed=False, extra=()):
-    """Run `sluice run`; returns (wall seconds, events, peak RSS KiB or None)."""
+def sluice_run(pipe, cache=CACHE, json_events=True, timed=False, extra=(), must_pass=False):
+    """Run `sluice run`; returns (wall seconds, events, peak RSS KiB or None).
+    `must_pass`: a failed run is an error (the fleet figures are only
+    meaningful for runs whose stages all ran)."""
     state = fresh_state()
     cmd = [str(SLUICE), "run", str(pipe), "--quiet", "--allow-unsigned",
            "--state-dir", str(state), "--cache-dir", str(cache), *extra]
@@ -191,7 +193,7 @@ def sluice_run(pipe, cache=CACHE, json_events=True, timed=False, extra=()):
     if timed:
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", tv.read_text())
         rss = int(m.group(1)) if m else None
-    if p.returncode not in (0, 1):
+    if p.returncode not in ((0,) if must_pass else (0, 1)):
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stderr[-2000:]}")
     # State directories are kept until the next `bench/run.sh`: deleting
     # thousands of files here would slow every later run's file creation
@@ -510,6 +512,178 @@ def s6_verify():
     row("6 verify", "  sha256sum of the 20 MB file (hashing floor, with process start)", fms(med(hs)))
 
 
+# --------------------------------------------------------------- 7. fleet
+
+FIXTURE = PLUGINS / "fixture.wasm"
+NATS_SERVER = os.environ.get("SLUICE_NATS_SERVER") or shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Agent:
+    """A `sluice agent` (unsigned plugins allowed: the benchmarks measure
+    the path, not the signature check), started and waited for."""
+
+    def __init__(self, name, listen=None, nats=None, concurrency=2):
+        self.name = name
+        d = WORK / "agents" / name
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = d / "agent.yaml"
+        text = [f"name: {name}", "allow-unsigned: true", f"concurrency: {concurrency}",
+                f"cache-dir: {d / 'cache'}", "workspace: shared", "heartbeat: 1s"]
+        if nats:
+            text.append(f'nats: {{ url: "{nats[0]}", namespace: {nats[1]} }}')
+        cfg.write_text("\n".join(text) + "\n")
+        cmd = [str(SLUICE), "agent", "--config", str(cfg)]
+        if listen:
+            cmd += ["--listen", f"unix:{listen}"]
+        self.err = d / "stderr.txt"
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.err, "w"))
+        t0 = time.time()
+        while "taking jobs from" not in self.err.read_text():
+            if self.proc.poll() is not None or time.time() - t0 > 60:
+                raise RuntimeError(f"agent {name} did not start: {self.err.read_text()[-2000:]}")
+            time.sleep(0.02)
+
+    def rss_kib(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return None
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Nats:
+    """`nats-server -js` on a free loopback port, store in bench/.work."""
+
+    def __init__(self):
+        self.port = free_port()
+        store = WORK / "nats" / str(self.port)
+        store.mkdir(parents=True)
+        self.proc = subprocess.Popen([NATS_SERVER, "-js", "-sd", str(store), "-a", "127.0.0.1",
+                                      "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+        t0 = time.time()
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                break
+            except OSError:
+                if time.time() - t0 > 10:
+                    raise RuntimeError("nats-server did not start (scripts/setup-nats.sh installs it)")
+                time.sleep(0.02)
+
+    def url(self, namespace):
+        return f"nats://127.0.0.1:{self.port}?namespace={namespace}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def sleepers(n, seconds="0.2"):
+    p = WORK / "pipelines" / f"sleep-{n}.yaml"
+    if not p.exists():
+        with_ = f'{{ mode: exec, program: sleep, args: ["{seconds}"] }}'
+        pipeline(p, f"sleep-{n}", [(f"s{i}", FIXTURE, [], with_, "{ exec: [sleep] }") for i in range(n)])
+    return p
+
+
+def s7_fleet():
+    print("[7] fleet: warm local agent, RSS, dispatch overhead, throughput", file=sys.stderr)
+    # (a) The warm local agent: a 9-stage no-op chain through `--agent` against
+    # nine /bin/true, interleaved.
+    sock = WORK / "agents" / "local.sock"
+    local = Agent("local", listen=sock)
+    try:
+        p9 = chain(9)
+        native = WORK / "native-chain.sh"
+        native.write_text("#!/bin/sh\nset -e\n" + "/bin/true\n" * 9)
+        native.chmod(0o755)
+        variants = {
+            "sluice run --agent unix: (9-stage chain, warm agent)":
+                lambda: sluice_run(p9, json_events=False, extra=("--agent", f"unix:{sock}"), must_pass=True)[0],
+            "sluice run (9-stage chain, in process)": lambda: sluice_run(p9, json_events=False)[0],
+            "/bin/true ×9 (sh script)": lambda: timed_cmd([str(native)]),
+        }
+        for f in variants.values():
+            f(); f()
+        rounds = 5 if QUICK else 31
+        res = {k: [] for k in variants}
+        for _ in range(rounds):
+            for k, f in variants.items():
+                res[k].append(f())
+        m = {k: med(v) for k, v in res.items()}
+        for k, v in res.items():
+            row("7 fleet", f"{k}, median of {rounds} (p90)", f"{fms(m[k])} ({fms(pct(v, 90))})")
+        a = m["sluice run --agent unix: (9-stage chain, warm agent)"]
+        n = m["/bin/true ×9 (sh script)"]
+        row("7 fleet", "ratio warm agent / native chain", f"{a / n:.2f}×",
+            "target <1.0×: " + ("met" if a < n else "NOT met"))
+        # (b) Agent RSS over many jobs through the socket (100-stage chains).
+        runs = 10 if QUICK else 100
+        rss = []
+        for i in range(runs):
+            sluice_run(chain(100), json_events=False, extra=("--agent", f"unix:{sock}"), must_pass=True)
+            if i in (0, runs - 1):
+                rss.append(local.rss_kib())
+        row("7 fleet", f"agent VmRSS after 100 / {runs * 100} jobs (socket)",
+            f"{rss[0] / 1024:.1f} MiB / {rss[-1] / 1024:.1f} MiB",
+            f"end/start {rss[-1] / rss[0]:.2f}×")
+    finally:
+        local.stop()
+    # (c) Dispatch overhead per remote stage, and (d) throughput, over NATS.
+    nats = Nats()
+    try:
+        url = nats.url("bench")
+        agents = [Agent("n1", nats=(f"nats://127.0.0.1:{nats.port}", "bench"), concurrency=8)]
+        try:
+            runs = 2 if QUICK else 5
+            local_sf, remote_sf = [], []
+            sluice_run(chain(100), extra=("--executor", url), must_pass=True)  # warm the agent
+            for _ in range(runs):
+                for sf, extra in ((local_sf, ()), (remote_sf, ("--executor", url))):
+                    _, ev, _ = sluice_run(chain(100), extra=extra, must_pass=True)
+                    sf += [f - s for _, s, f, _ in stage_times(ev) if s is not None]
+            over = med(remote_sf) - med(local_sf)
+            row("7 fleet", f"stage_started→stage_finished, {runs}×100 no-op chain: in process / one NATS agent (median)",
+                f"{fms(med(local_sf))} / {fms(med(remote_sf))}")
+            row("7 fleet", "dispatch overhead per remote stage (difference of medians)", fms(over),
+                "target <2 ms: " + ("met" if over < 0.002 else "NOT met"))
+            walls = {}
+            for k in (1, 2, 3):
+                while len(agents) < k:
+                    agents.append(Agent(f"n{len(agents) + 1}", nats=(f"nats://127.0.0.1:{nats.port}", "bench"),
+                                        concurrency=8))
+                ws = [sluice_run(sleepers(300), json_events=False,
+                                 extra=("--executor", url, "--jobs", "64"), must_pass=True)[0]
+                      for _ in range(1 if QUICK else 3)]
+                walls[k] = med(ws)
+                row("7 fleet", f"300 stages × `sleep 0.2`, {k} agent(s) × 8 slots, --jobs 64 (median wall)",
+                    fms(walls[k]), f"ideal {300 * 0.2 / (8 * k):.1f} s")
+            row("7 fleet", "throughput speedup 1 → 3 agents", f"{walls[1] / walls[3]:.2f}×",
+                "target ≥2.5×: " + ("met" if walls[1] / walls[3] >= 2.5 else "NOT met"))
+        finally:
+            for a in agents:
+                a.stop()
+    finally:
+        nats.stop()
+
+
 def table(m):
     out = []
     out.append("## Machine\n")
@@ -539,7 +713,7 @@ def main():
     m = machine()
     warm_cache()
     for sec, f in (("1", s1_per_stage), ("2", s2_whole_process), ("3", s3_cold_start),
-                   ("4", s4_scale), ("5", s5_scan), ("6", s6_verify)):
+                   ("4", s4_scale), ("5", s5_scan), ("6", s6_verify), ("7", s7_fleet)):
         if want(sec):
             # Start each section with the disk quiet: the 1000-stage runs of
             # one section leave seconds of writeback and a busy ext4 journal

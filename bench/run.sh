@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 # full run (~10 min on 2 cores once built)
 #   BENCH_QUICK=1 bench/run.sh   # fewer repetitions
-#   BENCH_ONLY=2,4 bench/run.sh  # only some sections (1..6, see bench/bench.py)
+#   BENCH_ONLY=2,4 bench/run.sh  # only some sections (1..7, see bench/bench.py)
 #
 # Builds what it needs: the release runner (thin LTO), every plugin
 # (scripts/build-plugins.sh, which also builds tests/plugins/noop and its
@@ -22,6 +22,12 @@ fi
 if [ ! -x /usr/bin/time ]; then
   echo "==> installing GNU time" >&2
   apt-get install -y time >/dev/null || sudo apt-get install -y time >/dev/null
+fi
+
+# Section 7 (the fleet) starts its own nats-server on loopback.
+if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+  echo "==> installing nats-server" >&2
+  bash scripts/setup-nats.sh >/dev/null
 fi
 
 echo "==> building the runner (release) and the plugins" >&2

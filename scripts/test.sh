@@ -13,6 +13,9 @@ scripts/setup-delivery-services.sh
 # docker-registry (TLS, htpasswd), openssl and curl for the registry tests,
 # and wkg for the interop tests (tests/tests/e2e/oci_registry.rs).
 scripts/setup-registry.sh
+# nats-server with JetStream for the fleet tests (crates/fleet/tests/nats.rs and
+# the e2e fleet tests start their own on loopback).
+scripts/setup-nats.sh
 # Style and docs first: a red check costs seconds, not a whole test run.
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

@@ -162,6 +162,42 @@ pub enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Run an agent that takes stage jobs (from NATS, or from `run --agent`).
+    ///
+    /// Jobs come from the NATS server of the config's `nats:`, or, with
+    /// `--listen unix:PATH`, from `sluice run --agent unix:PATH` on this
+    /// machine. The agent verifies every plugin under its own operator
+    /// policy, grant ceiling and secrets, and keeps its engine and compiled
+    /// plugins warm between jobs. SIGTERM stops it gracefully.
+    Agent {
+        /// The agent's config file (policy, labels, secrets, NATS …).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Serve coordinators on this machine through a unix socket.
+        #[arg(long, value_name = "unix:PATH")]
+        listen: Option<String>,
+    },
+    /// The agents of a fleet.
+    Agents {
+        /// Agents subcommand.
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+}
+
+/// `sluice agents …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List the live agents (from their heartbeats in NATS): name, labels,
+    /// running jobs and slots, version, host.
+    List {
+        /// The NATS server, `nats://HOST:PORT[?namespace=NAME]`.
+        #[arg(long, env = "SLUICE_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Print JSON (one array of heartbeats).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `sluice run`.
@@ -222,6 +258,14 @@ pub struct RunArgs {
     /// points to another manifest, is refused.
     #[arg(long)]
     pub locked: bool,
+    /// Run the stages on the warm local agent listening at `unix:PATH`
+    /// (`sluice agent --listen unix:PATH`) instead of in this process.
+    #[arg(long, value_name = "unix:PATH", value_parser = crate::run::parse_agent, conflicts_with = "executor")]
+    pub agent: Option<crate::run::ExecutorTarget>,
+    /// Dispatch the stages as jobs to the agents of a NATS JetStream fleet:
+    /// `nats://HOST:PORT[?namespace=NAME]` (docs/fleet.md).
+    #[arg(long, env = "SLUICE_EXECUTOR", value_name = "URL", value_parser = crate::run::parse_executor)]
+    pub executor: Option<crate::run::ExecutorTarget>,
     /// Registry options for `oci://` plugins.
     #[command(flatten)]
     pub registry: crate::registry::RegistryArgs,

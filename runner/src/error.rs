@@ -5,6 +5,8 @@
 //! that ends (passed, failed, paused) is no error: [`run_exit_code`] maps
 //! its status.
 
+use crate::commands::agent::AgentError;
+use crate::commands::agents::AgentsError;
 use crate::commands::approve::ApproveError;
 use crate::commands::artifacts::ArtifactsError;
 use crate::commands::gc::GcError;
@@ -62,6 +64,12 @@ pub enum CliError {
     /// `plugin push|pull` and `plugin sign oci://…`.
     #[error(transparent)]
     Oci(#[from] OciCommandError),
+    /// `agent`.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// `agents list`.
+    #[error(transparent)]
+    Agents(#[from] AgentsError),
     /// A command's output cannot be written (other than to a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -103,6 +111,13 @@ impl CliError {
                 | RunError::Host(_)
                 | RunError::Artifacts(_)
                 | RunError::SourceRead(_) => exit::FAILED,
+                // A bad `--executor` address is input; agents or a NATS
+                // server that cannot be reached are not.
+                RunError::Fleet(
+                    sluice_fleet::FleetError::BadUrl { .. }
+                    | sluice_fleet::FleetError::BadNamespace { .. },
+                ) => exit::INVALID,
+                RunError::Fleet(_) => exit::FAILED,
             },
             CliError::Trust(f) => match f {
                 Failure::Refused(_) | Failure::RefusedReport(_) => exit::REFUSED,
@@ -158,6 +173,23 @@ impl CliError {
             | CliError::Approve(_)
             | CliError::Artifacts(_)
             | CliError::Report(_) => exit::INVALID,
+            // A bad config, policy or argument is input; an engine, cache
+            // directory or NATS server that fails is not.
+            CliError::Agent(
+                AgentError::Config(_)
+                | AgentError::Start(sluice_agent::StartError::Policy(_))
+                | AgentError::BadListen { .. }
+                | AgentError::NoSource { .. }
+                | AgentError::Transport(
+                    sluice_fleet::FleetError::BadUrl { .. }
+                    | sluice_fleet::FleetError::BadNamespace { .. },
+                ),
+            )
+            | CliError::Agents(AgentsError::Nats(
+                sluice_fleet::FleetError::BadUrl { .. }
+                | sluice_fleet::FleetError::BadNamespace { .. },
+            )) => exit::INVALID,
+            CliError::Agent(_) | CliError::Agents(_) => exit::FAILED,
             CliError::Output(_) | CliError::Runtime(_) => exit::FAILED,
         }
     }
@@ -190,12 +222,18 @@ impl CliError {
                 out
             }
             CliError::Trust(Failure::RefusedReport(report)) => line(report.clone()),
+            CliError::Agent(AgentError::Config(e)) => line(e.to_string()),
+            CliError::Agent(AgentError::Start(sluice_agent::StartError::Policy(e))) => {
+                line(e.to_string())
+            }
             CliError::Run(_)
             | CliError::Trust(_)
             | CliError::StageTest(_)
             | CliError::New(_)
             | CliError::Oci(_)
             | CliError::Validate(_)
+            | CliError::Agent(_)
+            | CliError::Agents(_)
             | CliError::Output(_)
             | CliError::Runtime(_) => {
                 format!("error: {self}\n")
@@ -236,6 +274,16 @@ pub fn run_exit_code(status: RunStatus) -> i32 {
         RunStatus::Passed => exit::PASSED,
         RunStatus::Paused => exit::PAUSED,
         RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => exit::FAILED,
+    }
+}
+
+/// [`run_exit_code`] of a run on agents: a run that failed because an
+/// agent refused a stage (its own policy, its grant ceiling) exits
+/// [`exit::REFUSED`], like a refusal before the run.
+pub fn run_exit_code_refused(status: RunStatus, refused: bool) -> i32 {
+    match status {
+        RunStatus::Failed if refused => exit::REFUSED,
+        other => run_exit_code(other),
     }
 }
 
@@ -286,6 +334,24 @@ mod tests {
             output.report(),
             "error: cannot write the output: disk full\n"
         );
+    }
+
+    #[test]
+    fn a_run_an_agent_refused_exits_3_and_fleet_setup_errors_1_or_2() {
+        use crate::run::{parse_executor, RunError};
+        let code = run_exit_code_refused;
+        assert_eq!(code(RunStatus::Failed, true), exit::REFUSED);
+        assert_eq!(code(RunStatus::Failed, false), exit::FAILED);
+        // Only a failed run exits 3: a paused one stays paused.
+        assert_eq!(code(RunStatus::Passed, false), exit::PASSED);
+        assert_eq!(code(RunStatus::Paused, true), exit::PAUSED);
+        let bad_url = parse_executor("http://h:1").err().map(RunError::Fleet);
+        let bad_url = bad_url.map(|e| CliError::Run(e).exit_code());
+        assert_eq!(bad_url, Some(exit::INVALID));
+        let closed = CliError::Run(RunError::Fleet(sluice_fleet::FleetError::Closed {
+            what: "the agent socket".into(),
+        }));
+        assert_eq!(closed.exit_code(), exit::FAILED);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use sluice::cli::{
-    ArtifactsCommand, Cli, Command, KeyCommand, PluginCommand, PolicyCommand, RunArgs, RunsCommand,
-    StageCommand,
+    AgentsCommand, ArtifactsCommand, Cli, Command, KeyCommand, PluginCommand, PolicyCommand,
+    RunArgs, RunsCommand, StageCommand,
 };
 use sluice::error::CliError;
 use sluice::report::console::{self, Console, ConsoleOptions, Verbosity};
@@ -104,7 +104,11 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
         locked: args.locked,
     };
     let stop_wait = opts.stop_wait_ms.clone();
-    let run = run::run_with(&opts, &oci, reporter);
+    let fleet = run::FleetRunOptions {
+        target: args.agent.clone().or_else(|| args.executor.clone()),
+        refused: Arc::default(),
+    };
+    let run = run::run_on(&opts, &oci, &fleet, reporter);
     tokio::pin!(run);
     let outcome = tokio::select! {
         outcome = &mut run => outcome,
@@ -130,7 +134,10 @@ async fn run_command(cli: &Cli, args: &RunArgs) -> ExitCode {
     // Stages cancelled by fail-fast may still be in their kill grace.
     end_stage_processes(&mut signals).await;
     match outcome {
-        Ok(record) => code(sluice::error::run_exit_code(record.status)),
+        Ok(record) => code(sluice::error::run_exit_code_refused(
+            record.status,
+            fleet.refused.load(std::sync::atomic::Ordering::Relaxed),
+        )),
         Err(e) => fail(&e.into()),
     }
 }
@@ -590,6 +597,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
             stage,
             by.clone(),
         )),
+        Command::Agent { config, listen } => {
+            finish(commands::agent::agent(config, listen.as_deref()).await)
+        }
+        Command::Agents {
+            command: AgentsCommand::List { nats, json },
+        } => finish(commands::agents::list(nats, *json).await),
     }
 }
 

@@ -24,6 +24,9 @@ use sluice_record::{
 };
 use sluice_trust::{operator, Policies, Policy};
 
+mod remote;
+pub use remote::{parse_agent, parse_executor, ExecutorTarget, FleetRunOptions};
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -152,6 +155,9 @@ pub enum RunError {
     /// `--builder-id` (`SLUICE_BUILDER_ID`) is not a usable URI.
     #[error(transparent)]
     BuilderId(#[from] sluice_engine::provenance::BuilderIdError),
+    /// The agents cannot be reached (`--agent`, `--executor`).
+    #[error(transparent)]
+    Fleet(#[from] sluice_fleet::FleetError),
 }
 
 fn new_record(pipeline: &Pipeline) -> RunRecord {
@@ -417,10 +423,22 @@ pub async fn run(opts: &RunOptions, reporter: Arc<dyn Reporter>) -> Result<RunRe
     run_with(opts, &OciRunOptions::default(), reporter).await
 }
 
-/// Start (or resume) a run and drive it to its end or a pause.
+/// Start (or resume) a run and drive it to its end or a pause, every
+/// stage in this process.
 pub async fn run_with(
     opts: &RunOptions,
     oci: &OciRunOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<RunRecord, RunError> {
+    run_on(opts, oci, &FleetRunOptions::default(), reporter).await
+}
+
+/// Start (or resume) a run and drive it to its end or a pause; with
+/// `fleet.target`, its stages run on agents (docs/fleet.md).
+pub async fn run_on(
+    opts: &RunOptions,
+    oci: &OciRunOptions,
+    fleet: &FleetRunOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<RunRecord, RunError> {
     let clock = PhaseClock::start();
@@ -489,6 +507,17 @@ pub async fn run_with(
         SourceRead::Reading(reading)
     };
     let resumed = lock.is_some();
+    // Stages a killed coordinator had sent to agents, looked up there
+    // before they are sent again; then a new dispatch epoch, so that no
+    // new job shares an id with one of an earlier dispatch.
+    let adopt = match &fleet.target {
+        Some(_) if resumed => remote::adopt_map(&record),
+        _ => HashMap::new(),
+    };
+    if fleet.target.is_some() {
+        record.fleet_epoch += 1;
+    }
+    let on_agent = matches!(fleet.target, Some(ExecutorTarget::Agent(_)));
     let mut lost_artifacts = Vec::new();
     if resumed {
         scheduler::reset_for_resume(&mut record);
@@ -533,7 +562,10 @@ pub async fn run_with(
         }
     };
     let sweep = start_sweep(&opts.state_dir, cache_dir.clone());
-    let engine = tokio::task::spawn_blocking(move || Host::new(cache_dir.as_deref(), &pool));
+    // The warm local agent describes the plugins itself: this process then
+    // builds no engine at all.
+    let engine = (!on_agent)
+        .then(|| tokio::task::spawn_blocking(move || Host::new(cache_dir.as_deref(), &pool)));
     let policy_path = opts.policy.clone().or_else(|| pipeline.policy.clone());
     let policy = policy_path.as_deref().map(Policy::load).transpose()?;
     let operator = operator::load_operator(opts.operator_policy.as_deref())?;
@@ -563,14 +595,50 @@ pub async fn run_with(
         pulled,
     )?;
     clock.mark("plugins read and admitted");
-    let host = Arc::new(engine.await.map_err(|e| {
-        RunError::Host(sluice_host::HostError::Engine(format!(
-            "the engine thread failed: {e}"
-        )))
-    })??);
-    clock.mark("engine ready");
-    let (plugins, schemas, warnings) =
-        load_plugins(&host, &pipeline, admitted, reporter.as_ref()).await?;
+    let cas = Arc::new(Cas::open(&opts.state_dir.join("cas"))?);
+    let run_dir = store.run_dir(&record.run_id);
+    // Agents are reached before the run exists: one that is not there
+    // leaves no run behind, like any other setup failure.
+    let connected = match &fleet.target {
+        Some(target) => Some(remote::Connected::open(target, &cas, &run_dir).await?),
+        None => None,
+    };
+    let plugin_blobs = match &connected {
+        Some(_) => Some(remote::plugin_blobs(&admitted.files, &cas)?),
+        None => None,
+    };
+    let (records, schemas, warnings, by_digest) = match (&connected, engine) {
+        (Some(remote::Connected::Uds(agent)), _) => {
+            let (records, schemas, warnings) =
+                remote::describe_on_agent(agent, &pipeline, admitted, reporter.as_ref()).await?;
+            (records, schemas, warnings, HashMap::new())
+        }
+        (_, Some(engine)) => {
+            let host = Arc::new(engine.await.map_err(|e| {
+                RunError::Host(sluice_host::HostError::Engine(format!(
+                    "the engine thread failed: {e}"
+                )))
+            })??);
+            clock.mark("engine ready");
+            let (plugins, schemas, warnings) =
+                load_plugins(&host, &pipeline, admitted, reporter.as_ref()).await?;
+            let records: HashMap<String, PluginRecord> = plugins
+                .iter()
+                .map(|(stage, (_, record))| (stage.clone(), record.clone()))
+                .collect();
+            let by_digest: HashMap<String, Plugin> = plugins
+                .into_values()
+                .map(|(plugin, _)| (plugin.digest.clone(), plugin))
+                .collect();
+            (records, schemas, warnings, by_digest)
+        }
+        (_, None) => {
+            // `engine` is only skipped for the local agent, handled above.
+            return Err(RunError::Host(sluice_host::HostError::Engine(
+                "no engine was started for a run without an agent".to_owned(),
+            )));
+        }
+    };
     clock.mark("plugins loaded and described");
     record.warnings = warnings;
     record.warnings.extend(lost_artifacts);
@@ -582,7 +650,6 @@ pub async fn run_with(
         Some(path) => Some(Arc::new(load_provenance_key(path)?)),
         None => None,
     };
-    let cas = Arc::new(Cas::open(&opts.state_dir.join("cas"))?);
     // Everything that can refuse the run has run: only now does a new run
     // get its directory (and, when the scheduler starts, its record).
     let _lock = match lock {
@@ -592,33 +659,44 @@ pub async fn run_with(
             store.lock(&record.run_id)?
         }
     };
-    let run_dir = store.run_dir(&record.run_id);
     let source = match source_read {
         SourceRead::Done(source) => source,
         SourceRead::Reading(task) => task.await?,
     };
-    let records: HashMap<String, PluginRecord> = plugins
-        .iter()
-        .map(|(stage, (_, record))| (stage.clone(), record.clone()))
-        .collect();
-    let by_digest: HashMap<String, Plugin> = plugins
-        .into_values()
-        .map(|(plugin, _)| (plugin.digest.clone(), plugin))
-        .collect();
-    let executor = Arc::new(LocalExecutor {
-        plugins: by_digest,
-        cas: cas.clone(),
-        work: sluice_record::workdir::WorkDirs::new(&run_dir),
-        run_dir: run_dir.clone(),
-        redactor: redactor.clone(),
-        reporter: reporter.clone(),
-        env: process_env.clone(),
-        secrets: process_env.clone(),
-        max_handles: sluice_host::engine::handles_per_stage(
-            sluice_host::engine::raise_open_files_limit(),
-            jobs,
-        ),
-    });
+    let executor: Arc<dyn sluice_engine::executor::Executor> = match (connected, plugin_blobs) {
+        (Some(connected), Some((plugins, plugin_files))) => {
+            let options = remote::remote_options(
+                &pipeline,
+                &record,
+                &connected,
+                plugins,
+                plugin_files,
+                adopt,
+            );
+            Arc::new(sluice_fleet::remote::RemoteExecutor::new(
+                connected.dispatch(),
+                cas.clone(),
+                run_dir.clone(),
+                reporter.clone(),
+                redactor.clone(),
+                options,
+            ))
+        }
+        _ => Arc::new(LocalExecutor {
+            plugins: by_digest,
+            cas: cas.clone(),
+            work: sluice_record::workdir::WorkDirs::new(&run_dir),
+            run_dir: run_dir.clone(),
+            redactor: redactor.clone(),
+            reporter: reporter.clone(),
+            env: process_env.clone(),
+            secrets: process_env.clone(),
+            max_handles: sluice_host::engine::handles_per_stage(
+                sluice_host::engine::raise_open_files_limit(),
+                jobs,
+            ),
+        }),
+    };
     let orchestrator = Arc::new(Orchestrator {
         pipeline: Arc::new(pipeline.clone()),
         plugins: records,
@@ -631,6 +709,7 @@ pub async fn run_with(
         provenance_key,
         source: source.map(Arc::new),
         builder_id,
+        refused: fleet.refused.clone(),
     });
     let options = scheduler::Options {
         jobs,

@@ -3,6 +3,7 @@
 //! `sluice` binary there, and read what a user would see.
 
 pub mod expect;
+pub mod nats;
 pub mod registry;
 
 use std::io::Read;
@@ -512,6 +513,9 @@ impl Project {
             .env_remove("SLUICE_REQUIRE_CLEAN")
             .env_remove("SLUICE_KILL_GRACE")
             .env_remove("SLUICE_CONTAINMENT")
+            // A runner's fleet setting would send every test's stages to
+            // agents; the fleet tests pass `--executor` themselves.
+            .env_remove("SLUICE_EXECUTOR")
             // Tests run inside CI systems too; their output must not turn
             // into that system's (docs/ci.md) unless a test asks for it.
             .env_remove("GITHUB_ACTIONS")

@@ -282,16 +282,33 @@ pub fn relative_reference(base: &Path, path: &Path) -> String {
 /// What the pipeline grants `stage`, as policies see it.
 pub fn requested(stage: &Stage) -> RequestedGrants {
     RequestedGrants {
-        workspace: match stage.grants.workspace {
-            WorkspaceAccess::None => "none",
-            WorkspaceAccess::Read => "read",
-            WorkspaceAccess::Write => "write",
-        }
-        .to_string(),
+        workspace: workspace_word(stage.grants.workspace).to_string(),
         env: stage.grants.env.clone(),
         network: stage.grants.network.clone(),
         exec: stage.grants.exec.clone(),
         secrets: stage.grants.secrets.clone(),
+    }
+}
+
+/// What a job is granted, as policies see it: [`requested`] for a job that
+/// travelled without its pipeline (an agent admits the plugin of a job it
+/// received under its own operator policy).
+pub fn requested_from(grants: &crate::executor::JobGrants) -> RequestedGrants {
+    RequestedGrants {
+        workspace: workspace_word(grants.workspace).to_string(),
+        env: grants.env.clone(),
+        network: grants.network.clone(),
+        exec: grants.exec.clone(),
+        secrets: grants.secrets.clone(),
+    }
+}
+
+/// `none`, `read` or `write`: the workspace grant as policies name it.
+fn workspace_word(access: WorkspaceAccess) -> &'static str {
+    match access {
+        WorkspaceAccess::None => "none",
+        WorkspaceAccess::Read => "read",
+        WorkspaceAccess::Write => "write",
     }
 }
 
@@ -506,6 +523,35 @@ pub fn check_component_header(bytes: &[u8]) -> Result<(), ComponentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_asks_for_what_its_stage_asks_for() {
+        let grants = crate::executor::JobGrants {
+            workspace: WorkspaceAccess::Write,
+            env: vec!["CI".into()],
+            network: vec!["*.internal:443".parse().expect("pattern")],
+            exec: vec!["sleep".into()],
+            secrets: vec!["NPM_TOKEN".into()],
+            tls_ca: vec![],
+            memory: 1 << 20,
+            output: 1 << 20,
+            artifacts: 1 << 20,
+        };
+        let asked = requested_from(&grants);
+        assert_eq!(asked.workspace, "write");
+        assert_eq!(asked.env, ["CI"]);
+        assert_eq!(asked.network, grants.network);
+        assert_eq!(asked.exec, ["sleep"]);
+        assert_eq!(asked.secrets, ["NPM_TOKEN"]);
+        // The same words as for the stage the job came from.
+        let pipeline = sluice_pipeline::parse_str(
+            "version: 1\nname: p\nstages:\n  s:\n    uses: ./p.wasm\n    grants: { workspace: write, env: [CI], exec: [sleep], secrets: [NPM_TOKEN], network: [\"*.internal:443\"] }\n",
+            Path::new("/nonexistent/sluice.yaml"),
+        );
+        if let Ok(p) = pipeline {
+            assert_eq!(requested(&p.stages["s"]), asked);
+        }
+    }
 
     #[test]
     fn references_are_relative_to_the_pipeline() {

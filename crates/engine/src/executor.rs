@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 use sluice_pipeline::gates::PluginGate;
 use sluice_pipeline::WorkspaceAccess;
 use sluice_record::artifacts::ArtifactRecord;
+/// One lost execution of an attempt (see [`StageOutcome::lost`]): the
+/// record's type, so the orchestrator copies it as it is.
+pub use sluice_record::LostExecution;
 use sluice_record::MetricRecord;
 use sluice_types::NetPattern;
 
@@ -139,6 +142,27 @@ pub struct StageOutcome {
     pub result: Result<StageReport, StageFailure>,
     /// The attempt's log.
     pub log: LogReport,
+    /// The agent that ran the attempt, when a remote executor ran it
+    /// (absent for a local run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Executions of this attempt that were lost on the way (an agent died
+    /// or stopped answering and the job went to another agent); they do
+    /// not count against `retries:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostExecution>,
+}
+
+impl StageOutcome {
+    /// An outcome of a local run: no agent, nothing lost.
+    pub fn local(result: Result<StageReport, StageFailure>, log: LogReport) -> StageOutcome {
+        StageOutcome {
+            result,
+            log,
+            agent: None,
+            lost: Vec::new(),
+        }
+    }
 }
 
 /// A plugin's report, as plain data.
@@ -376,6 +400,43 @@ pub enum StageFailure {
         /// What failed.
         message: String,
     },
+    /// The agent that received the job refused to run it: its own
+    /// operator policy did not admit the plugin, a grant is over its
+    /// ceiling, or it holds no value for a granted secret. A trust
+    /// refusal: the run exits 3.
+    #[error(
+        "refused by agent `{agent}`: {}; the agent decides by its own operator policy and grant ceiling (its config's `policy:` and `accept:`): sign the plugin with a key that policy trusts, lower the stage's grants, or send the stage to another agent with `runs-on:`",
+        .reasons.join("; ")
+    )]
+    Refused {
+        /// The agent's name.
+        agent: String,
+        /// Why, one entry per rule or grant that refused.
+        reasons: Vec<String>,
+    },
+    /// Every agent that took the job died or stopped answering before it
+    /// reported (the job was delivered again each time), too often to
+    /// keep trying.
+    #[error(
+        "lost: {executions} agents took the job and stopped answering before they reported (killed, out of memory, or cut off from NATS); look at those agents' logs — a stage that kills its agent every time is a bug to fix, not bad luck"
+    )]
+    Lost {
+        /// How many executions were lost.
+        executions: u32,
+    },
+    /// No agent that can serve the stage's `runs-on:` labels took the job
+    /// within the queue timeout.
+    #[error(
+        "no agent with the labels `{labels}` took the job; live agents: {}; start an agent with these labels or change the stage's `runs-on:`",
+        live_agents_text(.live_agents)
+    )]
+    NoAgent {
+        /// The labels the stage requires (`runs-on:`; prints as
+        /// `net=egress,os=linux`, or `any`).
+        labels: sluice_types::LabelSet,
+        /// The agents alive when it gave up, each as `name [labels]`.
+        live_agents: Vec<String>,
+    },
     /// The runner could not write the provenance of what the stage
     /// published. (The text keeps the words it had before provenance had a
     /// failure of its own.)
@@ -453,6 +514,15 @@ fn then_failed_suffix(then_failed: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// The live agents in [`StageFailure::NoAgent`]'s message.
+fn live_agents_text(agents: &[String]) -> String {
+    if agents.is_empty() {
+        "none".to_string()
+    } else {
+        agents.join(", ")
+    }
+}
+
 /// What [`StageFailure::Exit`] says.
 pub fn exit_reason(code: i32) -> String {
     format!(
@@ -472,7 +542,15 @@ impl StageFailure {
                 | StageFailure::InstancePool { .. }
                 | StageFailure::Provenance(_)
                 | StageFailure::Cancelled { .. }
+                | StageFailure::Refused { .. }
+                | StageFailure::Lost { .. }
+                | StageFailure::NoAgent { .. }
         )
+    }
+
+    /// Whether this is a trust refusal (the run exits 3 for it).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StageFailure::Refused { .. })
     }
 
     /// The runner's last note in the stage log: `stage failed: 3 tests
@@ -610,19 +688,90 @@ mod tests {
             },
             StageFailure::Provenance(ProvenanceFailure::WouldLeakSecret),
             StageFailure::setup("no room"),
+            StageFailure::Lost { executions: 3 },
+            StageFailure::NoAgent {
+                labels: "net=egress".parse().expect("labels"),
+                live_agents: vec!["a1 [os=linux]".into()],
+            },
         ];
         let outcomes = std::iter::once(Ok(report))
             .chain(failures.into_iter().map(Err))
-            .map(|result| StageOutcome {
-                result,
+            .map(|result| StageOutcome::local(result, log.clone()))
+            .chain(std::iter::once(StageOutcome {
+                result: Err(StageFailure::Refused {
+                    agent: "a1".into(),
+                    reasons: vec!["no rule matches".into()],
+                }),
                 log: log.clone(),
-            });
+                agent: Some("a1".into()),
+                lost: vec![LostExecution {
+                    agent: "a2".into(),
+                    at: "2026-12-07T13:00:00Z".into(),
+                }],
+            }));
         for outcome in outcomes {
             let wire = serde_json::to_string(&outcome)?;
             let back: StageOutcome = serde_json::from_str(&wire)?;
             assert_eq!(back, outcome, "{wire}");
         }
         Ok(())
+    }
+
+    #[test]
+    fn an_outcome_without_agent_fields_still_reads_and_local_ones_do_not_write_them() -> TestResult
+    {
+        let local = StageOutcome::local(Err(StageFailure::Exit { code: 1 }), LogReport::default());
+        let wire = serde_json::to_value(&local)?;
+        assert!(wire.get("agent").is_none(), "{wire}");
+        assert!(wire.get("lost").is_none(), "{wire}");
+        let old = r#"{"result":{"Err":{"exit":{"code":1}}},"log":{"path":"","stats":{"bytes_seen":0,"bytes_written":0,"truncated":false,"io_error":null}}}"#;
+        let back: StageOutcome = serde_json::from_str(old)?;
+        assert_eq!(back, local);
+        Ok(())
+    }
+
+    #[test]
+    fn fleet_failures_say_the_fix_and_are_not_retried() {
+        let refused = StageFailure::Refused {
+            agent: "a1".into(),
+            reasons: vec![
+                "no policy rule matches `lint.wasm`".into(),
+                "exec `curl` is over the agent's ceiling".into(),
+            ],
+        };
+        let text = refused.to_string();
+        assert!(
+            text.starts_with("refused by agent `a1`: no policy rule matches `lint.wasm`; exec `curl` is over the agent's ceiling; "),
+            "{text}"
+        );
+        assert!(text.contains("runs-on:"), "{text}");
+        assert!(refused.is_refusal());
+        let no_agent = |live: Vec<String>| {
+            StageFailure::NoAgent {
+                labels: "net=egress".parse().expect("labels"),
+                live_agents: live,
+            }
+            .to_string()
+        };
+        assert!(no_agent(vec![]).contains("live agents: none;"));
+        let text = no_agent(vec!["a1 [os=linux]".into(), "a2 [any]".into()]);
+        assert!(
+            text.starts_with("no agent with the labels `net=egress` took the job; live agents: a1 [os=linux], a2 [any]; start an agent"),
+            "{text}"
+        );
+        let lost = StageFailure::Lost { executions: 3 };
+        assert!(lost.to_string().starts_with("lost: 3 agents took the job"));
+        for f in [
+            refused,
+            lost,
+            StageFailure::NoAgent {
+                labels: sluice_types::LabelSet::any(),
+                live_agents: vec![],
+            },
+        ] {
+            assert!(!f.retryable(), "{f}");
+        }
+        assert!(!StageFailure::Lost { executions: 1 }.is_refusal());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +64,11 @@ pub struct Orchestrator {
     pub source: Option<Arc<provenance::SourceState>>,
     /// `builder.id` of the provenance statements.
     pub builder_id: String,
+    /// Set when an attempt failed with a trust refusal of an agent
+    /// ([`StageFailure::is_refusal`]): such a run exits 3, not 1. Only
+    /// remote executors refuse in the middle of a run; a local run's
+    /// refusals happen at admission, before any stage.
+    pub refused: Arc<AtomicBool>,
 }
 
 /// The run's redactor: every value of every secret a stage of `pipeline`
@@ -97,6 +103,9 @@ impl Attempts for Orchestrator {
             {
                 Ok(state) => (state, false),
                 Err(failure) => {
+                    if failure.is_refusal() {
+                        self.refused.store(true, Ordering::Relaxed);
+                    }
                     // Failure messages carry plugin text: redact the
                     // run's secrets and bound it before it is stored.
                     rec.reason = Some(plugin_reason(&failure.to_string(), &self.redactor));
@@ -150,7 +159,12 @@ impl Orchestrator {
             }
         };
         // The executor says in the log why its part failed.
-        let report = self.executor.run(job, cancel.clone()).await.result?;
+        let outcome = self.executor.run(job, cancel.clone()).await;
+        // Which agent ran it, and which lost it on the way, is recorded
+        // whatever the attempt came to.
+        rec.agent = outcome.agent;
+        rec.lost = outcome.lost;
+        let report = outcome.result?;
         // A stage that returned a report after it was told to stop is
         // still cancelled: nothing it published is taken.
         if cancel.is_cancelled() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::executor::{LogReport, OutcomeFuture, StageOutcome, TrapKind};
+use crate::executor::{LogReport, LostExecution, OutcomeFuture, StageOutcome, TrapKind};
 use sluice_record::artifacts::ArtifactRecord;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,9 @@ struct FakeExecutor {
     jobs: Mutex<Vec<StageJob>>,
     notes: Mutex<Vec<(String, String, String)>>,
     answer: Answer,
+    /// When set, answers as a remote executor: this agent ran the job,
+    /// after these executions were lost.
+    remote: Mutex<Option<(String, Vec<LostExecution>)>>,
 }
 
 impl FakeExecutor {
@@ -28,6 +31,7 @@ impl FakeExecutor {
             jobs: Mutex::new(Vec::new()),
             notes: Mutex::new(Vec::new()),
             answer,
+            remote: Mutex::new(None),
         })
     }
 
@@ -55,7 +59,12 @@ impl Executor for FakeExecutor {
             if let Ok(mut jobs) = self.jobs.lock() {
                 jobs.push(job);
             }
-            StageOutcome { result, log }
+            let mut outcome = StageOutcome::local(result, log);
+            if let Some((agent, lost)) = self.remote.lock().ok().and_then(|r| r.clone()) {
+                outcome.agent = Some(agent);
+                outcome.lost = lost;
+            }
+            outcome
         })
     }
 
@@ -137,6 +146,7 @@ impl Fixture {
             provenance_key: None,
             source: None,
             builder_id: "https://ci.example.org/runner".into(),
+            refused: Arc::default(),
         })
     }
 
@@ -483,4 +493,78 @@ fn a_missing_key_file_is_named_without_a_stage() {
     assert!(text.contains("/nonexistent/runner.key"), "{text}");
     assert!(!text.contains("(provenance)"), "{text}");
     assert!(matches!(e, SigningKeyError::Read(_)));
+}
+
+#[tokio::test]
+async fn the_agent_and_lost_executions_are_recorded_whatever_the_outcome() -> TestResult {
+    let f = Fixture::new("  s: { uses: ./p.wasm }\n")?;
+    let lost = vec![LostExecution {
+        agent: "a1".into(),
+        at: "2026-12-07T13:00:00Z".into(),
+    }];
+    let passing = FakeExecutor::new(Box::new(|_| Ok(report(Vec::new()))));
+    *passing.remote.lock().map_err(|_| "poisoned")? = Some(("a2".into(), lost.clone()));
+    let orchestrator = f.orchestrator(passing, BTreeMap::new(), BTreeMap::new());
+    let outcome = orchestrator
+        .clone()
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.state, StageState::Passed);
+    assert_eq!(outcome.record.agent.as_deref(), Some("a2"));
+    assert_eq!(outcome.record.lost, lost);
+    assert!(!orchestrator.refused.load(Ordering::Relaxed));
+
+    let failing = FakeExecutor::new(Box::new(|_| {
+        Err(StageFailure::Failed {
+            message: "3 tests failed".into(),
+        })
+    }));
+    *failing.remote.lock().map_err(|_| "poisoned")? = Some(("a3".into(), Vec::new()));
+    let orchestrator = f.orchestrator(failing, BTreeMap::new(), BTreeMap::new());
+    let outcome = orchestrator
+        .clone()
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.state, StageState::Failed);
+    assert!(outcome.retryable);
+    assert_eq!(outcome.record.agent.as_deref(), Some("a3"));
+    assert!(outcome.record.lost.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_agent_refusal_fails_the_stage_for_good_and_marks_the_run_refused() -> TestResult {
+    let f = Fixture::new("  s: { uses: ./p.wasm }\n")?;
+    let refusing = FakeExecutor::new(Box::new(|_| {
+        Err(StageFailure::Refused {
+            agent: "a1".into(),
+            reasons: vec!["no rule of the agent's policy matches the plugin".into()],
+        })
+    }));
+    *refusing.remote.lock().map_err(|_| "poisoned")? = Some(("a1".into(), Vec::new()));
+    let orchestrator = f.orchestrator(refusing, BTreeMap::new(), BTreeMap::new());
+    let outcome = orchestrator
+        .clone()
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.state, StageState::Failed);
+    assert!(!outcome.retryable, "a refusal does not change by retrying");
+    let reason = outcome.record.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "refused by agent `a1`: no rule of the agent's policy matches the plugin; "
+        ),
+        "{reason}"
+    );
+    assert!(orchestrator.refused.load(Ordering::Relaxed));
+    // A plain failure does not mark the run.
+    let lost = FakeExecutor::new(Box::new(|_| Err(StageFailure::Lost { executions: 4 })));
+    let orchestrator = f.orchestrator(lost, BTreeMap::new(), BTreeMap::new());
+    let outcome = orchestrator
+        .clone()
+        .attempt("s".into(), 1, f.record(&[]), CancellationToken::new())
+        .await;
+    assert!(!outcome.retryable);
+    assert!(!orchestrator.refused.load(Ordering::Relaxed));
+    Ok(())
 }

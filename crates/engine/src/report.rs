@@ -54,6 +54,14 @@ pub enum Event<'a> {
         /// Attempt number.
         attempt: u32,
     },
+    /// An agent took a stage's job (remote executors only; again when the
+    /// job moved to another agent after one was lost).
+    StageAssigned {
+        /// Stage.
+        stage: &'a str,
+        /// The agent's name.
+        agent: &'a str,
+    },
     /// A line of a stage's log (already redacted).
     StageLog {
         /// Stage.
@@ -177,7 +185,7 @@ fn stage_finished_fields<S: Serializer>(
     record: &&StageRecord,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut s = serializer.serialize_struct("StageFinished", 9)?;
+    let mut s = serializer.serialize_struct("StageFinished", 11)?;
     s.serialize_field("state", &record.state)?;
     s.serialize_field("duration_ms", &record.duration_ms)?;
     s.serialize_field("reason", &record.reason)?;
@@ -187,6 +195,17 @@ fn stage_finished_fields<S: Serializer>(
     s.serialize_field("outputs", &record.outputs)?;
     s.serialize_field("artifacts", &record.artifacts)?;
     s.serialize_field("attempts", &record.attempts)?;
+    // Only runs on agents have these; a local run's events stay as they
+    // were.
+    match &record.agent {
+        Some(agent) => s.serialize_field("agent", agent)?,
+        None => s.skip_field("agent")?,
+    }
+    if record.lost.is_empty() {
+        s.skip_field("lost")?;
+    } else {
+        s.serialize_field("lost", &record.lost)?;
+    }
     s.end()
 }
 

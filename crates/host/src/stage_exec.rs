@@ -58,13 +58,13 @@ impl Executor for LocalExecutor {
         Box::pin(async move {
             let path = job.log.clone();
             let (result, stats) = self.run_job(&job, cancel).await;
-            StageOutcome {
+            StageOutcome::local(
                 result,
-                log: LogReport {
+                LogReport {
                     path,
                     stats: stats.unwrap_or_default(),
                 },
-            }
+            )
         })
     }
 

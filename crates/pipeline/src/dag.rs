@@ -235,6 +235,7 @@ mod tests {
                     environment: None,
                     approval: false,
                     on_inconclusive: Default::default(),
+                    runs_on: Default::default(),
                     location: Location::START,
                 };
                 ((*name).to_owned(), stage)

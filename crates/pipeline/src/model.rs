@@ -79,6 +79,10 @@ pub struct Stage {
     pub approval: bool,
     /// What an inconclusive verdict does (`on-inconclusive:`).
     pub on_inconclusive: OnInconclusive,
+    /// The labels an agent needs to run the stage (`runs-on:`); empty
+    /// (`any`) when the stage does not say. Only remote executors look at
+    /// it: a local run runs every stage itself.
+    pub runs_on: sluice_types::LabelSet,
     /// Where the stage is defined (its name key) in the pipeline file.
     pub location: Location,
 }

@@ -16,7 +16,7 @@ use crate::template;
 use crate::tls_ca::{load_tls_ca, TlsCaError};
 use crate::wire::{Quantity, WireDefaults, WireGate, WireGrants, WirePipeline, WireStage};
 use sluice_files::locate::YamlPath;
-use sluice_types::{ByteSize, NetPattern, PipelineName, StageName};
+use sluice_types::{ByteSize, Label, LabelSet, NetPattern, PipelineName, StageName};
 
 /// The highest memory limit a stage may ask for: a 32-bit Wasm memory cannot
 /// address more.
@@ -226,6 +226,7 @@ fn resolve_stage(
         environment: wire.environment.clone(),
         approval: wire.approval.is_some_and(|a| a.0),
         on_inconclusive: wire.on_inconclusive.unwrap_or_default(),
+        runs_on: runs_on(wire.runs_on.as_ref(), &path.key("runs-on"), r)?,
         location: r.map.key(&path),
     })
 }
@@ -573,6 +574,36 @@ fn retries(value: Option<u32>, path: &YamlPath, fallback: u32, r: &Reporter<'_>)
         ));
     }
     Ok(retries)
+}
+
+/// `runs-on:`: one label set, written as one label (`os=linux`), a list
+/// of labels (`[net=egress, os=linux]`) or `any`.
+fn runs_on(
+    value: Option<&sluice_types::OneOrMany>,
+    path: &YamlPath,
+    r: &Reporter<'_>,
+) -> Result<LabelSet> {
+    let Some(value) = value else {
+        return Ok(LabelSet::any());
+    };
+    let empty_hint = "name the labels an agent must have, e.g. `runs-on: [os=linux, net=egress]`, or remove `runs-on:` to let any agent run the stage";
+    if !value.was_list() {
+        let text = value.as_slice().first().map(String::as_str).unwrap_or("");
+        return text
+            .parse::<LabelSet>()
+            .map_err(|e| r.value(path, e.to_string(), e.hint.clone()));
+    }
+    if value.as_slice().is_empty() {
+        return Err(r.value(path, "`runs-on` is an empty list", empty_hint.to_owned()));
+    }
+    let mut labels = Vec::with_capacity(value.as_slice().len());
+    for (i, text) in value.as_slice().iter().enumerate() {
+        let label = text
+            .parse::<Label>()
+            .map_err(|e| r.value(&path.index(i), e.to_string(), e.hint.clone()))?;
+        labels.push(label);
+    }
+    LabelSet::new(labels).map_err(|e| r.value(path, format!("`runs-on`: {e}"), e.hint.clone()))
 }
 
 fn dag_error(error: DagError, stages: &IndexMap<String, Stage>, r: &Reporter<'_>) -> PipelineError {

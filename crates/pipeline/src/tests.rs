@@ -896,3 +896,78 @@ fn grace_periods_default_to_ten_seconds_allow_zero_and_stop_at_ten_minutes() {
         .unwrap_or_default();
     assert!(err.contains("grace-period"), "{err}");
 }
+
+#[test]
+fn runs_on_takes_one_label_a_list_a_set_or_any() {
+    let fixture = Fixture::new();
+    let labels = |runs_on: &str| {
+        let src = with_head(&format!("  lint:\n    uses: plugins/lint.wasm\n{runs_on}"));
+        let pipeline = fixture.load(&src).unwrap_or_else(|e| panic!("{e}"));
+        pipeline.stages["lint"].runs_on.to_string()
+    };
+    assert_eq!(labels(""), "any");
+    assert_eq!(labels("    runs-on: os=linux\n"), "os=linux");
+    assert_eq!(
+        labels("    runs-on: [os=linux, net=egress]\n"),
+        "net=egress,os=linux"
+    );
+    assert_eq!(
+        labels("    runs-on: net=egress,os=linux\n"),
+        "net=egress,os=linux"
+    );
+    assert_eq!(labels("    runs-on: [os=linux, os=linux]\n"), "os=linux");
+    assert_eq!(labels("    runs-on: any\n"), "any");
+}
+
+#[test]
+fn a_bad_runs_on_label_is_located_with_the_fix() {
+    // A bad label in a list points at that label.
+    let src =
+        with_head("  lint:\n    uses: plugins/lint.wasm\n    runs-on: [os=linux, net.egress]\n");
+    assert_error(
+        &src,
+        6,
+        25,
+        "`net.egress` is not a valid label",
+        "write a label as `key=value`",
+    );
+    // A single string points at the string.
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    runs-on: OS=linux\n");
+    assert_error(
+        &src,
+        6,
+        14,
+        "`OS=linux` is not a valid label set: its key `OS` starts with `O`",
+        "`key=value` separated by `,`",
+    );
+    // Two values for one key can never be served: the list is refused.
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    runs-on: [os=linux, os=mac]\n");
+    assert_error(
+        &src,
+        6,
+        14,
+        "`runs-on`: `os=linux,os=mac` is not a valid label set: it gives key `os` two values",
+        "one value per key",
+    );
+    let nine: Vec<String> = (0..9).map(|i| format!("k{i}=v")).collect();
+    let src = with_head(&format!(
+        "  lint:\n    uses: plugins/lint.wasm\n    runs-on: [{}]\n",
+        nine.join(", ")
+    ));
+    assert_error(&src, 6, 14, "it has 9 labels, more than 8", "at most 8");
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    runs-on: []\n");
+    assert_error(
+        &src,
+        6,
+        14,
+        "`runs-on` is an empty list",
+        "remove `runs-on:`",
+    );
+    let src = with_head("  lint:\n    uses: plugins/lint.wasm\n    runs-on: { os: linux }\n");
+    let err = Fixture::new()
+        .load(&src)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("runs-on"), "{err}");
+}

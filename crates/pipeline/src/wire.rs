@@ -58,6 +58,9 @@ pub struct WireStage {
     pub environment: Option<String>,
     pub approval: Option<Approval>,
     pub on_inconclusive: Option<OnInconclusive>,
+    /// `runs-on:` labels an agent must have (one label or a list);
+    /// resolved into a `LabelSet`.
+    pub runs_on: Option<sluice_types::OneOrMany>,
 }
 
 /// `grants:`; everything absent is denied.

@@ -226,6 +226,21 @@ pub enum ArtifactError {
         /// The blob.
         path: PathBuf,
     },
+    /// A blob received from elsewhere does not hash to the digest it was
+    /// sent as: the sender's copy is damaged, or forged.
+    #[error(
+        "the blob received from {} as {expected} hashes to {actual}; it was refused (the \
+         sender's copy is damaged or was tampered with: re-run the stage that produced it)",
+        from.display()
+    )]
+    ReceivedMismatch {
+        /// Where it came from.
+        from: PathBuf,
+        /// The digest it was sent as.
+        expected: String,
+        /// The digest of the bytes received.
+        actual: String,
+    },
     /// A blob has the right digest but the record states another size.
     #[error(
         "artifact `{name}` is recorded as {expected} bytes but its blob has {actual} bytes; the \
@@ -462,11 +477,12 @@ impl Cas {
                 });
             }
             let budget = limits.max_total_bytes.saturating_sub(used);
-            let (digest, size) =
-                self.store(&mut file, &host_path, budget, || ArtifactError::TooLarge {
+            let (digest, size) = self.store(&mut file, &host_path, None, budget, || {
+                ArtifactError::TooLarge {
                     limit: limits.max_total_bytes,
                     out_dir: out_dir.to_path_buf(),
-                })?;
+                }
+            })?;
             used = used.saturating_add(size);
             let media_type = declared_types
                 .get(name.as_str())
@@ -494,10 +510,14 @@ impl Cas {
     /// content, unreadable), the new copy replaces it atomically, with a
     /// warning naming the blob. Re-hashing costs a read of a file that is
     /// usually still in the page cache, about what the sync it saves costs.
+    ///
+    /// With `expected`, a copy whose digest differs is refused
+    /// ([`ArtifactError::ReceivedMismatch`]) before it can become a blob.
     fn store(
         &self,
         src: &mut impl Read,
         src_path: &Path,
+        expected: Option<&str>,
         budget: u64,
         too_large: impl FnOnce() -> ArtifactError,
     ) -> Result<(String, u64), ArtifactError> {
@@ -511,6 +531,15 @@ impl Cas {
             Err(CopyError::OverBudget) => return Err(too_large()),
         };
         let digest = format!("{SHA256_PREFIX}{hex}");
+        if let Some(expected) = expected {
+            if expected != digest {
+                return Err(ArtifactError::ReceivedMismatch {
+                    from: src_path.to_path_buf(),
+                    expected: expected.to_owned(),
+                    actual: digest,
+                });
+            }
+        }
         let blob = self.blob_path(&digest)?;
         let shard = blob.parent().unwrap_or(&self.root).to_path_buf();
         if !shard.is_dir() {
@@ -542,6 +571,28 @@ impl Cas {
             .map_err(|e| io_err("move a new blob to", &blob)(e.error))?;
         sluice_files::fsutil::fsync_dir(&shard).map_err(io_err("sync", &shard))?;
         Ok((digest, size))
+    }
+
+    /// Stores a blob received from elsewhere (an agent, a blob store) as
+    /// `digest`, checking while it is copied that the bytes hash to it: a
+    /// sender's name for a blob is never trusted. Returns the size. A copy
+    /// that hashes to anything else is dropped and refused with
+    /// [`ArtifactError::ReceivedMismatch`]; an invalid `digest` is refused
+    /// before anything is read. `from` names the source in errors (a URL or
+    /// a path).
+    pub fn ingest_verified(
+        &self,
+        src: &mut impl Read,
+        digest: &str,
+        from: &Path,
+    ) -> Result<u64, ArtifactError> {
+        self.blob_path(digest)?;
+        let (_, size) = self.store(src, from, Some(digest), u64::MAX, || {
+            // Unreachable with an unlimited budget; a plain I/O error keeps
+            // this total without a panic.
+            io_err("read", from)(io::Error::other("blob larger than 2^64 bytes"))
+        })?;
+        Ok(size)
     }
 
     /// The blob of `artifact` and its path, opened for reading; a blob that
@@ -895,6 +946,47 @@ mod tests {
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_received_blob_is_stored_only_under_its_own_digest() -> TestResult {
+        let f = fixture()?;
+        let from = Path::new("agent a1");
+        let size = f.cas.ingest_verified(&mut &b"abc"[..], ABC_SHA256, from)?;
+        assert_eq!(size, 3);
+        let blob = f.cas.blob_path(ABC_SHA256)?;
+        assert_eq!(std::fs::read(&blob)?, b"abc");
+
+        // Forged: other bytes under the name of "abc".
+        let forged = format!("sha256:{}", "ab".repeat(32));
+        let err = f
+            .cas
+            .ingest_verified(&mut &b"evil"[..], &forged, from)
+            .err()
+            .ok_or("a forged blob must be refused")?;
+        assert!(
+            matches!(&err, ArtifactError::ReceivedMismatch { expected, .. } if *expected == forged),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("agent a1"), "{err}");
+        assert!(!f.cas.blob_path(&forged)?.exists());
+        assert_eq!(
+            std::fs::read_dir(f.cas.root().join("tmp"))?.count(),
+            0,
+            "the refused copy is not left behind"
+        );
+
+        // A digest that is not one is refused before reading.
+        let err = f
+            .cas
+            .ingest_verified(&mut &b"abc"[..], "sha256:../../etc", from)
+            .err()
+            .ok_or("an invalid digest must be refused")?;
+        assert!(
+            matches!(err, ArtifactError::InvalidDigest { .. }),
+            "{err:?}"
+        );
+        Ok(())
     }
 
     #[test]

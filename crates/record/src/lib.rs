@@ -264,8 +264,26 @@ pub struct StageRecord {
     /// `on-inconclusive: pause`) and may not run again until approved.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub approval_required: bool,
+    /// The agent that ran the last attempt (`None` for a local run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Executions of the last attempt lost on agents that died or went
+    /// silent before answering; the attempt was delivered again and these
+    /// do not count as retries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostExecution>,
     /// Log file, relative to the run directory.
     pub log: String,
+}
+
+/// One execution of a stage attempt that an agent took and never answered
+/// (the agent died, or its lease ran out), so it was delivered again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostExecution {
+    /// The agent that had it.
+    pub agent: String,
+    /// When the loss was noticed (RFC 3339).
+    pub at: String,
 }
 
 impl StageRecord {
@@ -287,6 +305,8 @@ impl StageRecord {
             artifacts: Vec::new(),
             approval: None,
             approval_required: false,
+            agent: None,
+            lost: Vec::new(),
             log: format!("logs/{stage}.log"),
         }
     }
@@ -301,6 +321,11 @@ impl StageRecord {
         self.approval_required = approval_required;
         self.log = log;
     }
+}
+
+/// For `skip_serializing_if`: a zero counter is left out of the JSON.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The whole run.
@@ -340,6 +365,12 @@ pub struct RunRecord {
     /// The last journal entry this snapshot holds (see [`journal`]).
     #[serde(default)]
     pub journal_seq: u64,
+    /// The dispatch epoch of a run on agents: raised each time the run
+    /// starts or resumes with a remote executor, and part of every job id,
+    /// so a resumed run never takes an outcome of an earlier dispatch for
+    /// a new attempt. 0 for runs that never used agents.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fleet_epoch: u64,
     /// Stages in pipeline order.
     pub stages: IndexMap<String, StageRecord>,
 }
@@ -370,6 +401,7 @@ impl RunRecord {
             operator_policy: None,
             warnings: Vec::new(),
             journal_seq: 0,
+            fleet_epoch: 0,
             stages,
         }
     }
@@ -392,6 +424,7 @@ impl RunRecord {
             operator_policy: self.operator_policy.clone(),
             warnings: Vec::new(),
             journal_seq: self.journal_seq,
+            fleet_epoch: self.fleet_epoch,
             stages: stages
                 .into_iter()
                 .filter_map(|n| self.stages.get(n).map(|r| (n.clone(), r.clone())))
@@ -738,6 +771,35 @@ mod tests {
         std::fs::write(store.run_dir("r1").join("run.json"), b"{").expect("write");
         let err = store.load("r1").expect_err("corrupt");
         assert!(err.to_string().contains("not a valid run record"), "{err}");
+    }
+
+    #[test]
+    fn records_from_before_the_fleet_still_load_and_local_runs_write_no_fleet_fields() {
+        let mut rec = record("r-old");
+        let json = serde_json::to_value(&rec).expect("json");
+        // A record written before agents existed has none of these keys.
+        assert!(json.get("fleet_epoch").is_none(), "{json}");
+        let stage = &json["stages"]["a"];
+        assert!(
+            stage.get("agent").is_none() && stage.get("lost").is_none(),
+            "{stage}"
+        );
+        let back: RunRecord = serde_json::from_value(json).expect("old record loads");
+        assert_eq!(back.fleet_epoch, 0);
+        assert_eq!(back.stages["a"].agent, None);
+        assert!(back.stages["a"].lost.is_empty());
+
+        rec.fleet_epoch = 2;
+        let a = rec.stages.get_mut("a").expect("stage");
+        a.agent = Some("a2".into());
+        a.lost.push(LostExecution {
+            agent: "a1".into(),
+            at: "2026-12-07T10:00:00Z".into(),
+        });
+        let back: RunRecord =
+            serde_json::from_str(&serde_json::to_string(&rec).expect("json")).expect("load");
+        assert_eq!(back, rec);
+        assert_eq!(back.view([&"a".to_owned()]).fleet_epoch, 2);
     }
 
     #[test]

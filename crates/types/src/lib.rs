@@ -8,6 +8,7 @@
 //! | [`NetPattern`] | `api.example.com:443`, `*.internal:8000-8100`, `[::1]:*` | [`net`] |
 //! | [`StageName`], [`PipelineName`] | `build-2`, `shop-api.v2` | [`name`] |
 //! | [`OciReference`] | `oci://ghcr.io/acme/lint:1.2.0@sha256:…` | [`oci`] |
+//! | [`Label`], [`LabelSet`] | `os=linux`, `net=egress,os=linux`, `any` | [`labels`] |
 //! | [`OneOrMany`] | `a.xml` or `[a.xml, b.xml]` | [`one_or_many`] |
 //! | [`Finding`], [`ArtifactRole`] | (data of WIT 0.2's reports) | [`findings`] |
 //!
@@ -28,6 +29,7 @@
 
 pub mod duration;
 pub mod findings;
+pub mod labels;
 pub mod name;
 pub mod net;
 pub mod oci;
@@ -39,6 +41,7 @@ pub use duration::{Duration, DurationError, DurationProblem};
 pub use findings::{
     check_annotations, ArtifactRole, Finding, FindingLevel, FindingLocation, ReportRuleError,
 };
+pub use labels::{Label, LabelError, LabelKind, LabelPartProblem, LabelProblem, LabelSet};
 pub use name::{NameError, NameKind, NameProblem, PipelineName, StageName};
 pub use net::{HostPattern, NetMatch, NetPattern, NetPatternError, NetProblem, PortRange};
 pub use oci::{OciProblem, OciReference, OciReferenceError};

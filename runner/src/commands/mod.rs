@@ -1,6 +1,8 @@
 //! The non-`run` subcommands: each takes parsed arguments, prints, and
 //! returns an exit code (errors go back to `main` for printing).
 
+pub mod agent;
+pub mod agents;
 pub mod approve;
 pub mod artifacts;
 pub mod gc;

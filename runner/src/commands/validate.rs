@@ -355,7 +355,13 @@ pub async fn validate_with(
             } else {
                 format!(" (needs {})", s.needs.join(", "))
             };
-            out.push_str(&format!("  {name}: {}{needs}\n", s.uses));
+            // Only stages that name agent labels say where they run.
+            let runs_on = if s.runs_on.is_empty() {
+                String::new()
+            } else {
+                format!(" (runs on {})", s.runs_on)
+            };
+            out.push_str(&format!("  {name}: {}{needs}{runs_on}\n", s.uses));
         }
     }
     out.push_str(&format!(

@@ -99,6 +99,9 @@ pub struct Renderer {
     run_id: String,
     cas: Option<Result<Cas, String>>,
     progress: HashMap<String, ProgressPrinted>,
+    /// The agent running each stage's current attempt (remote runs), so
+    /// that a second assignment can say which agent was lost.
+    agents: HashMap<String, String>,
 }
 
 fn seconds(ms: Option<u64>) -> String {
@@ -149,6 +152,7 @@ impl Renderer {
             run_id: String::new(),
             cas: None,
             progress: HashMap::new(),
+            agents: HashMap::new(),
         }
     }
 
@@ -282,12 +286,31 @@ impl Renderer {
             }
             Event::StageStarted { stage, attempt } => {
                 self.progress.remove(*stage);
+                self.agents.remove(*stage);
                 let extra = if *attempt > 1 {
                     format!(" (attempt {attempt})")
                 } else {
                     String::new()
                 };
                 vec![format!("{} {stage}{extra}", self.paint("36", "▶"))]
+            }
+            Event::StageAssigned { stage, agent } => {
+                // A second agent for the same attempt means the first one
+                // stopped answering and the job was delivered again.
+                match self.agents.insert(stage.to_string(), agent.to_string()) {
+                    Some(lost) => vec![format!(
+                        "{} {stage}: agent {} lost (no answer); retried on agent {}",
+                        self.paint("33", "↻"),
+                        esc(&lost),
+                        esc(agent)
+                    )],
+                    None if self.opts.verbosity == Verbosity::Quiet => Vec::new(),
+                    None => vec![format!(
+                        "  {} {stage} on agent {}",
+                        self.paint("2", "↳"),
+                        esc(agent)
+                    )],
+                }
             }
             Event::StageLog {
                 stage,
@@ -607,6 +630,42 @@ mod tests {
             quiet.event(e);
         }
         assert_eq!(out.text(), "");
+    }
+
+    #[test]
+    fn agents_are_named_and_a_lost_one_is_said_once_per_move() {
+        let assigned = |agent| Event::StageAssigned {
+            stage: "build",
+            agent,
+        };
+        let (c, out) = console(Verbosity::Normal);
+        c.event(&Event::StageStarted {
+            stage: "build",
+            attempt: 1,
+        });
+        c.event(&assigned("a1"));
+        c.event(&assigned("a2\u{1b}[2J"));
+        // A retry is a new job: its agent is no loss.
+        c.event(&Event::StageStarted {
+            stage: "build",
+            attempt: 2,
+        });
+        c.event(&assigned("a3"));
+        assert_eq!(
+            out.text(),
+            "▶ build\n\
+             \x20 ↳ build on agent a1\n\
+             ↻ build: agent a1 lost (no answer); retried on agent a2\\u{1b}[2J\n\
+             ▶ build (attempt 2)\n\
+             \x20 ↳ build on agent a3\n"
+        );
+        let (quiet, out) = console(Verbosity::Quiet);
+        quiet.event(&assigned("a1"));
+        quiet.event(&assigned("a2"));
+        assert_eq!(
+            out.text(),
+            "↻ build: agent a1 lost (no answer); retried on agent a2\n"
+        );
     }
 
     #[test]

@@ -218,6 +218,10 @@ mod tests {
                 total: None,
                 message: "",
             },
+            Event::StageAssigned {
+                stage: "build",
+                agent: "a1",
+            },
         ];
         for e in &events {
             match e {
@@ -227,6 +231,7 @@ mod tests {
                 | Event::StageStarted { .. }
                 | Event::StageLog { .. }
                 | Event::StageProgress { .. }
+                | Event::StageAssigned { .. }
                 | Event::StageRetrying { .. }
                 | Event::StageFinished { .. }
                 | Event::StageSkipped { .. }
@@ -304,6 +309,45 @@ mod tests {
         let mut listed_sorted = listed.clone();
         listed_sorted.sort();
         assert_eq!(sorted, listed_sorted);
+    }
+
+    #[test]
+    fn a_stage_run_on_an_agent_names_it_and_its_lost_executions() {
+        let schema = schema();
+        let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+        let mut remote = stage(StageState::Passed);
+        remote.agent = Some("a2".into());
+        remote.lost.push(sluice_record::LostExecution {
+            agent: "a1".into(),
+            at: "2026-12-07T13:00:00Z".into(),
+        });
+        let line = to_line(
+            &Event::StageFinished {
+                stage: "build",
+                record: &remote,
+            },
+            at(),
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert!(validator.is_valid(&value), "{line}");
+        assert_eq!(value["agent"], "a2");
+        assert_eq!(
+            value["lost"],
+            serde_json::json!([{ "agent": "a1", "at": "2026-12-07T13:00:00Z" }])
+        );
+        // A local stage's line has neither field.
+        let local = stage(StageState::Passed);
+        let line = to_line(
+            &Event::StageFinished {
+                stage: "build",
+                record: &local,
+            },
+            at(),
+        );
+        assert!(
+            !line.contains("\"agent\"") && !line.contains("\"lost\""),
+            "{line}"
+        );
     }
 
     #[test]
@@ -399,6 +443,11 @@ mod tests {
             serde_json::json!({
                 "event": "stage_progress", "ts": ts, "stage": "build", "done": 7,
                 "total": null, "message": "" })
+        );
+        assert_eq!(
+            json(&events[14]),
+            serde_json::json!({
+                "event": "stage_assigned", "ts": ts, "stage": "build", "agent": "a1" })
         );
         // `event` comes first, so a reader can dispatch before parsing on.
         assert!(to_line(&events[3], at()).starts_with(r#"{"event":"stage_started","#));

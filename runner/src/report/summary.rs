@@ -291,26 +291,46 @@ pub fn stage_table(record: &RunRecord, paint: &dyn Fn(&str, &str) -> String) -> 
             format!("{text}{fill}")
         }
     };
-    let line = |cells: [String; 5], color: Option<&str>| {
+    // A run on agents says which agent ran each stage, in a last column
+    // that a local run does not have.
+    let on_agents = record.stages.values().any(|r| r.agent.is_some());
+    let line = |cells: [String; 5], agent: &str, color: Option<&str>| {
         let state = pad(&cells[1], widths[1], false);
         let state = match color {
             Some(c) => paint(c, &state),
             None => state,
         };
-        format!(
+        let mut text = format!(
             "  {}  {state}  {}  {}  {}",
             pad(&cells[0], widths[0], false),
             pad(&cells[2], widths[2], false),
             pad(&cells[3], widths[3], true),
             cells[4]
-        )
+        );
+        if on_agents {
+            text.push_str("  ");
+            text.push_str(agent);
+        }
+        text
+    };
+    let time_width = widths[4];
+    let padded = |mut cells: [String; 5]| {
+        if on_agents {
+            cells[4] = pad(&cells[4], time_width, false);
+        }
+        cells
     };
     let mut out = vec![paint(
         "2",
-        line(header.map(str::to_string), None).trim_end(),
+        line(padded(header.map(str::to_string)), "agent", None).trim_end(),
     )];
-    for (cells, color) in rows {
-        out.push(line(cells, Some(color)).trim_end().to_string());
+    for ((cells, color), r) in rows.into_iter().zip(record.stages.values()) {
+        let agent = r.agent.as_deref().map(esc).unwrap_or_default();
+        out.push(
+            line(padded(cells), &agent, Some(color))
+                .trim_end()
+                .to_string(),
+        );
     }
     out
 }
@@ -537,6 +557,23 @@ mod tests {
             rows[1].contains("<32>✓ passed </>  2 passed"),
             "{}",
             rows[1]
+        );
+        // A run on agents gets an agent column; a stage no agent ran (it
+        // never started) has an empty cell.
+        let mut remote = record.clone();
+        for (name, agent) in [("build", "a1"), ("lint-everything", "a2\u{1b}[2J")] {
+            if let Some(r) = remote.stages.get_mut(name) {
+                r.agent = Some(agent.into());
+            }
+        }
+        assert_eq!(
+            stage_table(&remote, &plain),
+            [
+                "  stage            state      gates                           artifacts  time   agent",
+                "  build            ✓ passed   2 passed / 1 warned / 0 failed          1  1.23s  a1",
+                "  lint-everything  ✗ failed   -                                       0  0.02s  a2\\u{1b}[2J",
+                "  deploy           · pending  -                                       0  -",
+            ]
         );
     }
 }

@@ -1,0 +1,421 @@
+//! A fleet run survives its infrastructure: the NATS server restarting
+//! mid-run (SIGTERM or SIGKILL, file storage) loses no job, and a
+//! coordinator killed with SIGKILL mid-stage is resumed with `--resume`,
+//! which re-attaches to the job still running on its agent instead of
+//! running the stage a second time.
+
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_tests::nats::NatsServer;
+use sluice_tests::{shared_cache, sluice_bin, Project};
+
+/// A `sluice agent` on NATS, killed when dropped.
+struct Agent {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Agent {
+    /// Start agent `name` on `server`'s namespace `ns` (short ack wait and
+    /// heartbeat, unsigned plugins allowed, workspace shared) and wait until
+    /// it takes jobs.
+    fn start(p: &Project, name: &str, server: &NatsServer, ns: &str) -> Agent {
+        let config = p.root().join(format!("{name}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "name: {name}\ncache-dir: {}\nallow-unsigned: true\nworkspace: shared\n\
+                 nats: {{ url: \"{}\", namespace: {ns} }}\nconcurrency: 2\nack-wait: 2s\nheartbeat: 1s\n",
+                shared_cache().join("agents").join(name).display(),
+                server.url()
+            ),
+        )
+        .expect("write agent config");
+        let stderr = p.root().join(format!("{name}.stderr"));
+        let child = Command::new(sluice_bin())
+            .arg("agent")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(p.root())
+            .env_remove("SLUICE_POLICY")
+            .env_remove("SLUICE_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start sluice agent");
+        let mut agent = Agent { child, stderr };
+        let started = Instant::now();
+        while !agent.log().contains("taking jobs from") {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("agent {name} exited ({status}):\n{}", agent.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "agent {name} did not start:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--executor` for namespace `ns` of `server`.
+fn executor(server: &NatsServer, ns: &str) -> String {
+    format!("{}?namespace={ns}", server.url())
+}
+
+/// A chain: `slow` appends a line to `count` and sleeps `secs` (through a
+/// granted `sh`), then `package` writes artifacts and `check` reads them
+/// (with the workspace mounted: the agents share it by path).
+fn chain(p: &Project, count: &Path, secs: u32) {
+    p.write(
+        "sluice.yaml",
+        &format!(
+            "version: 1\nname: fleet-resume\nstages:\n  slow:\n    uses: {{fixture}}\n    \
+             with: {{ mode: exec, program: sh, args: [\"-c\", \"echo ran >> {}; sleep {secs}\"] }}\n    \
+             grants: {{ exec: [sh] }}\n  package:\n    uses: {{fixture}}\n    needs: [slow]\n    \
+             with: {{ mode: pass, text: \"release\\n\", version: \"1.0.0\" }}\n  check:\n    \
+             uses: {{fixture}}\n    needs: [package]\n    with: {{ mode: read }}\n    \
+             grants: {{ workspace: read }}\n",
+            count.display()
+        ),
+    );
+}
+
+/// Start `sluice run args…` with `--json` output piped.
+fn spawn_run(
+    p: &Project,
+    args: &[&str],
+) -> (Child, std::io::Lines<std::io::BufReader<ChildStdout>>) {
+    let mut child = p
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice run");
+    let stdout = child.stdout.take().expect("stdout");
+    (child, std::io::BufReader::new(stdout).lines())
+}
+
+/// Read events until `stop` says so; returns the lines read and the run id.
+fn read_until(
+    lines: &mut std::io::Lines<std::io::BufReader<ChildStdout>>,
+    mut stop: impl FnMut(&serde_json::Value) -> bool,
+) -> (Vec<String>, Option<String>) {
+    let mut seen = Vec::new();
+    let mut run_id = None;
+    for line in lines.by_ref() {
+        let line = line.expect("read stdout");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if run_id.is_none() {
+            run_id = event["run_id"].as_str().map(str::to_owned);
+        }
+        seen.push(line);
+        if stop(&event) {
+            break;
+        }
+    }
+    (seen, run_id)
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut text);
+    }
+    text
+}
+
+/// Restart the server (SIGKILL when `kill9`) while the first stage runs on
+/// the agent: the run still passes, every stage finished once, and each
+/// one is recorded with its agent.
+fn nats_restart_mid_run_loses_no_job(kill9: bool) {
+    let server = NatsServer::private();
+    let ns = NatsServer::namespace();
+    let p = Project::new();
+    let count = p.root().join("count");
+    chain(&p, &count, 3);
+    let agent = Agent::start(&p, "r1", &server, &ns);
+    let executor = executor(&server, &ns);
+    let (mut run, mut lines) = spawn_run(&p, &["run", "--executor", &executor, "--json"]);
+    let (mut events, run_id) = read_until(&mut lines, |e| {
+        e["event"] == "stage_assigned" && e["stage"] == "slow"
+    });
+    // The stage runs on the agent now: take the server away under it.
+    std::thread::sleep(Duration::from_millis(300));
+    if kill9 {
+        server.kill9_and_restart();
+    } else {
+        server.restart();
+    }
+    let (rest, _) = read_until(&mut lines, |_| false);
+    events.extend(rest);
+    let status = run.wait().expect("wait for the run");
+    let stderr = stderr_of(&mut run);
+    let context = || {
+        format!(
+            "{}\n--- stderr\n{stderr}\n--- agent\n{}\n--- server\n{}",
+            events.join("\n"),
+            agent.log(),
+            server.log()
+        )
+    };
+    assert_eq!(status.code(), Some(0), "{}", context());
+    let record = p.record(run_id.as_deref().expect("run id"));
+    assert_eq!(record["status"], "passed", "{}", context());
+    for stage in ["slow", "package", "check"] {
+        let r = &record["stages"][stage];
+        assert_eq!(r["state"], "passed", "{stage}: {r}");
+        assert_eq!(r["agent"], "r1", "{stage}: {r}");
+        let finished = events
+            .iter()
+            .filter(|l| {
+                l.contains("\"stage_finished\"") && l.contains(&format!("\"stage\":\"{stage}\""))
+            })
+            .count();
+        assert_eq!(finished, 1, "{stage} finished once: {}", context());
+    }
+    // The artifacts crossed the restart intact: the last stage read them.
+    assert!(
+        record["stages"]["check"]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("read 3 input artifacts"),
+        "{}",
+        context()
+    );
+    // The slow stage ran at most twice (a second time only if the outage
+    // outlasted its ack wait, which the record then shows as a loss).
+    let runs = std::fs::read_to_string(&count)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let lost = record["stages"]["slow"]["lost"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(runs, 1 + lost, "{}", context());
+}
+
+#[test]
+fn restarting_nats_mid_run_loses_no_job() {
+    nats_restart_mid_run_loses_no_job(false);
+}
+
+#[test]
+fn killing_nats_mid_run_loses_no_job() {
+    nats_restart_mid_run_loses_no_job(true);
+}
+
+#[test]
+fn a_killed_coordinator_resumes_and_reattaches_to_the_running_job() {
+    let server = NatsServer::shared();
+    let ns = NatsServer::namespace();
+    let p = Project::new();
+    let count = p.root().join("count");
+    chain(&p, &count, 4);
+    let agent = Agent::start(&p, "c1", server, &ns);
+    let executor = executor(server, &ns);
+    let (mut run, mut lines) = spawn_run(&p, &["run", "--executor", &executor, "--json"]);
+    let (events, run_id) = read_until(&mut lines, |e| {
+        e["event"] == "stage_assigned" && e["stage"] == "slow"
+    });
+    let run_id = run_id.unwrap_or_else(|| panic!("no run id:\n{}", events.join("\n")));
+    // SIGKILL: no goodbye; the record shows `slow` running.
+    let _ = run.kill();
+    let _ = run.wait();
+    assert_eq!(p.record(&run_id)["stages"]["slow"]["state"], "running");
+    let resumed = p.sluice(&[
+        "run",
+        "--resume",
+        &run_id,
+        "--executor",
+        &executor,
+        "--json",
+    ]);
+    let context = || format!("{}\n--- agent\n{}", resumed.all(), agent.log());
+    assert_eq!(resumed.code, 0, "{}", context());
+    let record = p.record(&run_id);
+    assert_eq!(record["status"], "passed", "{}", context());
+    assert_eq!(record["stages"]["slow"]["agent"], "c1", "{}", context());
+    // The job the dead coordinator had sent finished on the agent and was
+    // taken as it was: the stage ran once.
+    let runs = std::fs::read_to_string(&count).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "ran {runs:?}\n{}", context());
+    assert!(record["fleet_epoch"].as_u64() >= Some(2), "{record}");
+}
+
+/// `text` with every regex metacharacter escaped.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn the_console_names_the_agent_of_each_stage() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.path().join("plugins")).expect("mkdir plugins");
+    std::fs::copy(
+        sluice_tests::plugin("fixture"),
+        p.path().join("plugins/fixture.wasm"),
+    )
+    .expect("copy fixture");
+    p.write(
+        "sluice.yaml",
+        "version: 1\nname: on-agents\nstages:\n  package:\n    uses: plugins/fixture.wasm\n    \
+         with: { mode: pass, text: \"release\\n\", version: \"1.0.0\" }\n  check:\n    \
+         uses: plugins/fixture.wasm\n    needs: [package]\n    with: { mode: read }\n    \
+         grants: { workspace: read }\n",
+    );
+    // A local agent: same job path as NATS, one known agent, no server.
+    let socket = p.root().join("agent.sock");
+    let config = p.root().join("snap.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: snap\ncache-dir: {}\nallow-unsigned: true\n",
+            shared_cache().join("agents").join("snap").display()
+        ),
+    )
+    .expect("write agent config");
+    let stderr = p.root().join("snap.stderr");
+    let child = Command::new(sluice_bin())
+        .arg("agent")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .current_dir(p.root())
+        .env_remove("SLUICE_POLICY")
+        .env_remove("SLUICE_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("start sluice agent");
+    let mut agent = Agent { child, stderr };
+    let started = Instant::now();
+    while !agent.log().contains("taking jobs from") {
+        if let Ok(Some(status)) = agent.child.try_wait() {
+            panic!("agent exited ({status}):\n{}", agent.log());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let target = format!("unix:{}", socket.display());
+    let run = p.sluice(&["run", "--jobs", "1", "--agent", &target]);
+    assert_eq!(run.code, 0, "{}\n--- agent\n{}", run.all(), agent.log());
+    let mut s = insta::Settings::clone_current();
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    for root in [
+        p.root().to_path_buf(),
+        p.root().canonicalize().unwrap_or_default(),
+    ] {
+        let text = root.display().to_string();
+        if !text.is_empty() {
+            s.add_filter(&regex_escape(&text), "[tmp]");
+        }
+    }
+    s.add_filter(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b", "[run-id]");
+    s.add_filter(
+        r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z",
+        "[timestamp]",
+    );
+    s.add_filter(r"sha256:[0-9a-f]{12,64}\b", "sha256:[digest]");
+    s.add_filter(r"\b\d+\.\d+s\b", "[duration]");
+    s.add_filter(r"duration_ms = \d+", "duration_ms = [ms]");
+    s.add_filter(
+        r"(provenance\.intoto\.json[^\n]*?)\b\d+ bytes",
+        "${1}[size] bytes",
+    );
+    s.bind(|| {
+        insta::assert_snapshot!(
+            "console__on_agents",
+            format!(
+                "$ sluice run --jobs 1 --agent unix:[tmp]/agent.sock\n{}",
+                run.stdout
+            )
+        );
+    });
+}
+
+#[test]
+fn runs_on_is_validated_shown_by_validate_and_ignored_by_a_local_run() {
+    let p = Project::new();
+    p.write(
+        "sluice.yaml",
+        "version: 1\nname: labels\nstages:\n  build:\n    uses: {fixture}\n    \
+         with: { mode: pass, text: \"x\\n\", version: \"1\" }\n    runs-on: [os=linux, net=egress]\n  \
+         check:\n    uses: {fixture}\n    needs: [build]\n    with: { mode: read }\n",
+    );
+    let validate = p.sluice(&["validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate.stdout.contains("(runs on net=egress,os=linux)"),
+        "{}",
+        validate.all()
+    );
+    // Only stages that name labels say where they run.
+    let check_line = validate
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("check:"))
+        .unwrap_or_default();
+    assert!(!check_line.contains("runs on"), "{}", validate.all());
+    // Without --executor the labels mean nothing: the run is local, as
+    // always, and its record and events name no agent.
+    let run = p.sluice(&["run", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.events().iter().all(|e| e["event"] != "stage_assigned"),
+        "{}",
+        run.all()
+    );
+    let record = p.record(&run.run_id());
+    assert!(record.get("fleet_epoch").is_none(), "{record}");
+    for stage in ["build", "check"] {
+        let r = &record["stages"][stage];
+        assert_eq!(r["state"], "passed", "{r}");
+        assert!(r.get("agent").is_none() && r.get("lost").is_none(), "{r}");
+    }
+    // A bad label is refused before anything runs, located, with the fix.
+    p.write(
+        "sluice.yaml",
+        "version: 1\nname: labels\nstages:\n  build:\n    uses: {fixture}\n    runs-on: [os=Linux]\n",
+    );
+    let bad = p.sluice(&["run"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(
+        bad.stderr.contains("sluice.yaml:6:15")
+            && bad.stderr.contains("`os=Linux` is not a valid label")
+            && bad.stderr.contains("help: write a label as `key=value`"),
+        "{}",
+        bad.all()
+    );
+}
