@@ -607,11 +607,14 @@ pub async fn run_on(
         Some(_) => Some(remote::plugin_blobs(&admitted.files, &cas)?),
         None => None,
     };
-    let (records, schemas, warnings, by_digest) = match (&connected, engine) {
+    // The host lives as long as the run: its epoch ticker is what lets a
+    // cancelled or timed-out stage that never yields be interrupted (with
+    // the host dropped here, fail-fast could not stop a busy loop).
+    let (records, schemas, warnings, by_digest, _host) = match (&connected, engine) {
         (Some(remote::Connected::Uds(agent)), _) => {
             let (records, schemas, warnings) =
                 remote::describe_on_agent(agent, &pipeline, admitted, reporter.as_ref()).await?;
-            (records, schemas, warnings, HashMap::new())
+            (records, schemas, warnings, HashMap::new(), None)
         }
         (_, Some(engine)) => {
             let host = Arc::new(engine.await.map_err(|e| {
@@ -630,7 +633,7 @@ pub async fn run_on(
                 .into_values()
                 .map(|(plugin, _)| (plugin.digest.clone(), plugin))
                 .collect();
-            (records, schemas, warnings, by_digest)
+            (records, schemas, warnings, by_digest, Some(host))
         }
         (_, None) => {
             // `engine` is only skipped for the local agent, handled above.
