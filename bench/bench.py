@@ -75,7 +75,7 @@ def med(xs):
 
 
 def fms(x):
-    return f"{x * 1000:.2f} ms" if x < 10 else f"{x:.2f} s"
+    return f"{x * 1000:.2f} ms" if x < 1 else f"{x:.2f} s"
 
 
 def slope(points):
@@ -634,6 +634,30 @@ def s7_fleet():
         n = m["/bin/true ×9 (sh script)"]
         row("7 fleet", "ratio warm agent / native chain", f"{a / n:.2f}×",
             "target <1.0×: " + ("met" if a < n else "NOT met"))
+        # The same comparison per stage, without either side's fixed cost
+        # (a runner process that creates a durable run, against one `sh`):
+        # the slope from 1 to 100 stages, interleaved.
+        natives = {}
+        for k in (1, 100):
+            f = WORK / f"native-chain-{k}.sh"
+            f.write_text("#!/bin/sh\nset -e\n" + "/bin/true\n" * k)
+            f.chmod(0o755)
+            natives[k] = f
+        slope_variants = {
+            ("agent", 1): lambda: sluice_run(chain(1), json_events=False, extra=("--agent", f"unix:{sock}"),
+                                             must_pass=True)[0],
+            ("agent", 100): lambda: sluice_run(chain(100), json_events=False, extra=("--agent", f"unix:{sock}"),
+                                               must_pass=True)[0],
+            ("native", 1): lambda: timed_cmd([str(natives[1])]),
+            ("native", 100): lambda: timed_cmd([str(natives[100])]),
+        }
+        sres = {k: [] for k in slope_variants}
+        for _ in range(5 if QUICK else 15):
+            for k, f in slope_variants.items():
+                sres[k].append(f())
+        per = {who: (med(sres[(who, 100)]) - med(sres[(who, 1)])) / 99 for who in ("agent", "native")}
+        row("7 fleet", "per stage, slope 1→100 stages: warm agent / one `/bin/true` process",
+            f"{fms(per['agent'])} / {fms(per['native'])}", f"{per['agent'] / per['native']:.2f}×")
         # (b) Agent RSS over many jobs through the socket (100-stage chains).
         runs = 10 if QUICK else 100
         rss = []

@@ -191,8 +191,15 @@ pub enum AgentsCommand {
     /// List the live agents (from their heartbeats in NATS): name, labels,
     /// running jobs and slots, version, host.
     List {
-        /// The NATS server, `nats://HOST:PORT[?namespace=NAME]`.
-        #[arg(long, env = "SLUICE_NATS", default_value = "nats://127.0.0.1:4222")]
+        /// The NATS server, `nats://HOST:PORT[?namespace=NAME]` (the URL
+        /// of `run --executor`).
+        #[arg(
+            long,
+            visible_alias = "executor",
+            value_name = "URL",
+            env = "SLUICE_NATS",
+            default_value = "nats://127.0.0.1:4222"
+        )]
         nats: String,
         /// Print JSON (one array of heartbeats).
         #[arg(long)]

@@ -113,10 +113,7 @@ impl CliError {
                 | RunError::SourceRead(_) => exit::FAILED,
                 // A bad `--executor` address is input; agents or a NATS
                 // server that cannot be reached are not.
-                RunError::Fleet(
-                    sluice_fleet::FleetError::BadUrl { .. }
-                    | sluice_fleet::FleetError::BadNamespace { .. },
-                ) => exit::INVALID,
+                RunError::Fleet(e) if e.is_input() => exit::INVALID,
                 RunError::Fleet(_) => exit::FAILED,
             },
             CliError::Trust(f) => match f {
@@ -179,16 +176,13 @@ impl CliError {
                 AgentError::Config(_)
                 | AgentError::Start(sluice_agent::StartError::Policy(_))
                 | AgentError::BadListen { .. }
-                | AgentError::NoSource { .. }
-                | AgentError::Transport(
-                    sluice_fleet::FleetError::BadUrl { .. }
-                    | sluice_fleet::FleetError::BadNamespace { .. },
-                ),
-            )
-            | CliError::Agents(AgentsError::Nats(
-                sluice_fleet::FleetError::BadUrl { .. }
-                | sluice_fleet::FleetError::BadNamespace { .. },
-            )) => exit::INVALID,
+                | AgentError::NoSource { .. },
+            ) => exit::INVALID,
+            CliError::Agent(AgentError::Transport(e)) | CliError::Agents(AgentsError::Nats(e))
+                if e.is_input() =>
+            {
+                exit::INVALID
+            }
             CliError::Agent(_) | CliError::Agents(_) => exit::FAILED,
             CliError::Output(_) | CliError::Runtime(_) => exit::FAILED,
         }
@@ -352,6 +346,17 @@ mod tests {
             what: "the agent socket".into(),
         }));
         assert_eq!(closed.exit_code(), exit::FAILED);
+        // A credentials file the NATS client cannot use is input too.
+        let creds = || sluice_fleet::FleetError::Credentials {
+            path: PathBuf::from("/nonexistent/agent.creds"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(
+            CliError::Run(RunError::Fleet(creds())).exit_code(),
+            exit::INVALID
+        );
+        let agents = CliError::Agents(crate::commands::agents::AgentsError::Nats(creds()));
+        assert_eq!(agents.exit_code(), exit::INVALID);
     }
 
     #[test]

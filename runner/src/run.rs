@@ -603,6 +603,9 @@ pub async fn run_on(
         Some(target) => Some(remote::Connected::open(target, &cas, &run_dir).await?),
         None => None,
     };
+    if connected.is_some() {
+        clock.mark("agents reached");
+    }
     let plugin_blobs = match &connected {
         Some(_) => Some(remote::plugin_blobs(&admitted.files, &cas)?),
         None => None,

@@ -413,9 +413,30 @@ impl AgentConfig {
                         "use lowercase letters, digits, `-` and `_`, starting with a letter or digit",
                     ));
                 }
+                let creds = n.creds.as_deref().map(relative);
+                // Checked here, where the error can point at the line: the
+                // NATS client would only say it at the first connect.
+                if let Some(path) = &creds {
+                    if let Err(e) = std::fs::File::open(path)
+                        .and_then(|f| f.metadata())
+                        .and_then(|m| {
+                            if m.is_file() {
+                                Ok(())
+                            } else {
+                                Err(std::io::Error::other("not a regular file"))
+                            }
+                        })
+                    {
+                        return Err(r.value(
+                            &at.key("creds"),
+                            format!("cannot read the NATS credentials file {}: {e}", path.display()),
+                            "give the path of the agent's `.creds` file (from `nsc generate creds`); relative paths are from the config file's directory",
+                        ));
+                    }
+                }
                 Some(NatsConfig {
                     url: n.url,
-                    creds: n.creds.as_deref().map(relative),
+                    creds,
                     namespace,
                 })
             }
@@ -703,22 +724,25 @@ mod tests {
 
     #[test]
     fn a_full_config_reads() {
-        let c = parse(
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("agent.creds"), "creds").expect("creds");
+        let c = AgentConfig::parse(
             "name: a1\nnats: { url: nats://127.0.0.1:4222, creds: agent.creds, namespace: t1 }\nlabels: [os=linux, net=egress]\nconcurrency: 4\npolicy: policy.yaml\naccept: { max-grants: { exec: [python3, sleep], secrets: [NPM_TOKEN] } }\nsecrets: { NPM_TOKEN: { env: NPM_TOKEN }, KEY: { file: /run/k } }\nenv: { CI: \"true\" }\npass-env: [LANG]\ncache-dir: cache\nack-wait: 2s\nheartbeat: 1s\n",
+            &dir.path().join("agent.yaml"),
         )
         .expect("valid");
         assert_eq!(c.name, "a1");
         let nats = c.nats.expect("nats");
         assert_eq!(nats.namespace, "t1");
-        assert_eq!(nats.creds, Some(PathBuf::from("/etc/sluice/agent.creds")));
+        assert_eq!(nats.creds, Some(dir.path().join("agent.creds")));
         assert_eq!(c.labels.token(), "net=egress,os=linux");
         assert_eq!(c.concurrency, 4);
-        assert_eq!(c.policy, Some(PathBuf::from("/etc/sluice/policy.yaml")));
+        assert_eq!(c.policy, Some(dir.path().join("policy.yaml")));
         assert_eq!(
             c.secrets.get("KEY"),
             Some(&SecretSpec::File(PathBuf::from("/run/k")))
         );
-        assert_eq!(c.cache_dir, PathBuf::from("/etc/sluice/cache"));
+        assert_eq!(c.cache_dir, dir.path().join("cache"));
         assert_eq!(c.ack_wait, Duration::from_secs(2));
         assert_eq!(c.heartbeat, Duration::from_secs(1));
         let ceiling = c.ceiling.expect("ceiling");
@@ -775,6 +799,18 @@ mod tests {
         let (line, _, message, _) = err("policy: p\nnats: { url: http://x }\n");
         assert_eq!(line, 2);
         assert!(message.contains("not a NATS URL"), "{message}");
+
+        // A credentials file that is not there fails here, at its line,
+        // not at the first connect with no location.
+        let (line, column, message, hint) = err(
+            "policy: p\nnats:\n  url: nats://127.0.0.1:4222\n  creds: /nonexistent/agent.creds\n",
+        );
+        assert_eq!((line, column), (4, 10));
+        assert!(
+            message.contains("cannot read the NATS credentials file /nonexistent/agent.creds"),
+            "{message}"
+        );
+        assert!(hint.contains(".creds"), "{hint}");
 
         let (line, _, message, _) = err("policy: p\nconcurrency: 0\n");
         assert_eq!(line, 2);

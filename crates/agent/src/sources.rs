@@ -3,7 +3,7 @@
 //! A job names what it is granted; the values come only from here. A
 //! secret's value is read when a job asks for it (an environment variable
 //! of the agent, or a file of at most
-//! [`MAX_SECRET_FILE_BYTES`](crate::config::MAX_SECRET_FILE_BYTES)), so a
+//! [`MAX_SECRET_FILE_BYTES`]), so a
 //! rotated file is picked up by the next job.
 
 use std::collections::BTreeMap;

@@ -320,6 +320,18 @@ impl Agent {
                 None,
             );
         }
+        // Routing sends a job only to agents with its labels; one that
+        // arrives anyway (published by hand, a stale consumer) is not run
+        // where its author said it must not.
+        if !envelope.runs_on.is_subset_of(&self.config.labels) {
+            return (
+                fail(StageFailure::setup(format!(
+                    "agent `{}` has the labels `{}`, and stage `{}` needs `{}` (`runs-on:`)",
+                    self.config.name, self.config.labels, job.stage, envelope.runs_on
+                ))),
+                None,
+            );
+        }
         let shared = lease.shared_run();
         // Where the job's plugin, inputs, log and outputs live.
         let (cas, run_dir, work) = match &shared {

@@ -35,6 +35,34 @@ pub enum FleetError {
         /// What is wrong.
         why: String,
     },
+    /// A job needs labels the agent behind a unix socket does not have:
+    /// over a socket there is no other agent to route it to.
+    #[error(
+        "stage `{stage}` needs an agent with the labels `{needs}`; the local agent `{agent}` has `{has}`: \
+         add the labels to the agent's config (`labels:`), or run the stage on a fleet (`--executor nats://…`)"
+    )]
+    LabelsNotServed {
+        /// The stage.
+        stage: String,
+        /// Its `runs-on:`.
+        needs: sluice_types::LabelSet,
+        /// The agent's name.
+        agent: String,
+        /// The agent's labels.
+        has: sluice_types::LabelSet,
+    },
+    /// The NATS credentials file cannot be read or parsed.
+    #[error(
+        "cannot use the NATS credentials file {}: {source}; give the path of a `.creds` file (from `nsc generate creds`)",
+        path.display()
+    )]
+    Credentials {
+        /// The file named by the config.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A namespace that cannot prefix subjects and stream names.
     #[error(
         "`{namespace}` is not a usable fleet namespace: use 1 to 32 letters, digits, `-` or `_`"
@@ -174,6 +202,20 @@ pub enum FleetError {
         /// What ended.
         what: String,
     },
+}
+
+impl FleetError {
+    /// Whether the error is in what the user gave (an address, a
+    /// namespace, a credentials file) rather than in a server, an agent or
+    /// the machine: the CLI exits 2 for these.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            FleetError::BadUrl { .. }
+                | FleetError::BadNamespace { .. }
+                | FleetError::Credentials { .. }
+        )
+    }
 }
 
 /// `map_err` helper: [`FleetError::Nats`] from any client error.

@@ -102,7 +102,9 @@ impl WorkDirs {
 }
 
 /// Make `path` an empty directory: a leftover of a runner that was killed
-/// (a resumed run reuses its `work/`) is removed first.
+/// (a resumed run reuses its `work/`) is removed first, unless it is an
+/// empty directory already (a warm agent reuses its work tree job after
+/// job, and removing and creating a directory costs ext4 an inode search).
 fn fresh_dir(path: &Path) -> io::Result<()> {
     match std::fs::create_dir(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -112,11 +114,20 @@ fn fresh_dir(path: &Path) -> io::Result<()> {
             std::fs::create_dir(path)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if is_empty_real_dir(path) {
+                return Ok(());
+            }
             std::fs::remove_dir_all(path)?;
             std::fs::create_dir(path)
         }
         other => other,
     }
+}
+
+/// Whether `path` is a directory (not a link to one) with nothing in it.
+fn is_empty_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        && std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// A stage's `/artifacts/out` on the host, lent from [`WorkDirs`].
@@ -330,6 +341,38 @@ mod tests {
         let out = dirs.outputs()?;
         assert_eq!(out.path(), stale);
         assert_eq!(std::fs::read_dir(out.path())?.count(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_leftover_empty_output_directory_is_kept_and_a_link_replaced() -> TestResult {
+        let run = tempfile::tempdir()?;
+        let out = run.path().join("work/.out-0");
+        std::fs::create_dir_all(&out)?;
+        let inode =
+            |p: &Path| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let before = inode(&out)?;
+        // A new WorkDirs over the same tree (a warm agent's next job): the
+        // empty directory is used as it is.
+        let dirs = WorkDirs::new(run.path());
+        let lent = dirs.outputs()?;
+        assert_eq!(lent.path(), out);
+        assert_eq!(
+            inode(lent.path())?,
+            before,
+            "an empty leftover is not recreated"
+        );
+        drop(lent);
+        drop(dirs);
+        // A symlink in its place is never followed into: it is replaced.
+        std::fs::remove_dir(&out)?;
+        let elsewhere = run.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere)?;
+        std::os::unix::fs::symlink(&elsewhere, &out)?;
+        let dirs = WorkDirs::new(run.path());
+        let lent = dirs.outputs()?;
+        assert!(std::fs::symlink_metadata(lent.path())?.is_dir());
+        assert!(elsewhere.is_dir());
         Ok(())
     }
 

@@ -452,6 +452,37 @@ fn an_agent_whose_policy_refuses_the_plugin_fails_the_run_with_exit_3() {
 }
 
 #[test]
+fn a_stage_whose_labels_the_local_agent_lacks_is_not_run_there() {
+    let p = Project::new();
+    p.write(
+        "sluice.yaml",
+        "version: 1\nname: labels\nstages:\n  anywhere: { uses: \"{hello}\", with: { greeting: hi } }\n  \
+         egress:\n    uses: \"{hello}\"\n    needs: [anywhere]\n    with: { greeting: hi }\n    runs-on: [net=egress]\n",
+    );
+    let policy = demo_policy(&p);
+    let config = format!("{}labels: [os=linux]\n", agent_config(&p, &policy));
+    let agent = LocalAgent::start(&p, &config);
+    let run = p.sluice(&["run", "--agent", &agent.target()]);
+    assert_eq!(run.code, 1, "{}\n--- agent\n{}", run.all(), agent.log());
+    let record = p.record(&run.run_id());
+    assert_eq!(record["stages"]["anywhere"]["state"], "passed", "{record}");
+    let egress = &record["stages"]["egress"];
+    assert_eq!(egress["state"], "failed", "{record}");
+    let reason = egress["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("needs an agent with the labels `net=egress`")
+            && reason.contains("`local1` has `os=linux`")
+            && reason.contains("labels:"),
+        "{reason}"
+    );
+    // Job ids are `<run>.<epoch>.<stage>.<attempt>`: the agent logged the
+    // first stage's job and never saw the second's.
+    let log = agent.log();
+    assert!(log.contains(".anywhere.1"), "{log}");
+    assert!(!log.contains(".egress."), "the agent saw the job:\n{log}");
+}
+
+#[test]
 fn no_agent_at_the_socket_is_a_clear_error() {
     let p = Project::new();
     p.write(

@@ -154,14 +154,12 @@ impl NatsConfig {
             options = options.retry_on_initial_connect();
         }
         if let Some(creds) = &self.creds {
-            options = options
-                .credentials_file(creds)
-                .await
-                .map_err(|source| FleetError::Io {
-                    action: "read NATS credentials from",
+            options = options.credentials_file(creds).await.map_err(|source| {
+                FleetError::Credentials {
                     path: creds.clone(),
                     source,
-                })?;
+                }
+            })?;
         }
         let client =
             options

@@ -341,6 +341,14 @@ fn route(shared: &Shared, event: AgentEvent) {
 impl Dispatch for UdsDispatch {
     fn submit(&self, job: JobEnvelope) -> BoxFuture<'_, Result<Submitted, FleetError>> {
         Box::pin(async move {
+            if !job.runs_on.is_subset_of(&self.agent.labels) {
+                return Err(FleetError::LabelsNotServed {
+                    stage: job.job.stage.clone(),
+                    needs: job.runs_on.clone(),
+                    agent: self.agent.name.clone(),
+                    has: self.agent.labels.clone(),
+                });
+            }
             let id = job.id.clone();
             let duplicate = {
                 let mut jobs = lock(&self.shared.jobs);
