@@ -327,20 +327,9 @@ async fn load_plugins(
                 reference: reference.clone(),
                 message: format!("`describe` failed: {e}"),
             })?;
-        for user in &users {
-            if let Some(stage) = pipeline.stages.get(user) {
-                let missing =
-                    sluice_host::capabilities::not_granted(&info.capabilities, &stage.grants);
-                if !missing.is_empty() {
-                    let msg = format!(
-                        "stage `{user}`: plugin {} declares it may use {}, which the pipeline does not grant; calls needing it will be denied",
-                        info.name,
-                        missing.join(", ")
-                    );
-                    reporter.event(&Event::Warning { message: &msg });
-                }
-            }
-        }
+        warn_ungranted(pipeline, &users, &info.name, reporter, |grants| {
+            sluice_host::capabilities::not_granted(&info.capabilities, grants)
+        });
         let rec = PluginRecord {
             reference: reference.clone(),
             digest: plugin.digest.clone(),
@@ -352,19 +341,72 @@ async fn load_plugins(
             policy_rules: Vec::new(),
             oci: origin,
         };
-        let schema = match info.config_schema.as_deref().map(ConfigSchema::compile) {
-            Some(Ok(schema)) => Some(schema),
-            Some(Err(why)) => {
-                let msg = format!(
-                    "plugin {reference}: its config schema is not used ({why}); `with:` is passed unchecked"
-                );
-                reporter.event(&Event::Warning { message: &msg });
-                None
-            }
-            None => None,
+        let schema = config_schema(&reference, info.config_schema.as_deref(), reporter);
+        for (user, rec) in stage_records(users, &rec, schema.as_ref(), &admitted, &mut schemas) {
+            plugins.insert(user, (plugin.clone(), rec));
+        }
+    }
+    Ok((plugins, schemas, warnings))
+}
+
+/// Warn, for each stage in `users`, about what plugin `plugin` declares it
+/// may use and the stage's grants do not cover (`not_granted`, by the
+/// host's rule): those calls will be denied.
+fn warn_ungranted(
+    pipeline: &Pipeline,
+    users: &[String],
+    plugin: &str,
+    reporter: &dyn Reporter,
+    not_granted: impl Fn(&sluice_pipeline::Grants) -> Vec<String>,
+) {
+    for user in users {
+        let Some(stage) = pipeline.stages.get(user) else {
+            continue;
         };
-        for user in users {
-            if let Some(schema) = &schema {
+        let missing = not_granted(&stage.grants);
+        if !missing.is_empty() {
+            let msg = format!(
+                "stage `{user}`: plugin {plugin} declares it may use {}, which the pipeline does not grant; calls needing it will be denied",
+                missing.join(", ")
+            );
+            reporter.event(&Event::Warning { message: &msg });
+        }
+    }
+}
+
+/// A plugin's config schema, compiled; one that does not compile is a
+/// warning, and `with:` then goes to the plugin unchecked.
+fn config_schema(
+    reference: &str,
+    schema: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Option<ConfigSchema> {
+    match schema.map(ConfigSchema::compile)? {
+        Ok(schema) => Some(schema),
+        Err(why) => {
+            let msg = format!(
+                "plugin {reference}: its config schema is not used ({why}); `with:` is passed unchecked"
+            );
+            reporter.event(&Event::Warning { message: &msg });
+            None
+        }
+    }
+}
+
+/// The record of one plugin for each stage in `users`, with the signer and
+/// policy rules the stage's admission found; the schema is noted per stage
+/// in `schemas`.
+fn stage_records(
+    users: Vec<String>,
+    rec: &PluginRecord,
+    schema: Option<&ConfigSchema>,
+    admitted: &HashMap<String, Admitted>,
+    schemas: &mut HashMap<String, ConfigSchema>,
+) -> Vec<(String, PluginRecord)> {
+    users
+        .into_iter()
+        .map(|user| {
+            if let Some(schema) = schema {
                 schemas.insert(user.clone(), schema.clone());
             }
             let mut rec = rec.clone();
@@ -372,10 +414,9 @@ async fn load_plugins(
                 rec.signer = a.signer.clone();
                 rec.policy_rules = a.rules.clone();
             }
-            plugins.insert(user, (plugin.clone(), rec));
-        }
-    }
-    Ok((plugins, schemas, warnings))
+            (user, rec)
+        })
+        .collect()
 }
 
 /// Resolves and pulls the OCI plugins of the stages that will run (none:

@@ -253,31 +253,11 @@ pub(super) async fn describe_on_agent(
         let mut schema = None;
         match agent.describe(&file.digest, &file.path).await? {
             Ok(info) => {
-                for user in &users {
-                    if let Some(stage) = pipeline.stages.get(user) {
-                        let missing = not_granted(&info.capabilities, &stage.grants);
-                        if !missing.is_empty() {
-                            let msg = format!(
-                                "stage `{user}`: plugin {} declares it may use {}, which the pipeline does not grant; calls needing it will be denied",
-                                info.name,
-                                missing.join(", ")
-                            );
-                            reporter.event(&Event::Warning { message: &msg });
-                        }
-                    }
-                }
-                schema = match info.config_schema.as_deref().map(ConfigSchema::compile) {
-                    Some(Ok(schema)) => Some(schema),
-                    Some(Err(why)) => {
-                        let msg = format!(
-                            "plugin {}: its config schema is not used ({why}); `with:` is passed unchecked",
-                            file.reference
-                        );
-                        reporter.event(&Event::Warning { message: &msg });
-                        None
-                    }
-                    None => None,
-                };
+                super::warn_ungranted(pipeline, &users, &info.name, reporter, |grants| {
+                    not_granted(&info.capabilities, grants)
+                });
+                schema =
+                    super::config_schema(&file.reference, info.config_schema.as_deref(), reporter);
                 rec.name = Some(info.name);
                 rec.version = Some(info.version);
                 rec.kind = Some(info.kind);
@@ -293,17 +273,13 @@ pub(super) async fn describe_on_agent(
                 reporter.event(&Event::Warning { message: &msg });
             }
         }
-        for user in users {
-            if let Some(schema) = &schema {
-                schemas.insert(user.clone(), schema.clone());
-            }
-            let mut rec = rec.clone();
-            if let Some(a) = admitted.get(&user) {
-                rec.signer = a.signer.clone();
-                rec.policy_rules = a.rules.clone();
-            }
-            records.insert(user, rec);
-        }
+        records.extend(super::stage_records(
+            users,
+            &rec,
+            schema.as_ref(),
+            &admitted,
+            &mut schemas,
+        ));
     }
     Ok((records, schemas, warnings))
 }

@@ -21,7 +21,7 @@ use crate::proto::{
 use crate::transport::{Adopted, BlobStore, Cancelled, Dispatch, Submitted};
 
 use super::layout::Layout;
-use super::{decode, encode, publish_durable, AbortOnDrop};
+use super::{decode, encode, next_while_connected, publish_durable, AbortOnDrop};
 
 /// How often a follower checks whether the client reconnected (and how
 /// long it waits before trying to follow again after an error).
@@ -467,24 +467,15 @@ async fn follow_outcomes(
                 continue;
             }
         };
-        loop {
-            let message = tokio::select! {
-                message = messages.next() => message,
-                () = tokio::time::sleep(REFOLLOW) => {
-                    if connects() != seen_connects {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let message = match message {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "following outcomes");
-                    continue;
-                }
-                None => break,
-            };
+        while let Some(message) = next_while_connected(
+            &mut messages,
+            REFOLLOW,
+            &connects,
+            seen_connects,
+            "following outcomes",
+        )
+        .await
+        {
             if let Ok(info) = message.info() {
                 next_sequence = info.stream_sequence + 1;
             }

@@ -31,7 +31,7 @@ use crate::proto::{AgentEvent, Heartbeat, JobBody, JobEnvelope, JobId, OutcomeEn
 use crate::transport::{BlobStore, IncomingJob, JobLease, JobSource};
 
 use super::layout::{LabelSetEntry, Layout};
-use super::{decode, encode, publish_durable, AbortOnDrop};
+use super::{decode, encode, next_while_connected, publish_durable, AbortOnDrop};
 
 /// How long one pull request waits for a job before it is renewed (bounds
 /// how long a surplus job can wait for its hand-back, and how quickly a
@@ -494,24 +494,15 @@ async fn watch_cancels(
                 continue;
             }
         };
-        loop {
-            let entry = tokio::select! {
-                entry = current.next() => entry,
-                () = tokio::time::sleep(REWATCH) => {
-                    if connects() != seen_connects {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let entry = match entry {
-                Some(Ok(entry)) => entry,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "watching cancel flags");
-                    continue;
-                }
-                None => break,
-            };
+        while let Some(entry) = next_while_connected(
+            &mut current,
+            REWATCH,
+            &connects,
+            seen_connects,
+            "watching cancel flags",
+        )
+        .await
+        {
             next_revision = entry.revision + 1;
             if entry.operation != Operation::Put {
                 continue;

@@ -175,6 +175,42 @@ impl NatsConfig {
     }
 }
 
+/// The next item of an ordered consumer's `stream`, or `None` when the
+/// stream ended or the client reconnected since `seen_connects` (ordered
+/// consumers are ephemeral: a server that crashed has forgotten them, and
+/// the caller makes the consumer again from its last position). Errors of
+/// single items are logged (`what` says whose) and skipped; `check` is how
+/// often the reconnect count is looked at while nothing arrives.
+pub(crate) async fn next_while_connected<S, T, E>(
+    stream: &mut S,
+    check: Duration,
+    connects: &(dyn Fn() -> u64 + Sync),
+    seen_connects: u64,
+    what: &'static str,
+) -> Option<T>
+where
+    S: futures::Stream<Item = Result<T, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt as _;
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            () = tokio::time::sleep(check) => {
+                if connects() != seen_connects {
+                    return None;
+                }
+                continue;
+            }
+        };
+        match item {
+            Some(Ok(item)) => return Some(item),
+            Some(Err(e)) => tracing::debug!(error = %e, "{what}"),
+            None => return None,
+        }
+    }
+}
+
 /// How often a JetStream publish is sent (with the same message id) when
 /// its acknowledgement times out: the server deduplicates, so a retry after
 /// a timeout is harmless (a publish made while the server was down is sent
