@@ -392,6 +392,46 @@ async fn a_surplus_job_is_handed_back_at_once_and_reaches_another_agent() -> Tes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_takes_the_first_job_of_a_new_label_set_without_polling_for_it() -> TestResult {
+    let server = NatsServer::shared();
+    let ns = NatsServer::namespace();
+    // Periodic re-reads of `N-labelsets` so rare that only the watch can
+    // tell the agent about a label set registered after it started.
+    let mut rare = config(&server.url(), &ns)?;
+    rare.layout.labelsets_refresh = Duration::from_secs(3600);
+    let agent =
+        NatsJobSource::new(rare.connect().await?, "a1", labels("os=linux,role=gpu"), 1).await?;
+    let coordinator = NatsDispatch::new(rare.connect().await?);
+    // A job for a label set the agent already pulls from, then one for a
+    // set nobody registered yet.
+    let known = envelope("run-ls", "first", "os=linux")?;
+    coordinator.layout().ensure_consumer(&known.runs_on).await?;
+    let waiting = tokio::spawn(async move {
+        let job = agent.next().await;
+        (agent, job)
+    });
+    coordinator.submit(known.clone()).await?;
+    let (agent, first) = timeout(PATIENCE, waiting).await??;
+    let first = first?;
+    assert_eq!(first.envelope.id, known.id);
+    first
+        .lease
+        .finish(outcome(&known.id, "a1", "e1", "ok"))
+        .await?;
+
+    let new = envelope("run-ls", "second", "role=gpu")?;
+    let waiting = tokio::spawn(async move { agent.next().await });
+    coordinator.submit(new.clone()).await?;
+    let second = timeout(PATIENCE, waiting).await???;
+    assert_eq!(second.envelope.id, new.id);
+    second
+        .lease
+        .finish(outcome(&new.id, "a1", "e2", "ok"))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_over_the_message_limit_travels_through_the_blob_store() -> TestResult {
     let server = NatsServer::shared();
     let ns = NatsServer::namespace();

@@ -23,11 +23,17 @@ impl Agent {
     /// heartbeat, unsigned plugins allowed, workspace shared) and wait until
     /// it takes jobs.
     fn start(p: &Project, name: &str, server: &NatsServer, ns: &str) -> Agent {
+        Agent::start_with(p, name, server, ns, "workspace: shared\n")
+    }
+
+    /// [`Agent::start`] with `extra` config lines instead of a shared
+    /// workspace.
+    fn start_with(p: &Project, name: &str, server: &NatsServer, ns: &str, extra: &str) -> Agent {
         let config = p.root().join(format!("{name}.yaml"));
         std::fs::write(
             &config,
             format!(
-                "name: {name}\ncache-dir: {}\nallow-unsigned: true\nworkspace: shared\n\
+                "name: {name}\ncache-dir: {}\nallow-unsigned: true\n{extra}\
                  nats: {{ url: \"{}\", namespace: {ns} }}\nconcurrency: 2\nack-wait: 2s\nheartbeat: 1s\n",
                 shared_cache().join("agents").join(name).display(),
                 server.url()
@@ -220,6 +226,130 @@ fn restarting_nats_mid_run_loses_no_job() {
 #[test]
 fn killing_nats_mid_run_loses_no_job() {
     nats_restart_mid_run_loses_no_job(true);
+}
+
+/// Whether the CAS under an agent's `cache-dir` holds blob `digest`.
+fn agent_has_blob(name: &str, digest: &str) -> bool {
+    let hex = digest.trim_start_matches("sha256:");
+    shared_cache()
+        .join("agents")
+        .join(name)
+        .join("cas/sha256")
+        .join(&hex[..2])
+        .join(&hex[2..])
+        .is_file()
+}
+
+#[test]
+fn a_pipeline_split_over_three_agents_passes_artifacts_between_them_by_digest() {
+    let server = NatsServer::shared();
+    let ns = NatsServer::namespace();
+    let p = Project::new();
+    // Content no earlier run produced: its blob in an agent's own CAS can
+    // only come from this run, through the object store.
+    let marker = format!("release {ns}");
+    p.write(
+        "sluice.yaml",
+        &format!(
+            "version: 1\nname: three-agents\nstages:\n  package:\n    uses: {{fixture}}\n    \
+             runs-on: [role=package]\n    with: {{ mode: pass, text: \"{marker}\\n\", version: \"1.0.0\" }}\n  \
+             check:\n    uses: {{fixture}}\n    needs: [package]\n    runs-on: [role=check]\n    \
+             with: {{ mode: read }}\n  report:\n    uses: {{fixture}}\n    needs: [package, check]\n    \
+             runs-on: [role=report]\n    with: {{ mode: read }}\n"
+        ),
+    );
+    // Three agents, each with its own CAS and none sharing the
+    // coordinator's workspace or run directory.
+    let agents: Vec<(&str, Agent)> = [
+        ("packager", "package"),
+        ("checker", "check"),
+        ("reporter", "report"),
+    ]
+    .into_iter()
+    .map(|(name, role)| {
+        let extra = format!("workspace: none\nlabels: [role={role}]\n");
+        (name, Agent::start_with(&p, name, server, &ns, &extra))
+    })
+    .collect();
+    let run = p.sluice(&["run", "--executor", &executor(server, &ns), "--json"]);
+    let context = || {
+        let logs: Vec<String> = agents
+            .iter()
+            .map(|(name, a)| format!("--- {name}\n{}", a.log()))
+            .collect();
+        format!("{}\n{}", run.all(), logs.join("\n"))
+    };
+    assert_eq!(run.code, 0, "{}", context());
+    let record = p.record(&run.run_id());
+    for (stage, agent) in [
+        ("package", "packager"),
+        ("check", "checker"),
+        ("report", "reporter"),
+    ] {
+        assert_eq!(
+            record["stages"][stage]["agent"],
+            agent,
+            "{stage}: {}",
+            context()
+        );
+    }
+    let produced: Vec<(String, String)> = record["stages"]["package"]["artifacts"]
+        .as_array()
+        .expect("package's artifacts")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default().to_owned(),
+                a["digest"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        produced.iter().any(|(name, _)| name == "greeting.txt"),
+        "{produced:?}"
+    );
+    for stage in ["check", "report"] {
+        let r = &record["stages"][stage];
+        assert_eq!(
+            r["summary"].as_str().unwrap_or_default(),
+            format!("read {} input artifacts", produced.len()),
+            "{stage}: {}",
+            context()
+        );
+    }
+    // The first input `check` read is the greeting `packager` wrote.
+    assert_eq!(
+        record["stages"]["check"]["outputs"]["first"],
+        marker.as_str()
+    );
+    // Every artifact reached the other two agents as a blob named by its
+    // digest, re-hashed on arrival (a blob that hashed otherwise would have
+    // failed the stage); the packager holds what it wrote (the provenance
+    // statement is the coordinator's).
+    for (name, digest) in &produced {
+        let holders: &[&str] = if name == "provenance.intoto.json" {
+            &["checker", "reporter"]
+        } else {
+            &["packager", "checker", "reporter"]
+        };
+        for agent in holders {
+            assert!(
+                agent_has_blob(agent, digest),
+                "{name} ({digest}) is not in {agent}'s CAS\n{}",
+                context()
+            );
+        }
+    }
+    // The coordinator holds them too, under the same digests.
+    for (name, digest) in &produced {
+        let hex = digest.trim_start_matches("sha256:");
+        let blob = p
+            .root()
+            .join("state/cas/sha256")
+            .join(&hex[..2])
+            .join(&hex[2..]);
+        assert!(blob.is_file(), "{name}: {}", blob.display());
+    }
 }
 
 #[test]

@@ -38,9 +38,6 @@ use super::{decode, encode, next_while_connected, publish_durable, AbortOnDrop};
 /// shut-down source stops pulling).
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
-/// How often the list of label sets is re-read while the agent waits.
-const LABELSETS_REFRESH: Duration = Duration::from_secs(2);
-
 /// The label sets served, with when they were last read from `N-labelsets`.
 type Served = (Option<Instant>, Vec<(LabelSet, PullConsumer)>);
 
@@ -63,7 +60,9 @@ pub struct NatsJobSource {
     cancels: CancelMap,
     closed: AtomicBool,
     shutdown: Notify,
+    labelsets_changed: Arc<LabelSetsChanged>,
     _cancel_watch: AbortOnDrop,
+    _labelset_watch: AbortOnDrop,
 }
 
 impl NatsJobSource {
@@ -96,6 +95,20 @@ impl NatsJobSource {
             first,
             cancels.clone(),
         ));
+        let labelsets_changed = Arc::new(LabelSetsChanged::default());
+        let bucket = layout.names.labelsets_bucket();
+        let first = layout
+            .labelsets
+            .watch_all()
+            .await
+            .map_err(nats("watch", &bucket))?;
+        let labelset_watcher = tokio::spawn(watch_labelsets(
+            layout.clone(),
+            layout.js.client(),
+            first,
+            labels.clone(),
+            labelsets_changed.clone(),
+        ));
         Ok(NatsJobSource {
             client: layout.js.client(),
             blobs: ObjectStoreBlobs::new(layout.cas.clone(), layout.names.cas_bucket()),
@@ -107,7 +120,9 @@ impl NatsJobSource {
             cancels,
             closed: AtomicBool::new(false),
             shutdown: Notify::new(),
+            labelsets_changed,
             _cancel_watch: AbortOnDrop(watcher),
+            _labelset_watch: AbortOnDrop(labelset_watcher),
         })
     }
 
@@ -126,12 +141,16 @@ impl NatsJobSource {
     }
 
     /// The consumers of the label sets this agent can serve (re-read from
-    /// `N-labelsets` at most every [`LABELSETS_REFRESH`]).
+    /// `N-labelsets` when the watch saw a new one, else at most every
+    /// [`LayoutConfig::labelsets_refresh`](super::layout::LayoutConfig::labelsets_refresh)).
     async fn consumers(&self) -> Result<Vec<PullConsumer>, FleetError> {
+        let refresh = self.layout.config.labelsets_refresh;
         let mut cached = self.consumers.lock().await;
-        let fresh = cached
-            .0
-            .is_some_and(|at| at.elapsed() < LABELSETS_REFRESH && !cached.1.is_empty());
+        let changed = self.labelsets_changed.stale.swap(false, Ordering::SeqCst);
+        let fresh = !changed
+            && cached
+                .0
+                .is_some_and(|at| at.elapsed() < refresh && !cached.1.is_empty());
         if !fresh {
             let bucket = self.layout.names.labelsets_bucket();
             let mut keys = self
@@ -184,6 +203,7 @@ impl NatsJobSource {
                     fresh.push((labels, consumer));
                 }
             }
+            *lock(&self.labelsets_changed.served) = fresh.iter().map(|(l, _)| l.clone()).collect();
             cached.1 = fresh;
             cached.0 = Some(Instant::now());
         }
@@ -390,12 +410,19 @@ impl NatsJobSource {
                 if consumers.is_empty() {
                     // No label set this agent serves yet: wait for a coordinator.
                     tokio::select! {
-                        () = tokio::time::sleep(LABELSETS_REFRESH) => continue,
+                        () = tokio::time::sleep(self.layout.config.labelsets_refresh) => continue,
+                        () = self.labelsets_changed.notify.notified() => continue,
                         () = self.shutdown.notified() => return Err(self.closed_error()),
                     }
                 }
                 let round = Instant::now();
-                if let Some(message) = self.pull_once(consumers).await {
+                let pulled = tokio::select! {
+                    pulled = self.pull_once(consumers) => pulled,
+                    // A new label set: pull again, from it too (a job this
+                    // round's requests still receive is handed back).
+                    () = self.labelsets_changed.notify.notified() => continue,
+                };
+                if let Some(message) = pulled {
                     break message;
                 }
                 if round.elapsed() < PULL_EXPIRES / 2 {
@@ -459,15 +486,16 @@ impl JobSource for NatsJobSource {
     }
 }
 
-/// Fires the tokens of cancelled jobs. The watch is an ordered consumer,
-/// which a crashed server forgets: whenever the client has reconnected it
-/// is made again from the next revision not yet seen (a flag raised
-/// meanwhile is also read when a job is taken).
-async fn watch_cancels(
-    layout: Layout,
+/// Follows KV bucket `store` (`what` names it in logs), calling `on_put`
+/// with every value put. The watch is an ordered consumer, which a crashed
+/// server forgets: whenever the client has reconnected it is made again
+/// from the next revision not yet seen.
+async fn watch_kv(
+    store: async_nats::jetstream::kv::Store,
     client: async_nats::Client,
     first: async_nats::jetstream::kv::Watch,
-    cancels: CancelMap,
+    what: &'static str,
+    mut on_put: impl FnMut(async_nats::jetstream::kv::Entry),
 ) {
     let stats = client.statistics();
     let connects = || stats.connects.load(Ordering::Relaxed);
@@ -477,43 +505,109 @@ async fn watch_cancels(
         let seen_connects = connects();
         let current = match watch.take() {
             Some(w) => Ok(w),
-            // From the first revision not seen (all, when none was seen:
-            // flags of jobs this agent does not hold are ignored).
-            None => {
-                layout
-                    .cancel
-                    .watch_all_from_revision(next_revision.max(1))
-                    .await
-            }
+            // From the first revision not seen (all, when none was seen).
+            None => store.watch_all_from_revision(next_revision.max(1)).await,
         };
         let mut current = match current {
             Ok(w) => w,
             Err(e) => {
-                tracing::debug!(error = %e, "watching cancel flags; trying again");
+                tracing::debug!(error = %e, "{what}; trying again");
                 tokio::time::sleep(REWATCH).await;
                 continue;
             }
         };
-        while let Some(entry) = next_while_connected(
-            &mut current,
-            REWATCH,
-            &connects,
-            seen_connects,
-            "watching cancel flags",
-        )
-        .await
+        while let Some(entry) =
+            next_while_connected(&mut current, REWATCH, &connects, seen_connects, what).await
         {
             next_revision = entry.revision + 1;
-            if entry.operation != Operation::Put {
-                continue;
+            if entry.operation == Operation::Put {
+                on_put(entry);
             }
+        }
+    }
+}
+
+/// Fires the tokens of cancelled jobs (a flag raised while the watch was
+/// down is also read when a job is taken; flags of jobs this agent does
+/// not hold are ignored).
+async fn watch_cancels(
+    layout: Layout,
+    client: async_nats::Client,
+    first: async_nats::jetstream::kv::Watch,
+    cancels: CancelMap,
+) {
+    watch_kv(
+        layout.cancel,
+        client,
+        first,
+        "watching cancel flags",
+        |entry| {
             let Ok(id) = entry.key.parse::<JobId>() else {
-                continue;
+                return;
             };
             if let Some(token) = lock(&cancels).get(&id) {
                 token.cancel();
             }
+        },
+    )
+    .await
+}
+
+/// Wakes the job loop when a coordinator registers a label set this agent
+/// can serve, so the first job of a new `runs-on:` is pulled at once
+/// instead of at the next periodic re-read of `N-labelsets`.
+async fn watch_labelsets(
+    layout: Layout,
+    client: async_nats::Client,
+    first: async_nats::jetstream::kv::Watch,
+    labels: LabelSet,
+    changed: Arc<LabelSetsChanged>,
+) {
+    let bucket = layout.names.labelsets_bucket();
+    // Every run puts its label sets again: only a set (or consumer) not
+    // seen before wakes the job loop.
+    let mut seen = HashMap::new();
+    watch_kv(
+        layout.labelsets,
+        client,
+        first,
+        "watching label sets",
+        |entry| {
+            if seen.get(&entry.key) == Some(&entry.value) {
+                return;
+            }
+            seen.insert(entry.key.clone(), entry.value.clone());
+            match decode::<LabelSetEntry>(&format!("{bucket}/{}", entry.key), &entry.value) {
+                Ok(set) if set.labels.is_subset_of(&labels) => changed.raise_if_new(&set.labels),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "skipping an unreadable label set"),
+            }
+        },
+    )
+    .await
+}
+
+/// "The label sets to pull from have changed": a flag the next
+/// [`NatsJobSource::consumers`] reads (so a change between two waits is
+/// not lost), and a wake-up for the loops waiting now. Only a set the
+/// agent does not pull from yet raises it: waking a pull round abandons
+/// its requests, and a job one of them still receives is handed back,
+/// which counts as a delivery.
+#[derive(Default)]
+struct LabelSetsChanged {
+    stale: AtomicBool,
+    notify: Notify,
+    /// The label sets the agent pulls from, as `consumers` last read them.
+    served: Mutex<Vec<LabelSet>>,
+}
+
+impl LabelSetsChanged {
+    fn raise_if_new(&self, labels: &LabelSet) {
+        if lock(&self.served).contains(labels) {
+            return;
         }
+        self.stale.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
     }
 }
 

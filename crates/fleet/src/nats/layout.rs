@@ -189,6 +189,10 @@ pub struct LayoutConfig {
     pub duplicate_window: Duration,
     /// The largest job message (larger jobs go through the blob store). 1 MiB.
     pub max_job_bytes: i32,
+    /// How often an agent re-reads `N-labelsets` besides watching it (the
+    /// watch wakes it at once for a new label set; this only repairs a
+    /// change the watch missed). 2 s.
+    pub labelsets_refresh: Duration,
 }
 
 impl Default for LayoutConfig {
@@ -203,6 +207,7 @@ impl Default for LayoutConfig {
             cancel_max_age: Duration::from_secs(DAY),
             duplicate_window: Duration::from_secs(600),
             max_job_bytes: 1 << 20,
+            labelsets_refresh: Duration::from_secs(2),
         }
     }
 }
