@@ -22,8 +22,8 @@
 //! open, at most [`MAX_INDEX`] bytes), every length in it is bounds-checked,
 //! every path must be a plain relative path (no `..`, `.`, empty or `.git`
 //! component, no NUL), and files are looked up through a capability handle
-//! on the repository root, so no path or symlink in the index reaches
-//! outside it. Symlinks in the tree are compared by their target text and
+//! on the repository root (or on a directory opened through it), so no
+//! path or symlink in the index reaches outside it. Symlinks in the tree are compared by their target text and
 //! never followed; FIFOs, devices and sockets are never opened. Anything
 //! unreadable makes the state unknown, never an error and never content in
 //! the provenance beyond path names.
@@ -89,12 +89,23 @@ pub fn tree_state(root: &Dir, git: &Dir, oid_len: usize) -> TreeState {
         Err(why) => return TreeState::Unknown(format!("index: {why}")),
     };
     let mut changed: Vec<(String, String, Option<String>)> = Vec::new();
+    let mut dirs = Parents::new(root);
     for e in &entries {
-        if let Some(kind) = compare(root, e, index_mtime) {
+        // A parent that cannot be opened as a directory (gone, a file, a
+        // symlink leaving the root, no read permission) is looked at the
+        // slow way, by the whole path from the root.
+        let kind = match dirs.get(&e.path) {
+            Ok((dir, name)) => compare(dir, name, e, index_mtime),
+            Err(_) => compare(root, &e.path, e, index_mtime),
+        };
+        if let Some(kind) = kind {
             let content = if kind == "deleted" || kind == "unmerged" {
                 None
             } else {
-                content_sha256(root, &e.path)
+                match dirs.get(&e.path) {
+                    Ok((dir, name)) => content_sha256(dir, name),
+                    Err(_) => content_sha256(root, &e.path),
+                }
             };
             changed.push((kind.to_string(), e.path.clone(), content));
         }
@@ -292,21 +303,72 @@ fn valid_path(path: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != ".." && !c.eq_ignore_ascii_case(".git"))
 }
 
-/// How `e` differs from the tree, if it does.
-fn compare(root: &Dir, e: &Entry, index_mtime: (i64, i64)) -> Option<&'static str> {
+/// Handles on the directories that hold tracked files, opened through the
+/// root's capability (so no path leaves it) and kept while the index walk
+/// is in them: a file is then looked at with one `statx` relative to its
+/// directory, where a path from the root costs `cap-std` an `openat2`, a
+/// `statx` and a `close`. At most [`Parents::MAX`] handles stay open.
+struct Parents<'r> {
+    root: &'r Dir,
+    open: std::collections::HashMap<String, Dir>,
+}
+
+impl<'r> Parents<'r> {
+    const MAX: usize = 64;
+
+    fn new(root: &'r Dir) -> Parents<'r> {
+        Parents {
+            root,
+            open: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The directory holding `path` (a checked relative path) and the
+    /// file's name in it.
+    fn get<'p>(&mut self, path: &'p str) -> std::io::Result<(&Dir, &'p str)> {
+        let Some((parent, name)) = path.rsplit_once('/') else {
+            return Ok((self.root, path));
+        };
+        if !self.open.contains_key(parent) {
+            if self.open.len() >= Self::MAX {
+                self.open.clear();
+            }
+            let dir = self.root.open_dir(parent)?;
+            self.open.insert(parent.to_owned(), dir);
+        }
+        match self.open.get(parent) {
+            Some(dir) => Ok((dir, name)),
+            None => Err(std::io::ErrorKind::NotFound.into()),
+        }
+    }
+}
+
+/// What `e` says without looking at the tree: `Some(answer)` when that
+/// decides it.
+fn precheck(e: &Entry) -> Option<Option<&'static str>> {
     if e.stage != 0 {
-        return Some("unmerged");
+        return Some(Some("unmerged"));
     }
     let kind = e.mode & 0o170000;
     // Submodules, sparse directories and skip-worktree entries have no
     // file of their own to compare.
     if e.skip_worktree || kind == 0o160000 || kind == 0o040000 {
-        return None;
+        return Some(None);
     }
     if e.intent_to_add {
-        return Some("added");
+        return Some(Some("added"));
     }
-    let meta = match root.symlink_metadata(&e.path) {
+    None
+}
+
+/// How `e` differs from the tree, if it does; `name` is its file in `dir`
+/// (or its whole path, with the root as `dir`).
+fn compare(dir: &Dir, name: &str, e: &Entry, index_mtime: (i64, i64)) -> Option<&'static str> {
+    if let Some(answer) = precheck(e) {
+        return answer;
+    }
+    let kind = e.mode & 0o170000;
+    let meta = match dir.symlink_metadata(name) {
         Ok(meta) => meta,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Some("deleted"),
         // ENOTDIR (a parent became a file), a symlinked parent leaving
@@ -335,14 +397,14 @@ fn compare(root: &Dir, e: &Entry, index_mtime: (i64, i64)) -> Option<&'static st
         return None;
     }
     let oid = if kind == 0o120000 {
-        let target = root.read_link_contents(&e.path).ok()?;
+        let target = dir.read_link_contents(name).ok()?;
         blob_oid(
             target.as_os_str().as_encoded_bytes(),
             &mut std::io::empty(),
             e.oid.len(),
         )
     } else {
-        let file = open_regular(root, &e.path).ok();
+        let file = open_regular(dir, name).ok();
         let Some(file) = file else {
             return Some("modified");
         };
@@ -396,15 +458,16 @@ fn blob_oid_stream(len: u64, body: &mut dyn Read, oid_len: usize) -> Option<Vec<
     }
 }
 
-/// `sha256:` of a changed file's current bytes (or symlink target).
-fn content_sha256(root: &Dir, path: &str) -> Option<String> {
-    let meta = root.symlink_metadata(path).ok()?;
+/// `sha256:` of a changed file's current bytes (or symlink target); `name`
+/// is its file in `dir`.
+fn content_sha256(dir: &Dir, name: &str) -> Option<String> {
+    let meta = dir.symlink_metadata(name).ok()?;
     let mut h = sha2::Sha256::new();
     if meta.file_type().is_symlink() {
-        let target = root.read_link_contents(path).ok()?;
+        let target = dir.read_link_contents(name).ok()?;
         h.update(target.as_os_str().as_encoded_bytes());
     } else {
-        let mut file = open_regular(root, path).ok()?;
+        let mut file = open_regular(dir, name).ok()?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = file.read(&mut buf).ok()?;
@@ -451,6 +514,55 @@ mod tests {
         // `printf 'hello\n' | git hash-object --stdin`
         let oid = blob_oid(b"hello\n", &mut std::io::empty(), 20).expect("oid");
         assert_eq!(hex::encode(oid), "ce013625030ba8dba906f756967f9e9ca394464a");
+    }
+
+    #[test]
+    fn nested_paths_a_gone_parent_and_a_parent_link_leaving_the_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let root_path = dir.path();
+        for d in [".git", "a/b", "a/c", "gone", "x"] {
+            std::fs::create_dir_all(root_path.join(d)).expect("mkdir");
+        }
+        let files: [(&str, &[u8]); 5] = [
+            ("a/b/one.txt", b"1\n"),
+            ("a/c/two.txt", b"2\n"),
+            ("a/three.txt", b"3\n"),
+            ("gone/four.txt", b"4\n"),
+            ("x/five.txt", b"5\n"),
+        ];
+        for (path, body) in files {
+            std::fs::write(root_path.join(path), body).expect("write");
+        }
+        std::fs::write(
+            root_path.join(".git/index"),
+            index(&files, |_| (1, 0, 1, 2)),
+        )
+        .expect("write");
+        let open = |p: &std::path::Path| {
+            Dir::open_ambient_dir(p, cap_std::ambient_authority()).expect("open")
+        };
+        let (root, git) = (open(root_path), open(&root_path.join(".git")));
+        assert_eq!(tree_state(&root, &git, 20), TreeState::Clean);
+        // A parent directory removed, and one replaced by a symlink to an
+        // identical copy outside the root: both files are gone as far as
+        // the tree under the root goes; the one outside is never read.
+        std::fs::remove_dir_all(root_path.join("gone")).expect("rm");
+        std::fs::write(outside.path().join("five.txt"), b"5\n").expect("write");
+        std::fs::remove_dir_all(root_path.join("x")).expect("rm");
+        std::os::unix::fs::symlink(outside.path(), root_path.join("x")).expect("symlink");
+        std::fs::write(root_path.join("a/c/two.txt"), b"9\n").expect("write");
+        let TreeState::Dirty(changes) = tree_state(&root, &git, 20) else {
+            panic!("not dirty");
+        };
+        assert_eq!(
+            changes.listed,
+            Some(vec![
+                ("modified".to_string(), "a/c/two.txt".to_string()),
+                ("deleted".to_string(), "gone/four.txt".to_string()),
+                ("deleted".to_string(), "x/five.txt".to_string()),
+            ])
+        );
     }
 
     #[test]
