@@ -32,12 +32,15 @@ use sluice_fleet::proto::{
     AgentEvent, BlobRef, Heartbeat, JobEnvelope, JobId, OutcomeEnvelope, PluginDescription,
     WorkspaceSource, PROTOCOL,
 };
+use sluice_fleet::snapshot;
 use sluice_fleet::transport::{BlobStore, IncomingJob, JobLease, JobSource};
 use sluice_fleet::uds::Describer;
 use sluice_fleet::FleetError;
 use sluice_host::stage_exec::LocalExecutor;
 use sluice_record::artifacts::Cas;
 use sluice_record::workdir::WorkDirs;
+
+use sha2::Digest as _;
 
 use crate::config::AgentConfig;
 use crate::plugins::PluginCache;
@@ -66,6 +69,9 @@ pub enum StartError {
     #[error(transparent)]
     Cas(#[from] sluice_record::artifacts::ArtifactError),
 }
+
+/// Largest workspace manifest an agent reads (about a million entries).
+const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
 /// A running agent: its config, admission, warm engine and counters.
 pub struct Agent {
@@ -254,7 +260,16 @@ impl Agent {
                 }
             });
         }
-        let (mut outcome, log) = self.run_job(&envelope, lease.clone(), blobs, cancel).await;
+        let mut workspace_delta = None;
+        let (mut outcome, log) = self
+            .run_job(
+                &envelope,
+                lease.clone(),
+                blobs,
+                cancel,
+                &mut workspace_delta,
+            )
+            .await;
         done.cancel();
         outcome.agent = Some(self.config.name.clone());
         let failed = outcome.result.as_ref().err().map(ToString::to_string);
@@ -265,7 +280,7 @@ impl Agent {
             execution,
             outcome,
             log,
-            workspace_delta: None,
+            workspace_delta,
         };
         let ran = taken.elapsed();
         let finished = lease.finish(envelope).await;
@@ -293,13 +308,15 @@ impl Agent {
     }
 
     /// The job's outcome, and its log in the blob store when the
-    /// coordinator does not share the run directory.
+    /// coordinator does not share the run directory; what a `workspace:
+    /// write` stage changed in a snapshot workspace goes to `delta`.
     async fn run_job(
         &self,
         envelope: &JobEnvelope,
         lease: Arc<dyn JobLease>,
         blobs: &dyn BlobStore,
         cancel: CancellationToken,
+        delta: &mut Option<BlobRef>,
     ) -> (StageOutcome, Option<BlobRef>) {
         let job = &envelope.job;
         let fail = |failure: StageFailure| {
@@ -379,9 +396,27 @@ impl Agent {
                 )
             }
         };
-        if let Err(failure) = self.workspace(envelope) {
-            return (fail(failure), None);
-        }
+        // The workspace: the coordinator's own path, or a snapshot of it
+        // written into this job's work tree.
+        let mut job_run = job.clone();
+        let snapshot = match &envelope.workspace {
+            WorkspaceSource::Snapshot { manifest } => {
+                let dir = work.path.join(".workspace");
+                match self.materialise(manifest, &cas, blobs, &dir).await {
+                    Ok(manifest) => {
+                        job_run.workspace = dir.clone();
+                        Some((manifest, dir))
+                    }
+                    Err(failure) => return (fail(failure), None),
+                }
+            }
+            _ => {
+                if let Err(failure) = self.workspace(envelope) {
+                    return (fail(failure), None);
+                }
+                None
+            }
+        };
         if shared.is_none() {
             for input in &job.inputs {
                 if let Err(e) = blobs.get_into(&cas, &input.artifact.digest).await {
@@ -415,11 +450,20 @@ impl Agent {
             max_handles: self.max_handles,
         };
         let prepared = began.elapsed();
-        let outcome = executor.run(job.clone(), cancel).await;
+        let mut outcome = executor.run(job_run, cancel).await;
         let executed = began.elapsed();
         // Every live line reaches the lease before the outcome does.
         drop(executor);
         let _ = forward.await;
+        if let Some((manifest, dir)) = snapshot {
+            if job.grants.workspace == sluice_pipeline::WorkspaceAccess::Write {
+                match self.send_changes(manifest, &dir, &cas, blobs).await {
+                    Ok(sent) => *delta = sent,
+                    Err(failure) => outcome.result = Err(failure),
+                }
+            }
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        }
         let log = match shared {
             Some(_) => None,
             None => {
@@ -439,6 +483,98 @@ impl Agent {
             "job ran"
         );
         (outcome, log)
+    }
+
+    /// Writes the snapshot workspace whose manifest is blob `digest` into
+    /// `dir` (emptied first), from blobs fetched into `cas` (each re-hashed
+    /// on arrival). Returns the manifest.
+    async fn materialise(
+        &self,
+        digest: &str,
+        cas: &Arc<Cas>,
+        blobs: &dyn BlobStore,
+        dir: &Path,
+    ) -> Result<snapshot::Manifest, StageFailure> {
+        let setup = |e: &dyn std::fmt::Display| {
+            StageFailure::setup(format!(
+                "agent `{}` could not set up the workspace snapshot {digest}: {e}",
+                self.config.name
+            ))
+        };
+        let size = blobs.get_into(cas, digest).await.map_err(|e| setup(&e))?;
+        if size > MAX_MANIFEST_BYTES {
+            return Err(setup(&format!(
+                "its manifest is {size} bytes, over {MAX_MANIFEST_BYTES}"
+            )));
+        }
+        let path = cas.blob_path(digest).map_err(|e| setup(&e))?;
+        let text = tokio::fs::read(&path).await.map_err(|e| setup(&e))?;
+        let manifest: snapshot::Manifest = serde_json::from_slice(&text).map_err(|e| setup(&e))?;
+        let mut fetched = BTreeSet::new();
+        for (file, _) in snapshot::file_blobs(&manifest.entries, Path::new("")) {
+            if fetched.insert(file.to_owned()) {
+                blobs.get_into(cas, file).await.map_err(|e| setup(&e))?;
+            }
+        }
+        let (cas, dir, listed) = (cas.clone(), dir.to_path_buf(), manifest.clone());
+        tokio::task::spawn_blocking(move || {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.to_string()),
+                _ => {}
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            snapshot::materialise(&listed, &cas, &dir).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| setup(&e))?
+        .map_err(|e| setup(&e))?;
+        Ok(manifest)
+    }
+
+    /// What the stage changed in the snapshot workspace `dir` since
+    /// `manifest`, sent to the blob store (the changed files, then the
+    /// change list); `None` when it changed nothing.
+    async fn send_changes(
+        &self,
+        manifest: snapshot::Manifest,
+        dir: &Path,
+        cas: &Arc<Cas>,
+        blobs: &dyn BlobStore,
+    ) -> Result<Option<BlobRef>, StageFailure> {
+        let failed = |e: &dyn std::fmt::Display| {
+            StageFailure::setup(format!(
+                "agent `{}` could not send the stage's workspace changes: {e}",
+                self.config.name
+            ))
+        };
+        let root = dir.to_path_buf();
+        let delta = tokio::task::spawn_blocking(move || snapshot::diff(&manifest, &root))
+            .await
+            .map_err(|e| failed(&e))?
+            .map_err(|e| failed(&e))?;
+        if delta.is_empty() {
+            return Ok(None);
+        }
+        for (file, path) in snapshot::file_blobs(&delta.changed, dir) {
+            blobs.put_file(file, &path).await.map_err(|e| failed(&e))?;
+        }
+        let body = serde_json::to_vec(&delta).map_err(|e| failed(&e))?;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
+        cas.ingest_verified(
+            &mut body.as_slice(),
+            &digest,
+            Path::new("workspace changes"),
+        )
+        .map_err(|e| failed(&e))?;
+        let path = cas.blob_path(&digest).map_err(|e| failed(&e))?;
+        blobs
+            .put_file(&digest, &path)
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(Some(BlobRef {
+            digest,
+            size: body.len() as u64,
+        }))
     }
 
     /// The job's plugin: the file on the shared path (re-hashed only when
@@ -527,10 +663,8 @@ impl Agent {
                 self.config.name,
                 path.display()
             ))),
-            WorkspaceSource::Snapshot { .. } => Err(StageFailure::setup(format!(
-                "agent `{}` cannot materialise workspace snapshots; run the stage on an agent with `workspace: shared`",
-                self.config.name
-            ))),
+            // `run_job` materialises a snapshot instead of checking it here.
+            WorkspaceSource::Snapshot { .. } => Ok(()),
         }
     }
 

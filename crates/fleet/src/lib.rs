@@ -26,6 +26,7 @@ pub mod error;
 pub mod nats;
 pub mod proto;
 pub mod remote;
+pub mod snapshot;
 pub mod transport;
 pub mod uds;
 pub mod workspace;

@@ -41,10 +41,13 @@ use sluice_pipeline::WorkspaceAccess;
 use sluice_record::artifacts::Cas;
 use sluice_types::LabelSet;
 
+use sha2::{Digest as _, Sha256};
+
 use crate::error::FleetError;
 use crate::proto::{
     AgentEvent, JobEnvelope, JobId, OutcomeEnvelope, PluginBlobs, WorkspaceSource, PROTOCOL,
 };
+use crate::snapshot::{self, Delta, Manifest};
 use crate::transport::{Adopted, Cancelled, Dispatch};
 
 /// How long after its grace period a cancelled stage's agent may take to
@@ -71,8 +74,13 @@ pub struct RemoteOptions {
     pub shared_cas: bool,
     /// The agents see the workspace at the coordinator's path (the
     /// unix-socket agent, or NATS agents configured `workspace: shared`).
-    /// Without it, a stage with a workspace grant cannot run remotely.
+    /// Without it (or `snapshot_workspace`), a stage with a workspace
+    /// grant cannot run remotely.
     pub shared_workspace: bool,
+    /// Without a shared workspace, send it as a snapshot through the blob
+    /// store and apply what `workspace: write` stages changed
+    /// ([`crate::snapshot`]; `--executor nats://…?workspace=snapshot`).
+    pub snapshot_workspace: bool,
     /// The plugins by component digest, as jobs name them.
     pub plugins: HashMap<String, PluginBlobs>,
     /// Files to upload for the digests in `plugins` (the component and its
@@ -95,6 +103,7 @@ impl Default for RemoteOptions {
             queue_timeout: Duration::from_secs(600),
             shared_cas: false,
             shared_workspace: false,
+            snapshot_workspace: false,
             plugins: HashMap::new(),
             plugin_files: HashMap::new(),
             runs_on: HashMap::new(),
@@ -118,7 +127,14 @@ pub struct RemoteExecutor {
     adopted: Mutex<HashSet<String>>,
     /// Label sets whose agents were looked up at dispatch (once per run).
     labels_checked: Mutex<HashSet<LabelSet>>,
+    /// The workspace snapshot sent last: the manifest's digest and the
+    /// manifest; made again after a stage's changes were applied.
+    snapshot: tokio::sync::Mutex<Option<(String, Manifest)>>,
 }
+
+/// Largest change list of a `workspace: write` stage (the files travel as
+/// blobs of their own).
+const MAX_DELTA_BYTES: u64 = 64 << 20;
 
 /// Lock a mutex whose data stays consistent even if a holder panicked.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -147,11 +163,18 @@ impl RemoteExecutor {
             uploaded: Mutex::new(HashSet::new()),
             adopted: Mutex::new(HashSet::new()),
             labels_checked: Mutex::new(HashSet::new()),
+            snapshot: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// The job envelope of `job` under `id`.
-    fn envelope(&self, job: &StageJob, id: JobId) -> Result<JobEnvelope, StageFailure> {
+    /// The job envelope of `job` under `id`; `snapshot` is the digest of
+    /// the workspace's manifest when it travels as a snapshot.
+    fn envelope(
+        &self,
+        job: &StageJob,
+        id: JobId,
+        snapshot: Option<String>,
+    ) -> Result<JobEnvelope, StageFailure> {
         let mut plugin = self
             .options
             .plugins
@@ -172,11 +195,15 @@ impl RemoteExecutor {
             _ if self.options.shared_workspace => WorkspaceSource::SharedPath {
                 path: job.workspace.clone(),
             },
+            _ if snapshot.is_some() => WorkspaceSource::Snapshot {
+                manifest: snapshot.unwrap_or_default(),
+            },
             _ => {
                 return Err(StageFailure::setup(format!(
                     "stage `{}` has a workspace grant, but its agents do not see the workspace \
-                     at {}: configure them `workspace: shared` (a shared file system), or run \
-                     the stage locally",
+                     at {}: configure them `workspace: shared` (a shared file system), send it \
+                     as a snapshot (`--executor nats://…?workspace=snapshot`), or run the stage \
+                     locally",
                     job.stage,
                     job.workspace.display()
                 )))
@@ -234,6 +261,123 @@ impl RemoteExecutor {
         Ok(())
     }
 
+    /// Whether `job`'s workspace travels as a snapshot.
+    fn wants_snapshot(&self, job: &StageJob) -> bool {
+        job.grants.workspace != WorkspaceAccess::None
+            && !self.options.shared_workspace
+            && self.options.snapshot_workspace
+    }
+
+    /// The digest of the workspace's manifest, with the manifest and every
+    /// file in it in the blob store (made once, and again after a stage's
+    /// changes were applied).
+    async fn workspace_snapshot(&self, job: &StageJob) -> Result<String, StageFailure> {
+        let setup = |e: &dyn std::fmt::Display| {
+            StageFailure::setup(format!(
+                "sending the workspace {} to the agents: {e}",
+                job.workspace.display()
+            ))
+        };
+        let mut current = self.snapshot.lock().await;
+        if let Some((digest, _)) = current.as_ref() {
+            return Ok(digest.clone());
+        }
+        let root = job.workspace.clone();
+        let manifest = tokio::task::spawn_blocking(move || snapshot::scan(&root))
+            .await
+            .map_err(|e| setup(&e))?
+            .map_err(|e| setup(&e))?;
+        if !manifest.skipped.is_empty() {
+            self.warn(&format!(
+                "the workspace snapshot leaves out {} entries that are not files, directories or symlinks (FIFOs, sockets, devices) or not UTF-8: {}",
+                manifest.skipped.len(),
+                manifest.skipped.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let body = serde_json::to_vec(&manifest).map_err(|e| setup(&e))?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        self.cas
+            .ingest_verified(
+                &mut body.as_slice(),
+                &digest,
+                Path::new("workspace manifest"),
+            )
+            .map_err(|e| setup(&e))?;
+        let blobs = self.dispatch.blobs();
+        let mut files: Vec<(String, PathBuf)> =
+            snapshot::file_blobs(&manifest.entries, &job.workspace)
+                .map(|(d, p)| (d.to_owned(), p))
+                .collect();
+        files.push((
+            digest.clone(),
+            self.cas.blob_path(&digest).map_err(|e| setup(&e))?,
+        ));
+        for (file_digest, path) in files {
+            if lock(&self.uploaded).contains(&file_digest) {
+                continue;
+            }
+            // The file is hashed again while it is sent: one that changed
+            // since it was listed is refused, not sent under a wrong name.
+            if !blobs.exists(&file_digest).await.map_err(|e| setup(&e))? {
+                blobs
+                    .put_file(&file_digest, &path)
+                    .await
+                    .map_err(|e| setup(&e))?;
+            }
+            lock(&self.uploaded).insert(file_digest);
+        }
+        *current = Some((digest.clone(), manifest));
+        Ok(digest)
+    }
+
+    /// Apply what the stage of `job` changed in its snapshot workspace
+    /// (delta blob `digest`, from `agent`) to the workspace.
+    async fn apply_delta(
+        &self,
+        job: &StageJob,
+        agent: &str,
+        digest: &str,
+    ) -> Result<(), StageFailure> {
+        let failed = |e: &dyn std::fmt::Display| {
+            StageFailure::setup(format!(
+                "the workspace changes of stage `{}` from agent {agent} were not applied: {e}",
+                job.stage
+            ))
+        };
+        if !self.wants_snapshot(job) || job.grants.workspace != WorkspaceAccess::Write {
+            return Err(failed(
+                &"the stage may not write the workspace, or it was not sent as a snapshot",
+            ));
+        }
+        let blobs = self.dispatch.blobs();
+        let size = blobs
+            .get_into(&self.cas, digest)
+            .await
+            .map_err(|e| failed(&e))?;
+        if size > MAX_DELTA_BYTES {
+            return Err(failed(&format!(
+                "the change list is {size} bytes, over {MAX_DELTA_BYTES}"
+            )));
+        }
+        let path = self.cas.blob_path(digest).map_err(|e| failed(&e))?;
+        let text = std::fs::read(&path).map_err(|e| failed(&e))?;
+        let delta: Delta = serde_json::from_slice(&text).map_err(|e| failed(&e))?;
+        for (file_digest, _) in snapshot::file_blobs(&delta.changed, Path::new("")) {
+            blobs
+                .get_into(&self.cas, file_digest)
+                .await
+                .map_err(|e| failed(&e))?;
+        }
+        // The snapshot of the next stage is made after this change.
+        let mut current = self.snapshot.lock().await;
+        *current = None;
+        let (cas, root) = (self.cas.clone(), job.workspace.clone());
+        tokio::task::spawn_blocking(move || snapshot::apply(&delta, &cas, &root))
+            .await
+            .map_err(|e| failed(&e))?
+            .map_err(|e| failed(&e))
+    }
+
     async fn run_remote(&self, job: StageJob, cancel: CancellationToken) -> StageOutcome {
         let failed = |failure: StageFailure, lost: Vec<LostExecution>| StageOutcome {
             result: Err(failure),
@@ -269,9 +413,16 @@ impl RemoteExecutor {
             }
         }
         let id = follow.clone().unwrap_or(fresh);
+        let snapshot = match (&follow, self.wants_snapshot(&job)) {
+            (None, true) => match self.workspace_snapshot(&job).await {
+                Ok(digest) => Some(digest),
+                Err(failure) => return failed(failure, vec![]),
+            },
+            _ => None,
+        };
         let envelope = match follow {
             Some(_) => None,
-            None => match self.envelope(&job, id.clone()) {
+            None => match self.envelope(&job, id.clone(), snapshot) {
                 Ok(envelope) => Some(envelope),
                 Err(failure) => return failed(failure, vec![]),
             },
@@ -455,6 +606,7 @@ impl RemoteExecutor {
             agent,
             outcome,
             log,
+            workspace_delta,
             ..
         } = envelope;
         let StageOutcome {
@@ -475,6 +627,13 @@ impl RemoteExecutor {
                         job.stage
                     ));
                 }
+            }
+        }
+        // What a `workspace: write` stage changed lands in this workspace
+        // whatever the outcome, as a local stage's writes would.
+        if let Some(delta) = &workspace_delta {
+            if let Err(failure) = self.apply_delta(job, &agent, &delta.digest).await {
+                result = Err(failure);
             }
         }
         let fetched = match &result {

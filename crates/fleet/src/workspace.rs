@@ -1,14 +1,13 @@
-//! Where an agent finds a job's workspace.
+//! Where an agent finds a job's workspace when it comes by path.
 //!
-//! Today one mode exists: the **shared path**. The unix-socket agent runs on
-//! the coordinator's machine as its user, and NATS agents configured
-//! `workspace: shared` see the coordinator's file system (NFS, or the same
-//! machine), so the job's workspace is used in place and a `workspace:
-//! write` stage changes the user's checkout exactly as a local run does.
-//! The coordinator refuses to send a stage with a workspace grant to agents
-//! that do not share the workspace (see [`crate::remote`]); snapshots of the
-//! workspace for agents on other machines are not built yet, and an agent
-//! refuses a job that asks for one ([`WorkspaceError::SnapshotUnsupported`]).
+//! The **shared path**: the unix-socket agent runs on the coordinator's
+//! machine as its user, and NATS agents configured `workspace: shared` see
+//! the coordinator's file system (NFS, or the same machine), so the job's
+//! workspace is used in place and a `workspace: write` stage changes the
+//! user's checkout exactly as a local run does. The other way, a snapshot
+//! through the blob store, is [`crate::snapshot`]'s; [`resolve`] answers
+//! [`WorkspaceError::SnapshotUnsupported`] for it, and the agent's job
+//! loop materialises it instead.
 
 use std::path::{Path, PathBuf};
 
@@ -52,10 +51,10 @@ pub enum WorkspaceError {
         /// What is wrong.
         why: String,
     },
-    /// Snapshots are not implemented on agents yet.
+    /// The job's workspace is a snapshot, not a path.
     #[error(
-        "the job's workspace is a snapshot, which this agent cannot materialise yet; run the \
-         stage on an agent with `workspace: shared`"
+        "the job's workspace is a snapshot: it is written into the job's work tree from the \
+         blob store (`sluice_fleet::snapshot`), not found at a path"
     )]
     SnapshotUnsupported,
 }

@@ -74,8 +74,11 @@ pub(super) enum Connected {
     /// directory.
     Uds(Arc<UdsDispatch>),
     /// The NATS fleet.
-    Nats(Arc<NatsDispatch>),
+    Nats(Arc<NatsDispatch>, SnapshotWorkspace),
 }
+
+/// `workspace=snapshot` of `--executor`: workspaces travel as snapshots.
+pub(super) type SnapshotWorkspace = bool;
 
 impl Connected {
     /// Connect to `target`: `cas` and `run_dir` are this run's (the local
@@ -93,7 +96,10 @@ impl Connected {
             }
             ExecutorTarget::Nats(config) => {
                 let layout = config.connect().await?;
-                Ok(Connected::Nats(Arc::new(NatsDispatch::new(layout))))
+                Ok(Connected::Nats(
+                    Arc::new(NatsDispatch::new(layout)),
+                    config.snapshot_workspace,
+                ))
             }
         }
     }
@@ -102,7 +108,7 @@ impl Connected {
     pub(super) fn dispatch(&self) -> Arc<dyn Dispatch> {
         match self {
             Connected::Uds(d) => d.clone(),
-            Connected::Nats(d) => d.clone(),
+            Connected::Nats(d, _) => d.clone(),
         }
     }
 
@@ -188,10 +194,11 @@ pub(super) fn remote_options(
         epoch: record.fleet_epoch,
         coordinator: coordinator(),
         shared_cas: shared,
-        // Workspaces travel by path only (no snapshots yet): an agent
-        // configured `workspace: shared` sees it at this path, and one
-        // that does not see it refuses the stage (docs/fleet.md).
-        shared_workspace: true,
+        // By path (an agent configured `workspace: shared` sees it there,
+        // one that does not refuses the stage), or as a snapshot through
+        // the object store (`--executor …?workspace=snapshot`).
+        shared_workspace: !matches!(connected, Connected::Nats(_, true)),
+        snapshot_workspace: matches!(connected, Connected::Nats(_, true)),
         plugins,
         plugin_files,
         runs_on: pipeline

@@ -353,6 +353,50 @@ fn a_pipeline_split_over_three_agents_passes_artifacts_between_them_by_digest() 
 }
 
 #[test]
+fn the_quickstart_runs_on_agents_that_get_the_workspace_as_a_snapshot() {
+    let server = NatsServer::shared();
+    let ns = NatsServer::namespace();
+    let p = crate::local_agent::quickstart();
+    // Two agents that do not see the coordinator's file system: each has
+    // its own CAS and `workspace: none`.
+    let agents: Vec<Agent> = ["snap1", "snap2"]
+        .into_iter()
+        .map(|name| Agent::start_with(&p, name, server, &ns, "workspace: none\n"))
+        .collect();
+    assert!(!p.path().join("dist").exists());
+    let url = format!("{}&workspace=snapshot", executor(server, &ns));
+    let run = p.sluice(&["run", "--executor", &url, "--json"]);
+    let context = || {
+        let logs: Vec<String> = agents.iter().map(Agent::log).collect();
+        format!("{}\n--- agents\n{}", run.all(), logs.join("\n---\n"))
+    };
+    assert_eq!(run.code, 0, "{}", context());
+    let record = p.record(&run.run_id());
+    for stage in ["lint", "test", "scan", "build"] {
+        let r = &record["stages"][stage];
+        assert_eq!(r["state"], "passed", "{stage}: {}", context());
+        let agent = r["agent"].as_str().unwrap_or_default();
+        assert!(agent == "snap1" || agent == "snap2", "{stage}: {r}");
+    }
+    // `build` (workspace: write) made dist/quickstart.pyz in its copy of
+    // the workspace; the change came back and is in the user's checkout,
+    // byte for byte the artifact the record names.
+    let pyz = p.path().join("dist/quickstart.pyz");
+    assert!(pyz.is_file(), "{}\n{}", pyz.display(), context());
+    let digest = sluice_tests::registry::sha256_file(&pyz);
+    let artifacts = record["stages"]["build"]["artifacts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        artifacts
+            .iter()
+            .any(|a| a["name"] == "dist/quickstart.pyz" && a["digest"] == digest.as_str()),
+        "{artifacts:?}"
+    );
+}
+
+#[test]
 fn a_killed_coordinator_resumes_and_reattaches_to_the_running_job() {
     let server = NatsServer::shared();
     let ns = NatsServer::namespace();

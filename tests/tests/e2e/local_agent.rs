@@ -122,7 +122,7 @@ fn demo_policy(p: &Project) -> PathBuf {
 
 /// A copy of `examples/quickstart` whose plugin and key paths point at this
 /// checkout's `dist/`.
-fn quickstart() -> Project {
+pub(crate) fn quickstart() -> Project {
     let p = Project::new();
     copy_example(&repo_root().join("examples/quickstart"), p.path());
     let dist = repo_root().join("dist");

@@ -52,12 +52,18 @@ pub struct NatsConfig {
     /// How long a JetStream request (a publish's acknowledgement, a
     /// lookup) may take before it counts as timed out. 5 s.
     pub request_timeout: Duration,
+    /// `workspace=snapshot`: stages with a workspace grant get a snapshot
+    /// of it through the object store ([`crate::snapshot`]) instead of its
+    /// path (`workspace=shared`, the default: agents configured
+    /// `workspace: shared` see it on a shared file system).
+    pub snapshot_workspace: bool,
 }
 
 impl NatsConfig {
-    /// Parse `nats://host:port[?namespace=NAME][&ack-wait=15s]` (the form
-    /// of `sluice run --executor`): the namespace, and the ack wait of the
-    /// label sets' consumers this coordinator creates.
+    /// Parse `nats://host:port[?namespace=NAME][&ack-wait=15s][&workspace=shared|snapshot]`
+    /// (the form of `sluice run --executor`): the namespace, the ack wait
+    /// of the label sets' consumers this coordinator creates, and how
+    /// workspaces reach agents.
     ///
     /// ```
     /// use sluice_fleet::nats::NatsConfig;
@@ -70,6 +76,8 @@ impl NatsConfig {
     /// assert!(NatsConfig::parse("nats://h:1?ack-wait=2").is_err());
     /// assert!(NatsConfig::parse("nats://h:1?namespace=a.b").is_err());
     /// assert!(NatsConfig::parse("nats://h:1?color=red").is_err());
+    /// assert!(NatsConfig::parse("nats://h:1?workspace=snapshot").unwrap().snapshot_workspace);
+    /// assert!(NatsConfig::parse("nats://h:1?workspace=nfs").is_err());
     /// assert!(NatsConfig::parse("http://h:1").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<NatsConfig, FleetError> {
@@ -90,9 +98,17 @@ impl NatsConfig {
         }
         let mut namespace = DEFAULT_NAMESPACE.to_owned();
         let mut ack_wait = None;
+        let mut snapshot_workspace = false;
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             match pair.split_once('=') {
                 Some(("namespace", value)) => namespace = value.to_owned(),
+                Some(("workspace", "shared")) => snapshot_workspace = false,
+                Some(("workspace", "snapshot")) => snapshot_workspace = true,
+                Some(("workspace", other)) => {
+                    return Err(bad(&format!(
+                        "workspace={other}: write workspace=shared (agents see the workspace's path) or workspace=snapshot (it is sent to them)"
+                    )))
+                }
                 Some(("ack-wait", value)) => {
                     let wait = value
                         .parse::<sluice_types::Duration>()
@@ -101,7 +117,7 @@ impl NatsConfig {
                 }
                 _ => {
                     return Err(bad(&format!(
-                        "unknown parameter `{pair}` (known: namespace=NAME, ack-wait=DURATION)"
+                        "unknown parameter `{pair}` (known: namespace=NAME, ack-wait=DURATION, workspace=shared|snapshot)"
                     )))
                 }
             }
@@ -122,6 +138,7 @@ impl NatsConfig {
             retry_on_initial_connect: false,
             creds: None,
             request_timeout: Duration::from_secs(5),
+            snapshot_workspace,
         })
     }
 

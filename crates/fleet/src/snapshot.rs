@@ -1,0 +1,444 @@
+//! Workspace snapshots: how a stage with a workspace grant runs on an agent
+//! that does not see the coordinator's file system.
+//!
+//! The coordinator lists its workspace as a [`Manifest`] (every directory,
+//! regular file — by sha256 — and symlink, found without following a
+//! link), puts each file into the blob store under its digest and the
+//! manifest itself as one more blob; the job names the manifest's digest
+//! ([`WorkspaceSource::Snapshot`](crate::proto::WorkspaceSource::Snapshot)).
+//! The agent fetches the blobs into its own CAS (re-hashed there) and
+//! [`materialise`]s them into an empty directory of its work tree. After a
+//! `workspace: write` stage it [`diff`]s that directory against the
+//! manifest and sends the [`Delta`] (changed entries by digest, deleted
+//! paths) back with the outcome; the coordinator [`apply`]s it to its
+//! workspace, as if the stage had written there.
+//!
+//! Everything on both sides goes through `cap-std` handles on the root
+//! directory, so no path of a manifest or delta — which the other side
+//! wrote — and no symlink in either tree reaches outside it; every path is
+//! checked to be plain and relative first ([`check_path`]). FIFOs, sockets
+//! and devices are never opened: they are left out of a snapshot.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::Path;
+
+use cap_std::fs::{Dir, OpenOptionsExt};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use sluice_record::artifacts::Cas;
+
+/// Most entries a snapshot holds.
+pub const MAX_ENTRIES: usize = 200_000;
+/// Most file bytes a snapshot holds.
+pub const MAX_BYTES: u64 = 4 << 30;
+/// Longest path in a snapshot.
+const MAX_PATH: usize = 4096;
+
+/// One entry of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Node {
+    /// A directory.
+    Dir,
+    /// A regular file, by content.
+    File {
+        /// `sha256:<hex>` of its bytes (its blob's name).
+        digest: String,
+        /// Its size.
+        size: u64,
+        /// Whether its owner may execute it.
+        executable: bool,
+    },
+    /// A symbolic link, by its target text (never followed).
+    Symlink {
+        /// What it points to.
+        target: String,
+    },
+}
+
+/// Everything in a workspace, by relative path (`/`-separated, sorted, so
+/// a directory comes before what it holds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The entries.
+    pub entries: BTreeMap<String, Node>,
+    /// Paths left out (FIFOs, sockets, devices, names that are not UTF-8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+/// What a stage changed in a snapshot workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// New or changed entries (files by digest: their blobs travel with it).
+    pub changed: BTreeMap<String, Node>,
+    /// Entries that are gone, deepest first.
+    pub deleted: Vec<String>,
+}
+
+impl Delta {
+    /// Whether the stage changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// Why a snapshot could not be made, materialised or applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// A file-system operation failed.
+    #[error("could not {action} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The relative path concerned (`.` for the root).
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A path of a manifest or delta that is not plain and relative.
+    #[error("`{path}` is not a plain relative path (no `..`, `.`, empty or absolute components); refused")]
+    BadPath {
+        /// The path as sent.
+        path: String,
+    },
+    /// Over [`MAX_ENTRIES`] or [`MAX_BYTES`].
+    #[error("the workspace is too large to send to an agent ({what}); run the stage on an agent with `workspace: shared`, or locally")]
+    TooLarge {
+        /// Which limit.
+        what: String,
+    },
+    /// An entry that cannot be put where the manifest or delta says.
+    #[error("`{path}`: {why}")]
+    Conflict {
+        /// The relative path.
+        path: String,
+        /// What is in the way.
+        why: String,
+    },
+    /// A blob a file needs is not in the CAS.
+    #[error(transparent)]
+    Cas(#[from] sluice_record::artifacts::ArtifactError),
+}
+
+fn io_err<'a>(action: &'static str, path: &'a str) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
+    move |source| SnapshotError::Io {
+        action,
+        path: if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path.to_owned()
+        },
+        source,
+    }
+}
+
+/// `path` is a plain relative path: `/`-separated components that are not
+/// empty, `.` or `..`, no NUL or backslash, at most 4096 bytes.
+pub fn check_path(path: &str) -> Result<(), SnapshotError> {
+    let plain = !path.is_empty()
+        && path.len() <= MAX_PATH
+        && !path.contains('\0')
+        && !path.contains('\\')
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if plain {
+        Ok(())
+    } else {
+        Err(SnapshotError::BadPath {
+            path: path.to_owned(),
+        })
+    }
+}
+
+fn open_root(root: &Path) -> Result<Dir, SnapshotError> {
+    Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(|source| SnapshotError::Io {
+        action: "open",
+        path: root.display().to_string(),
+        source,
+    })
+}
+
+/// Lists the workspace at `root` (blocking: it reads and hashes every
+/// file). Symlinks are recorded, never followed.
+pub fn scan(root: &Path) -> Result<Manifest, SnapshotError> {
+    let dir = open_root(root)?;
+    let mut manifest = Manifest::default();
+    let mut bytes = 0u64;
+    scan_dir(&dir, "", &mut manifest, &mut bytes)?;
+    Ok(manifest)
+}
+
+fn scan_dir(
+    dir: &Dir,
+    prefix: &str,
+    manifest: &mut Manifest,
+    bytes: &mut u64,
+) -> Result<(), SnapshotError> {
+    let mut names = Vec::new();
+    for entry in dir.entries().map_err(io_err("list", prefix))? {
+        let entry = entry.map_err(io_err("list", prefix))?;
+        names.push(entry.file_name());
+    }
+    names.sort();
+    for name in names {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            manifest
+                .skipped
+                .push(format!("{prefix}{}", name.to_string_lossy()));
+            continue;
+        };
+        let path = format!("{prefix}{name}");
+        if manifest.entries.len() >= MAX_ENTRIES {
+            return Err(SnapshotError::TooLarge {
+                what: format!("more than {MAX_ENTRIES} entries"),
+            });
+        }
+        let meta = dir
+            .symlink_metadata(&name)
+            .map_err(io_err("look at", &path))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = dir
+                .read_link_contents(&name)
+                .map_err(io_err("read", &path))?;
+            match target.to_str() {
+                Some(target) => {
+                    manifest.entries.insert(
+                        path,
+                        Node::Symlink {
+                            target: target.to_owned(),
+                        },
+                    );
+                }
+                None => manifest.skipped.push(path),
+            }
+        } else if ft.is_dir() {
+            manifest.entries.insert(path.clone(), Node::Dir);
+            // Opened through `dir`: even a directory swapped for a symlink
+            // since it was looked at cannot lead outside the root.
+            let sub = dir.open_dir(&name).map_err(io_err("open", &path))?;
+            scan_dir(&sub, &format!("{path}/"), manifest, bytes)?;
+        } else if ft.is_file() {
+            let (digest, size, executable) = hash_file(dir, &name, &path)?;
+            *bytes += size;
+            if *bytes > MAX_BYTES {
+                return Err(SnapshotError::TooLarge {
+                    what: format!("more than {MAX_BYTES} bytes of files"),
+                });
+            }
+            manifest.entries.insert(
+                path,
+                Node::File {
+                    digest,
+                    size,
+                    executable,
+                },
+            );
+        } else {
+            // A FIFO, socket or device: never opened.
+            manifest.skipped.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(dir: &Dir, name: &str, path: &str) -> Result<(String, u64, bool), SnapshotError> {
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true);
+    opts.custom_flags(libc_flags());
+    let mut file = dir.open_with(name, &opts).map_err(io_err("open", path))?;
+    let meta = file.metadata().map_err(io_err("look at", path))?;
+    if !meta.is_file() {
+        return Err(SnapshotError::Conflict {
+            path: path.to_owned(),
+            why: "changed into something other than a file while it was read".to_owned(),
+        });
+    }
+    let executable = cap_std::fs::PermissionsExt::mode(&meta.permissions()) & 0o100 != 0;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((
+        format!("sha256:{}", hex::encode(hasher.finalize())),
+        size,
+        executable,
+    ))
+}
+
+/// `O_NOFOLLOW | O_NONBLOCK`: a symlink swapped in is not followed and a
+/// FIFO swapped in does not block.
+fn libc_flags() -> i32 {
+    const O_NONBLOCK: i32 = 0o4000;
+    const O_NOFOLLOW: i32 = 0o400000;
+    O_NONBLOCK | O_NOFOLLOW
+}
+
+/// Writes `manifest`'s workspace into `dest`, which must be an empty
+/// directory, from the blobs in `cas` (blocking). Symlinks are made last,
+/// so nothing is ever written through one.
+pub fn materialise(manifest: &Manifest, cas: &Cas, dest: &Path) -> Result<(), SnapshotError> {
+    let dir = open_root(dest)?;
+    for path in manifest.entries.keys() {
+        check_path(path)?;
+    }
+    for (path, node) in &manifest.entries {
+        match node {
+            Node::Dir => dir.create_dir(path).map_err(io_err("create", path))?,
+            Node::File {
+                digest, executable, ..
+            } => write_file(&dir, path, cas, digest, *executable)?,
+            Node::Symlink { .. } => {}
+        }
+    }
+    for (path, node) in &manifest.entries {
+        if let Node::Symlink { target } = node {
+            dir.symlink_contents(target, path)
+                .map_err(io_err("create", path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies blob `digest` from `cas` to `path` under `dir` (a new file; an
+/// existing file or symlink there is replaced, never written through).
+fn write_file(
+    dir: &Dir,
+    path: &str,
+    cas: &Cas,
+    digest: &str,
+    executable: bool,
+) -> Result<(), SnapshotError> {
+    let blob = cas.blob_path(digest)?;
+    let mut from = std::fs::File::open(&blob).map_err(|source| SnapshotError::Io {
+        action: "read the blob of",
+        path: path.to_owned(),
+        source,
+    })?;
+    match dir.symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(SnapshotError::Conflict {
+                path: path.to_owned(),
+                why: "a directory is where a file should be".to_owned(),
+            })
+        }
+        Ok(_) => dir.remove_file(path).map_err(io_err("replace", path))?,
+        Err(_) => {}
+    }
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    opts.custom_flags(libc_flags());
+    let to = dir.open_with(path, &opts).map_err(io_err("create", path))?;
+    let mut to = to.into_std();
+    io::copy(&mut from, &mut to).map_err(io_err("write", path))?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    to.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(io_err("set the mode of", path))?;
+    Ok(())
+}
+
+/// What changed in `dir` (blocking) since it was materialised from
+/// `before`.
+pub fn diff(before: &Manifest, dir: &Path) -> Result<Delta, SnapshotError> {
+    let after = scan(dir)?;
+    let mut delta = Delta::default();
+    for (path, node) in &after.entries {
+        if before.entries.get(path) != Some(node) {
+            delta.changed.insert(path.clone(), node.clone());
+        }
+    }
+    let mut deleted: Vec<String> = before
+        .entries
+        .keys()
+        .filter(|p| !after.entries.contains_key(*p))
+        .cloned()
+        .collect();
+    // Deepest first: a directory after what it held.
+    deleted.sort_by(|a, b| b.cmp(a));
+    delta.deleted = deleted;
+    Ok(delta)
+}
+
+/// Applies `delta` to the workspace at `root` (blocking), with file bytes
+/// from the blobs in `cas`. Deleted directories are removed only when
+/// empty (the workspace may have gained files of its own meanwhile);
+/// symlinks a delta adds may not point to absolute paths, as a stage's own
+/// could not.
+pub fn apply(delta: &Delta, cas: &Cas, root: &Path) -> Result<(), SnapshotError> {
+    let dir = open_root(root)?;
+    for path in delta.deleted.iter().chain(delta.changed.keys()) {
+        check_path(path)?;
+    }
+    for path in &delta.deleted {
+        match dir.symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => match dir.remove_dir(path) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(path, error = %e, "a directory the stage removed is not empty here; kept")
+                }
+            },
+            Ok(_) => dir.remove_file(path).map_err(io_err("remove", path))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("look at", path)(e)),
+        }
+    }
+    for (path, node) in &delta.changed {
+        match node {
+            Node::Dir => match dir.symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    dir.remove_file(path).map_err(io_err("replace", path))?;
+                    dir.create_dir(path).map_err(io_err("create", path))?;
+                }
+                Err(_) => dir.create_dir_all(path).map_err(io_err("create", path))?,
+            },
+            Node::File {
+                digest, executable, ..
+            } => write_file(&dir, path, cas, digest, *executable)?,
+            Node::Symlink { .. } => {}
+        }
+    }
+    for (path, node) in &delta.changed {
+        if let Node::Symlink { target } = node {
+            if let Ok(meta) = dir.symlink_metadata(path) {
+                if meta.is_dir() {
+                    return Err(SnapshotError::Conflict {
+                        path: path.clone(),
+                        why: "a directory is where the stage made a symlink".to_owned(),
+                    });
+                }
+                dir.remove_file(path).map_err(io_err("replace", path))?;
+            }
+            dir.symlink(target, path).map_err(io_err("create", path))?;
+        }
+    }
+    Ok(())
+}
+
+/// The file blobs `manifest` or a delta's `changed` names, with where they
+/// are under `root` (to upload them).
+pub fn file_blobs<'a>(
+    entries: &'a BTreeMap<String, Node>,
+    root: &'a Path,
+) -> impl Iterator<Item = (&'a str, std::path::PathBuf)> + 'a {
+    entries.iter().filter_map(move |(path, node)| match node {
+        Node::File { digest, .. } => Some((digest.as_str(), root.join(path))),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

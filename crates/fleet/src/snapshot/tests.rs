@@ -1,0 +1,202 @@
+use std::os::unix::fs::PermissionsExt as _;
+
+use super::*;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Store every file of `entries` (found under `root`) in `cas`.
+fn ingest(entries: &BTreeMap<String, Node>, root: &Path, cas: &Cas) -> TestResult {
+    for (digest, path) in file_blobs(entries, root) {
+        let mut file = std::fs::File::open(&path)?;
+        cas.ingest_verified(&mut file, digest, &path)?;
+    }
+    Ok(())
+}
+
+fn blob(cas: &Cas, body: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(body)));
+    cas.ingest_verified(&mut &body[..], &digest, Path::new("test"))?;
+    Ok(digest)
+}
+
+#[test]
+fn a_workspace_travels_and_a_stage_s_changes_come_back() -> TestResult {
+    let (coordinator, agent, store) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let ws = coordinator.path();
+    std::fs::create_dir_all(ws.join("src/pkg"))?;
+    std::fs::create_dir_all(ws.join("old/inner"))?;
+    std::fs::write(ws.join("src/pkg/a.py"), "print('a')\n")?;
+    std::fs::write(ws.join("run.sh"), "#!/bin/sh\n")?;
+    std::fs::set_permissions(ws.join("run.sh"), std::fs::Permissions::from_mode(0o755))?;
+    std::fs::write(ws.join("old/inner/gone.txt"), "x")?;
+    std::os::unix::fs::symlink("src/pkg/a.py", ws.join("link"))?;
+    let cas = Cas::open(store.path())?;
+
+    let manifest = scan(ws)?;
+    assert_eq!(manifest.entries.len(), 8, "{manifest:#?}");
+    assert!(matches!(
+        manifest.entries.get("run.sh"),
+        Some(Node::File {
+            executable: true,
+            size: 10,
+            ..
+        })
+    ));
+    ingest(&manifest.entries, ws, &cas)?;
+    let copy = agent.path().join("ws");
+    std::fs::create_dir(&copy)?;
+    materialise(&manifest, &cas, &copy)?;
+    assert_eq!(scan(&copy)?, manifest, "the copy lists the same");
+    assert_eq!(
+        std::fs::read_link(copy.join("link"))?,
+        Path::new("src/pkg/a.py")
+    );
+
+    // The stage writes, adds, removes.
+    std::fs::write(copy.join("src/pkg/a.py"), "print('b')\n")?;
+    std::fs::create_dir(copy.join("dist"))?;
+    std::fs::write(copy.join("dist/out.zip"), "zip")?;
+    std::fs::remove_dir_all(copy.join("old"))?;
+    let delta = diff(&manifest, &copy)?;
+    assert_eq!(
+        delta.changed.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["dist", "dist/out.zip", "src/pkg/a.py"]
+    );
+    assert_eq!(delta.deleted, ["old/inner/gone.txt", "old/inner", "old"]);
+    ingest(&delta.changed, &copy, &cas)?;
+    apply(&delta, &cas, ws)?;
+    assert_eq!(
+        std::fs::read_to_string(ws.join("src/pkg/a.py"))?,
+        "print('b')\n"
+    );
+    assert_eq!(std::fs::read_to_string(ws.join("dist/out.zip"))?, "zip");
+    assert!(!ws.join("old").exists());
+    assert_eq!(scan(ws)?, scan(&copy)?);
+    Ok(())
+}
+
+#[test]
+fn fifos_are_left_out_and_links_never_followed() -> TestResult {
+    let (ws, outside) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    std::fs::write(outside.path().join("secret"), "s3cr3t")?;
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("escape"))?;
+    let fifo = ws.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+    assert!(made.success());
+    let manifest = scan(ws.path())?;
+    assert_eq!(manifest.skipped, ["pipe"]);
+    assert_eq!(
+        manifest.entries.get("escape"),
+        Some(&Node::Symlink {
+            target: outside.path().display().to_string()
+        })
+    );
+    assert_eq!(manifest.entries.len(), 1, "nothing read through the link");
+    Ok(())
+}
+
+#[test]
+fn a_hostile_delta_cannot_reach_outside_the_workspace() -> TestResult {
+    let (ws, outside, store) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let cas = Cas::open(store.path())?;
+    let file = Node::File {
+        digest: blob(&cas, b"pwned")?,
+        size: 5,
+        executable: false,
+    };
+    for bad in ["../escape.txt", "/etc/x", "a/../../b", "", "a//b", "./a"] {
+        let delta = Delta {
+            changed: BTreeMap::from([(bad.to_owned(), file.clone())]),
+            deleted: vec![],
+        };
+        assert!(
+            matches!(
+                apply(&delta, &cas, ws.path()),
+                Err(SnapshotError::BadPath { .. })
+            ),
+            "{bad}"
+        );
+        let delta = Delta {
+            changed: BTreeMap::new(),
+            deleted: vec![bad.to_owned()],
+        };
+        assert!(
+            matches!(
+                apply(&delta, &cas, ws.path()),
+                Err(SnapshotError::BadPath { .. })
+            ),
+            "{bad}"
+        );
+    }
+    // A symlink in the coordinator's workspace that leads outside: a change
+    // below it is not written there …
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("out"))?;
+    let delta = Delta {
+        changed: BTreeMap::from([("out/planted.txt".to_owned(), file.clone())]),
+        deleted: vec![],
+    };
+    assert!(apply(&delta, &cas, ws.path()).is_err());
+    assert!(!outside.path().join("planted.txt").exists());
+    // … nor can a deletion reach through it.
+    std::fs::write(outside.path().join("keep.txt"), "keep")?;
+    let delta = Delta {
+        changed: BTreeMap::new(),
+        deleted: vec!["out/keep.txt".to_owned()],
+    };
+    assert!(apply(&delta, &cas, ws.path()).is_err());
+    assert!(outside.path().join("keep.txt").exists());
+    // A symlink with an absolute target is refused, as a stage's own is.
+    let delta = Delta {
+        changed: BTreeMap::from([(
+            "abs".to_owned(),
+            Node::Symlink {
+                target: "/etc/passwd".to_owned(),
+            },
+        )]),
+        deleted: vec![],
+    };
+    assert!(apply(&delta, &cas, ws.path()).is_err());
+    assert!(std::fs::symlink_metadata(ws.path().join("abs")).is_err());
+    Ok(())
+}
+
+#[test]
+fn a_manifest_cannot_write_through_its_own_symlinks() -> TestResult {
+    let (dest, outside, store) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let cas = Cas::open(store.path())?;
+    // `a` is a link out, and `a/b` a file "inside" it.
+    let manifest = Manifest {
+        entries: BTreeMap::from([
+            (
+                "a".to_owned(),
+                Node::Symlink {
+                    target: outside.path().display().to_string(),
+                },
+            ),
+            (
+                "a/b".to_owned(),
+                Node::File {
+                    digest: blob(&cas, b"x")?,
+                    size: 1,
+                    executable: false,
+                },
+            ),
+        ]),
+        skipped: vec![],
+    };
+    assert!(materialise(&manifest, &cas, dest.path()).is_err());
+    assert!(!outside.path().join("b").exists());
+    Ok(())
+}
