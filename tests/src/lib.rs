@@ -2,6 +2,7 @@
 //! per test process, give each test its own working directory, run the real
 //! `sluice` binary there, and read what a user would see.
 
+pub mod agent;
 pub mod expect;
 pub mod nats;
 pub mod registry;

@@ -47,7 +47,7 @@ use crate::error::FleetError;
 use crate::proto::{
     AgentEvent, JobEnvelope, JobId, OutcomeEnvelope, PluginBlobs, WorkspaceSource, PROTOCOL,
 };
-use crate::snapshot::{self, Delta, Manifest};
+use crate::snapshot::{self, Delta};
 use crate::transport::{Adopted, Cancelled, Dispatch};
 
 /// How long after its grace period a cancelled stage's agent may take to
@@ -127,9 +127,9 @@ pub struct RemoteExecutor {
     adopted: Mutex<HashSet<String>>,
     /// Label sets whose agents were looked up at dispatch (once per run).
     labels_checked: Mutex<HashSet<LabelSet>>,
-    /// The workspace snapshot sent last: the manifest's digest and the
-    /// manifest; made again after a stage's changes were applied.
-    snapshot: tokio::sync::Mutex<Option<(String, Manifest)>>,
+    /// The digest of the workspace manifest sent last; made again after a
+    /// stage's changes were applied.
+    snapshot: tokio::sync::Mutex<Option<String>>,
 }
 
 /// Largest change list of a `workspace: write` stage (the files travel as
@@ -190,15 +190,13 @@ impl RemoteExecutor {
             // A file path means something only on this machine.
             plugin.path = None;
         }
-        let workspace = match job.grants.workspace {
-            WorkspaceAccess::None => WorkspaceSource::None,
+        let workspace = match (job.grants.workspace, snapshot) {
+            (WorkspaceAccess::None, _) => WorkspaceSource::None,
             _ if self.options.shared_workspace => WorkspaceSource::SharedPath {
                 path: job.workspace.clone(),
             },
-            _ if snapshot.is_some() => WorkspaceSource::Snapshot {
-                manifest: snapshot.unwrap_or_default(),
-            },
-            _ => {
+            (_, Some(manifest)) => WorkspaceSource::Snapshot { manifest },
+            (_, None) => {
                 return Err(StageFailure::setup(format!(
                     "stage `{}` has a workspace grant, but its agents do not see the workspace \
                      at {}: configure them `workspace: shared` (a shared file system), send it \
@@ -279,7 +277,7 @@ impl RemoteExecutor {
             ))
         };
         let mut current = self.snapshot.lock().await;
-        if let Some((digest, _)) = current.as_ref() {
+        if let Some(digest) = current.as_ref() {
             return Ok(digest.clone());
         }
         let root = job.workspace.clone();
@@ -326,7 +324,7 @@ impl RemoteExecutor {
             }
             lock(&self.uploaded).insert(file_digest);
         }
-        *current = Some((digest.clone(), manifest));
+        *current = Some(digest.clone());
         Ok(digest)
     }
 

@@ -282,9 +282,7 @@ fn hash_file(dir: &Dir, name: &str, path: &str) -> Result<(String, u64, bool), S
 /// `O_NOFOLLOW | O_NONBLOCK`: a symlink swapped in is not followed and a
 /// FIFO swapped in does not block.
 fn libc_flags() -> i32 {
-    const O_NONBLOCK: i32 = 0o4000;
-    const O_NOFOLLOW: i32 = 0o400000;
-    O_NONBLOCK | O_NOFOLLOW
+    libc::O_NONBLOCK | libc::O_NOFOLLOW
 }
 
 /// Writes `manifest`'s workspace into `dest`, which must be an empty

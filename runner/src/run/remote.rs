@@ -74,11 +74,14 @@ pub(super) enum Connected {
     /// directory.
     Uds(Arc<UdsDispatch>),
     /// The NATS fleet.
-    Nats(Arc<NatsDispatch>, SnapshotWorkspace),
+    Nats {
+        /// The transport.
+        dispatch: Arc<NatsDispatch>,
+        /// `workspace=snapshot` of `--executor`: workspaces travel as
+        /// snapshots through the object store.
+        snapshot_workspace: bool,
+    },
 }
-
-/// `workspace=snapshot` of `--executor`: workspaces travel as snapshots.
-pub(super) type SnapshotWorkspace = bool;
 
 impl Connected {
     /// Connect to `target`: `cas` and `run_dir` are this run's (the local
@@ -96,10 +99,10 @@ impl Connected {
             }
             ExecutorTarget::Nats(config) => {
                 let layout = config.connect().await?;
-                Ok(Connected::Nats(
-                    Arc::new(NatsDispatch::new(layout)),
-                    config.snapshot_workspace,
-                ))
+                Ok(Connected::Nats {
+                    dispatch: Arc::new(NatsDispatch::new(layout)),
+                    snapshot_workspace: config.snapshot_workspace,
+                })
             }
         }
     }
@@ -108,7 +111,7 @@ impl Connected {
     pub(super) fn dispatch(&self) -> Arc<dyn Dispatch> {
         match self {
             Connected::Uds(d) => d.clone(),
-            Connected::Nats(d, _) => d.clone(),
+            Connected::Nats { dispatch, .. } => dispatch.clone(),
         }
     }
 
@@ -190,6 +193,13 @@ pub(super) fn remote_options(
     adopt: HashMap<String, JobId>,
 ) -> RemoteOptions {
     let shared = connected.shared();
+    let snapshots = matches!(
+        connected,
+        Connected::Nats {
+            snapshot_workspace: true,
+            ..
+        }
+    );
     RemoteOptions {
         epoch: record.fleet_epoch,
         coordinator: coordinator(),
@@ -197,8 +207,8 @@ pub(super) fn remote_options(
         // By path (an agent configured `workspace: shared` sees it there,
         // one that does not refuses the stage), or as a snapshot through
         // the object store (`--executor …?workspace=snapshot`).
-        shared_workspace: !matches!(connected, Connected::Nats(_, true)),
-        snapshot_workspace: matches!(connected, Connected::Nats(_, true)),
+        shared_workspace: !snapshots,
+        snapshot_workspace: snapshots,
         plugins,
         plugin_files,
         runs_on: pipeline

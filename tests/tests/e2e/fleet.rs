@@ -7,91 +7,12 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sluice_tests::{repo_root, shared_cache, sluice_bin, Project};
+use sluice_tests::{repo_root, Project};
 
-/// A `sluice agent` process, killed with SIGKILL when dropped.
-struct AgentProc {
-    child: Child,
-    stderr: PathBuf,
-    name: String,
-}
-
-impl AgentProc {
-    /// Start `sluice agent --config <root>/<name>.yaml [--listen unix:…]`
-    /// with `config` (to which `name:` and a shared compile cache are
-    /// added) and wait until it takes jobs.
-    fn start(p: &Project, name: &str, config: &str, listen: Option<&Path>) -> AgentProc {
-        let file = p.root().join(format!("{name}.yaml"));
-        let text = format!(
-            "name: {name}\ncache-dir: {}\n{config}",
-            shared_cache().join("agents").join(name).display()
-        );
-        std::fs::write(&file, text).expect("write agent config");
-        let stderr = p.root().join(format!("{name}.stderr"));
-        let mut cmd = Command::new(sluice_bin());
-        cmd.arg("agent").arg("--config").arg(&file);
-        if let Some(socket) = listen {
-            cmd.arg("--listen")
-                .arg(format!("unix:{}", socket.display()));
-        }
-        let child = cmd
-            .current_dir(p.root())
-            .env_remove("SLUICE_POLICY")
-            .env_remove("SLUICE_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start sluice agent");
-        let mut agent = AgentProc {
-            child,
-            stderr,
-            name: name.to_owned(),
-        };
-        agent.wait_ready();
-        agent
-    }
-
-    fn wait_ready(&mut self) {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(60) {
-            if self.log().contains("taking jobs from") {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("agent {} exited ({status}):\n{}", self.name, self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("agent {} did not start:\n{}", self.name, self.log());
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.stderr) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+use sluice_tests::agent::AgentProcess as AgentProc;
 
 /// A policy trusting only `key` (a PEM file), as the agent's operator policy.
 fn policy_trusting(p: &Project, file: &str, key: &Path) -> PathBuf {

@@ -5,79 +5,40 @@
 //! running the stage a second time.
 
 use std::io::{BufRead, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Stdio};
+use std::time::Duration;
 
+use sluice_tests::agent::AgentProcess;
 use sluice_tests::nats::NatsServer;
-use sluice_tests::{shared_cache, sluice_bin, Project};
+use sluice_tests::{shared_cache, Project};
 
-/// A `sluice agent` on NATS, killed when dropped.
-struct Agent {
-    child: Child,
-    stderr: PathBuf,
-}
+/// A `sluice agent` on NATS (short ack wait and heartbeat, unsigned
+/// plugins allowed), killed when dropped.
+struct Agent;
 
 impl Agent {
-    /// Start agent `name` on `server`'s namespace `ns` (short ack wait and
-    /// heartbeat, unsigned plugins allowed, workspace shared) and wait until
-    /// it takes jobs.
-    fn start(p: &Project, name: &str, server: &NatsServer, ns: &str) -> Agent {
+    /// Start agent `name` on `server`'s namespace `ns` with the workspace
+    /// shared, and wait until it takes jobs.
+    fn start(p: &Project, name: &str, server: &NatsServer, ns: &str) -> AgentProcess {
         Agent::start_with(p, name, server, ns, "workspace: shared\n")
     }
 
     /// [`Agent::start`] with `extra` config lines instead of a shared
     /// workspace.
-    fn start_with(p: &Project, name: &str, server: &NatsServer, ns: &str, extra: &str) -> Agent {
-        let config = p.root().join(format!("{name}.yaml"));
-        std::fs::write(
-            &config,
-            format!(
-                "name: {name}\ncache-dir: {}\nallow-unsigned: true\n{extra}\
-                 nats: {{ url: \"{}\", namespace: {ns} }}\nconcurrency: 2\nack-wait: 2s\nheartbeat: 1s\n",
-                shared_cache().join("agents").join(name).display(),
-                server.url()
-            ),
-        )
-        .expect("write agent config");
-        let stderr = p.root().join(format!("{name}.stderr"));
-        let child = Command::new(sluice_bin())
-            .arg("agent")
-            .arg("--config")
-            .arg(&config)
-            .current_dir(p.root())
-            .env_remove("SLUICE_POLICY")
-            .env_remove("SLUICE_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start sluice agent");
-        let mut agent = Agent { child, stderr };
-        let started = Instant::now();
-        while !agent.log().contains("taking jobs from") {
-            if let Ok(Some(status)) = agent.child.try_wait() {
-                panic!("agent {name} exited ({status}):\n{}", agent.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "agent {name} did not start:\n{}",
-                agent.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        agent
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start_with(
+        p: &Project,
+        name: &str,
+        server: &NatsServer,
+        ns: &str,
+        extra: &str,
+    ) -> AgentProcess {
+        let config = format!(
+            "allow-unsigned: true\n{extra}nats: {{ url: \"{}\", namespace: {ns} }}\n\
+             concurrency: 2\nack-wait: 2s\nheartbeat: 1s\n",
+            server.url()
+        );
+        AgentProcess::start(p, name, &config, None)
     }
 }
 
@@ -260,7 +221,7 @@ fn a_pipeline_split_over_three_agents_passes_artifacts_between_them_by_digest() 
     );
     // Three agents, each with its own CAS and none sharing the
     // coordinator's workspace or run directory.
-    let agents: Vec<(&str, Agent)> = [
+    let agents: Vec<(&str, AgentProcess)> = [
         ("packager", "package"),
         ("checker", "check"),
         ("reporter", "report"),
@@ -359,7 +320,7 @@ fn the_quickstart_runs_on_agents_that_get_the_workspace_as_a_snapshot() {
     let p = crate::local_agent::quickstart();
     // Two agents that do not see the coordinator's file system: each has
     // its own CAS and `workspace: none`.
-    let agents: Vec<Agent> = ["snap1", "snap2"]
+    let agents: Vec<AgentProcess> = ["snap1", "snap2"]
         .into_iter()
         .map(|name| Agent::start_with(&p, name, server, &ns, "workspace: none\n"))
         .collect();
@@ -367,7 +328,7 @@ fn the_quickstart_runs_on_agents_that_get_the_workspace_as_a_snapshot() {
     let url = format!("{}&workspace=snapshot", executor(server, &ns));
     let run = p.sluice(&["run", "--executor", &url, "--json"]);
     let context = || {
-        let logs: Vec<String> = agents.iter().map(Agent::log).collect();
+        let logs: Vec<String> = agents.iter().map(AgentProcess::log).collect();
         format!("{}\n--- agents\n{}", run.all(), logs.join("\n---\n"))
     };
     assert_eq!(run.code, 0, "{}", context());
@@ -464,43 +425,7 @@ fn the_console_names_the_agent_of_each_stage() {
     );
     // A local agent: same job path as NATS, one known agent, no server.
     let socket = p.root().join("agent.sock");
-    let config = p.root().join("snap.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "name: snap\ncache-dir: {}\nallow-unsigned: true\n",
-            shared_cache().join("agents").join("snap").display()
-        ),
-    )
-    .expect("write agent config");
-    let stderr = p.root().join("snap.stderr");
-    let child = Command::new(sluice_bin())
-        .arg("agent")
-        .arg("--config")
-        .arg(&config)
-        .arg("--listen")
-        .arg(format!("unix:{}", socket.display()))
-        .current_dir(p.root())
-        .env_remove("SLUICE_POLICY")
-        .env_remove("SLUICE_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-        .spawn()
-        .expect("start sluice agent");
-    let mut agent = Agent { child, stderr };
-    let started = Instant::now();
-    while !agent.log().contains("taking jobs from") {
-        if let Ok(Some(status)) = agent.child.try_wait() {
-            panic!("agent exited ({status}):\n{}", agent.log());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let agent = AgentProcess::start(&p, "snap", "allow-unsigned: true\n", Some(&socket));
     let target = format!("unix:{}", socket.display());
     let run = p.sluice(&["run", "--jobs", "1", "--agent", &target]);
     assert_eq!(run.code, 0, "{}\n--- agent\n{}", run.all(), agent.log());
