@@ -194,15 +194,19 @@ fn an_unknown_run_or_a_tampered_artifact_writes_no_page() {
 fn no_files_names_the_artifacts_and_open_runs_the_desktop_opener() {
     let p = Project::new();
     let id = failing_run(&p);
-    // A stand-in `xdg-open` that records what it was asked to open.
+    // A stand-in `xdg-open` that records what it was asked to open. It
+    // writes a side file and renames it into place, so the test never reads
+    // the record between the shell's `>` creating it and `printf` filling it.
     let bin = p.path().join("fake-bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
     let opener = bin.join("xdg-open");
+    let record = p.path().join("opened.txt");
     std::fs::write(
         &opener,
         format!(
-            "#!/bin/sh\nprintf '%s' \"$1\" > {}\n",
-            p.path().join("opened.txt").display()
+            "#!/bin/sh\nprintf '%s' \"$1\" > {tmp} && mv {tmp} {record}\n",
+            tmp = p.path().join("opened.txt.tmp").display(),
+            record = record.display()
         ),
     )
     .expect("write opener");
@@ -235,9 +239,8 @@ fn no_files_names_the_artifacts_and_open_runs_the_desktop_opener() {
     assert!(!page.contains("<a href=\"sluice-report-"), "no links");
     assert!(!p.path().join(format!("sluice-report-{id}.files")).exists());
     // The opener runs detached; give it a moment to write.
-    let opened = p.path().join("opened.txt");
     for _ in 0..100 {
-        if opened.exists() {
+        if record.exists() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
