@@ -292,6 +292,14 @@ impl RemoteExecutor {
                 manifest.skipped.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
             ));
         }
+        if !manifest.ignored.is_empty() {
+            tracing::info!(
+                workspace = %job.workspace.display(),
+                ignored = manifest.ignored.len(),
+                first = %manifest.ignored.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                "the workspace snapshot leaves out what .sluiceignore lists"
+            );
+        }
         let body = serde_json::to_vec(&manifest).map_err(|e| setup(&e))?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         self.cas

@@ -18,12 +18,18 @@
 //! wrote — and no symlink in either tree reaches outside it; every path is
 //! checked to be plain and relative first ([`check_path`]). FIFOs, sockets
 //! and devices are never opened: they are left out of a snapshot.
+//!
+//! What need not (or must not) travel is listed in [`IGNORE_FILE`] at the
+//! workspace root, in gitignore syntax: build output, dependencies, local
+//! secrets. It decides what is *sent*; what a stage writes comes back
+//! wherever it lands, as a stage's writes to a shared workspace stay.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
 
 use cap_std::fs::{Dir, OpenOptionsExt};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -35,6 +41,11 @@ pub const MAX_ENTRIES: usize = 200_000;
 pub const MAX_BYTES: u64 = 4 << 30;
 /// Longest path in a snapshot.
 const MAX_PATH: usize = 4096;
+/// The file at the workspace root that lists, in gitignore syntax, what a
+/// snapshot leaves out.
+pub const IGNORE_FILE: &str = ".sluiceignore";
+/// Longest [`IGNORE_FILE`] read.
+const MAX_IGNORE_BYTES: u64 = 1 << 20;
 
 /// One entry of a workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +78,10 @@ pub struct Manifest {
     /// Paths left out (FIFOs, sockets, devices, names that are not UTF-8).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// Paths [`IGNORE_FILE`] left out (a directory, not what it holds).
+    /// Only for the coordinator's messages: never sent to an agent.
+    #[serde(skip)]
+    pub ignored: Vec<String>,
 }
 
 /// What a stage changed in a snapshot workspace.
@@ -107,7 +122,7 @@ pub enum SnapshotError {
         path: String,
     },
     /// Over [`MAX_ENTRIES`] or [`MAX_BYTES`].
-    #[error("the workspace is too large to send to an agent ({what}); run the stage on an agent with `workspace: shared`, or locally")]
+    #[error("the workspace is too large to send to an agent ({what}); list what the stages do not need (build output, dependencies) in `.sluiceignore`, or run the stage on an agent with `workspace: shared`, or locally")]
     TooLarge {
         /// Which limit.
         what: String,
@@ -123,6 +138,22 @@ pub enum SnapshotError {
     /// A blob a file needs is not in the CAS.
     #[error(transparent)]
     Cas(#[from] sluice_record::artifacts::ArtifactError),
+    /// A line of [`IGNORE_FILE`] that is not a pattern.
+    #[error("`.sluiceignore` line {line}: `{pattern}` is not a pattern ({message}); fix it (gitignore syntax) or remove the line")]
+    IgnorePattern {
+        /// 1-based.
+        line: usize,
+        /// The line as written (trimmed).
+        pattern: String,
+        /// What the glob parser said.
+        message: String,
+    },
+    /// An [`IGNORE_FILE`] that cannot be used.
+    #[error("`.sluiceignore` {why}")]
+    IgnoreFile {
+        /// What is wrong with it, and the fix.
+        why: String,
+    },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a str) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
@@ -165,18 +196,88 @@ fn open_root(root: &Path) -> Result<Dir, SnapshotError> {
 }
 
 /// Lists the workspace at `root` (blocking: it reads and hashes every
-/// file). Symlinks are recorded, never followed.
+/// file), leaving out what its [`IGNORE_FILE`] lists. Symlinks are
+/// recorded, never followed.
 pub fn scan(root: &Path) -> Result<Manifest, SnapshotError> {
     let dir = open_root(root)?;
+    let rules = ignore_rules(&dir)?;
+    scan_root(&dir, rules.as_ref())
+}
+
+/// [`scan`] without [`IGNORE_FILE`]: everything there is (what a stage
+/// wrote comes back wherever it wrote it).
+fn scan_everything(root: &Path) -> Result<Manifest, SnapshotError> {
+    scan_root(&open_root(root)?, None)
+}
+
+fn scan_root(dir: &Dir, rules: Option<&Gitignore>) -> Result<Manifest, SnapshotError> {
     let mut manifest = Manifest::default();
     let mut bytes = 0u64;
-    scan_dir(&dir, "", &mut manifest, &mut bytes)?;
+    scan_dir(dir, "", rules, &mut manifest, &mut bytes)?;
     Ok(manifest)
+}
+
+/// The rules of the workspace's [`IGNORE_FILE`], if it has one. It must be
+/// a regular file (not a symlink, as git no longer follows one for
+/// `.gitignore`), opened without blocking (a FIFO there cannot hang the
+/// run), at most 1 MiB of UTF-8.
+fn ignore_rules(dir: &Dir) -> Result<Option<Gitignore>, SnapshotError> {
+    let bad = |why: &str| SnapshotError::IgnoreFile {
+        why: why.to_owned(),
+    };
+    match dir.symlink_metadata(IGNORE_FILE) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("look at", IGNORE_FILE)(e)),
+        Ok(meta) if !meta.is_file() => return Err(bad(
+            "is not a regular file (a symlink, directory, FIFO or device); make it a plain file",
+        )),
+        Ok(_) => {}
+    }
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true);
+    opts.custom_flags(libc_flags());
+    let file = dir
+        .open_with(IGNORE_FILE, &opts)
+        .map_err(io_err("open", IGNORE_FILE))?;
+    let meta = file.metadata().map_err(io_err("look at", IGNORE_FILE))?;
+    if !meta.is_file() {
+        return Err(bad(
+            "changed into something other than a file while it was read",
+        ));
+    }
+    if meta.len() > MAX_IGNORE_BYTES {
+        return Err(bad(&format!(
+            "is larger than {MAX_IGNORE_BYTES} bytes; list directories rather than every file"
+        )));
+    }
+    let mut text = String::new();
+    file.into_std()
+        .take(MAX_IGNORE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => bad("is not UTF-8 text; save it as UTF-8"),
+            _ => io_err("read", IGNORE_FILE)(e),
+        })?;
+    // Paths are matched relative to the workspace root.
+    let mut builder = GitignoreBuilder::new("");
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    for (i, line) in text.lines().enumerate() {
+        builder
+            .add_line(None, line)
+            .map_err(|e| SnapshotError::IgnorePattern {
+                line: i + 1,
+                pattern: line.trim().to_owned(),
+                message: e.to_string(),
+            })?;
+    }
+    let rules = builder.build().map_err(|e| bad(&e.to_string()))?;
+    Ok((!rules.is_empty()).then_some(rules))
 }
 
 fn scan_dir(
     dir: &Dir,
     prefix: &str,
+    rules: Option<&Gitignore>,
     manifest: &mut Manifest,
     bytes: &mut u64,
 ) -> Result<(), SnapshotError> {
@@ -203,6 +304,11 @@ fn scan_dir(
             .symlink_metadata(&name)
             .map_err(io_err("look at", &path))?;
         let ft = meta.file_type();
+        // Matched top down: an ignored directory is not even listed.
+        if rules.is_some_and(|r| r.matched(&path, ft.is_dir()).is_ignore()) {
+            manifest.ignored.push(path);
+            continue;
+        }
         if ft.is_symlink() {
             let target = dir
                 .read_link_contents(&name)
@@ -223,7 +329,7 @@ fn scan_dir(
             // Opened through `dir`: even a directory swapped for a symlink
             // since it was looked at cannot lead outside the root.
             let sub = dir.open_dir(&name).map_err(io_err("open", &path))?;
-            scan_dir(&sub, &format!("{path}/"), manifest, bytes)?;
+            scan_dir(&sub, &format!("{path}/"), rules, manifest, bytes)?;
         } else if ft.is_file() {
             let (digest, size, executable) = hash_file(dir, &name, &path)?;
             *bytes += size;
@@ -349,9 +455,9 @@ fn write_file(
 }
 
 /// What changed in `dir` (blocking) since it was materialised from
-/// `before`.
+/// `before`: everything the stage wrote, [`IGNORE_FILE`] or not.
 pub fn diff(before: &Manifest, dir: &Path) -> Result<Delta, SnapshotError> {
-    let after = scan(dir)?;
+    let after = scan_everything(dir)?;
     let mut delta = Delta::default();
     for (path, node) in &after.entries {
         if before.entries.get(path) != Some(node) {

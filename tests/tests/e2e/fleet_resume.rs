@@ -325,6 +325,12 @@ fn the_quickstart_runs_on_agents_that_get_the_workspace_as_a_snapshot() {
         .map(|name| Agent::start_with(&p, name, server, &ns, "workspace: none\n"))
         .collect();
     assert!(!p.path().join("dist").exists());
+    // A local secret the checkout keeps out of every snapshot: its bytes
+    // (unique to this test) must reach no agent.
+    p.write(".sluiceignore", "# never sent to agents\n/local.env\n");
+    let secret = format!("TOKEN={}\n", p.path().display());
+    p.write("local.env", &secret);
+    let secret_digest = sluice_tests::registry::sha256_file(&p.path().join("local.env"));
     let url = format!("{}&workspace=snapshot", executor(server, &ns));
     let run = p.sluice(&["run", "--executor", &url, "--json"]);
     let context = || {
@@ -355,6 +361,29 @@ fn the_quickstart_runs_on_agents_that_get_the_workspace_as_a_snapshot() {
             .any(|a| a["name"] == "dist/quickstart.pyz" && a["digest"] == digest.as_str()),
         "{artifacts:?}"
     );
+    // What `.sluiceignore` lists stayed home (and `build`'s changes did not
+    // take it away), while the file that lists it travelled to the agents
+    // that ran stages.
+    let in_cas = |agent: &AgentProcess, digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        sluice_tests::shared_cache()
+            .join("agents")
+            .join(&agent.name)
+            .join("cas/sha256")
+            .join(&hex[..2])
+            .join(&hex[2..])
+            .exists()
+    };
+    for agent in &agents {
+        assert!(
+            !in_cas(agent, &secret_digest),
+            "the ignored file reached agent {}",
+            agent.name
+        );
+    }
+    let listing = sluice_tests::registry::sha256_file(&p.path().join(".sluiceignore"));
+    assert!(agents.iter().any(|a| in_cas(a, &listing)), "{}", context());
+    assert_eq!(p.read("local.env"), secret);
 }
 
 #[test]

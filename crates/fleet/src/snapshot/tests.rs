@@ -194,9 +194,164 @@ fn a_manifest_cannot_write_through_its_own_symlinks() -> TestResult {
                 },
             ),
         ]),
-        skipped: vec![],
+        ..Manifest::default()
     };
     assert!(materialise(&manifest, &cas, dest.path()).is_err());
     assert!(!outside.path().join("b").exists());
+    Ok(())
+}
+
+#[test]
+fn sluiceignore_decides_what_is_sent_but_not_what_comes_back() -> TestResult {
+    let (coordinator, agent, store) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let ws = coordinator.path();
+    std::fs::write(
+        ws.join(IGNORE_FILE),
+        "\u{feff}# build output and local secrets\r\ntarget/\n/secret.env\n*.log\n!keep.log\n\n",
+    )?;
+    std::fs::create_dir_all(ws.join("target/debug"))?;
+    std::fs::write(ws.join("target/debug/big.bin"), "big")?;
+    // Nothing under an ignored directory is even looked at: not a FIFO …
+    mkfifo(&ws.join("target/debug/fifo"))?;
+    // … nor a directory that cannot be read.
+    std::fs::create_dir(ws.join("target/locked"))?;
+    std::fs::set_permissions(
+        ws.join("target/locked"),
+        std::fs::Permissions::from_mode(0o000),
+    )?;
+    std::fs::write(ws.join("secret.env"), "TOKEN=hunter2\n")?;
+    std::fs::create_dir(ws.join("sub"))?;
+    std::fs::write(ws.join("sub/secret.env"), "not anchored: travels\n")?;
+    std::fs::write(ws.join("sub/run.log"), "x")?;
+    std::fs::write(ws.join("keep.log"), "kept")?;
+    // `target/` is for directories only: a file of that name travels.
+    std::fs::write(ws.join("sub/target"), "a file")?;
+    std::fs::write(ws.join("main.c"), "int main;\n")?;
+
+    let manifest = scan(ws)?;
+    std::fs::set_permissions(
+        ws.join("target/locked"),
+        std::fs::Permissions::from_mode(0o755),
+    )?;
+    let listed: Vec<&str> = manifest.entries.keys().map(String::as_str).collect();
+    assert_eq!(
+        listed,
+        [
+            IGNORE_FILE,
+            "keep.log",
+            "main.c",
+            "sub",
+            "sub/secret.env",
+            "sub/target"
+        ],
+        "{manifest:#?}"
+    );
+    assert_eq!(manifest.ignored, ["secret.env", "sub/run.log", "target"]);
+    assert!(manifest.skipped.is_empty(), "{manifest:#?}");
+    let wire = serde_json::to_string(&manifest)?;
+    assert!(
+        !wire.contains("ignored") && !wire.contains("\"secret.env\""),
+        "{wire}"
+    );
+
+    // The agent's copy: a stage writes into ignored places too, and all of
+    // it comes back; the coordinator's ignored files are not "deleted".
+    let cas = Cas::open(store.path())?;
+    ingest(&manifest.entries, ws, &cas)?;
+    let copy = agent.path().join("ws");
+    std::fs::create_dir(&copy)?;
+    materialise(&manifest, &cas, &copy)?;
+    assert!(!copy.join("secret.env").exists() && !copy.join("target").exists());
+    std::fs::create_dir_all(copy.join("target/release"))?;
+    std::fs::write(copy.join("target/release/app"), "built")?;
+    std::fs::write(copy.join("build.log"), "log")?;
+    let delta = diff(&manifest, &copy)?;
+    let changed: Vec<&str> = delta.changed.keys().map(String::as_str).collect();
+    assert_eq!(
+        changed,
+        [
+            "build.log",
+            "target",
+            "target/release",
+            "target/release/app"
+        ]
+    );
+    assert!(delta.deleted.is_empty(), "{delta:?}");
+    ingest(&delta.changed, &copy, &cas)?;
+    apply(&delta, &cas, ws)?;
+    assert_eq!(
+        std::fs::read_to_string(ws.join("target/release/app"))?,
+        "built"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("target/debug/big.bin"))?,
+        "big"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("secret.env"))?,
+        "TOKEN=hunter2\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_bad_sluiceignore_is_named_with_its_line_and_never_blocks() -> TestResult {
+    let ws = tempfile::tempdir()?;
+    std::fs::write(ws.path().join("a.txt"), "a")?;
+    // An invalid range on line 3.
+    std::fs::write(ws.path().join(IGNORE_FILE), "# ok\ntarget/\nbad[z-a]\n")?;
+    match scan(ws.path()) {
+        Err(SnapshotError::IgnorePattern { line, pattern, .. }) => {
+            assert_eq!((line, pattern.as_str()), (3, "bad[z-a]"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let message = scan(ws.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("`.sluiceignore` line 3: `bad[z-a]` is not a pattern")
+            && message.ends_with("fix it (gitignore syntax) or remove the line"),
+        "{message}"
+    );
+    // A FIFO in its place is refused at once, not opened (it would block).
+    std::fs::remove_file(ws.path().join(IGNORE_FILE))?;
+    mkfifo(&ws.path().join(IGNORE_FILE))?;
+    assert!(
+        matches!(scan(ws.path()), Err(SnapshotError::IgnoreFile { .. })),
+        "a FIFO"
+    );
+    // A symlink, even to a good file, is not followed.
+    std::fs::remove_file(ws.path().join(IGNORE_FILE))?;
+    std::fs::write(ws.path().join("rules"), "a.txt\n")?;
+    std::os::unix::fs::symlink("rules", ws.path().join(IGNORE_FILE))?;
+    let err = scan(ws.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("is not a regular file") && err.contains("make it a plain file"),
+        "{err}"
+    );
+    // Not UTF-8.
+    std::fs::remove_file(ws.path().join(IGNORE_FILE))?;
+    std::fs::write(ws.path().join(IGNORE_FILE), b"\xff\xfe\n")?;
+    let err = scan(ws.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("not UTF-8"), "{err}");
+    Ok(())
+}
+
+/// A FIFO at `path`.
+fn mkfifo(path: &Path) -> TestResult {
+    let made = std::process::Command::new("mkfifo").arg(path).status()?;
+    assert!(made.success(), "mkfifo {}", path.display());
     Ok(())
 }
