@@ -719,6 +719,7 @@ pub async fn run_on(
                 plugins,
                 plugin_files,
                 adopt,
+                &opts.state_dir,
             );
             Arc::new(sluice_fleet::remote::RemoteExecutor::new(
                 connected.dispatch(),

@@ -47,7 +47,7 @@ use crate::error::FleetError;
 use crate::proto::{
     AgentEvent, JobEnvelope, JobId, OutcomeEnvelope, PluginBlobs, WorkspaceSource, PROTOCOL,
 };
-use crate::snapshot::{self, Delta};
+use crate::snapshot::{self, Delta, DigestCache};
 use crate::transport::{Adopted, Cancelled, Dispatch};
 
 /// How long after its grace period a cancelled stage's agent may take to
@@ -81,6 +81,10 @@ pub struct RemoteOptions {
     /// store and apply what `workspace: write` stages changed
     /// ([`crate::snapshot`]; `--executor nats://…?workspace=snapshot`).
     pub snapshot_workspace: bool,
+    /// Where the digests of the workspace's files are kept between
+    /// snapshots and runs ([`snapshot::DigestCache`]): a file that looks as
+    /// it did is not read again. `None`: within this run only.
+    pub snapshot_digests: Option<PathBuf>,
     /// The plugins by component digest, as jobs name them.
     pub plugins: HashMap<String, PluginBlobs>,
     /// Files to upload for the digests in `plugins` (the component and its
@@ -104,6 +108,7 @@ impl Default for RemoteOptions {
             shared_cas: false,
             shared_workspace: false,
             snapshot_workspace: false,
+            snapshot_digests: None,
             plugins: HashMap::new(),
             plugin_files: HashMap::new(),
             runs_on: HashMap::new(),
@@ -130,6 +135,9 @@ pub struct RemoteExecutor {
     /// The digest of the workspace manifest sent last; made again after a
     /// stage's changes were applied.
     snapshot: tokio::sync::Mutex<Option<String>>,
+    /// The digests of the workspace's files as of the last snapshot
+    /// (`None` until the first one loads them).
+    digests: Mutex<Option<DigestCache>>,
 }
 
 /// Largest change list of a `workspace: write` stage (the files travel as
@@ -164,6 +172,7 @@ impl RemoteExecutor {
             adopted: Mutex::new(HashSet::new()),
             labels_checked: Mutex::new(HashSet::new()),
             snapshot: tokio::sync::Mutex::new(None),
+            digests: Mutex::new(None),
         }
     }
 
@@ -281,10 +290,33 @@ impl RemoteExecutor {
             return Ok(digest.clone());
         }
         let root = job.workspace.clone();
-        let manifest = tokio::task::spawn_blocking(move || snapshot::scan(&root))
-            .await
-            .map_err(|e| setup(&e))?
-            .map_err(|e| setup(&e))?;
+        let saved_at = self.options.snapshot_digests.clone();
+        let cache = lock(&self.digests).take();
+        let (scanned, cache) = tokio::task::spawn_blocking(move || {
+            let mut cache = cache.unwrap_or_else(|| {
+                saved_at
+                    .as_deref()
+                    .map(DigestCache::load)
+                    .unwrap_or_default()
+            });
+            let scanned = snapshot::scan_cached(&root, &mut cache);
+            if let (Ok(_), Some(path)) = (&scanned, &saved_at) {
+                // Only speed depends on it.
+                if let Err(e) = cache.save(path) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not save the snapshot digest cache");
+                }
+            }
+            (scanned, cache)
+        })
+        .await
+        .map_err(|e| setup(&e))?;
+        tracing::debug!(
+            workspace = %job.workspace.display(),
+            hashed = cache.hashed,
+            "workspace listed for a snapshot"
+        );
+        *lock(&self.digests) = Some(cache);
+        let manifest = scanned.map_err(|e| setup(&e))?;
         if !manifest.skipped.is_empty() {
             self.warn(&format!(
                 "the workspace snapshot leaves out {} entries that are not files, directories or symlinks (FIFOs, sockets, devices) or not UTF-8: {}",

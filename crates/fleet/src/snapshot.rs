@@ -24,11 +24,12 @@
 //! secrets. It decides what is *sent*; what a stage writes comes back
 //! wherever it lands, as a stage's writes to a shared workspace stay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use cap_std::fs::{Dir, OpenOptionsExt};
+use cap_std::fs::{Dir, MetadataExt as _, OpenOptionsExt};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -98,6 +99,101 @@ impl Delta {
     pub fn is_empty(&self) -> bool {
         self.changed.is_empty() && self.deleted.is_empty()
     }
+}
+
+/// How a regular file looked when it was hashed: device, inode, size, mode
+/// and both timestamps (nanoseconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mode: u32,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(meta: &cap_std::fs::Metadata) -> Stamp {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mode: meta.mode(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// A digest, with how the file looked and when it was read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedDigest {
+    stamp: Stamp,
+    digest: String,
+    hashed_at_ns: i128,
+}
+
+/// How long a file must have been unchanged when it was hashed for its
+/// digest to be taken again on its looks alone. A write in the same
+/// timestamp tick as the hashing leaves size and times as they were (git
+/// calls such an entry "racily clean"); the kernel's file times lag the
+/// clock by at most a tick, far less than this.
+const SETTLED_NS: i128 = 2_000_000_000;
+
+/// Digests of a workspace's files by how they looked when read, so a later
+/// [`scan_cached`] reads only what changed, as git's index does. An entry
+/// is taken only when device, inode, size, mode, mtime and ctime all match
+/// and the file had been unchanged for two seconds when it was read
+/// (ctime cannot be set back by a user, and any write moves it).
+///
+/// A cache, never a source of truth: a missing, unreadable or damaged file
+/// is an empty cache, and one that cannot be written costs speed only.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DigestCache {
+    entries: HashMap<String, CachedDigest>,
+    /// Files read (not taken from the cache) by the last scan.
+    #[serde(skip)]
+    pub hashed: usize,
+}
+
+impl DigestCache {
+    /// The cache saved at `path`; empty when there is none or it cannot be
+    /// read (with a warning when it exists but is damaged).
+    pub fn load(path: &Path) -> DigestCache {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "the snapshot digest cache is damaged; every file is hashed again");
+                DigestCache::default()
+            }),
+            Err(_) => DigestCache::default(),
+        }
+    }
+
+    /// Writes the cache to `path` (a temporary file renamed into place, so
+    /// a reader never sees half of it).
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        serde_json::to_writer(io::BufWriter::new(tmp.as_file_mut()), self)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    fn lookup(&self, path: &str, stamp: &Stamp) -> Option<&str> {
+        let cached = self.entries.get(path)?;
+        (cached.stamp == *stamp && cached.hashed_at_ns - stamp.ctime_ns >= SETTLED_NS)
+            .then_some(cached.digest.as_str())
+    }
+}
+
+/// Now, in nanoseconds since the epoch.
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
 }
 
 /// Why a snapshot could not be made, materialised or applied.
@@ -199,22 +295,34 @@ fn open_root(root: &Path) -> Result<Dir, SnapshotError> {
 /// file), leaving out what its [`IGNORE_FILE`] lists. Symlinks are
 /// recorded, never followed.
 pub fn scan(root: &Path) -> Result<Manifest, SnapshotError> {
+    scan_cached(root, &mut DigestCache::default())
+}
+
+/// [`scan`], taking the digest of each file that looks as it did from
+/// `cache` instead of reading it, and leaving in `cache` the digests of
+/// this scan's files only.
+pub fn scan_cached(root: &Path, cache: &mut DigestCache) -> Result<Manifest, SnapshotError> {
     let dir = open_root(root)?;
     let rules = ignore_rules(&dir)?;
-    scan_root(&dir, rules.as_ref())
+    Scan::walk(&dir, rules.as_ref(), cache)
 }
 
 /// [`scan`] without [`IGNORE_FILE`]: everything there is (what a stage
 /// wrote comes back wherever it wrote it).
 fn scan_everything(root: &Path) -> Result<Manifest, SnapshotError> {
-    scan_root(&open_root(root)?, None)
+    Scan::walk(&open_root(root)?, None, &mut DigestCache::default())
 }
 
-fn scan_root(dir: &Dir, rules: Option<&Gitignore>) -> Result<Manifest, SnapshotError> {
-    let mut manifest = Manifest::default();
-    let mut bytes = 0u64;
-    scan_dir(dir, "", rules, &mut manifest, &mut bytes)?;
-    Ok(manifest)
+/// One walk of a workspace.
+struct Scan<'a> {
+    rules: Option<&'a Gitignore>,
+    /// Digests of the last scan.
+    cache: &'a mut DigestCache,
+    /// Digests of this one (the next scan's cache).
+    fresh: HashMap<String, CachedDigest>,
+    manifest: Manifest,
+    bytes: u64,
+    hashed: usize,
 }
 
 /// The rules of the workspace's [`IGNORE_FILE`], if it has one. It must be
@@ -274,87 +382,145 @@ fn ignore_rules(dir: &Dir) -> Result<Option<Gitignore>, SnapshotError> {
     Ok((!rules.is_empty()).then_some(rules))
 }
 
-fn scan_dir(
-    dir: &Dir,
-    prefix: &str,
-    rules: Option<&Gitignore>,
-    manifest: &mut Manifest,
-    bytes: &mut u64,
-) -> Result<(), SnapshotError> {
-    let mut names = Vec::new();
-    for entry in dir.entries().map_err(io_err("list", prefix))? {
-        let entry = entry.map_err(io_err("list", prefix))?;
-        names.push(entry.file_name());
-    }
-    names.sort();
-    for name in names {
-        let Some(name) = name.to_str().map(str::to_owned) else {
-            manifest
-                .skipped
-                .push(format!("{prefix}{}", name.to_string_lossy()));
-            continue;
+impl<'a> Scan<'a> {
+    /// Lists `root` under `rules`, with digests from `cache`; on success
+    /// `cache` holds this walk's digests (on failure, the old ones).
+    fn walk(
+        root: &Dir,
+        rules: Option<&'a Gitignore>,
+        cache: &'a mut DigestCache,
+    ) -> Result<Manifest, SnapshotError> {
+        let mut scan = Scan {
+            rules,
+            cache,
+            fresh: HashMap::new(),
+            manifest: Manifest::default(),
+            bytes: 0,
+            hashed: 0,
         };
-        let path = format!("{prefix}{name}");
-        if manifest.entries.len() >= MAX_ENTRIES {
-            return Err(SnapshotError::TooLarge {
-                what: format!("more than {MAX_ENTRIES} entries"),
-            });
+        scan.dir(root, "")?;
+        scan.cache.entries = scan.fresh;
+        scan.cache.hashed = scan.hashed;
+        Ok(scan.manifest)
+    }
+
+    fn dir(&mut self, dir: &Dir, prefix: &str) -> Result<(), SnapshotError> {
+        let mut names = Vec::new();
+        for entry in dir.entries().map_err(io_err("list", prefix))? {
+            let entry = entry.map_err(io_err("list", prefix))?;
+            names.push(entry.file_name());
         }
-        let meta = dir
-            .symlink_metadata(&name)
-            .map_err(io_err("look at", &path))?;
-        let ft = meta.file_type();
-        // Matched top down: an ignored directory is not even listed.
-        if rules.is_some_and(|r| r.matched(&path, ft.is_dir()).is_ignore()) {
-            manifest.ignored.push(path);
-            continue;
-        }
-        if ft.is_symlink() {
-            let target = dir
-                .read_link_contents(&name)
-                .map_err(io_err("read", &path))?;
-            match target.to_str() {
-                Some(target) => {
-                    manifest.entries.insert(
-                        path,
-                        Node::Symlink {
-                            target: target.to_owned(),
-                        },
-                    );
-                }
-                None => manifest.skipped.push(path),
-            }
-        } else if ft.is_dir() {
-            manifest.entries.insert(path.clone(), Node::Dir);
-            // Opened through `dir`: even a directory swapped for a symlink
-            // since it was looked at cannot lead outside the root.
-            let sub = dir.open_dir(&name).map_err(io_err("open", &path))?;
-            scan_dir(&sub, &format!("{path}/"), rules, manifest, bytes)?;
-        } else if ft.is_file() {
-            let (digest, size, executable) = hash_file(dir, &name, &path)?;
-            *bytes += size;
-            if *bytes > MAX_BYTES {
+        names.sort();
+        for name in names {
+            let Some(name) = name.to_str().map(str::to_owned) else {
+                self.manifest
+                    .skipped
+                    .push(format!("{prefix}{}", name.to_string_lossy()));
+                continue;
+            };
+            let path = format!("{prefix}{name}");
+            if self.manifest.entries.len() >= MAX_ENTRIES {
                 return Err(SnapshotError::TooLarge {
-                    what: format!("more than {MAX_BYTES} bytes of files"),
+                    what: format!("more than {MAX_ENTRIES} entries"),
                 });
             }
-            manifest.entries.insert(
-                path,
-                Node::File {
-                    digest,
-                    size,
-                    executable,
-                },
-            );
-        } else {
-            // A FIFO, socket or device: never opened.
-            manifest.skipped.push(path);
+            let meta = dir
+                .symlink_metadata(&name)
+                .map_err(io_err("look at", &path))?;
+            let ft = meta.file_type();
+            // Matched top down: an ignored directory is not even listed.
+            if self
+                .rules
+                .is_some_and(|r| r.matched(&path, ft.is_dir()).is_ignore())
+            {
+                self.manifest.ignored.push(path);
+                continue;
+            }
+            if ft.is_symlink() {
+                let target = dir
+                    .read_link_contents(&name)
+                    .map_err(io_err("read", &path))?;
+                match target.to_str() {
+                    Some(target) => {
+                        self.manifest.entries.insert(
+                            path,
+                            Node::Symlink {
+                                target: target.to_owned(),
+                            },
+                        );
+                    }
+                    None => self.manifest.skipped.push(path),
+                }
+            } else if ft.is_dir() {
+                self.manifest.entries.insert(path.clone(), Node::Dir);
+                // Opened through `dir`: even a directory swapped for a symlink
+                // since it was looked at cannot lead outside the root.
+                let sub = dir.open_dir(&name).map_err(io_err("open", &path))?;
+                self.dir(&sub, &format!("{path}/"))?;
+            } else if ft.is_file() {
+                let (digest, size, executable) = self.file(dir, &name, &path, &meta)?;
+                self.bytes += size;
+                if self.bytes > MAX_BYTES {
+                    return Err(SnapshotError::TooLarge {
+                        what: format!("more than {MAX_BYTES} bytes of files"),
+                    });
+                }
+                self.manifest.entries.insert(
+                    path,
+                    Node::File {
+                        digest,
+                        size,
+                        executable,
+                    },
+                );
+            } else {
+                // A FIFO, socket or device: never opened.
+                self.manifest.skipped.push(path);
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// The digest, size and executable bit of the regular file `name` in
+    /// `dir`: from the cache when it looks as it did, else read.
+    fn file(
+        &mut self,
+        dir: &Dir,
+        name: &str,
+        path: &str,
+        meta: &cap_std::fs::Metadata,
+    ) -> Result<(String, u64, bool), SnapshotError> {
+        let executable = cap_std::fs::PermissionsExt::mode(&meta.permissions()) & 0o100 != 0;
+        let stamp = Stamp::of(meta);
+        if let Some(digest) = self.cache.lookup(path, &stamp) {
+            let digest = digest.to_owned();
+            if let Some(cached) = self.cache.entries.get(path) {
+                self.fresh.insert(path.to_owned(), cached.clone());
+            }
+            return Ok((digest, stamp.size, executable));
+        }
+        let hashed_at_ns = now_ns();
+        let (digest, size, executable, stamp) = hash_file(dir, name, path)?;
+        self.hashed += 1;
+        self.fresh.insert(
+            path.to_owned(),
+            CachedDigest {
+                stamp,
+                digest: digest.clone(),
+                hashed_at_ns,
+            },
+        );
+        Ok((digest, size, executable))
+    }
 }
 
-fn hash_file(dir: &Dir, name: &str, path: &str) -> Result<(String, u64, bool), SnapshotError> {
+/// Reads and hashes `name` in `dir`: digest, bytes read, executable bit,
+/// and how the opened file looked before it was read.
+fn hash_file(
+    dir: &Dir,
+    name: &str,
+    path: &str,
+) -> Result<(String, u64, bool, Stamp), SnapshotError> {
     let mut opts = cap_std::fs::OpenOptions::new();
     opts.read(true);
     opts.custom_flags(libc_flags());
@@ -382,6 +548,7 @@ fn hash_file(dir: &Dir, name: &str, path: &str) -> Result<(String, u64, bool), S
         format!("sha256:{}", hex::encode(hasher.finalize())),
         size,
         executable,
+        Stamp::of(&meta),
     ))
 }
 

@@ -191,6 +191,7 @@ pub(super) fn remote_options(
     plugins: HashMap<String, PluginBlobs>,
     plugin_files: HashMap<String, PathBuf>,
     adopt: HashMap<String, JobId>,
+    state_dir: &Path,
 ) -> RemoteOptions {
     let shared = connected.shared();
     let snapshots = matches!(
@@ -209,6 +210,7 @@ pub(super) fn remote_options(
         // the object store (`--executor …?workspace=snapshot`).
         shared_workspace: !snapshots,
         snapshot_workspace: snapshots,
+        snapshot_digests: snapshots.then(|| snapshot_digests(state_dir, &pipeline.workspace)),
         plugins,
         plugin_files,
         runs_on: pipeline
@@ -220,6 +222,22 @@ pub(super) fn remote_options(
         adopt,
         ..RemoteOptions::default()
     }
+}
+
+/// Where the digests of `workspace`'s files are kept between the runs of
+/// `state_dir`: `snapshots/<hash of the workspace path>.json` (one state
+/// directory may serve several checkouts).
+fn snapshot_digests(state_dir: &Path, workspace: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let absolute = workspace
+        .canonicalize()
+        .unwrap_or_else(|_| workspace.to_path_buf());
+    let hash = hex::encode(sha2::Sha256::digest(
+        absolute.as_os_str().as_encoded_bytes(),
+    ));
+    state_dir
+        .join("snapshots")
+        .join(format!("{}.json", &hash[..16]))
 }
 
 /// What the local agent said about each plugin: the record of each

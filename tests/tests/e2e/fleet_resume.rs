@@ -383,6 +383,17 @@ fn the_quickstart_runs_on_agents_that_get_the_workspace_as_a_snapshot() {
     }
     let listing = sluice_tests::registry::sha256_file(&p.path().join(".sluiceignore"));
     assert!(agents.iter().any(|a| in_cas(a, &listing)), "{}", context());
+    // The digests of the checkout's files are kept for the next snapshot.
+    let kept: Vec<_> = std::fs::read_dir(p.state_dir().join("snapshots"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let cache = std::fs::read_to_string(&kept[0]).unwrap_or_default();
+    assert!(cache.contains("\".sluiceignore\""), "{cache}");
+    assert!(
+        !cache.contains("local.env"),
+        "ignored files are not even hashed"
+    );
     assert_eq!(p.read("local.env"), secret);
 }
 

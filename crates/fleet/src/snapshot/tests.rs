@@ -355,3 +355,98 @@ fn mkfifo(path: &Path) -> TestResult {
     assert!(made.success(), "mkfifo {}", path.display());
     Ok(())
 }
+
+/// Pretend every file of `cache` was hashed `secs` seconds later than it
+/// was: long after its last change.
+fn age(cache: &mut DigestCache, secs: i128) {
+    for entry in cache.entries.values_mut() {
+        entry.hashed_at_ns += secs * 1_000_000_000;
+    }
+}
+
+#[test]
+fn the_digest_cache_reads_only_what_changed() -> TestResult {
+    let ws = tempfile::tempdir()?;
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        std::fs::write(ws.path().join(name), name)?;
+    }
+    let mut cache = DigestCache::default();
+    let first = scan_cached(ws.path(), &mut cache)?;
+    assert_eq!(cache.hashed, 3);
+    assert_eq!(first, scan(ws.path())?);
+
+    // Just hashed: nothing had settled, so everything is read again.
+    let again = scan_cached(ws.path(), &mut cache)?;
+    assert_eq!((cache.hashed, &again), (3, &first));
+
+    // Settled: nothing is read, and the manifest is the same.
+    age(&mut cache, 10);
+    let cached = scan_cached(ws.path(), &mut cache)?;
+    assert_eq!((cache.hashed, &cached), (0, &first));
+
+    // Same size, mtime put back as it was: ctime moved, so it is read.
+    let file = ws.path().join("b.txt");
+    let mtime = std::fs::metadata(&file)?.modified()?;
+    std::fs::write(&file, "B.txt")?;
+    std::fs::File::options()
+        .write(true)
+        .open(&file)?
+        .set_modified(mtime)?;
+    std::fs::remove_file(ws.path().join("c.txt"))?;
+    let changed = scan_cached(ws.path(), &mut cache)?;
+    assert_eq!(cache.hashed, 1);
+    assert_eq!(changed, scan(ws.path())?, "the new bytes' digest");
+    assert_ne!(changed.entries.get("b.txt"), first.entries.get("b.txt"));
+    assert!(
+        !cache.entries.contains_key("c.txt"),
+        "gone files leave the cache"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_change_in_the_tick_it_was_hashed_in_is_never_taken_from_the_cache() -> TestResult {
+    let ws = tempfile::tempdir()?;
+    let file = ws.path().join("racy.txt");
+    std::fs::write(&file, "one")?;
+    let mut cache = DigestCache::default();
+    let first = scan_cached(ws.path(), &mut cache)?;
+    // A write in the same timestamp tick leaves the file looking as it
+    // did: make the cache's stamp match the changed file exactly.
+    std::fs::write(&file, "two")?;
+    let dir = open_root(ws.path())?;
+    let now = Stamp::of(&dir.symlink_metadata("racy.txt")?);
+    if let Some(entry) = cache.entries.get_mut("racy.txt") {
+        entry.stamp = now;
+    }
+    let second = scan_cached(ws.path(), &mut cache)?;
+    assert_eq!(
+        cache.hashed, 1,
+        "hashed within 2 s of its change: read again"
+    );
+    assert_ne!(second, first);
+    assert_eq!(second, scan(ws.path())?);
+    Ok(())
+}
+
+#[test]
+fn the_digest_cache_survives_a_save_and_a_damaged_file_is_an_empty_cache() -> TestResult {
+    let (ws, state) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    std::fs::write(ws.path().join("a.txt"), "a")?;
+    let mut cache = DigestCache::default();
+    let first = scan_cached(ws.path(), &mut cache)?;
+    age(&mut cache, 10);
+    let saved = state.path().join("snapshots/w.json");
+    cache.save(&saved)?;
+    let mut loaded = DigestCache::load(&saved);
+    assert_eq!(scan_cached(ws.path(), &mut loaded)?, first);
+    assert_eq!(loaded.hashed, 0, "taken from the saved cache");
+    // Damaged or missing: every file is read, nothing fails.
+    std::fs::write(&saved, "{\"entries\": {\"a.txt\": 7")?;
+    let mut damaged = DigestCache::load(&saved);
+    assert_eq!(scan_cached(ws.path(), &mut damaged)?, first);
+    assert_eq!(damaged.hashed, 1);
+    let mut missing = DigestCache::load(&state.path().join("none.json"));
+    assert_eq!(scan_cached(ws.path(), &mut missing)?, first);
+    Ok(())
+}
