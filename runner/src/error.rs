@@ -101,7 +101,8 @@ impl CliError {
                 | RunError::StateInWorkspace { .. }
                 | RunError::SigningKey(_)
                 | RunError::NotClean { .. }
-                | RunError::BuilderId(_) => exit::INVALID,
+                | RunError::BuilderId(_)
+                | RunError::SnapshotIgnore { .. } => exit::INVALID,
                 RunError::Record(
                     RecordError::NotFound { .. }
                     | RecordError::Busy(_)

@@ -158,6 +158,17 @@ pub enum RunError {
     /// The agents cannot be reached (`--agent`, `--executor`).
     #[error(transparent)]
     Fleet(#[from] sluice_fleet::FleetError),
+    /// `--executor …?workspace=snapshot` and the workspace's
+    /// `.sluiceignore` cannot be used.
+    #[error("the workspace {} cannot be sent to agents as a snapshot: {source}", workspace.display())]
+    SnapshotIgnore {
+        /// The pipeline's workspace.
+        workspace: PathBuf,
+        /// What is wrong with its `.sluiceignore` (boxed: it is rare, and
+        /// would make every `RunError` larger).
+        #[source]
+        source: Box<sluice_fleet::snapshot::SnapshotError>,
+    },
 }
 
 fn new_record(pipeline: &Pipeline) -> RunRecord {
@@ -646,6 +657,20 @@ pub async fn run_on(
     };
     if connected.is_some() {
         clock.mark("agents reached");
+    }
+    // A `.sluiceignore` that cannot be used would fail every stage that
+    // gets the workspace: say so now, before there is a run.
+    if let Some(remote::Connected::Nats {
+        snapshot_workspace: true,
+        ..
+    }) = &connected
+    {
+        sluice_fleet::snapshot::check_ignore_file(&pipeline.workspace).map_err(|source| {
+            RunError::SnapshotIgnore {
+                workspace: pipeline.workspace.clone(),
+                source: Box::new(source),
+            }
+        })?;
     }
     let plugin_blobs = match &connected {
         Some(_) => Some(remote::plugin_blobs(&admitted.files, &cas)?),

@@ -307,6 +307,12 @@ pub fn scan_cached(root: &Path, cache: &mut DigestCache) -> Result<Manifest, Sna
     Scan::walk(&dir, rules.as_ref(), cache)
 }
 
+/// Whether the [`IGNORE_FILE`] of the workspace at `root` can be used
+/// (reads it, lists nothing): a run checks it before its first stage.
+pub fn check_ignore_file(root: &Path) -> Result<(), SnapshotError> {
+    ignore_rules(&open_root(root)?).map(|_| ())
+}
+
 /// [`scan`] without [`IGNORE_FILE`]: everything there is (what a stage
 /// wrote comes back wherever it wrote it).
 fn scan_everything(root: &Path) -> Result<Manifest, SnapshotError> {

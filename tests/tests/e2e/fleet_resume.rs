@@ -398,6 +398,29 @@ fn the_quickstart_runs_on_agents_that_get_the_workspace_as_a_snapshot() {
 }
 
 #[test]
+fn a_bad_sluiceignore_stops_a_snapshot_run_before_it_starts() {
+    let server = NatsServer::shared();
+    let ns = NatsServer::namespace();
+    let p = crate::local_agent::quickstart();
+    p.write(".sluiceignore", "target/\nbad[z-a]\n");
+    let url = format!("{}&workspace=snapshot", executor(server, &ns));
+    let run = p.sluice(&["run", "--executor", &url]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "cannot be sent to agents as a snapshot: `.sluiceignore` line 2: `bad[z-a]` is not a pattern"
+        ) && run.stderr.contains("fix it (gitignore syntax) or remove the line"),
+        "{}",
+        run.all()
+    );
+    // Refused before there was a run, as any other setup mistake is.
+    let runs = std::fs::read_dir(p.state_dir().join("runs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(runs, 0, "{}", run.all());
+}
+
+#[test]
 fn a_killed_coordinator_resumes_and_reattaches_to_the_running_job() {
     let server = NatsServer::shared();
     let ns = NatsServer::namespace();
