@@ -124,13 +124,7 @@ impl BlobStore for SharedCas {
         path: &'a Path,
     ) -> BoxFuture<'a, Result<(), FleetError>> {
         Box::pin(async move {
-            let file = tokio::fs::File::open(path)
-                .await
-                .map_err(|source| FleetError::Io {
-                    action: "open",
-                    path: path.to_owned(),
-                    source,
-                })?;
+            let file = open(path).await?;
             ingest(&self.cas, digest, file, path.to_owned()).await?;
             Ok(())
         })
@@ -282,13 +276,7 @@ impl BlobStore for ObjectStoreBlobs {
         path: &'a Path,
     ) -> BoxFuture<'a, Result<(), FleetError>> {
         Box::pin(async move {
-            let mut file = tokio::fs::File::open(path)
-                .await
-                .map_err(|source| FleetError::Io {
-                    action: "open",
-                    path: path.to_owned(),
-                    source,
-                })?;
+            let mut file = open(path).await?;
             self.upload(digest, &mut file).await
         })
     }
@@ -341,4 +329,15 @@ impl BlobStore for ObjectStoreBlobs {
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Opens a file to send it as a blob.
+async fn open(path: &Path) -> Result<tokio::fs::File, FleetError> {
+    tokio::fs::File::open(path)
+        .await
+        .map_err(|source| FleetError::Io {
+            action: "open",
+            path: path.to_owned(),
+            source,
+        })
 }

@@ -38,6 +38,24 @@ fn config(url: &str, namespace: &str) -> Result<NatsConfig, FleetError> {
     Ok(config)
 }
 
+/// A coordinator on namespace `ns` of the server at `url`, with the tests'
+/// [`config`].
+async fn connect_coordinator(url: &str, ns: &str) -> Result<NatsDispatch, FleetError> {
+    Ok(NatsDispatch::new(config(url, ns)?.connect().await?))
+}
+
+/// Agent `name` with `labels` and `slots` on namespace `ns` of the server
+/// at `url`, with the tests' [`config`].
+async fn connect_agent(
+    url: &str,
+    ns: &str,
+    name: &str,
+    labels: LabelSet,
+    slots: u32,
+) -> Result<NatsJobSource, FleetError> {
+    NatsJobSource::new(config(url, ns)?.connect().await?, name, labels, slots).await
+}
+
 fn labels(text: &str) -> LabelSet {
     match text.parse() {
         Ok(l) => l,
@@ -186,9 +204,8 @@ async fn the_layout_is_idempotent_repairs_the_ack_wait_and_refuses_a_foreign_str
 async fn a_job_travels_and_its_outcome_is_recorded_once() -> TestResult {
     let server = NatsServer::shared();
     let ns = NatsServer::namespace();
-    let coordinator = NatsDispatch::new(config(&server.url(), &ns)?.connect().await?);
-    let agent_layout = config(&server.url(), &ns)?.connect().await?;
-    let agent = NatsJobSource::new(agent_layout, "a1", labels("os=linux"), 1).await?;
+    let coordinator = connect_coordinator(&server.url(), &ns).await?;
+    let agent = connect_agent(&server.url(), &ns, "a1", labels("os=linux"), 1).await?;
 
     let job = envelope("run-1", "build", "os=linux")?;
     let id = job.id.clone();
@@ -208,7 +225,7 @@ async fn a_job_travels_and_its_outcome_is_recorded_once() -> TestResult {
     );
 
     // A coordinator that knows nothing of it (a resumed run) finds it too.
-    let resumed = NatsDispatch::new(config(&server.url(), &ns)?.connect().await?);
+    let resumed = connect_coordinator(&server.url(), &ns).await?;
     assert_eq!(
         resumed.adopt(&id).await?,
         Adopted::InFlight {
@@ -435,14 +452,8 @@ async fn an_agent_takes_the_first_job_of_a_new_label_set_without_polling_for_it(
 async fn a_job_over_the_message_limit_travels_through_the_blob_store() -> TestResult {
     let server = NatsServer::shared();
     let ns = NatsServer::namespace();
-    let coordinator = NatsDispatch::new(config(&server.url(), &ns)?.connect().await?);
-    let agent = NatsJobSource::new(
-        config(&server.url(), &ns)?.connect().await?,
-        "a1",
-        LabelSet::any(),
-        1,
-    )
-    .await?;
+    let coordinator = connect_coordinator(&server.url(), &ns).await?;
+    let agent = connect_agent(&server.url(), &ns, "a1", LabelSet::any(), 1).await?;
     let mut big = envelope("run-6", "big", "any")?;
     // 2 MiB of `with:`: twice the server's message limit.
     big.job.config = serde_json::json!({ "blob": "x".repeat(2 << 20) });
@@ -486,7 +497,7 @@ async fn child_agent_that_takes_one_job_and_hangs() -> TestResult {
 async fn killing_the_agent_holding_a_job_redelivers_it_after_the_ack_wait() -> TestResult {
     let server = NatsServer::shared();
     let ns = NatsServer::namespace();
-    let coordinator = NatsDispatch::new(config(&server.url(), &ns)?.connect().await?);
+    let coordinator = connect_coordinator(&server.url(), &ns).await?;
     let job = envelope("run-3", "deploy", "any")?;
     let id = job.id.clone();
     let mut events = coordinator.events(&id);
@@ -517,13 +528,7 @@ async fn killing_the_agent_holding_a_job_redelivers_it_after_the_ack_wait() -> T
 
     // While the child lives, its lease is extended past the 2 s ack wait:
     // another agent gets nothing.
-    let other = NatsJobSource::new(
-        config(&server.url(), &ns)?.connect().await?,
-        "a2",
-        LabelSet::any(),
-        1,
-    )
-    .await?;
+    let other = connect_agent(&server.url(), &ns, "a2", LabelSet::any(), 1).await?;
     assert!(timeout(Duration::from_secs(3), other.next()).await.is_err());
 
     let status = Command::new("kill")
@@ -552,14 +557,8 @@ async fn killing_the_agent_holding_a_job_redelivers_it_after_the_ack_wait() -> T
 async fn a_nats_crash_loses_no_job_outcome_or_blob() -> TestResult {
     let server = NatsServer::private();
     let ns = NatsServer::namespace();
-    let coordinator = NatsDispatch::new(config(&server.url(), &ns)?.connect().await?);
-    let agent = NatsJobSource::new(
-        config(&server.url(), &ns)?.connect().await?,
-        "a1",
-        LabelSet::any(),
-        1,
-    )
-    .await?;
+    let coordinator = connect_coordinator(&server.url(), &ns).await?;
+    let agent = connect_agent(&server.url(), &ns, "a1", LabelSet::any(), 1).await?;
     let blob = b"survives a crash".to_vec();
     let digest = sluice_fleet::blobs::sha256_digest(&blob);
     coordinator

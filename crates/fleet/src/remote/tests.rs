@@ -272,6 +272,15 @@ fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
 
 impl Setup {
     fn executor(&self, tune: impl FnOnce(&mut RemoteOptions)) -> RemoteExecutor {
+        self.executor_on(self.dispatch.clone(), tune)
+    }
+
+    /// [`Setup::executor`] over another dispatch.
+    fn executor_on(
+        &self,
+        dispatch: Arc<FakeDispatch>,
+        tune: impl FnOnce(&mut RemoteOptions),
+    ) -> RemoteExecutor {
         let digest = self.job.plugin.digest.clone();
         let mut options = RemoteOptions {
             epoch: 4,
@@ -293,7 +302,7 @@ impl Setup {
             .insert(self.job.plugin.digest.clone(), self.plugin_file.clone());
         tune(&mut options);
         RemoteExecutor::new(
-            self.dispatch.clone(),
+            dispatch,
             self.cas.clone(),
             self.run_dir.clone(),
             self.reporter.clone(),
@@ -555,14 +564,7 @@ async fn cancelling_withdraws_a_job_nobody_started_and_waits_for_a_running_one()
     let mut dispatch = FakeDispatch::new(s.agent_cas.clone());
     dispatch.cancel_answer = Cancelled::Withdrawn;
     let dispatch = Arc::new(dispatch);
-    let executor = RemoteExecutor::new(
-        dispatch.clone(),
-        s.cas.clone(),
-        s.run_dir.clone(),
-        s.reporter.clone(),
-        Arc::new(Redactor::new(Vec::new())),
-        s.executor(|_| {}).options.clone(),
-    );
+    let executor = s.executor_on(dispatch.clone(), |_| {});
     let cancel = CancellationToken::new();
     cancel.cancel();
     let out = executor.run(s.job.clone(), cancel).await;
@@ -597,14 +599,7 @@ async fn a_silent_agent_is_given_up_after_grace_and_no_agent_after_the_queue_tim
     dispatch.cancel_answer = Cancelled::Withdrawn; // but the job was started
     let dispatch = Arc::new(dispatch);
     dispatch.script(&s.id, vec![started(&s.id, "a1", "e1")]);
-    let executor = RemoteExecutor::new(
-        dispatch.clone(),
-        s.cas.clone(),
-        s.run_dir.clone(),
-        s.reporter.clone(),
-        Arc::new(Redactor::new(Vec::new())),
-        s.executor(|_| {}).options.clone(),
-    );
+    let executor = s.executor_on(dispatch.clone(), |_| {});
     let cancel = CancellationToken::new();
     let run = executor.run(s.job.clone(), cancel.clone());
     let trigger = async {
